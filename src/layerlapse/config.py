@@ -1,0 +1,85 @@
+"""Settings of a run: one frozen dataclass, validated once where it is built, written into the run's manifest."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+DATASETS = ("mnist", "fashion-mnist", "digits")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What to train, what to record and how to map it.
+
+    `probe` is the number of training images whose activations are recorded every epoch (a stratified, seeded
+    subset); None records every training image, as the article does.
+    """
+
+    dataset: str = "mnist"
+    epochs: int = 15
+    layers: tuple[str, ...] = ("hidden",)
+    probe: int | None = 10_000
+    seed: int = 0
+    batch_size: int = 100
+    learning_rate: float = 1e-3
+    validation_split: float = 0.2
+    n_neighbors: int = 40
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(self.layers))
+        _check_choice("dataset", self.dataset, DATASETS)
+        _check_choice("device", self.device, DEVICES)
+        _check_int("epochs", self.epochs, low=1)
+        _check_int("batch_size", self.batch_size, low=1)
+        _check_int("n_neighbors", self.n_neighbors, low=2)
+        _check_int("seed", self.seed, low=0)
+        if self.probe is not None:
+            _check_int("probe", self.probe, low=self.n_neighbors + 1, hint="or 'all' for every training image")
+        if not 0.0 < self.validation_split < 1.0:
+            raise ConfigError(f"validation_split must be between 0 and 1 (exclusive), got {self.validation_split}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not self.layers or any(not isinstance(name, str) or not name for name in self.layers):
+            raise ConfigError(f"layers must be one or more layer names, got {list(self.layers)}: see `layerlapse layers`")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "layers": list(self.layers)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown settings {unknown}: this layerlapse knows {sorted(known)}")
+        return cls(**values)
+
+
+def parse_probe(text: str) -> int | None:
+    """The CLI's `--probe`: a count, or 'all' for every training image."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--probe must be a number of images or 'all', got {text!r}") from None
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value in allowed:
+        return
+    close = difflib.get_close_matches(str(value), allowed, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(f"unknown {name} {value!r}: choose one of {', '.join(allowed)}{hint}")
+
+
+def _check_int(name: str, value: int, *, low: int, hint: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        extra = f", {hint}" if hint else ""
+        raise ConfigError(f"{name} must be a whole number of at least {low}{extra}; got {value!r}")

@@ -1,0 +1,79 @@
+"""The reference network of the article: a small CNN whose `hidden` layer is mapped every epoch."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class SameConv2d(nn.Conv2d):
+    """Conv2d with Keras' "same" padding, which for an even kernel pads the extra row and column at the end."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 2) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, padding=0)
+        total = kernel_size - 1
+        before, after = total // 2, total - total // 2
+        self._pad = (before, after, before, after)  # left, right, top, bottom
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, self._pad))
+
+
+class ReferenceCNN(nn.Sequential):
+    """The article's network, layer for layer, with the same names.
+
+    Outputs logits from `end`; the softmax of the article is applied by the loss and by `probabilities`.
+    Works for any input size divisible by 4 (28×28 MNIST, 8×8 digits).
+    """
+
+    def __init__(self, image_size: tuple[int, int] = (28, 28), n_classes: int = 10, channels: int = 32) -> None:
+        height, width = image_size
+        if height % 4 or width % 4:
+            raise ValueError(f"image size {image_size} must be divisible by 4 (two 2×2 poolings)")
+        flat = channels * (height // 4) * (width // 4)
+        super().__init__()
+        self.add_module("conv2D_1", SameConv2d(1, channels))
+        self.add_module("conv2D_2", SameConv2d(channels, channels))
+        self.add_module("acti1", nn.ReLU())
+        self.add_module("pool1", nn.MaxPool2d(2))
+        self.add_module("drop1", nn.Dropout(0.2))
+        self.add_module("conv2D_3", SameConv2d(channels, channels))
+        self.add_module("conv2D_4", SameConv2d(channels, channels))
+        self.add_module("acti2", nn.ReLU())
+        self.add_module("pool2", nn.MaxPool2d(2))
+        self.add_module("drop2", nn.Dropout(0.2))
+        self.add_module("flat1", nn.Flatten())
+        self.add_module("hidden", nn.Linear(flat, 512))
+        self.add_module("acti3", nn.ReLU())
+        self.add_module("end", nn.Linear(512, n_classes))
+        self.image_size = (height, width)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Keras' initialisers: He-normal for the convolutions, Glorot-uniform (Keras' default) for the dense layers."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                _keras_he_normal_(module.weight)
+            elif isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+            else:
+                continue
+            nn.init.zeros_(module.bias)
+
+    @torch.no_grad()
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self(x).float(), dim=1)
+
+
+def _keras_he_normal_(weight: torch.Tensor) -> None:
+    # Keras draws from a normal truncated at two standard deviations, widened so the truncated std is sqrt(2/fan_in)
+    fan_in = weight[0].numel()
+    std = math.sqrt(2.0 / fan_in) / 0.87962566103423978
+    nn.init.trunc_normal_(weight, mean=0.0, std=std, a=-2 * std, b=2 * std)
+
+
+def build_model(image_size: tuple[int, int], n_classes: int) -> ReferenceCNN:
+    return ReferenceCNN(image_size=image_size, n_classes=n_classes)

@@ -1,0 +1,224 @@
+"""The built-in training loop of the reference experiment, recording with the same Recorder users call.
+
+Repeatable on the CPU: the validation split, each epoch's shuffle and each epoch's dropout masks come from seeds
+derived from the run's seed and the epoch number, so a run resumed after epoch k continues exactly as it would have.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .capture import Recorder, find_layers, stratified_probe
+from .config import RunConfig
+from .data import Dataset, load_dataset
+from .errors import RunFolderError
+from .models import build_model
+from .progress import note, progress_bar
+from .store import RunFolder, epoch_file
+
+EVAL_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    loss: float
+    acc: float
+    val_loss: float
+    val_acc: float
+    seconds: float
+
+    def row(self, epoch: int) -> dict[str, float]:
+        return {"epoch": epoch, "loss": self.loss, "acc": self.acc, "val_loss": self.val_loss,
+                "val_acc": self.val_acc, "seconds": self.seconds}
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from .errors import ConfigError
+
+        raise ConfigError("device 'cuda' was asked for but torch sees no CUDA GPU: use --device cpu or auto")
+    return torch.device(name)
+
+
+def images_to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 (N, H, W) → float32 (N, 1, H, W) in [0, 1], once, so batches are plain slices."""
+    return torch.from_numpy(images).to(device).unsqueeze(1).float().div_(255.0)
+
+
+def split_validation(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keras' validation_split on a seeded shuffle: the last `fraction` of the shuffled order is held out."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_train = n - int(round(n * fraction))
+    return order[:n_train], order[n_train:]
+
+
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                train_indices: np.ndarray, batch_size: int, seed: int, *, show_progress: bool = True,
+                description: str = "training") -> tuple[float, float]:
+    """One pass over the training part in a seeded order; returns the mean loss and accuracy."""
+    model.train()
+    torch.manual_seed(seed)  # dropout masks
+    order = torch.from_numpy(np.random.default_rng(seed).permutation(train_indices)).to(x.device)
+    total_loss = torch.zeros((), device=x.device)
+    total_correct = torch.zeros((), device=x.device, dtype=torch.long)
+    n_batches = (len(order) + batch_size - 1) // batch_size
+    with progress_bar(description, n_batches, enabled=show_progress) as advance:
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            logits = model(x[batch])
+            loss = F.cross_entropy(logits, y[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.detach() * len(batch)
+            total_correct += (logits.detach().argmax(1) == y[batch]).sum()
+            advance(1)
+    return total_loss.item() / len(order), total_correct.item() / len(order)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, np.ndarray]:
+    """Mean loss, accuracy and class probabilities, in eval mode (the training mode is restored)."""
+    was_training = model.training
+    model.eval()
+    try:
+        logits = torch.cat([model(x[start:start + EVAL_BATCH]) for start in range(0, len(x), EVAL_BATCH)])
+    finally:
+        model.train(was_training)
+    loss = F.cross_entropy(logits, y).item()
+    accuracy = (logits.argmax(1) == y).float().mean().item()
+    return loss, accuracy, torch.softmax(logits.float(), 1).cpu().numpy()
+
+
+def save_checkpoint(run: RunFolder, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Model and optimizer state in torch's format, loadable with weights_only=True (no arbitrary unpickling)."""
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, buffer)
+    run.write_bytes(f"checkpoints/{epoch_file(epoch, '.pt')}", buffer.getvalue())
+
+
+def load_checkpoint(run: RunFolder, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    relpath = f"checkpoints/{epoch_file(epoch, '.pt')}"
+    if not run.has(relpath):
+        raise RunFolderError(f"run folder {run.path} has no checkpoint for epoch {epoch} to resume from: "
+                             "record the run again with --force")
+    state = torch.load(run.path / relpath, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+
+
+def record_run(config: RunConfig, out: str, *, data_dir: str | None = None, force: bool = False,
+               resume: bool = False, show_progress: bool = True) -> RunFolder:
+    """Train the reference network and record the probe set's activations before training and after every epoch.
+
+    With `resume`, the run in `out` continues from its last complete epoch with its stored settings.
+    """
+    if resume:
+        run = _reopen_for_resume(out)
+        config = run.config
+    dataset = load_dataset(config.dataset, data_dir=data_dir)
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)
+    model = build_model(dataset.x_train.shape[1:], len(dataset.class_names)).to(device)
+    find_layers(model, config.layers)  # fail on an unknown layer before anything is written
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    probe_indices = stratified_probe(dataset.y_train, config.probe, config.seed)
+    if not resume:
+        run = RunFolder.create(out, config, _dataset_info(dataset, probe_indices), force=force)
+    try:
+        _train_and_record(run, config, dataset, model, optimizer, probe_indices, device, show_progress)
+    except KeyboardInterrupt:
+        run.commit("interrupted")
+        raise
+    except BaseException:
+        run.commit("failed")
+        raise
+    return run
+
+
+def _reopen_for_resume(out: str) -> RunFolder:
+    run = RunFolder.open(out, verify=True)
+    if run.status == "complete":
+        raise RunFolderError(f"the run in {out} is already complete: redraw it with `layerlapse render {out}`, "
+                             "or record it again with --force")
+    run.discard_uncommitted()
+    return run
+
+
+def _train_and_record(run: RunFolder, config: RunConfig, dataset: Dataset, model: nn.Module,
+                      optimizer: torch.optim.Optimizer, probe_indices: np.ndarray, device: torch.device,
+                      show_progress: bool) -> None:
+    x = images_to_tensor(dataset.x_train, device)
+    y = torch.from_numpy(dataset.y_train).to(device)
+    train_indices, val_indices = split_validation(len(x), config.validation_split, config.seed)
+    val_x, val_y = x[val_indices], y[val_indices]
+    if run.epochs_complete < 0:
+        _write_probe(run, dataset, probe_indices)
+    else:
+        note(f"resuming {run.path} after epoch {run.epochs_complete} of {config.epochs}", enabled=show_progress)
+        load_checkpoint(run, run.epochs_complete, model, optimizer)
+    with Recorder(model, config.layers, x[probe_indices], run=run, device=device) as recorder:
+        if run.epochs_complete < 0:
+            recorder.snapshot(0)
+            _commit_epoch(run, 0, None, model, optimizer)
+        for epoch in range(run.epochs_complete + 1, config.epochs + 1):
+            started = time.perf_counter()
+            loss, acc = train_epoch(model, optimizer, x, y, train_indices, config.batch_size,
+                                    seed=config.seed * 100_003 + epoch, show_progress=show_progress,
+                                    description=f"epoch {epoch}/{config.epochs}")
+            val_loss, val_acc, _ = evaluate(model, val_x, val_y)
+            seconds = time.perf_counter() - started
+            recorder.snapshot(epoch)
+            result = EpochResult(loss, acc, val_loss, val_acc, seconds)
+            _commit_epoch(run, epoch, result.row(epoch), model, optimizer)
+            note(f"epoch {epoch}/{config.epochs}: loss {loss:.4f} acc {acc:.4f} val_loss {val_loss:.4f} "
+                 f"val_acc {val_acc:.4f} ({seconds:.1f} s)", enabled=show_progress)
+        if run.manifest["test"] is None:
+            _record_test_set(run, recorder, model, dataset, device)
+
+
+def _commit_epoch(run: RunFolder, epoch: int, row: dict[str, float] | None, model: nn.Module,
+                  optimizer: torch.optim.Optimizer) -> None:
+    save_checkpoint(run, epoch, model, optimizer)
+    previous = f"checkpoints/{epoch_file(epoch - 1, '.pt')}"
+    run.forget(previous)  # only the newest checkpoint is kept; unlisted first, deleted after the commit
+    run.record_epoch(epoch, row)
+    (run.path / previous).unlink(missing_ok=True)
+
+
+def _write_probe(run: RunFolder, dataset: Dataset, probe_indices: np.ndarray) -> None:
+    run.write_array("probe/indices.npy", probe_indices.astype(np.int64))
+    run.write_array("probe/labels.npy", dataset.y_train[probe_indices].astype(np.int64))
+    run.write_array("probe/images.npy", dataset.x_train[probe_indices])
+    run.commit()
+
+
+def _record_test_set(run: RunFolder, recorder: Recorder, model: nn.Module, dataset: Dataset,
+                     device: torch.device) -> None:
+    """Test loss and accuracy, and the test set's activations for placing it on the final map."""
+    x_test = images_to_tensor(dataset.x_test, device)
+    y_test = torch.from_numpy(dataset.y_test).to(device)
+    loss, accuracy, probabilities = evaluate(model, x_test, y_test)
+    activations, _, _ = recorder.run_probe(x_test)
+    run.write_array("test/labels.npy", dataset.y_test.astype(np.int64))
+    run.write_array("test/predictions.npy", probabilities)
+    for layer, values in activations.items():
+        run.write_array(f"test/activations/{layer}.npy", values)
+    run.manifest["test"] = {"loss": loss, "accuracy": accuracy, "size": len(dataset.y_test)}
+    run.commit()
+
+
+def _dataset_info(dataset: Dataset, probe_indices: np.ndarray) -> dict[str, Any]:
+    return {"name": dataset.name, "source": dataset.source, "class_names": list(dataset.class_names),
+            "train_size": int(len(dataset.y_train)), "test_size": int(len(dataset.y_test)),
+            "image_shape": list(dataset.x_train.shape[1:]), "probe_size": int(len(probe_indices))}
