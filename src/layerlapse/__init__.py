@@ -15,12 +15,14 @@ _EXPORTS = {
     "Dataset": "data",
     "ReferenceCNN": "models",
     "Recorder": "capture",
-    "train_run": "train",
+    "record_run": "train",
     "RunFolder": "store",
     "load_run": "store",
-    "umap_maps": "project",
+    "umap_map": "project",
     "place_points": "project",
-    "render_run": "render",
+    "render_run": "pipeline",
+    "map_run": "pipeline",
+    "run_experiment": "pipeline",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

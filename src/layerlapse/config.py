@@ -11,6 +11,8 @@ from .errors import ConfigError
 
 DATASETS = ("mnist", "fashion-mnist", "digits")
 DEVICES = ("auto", "cpu", "cuda")
+# input size of the reference network per dataset, known without loading the data
+IMAGE_SIZES = {"mnist": (28, 28), "fashion-mnist": (28, 28), "digits": (8, 8)}
 
 
 @dataclass(frozen=True)

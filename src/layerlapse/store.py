@@ -25,7 +25,7 @@ SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 STATUSES = ("running", "interrupted", "failed", "complete")
 # derived from the recorded data: redrawn freely, so not checked before they are overwritten
-DERIVED = ("figures/", "frames/", "lapse.gif", "lapse.mp4", "metrics.json", "history.jsonl", "report.html")
+DERIVED = ("figures/", "frames/", "lapse", "metrics.json", "history.jsonl", "report.html")
 RECORDED_FOLDERS = ("probe", "activations", "predictions", "checkpoints", "test", "maps")
 
 

@@ -1,0 +1,133 @@
+"""The `layerlapse` command: a thin layer over the public API. Heavy imports (torch, umap) happen inside commands."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .config import DATASETS, IMAGE_SIZES, RunConfig, parse_probe
+from .errors import LayerlapseError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="A time-lapse of a neural network's hidden representations while it learns.")
+
+DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder holding the dataset's IDX files "
+                                                 "(else $LAYERLAPSE_DATA, then ~/.cache/layerlapse).")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or per-epoch lines.")]
+
+
+@app.command()
+def run(
+    dataset: Annotated[str, typer.Option(help=f"One of {', '.join(DATASETS)}.")] = "mnist",
+    epochs: Annotated[int, typer.Option(help="Training epochs (a frame before training and after each).")] = 15,
+    layer: Annotated[list[str], typer.Option(help="Layer to record; repeat for several. See `layerlapse layers`.")]
+    = ["hidden"],  # noqa: B006 - typer reads the default, nothing mutates it
+    out: Annotated[Path, typer.Option(help="Run folder to write.")] = Path("runs/mnist"),
+    probe: Annotated[str, typer.Option(help="Training images recorded each epoch (stratified), or 'all'.")]
+    = "10000",
+    seed: Annotated[int, typer.Option(help="Seed for the split, shuffles, probe, dropout and UMAP.")] = 0,
+    neighbors: Annotated[int, typer.Option(help="UMAP's n_neighbors.")] = 40,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
+    data_dir: DataDir = None,
+    resume: Annotated[bool, typer.Option(help="Continue the interrupted run in --out from its last epoch.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace the run already in --out.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train the reference CNN, record LAYER every epoch, map it with UMAP and draw the time-lapse."""
+    from .pipeline import run_experiment
+
+    if resume and force:
+        raise LayerlapseError("--resume and --force contradict each other: pass one of them")
+    config = RunConfig(dataset=dataset, epochs=epochs, layers=tuple(layer), probe=parse_probe(probe), seed=seed,
+                       n_neighbors=neighbors, device=device)
+    finished = run_experiment(config, out, data_dir=_as_str(data_dir), force=force, resume=resume,
+                              show_progress=not quiet)
+    _report(finished, quiet)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Run folder to write (replaced if it holds an earlier run).")]
+    = Path("runs/demo"),
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 15,
+    quiet: Quiet = False,
+) -> None:
+    """The whole pipeline offline in a few minutes, on scikit-learn's bundled 8×8 digits."""
+    from .pipeline import run_experiment
+
+    config = RunConfig(dataset="digits", epochs=epochs, probe=None)
+    _report(run_experiment(config, out, force=True, show_progress=not quiet), quiet)
+
+
+@app.command()
+def render(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `layerlapse run` or `demo`.")],
+    quiet: Quiet = False,
+) -> None:
+    """Redraw every picture of a stored run (mapping epochs that have no map yet), without training."""
+    from .pipeline import map_run, render_run
+    from .store import load_run
+
+    stored = load_run(run_dir)
+    map_run(stored, show_progress=not quiet)
+    written = render_run(stored, show_progress=not quiet)
+    if not quiet:
+        typer.echo(f"redrew {len(written)} files in {run_dir}")
+
+
+@app.command()
+def layers(
+    dataset: Annotated[str, typer.Option(help="Sets the input size: 28×28 for MNIST, 8×8 for digits.")] = "mnist",
+) -> None:
+    """List the reference network's named layers with their output shapes (names for --layer)."""
+    RunConfig(dataset=dataset)  # validates the name
+    from .capture import layer_table
+    from .models import build_model
+
+    height, width = IMAGE_SIZES[dataset]
+    model = build_model((height, width), 10)
+    typer.echo(f"{'layer':<10} {'type':<12} output per image")
+    for name, kind, shape in layer_table(model, (1, height, width)):
+        typer.echo(f"{name:<10} {kind:<12} {' × '.join(map(str, shape))}")
+
+
+def _report(run_folder, quiet: bool) -> None:
+    if quiet:
+        return
+    test = run_folder.manifest["test"]
+    accuracy = f"test accuracy {test['accuracy']:.4f}; " if test else ""
+    typer.echo(f"{accuracy}wrote {run_folder.path}/lapse.gif, frames/, figures/ and metrics.json")
+
+
+def _as_str(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """Entry point: one line and exit code 2 for problems the user can fix; SIGTERM ends a run like Ctrl-C."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        app(standalone_mode=False)
+    except LayerlapseError as error:
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: continue the run with the same command and --resume", err=True)
+        sys.exit(130)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except Exception as error:  # click's usage errors in non-standalone mode
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        raise

@@ -1,0 +1,57 @@
+"""2-D maps of activations: UMAP per epoch as the article does, and new points placed onto a map.
+
+umap-learn is imported lazily (it takes seconds), with numba's compiled code cached on disk so that only the first
+process on a machine pays the 40-70 s compilation.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+from .paths import cache_root
+
+PLACEMENT_NEIGHBORS = 10
+
+
+def import_umap() -> Any:
+    """umap-learn, with numba's cache on disk (NUMBA_CACHE_DIR, if the user has not chosen one)."""
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_root() / "numba"))
+    import umap
+
+    return umap
+
+
+def umap_map(activations: np.ndarray, *, n_neighbors: int = 40, seed: int = 0) -> np.ndarray:
+    """One epoch's activations (n, features) → seeded UMAP coordinates (n, 2), float32."""
+    n_points = len(activations)
+    if n_points <= n_neighbors:
+        raise ConfigError(f"UMAP with n_neighbors={n_neighbors} needs more than {n_neighbors} points, got "
+                          f"{n_points}: record a larger --probe or lower --neighbors")
+    umap = import_umap()
+    # a seed makes UMAP single-threaded anyway; saying so avoids its warning
+    reducer = umap.UMAP(n_neighbors=n_neighbors, n_components=2, random_state=seed, n_jobs=1)
+    return reducer.fit_transform(np.asarray(activations, dtype=np.float32)).astype(np.float32)
+
+
+def place_points(reference_activations: np.ndarray, reference_xy: np.ndarray, new_activations: np.ndarray, *,
+                 k: int = PLACEMENT_NEIGHBORS) -> np.ndarray:
+    """Place new points on a map: the inverse-distance weighted mean of the 2-D positions of their k nearest
+    reference points in the layer's space.
+
+    Each new point depends only on itself and the reference set, unlike `umap.transform`, whose results change
+    with the batch they come in (lmcinnes/umap#158, #566, #1224).
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    if len(reference_activations) != len(reference_xy):
+        raise ValueError(f"{len(reference_activations)} reference activations but {len(reference_xy)} positions")
+    k = min(k, len(reference_activations))
+    index = NearestNeighbors(n_neighbors=k).fit(np.asarray(reference_activations, dtype=np.float64))
+    distances, neighbors = index.kneighbors(np.asarray(new_activations, dtype=np.float64))
+    weights = 1.0 / np.maximum(distances, 1e-12)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return np.einsum("nk,nkd->nd", weights, reference_xy[neighbors]).astype(np.float32)
