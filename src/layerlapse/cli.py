@@ -32,6 +32,8 @@ def run(
     seed: Annotated[int, typer.Option(help="Seed for the split, shuffles, probe, dropout and UMAP.")] = 0,
     neighbors: Annotated[int, typer.Option(help="UMAP's n_neighbors.")] = 40,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
+    subset: Annotated[Optional[int], typer.Option(help="Train on a stratified subset of this many images.")]
+    = None,
     data_dir: DataDir = None,
     resume: Annotated[bool, typer.Option(help="Continue the interrupted run in --out from its last epoch.")] = False,
     force: Annotated[bool, typer.Option(help="Replace the run already in --out.")] = False,
@@ -43,7 +45,7 @@ def run(
     if resume and force:
         raise LayerlapseError("--resume and --force contradict each other: pass one of them")
     config = RunConfig(dataset=dataset, epochs=epochs, layers=tuple(layer), probe=parse_probe(probe), seed=seed,
-                       n_neighbors=neighbors, device=device)
+                       n_neighbors=neighbors, device=device, train_subset=subset)
     finished = run_experiment(config, out, data_dir=_as_str(data_dir), force=force, resume=resume,
                               show_progress=not quiet)
     _report(finished, quiet)

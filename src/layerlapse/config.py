@@ -20,7 +20,8 @@ class RunConfig:
     """What to train, what to record and how to map it.
 
     `probe` is the number of training images whose activations are recorded every epoch (a stratified, seeded
-    subset); None records every training image, as the article does.
+    subset); None records every training image, as the article does. `train_subset` trains on a stratified,
+    seeded subset of the training set instead of all of it.
     """
 
     dataset: str = "mnist"
@@ -33,6 +34,7 @@ class RunConfig:
     validation_split: float = 0.2
     n_neighbors: int = 40
     device: str = "auto"
+    train_subset: int | None = None  # train on a stratified, seeded subset of this many images (quick looks, tests)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
@@ -42,6 +44,8 @@ class RunConfig:
         _check_int("batch_size", self.batch_size, low=1)
         _check_int("n_neighbors", self.n_neighbors, low=2)
         _check_int("seed", self.seed, low=0)
+        if self.train_subset is not None:
+            _check_int("train_subset", self.train_subset, low=10)
         if self.probe is not None:
             _check_int("probe", self.probe, low=self.n_neighbors + 1, hint="or 'all' for every training image")
         if not 0.0 < self.validation_split < 1.0:

@@ -6,6 +6,7 @@ derived from the run's seed and the epoch number, so a run resumed after epoch k
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
 from dataclasses import dataclass
@@ -126,7 +127,7 @@ def record_run(config: RunConfig, out: str, *, data_dir: str | None = None, forc
     if resume:
         run = _reopen_for_resume(out)
         config = run.config
-    dataset = load_dataset(config.dataset, data_dir=data_dir)
+    dataset = _subset(load_dataset(config.dataset, data_dir=data_dir), config)
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
     model = build_model(dataset.x_train.shape[1:], len(dataset.class_names)).to(device)
@@ -216,6 +217,13 @@ def _record_test_set(run: RunFolder, recorder: Recorder, model: nn.Module, datas
         run.write_array(f"test/activations/{layer}.npy", values)
     run.manifest["test"] = {"loss": loss, "accuracy": accuracy, "size": len(dataset.y_test)}
     run.commit()
+
+
+def _subset(dataset: Dataset, config: RunConfig) -> Dataset:
+    if config.train_subset is None:
+        return dataset
+    keep = stratified_probe(dataset.y_train, config.train_subset, config.seed)
+    return dataclasses.replace(dataset, x_train=dataset.x_train[keep], y_train=dataset.y_train[keep])
 
 
 def _dataset_info(dataset: Dataset, probe_indices: np.ndarray) -> dict[str, Any]:
