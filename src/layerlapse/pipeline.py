@@ -52,7 +52,7 @@ def map_run(run: RunFolder, *, show_progress: bool = True) -> None:
             if not run.has(_test_map_path(layer)):
                 _place_test_set(run, layer)
     run.manifest["maps"] = {"method": "umap", "n_neighbors": config.n_neighbors, "seed": config.seed,
-                            "test_placement": f"inverse-distance weighted mean of the 10 nearest probe points"}
+                            "test_placement": "kernel-weighted mean of the 10 nearest probe points in the layer's space"}
     run.commit()
 
 

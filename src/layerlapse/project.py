@@ -39,8 +39,9 @@ def umap_map(activations: np.ndarray, *, n_neighbors: int = 40, seed: int = 0) -
 
 def place_points(reference_activations: np.ndarray, reference_xy: np.ndarray, new_activations: np.ndarray, *,
                  k: int = PLACEMENT_NEIGHBORS) -> np.ndarray:
-    """Place new points on a map: the inverse-distance weighted mean of the 2-D positions of their k nearest
-    reference points in the layer's space.
+    """Place new points on a map: a weighted mean of the 2-D positions of their k nearest reference points in the
+    layer's space, with UMAP's kernel exp(-(d - d_nearest) / sigma), sigma the mean of (d - d_nearest), so the
+    nearest neighbours dominate and a point does not land halfway between two clusters it is near.
 
     Each new point depends only on itself and the reference set, unlike `umap.transform`, whose results change
     with the batch they come in (lmcinnes/umap#158, #566, #1224).
@@ -52,6 +53,8 @@ def place_points(reference_activations: np.ndarray, reference_xy: np.ndarray, ne
     k = min(k, len(reference_activations))
     index = NearestNeighbors(n_neighbors=k).fit(np.asarray(reference_activations, dtype=np.float64))
     distances, neighbors = index.kneighbors(np.asarray(new_activations, dtype=np.float64))
-    weights = 1.0 / np.maximum(distances, 1e-12)
+    excess = distances - distances[:, :1]
+    sigma = np.maximum(excess.mean(axis=1, keepdims=True), 1e-12)
+    weights = np.exp(-excess / sigma)
     weights /= weights.sum(axis=1, keepdims=True)
     return np.einsum("nk,nkd->nd", weights, reference_xy[neighbors]).astype(np.float32)

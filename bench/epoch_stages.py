@@ -1,0 +1,140 @@
+"""Time one epoch's stages of the reference experiment on MNIST: train, capture, project, render.
+
+Every stage runs through layerlapse's own functions on the real data with all 60,000 training images as the probe,
+several times; the medians are printed with each stage's ratio to its compute floor (the stage's FLOPs over the
+matrix-multiply throughput measured here, in this process). numba's one-time compilation of UMAP is excluded (a
+small warm-up fit runs first; with NUMBA_CACHE_DIR set it is also cached on disk).
+
+    LAYERLAPSE_DATA=../shared/data python bench/epoch_stages.py [--repeats 3] [--probe 60000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from layerlapse import render
+from layerlapse.capture import Recorder
+from layerlapse.data import load_dataset
+from layerlapse.models import build_model
+from layerlapse.project import umap_map
+from layerlapse.train import images_to_tensor, split_validation, train_epoch
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
+    """float32 matrix-multiply throughput of this machine, as torch runs it (median of `repeats`)."""
+    a, b = torch.rand(size, size), torch.rand(size, size)
+    torch.mm(a, b)
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        torch.mm(a, b)
+        seconds.append(time.perf_counter() - started)
+    return 2 * size**3 / statistics.median(seconds) / 1e9
+
+
+def forward_flops_per_image(model: torch.nn.Module, image_size: tuple[int, int]) -> float:
+    """Multiply-adds ×2 of the convolutions and dense layers for one image (pooling, ReLU and dropout ignored)."""
+    flops = 0.0
+
+    def count(module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal flops
+        if isinstance(module, torch.nn.Conv2d):
+            flops += 2 * output[0].numel() * module.in_channels * module.weight[0, 0].numel()
+        elif isinstance(module, torch.nn.Linear):
+            flops += 2 * module.in_features * module.out_features
+
+    handles = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 1, *image_size))
+    for handle in handles:
+        handle.remove()
+    return flops
+
+
+def umap_floor_flops(n: int, dims: int, n_neighbors: int = 40, n_epochs: int = 200, negatives: int = 5) -> float:
+    """The least UMAP must compute: each point's distances to its k neighbours once (as a perfect index would give
+    them), then per optimisation epoch one attractive and `negatives` repulsive 2-D gradient steps per edge."""
+    return 2.0 * n * n_neighbors * dims + n_epochs * n * n_neighbors * (1 + negatives) * 12
+
+
+def timed(fn, repeats: int) -> tuple[float, list[float]]:
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds), seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--probe", type=int, default=60_000, help="probe images for capture/project/render")
+    parser.add_argument("--stages", default="train,capture,project,render")
+    args = parser.parse_args()
+    stages = args.stages.split(",")
+    torch.manual_seed(0)
+    dataset = load_dataset("mnist")
+    x = images_to_tensor(dataset.x_train, torch.device("cpu"))
+    y = torch.from_numpy(dataset.y_train)
+    model = build_model((28, 28), 10)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    train_indices, _ = split_validation(len(x), 0.2, 0)
+    probe = x[: args.probe]
+    gflops = matmul_gflops()
+    forward = forward_flops_per_image(model, (28, 28))
+    results: dict[str, tuple[float, list[float], float]] = {}
+
+    if "train" in stages:
+        epochs = iter(range(1, 100))
+        floor = 3 * forward * len(train_indices) / (gflops * 1e9)  # forward + two backward products
+        results["train (one epoch, 48,000 images)"] = (*timed(lambda: train_epoch(
+            model, optimizer, x, y, train_indices, 100, seed=next(epochs), show_progress=False), args.repeats), floor)
+    recorder = Recorder(model, ["hidden"], probe)
+    activations = recorder.run_probe(probe)[0]["hidden"]
+    if "capture" in stages:
+        floor = forward * len(probe) / (gflops * 1e9)
+        results[f"capture ({len(probe):,} images)"] = (*timed(lambda: recorder.run_probe(probe), args.repeats), floor)
+    recorder.close()
+    xy = None
+    if "project" in stages:
+        umap_map(activations[:2000])  # compile (or load numba's cache) outside the timing
+        holder = {}
+        floor = umap_floor_flops(len(activations), activations.shape[1]) / (gflops * 1e9)
+        results[f"project (UMAP, {len(probe):,} points)"] = (
+            *timed(lambda: holder.update(xy=umap_map(activations)), args.repeats), floor)
+        xy = holder["xy"]
+    if "render" in stages:
+        xy = xy if xy is not None else np.random.default_rng(0).normal(size=(len(probe), 2)).astype(np.float32)
+        labels = dataset.y_train[: len(probe)]
+        with tempfile.TemporaryDirectory() as folder:
+            results[f"render (one frame, {len(probe):,} points)"] = (*timed(lambda: render.draw_frame(
+                xy, labels, [str(d) for d in range(10)], Path(folder) / "frame.png", title="Epoch 1"),
+                args.repeats), float("nan"))
+    report(results, gflops, args)
+
+
+def report(results: dict, gflops: float, args: argparse.Namespace) -> None:
+    print(f"# {datetime.date.today()} · {platform.node()} · {platform.processor() or platform.machine()} · "
+          f"{os.cpu_count()} cores · torch {torch.__version__} ({torch.get_num_threads()} threads) · "
+          f"matmul {gflops:.0f} GFLOP/s float32 · {args.repeats} runs each")
+    print("| stage | median s | runs (s) | compute floor s | median / floor |")
+    print("|---|---|---|---|---|")
+    for stage, (median, runs, floor) in results.items():
+        ratio = "n/a (not matmul work)" if np.isnan(floor) else f"{median / floor:.1f}×"
+        floor_text = "—" if np.isnan(floor) else f"{floor:.2f}"
+        print(f"| {stage} | {median:.2f} | {', '.join(f'{s:.1f}' for s in runs)} | {floor_text} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
