@@ -115,7 +115,7 @@ def test_convolutions_are_he_normal_truncated_at_two_standard_deviations() -> No
     model = ReferenceCNN((8, 8))
     weights = conv_weights(model, ["conv2D_2", "conv2D_3", "conv2D_4"])  # 3 × 4096 weights, fan_in 32·2·2
     target = math.sqrt(2.0 / 128)
-    assert weights.mean().abs().item() < 0.02 * target
+    assert weights.mean().abs().item() < 0.04 * target  # about 4 standard errors
     # the untruncated std would be 13.7 % higher, sampling error here is about 0.5 %
     assert weights.std().item() == pytest.approx(target, rel=0.03)
     bound = 2 * target / TRUNCATED_STD
@@ -127,7 +127,7 @@ def test_he_normal_uses_each_layer_s_own_fan_in() -> None:
     torch.manual_seed(0)
     model = ReferenceCNN((8, 8), channels=256)
     first = model.conv2D_1.weight.detach()  # 1024 weights, fan_in 1·2·2
-    assert first.std().item() == pytest.approx(math.sqrt(2.0 / 4), rel=0.06)
+    assert first.std().item() == pytest.approx(math.sqrt(2.0 / 4), rel=0.08)
     assert first.abs().max().item() <= 2 * math.sqrt(2.0 / 4) / TRUNCATED_STD * (1 + 1e-6)
     second = model.conv2D_2.weight.detach()  # fan_in 256·2·2
     assert second.std().item() == pytest.approx(math.sqrt(2.0 / 1024), rel=0.01)

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .errors import LayerNotFoundError
+from .modes import evaluating
 
 if TYPE_CHECKING:
     from .store import RunFolder
@@ -67,7 +68,7 @@ class Recorder:
                  run: RunFolder | None = None, batch_size: int = 1000, device: torch.device | str | None = None,
                  channels_last: bool = False) -> None:
         self.model = model
-        self.layers = list(layers)
+        self.layers = list(dict.fromkeys(layers))  # a name given twice is recorded once
         self.probe = torch.as_tensor(probe)
         self.run = run
         self.batch_size = batch_size
@@ -112,12 +113,10 @@ class Recorder:
 
     def run_probe(self, inputs: torch.Tensor) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, tuple]]:
         """The hooked layers' outputs and the class probabilities for `inputs`, in eval mode."""
-        was_training = self.model.training
         chunks: dict[str, list[np.ndarray]] = {name: [] for name in self.layers}
         probability_chunks, shapes = [], {}
-        self.model.eval()
         try:
-            with torch.no_grad():
+            with evaluating(self.model), torch.no_grad():
                 for start in range(0, len(inputs), self.batch_size):
                     batch = _to_float_images(inputs[start:start + self.batch_size], self.device, self.channels_last)
                     self._batch_outputs.clear()
@@ -129,7 +128,6 @@ class Recorder:
                         chunks[name].append(output.reshape(len(batch), -1).to(torch.float16).cpu().numpy())
         finally:
             self._batch_outputs.clear()
-            self.model.train(was_training)
         activations = {name: np.concatenate(parts) for name, parts in chunks.items()}
         return activations, np.concatenate(probability_chunks), shapes
 
@@ -170,13 +168,10 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[st
         return keep_shape
 
     handles = [module.register_forward_hook(hook_for(name)) for name, module in named]
-    was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
+        with evaluating(model), torch.no_grad():
             model(torch.zeros((1, *input_shape), device=_model_device(model)))
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
     return [(name, type(module).__name__, shapes.get(name, ())) for name, module in named]

@@ -37,7 +37,10 @@ class RunConfig:
     train_subset: int | None = None  # train on a stratified, seeded subset of this many images (quick looks, tests)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "layers", tuple(self.layers))
+        layers = (self.layers,) if isinstance(self.layers, str) else self.layers
+        if not isinstance(layers, (tuple, list)):
+            raise ConfigError(f"layers must be a list of layer names, got {self.layers!r}: see `layerlapse layers`")
+        object.__setattr__(self, "layers", tuple(layers))
         _check_choice("dataset", self.dataset, DATASETS)
         _check_choice("device", self.device, DEVICES)
         _check_int("epochs", self.epochs, low=1)
@@ -48,9 +51,11 @@ class RunConfig:
             _check_int("train_subset", self.train_subset, low=10)
         if self.probe is not None:
             _check_int("probe", self.probe, low=self.n_neighbors + 1, hint="or 'all' for every training image")
-        if not 0.0 < self.validation_split < 1.0:
+        if len(set(self.layers)) != len(self.layers):
+            raise ConfigError(f"layers must not repeat a name, got {list(self.layers)}")
+        if not isinstance(self.validation_split, (int, float)) or not 0.0 < self.validation_split < 1.0:
             raise ConfigError(f"validation_split must be between 0 and 1 (exclusive), got {self.validation_split}")
-        if not self.learning_rate > 0:
+        if not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
         if not self.layers or any(not isinstance(name, str) or not name for name in self.layers):
             raise ConfigError(f"layers must be one or more layer names, got {list(self.layers)}: see `layerlapse layers`")

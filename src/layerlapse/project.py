@@ -57,4 +57,8 @@ def place_points(reference_activations: np.ndarray, reference_xy: np.ndarray, ne
     sigma = np.maximum(excess.mean(axis=1, keepdims=True), 1e-12)
     weights = np.exp(-excess / sigma)
     weights /= weights.sum(axis=1, keepdims=True)
+    # a point that coincides with a reference point (up to float error) takes its place exactly
+    duplicate = distances[:, 0] <= 1e-6 * np.maximum(distances[:, -1], 1e-12)
+    weights[duplicate] = 0.0
+    weights[duplicate, 0] = 1.0
     return np.einsum("nk,nkd->nd", weights, reference_xy[neighbors]).astype(np.float32)

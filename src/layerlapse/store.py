@@ -23,6 +23,7 @@ from .errors import ConfigError, RunFolderError
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
+MANIFEST_KEYS = ("status", "config", "dataset", "layers", "epochs_complete", "history", "test", "files")
 STATUSES = ("running", "interrupted", "failed", "complete")
 # derived from the recorded data: redrawn freely, so not checked before they are overwritten
 DERIVED = ("figures/", "frames/", "lapse", "metrics.json", "history.jsonl", "report.html")
@@ -60,7 +61,7 @@ class RunFolder:
             if not force:
                 raise RunFolderError(f"{folder} is not empty: pass --resume to continue the run in it, "
                                      "--force to replace it, or choose another --out")
-            if not (folder / MANIFEST).is_file():
+            if not _holds_run(folder):
                 raise RunFolderError(f"{folder} is not empty and holds no layerlapse run, so --force will not "
                                      "delete it: choose another --out")
             _empty_folder(folder)
@@ -88,6 +89,10 @@ class RunFolder:
             found = manifest.get("schema_version") if isinstance(manifest, dict) else None
             raise RunFolderError(f"{manifest_path} has schema version {found!r}, this layerlapse reads "
                                  f"{SCHEMA_VERSION}: record the run again with this version")
+        missing = [key for key in MANIFEST_KEYS if key not in manifest]
+        if missing or not isinstance(manifest["files"], dict):
+            raise RunFolderError(f"{manifest_path} is damaged (it lacks {', '.join(missing) or 'a files table'}): "
+                                 "record the run again with --force")
         run = cls(folder, manifest)
         if verify:
             run.verify()
@@ -209,6 +214,15 @@ class RunFolder:
 def load_run(path: str | os.PathLike) -> RunFolder:
     """Open a finished or interrupted run folder for reading, after checking every recorded file."""
     return RunFolder.open(path, verify=True)
+
+
+def _holds_run(folder: Path) -> bool:
+    """Whether `folder` holds a layerlapse run (a manifest of ours, not just any file of that name)."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(manifest, dict) and "schema_version" in manifest and isinstance(manifest.get("files"), dict)
 
 
 def _make_writable_folder(folder: Path) -> None:

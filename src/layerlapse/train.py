@@ -22,6 +22,7 @@ from .config import RunConfig
 from .data import Dataset, load_dataset
 from .errors import RunFolderError
 from .models import build_model
+from .modes import evaluating
 from .progress import note, progress_bar
 from .store import RunFolder, epoch_file
 
@@ -90,12 +91,8 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, np.ndarray]:
     """Mean loss, accuracy and class probabilities, in eval mode (the training mode is restored)."""
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         logits = torch.cat([model(x[start:start + EVAL_BATCH]) for start in range(0, len(x), EVAL_BATCH)])
-    finally:
-        model.train(was_training)
     loss = F.cross_entropy(logits, y).item()
     accuracy = (logits.argmax(1) == y).float().mean().item()
     return loss, accuracy, torch.softmax(logits.float(), 1).cpu().numpy()
