@@ -27,7 +27,7 @@ from layerlapse.capture import Recorder
 from layerlapse.data import load_dataset
 from layerlapse.models import build_model
 from layerlapse.project import umap_map
-from layerlapse.train import images_to_tensor, split_validation, train_epoch
+from layerlapse.train import images_to_tensor, make_optimizer, prepare_model, split_validation, train_epoch
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
@@ -56,6 +56,7 @@ def forward_flops_per_image(model: torch.nn.Module, image_size: tuple[int, int])
     handles = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     with torch.no_grad():
         model.eval()(torch.zeros(1, 1, *image_size))
+    model.train()
     for handle in handles:
         handle.remove()
     return flops
@@ -87,8 +88,8 @@ def main() -> None:
     dataset = load_dataset("mnist")
     x = images_to_tensor(dataset.x_train, torch.device("cpu"))
     y = torch.from_numpy(dataset.y_train)
-    model = build_model((28, 28), 10)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model = prepare_model(build_model((28, 28), 10), torch.device("cpu"))
+    optimizer = make_optimizer(model, 1e-3)
     train_indices, _ = split_validation(len(x), 0.2, 0)
     probe = x[: args.probe]
     gflops = matmul_gflops()
