@@ -62,6 +62,14 @@ def forward_flops_per_image(model: torch.nn.Module, image_size: tuple[int, int])
     return flops
 
 
+def plain_pytorch(x: torch.Tensor) -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.Tensor]:
+    """The same network as a plain PyTorch port would run it: NCHW, nn.Dropout, unfused Adam."""
+    torch.manual_seed(0)
+    model = build_model((28, 28), 10)
+    model.drop1, model.drop2 = torch.nn.Dropout(0.2), torch.nn.Dropout(0.2)
+    return model, torch.optim.Adam(model.parameters(), lr=1e-3), x.contiguous()
+
+
 def umap_floor_flops(n: int, dims: int, n_neighbors: int = 40, n_epochs: int = 200, negatives: int = 5) -> float:
     """The least UMAP must compute: each point's distances to its k neighbours once (as a perfect index would give
     them), then per optimisation epoch one attractive and `negatives` repulsive 2-D gradient steps per edge."""
@@ -82,6 +90,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--probe", type=int, default=60_000, help="probe images for capture/project/render")
     parser.add_argument("--stages", default="train,capture,project,render")
+    parser.add_argument("--baseline", action="store_true", help="also time plain PyTorch training, interleaved")
     args = parser.parse_args()
     stages = args.stages.split(",")
     torch.manual_seed(0)
@@ -97,10 +106,17 @@ def main() -> None:
     results: dict[str, tuple[float, list[float], float]] = {}
 
     if "train" in stages:
-        epochs = iter(range(1, 100))
         floor = 3 * forward * len(train_indices) / (gflops * 1e9)  # forward + two backward products
-        results["train (one epoch, 48,000 images)"] = (*timed(lambda: train_epoch(
-            model, optimizer, x, y, train_indices, 100, seed=next(epochs), show_progress=False), args.repeats), floor)
+        variants = {"train (one epoch, 48,000 images)": (model, optimizer, x)}
+        if args.baseline:
+            variants["train, plain PyTorch baseline (NCHW, nn.Dropout, Adam unfused)"] = plain_pytorch(x)
+        runs: dict[str, list[float]] = {name: [] for name in variants}
+        for repeat in range(args.repeats):  # interleaved, so both see the same machine load
+            for name, (net, opt, images) in variants.items():
+                runs[name].append(timed(lambda: train_epoch(net, opt, images, y, train_indices, 100,
+                                                            seed=repeat + 1, show_progress=False), 1)[0])
+        for name, seconds in runs.items():
+            results[name] = (statistics.median(seconds), seconds, floor)
     recorder = Recorder(model, ["hidden"], probe)
     activations = recorder.run_probe(probe)[0]["hidden"]
     if "capture" in stages:

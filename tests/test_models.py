@@ -174,3 +174,29 @@ def test_probabilities_are_the_softmax_of_the_logits() -> None:
     torch.testing.assert_close(probabilities.sum(1), torch.ones(5))
     with torch.no_grad():
         torch.testing.assert_close(probabilities, torch.softmax(model(x), dim=1))
+
+
+def test_fast_dropout_drops_at_the_rate_and_keeps_the_expectation() -> None:
+    from layerlapse.models import FastDropout
+
+    torch.manual_seed(0)
+    out = FastDropout(0.2)(torch.ones(2000, 1000))
+    assert abs((out == 0).float().mean().item() - 0.2) < 0.002  # 2e6 draws: the std of the rate is 0.0003
+    assert abs(out.mean().item() - 1.0) < 0.003
+    values = torch.unique(out).tolist()
+    assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(65536 / (65536 - 13107))
+
+
+def test_fast_dropout_is_seeded_identity_in_eval_and_passes_gradients_through_the_mask() -> None:
+    from layerlapse.models import FastDropout
+
+    layer = FastDropout(0.2)
+    x = torch.rand(64, 32, requires_grad=True)
+    torch.manual_seed(3)
+    first = layer(x)
+    torch.manual_seed(3)
+    assert torch.equal(first, layer(x))
+    first.sum().backward()
+    torch.testing.assert_close(x.grad, first.detach() / x.detach())  # d(x·mask)/dx = mask
+    layer.eval()
+    assert torch.equal(layer(x), x)
