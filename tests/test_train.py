@@ -1,0 +1,372 @@
+"""Tests for the built-in training loop: the Keras-like split, evaluation, checkpoints, repeatability and resume.
+
+Everything trains the real network on scikit-learn's bundled digits on the CPU. The resume tests kill a real
+`python -m layerlapse run` process and continue its run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from layerlapse import RunConfig, load_run, record_run
+from layerlapse.capture import Recorder
+from layerlapse.cli import app, main
+from layerlapse.models import build_model
+from layerlapse.train import evaluate, images_to_tensor, prepare_model, split_validation
+
+runner = CliRunner()
+# small enough that seven UMAP maps take seconds, not minutes
+CONFIG = RunConfig(dataset="digits", epochs=6, probe=300, n_neighbors=15)
+RUN_ARGS = ["run", "--dataset", "digits", "--epochs", "6", "--probe", "300", "--neighbors", "15", "--quiet"]
+RECORDED = ("probe/", "activations/", "predictions/", "test/")
+
+
+# --- helpers --------------------------------------------------------------------------------------------------------
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*"))
+            if path.is_file()}
+
+
+def without_seconds(history: list[dict]) -> list[dict]:
+    return [{key: value for key, value in row.items() if key != "seconds"} for row in history]
+
+
+def manifest(folder: Path) -> dict:
+    return json.loads((folder / "manifest.json").read_text())
+
+
+def epochs_complete(folder: Path) -> int:
+    try:
+        return int(manifest(folder)["epochs_complete"])
+    except (FileNotFoundError, ValueError, KeyError):  # not written yet
+        return -1
+
+
+def start_run(out: Path, tmp_path: Path) -> subprocess.Popen[str]:
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"), http_proxy="http://127.0.0.1:9",
+               https_proxy="http://127.0.0.1:9")
+    return subprocess.Popen([sys.executable, "-m", "layerlapse", *RUN_ARGS, "--out", str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_epoch(process: subprocess.Popen[str], out: Path, epoch: int, timeout: float = 240) -> int:
+    """Poll the manifest until `epoch` is complete; returns the epochs complete then."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = epochs_complete(out)
+        if done >= epoch:
+            return done
+        if process.poll() is not None:
+            pytest.fail(f"the run ended before epoch {epoch}: exit {process.returncode}\n{process.stderr.read()}")
+        time.sleep(0.005)
+    process.kill()
+    process.communicate()
+    pytest.fail(f"epoch {epoch} did not finish within {timeout} s")
+
+
+def layerlapse(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "layerlapse", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+@pytest.fixture
+def main_here(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """The console script's entry point `cli.main()`, called in this process (no 5 s start of a fresh one)."""
+    def call(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        monkeypatch.setattr(sys, "argv", ["layerlapse", *map(str, args)])
+        previous = signal.getsignal(signal.SIGTERM)  # main() turns SIGTERM into Ctrl-C; give pytest its own back
+        try:
+            main()
+            code = 0
+        except SystemExit as exited:
+            code = exited.code
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        captured = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, captured.out, captured.err)
+    return call
+
+
+def assert_error(result: subprocess.CompletedProcess[str], pattern: str) -> str:
+    assert result.returncode == 2, f"exit code {result.returncode}\n{result.stderr}"
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and re.search(pattern, lines[0]), lines[0]
+    return lines[0]
+
+
+# --- the validation split -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [10, 100, 1000, 60_000])
+def test_split_validation_holds_out_the_last_fifth_of_a_seeded_shuffle(n: int) -> None:
+    train, validation = split_validation(n, 0.2, seed=7)
+    assert len(train) == math.floor(n * 0.8) and len(validation) == n - math.floor(n * 0.8)
+    assert np.intersect1d(train, validation).size == 0
+    assert np.array_equal(np.sort(np.concatenate([train, validation])), np.arange(n))
+    order = np.random.default_rng(7).permutation(n)
+    assert np.array_equal(np.concatenate([train, validation]), order)  # the tail of the shuffled order
+
+
+def test_split_validation_is_deterministic_and_the_seed_matters() -> None:
+    first, second = split_validation(1000, 0.2, seed=3), split_validation(1000, 0.2, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    other = split_validation(1000, 0.2, seed=4)
+    assert not np.array_equal(first[1], other[1])
+
+
+@pytest.mark.xfail(reason="Keras splits at floor(n * (1 - validation_split)); split_validation rounds the held-out "
+                          "part instead, so digits' 1437 images give 1150/287 where Keras gives 1149/288",
+                   strict=True)
+@pytest.mark.parametrize("n", [1437, 1001])
+def test_split_validation_sizes_match_keras_when_n_is_not_a_multiple_of_five(n: int) -> None:
+    train, validation = split_validation(n, 0.2, seed=0)
+    assert len(train) == int(math.floor(n * (1.0 - 0.2)))  # keras.src.trainers.data_adapters.array_slicing
+    assert len(validation) == n - len(train)
+
+
+# --- evaluation -----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    from layerlapse.data import load_dataset
+
+    dataset = load_dataset("digits")
+    return images_to_tensor(dataset.x_test, torch.device("cpu")), torch.from_numpy(dataset.y_test)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_evaluate_runs_in_eval_mode_and_restores_the_mode(digits_batch, training: bool) -> None:
+    x, y = digits_batch
+    torch.manual_seed(0)
+    model = build_model((8, 8), 10)
+    model.train(training)
+    first = evaluate(model, x, y)
+    second = evaluate(model, x, y)  # dropout on would make two passes differ
+    assert model.training is training
+    assert all(module.training is training for module in model.modules())
+    assert first[0] == second[0] and np.array_equal(first[2], second[2])
+    loss, accuracy, probabilities = first
+    assert probabilities.shape == (len(y), 10)
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert accuracy == pytest.approx(float((probabilities.argmax(1) == y.numpy()).mean()), abs=1e-6)
+    expected_loss = -np.log(probabilities[np.arange(len(y)), y.numpy()]).mean()
+    assert loss == pytest.approx(float(expected_loss), rel=1e-4)
+
+
+def test_evaluate_keeps_a_mixed_mode(digits_batch) -> None:
+    x, y = digits_batch
+    model = build_model((8, 8), 10).train()
+    model.drop1.eval()
+    evaluate(model, x[:50], y[:50])
+    assert model.training and model.drop2.training and not model.drop1.training
+
+
+# --- repeatability and checkpoints ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six epochs without a break (recording only: comparing needs no maps)."""
+    folder = tmp_path_factory.mktemp("uninterrupted") / "run"
+    record_run(CONFIG, str(folder), show_progress=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def short_twin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same settings and seed, two epochs only."""
+    folder = tmp_path_factory.mktemp("twin") / "run"
+    record_run(dataclasses.replace(CONFIG, epochs=2), str(folder), show_progress=False)
+    return folder
+
+
+def test_two_runs_with_the_same_seed_record_the_same_epochs(uninterrupted: Path, short_twin: Path) -> None:
+    """Same seed, same history and byte-identical files, whatever the number of epochs asked for."""
+    assert without_seconds(manifest(short_twin)["history"]) == without_seconds(manifest(uninterrupted)["history"][:2])
+    twin = files(short_twin)
+    long = files(uninterrupted)
+    shared = [relpath for relpath in twin if relpath.startswith(("probe/", "activations/", "predictions/"))]
+    assert len(shared) == 3 + 3 + 3  # probe images, indices, labels; epochs 0-2 of activations and predictions
+    for relpath in shared:
+        assert twin[relpath] == long[relpath], f"{relpath} differs between two runs with the same seed"
+
+
+def test_the_seed_reaches_the_training(short_twin: Path, tmp_path: Path) -> None:
+    other = record_run(dataclasses.replace(CONFIG, epochs=1, seed=1), str(tmp_path / "r"), show_progress=False)
+    first = load_run(short_twin)
+    assert not np.array_equal(first.read_array("probe/indices.npy"), other.read_array("probe/indices.npy"))
+    assert first.history[0]["loss"] != other.history[0]["loss"]
+
+
+def test_only_the_newest_checkpoint_is_kept_and_listed(short_twin: Path) -> None:
+    assert sorted(path.name for path in (short_twin / "checkpoints").iterdir()) == ["epoch_002.pt"]
+    assert [relpath for relpath in manifest(short_twin)["files"] if relpath.startswith("checkpoints/")] == \
+        ["checkpoints/epoch_002.pt"]
+
+
+def test_the_checkpoint_loads_without_unpickling_and_reproduces_the_last_epoch(short_twin: Path) -> None:
+    state = torch.load(short_twin / "checkpoints/epoch_002.pt", map_location="cpu", weights_only=True)
+    assert set(state) == {"model", "optimizer"}
+    assert state["optimizer"]["state"], "the optimizer's moments are saved for --resume"
+    model = prepare_model(build_model((8, 8), 10), torch.device("cpu"))  # as the training loop lays it out
+    model.load_state_dict(state["model"])
+    run = load_run(short_twin)
+    probe = images_to_tensor(run.read_array("probe/images.npy"), torch.device("cpu"))
+    with Recorder(model, ["hidden"], probe) as recorder:
+        snapshot = recorder.snapshot(2)
+    assert np.array_equal(snapshot.activations["hidden"], run.activations("hidden", 2))
+    assert np.array_equal(snapshot.probabilities, run.predictions(2))
+
+
+def test_history_rows_hold_every_metric(uninterrupted: Path) -> None:
+    history = manifest(uninterrupted)["history"]
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4, 5, 6]
+    for row in history:
+        assert set(row) == {"epoch", "loss", "acc", "val_loss", "val_acc", "seconds"}
+        assert all(math.isfinite(value) for value in row.values())
+        assert 0 <= row["acc"] <= 1 and 0 <= row["val_acc"] <= 1 and row["seconds"] > 0
+    assert history[-1]["loss"] < history[0]["loss"] and history[-1]["val_acc"] > history[0]["val_acc"]  # it learns
+    lines = (uninterrupted / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == history
+
+
+# --- resume ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def resumed_after_sigkill(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The issue's acceptance test, scaled down: SIGKILL a run during epoch 3 (or just after), then --resume it."""
+    tmp_path = tmp_path_factory.mktemp("killed")
+    out = tmp_path / "run"
+    process = start_run(out, tmp_path)
+    try:
+        done_at_kill = wait_for_epoch(process, out, 2)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+    assert process.returncode == -signal.SIGKILL
+    kept = [f"{folder}/epoch_{epoch:03d}.npy" for folder in ("activations/hidden", "predictions")
+            for epoch in range(3)] + ["probe/indices.npy", "probe/labels.npy", "probe/images.npy"]
+    before = {relpath: (sha256(out / relpath), (out / relpath).stat().st_mtime_ns) for relpath in kept}
+    history_before = manifest(out)["history"]
+    result = runner.invoke(app, [*RUN_ARGS, "--out", str(out), "--resume"])
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    return {"out": out, "done_at_kill": done_at_kill, "before": before, "history_before": history_before}
+
+
+def test_resume_after_sigkill_completes_the_run(resumed_after_sigkill: dict) -> None:
+    out = resumed_after_sigkill["out"]
+    final = manifest(out)
+    assert final["status"] == "complete"
+    assert final["epochs_complete"] == 6
+    assert [row["epoch"] for row in final["history"]] == [1, 2, 3, 4, 5, 6]
+    for epoch in range(7):
+        for relpath in (f"activations/hidden/epoch_{epoch:03d}.npy", f"predictions/epoch_{epoch:03d}.npy",
+                        f"maps/hidden/epoch_{epoch:03d}.npy", f"frames/epoch_{epoch:03d}.png"):
+            assert (out / relpath).is_file(), relpath
+    assert sorted(path.name for path in (out / "checkpoints").iterdir()) == ["epoch_006.pt"]
+    assert list(out.rglob(".*.tmp-*")) == []
+    on_disk = {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file()}
+    assert set(final["files"]) == on_disk - {"manifest.json"}  # nothing the killed process left is unlisted
+    load_run(out)  # every checksum holds
+
+
+def test_resume_leaves_the_files_of_finished_epochs_untouched(resumed_after_sigkill: dict) -> None:
+    # training is repeatable, so a run started over would write the same bytes: the write times and the
+    # seconds in the history tell a continued run from a restarted one
+    out = resumed_after_sigkill["out"]
+    after = {relpath: (sha256(out / relpath), (out / relpath).stat().st_mtime_ns)
+             for relpath in resumed_after_sigkill["before"]}
+    assert after == resumed_after_sigkill["before"]
+    history = manifest(out)["history"]
+    done = resumed_after_sigkill["done_at_kill"]
+    assert history[:done] == resumed_after_sigkill["history_before"][:done]
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(resumed_after_sigkill: dict, uninterrupted: Path) -> None:
+    out = resumed_after_sigkill["out"]
+    assert manifest(out)["config"] == manifest(uninterrupted)["config"]
+    assert without_seconds(manifest(out)["history"]) == without_seconds(manifest(uninterrupted)["history"])
+    assert manifest(out)["test"] == manifest(uninterrupted)["test"]
+    resumed, straight = files(out), files(uninterrupted)
+    for relpath, data in straight.items():
+        if relpath.startswith(RECORDED):
+            assert resumed[relpath] == data, f"{relpath} differs after the resume"
+    assert resumed["activations/hidden/epoch_006.npy"] == straight["activations/hidden/epoch_006.npy"]
+
+
+def test_resume_of_a_complete_run_points_to_render(resumed_after_sigkill: dict, tmp_path: Path) -> None:
+    out = resumed_after_sigkill["out"]
+    before = files(out)
+    result = layerlapse(*RUN_ARGS, "--out", out, "--resume", cwd=tmp_path)
+    assert_error(result, rf"the run in {re.escape(str(out))} is already complete: redraw it with "
+                         rf"`layerlapse render {re.escape(str(out))}`")
+    assert files(out) == before
+
+
+@pytest.mark.parametrize("exists", [True, False])
+def test_resume_where_there_is_no_run(tmp_path: Path, main_here, exists: bool) -> None:
+    out = tmp_path / "nothing"
+    if exists:
+        out.mkdir()
+    result = main_here(*RUN_ARGS, "--out", out, "--resume")
+    assert_error(result, rf"{re.escape(str(out))} holds no manifest\.json")
+    assert (list(out.iterdir()) == []) if exists else not out.exists()
+
+
+@pytest.fixture(scope="module")
+def stopped_by_sigterm(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """A run sent SIGTERM once its first epoch is complete."""
+    tmp_path = tmp_path_factory.mktemp("sigterm")
+    out = tmp_path / "run"
+    process = start_run(out, tmp_path)
+    try:
+        wait_for_epoch(process, out, 1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), out
+
+
+def test_sigterm_stops_a_run_and_leaves_it_interrupted_and_whole(stopped_by_sigterm) -> None:
+    _, out = stopped_by_sigterm
+    stopped = manifest(out)
+    assert stopped["status"] == "interrupted"
+    assert 1 <= stopped["epochs_complete"] < 6
+    assert not (out / "lapse.gif").exists()  # it stopped before mapping and drawing
+    assert list(out.rglob(".*.tmp-*")) == []
+    load_run(out)  # whole: every listed file matches its checksum
+
+
+@pytest.mark.xfail(reason="typer 0.2x turns a KeyboardInterrupt inside a command into Exit(130), which "
+                          "app(standalone_mode=False) returns instead of raising: cli.main() ignores the returned "
+                          "code, so Ctrl-C or SIGTERM ends with exit code 0 and without the --resume hint",
+                   strict=True)
+def test_sigterm_exits_130_with_the_resume_hint(stopped_by_sigterm) -> None:
+    result, _ = stopped_by_sigterm
+    assert result.returncode == 130, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == \
+        "interrupted: continue the run with the same command and --resume"
