@@ -223,17 +223,30 @@ def test_find_layers_reaches_nested_modules() -> None:
 # ---- writing into a run folder ---------------------------------------------------------------------------------------
 def test_snapshot_writes_its_arrays_into_the_run_folder(model: ReferenceCNN, probe: torch.Tensor, tmp_path) -> None:
     run = make_run(tmp_path)
-    with Recorder(model, ["hidden", "conv2D_1"], probe, run=run) as recorder:
-        snapshot = recorder.snapshot(3)
-    assert sorted(run.manifest["files"]) == ["activations/conv2D_1/epoch_003.npy",
-                                             "activations/hidden/epoch_003.npy", "predictions/epoch_003.npy"]
+    labels = np.arange(len(probe)) % 10
+    with Recorder(model, ["hidden", "conv2D_1"], probe, labels=labels, run=run) as recorder:
+        snapshot = recorder.snapshot(3, {"loss": 0.5})
+    assert sorted(run.manifest["files"]) == ["activations/conv2D_1/epoch_003.npy", "activations/hidden/epoch_003.npy",
+                                             "history.jsonl", "predictions/epoch_003.npy", "probe/images.npy",
+                                             "probe/labels.npy"]
     assert (run.path / "activations" / "hidden" / "epoch_003.npy").is_file()
-    run.commit()
-    opened = RunFolder.open(run.path)
+    opened = RunFolder.open(run.path)  # the snapshot committed its epoch
+    assert opened.epochs_complete == 3 and opened.history == [{"epoch": 3, "loss": 0.5}]
+    np.testing.assert_array_equal(opened.read_array("probe/labels.npy"), labels)
+    assert opened.read_array("probe/images.npy").dtype == np.uint8
     np.testing.assert_array_equal(opened.activations("hidden", 3), snapshot.activations["hidden"])
     np.testing.assert_array_equal(opened.activations("conv2D_1", 3), snapshot.activations["conv2D_1"])
     assert opened.activations("hidden", 3).dtype == np.float16
     np.testing.assert_array_equal(opened.predictions(3), snapshot.probabilities)
+
+
+def test_a_recorder_writing_to_a_run_folder_needs_labels(model: ReferenceCNN, probe: torch.Tensor, tmp_path) -> None:
+    run = make_run(tmp_path)
+    with Recorder(model, ["hidden"], probe, run=run) as recorder, \
+            pytest.raises(ValueError, match=r"needs the probe's labels: pass labels="):
+        recorder.snapshot(0)
+    with pytest.raises(ValueError, match=r"labels has 3 entries but the probe \d+ images"):
+        Recorder(model, ["hidden"], probe, labels=[0, 1, 2])
 
 
 # ---- the probe set ---------------------------------------------------------------------------------------------------
@@ -270,7 +283,7 @@ def test_layer_table_lists_every_layer_with_its_output_shape(model: ReferenceCNN
     rows = {name: (kind, shape) for name, kind, shape in table}
     assert rows["conv2D_1"] == ("SameConv2d", (32, 8, 8))
     assert rows["pool1"] == ("MaxPool2d", (32, 4, 4))
-    assert rows["drop2"] == ("Dropout", (32, 2, 2))
+    assert rows["drop2"] == ("FastDropout", (32, 2, 2))
     assert rows["flat1"] == ("Flatten", (128,))
     assert rows["hidden"] == ("Linear", (512,))
     assert rows["end"] == ("Linear", (10,))

@@ -412,8 +412,6 @@ def test_console_script_exits_2_with_one_line_too(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-@pytest.mark.xfail(reason="typer >= 0.2x vendors click as typer._click, so cli.main()'s `import click` fails and "
-                          "a usage error ends in a ModuleNotFoundError traceback with exit code 1", strict=True)
 def test_a_usage_error_exits_2_without_a_traceback(tmp_path: Path) -> None:
     result = layerlapse("run", "--epochs", "many", "--out", tmp_path / "out", env=offline_env(tmp_path),
                         cwd=tmp_path)

@@ -164,9 +164,6 @@ def test_render_run_without_maps_says_how_to_make_them(run_copy: Path) -> None:
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.xfail(reason="nothing checks that UMAP will have more points than n_neighbors before training: "
-                          "`--subset 30` with the default --neighbors 40 trains every epoch and only then fails",
-                   strict=True)
 def test_a_training_set_too_small_for_the_map_fails_before_training(tmp_path: Path) -> None:
     out = tmp_path / "run"
     with pytest.raises(ConfigError, match=r"n_neighbors.*40") as caught:
@@ -175,10 +172,6 @@ def test_a_training_set_too_small_for_the_map_fails_before_training(tmp_path: Pa
     assert not out.exists()
 
 
-@pytest.mark.xfail(reason="README: 'Pass run=RunFolder.create(...) to the Recorder to write snapshots into a run "
-                          "folder that map_run and render_run then turn into pictures', but snapshot() neither marks "
-                          "its epoch complete nor writes probe/labels.npy and probe/images.npy, so map_run maps "
-                          "nothing and render_run stops at 'has no probe/labels.npy'", strict=True)
 def test_the_readme_s_own_loop_with_a_run_folder_turns_into_pictures(tmp_path: Path) -> None:
     dataset = load_dataset("digits")
     x_probe = dataset.x_train[:300]
@@ -190,7 +183,7 @@ def test_the_readme_s_own_loop_with_a_run_folder_turns_into_pictures(tmp_path: P
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.from_numpy(dataset.x_train).float().div(255).unsqueeze(1)
     y = torch.from_numpy(dataset.y_train)
-    with Recorder(model, layers=["hidden"], probe=x_probe, run=run) as rec:
+    with Recorder(model, layers=["hidden"], probe=x_probe, labels=dataset.y_train[:300], run=run) as rec:
         rec.snapshot(0)
         for epoch in range(1, 3):
             for start in range(0, 300, 100):  # the user's own training loop (a few steps are enough here)

@@ -136,9 +136,6 @@ def test_split_validation_is_deterministic_and_the_seed_matters() -> None:
     assert not np.array_equal(first[1], other[1])
 
 
-@pytest.mark.xfail(reason="Keras splits at floor(n * (1 - validation_split)); split_validation rounds the held-out "
-                          "part instead, so digits' 1437 images give 1150/287 where Keras gives 1149/288",
-                   strict=True)
 @pytest.mark.parametrize("n", [1437, 1001])
 def test_split_validation_sizes_match_keras_when_n_is_not_a_multiple_of_five(n: int) -> None:
     train, validation = split_validation(n, 0.2, seed=0)
@@ -361,10 +358,6 @@ def test_sigterm_stops_a_run_and_leaves_it_interrupted_and_whole(stopped_by_sigt
     load_run(out)  # whole: every listed file matches its checksum
 
 
-@pytest.mark.xfail(reason="typer 0.2x turns a KeyboardInterrupt inside a command into Exit(130), which "
-                          "app(standalone_mode=False) returns instead of raising: cli.main() ignores the returned "
-                          "code, so Ctrl-C or SIGTERM ends with exit code 0 and without the --resume hint",
-                   strict=True)
 def test_sigterm_exits_130_with_the_resume_hint(stopped_by_sigterm) -> None:
     result, _ = stopped_by_sigterm
     assert result.returncode == 130, result.stderr

@@ -65,12 +65,17 @@ class Recorder:
     """
 
     def __init__(self, model: nn.Module, layers: Sequence[str], probe: torch.Tensor | np.ndarray, *,
-                 run: RunFolder | None = None, batch_size: int = 1000, device: torch.device | str | None = None,
+                 labels: np.ndarray | Sequence[int] | None = None, run: RunFolder | None = None,
+                 batch_size: int = 1000, device: torch.device | str | None = None,
                  channels_last: bool = False) -> None:
         self.model = model
         self.layers = list(dict.fromkeys(layers))  # a name given twice is recorded once
         self.probe = torch.as_tensor(probe)
         self.run = run
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        if self.labels is not None and len(self.labels) != len(self.probe):
+            raise ValueError(f"labels has {len(self.labels)} entries but the probe {len(self.probe)} images: "
+                             "give one label per probe image")
         self.batch_size = batch_size
         self.device = torch.device(device) if device is not None else _model_device(model)
         self.channels_last = channels_last
@@ -97,19 +102,33 @@ class Recorder:
             self._batch_outputs[name] = output
         return keep_output
 
-    def snapshot(self, epoch: int) -> Snapshot:
-        """Run the probe set through the model and record every chosen layer (and write it to the run folder)."""
+    def snapshot(self, epoch: int, metrics: dict[str, float] | None = None) -> Snapshot:
+        """Run the probe set through the model and record every chosen layer.
+
+        With a run folder, the snapshot is written there and the epoch committed as complete, with `metrics`
+        (loss, acc, val_loss, val_acc, seconds: whichever you have) as its row of the history.
+        """
         if not self._handles:
             raise RuntimeError("this Recorder is closed: create a new one to record more snapshots")
         activations, probabilities, shapes = self.run_probe(self.probe)
         snapshot = Snapshot(epoch, activations, probabilities, shapes)
         if self.run is not None:
-            from .store import epoch_file
-
-            for name, values in activations.items():
-                self.run.write_array(f"activations/{name}/{epoch_file(epoch)}", values)
-            self.run.write_array(f"predictions/{epoch_file(epoch)}", probabilities)
+            self._write(snapshot, metrics)
         return snapshot
+
+    def _write(self, snapshot: Snapshot, metrics: dict[str, float] | None) -> None:
+        from .store import epoch_file
+
+        if not self.run.has("probe/labels.npy"):
+            if self.labels is None:
+                raise ValueError("a Recorder that writes to a run folder needs the probe's labels: "
+                                 "pass labels=... (one class index per probe image)")
+            self.run.write_probe(self.labels, _thumbnails(self.probe))
+        for name, values in snapshot.activations.items():
+            self.run.write_array(f"activations/{name}/{epoch_file(snapshot.epoch)}", values)
+        self.run.write_array(f"predictions/{epoch_file(snapshot.epoch)}", snapshot.probabilities)
+        row = None if metrics is None else {"epoch": snapshot.epoch, **metrics}
+        self.run.record_epoch(snapshot.epoch, row)
 
     def run_probe(self, inputs: torch.Tensor) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, tuple]]:
         """The hooked layers' outputs and the class probabilities for `inputs`, in eval mode."""
@@ -140,6 +159,18 @@ def _to_float_images(batch: torch.Tensor, device: torch.device, channels_last: b
         batch = batch.unsqueeze(1)
     batch = batch.to(device, non_blocking=True)
     return batch.contiguous(memory_format=torch.channels_last) if channels_last and batch.dim() == 4 else batch
+
+
+def _thumbnails(probe: torch.Tensor) -> np.ndarray | None:
+    """The probe as uint8 (N, H, W) images for the pictures, when it is single-channel images."""
+    images = probe.detach().cpu()
+    if images.dim() == 4 and images.shape[1] == 1:
+        images = images[:, 0]
+    if images.dim() != 3:
+        return None
+    if images.dtype != torch.uint8:
+        images = (images.float().clamp(0, 1) * 255).round().to(torch.uint8)
+    return images.numpy()
 
 
 def _model_device(model: nn.Module) -> torch.device:

@@ -117,19 +117,25 @@ def main() -> None:
     """Entry point: one line and exit code 2 for problems the user can fix; SIGTERM ends a run like Ctrl-C."""
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        app(standalone_mode=False)
+        returned = app(standalone_mode=False)
     except LayerlapseError as error:
         typer.echo(f"error: {error}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        typer.echo("interrupted: continue the run with the same command and --resume", err=True)
-        sys.exit(130)
+    except (KeyboardInterrupt, typer.Abort):
+        _interrupted()
     except typer.Exit as done:
         sys.exit(done.exit_code)
-    except Exception as error:  # click's usage errors in non-standalone mode
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
+    except Exception as error:
+        # click's usage errors; typer may ship its own copy of click, so recognise them by what they offer
+        show, code = getattr(error, "show", None), getattr(error, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            sys.exit(code)
         raise
+    if returned == 130:  # typer turns a KeyboardInterrupt inside a command into this exit code
+        _interrupted()
+
+
+def _interrupted() -> None:
+    typer.echo("interrupted: continue the run with the same command and --resume", err=True)
+    sys.exit(130)

@@ -68,8 +68,10 @@ def render_run(run: RunFolder, *, show_progress: bool = True) -> list[Path]:
     """Draw every picture of the run from its folder: samples, frames and GIF per layer, curves, test set, metrics."""
     class_names = run.manifest["dataset"]["class_names"]
     labels = run.read_array("probe/labels.npy")
-    written = [render.draw_samples(run.read_array("probe/images.npy"), labels, class_names,
-                                   run.path / "figures/samples.png")]
+    written = []
+    if run.has("probe/images.npy"):
+        written.append(render.draw_samples(run.read_array("probe/images.npy"), labels, class_names,
+                                           run.path / "figures/samples.png"))
     for position, layer in enumerate(run.layers):
         written += _draw_layer(run, layer, labels, class_names, main=position == 0, show_progress=show_progress)
     if run.history:
@@ -110,8 +112,14 @@ def _draw_layer(run: RunFolder, layer: str, labels: np.ndarray, class_names: lis
 
 
 def _caption(run: RunFolder, layer: str, epoch: int, n_points: int) -> str:
-    accuracy = "untrained" if epoch == 0 else f"validation accuracy {run.history[epoch - 1]['val_acc']:.4f}"
-    return f"layer {layer} · {n_points:,} training images · UMAP · {accuracy}"
+    row = next((row for row in run.history if row.get("epoch") == epoch), {})
+    if epoch == 0:
+        accuracy = " · untrained"
+    elif "val_acc" in row:
+        accuracy = f" · validation accuracy {row['val_acc']:.4f}"
+    else:
+        accuracy = ""
+    return f"layer {layer} · {n_points:,} probe images · UMAP{accuracy}"
 
 
 def _draw_confusion(run: RunFolder, class_names: list[str]) -> Path:
@@ -124,7 +132,7 @@ def _draw_confusion(run: RunFolder, class_names: list[str]) -> Path:
 
 def _metrics(run: RunFolder) -> dict:
     test = run.manifest["test"]
-    return {"dataset": run.manifest["dataset"]["name"], "layers": run.layers,
+    return {"dataset": run.manifest["dataset"].get("name"), "layers": run.layers,
             "probe_size": run.manifest["dataset"]["probe_size"], "epochs": run.epochs_complete,
             "test_accuracy": None if test is None else test["accuracy"],
             "test_loss": None if test is None else test["loss"], "history": run.history}

@@ -187,10 +187,23 @@ class RunFolder:
         """Unlist a file; the caller deletes it after the next commit so a crash never leaves a listed hole."""
         self.manifest["files"].pop(relpath, None)
 
+    def write_probe(self, labels: np.ndarray, images: np.ndarray | None, indices: np.ndarray | None = None) -> None:
+        """The probe's labels (and images, for thumbnails and the samples figure), once, before the first epoch."""
+        self.write_array("probe/labels.npy", np.asarray(labels, dtype=np.int64))
+        if images is not None:
+            self.write_array("probe/images.npy", images)
+        if indices is not None:
+            self.write_array("probe/indices.npy", np.asarray(indices, dtype=np.int64))
+        dataset = self.manifest.setdefault("dataset", {})
+        dataset.setdefault("class_names", [str(label) for label in range(int(np.max(labels)) + 1)])
+        dataset["probe_size"] = int(len(labels))
+        self.commit()
+
     def record_epoch(self, epoch: int, history_row: dict[str, float] | None) -> None:
-        """Mark `epoch` complete (its files already written) and commit."""
+        """Mark `epoch` complete (its files already written) and commit; the row joins the history."""
         if history_row is not None:
-            self.manifest["history"] = [*self.history[: epoch - 1], history_row]
+            earlier = [row for row in self.history if row.get("epoch", 0) < epoch]
+            self.manifest["history"] = [*earlier, history_row]
             self.write_history()
         self.manifest["epochs_complete"] = epoch
         self.commit()

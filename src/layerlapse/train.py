@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from torch.nn import functional as F
 from .capture import Recorder, find_layers, stratified_probe
 from .config import RunConfig
 from .data import Dataset, load_dataset
-from .errors import RunFolderError
+from .errors import ConfigError, RunFolderError
 from .models import build_model
 from .modes import evaluating
 from .progress import note, progress_bar
@@ -46,8 +47,6 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from .errors import ConfigError
-
         raise ConfigError("device 'cuda' was asked for but torch sees no CUDA GPU: use --device cpu or auto")
     return torch.device(name)
 
@@ -74,7 +73,7 @@ def make_optimizer(model: nn.Module, learning_rate: float) -> torch.optim.Optimi
 def split_validation(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Keras' validation_split on a seeded shuffle: the last `fraction` of the shuffled order is held out."""
     order = np.random.default_rng(seed).permutation(n)
-    n_train = n - int(round(n * fraction))
+    n_train = int(math.floor(n * (1.0 - fraction)))  # Keras keeps the floor for training
     return order[:n_train], order[n_train:]
 
 
@@ -145,6 +144,10 @@ def record_run(config: RunConfig, out: str, *, data_dir: str | None = None, forc
     find_layers(model, config.layers)  # fail on an unknown layer before anything is written
     optimizer = make_optimizer(model, config.learning_rate)
     probe_indices = stratified_probe(dataset.y_train, config.probe, config.seed)
+    if len(probe_indices) <= config.n_neighbors:
+        raise ConfigError(f"UMAP with n_neighbors={config.n_neighbors} needs more than {config.n_neighbors} points "
+                          f"but the probe holds {len(probe_indices)} images: use a larger --subset/--probe or "
+                          "lower --neighbors")
     if not resume:
         run = RunFolder.create(out, config, _dataset_info(dataset, probe_indices), force=force)
     try:
@@ -175,14 +178,14 @@ def _train_and_record(run: RunFolder, config: RunConfig, dataset: Dataset, model
     train_indices, val_indices = split_validation(len(x), config.validation_split, config.seed)
     val_x, val_y = x[val_indices], y[val_indices]
     if run.epochs_complete < 0:
-        _write_probe(run, dataset, probe_indices)
+        run.write_probe(dataset.y_train[probe_indices], dataset.x_train[probe_indices], probe_indices)
     else:
         note(f"resuming {run.path} after epoch {run.epochs_complete} of {config.epochs}", enabled=show_progress)
         load_checkpoint(run, run.epochs_complete, model, optimizer)
-    with Recorder(model, config.layers, x[probe_indices], run=run, device=device) as recorder:
+    with Recorder(model, config.layers, x[probe_indices], labels=dataset.y_train[probe_indices], run=run,
+                  device=device) as recorder:
         if run.epochs_complete < 0:
-            recorder.snapshot(0)
-            _commit_epoch(run, 0, None, model, optimizer)
+            _record_epoch(run, recorder, 0, None, model, optimizer)
         for epoch in range(run.epochs_complete + 1, config.epochs + 1):
             started = time.perf_counter()
             loss, acc = train_epoch(model, optimizer, x, y, train_indices, config.batch_size,
@@ -190,29 +193,25 @@ def _train_and_record(run: RunFolder, config: RunConfig, dataset: Dataset, model
                                     description=f"epoch {epoch}/{config.epochs}")
             val_loss, val_acc, _ = evaluate(model, val_x, val_y)
             seconds = time.perf_counter() - started
-            recorder.snapshot(epoch)
             result = EpochResult(loss, acc, val_loss, val_acc, seconds)
-            _commit_epoch(run, epoch, result.row(epoch), model, optimizer)
+            _record_epoch(run, recorder, epoch, result.row(epoch), model, optimizer)
             note(f"epoch {epoch}/{config.epochs}: loss {loss:.4f} acc {acc:.4f} val_loss {val_loss:.4f} "
                  f"val_acc {val_acc:.4f} ({seconds:.1f} s)", enabled=show_progress)
         if run.manifest["test"] is None:
             _record_test_set(run, recorder, model, dataset, device)
 
 
-def _commit_epoch(run: RunFolder, epoch: int, row: dict[str, float] | None, model: nn.Module,
+def _record_epoch(run: RunFolder, recorder: Recorder, epoch: int, row: dict[str, float] | None, model: nn.Module,
                   optimizer: torch.optim.Optimizer) -> None:
+    """Checkpoint and snapshot of one epoch, committed together by the snapshot."""
     save_checkpoint(run, epoch, model, optimizer)
     previous = f"checkpoints/{epoch_file(epoch - 1, '.pt')}"
     run.forget(previous)  # only the newest checkpoint is kept; unlisted first, deleted after the commit
-    run.record_epoch(epoch, row)
+    metrics = None if row is None else {key: value for key, value in row.items() if key != "epoch"}
+    recorder.snapshot(epoch, metrics)
     (run.path / previous).unlink(missing_ok=True)
 
 
-def _write_probe(run: RunFolder, dataset: Dataset, probe_indices: np.ndarray) -> None:
-    run.write_array("probe/indices.npy", probe_indices.astype(np.int64))
-    run.write_array("probe/labels.npy", dataset.y_train[probe_indices].astype(np.int64))
-    run.write_array("probe/images.npy", dataset.x_train[probe_indices])
-    run.commit()
 
 
 def _record_test_set(run: RunFolder, recorder: Recorder, model: nn.Module, dataset: Dataset,
