@@ -6,10 +6,12 @@ derived from the run's seed and the epoch number, so a run resumed after epoch k
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +85,25 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
     """One pass over the training part in a seeded order; returns the mean loss and accuracy."""
     model.train()
     torch.manual_seed(seed)  # dropout masks
+    with _flushing_denormals():
+        return _train_batches(model, optimizer, x, y, train_indices, batch_size, seed, show_progress, description)
+
+
+@contextlib.contextmanager
+def _flushing_denormals() -> Iterator[None]:
+    """Tiny gradients late in training turn into denormal floats, which the CPU handles slowly; flushing them to
+    zero changes nothing a float32 result can show. Turned off afterwards (torch's default): the setting is
+    process-wide, and torch cannot say what it was before."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _train_batches(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                   train_indices: np.ndarray, batch_size: int, seed: int, show_progress: bool,
+                   description: str) -> tuple[float, float]:
     order = torch.from_numpy(np.random.default_rng(seed).permutation(train_indices)).to(x.device)
     total_loss = torch.zeros((), device=x.device)
     total_correct = torch.zeros((), device=x.device, dtype=torch.long)
