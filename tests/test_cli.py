@@ -15,17 +15,17 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import assert_error
 from PIL import Image
 from typer.testing import CliRunner
 
-from layerlapse.cli import app, main
+from layerlapse.cli import app
 from layerlapse.errors import ConfigError
 
 runner = CliRunner()
@@ -65,35 +65,6 @@ def layerlapse(*args: str | Path, env: dict[str, str], cwd: Path, console_script
         command = [sys.executable, "-m", "layerlapse"]
     return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd,
                           timeout=timeout)
-
-
-@pytest.fixture
-def main_here(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    """Call the console script's entry point `cli.main()` in this process; returns what a subprocess would."""
-    def call(*args: str | Path) -> subprocess.CompletedProcess[str]:
-        monkeypatch.setattr(sys, "argv", ["layerlapse", *map(str, args)])
-        previous = signal.getsignal(signal.SIGTERM)  # main() turns SIGTERM into Ctrl-C; give pytest its own back
-        try:
-            main()
-            code = 0
-        except SystemExit as exited:
-            code = exited.code
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-        captured = capsys.readouterr()
-        return subprocess.CompletedProcess(list(args), code, captured.out, captured.err)
-    return call
-
-
-def assert_error(result: subprocess.CompletedProcess[str], pattern: str) -> str:
-    """Exit code 2 and exactly one line on stderr, "error: ..." matching `pattern`; returns that line."""
-    assert result.returncode == 2, f"exit code {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{result.stderr}"
-    assert lines[0].startswith("error: "), lines[0]
-    assert re.search(pattern, lines[0]), f"{pattern!r} not in {lines[0]!r}"
-    assert result.stdout == ""
-    return lines[0]
 
 
 def temp_files(folder: Path) -> list[Path]:

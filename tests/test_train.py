@@ -20,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import assert_error
 import torch
 from typer.testing import CliRunner
 
 from layerlapse import RunConfig, load_run, record_run
 from layerlapse.capture import Recorder
-from layerlapse.cli import app, main
+from layerlapse.cli import app
 from layerlapse.models import build_model
 from layerlapse.train import evaluate, images_to_tensor, prepare_model, split_validation
 
@@ -90,36 +91,6 @@ def layerlapse(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]
                           cwd=cwd, timeout=300)
 
 
-@pytest.fixture
-def main_here(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    """The console script's entry point `cli.main()`, called in this process (no 5 s start of a fresh one)."""
-    def call(*args: str | Path) -> subprocess.CompletedProcess[str]:
-        monkeypatch.setattr(sys, "argv", ["layerlapse", *map(str, args)])
-        previous = signal.getsignal(signal.SIGTERM)  # main() turns SIGTERM into Ctrl-C; give pytest its own back
-        try:
-            main()
-            code = 0
-        except SystemExit as exited:
-            code = exited.code
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-        captured = capsys.readouterr()
-        return subprocess.CompletedProcess(list(args), code, captured.out, captured.err)
-    return call
-
-
-def assert_error(result: subprocess.CompletedProcess[str], pattern: str) -> str:
-    assert result.returncode == 2, f"exit code {result.returncode}\n{result.stderr}"
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and re.search(pattern, lines[0]), lines[0]
-    return lines[0]
-
-
-# --- the validation split -------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("n", [10, 100, 1000, 60_000])
 def test_split_validation_holds_out_the_last_fifth_of_a_seeded_shuffle(n: int) -> None:
     train, validation = split_validation(n, 0.2, seed=7)
     assert len(train) == math.floor(n * 0.8) and len(validation) == n - math.floor(n * 0.8)
