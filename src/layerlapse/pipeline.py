@@ -23,15 +23,9 @@ def run_experiment(config: RunConfig, out: str | os.PathLike, *, data_dir: str |
     from .train import record_run  # torch is only needed here
 
     run = record_run(config, str(out), data_dir=data_dir, force=force, resume=resume, show_progress=show_progress)
-    try:
+    with run.noting_failure():
         map_run(run, show_progress=show_progress)
         render_run(run, show_progress=show_progress)
-    except KeyboardInterrupt:
-        run.commit("interrupted")
-        raise
-    except BaseException:
-        run.commit("failed")
-        raise
     run.commit("complete")
     return run
 

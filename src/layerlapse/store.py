@@ -7,11 +7,13 @@ The manifest is written last, after the files it lists, so it always describes f
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +213,18 @@ class RunFolder:
     def write_history(self) -> None:
         lines = "".join(json.dumps(row) + "\n" for row in self.history)
         self.write_bytes("history.jsonl", lines.encode())
+
+    @contextlib.contextmanager
+    def noting_failure(self) -> Iterator[RunFolder]:
+        """Mark the run interrupted (Ctrl-C, SIGTERM) or failed if the block raises, so --resume knows."""
+        try:
+            yield self
+        except KeyboardInterrupt:
+            self.commit("interrupted")
+            raise
+        except BaseException:
+            self.commit("failed")
+            raise
 
     def commit(self, status: str | None = None) -> None:
         """Write the manifest, last, listing every file written so far."""

@@ -171,14 +171,8 @@ def record_run(config: RunConfig, out: str, *, data_dir: str | None = None, forc
                           "lower --neighbors")
     if not resume:
         run = RunFolder.create(out, config, _dataset_info(dataset, probe_indices), force=force)
-    try:
+    with run.noting_failure():
         _train_and_record(run, config, dataset, model, optimizer, probe_indices, device, show_progress)
-    except KeyboardInterrupt:
-        run.commit("interrupted")
-        raise
-    except BaseException:
-        run.commit("failed")
-        raise
     return run
 
 
