@@ -91,6 +91,10 @@ def layerlapse(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]
                           cwd=cwd, timeout=300)
 
 
+# --- the validation split -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [10, 100, 1000, 60_000])
 def test_split_validation_holds_out_the_last_fifth_of_a_seeded_shuffle(n: int) -> None:
     train, validation = split_validation(n, 0.2, seed=7)
     assert len(train) == math.floor(n * 0.8) and len(validation) == n - math.floor(n * 0.8)
