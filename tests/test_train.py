@@ -338,3 +338,18 @@ def test_sigterm_exits_130_with_the_resume_hint(stopped_by_sigterm) -> None:
     assert result.returncode == 130, result.stderr
     assert result.stderr.strip().splitlines()[-1] == \
         "interrupted: continue the run with the same command and --resume"
+
+
+def test_reopening_an_interrupted_run_marks_it_running_again(tmp_path: Path) -> None:
+    from layerlapse.config import RunConfig
+    from layerlapse.store import RunFolder
+    from layerlapse.train import _reopen_for_resume
+
+    run = RunFolder.create(tmp_path / "run", RunConfig(dataset="digits"), {"name": "digits"})
+    run.commit("interrupted")
+    (tmp_path / "run" / "activations").mkdir()
+    (tmp_path / "run" / "activations" / "epoch_000.npy").write_bytes(b"half")  # written after the last commit
+    reopened = _reopen_for_resume(str(tmp_path / "run"))
+    assert reopened.status == "running"
+    assert RunFolder.open(tmp_path / "run").status == "running"
+    assert not (tmp_path / "run" / "activations" / "epoch_000.npy").exists()

@@ -182,6 +182,7 @@ def _reopen_for_resume(out: str) -> RunFolder:
         raise RunFolderError(f"the run in {out} is already complete: redraw it with `layerlapse render {out}`, "
                              "or record it again with --force")
     run.discard_uncommitted()
+    run.commit("running")
     return run
 
 
