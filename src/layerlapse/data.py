@@ -12,7 +12,6 @@ import gzip
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import write_bytes
 from .errors import DatasetError
 from .paths import cache_root
 
@@ -365,24 +365,15 @@ def _verify_download(source: IdxSource, folder: Path, filename: str, url: str, p
 
 
 def _write_atomic(path: Path, payload: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename, so `path` is either absent or complete."""
+    """Write through a temporary file in the same folder, then rename, so `path` is either absent or complete."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     except OSError as exc:
         raise DatasetError(f"cannot write to {path.parent} ({_one_line(exc)}): choose a writable --data-dir") from exc
     try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(payload)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temp_name, 0o644)  # mkstemp makes files private; a data file can be read by all
-        os.replace(temp_name, path)
-    except BaseException as exc:  # also on Ctrl-C: never leave the temporary file behind
-        Path(temp_name).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise DatasetError(f"cannot write {path} ({_one_line(exc)}): check the free space and permissions") from exc
-        raise
+        write_bytes(path, payload)
+    except OSError as exc:
+        raise DatasetError(f"cannot write {path} ({_one_line(exc)}): check the free space and permissions") from exc
 
 
 def _network_reason(exc: BaseException) -> str:
