@@ -1,7 +1,8 @@
 """2-D maps of activations: UMAP per epoch as the article does, and new points placed onto a map.
 
-umap-learn is imported lazily (it takes seconds), with numba's compiled code cached on disk so that only the first
-process on a machine pays the 40-70 s compilation.
+umap-learn is imported lazily (it takes seconds), with numba's compiled code cached on disk: the first process on a
+machine pays the 40-70 s compilation; later processes still spend about 25-30 s on the parts of umap-learn and
+pynndescent that numba does not cache.
 """
 
 from __future__ import annotations

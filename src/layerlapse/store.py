@@ -8,6 +8,7 @@ The manifest is written last, after the files it lists, so it always describes f
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -178,7 +179,7 @@ class RunFolder:
     def write_bytes(self, relpath: str, data: bytes) -> Path:
         target = self.path / relpath
         write_bytes(target, data)
-        self.manifest["files"][relpath] = sha256_file(target)
+        self.manifest["files"][relpath] = hashlib.sha256(data).hexdigest()  # the bytes in hand, not a re-read
         return target
 
     def add_file(self, relpath: str) -> None:
