@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .config import DATASETS, IMAGE_SIZES, RunConfig, parse_probe
+from .config import DATASETS, IMAGE_SIZES, MAP_METHODS, RunConfig, parse_probe
 from .errors import LayerlapseError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -18,6 +18,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder holding the dataset's IDX files "
                                                  "(else $LAYERLAPSE_DATA, then ~/.cache/layerlapse).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or per-epoch lines.")]
+MAP_HELP = (f"How to map each epoch to 2-D: {', '.join(MAP_METHODS)}. aligned (default) starts each epoch from the "
+            "last one so points move only when the network's representation does; independent is the article's "
+            "UMAP per epoch; aligned-umap is umap-learn's AlignedUMAP; pca is linear.")
 
 
 @app.command()
@@ -31,6 +34,7 @@ def run(
     = "10000",
     seed: Annotated[int, typer.Option(help="Seed for the split, shuffles, probe, dropout and UMAP.")] = 0,
     neighbors: Annotated[int, typer.Option(help="UMAP's n_neighbors.")] = 40,
+    map_method: Annotated[str, typer.Option("--map", help=MAP_HELP)] = "aligned",
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
     subset: Annotated[Optional[int], typer.Option(help="Train on a stratified subset of this many images.")]
     = None,
@@ -45,7 +49,7 @@ def run(
     if resume and force:
         raise LayerlapseError("--resume and --force contradict each other: pass one of them")
     config = RunConfig(dataset=dataset, epochs=epochs, layers=tuple(layer), probe=parse_probe(probe), seed=seed,
-                       n_neighbors=neighbors, device=device, train_subset=subset)
+                       n_neighbors=neighbors, map_method=map_method, device=device, train_subset=subset)
     finished = run_experiment(config, out, data_dir=_as_str(data_dir), force=force, resume=resume,
                               show_progress=not quiet)
     _report(finished, quiet)
@@ -56,26 +60,31 @@ def demo(
     out: Annotated[Path, typer.Option(help="Run folder to write (replaced if it holds an earlier run).")]
     = Path("runs/demo"),
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 15,
+    map_method: Annotated[str, typer.Option("--map", help=MAP_HELP)] = "aligned",
     quiet: Quiet = False,
 ) -> None:
     """The whole pipeline offline in a few minutes, on scikit-learn's bundled 8×8 digits."""
     from .pipeline import run_experiment
 
-    config = RunConfig(dataset="digits", epochs=epochs, probe=None)
+    config = RunConfig(dataset="digits", epochs=epochs, probe=None, map_method=map_method)
     _report(run_experiment(config, out, force=True, show_progress=not quiet), quiet)
 
 
 @app.command()
 def render(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `layerlapse run` or `demo`.")],
+    map_method: Annotated[Optional[str], typer.Option("--map", help=MAP_HELP + " Default: the run's own; another "
+                                                      "method maps every epoch again.")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Redraw every picture of a stored run (mapping epochs that have no map yet), without training."""
     from .pipeline import map_run, render_run
     from .store import load_run
 
+    if map_method is not None:
+        RunConfig(map_method=map_method)  # the one-line error for an unknown name, before the run is opened
     stored = load_run(run_dir)
-    map_run(stored, show_progress=not quiet)
+    map_run(stored, method=map_method, show_progress=not quiet)
     written = render_run(stored, show_progress=not quiet)
     if not quiet:
         typer.echo(f"redrew {len(written)} files in {run_dir}")

@@ -11,6 +11,7 @@ from .errors import ConfigError
 
 DATASETS = ("mnist", "fashion-mnist", "digits")
 DEVICES = ("auto", "cpu", "cuda")
+MAP_METHODS = ("aligned", "independent", "aligned-umap", "pca")  # see layerlapse.project
 # input size of the reference network per dataset, known without loading the data
 IMAGE_SIZES = {"mnist": (28, 28), "fashion-mnist": (28, 28), "digits": (8, 8)}
 
@@ -33,6 +34,7 @@ class RunConfig:
     learning_rate: float = 1e-3
     validation_split: float = 0.2
     n_neighbors: int = 40
+    map_method: str = "aligned"
     device: str = "auto"
     train_subset: int | None = None  # train on a stratified, seeded subset of this many images (quick looks, tests)
 
@@ -43,6 +45,7 @@ class RunConfig:
         object.__setattr__(self, "layers", tuple(layers))
         _check_choice("dataset", self.dataset, DATASETS)
         _check_choice("device", self.device, DEVICES)
+        _check_choice("map method", self.map_method, MAP_METHODS)
         _check_int("epochs", self.epochs, low=1)
         _check_int("batch_size", self.batch_size, low=1)
         _check_int("n_neighbors", self.n_neighbors, low=2)

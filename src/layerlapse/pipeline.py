@@ -13,41 +13,144 @@ from . import render
 from .config import RunConfig
 from .errors import RunFolderError
 from .progress import note, progress_bar
-from .project import place_points, umap_map
+from .metrics import QUALITY_K, QUALITY_SAMPLE
+from .metrics import caption as quality_caption
+from .project import check_method, place_points
 from .store import RunFolder, epoch_file
+from .timeline import QUALITY_FILE, BackgroundMapper, Frame, LayerTimeline, WorkerSpec, map_whole_run
 
 
 def run_experiment(config: RunConfig, out: str | os.PathLike, *, data_dir: str | None = None, force: bool = False,
-                   resume: bool = False, show_progress: bool = True) -> RunFolder:
-    """Train, record, map and draw: the whole reference experiment into the run folder `out`."""
+                   resume: bool = False, show_progress: bool = True, background: bool = True) -> RunFolder:
+    """Train, record, map and draw: the whole reference experiment into the run folder `out`.
+
+    With `background`, a worker process maps epoch t while epoch t+1 trains, so the run waits only for the last map.
+    """
     from .train import record_run  # torch is only needed here
 
-    run = record_run(config, str(out), data_dir=data_dir, force=force, resume=resume, show_progress=show_progress)
-    with run.noting_failure():
-        map_run(run, show_progress=show_progress)
-        render_run(run, show_progress=show_progress)
-    run.commit("complete")
-    return run
+    alongside = MapAlongside(config.map_method) if background and config.map_method != "aligned-umap" else None
+    try:
+        run = record_run(config, str(out), data_dir=data_dir, force=force, resume=resume,
+                         show_progress=show_progress, on_epoch=alongside)
+        with run.noting_failure():
+            if alongside is not None:
+                alongside.finish(run, show_progress=show_progress)
+            map_run(run, show_progress=show_progress)
+            render_run(run, show_progress=show_progress)
+        run.commit("complete")
+        return run
+    finally:
+        if alongside is not None:
+            alongside.stop()
 
 
-def map_run(run: RunFolder, *, show_progress: bool = True) -> None:
-    """UMAP every recorded epoch of every layer that has no map yet; place the test set on the final map."""
+class MapAlongside:
+    """Called after each recorded epoch: feeds it to a worker process and stores the frames the worker has sent."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.worker: BackgroundMapper | None = None
+
+    def __call__(self, run: RunFolder, epoch: int) -> None:
+        if self.worker is None:
+            _use_method(run, self.method)
+            resume_from = {layer: mapped for layer in run.layers if (mapped := _mapped_through(run, layer)) >= 0}
+            self.worker = BackgroundMapper(WorkerSpec(
+                str(run.path), run.layers, int(run.manifest["dataset"]["probe_size"]), self.method,
+                run.config.n_neighbors, run.config.seed, resume_from))
+            for earlier in range(min(resume_from.values(), default=-1) + 1, epoch):
+                self.worker.submit(earlier)  # epochs recorded before this process started
+        self.worker.submit(epoch)
+        _store_frames(run, self.worker.finished_frames())
+
+    def finish(self, run: RunFolder, *, show_progress: bool) -> None:
+        """Wait for the frames still being mapped; if the worker failed, map_run maps what is missing here."""
+        if self.worker is None:
+            return
+        _store_frames(run, self.worker.finished_frames(wait=True))
+        if self.worker.error:
+            note(f"the mapping worker stopped ({self.worker.error.splitlines()[0]}); mapping the rest here",
+                 enabled=show_progress)
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+
+
+def map_run(run: RunFolder, *, method: str | None = None, show_progress: bool = True) -> None:
+    """Map every recorded epoch of every layer that has no map yet (all of them again for another method), with
+    each frame's faithfulness measures; place the test set on the final map."""
+    stored = run.manifest.get("maps", {}).get("method")
+    method = method or LEGACY_METHODS.get(stored, stored) or run.config.map_method
+    _use_method(run, method)
     config = run.config
-    epochs = range(run.epochs_complete + 1)
-    missing = [(layer, epoch) for layer in run.layers for epoch in epochs if not run.has(_map_path(layer, epoch))]
-    with progress_bar("mapping", len(missing), enabled=show_progress) as advance:
-        for layer, epoch in missing:
-            xy = umap_map(run.activations(layer, epoch), n_neighbors=config.n_neighbors, seed=config.seed)
-            run.write_array(_map_path(layer, epoch), xy)
-            run.commit()
-            advance(1)
+    todo = {layer: list(range(_mapped_through(run, layer) + 1, run.epochs_complete + 1)) for layer in run.layers}
+    with progress_bar(f"mapping ({method})", sum(map(len, todo.values())), enabled=show_progress) as advance:
+        for layer, epochs in todo.items():
+            if not epochs:
+                continue
+            if method == "aligned-umap":  # one joint fit over every epoch
+                epochs = list(range(run.epochs_complete + 1))
+                frames = map_whole_run(layer, epochs, [run.activations(layer, e) for e in epochs], method=method,
+                                       n_neighbors=config.n_neighbors, seed=config.seed)
+                _store_frames(run, frames)
+                advance(len(epochs))
+                continue
+            timeline = LayerTimeline(layer, len(run.read_array("probe/labels.npy")), method=method,
+                                     n_neighbors=config.n_neighbors, seed=config.seed)
+            if epochs[0] > 0:
+                timeline.continue_from(run.activations(layer, epochs[0] - 1), run.read_array(_map_path(layer, epochs[0] - 1)))
+            for epoch in epochs:
+                _store_frames(run, [timeline.next(epoch, run.activations(layer, epoch))])
+                advance(1)
     if run.manifest["test"] is not None:
         for layer in run.layers:
             if not run.has(_test_map_path(layer)):
                 _place_test_set(run, layer)
-    run.manifest["maps"] = {"method": "umap", "n_neighbors": config.n_neighbors, "seed": config.seed,
+    run.commit()
+
+
+def _use_method(run: RunFolder, method: str) -> None:
+    """Record the method in the manifest; maps made with another method are unlisted, then deleted."""
+    check_method(method, len(run.read_array("probe/labels.npy")), run.config.n_neighbors)
+    stored = run.manifest.get("maps")
+    if stored and LEGACY_METHODS.get(stored.get("method"), stored.get("method")) == method:
+        stored["method"] = method
+        return
+    stale = [relpath for relpath in run.manifest["files"] if relpath.startswith("maps/")]
+    for relpath in stale:
+        run.forget(relpath)
+    run.manifest["maps"] = {"method": method, "n_neighbors": run.config.n_neighbors, "seed": run.config.seed,
+                            "quality": {"k": QUALITY_K, "sample": QUALITY_SAMPLE},
                             "test_placement": "kernel-weighted mean of the 10 nearest probe points in the layer's space"}
     run.commit()
+    for relpath in stale:
+        (run.path / relpath).unlink(missing_ok=True)
+
+
+def _mapped_through(run: RunFolder, layer: str) -> int:
+    """The last epoch e such that epochs 0..e of the layer all have maps (-1 when epoch 0 has none)."""
+    epoch = -1
+    while epoch < run.epochs_complete and run.has(_map_path(layer, epoch + 1)):
+        epoch += 1
+    return epoch
+
+
+def _store_frames(run: RunFolder, frames: list[Frame]) -> None:
+    for frame in frames:
+        quality = _quality(run, frame.layer)
+        quality["frames"][str(frame.epoch)] = frame.quality
+        run.write_array(_map_path(frame.layer, frame.epoch), frame.xy)
+        run.write_json(f"maps/{frame.layer}/{QUALITY_FILE}", quality)
+        run.commit()
+
+
+def _quality(run: RunFolder, layer: str) -> dict:
+    relpath = f"maps/{layer}/{QUALITY_FILE}"
+    if run.has(relpath):
+        return run.read_json(relpath)
+    return {"method": run.manifest["maps"]["method"], "k": QUALITY_K, "sample_size": QUALITY_SAMPLE,
+            "sample_seed": run.config.seed, "frames": {}}
 
 
 def _place_test_set(run: RunFolder, layer: str) -> None:
@@ -56,6 +159,12 @@ def _place_test_set(run: RunFolder, layer: str) -> None:
                           run.read_array(f"test/activations/{layer}.npy"))
     run.write_array(_test_map_path(layer), placed)
     run.commit()
+
+
+def frame_quality(run: RunFolder, layer: str, epoch: int) -> dict:
+    """The stored measures and notes of one frame ({} when the run has none)."""
+    relpath = f"maps/{layer}/{QUALITY_FILE}"
+    return run.read_json(relpath)["frames"].get(str(epoch), {}) if run.has(relpath) else {}
 
 
 def render_run(run: RunFolder, *, show_progress: bool = True) -> list[Path]:
@@ -89,12 +198,14 @@ def _draw_layer(run: RunFolder, layer: str, labels: np.ndarray, class_names: lis
         raise RunFolderError(f"run folder {run.path} has no maps for layer {layer!r}: map it with "
                              f"`layerlapse render {run.path}` (needs umap-learn)")
     frames = []
+    maps = {epoch: run.read_array(_map_path(layer, epoch)) for epoch in epochs}
+    limits = render.common_limits(list(maps.values()))  # fixed axes, so a point moves only when its map does
     with progress_bar(f"drawing {layer}", len(epochs), enabled=show_progress) as advance:
         for epoch in epochs:
             title = f"Epoch {epoch}" if main else f"Epoch {epoch} · {layer}"
-            frames.append(render.draw_frame(run.read_array(_map_path(layer, epoch)), labels, class_names,
-                                            frames_dir / epoch_file(epoch, ".png"), title=title,
-                                            caption=_caption(run, layer, epoch, len(labels))))
+            frames.append(render.draw_frame(maps[epoch], labels, class_names, frames_dir / epoch_file(epoch, ".png"),
+                                            title=title, caption=_caption(run, layer, epoch, len(labels)),
+                                            limits=limits))
             advance(1)
     written = [*frames, render.write_gif(frames, run.path / f"lapse{suffix}.gif")]
     if run.has(_test_map_path(layer)):
@@ -106,6 +217,7 @@ def _draw_layer(run: RunFolder, layer: str, labels: np.ndarray, class_names: lis
 
 
 def _caption(run: RunFolder, layer: str, epoch: int, n_points: int) -> str:
+    """Two lines under a frame: what it shows, then how faithful it is (the stored measures and notes)."""
     row = next((row for row in run.history if row.get("epoch") == epoch), {})
     if epoch == 0:
         accuracy = " · untrained"
@@ -113,7 +225,11 @@ def _caption(run: RunFolder, layer: str, epoch: int, n_points: int) -> str:
         accuracy = f" · validation accuracy {row['val_acc']:.4f}"
     else:
         accuracy = ""
-    return f"layer {layer} · {n_points:,} probe images · UMAP{accuracy}"
+    method = run.manifest.get("maps", {}).get("method", "umap")
+    quality = frame_quality(run, layer, epoch)
+    second = " · ".join(filter(None, [quality_caption(quality), *quality.get("notes", [])]))
+    first = f"layer {layer} · {n_points:,} probe images · map: {METHOD_LABELS.get(method, method)}{accuracy}"
+    return f"{first}\n{second}" if second else first
 
 
 def _draw_confusion(run: RunFolder, class_names: list[str]) -> Path:
@@ -130,6 +246,11 @@ def _metrics(run: RunFolder) -> dict:
             "probe_size": run.manifest["dataset"]["probe_size"], "epochs": run.epochs_complete,
             "test_accuracy": None if test is None else test["accuracy"],
             "test_loss": None if test is None else test["loss"], "history": run.history}
+
+
+LEGACY_METHODS = {"umap": "independent"}  # the name runs recorded before there was a choice
+METHOD_LABELS = {"aligned": "aligned UMAP (layerlapse)", "independent": "UMAP per epoch (the article's)",
+                 "aligned-umap": "umap-learn AlignedUMAP", "pca": "PCA"}
 
 
 def _map_path(layer: str, epoch: int) -> str:

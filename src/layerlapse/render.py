@@ -104,6 +104,7 @@ def _class_scatter(
     labels: np.ndarray,
     class_names: Sequence[str],
     point_size: float | None,
+    limits: tuple[tuple[float, float], tuple[float, float]] | None = None,
 ) -> Axes:
     """Draw the map coloured by class on fixed axes, with a colour bar labelled by class name."""
     from matplotlib.cm import ScalarMappable
@@ -120,8 +121,17 @@ def _class_scatter(
         xy[keep, 0], xy[keep, 1], c=labels[keep], cmap=colormap, norm=norm,
         s=area if point_size is None else point_size, alpha=alpha, linewidths=0,
     )
-    # datalim keeps the axes box fixed and stretches the limits instead, so the map never moves between frames.
-    axes.set_aspect("equal", adjustable="datalim")
+    if limits is not None:
+        # the same view on every frame, widened to the axes' shape so that equal aspect needs no further change
+        (x0, x1), (y0, y1) = limits
+        box_ratio = (_MAP_RECT[3] * figure.bbox.height) / (_MAP_RECT[2] * figure.bbox.width)
+        width, height = max(x1 - x0, (y1 - y0) / box_ratio), max(y1 - y0, (x1 - x0) * box_ratio)
+        axes.set_xlim((x0 + x1 - width) / 2, (x0 + x1 + width) / 2)
+        axes.set_ylim((y0 + y1 - height) / 2, (y0 + y1 + height) / 2)
+        axes.set_aspect("equal", adjustable="box")
+    else:
+        # datalim keeps the axes box fixed and stretches the limits instead, so the map never moves between frames.
+        axes.set_aspect("equal", adjustable="datalim")
     axes.set_xticks([])
     axes.set_yticks([])  # map coordinates have no units
     # A separate, opaque mappable: the colour bar should show the class colours at full strength.
@@ -141,17 +151,32 @@ def draw_frame(
     caption: str | None = None,
     point_size: float | None = None,
     size_px: tuple[int, int] = _FRAME_SIZE_PX,
+    limits: tuple[tuple[float, float], tuple[float, float]] | None = None,
 ) -> Path:
-    """Draw one epoch's 2-D map as a scatter coloured by class, exactly `size_px` pixels, so frames stack into a GIF."""
+    """Draw one epoch's 2-D map as a scatter coloured by class, exactly `size_px` pixels, so frames stack into a GIF.
+    `limits` ((x0, x1), (y0, y1)) fixes the view, the same for every frame of a time-lapse (`common_limits`)."""
     _check_frame_size(size_px)
     xy, labels = _check_points(xy, labels, "xy")
     figure = _new_figure(size_px)
-    axes = _class_scatter(figure, xy, labels, class_names, point_size)
+    axes = _class_scatter(figure, xy, labels, class_names, point_size, limits)
     axes.set_title(title, fontsize=12)
     if caption:
-        figure.text(_MAP_RECT[0] + _MAP_RECT[2] / 2, 0.025, caption, ha="center", va="bottom", fontsize=7,
+        figure.text(0.5, 0.012, caption, ha="center", va="bottom", fontsize=7,
                     color="0.35")
     return _save_png(figure, path)
+
+
+def common_limits(maps: Sequence[np.ndarray], margin: float = 0.03
+                  ) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """One view that holds every finite point of every map, with a small margin (None when there is none)."""
+    points = [np.asarray(xy, dtype=np.float64)[_finite_rows(np.asarray(xy))] for xy in maps]
+    points = [xy for xy in points if len(xy)]
+    if not points:
+        return None
+    low = np.min([xy.min(axis=0) for xy in points], axis=0)
+    high = np.max([xy.max(axis=0) for xy in points], axis=0)
+    pad = np.maximum((high - low) * margin, 1e-6)
+    return (float(low[0] - pad[0]), float(high[0] + pad[0])), (float(low[1] - pad[1]), float(high[1] + pad[1]))
 
 
 def draw_train_test(

@@ -161,6 +161,16 @@ class RunFolder:
             raise RunFolderError(f"run folder {self.path} is damaged: {relpath} cannot be read ({error}); "
                                  "restore it, or record the run again with --force") from None
 
+    def read_json(self, relpath: str) -> Any:
+        if not self.has(relpath):
+            raise RunFolderError(f"run folder {self.path} has no {relpath}: the run did not record it; "
+                                 "record it again, or resume it with --resume")
+        try:
+            return json.loads((self.path / relpath).read_text())
+        except (ValueError, OSError) as error:
+            raise RunFolderError(f"run folder {self.path} is damaged: {relpath} cannot be read ({error}); "
+                                 "restore it, or record the run again with --force") from None
+
     def activations(self, layer: str, epoch: int) -> np.ndarray:
         return self.read_array(f"activations/{layer}/{epoch_file(epoch)}")
 

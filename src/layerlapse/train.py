@@ -11,7 +11,7 @@ import dataclasses
 import io
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,10 +150,12 @@ def load_checkpoint(run: RunFolder, epoch: int, model: nn.Module, optimizer: tor
 
 
 def record_run(config: RunConfig, out: str, *, data_dir: str | None = None, force: bool = False,
-               resume: bool = False, show_progress: bool = True) -> RunFolder:
+               resume: bool = False, show_progress: bool = True,
+               on_epoch: Callable[[RunFolder, int], None] | None = None) -> RunFolder:
     """Train the reference network and record the probe set's activations before training and after every epoch.
 
-    With `resume`, the run in `out` continues from its last complete epoch with its stored settings.
+    With `resume`, the run in `out` continues from its last complete epoch with its stored settings. `on_epoch(run,
+    epoch)` is called after each epoch is committed (the pipeline starts mapping it there).
     """
     if resume:
         run = _reopen_for_resume(out)
@@ -172,7 +174,8 @@ def record_run(config: RunConfig, out: str, *, data_dir: str | None = None, forc
     if not resume:
         run = RunFolder.create(out, config, _dataset_info(dataset, probe_indices), force=force)
     with run.noting_failure():
-        _train_and_record(run, config, dataset, model, optimizer, probe_indices, device, show_progress)
+        _train_and_record(run, config, dataset, model, optimizer, probe_indices, device, show_progress,
+                          on_epoch or (lambda run, epoch: None))
     return run
 
 
@@ -188,7 +191,7 @@ def _reopen_for_resume(out: str) -> RunFolder:
 
 def _train_and_record(run: RunFolder, config: RunConfig, dataset: Dataset, model: nn.Module,
                       optimizer: torch.optim.Optimizer, probe_indices: np.ndarray, device: torch.device,
-                      show_progress: bool) -> None:
+                      show_progress: bool, on_epoch: Callable[[RunFolder, int], None]) -> None:
     x = images_to_tensor(dataset.x_train, device)
     y = torch.from_numpy(dataset.y_train).to(device)
     train_indices, val_indices = split_validation(len(x), config.validation_split, config.seed)
@@ -202,6 +205,7 @@ def _train_and_record(run: RunFolder, config: RunConfig, dataset: Dataset, model
                   device=device) as recorder:
         if run.epochs_complete < 0:
             _record_epoch(run, recorder, 0, None, model, optimizer)
+            on_epoch(run, 0)
         for epoch in range(run.epochs_complete + 1, config.epochs + 1):
             started = time.perf_counter()
             loss, acc = train_epoch(model, optimizer, x, y, train_indices, config.batch_size,
@@ -211,6 +215,7 @@ def _train_and_record(run: RunFolder, config: RunConfig, dataset: Dataset, model
             seconds = time.perf_counter() - started
             result = EpochResult(loss, acc, val_loss, val_acc, seconds)
             _record_epoch(run, recorder, epoch, result.row(epoch), model, optimizer)
+            on_epoch(run, epoch)
             note(f"epoch {epoch}/{config.epochs}: loss {loss:.4f} acc {acc:.4f} val_loss {val_loss:.4f} "
                  f"val_acc {val_acc:.4f} ({seconds:.1f} s)", enabled=show_progress)
         if run.manifest["test"] is None:

@@ -1,0 +1,184 @@
+"""A layer's frames, epoch after epoch: each map with its faithfulness measures, in this process or in a worker
+process that maps epoch t while the training loop runs epoch t+1.
+
+The worker is fed from the run folder (it reads the activation files the training loop committed) and sends frames
+back; only the main process writes to the run folder, so the manifest has one writer.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import metrics
+from .project import DEFAULT_METHOD, EpochMapper, MapState, map_epochs
+
+QUALITY_FILE = "quality.json"
+
+
+@dataclass
+class Frame:
+    layer: str
+    epoch: int
+    xy: np.ndarray
+    quality: dict[str, Any] = field(default_factory=dict)  # measures, "notes" and "seconds"
+
+
+class LayerTimeline:
+    """Maps one layer's epochs in order and measures each frame on a fixed seeded subsample."""
+
+    def __init__(self, layer: str, n_points: int, *, method: str = DEFAULT_METHOD, n_neighbors: int = 40,
+                 seed: int = 0) -> None:
+        self.layer, self.method = layer, method
+        self.mapper = EpochMapper(method, n_neighbors=n_neighbors, seed=seed)
+        self.sample = metrics.quality_sample(n_points, seed)
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None  # the last frame's sampled activations and map
+
+    def continue_from(self, activations: np.ndarray, xy: np.ndarray) -> None:
+        """Carry on after a stored frame (a resumed run): its map is the next frame's start."""
+        activations = np.asarray(activations, dtype=np.float32).reshape(len(activations), -1)
+        xy = np.asarray(xy, dtype=np.float32)
+        usable = np.isfinite(activations).all(axis=1) & np.isfinite(xy).all(axis=1)
+        self.mapper.state = MapState(xy=xy, knn=None, usable=usable)
+        self.mapper.previous_activations = activations
+        self._previous = (activations[self.sample], xy[self.sample])
+
+    def next(self, epoch: int, activations: np.ndarray) -> Frame:
+        started = time.perf_counter()
+        xy = self.mapper.next(activations)
+        seconds = time.perf_counter() - started
+        return self._measured(epoch, np.asarray(activations, dtype=np.float32), xy, self.mapper.notes, seconds)
+
+    def _measured(self, epoch: int, activations: np.ndarray, xy: np.ndarray, notes: list[str],
+                  seconds: float | None) -> Frame:
+        layer_sample, xy_sample = activations[self.sample], xy[self.sample]
+        quality: dict[str, Any] = measure(layer_sample, xy_sample, self._previous)
+        quality["notes"] = list(notes)
+        if seconds is not None:
+            quality["seconds"] = round(seconds, 3)
+        self._previous = (layer_sample, xy_sample)
+        return Frame(self.layer, epoch, xy, quality)
+
+
+def measure(layer_sample: np.ndarray, xy_sample: np.ndarray,
+            previous: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
+    """The frame's measures on the rows that are finite in the layer and on the map (and in the previous frame)."""
+    usable = np.isfinite(layer_sample).all(axis=1) & np.isfinite(xy_sample).all(axis=1)
+    if _flat(xy_sample[usable]):
+        return {}
+    quality: dict[str, Any] = metrics.frame_quality(layer_sample[usable], xy_sample[usable])
+    if previous is not None:
+        before_layer, before_xy = previous
+        both = usable & np.isfinite(before_layer).all(axis=1) & np.isfinite(before_xy).all(axis=1)
+        if not _flat(before_xy[both]):
+            quality.update(metrics.change_quality(before_layer[both], layer_sample[both], before_xy[both],
+                                                  xy_sample[both]))
+    return {key: round(value, 6) for key, value in quality.items()}
+
+
+def _flat(xy: np.ndarray) -> bool:
+    return len(xy) == 0 or bool(np.all(xy == xy[0]))
+
+
+def map_whole_run(layer: str, epochs: list[int], activations: list[np.ndarray], *, method: str, n_neighbors: int,
+                  seed: int) -> list[Frame]:
+    """Every epoch at once (AlignedUMAP needs them together), then measured in order."""
+    started = time.perf_counter()
+    frames, notes = map_epochs(method, activations, n_neighbors=n_neighbors, seed=seed)
+    seconds = (time.perf_counter() - started) / max(len(frames), 1)
+    timeline = LayerTimeline(layer, len(activations[0]), method="pca", n_neighbors=n_neighbors, seed=seed)
+    timeline.method = method
+    return [timeline._measured(epoch, np.asarray(x, dtype=np.float32), xy, note, seconds)
+            for epoch, x, xy, note in zip(epochs, activations, frames, notes)]
+
+
+# ---- the worker process ------------------------------------------------------------------------------------------
+@dataclass
+class WorkerSpec:
+    """What the worker needs to map a run's layers: where the files are and how to map them."""
+
+    run_path: str
+    layers: list[str]
+    n_points: int
+    method: str
+    n_neighbors: int
+    seed: int
+    resume_from: dict[str, int]  # layer -> last epoch already mapped and stored (its map is the next start)
+
+
+def _activation_path(run_path: str, layer: str, epoch: int) -> Path:
+    return Path(run_path) / "activations" / layer / f"epoch_{epoch:03d}.npy"
+
+
+def _map_path(run_path: str, layer: str, epoch: int) -> Path:
+    return Path(run_path) / "maps" / layer / f"epoch_{epoch:03d}.npy"
+
+
+def _worker_main(spec: WorkerSpec, jobs: Any, results: Any) -> None:
+    """Map each epoch sent on `jobs` for every layer, in order; send Frames (or an error text) on `results`."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)  # one core for the maps, the rest for training
+        timelines = {layer: LayerTimeline(layer, spec.n_points, method=spec.method, n_neighbors=spec.n_neighbors,
+                                          seed=spec.seed) for layer in spec.layers}
+        for layer, epoch in spec.resume_from.items():
+            timelines[layer].continue_from(np.load(_activation_path(spec.run_path, layer, epoch)),
+                                           np.load(_map_path(spec.run_path, layer, epoch)))
+        while (epoch := jobs.get()) is not None:
+            for layer, timeline in timelines.items():
+                results.put(timeline.next(epoch, np.load(_activation_path(spec.run_path, layer, epoch))))
+    except BaseException as error:  # the main process decides what to do; it maps in-process instead
+        results.put(f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=3)}")
+    finally:
+        results.put(None)
+
+
+class BackgroundMapper:
+    """A worker process that maps each committed epoch while training goes on."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's threads
+        self._jobs, self._results = context.Queue(), context.Queue()
+        self._process = context.Process(target=_worker_main, args=(spec, self._jobs, self._results), daemon=True,
+                                        name="layerlapse-mapper")
+        self._process.start()
+        self.error: str | None = None
+        self._done = False
+
+    def submit(self, epoch: int) -> None:
+        if not self._done:
+            self._jobs.put(epoch)
+
+    def finished_frames(self, *, wait: bool = False) -> list[Frame]:
+        """Frames done so far; with `wait`, every frame submitted (the worker is then stopped)."""
+        if wait and not self._done:
+            self._jobs.put(None)
+        frames = []
+        while not self._done:
+            try:
+                item = self._results.get(block=wait)
+            except queue.Empty:
+                break
+            if item is None:
+                self._done = True
+            elif isinstance(item, str):
+                self.error = item
+            else:
+                frames.append(item)
+        if self._done:
+            self._process.join(timeout=10)
+        return frames
+
+    def stop(self) -> None:
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join(timeout=10)
+        self._done = True
