@@ -4,10 +4,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from layerlapse.capture import Recorder, Snapshot, find_layers, layer_table, stratified_probe
+from layerlapse.capture import Recorder, Snapshot, _pad_border, find_layers, layer_table, stratified_probe
 from layerlapse.config import RunConfig
 from layerlapse.errors import LayerlapseError, LayerNotFoundError
-from layerlapse.models import ReferenceCNN
+from layerlapse.models import ReferenceCNN, SameConv2d
 from layerlapse.store import RunFolder
 
 N_PROBE = 40
@@ -132,6 +132,84 @@ def test_run_probe_records_other_inputs_without_storing_them(model: ReferenceCNN
         activations, probabilities, shapes = recorder.run_probe(probe[:9])
     assert activations["hidden"].shape == (9, 512) and probabilities.shape == (9, 10)
     assert shapes == {"hidden": (512,)} and run.manifest["files"] == {}
+
+
+def test_the_default_batches_are_250_images() -> None:
+    assert Recorder.__init__.__kwdefaults__["batch_size"] == 250  # see the Recorder's docstring for why
+
+
+def test_an_empty_probe_is_refused(model: ReferenceCNN, probe: torch.Tensor) -> None:
+    with Recorder(model, ["hidden"], probe) as recorder, pytest.raises(ValueError, match="the probe is empty"):
+        recorder.run_probe(probe[:0])
+
+
+# ---- the snapshot's cheaper padding ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("pad", [(0, 1, 0, 1), (1, 1, 1, 1), (1, 2, 1, 2), (0, 0, 0, 0), (2, 0, 1, 3)])
+@pytest.mark.parametrize("shape", [(3, 32, 7, 5), (3, 1, 6, 6), (1, 4, 2, 3)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_padding_only_the_border_is_f_pad_bit_for_bit(pad, shape, channels_last: bool) -> None:
+    x = torch.randn(shape)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    expected, padded = F.pad(x, pad), _pad_border(x, pad)
+    assert torch.equal(padded, expected) and padded.stride() == expected.stride()
+
+
+def test_padding_only_the_border_passes_other_inputs_to_f_pad() -> None:
+    x = torch.randn(2, 5, 5)  # an unbatched image
+    assert torch.equal(_pad_border(x, (0, 1, 0, 1)), F.pad(x, (0, 1, 0, 1)))
+
+
+def test_snapshots_equal_the_model_s_own_forward_pass_bit_for_bit(model: ReferenceCNN, probe: torch.Tensor) -> None:
+    model = model.to(memory_format=torch.channels_last)
+    seen = {}
+    handles = [getattr(model, name).register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, o))
+               for name in ("conv2D_1", "conv2D_4", "hidden")]
+    try:
+        with torch.no_grad():
+            logits = model.eval()(probe.float().div(255.0).unsqueeze(1))
+    finally:
+        for handle in handles:
+            handle.remove()
+    with Recorder(model, ["conv2D_1", "conv2D_4", "hidden"], probe, batch_size=N_PROBE) as recorder:
+        snapshot = recorder.snapshot(0)
+    for name, output in seen.items():
+        np.testing.assert_array_equal(snapshot.activations[name], output.flatten(1).half().numpy())
+    np.testing.assert_array_equal(snapshot.probabilities, torch.softmax(logits, 1).numpy())
+
+
+def test_the_padding_is_restored_after_a_snapshot_even_a_failing_one(model: ReferenceCNN, probe: torch.Tensor) -> None:
+    convs = [module for module in model.modules() if isinstance(module, SameConv2d)]
+    calls = []
+
+    def fail(module, inputs, output):
+        calls.append(type(convs[0].forward).__name__)
+        raise RuntimeError("hook failed")
+
+    with Recorder(model, ["hidden"], probe) as recorder:
+        recorder.snapshot(0)
+        assert all("forward" not in vars(conv) for conv in convs)
+        handle = model.hidden.register_forward_hook(fail)
+        with pytest.raises(RuntimeError, match="hook failed"):
+            recorder.snapshot(1)
+        handle.remove()
+    assert calls == ["partial"]  # the cheaper padding was in place during the pass
+    assert all("forward" not in vars(conv) for conv in convs)
+
+
+def test_a_subclass_of_same_conv2d_keeps_its_own_forward(probe: torch.Tensor) -> None:
+    class Doubled(SameConv2d):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 2 * super().forward(x)
+
+    torch.manual_seed(0)
+    model = nn.Sequential(Doubled(1, 2), nn.Flatten(), nn.Linear(2 * 64, 3))
+    with Recorder(model, ["0"], probe) as recorder:
+        activations, _, _ = recorder.run_probe(probe)
+    with torch.no_grad():
+        expected = model[0](probe.float().div(255.0).unsqueeze(1))
+    np.testing.assert_array_equal(activations["0"], expected.flatten(1).half().numpy())
+    assert "forward" not in vars(model[0])
 
 
 # ---- modes and hooks -------------------------------------------------------------------------------------------------

@@ -255,13 +255,15 @@ def test_readme_mnist_command_parses_every_option(mnist_root: Path, tmp_path: Pa
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["run", "--dataset", "mnist", "--epochs", "1", "--layer", "hidden",
                                  "--out", "runs/mnist", "--subset", "500", "--probe", "200", "--neighbors", "15",
-                                 "--seed", "3", "--device", "cpu", "--quiet"])
+                                 "--seed", "3", "--device", "cpu", "--map", "pca", "--test-probe", "50", "--quiet"])
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
     manifest = json.loads((tmp_path / "runs/mnist/manifest.json").read_text())
     assert manifest["status"] == "complete"
     assert manifest["config"] == {
-        "dataset": "mnist", "epochs": 1, "layers": ["hidden"], "probe": 200, "seed": 3, "batch_size": 100,
-        "learning_rate": 0.001, "validation_split": 0.2, "n_neighbors": 15, "device": "cpu", "train_subset": 500}
+        "dataset": "mnist", "epochs": 1, "layers": ["hidden"], "probe": 200, "test_probe": 50, "seed": 3,
+        "batch_size": 100, "learning_rate": 0.001, "validation_split": 0.2, "n_neighbors": 15, "map_method": "pca",
+        "device": "cpu", "train_subset": 500}
+    assert manifest["maps"]["method"] == "pca"
     assert manifest["dataset"]["train_size"] == 500 and manifest["dataset"]["probe_size"] == 200
     assert manifest["dataset"]["test_size"] == 10_000 and manifest["dataset"]["image_shape"] == [28, 28]
     assert manifest["maps"]["n_neighbors"] == 15 and manifest["maps"]["seed"] == 3

@@ -86,7 +86,7 @@ def test_every_epoch_of_every_layer_is_recorded_and_mapped(two_layer_run: Path, 
 
 def test_the_map_settings_reach_umap_and_the_manifest(two_layer_run: Path) -> None:
     manifest = json.loads((two_layer_run / "manifest.json").read_text())
-    assert manifest["maps"]["method"] == "umap"
+    assert manifest["maps"]["method"] == "aligned"
     assert manifest["maps"]["n_neighbors"] == 15 and manifest["maps"]["seed"] == 0
     assert manifest["layers"] == ["hidden", "flat1"]
     assert manifest["dataset"]["probe_size"] == 300
@@ -124,7 +124,7 @@ def test_map_run_on_a_mapped_run_computes_nothing(run_copy: Path) -> None:
 
 
 def test_map_run_maps_only_what_is_missing_and_gives_the_same_maps(run_copy: Path) -> None:
-    missing = ["maps/flat1/epoch_001.npy", "maps/hidden/test.npy"]
+    missing = ["maps/flat1/epoch_002.npy", "maps/hidden/test.npy"]
     originals = {relpath: (run_copy / relpath).read_bytes() for relpath in missing}
     unlist(run_copy, *missing)
     kept = {relpath: stamp for relpath, stamp in mtimes(run_copy, "maps").items()}
@@ -134,8 +134,75 @@ def test_map_run_maps_only_what_is_missing_and_gives_the_same_maps(run_copy: Pat
         assert (run_copy / relpath).read_bytes() == data, f"{relpath}: a seeded map is the same map"
         assert run.has(relpath)
     after = mtimes(run_copy, "maps")
+    kept.pop("maps/flat1/quality.json")  # the new frame's measures are added to it
+    kept.pop("maps/flat1/test/epoch_002.npy")  # and the test probe placed on it again
     assert {relpath: after[relpath] for relpath in kept} == kept
     load_run(run_copy)  # the new files are listed with their checksums
+
+
+def test_a_missing_frame_is_mapped_again_with_every_frame_after_it(run_copy: Path) -> None:
+    later = ["maps/hidden/epoch_001.npy", "maps/hidden/epoch_002.npy"]
+    originals = {relpath: (run_copy / relpath).read_bytes() for relpath in later}
+    unlist(run_copy, later[0])  # an aligned frame starts from the one before, so epoch 2 is redone after epoch 1
+    map_run(load_run(run_copy), show_progress=False)
+    for relpath, data in originals.items():
+        assert (run_copy / relpath).read_bytes() == data
+
+
+def test_maps_made_alongside_training_equal_maps_made_afterwards(two_layer_run: Path, run_copy: Path) -> None:
+    maps = [f"maps/{layer}/epoch_{epoch:03d}.npy" for layer in FEATURES for epoch in range(3)]
+    unlist(run_copy, *maps, "maps/hidden/quality.json", "maps/flat1/quality.json")
+    map_run(load_run(run_copy), show_progress=False)
+    for relpath in maps:
+        assert (run_copy / relpath).read_bytes() == (two_layer_run / relpath).read_bytes(), relpath
+
+
+@pytest.mark.parametrize("layer", ["hidden", "flat1"])
+def test_every_frame_is_measured_and_the_measures_are_stored(two_layer_run: Path, layer: str) -> None:
+    quality = load_run(two_layer_run).read_json(f"maps/{layer}/quality.json")
+    assert quality["method"] == "aligned" and quality["k"] == 10 and quality["sample_size"] == 3000
+    assert sorted(quality["frames"]) == ["0", "1", "2"]
+    for epoch, frame in quality["frames"].items():
+        assert 0.5 < frame["trustworthiness"] <= 1 and 0.5 < frame["continuity"] <= 1
+        assert 0 <= frame["knn_preservation"] <= 1 and frame["notes"] == [] and frame["seconds"] > 0
+        changes = {"procrustes_disparity", "map_neighbors_kept", "layer_neighbors_kept"}
+        assert changes <= set(frame) if epoch != "0" else not changes & set(frame)
+
+
+def test_each_frame_s_caption_names_the_method_and_its_measures(two_layer_run: Path) -> None:
+    from layerlapse.pipeline import _caption
+
+    caption = _caption(load_run(two_layer_run), "hidden", 2, 300)
+    first, second = caption.split("\n")
+    assert first.startswith("layer hidden · 300 probe images · map: aligned UMAP (layerlapse) · validation accuracy")
+    assert second.startswith("trust 0.") and "vs last frame: map kept" in second
+
+
+def test_another_method_maps_the_stored_run_again_without_training(run_copy: Path) -> None:
+    before = {relpath: (run_copy / relpath).read_bytes() for relpath in ["maps/hidden/epoch_001.npy"]}
+    run = load_run(run_copy)
+    map_run(run, method="pca", show_progress=False)
+    render_run(run, show_progress=False)
+    run = load_run(run_copy)
+    assert run.manifest["maps"]["method"] == "pca"
+    assert run.read_json("maps/hidden/quality.json")["method"] == "pca"
+    pca = run.read_array("maps/hidden/epoch_001.npy")
+    assert pca.tobytes() != before["maps/hidden/epoch_001.npy"] and np.isfinite(pca).all()
+    assert sorted(path.name for path in (run_copy / "maps/hidden").iterdir()) == [
+        "epoch_000.npy", "epoch_001.npy", "epoch_002.npy", "quality.json", "test", "test.npy"]
+
+
+@pytest.mark.parametrize("layer", ["hidden", "flat1"])
+def test_the_test_probe_is_placed_on_every_frame_by_the_placement_rule(two_layer_run: Path, layer: str) -> None:
+    run = load_run(two_layer_run)
+    labels = run.read_array("test/probe/labels.npy")
+    assert len(labels) == 360  # digits has 360 test images, fewer than the default 1,000
+    for epoch in range(3):
+        placed = run.read_array(f"maps/{layer}/test/epoch_{epoch:03d}.npy")
+        expected = place_points(run.activations(layer, epoch), run.read_array(f"maps/{layer}/epoch_{epoch:03d}.npy"),
+                                run.read_array(f"test/probe/activations/{layer}/epoch_{epoch:03d}.npy"))
+        np.testing.assert_array_equal(placed, expected)
+        assert run.read_array(f"test/probe/predictions/epoch_{epoch:03d}.npy").shape == (360, 10)
 
 
 def test_render_run_redraws_every_derived_file(two_layer_run: Path, run_copy: Path) -> None:

@@ -2,9 +2,11 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 from sklearn.manifold import trustworthiness
+from sklearn.neighbors import NearestNeighbors
 
 from layerlapse.errors import ConfigError
-from layerlapse.project import PLACEMENT_NEIGHBORS, place_points, umap_map
+from layerlapse.project import (EXACT_KNN_BELOW, PLACEMENT_NEIGHBORS, MapWarning, anchored, map_epochs, moved_share,
+                                nearest_neighbors, place_points, procrustes_onto, umap_map)
 
 N_POINTS = 300
 
@@ -41,7 +43,7 @@ def test_n_neighbors_reaches_umap(blobs: np.ndarray, blob_map: np.ndarray) -> No
 
 @pytest.mark.parametrize(("n_points", "n_neighbors"), [(15, 15), (3, 40), (0, 2)])
 def test_umap_map_needs_more_points_than_neighbours(n_points: int, n_neighbors: int) -> None:
-    with pytest.raises(ConfigError, match=rf"^UMAP with n_neighbors={n_neighbors} needs more than {n_neighbors} "
+    with pytest.raises(ConfigError, match=rf"^--map independent with n_neighbors={n_neighbors} needs more than {n_neighbors} "
                                           rf"points, got {n_points}: record a larger --probe or lower --neighbors$"):
         umap_map(np.ones((n_points, 4), dtype=np.float16), n_neighbors=n_neighbors)
 
@@ -134,3 +136,123 @@ def test_mismatched_reference_lengths_are_refused() -> None:
     reference, reference_xy = reference_set(4, n_points=12)
     with pytest.raises(ValueError, match=r"^12 reference activations but 11 positions$"):
         place_points(reference, reference_xy[:11], reference[:2])
+
+
+# ---- methods across epochs -------------------------------------------------------------------------------------------
+def drifting_epochs(n_epochs: int = 3, drift: float = 0.05) -> list[np.ndarray]:
+    """Blob activations that change a little from one epoch to the next, as a network's do late in training."""
+    base, _ = make_blobs(n_samples=N_POINTS, centers=4, n_features=20, cluster_std=1.0, random_state=0)
+    rng = np.random.default_rng(0)
+    return [(base + drift * t * rng.normal(size=base.shape)).astype(np.float32) for t in range(n_epochs)]
+
+
+@pytest.mark.parametrize("method", ["aligned", "independent", "pca"])
+def test_every_method_maps_each_epoch_to_finite_float32(method: str) -> None:
+    frames, notes = map_epochs(method, drifting_epochs(), n_neighbors=15)
+    assert len(frames) == 3 and notes == [[], [], []]
+    for xy in frames:
+        assert xy.shape == (N_POINTS, 2) and xy.dtype == np.float32 and np.isfinite(xy).all()
+
+
+def test_aligned_umap_maps_the_whole_run_at_once() -> None:
+    frames, _ = map_epochs("aligned-umap", drifting_epochs(2), n_neighbors=15)
+    assert len(frames) == 2 and all(np.isfinite(xy).all() and xy.shape == (N_POINTS, 2) for xy in frames)
+
+
+def test_the_aligned_map_holds_still_where_the_layer_barely_moved() -> None:
+    epochs = drifting_epochs(drift=0.01)
+    aligned, _ = map_epochs("aligned", epochs, n_neighbors=15)
+    independent, _ = map_epochs("independent", epochs, n_neighbors=15)
+    extent = np.ptp(aligned[0], axis=0).max()
+    aligned_motion = np.linalg.norm(aligned[1] - aligned[0], axis=1).mean() / extent
+    independent_motion = np.linalg.norm(independent[1] - independent[0], axis=1).mean() / np.ptp(independent[0],
+                                                                                                     axis=0).max()
+    assert aligned_motion < 0.02
+    assert aligned_motion < independent_motion / 5
+
+
+def test_the_aligned_map_is_repeatable() -> None:
+    epochs = drifting_epochs()
+    first, _ = map_epochs("aligned", epochs, n_neighbors=15, seed=3)
+    again, _ = map_epochs("aligned", epochs, n_neighbors=15, seed=3)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_point_whose_neighbourhood_did_not_change_stays_put() -> None:
+    start = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]], dtype=np.float32)
+    optimised = start + np.float32(4.0)
+    moved = np.array([0.0, 0.25, 1.0])
+    np.testing.assert_allclose(anchored(start, optimised, moved), [[0, 0], [3, 3], [6, 6]])
+
+
+def test_moved_share_counts_the_neighbours_that_changed() -> None:
+    previous = np.array([[1, 2, 3], [0, 2, 3]])
+    now = np.array([[0, 1, 2, 3], [1, 0, 3, 4]])  # itself first, then three neighbours
+    np.testing.assert_allclose(moved_share(now, previous), [0.0, 1 / 3])
+
+
+def test_procrustes_undoes_a_turn_and_a_mirror() -> None:
+    reference = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
+    angle = 0.7
+    turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) @ np.diag([1, -1])
+    moved = (reference @ turn + [5.0, -3.0]).astype(np.float32)
+    np.testing.assert_allclose(procrustes_onto(moved, reference), reference, atol=1e-5)
+
+
+def test_pca_frames_are_turned_onto_the_previous_one() -> None:
+    epochs = drifting_epochs(2, drift=0.0)
+    epochs[1] = -epochs[1]  # a mirrored layer has the same PCA map, up to a reflection that alignment removes
+    frames, _ = map_epochs("pca", epochs)
+    np.testing.assert_allclose(frames[1] - frames[1].mean(0), frames[0] - frames[0].mean(0), atol=1e-3)
+
+
+def test_nearest_neighbours_from_the_last_graph_match_an_exact_search() -> None:
+    rng = np.random.default_rng(0)
+    before = rng.normal(size=(EXACT_KNN_BELOW + 500, 8)).astype(np.float32)
+    after = before + 0.05 * rng.normal(size=before.shape).astype(np.float32)
+    start, _ = nearest_neighbors(before, 10, seed=0)
+    warm, distances = nearest_neighbors(after, 10, seed=0, start=start)
+    exact = NearestNeighbors(n_neighbors=10).fit(after).kneighbors(after[:500], return_distance=False)
+    recall = np.mean([len(set(warm[i]) & set(exact[i])) / 10 for i in range(500)])
+    assert recall > 0.95
+    assert (warm[:, 0] == np.arange(len(after))).mean() > 0.99 and (distances[:, 0] == 0).mean() > 0.99
+
+
+def test_rows_that_are_not_finite_are_left_out_with_a_warning() -> None:
+    epochs = drifting_epochs(2)
+    epochs[1][[3, 7]] = np.nan
+    epochs[1][11, 0] = np.inf
+    with pytest.warns(MapWarning, match=r"^3 of 300 points have NaN or infinite activations and are not drawn$"):
+        frames, notes = map_epochs("aligned", epochs, n_neighbors=15)
+    assert np.isnan(frames[1][[3, 7, 11]]).all()
+    assert np.isfinite(np.delete(frames[1], [3, 7, 11], axis=0)).all()
+    assert notes[1] == ["3 of 300 points have NaN or infinite activations and are not drawn"]
+
+
+@pytest.mark.parametrize("method", ["aligned", "independent", "pca"])
+def test_a_layer_whose_activations_are_all_equal_is_drawn_with_a_note(method: str) -> None:
+    epochs = [np.ones((N_POINTS, 8), dtype=np.float32), drifting_epochs(1)[0]]
+    frames, notes = map_epochs(method, epochs, n_neighbors=15)
+    np.testing.assert_array_equal(frames[0], np.zeros((N_POINTS, 2)))
+    assert notes[0] == ["all activations are equal: nothing to map"]
+    assert np.isfinite(frames[1]).all() and np.ptp(frames[1], axis=0).min() > 0  # and the next epoch maps again
+
+
+def test_an_unknown_method_is_refused_with_the_choices() -> None:
+    with pytest.raises(ConfigError, match=r"^unknown map method 'umap2': choose one of aligned, independent, "
+                                          r"aligned-umap, pca$"):
+        map_epochs("umap2", drifting_epochs(1))
+
+
+@pytest.mark.parametrize("method", ["aligned", "aligned-umap", "independent"])
+def test_a_probe_no_larger_than_k_is_refused_naming_the_limit(method: str) -> None:
+    small = [x[:40] for x in drifting_epochs(2)]
+    with pytest.raises(ConfigError, match=rf"^--map {method} with n_neighbors=40 needs more than 40 points, got 40: "
+                                          r"record a larger --probe or lower --neighbors$"):
+        map_epochs(method, small, n_neighbors=40)
+
+
+def test_pca_needs_three_points() -> None:
+    with pytest.raises(ConfigError, match=r"^--map pca needs at least 3 points, got 2: record a larger --probe$"):
+        map_epochs("pca", [np.eye(2, 5, dtype=np.float32)])

@@ -11,16 +11,21 @@ The same `Recorder` serves the built-in training loop and users' own loops:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-from collections.abc import Iterable, Sequence
+import functools
+import math
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .errors import LayerNotFoundError
+from .models import SameConv2d
 from .modes import evaluating
 
 if TYPE_CHECKING:
@@ -62,11 +67,15 @@ class Recorder:
     A snapshot runs in eval() mode under no_grad, then restores the mode the model was in. Activations are
     flattened per sample and copied to the CPU as float16; the probe's class probabilities are kept as float32.
     Hooks are removed by `close()` or on leaving the `with` block.
+
+    `batch_size` 250 (was 1000) measured 2× faster on a 2-core CPU: the reference network's largest per-batch tensor
+    (250×32×29×29 float32, 27 MB) stays under glibc's 32 MB mmap threshold and in the 32 MB L3, so batches reuse
+    memory instead of page-faulting ~100 MB of fresh pages for every layer.
     """
 
     def __init__(self, model: nn.Module, layers: Sequence[str], probe: torch.Tensor | np.ndarray, *,
                  labels: np.ndarray | Sequence[int] | None = None, run: RunFolder | None = None,
-                 batch_size: int = 1000, device: torch.device | str | None = None,
+                 batch_size: int = 250, device: torch.device | str | None = None,
                  channels_last: bool = False) -> None:
         self.model = model
         self.layers = list(dict.fromkeys(layers))  # a name given twice is recorded once
@@ -132,23 +141,77 @@ class Recorder:
 
     def run_probe(self, inputs: torch.Tensor) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, tuple]]:
         """The hooked layers' outputs and the class probabilities for `inputs`, in eval mode."""
-        chunks: dict[str, list[np.ndarray]] = {name: [] for name in self.layers}
-        probability_chunks, shapes = [], {}
+        if len(inputs) == 0:
+            raise ValueError("no inputs to run: the probe is empty")
+        activations: dict[str, np.ndarray] = {}
+        probabilities, shapes = None, {}
         try:
-            with evaluating(self.model), torch.no_grad():
+            # no_grad, not inference_mode: no faster here (measured), and inference tensors a model caches in its
+            # forward pass would break its training afterwards
+            with evaluating(self.model), torch.no_grad(), _padding_only_the_border(self.model):
                 for start in range(0, len(inputs), self.batch_size):
                     batch = _to_float_images(inputs[start:start + self.batch_size], self.device, self.channels_last)
+                    rows = slice(start, start + len(batch))
                     self._batch_outputs.clear()
                     logits = self.model(batch)
-                    probability_chunks.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+                    if probabilities is None:
+                        probabilities = np.empty((len(inputs), logits.shape[1]), dtype=np.float32)
+                    _copy_into(probabilities[rows], torch.softmax(logits.float(), dim=1))
                     for name in self.layers:
                         output = self._batch_outputs[name]
-                        shapes[name] = tuple(output.shape[1:])
-                        chunks[name].append(output.reshape(len(batch), -1).to(torch.float16).cpu().numpy())
+                        if name not in activations:
+                            shapes[name] = tuple(output.shape[1:])
+                            activations[name] = np.empty((len(inputs), math.prod(shapes[name])), dtype=np.float16)
+                        if output.device.type != "cpu":
+                            output = output.to(torch.float16)  # half the bytes to move
+                        _copy_into(activations[name][rows], output)
         finally:
             self._batch_outputs.clear()
-        activations = {name: np.concatenate(parts) for name, parts in chunks.items()}
-        return activations, np.concatenate(probability_chunks), shapes
+        return activations, probabilities, shapes
+
+
+def _copy_into(target: np.ndarray, values: torch.Tensor) -> None:
+    """`values` written into the rows `target` of a preallocated array, cast and flattened per sample in one pass."""
+    torch.from_numpy(target).view(values.shape).copy_(values)
+
+
+@contextlib.contextmanager
+def _padding_only_the_border(model: nn.Module) -> Iterator[None]:
+    """The model's SameConv2d layers, for the block, pad by writing their input and then zeros only around it.
+
+    F.pad first fills the whole padded tensor with zeros, an extra pass over the largest tensors of the reference
+    network: this writes the same tensor (bit for bit) and measured ~7 % less CPU time for a snapshot. Hooks see the
+    same inputs and outputs; a subclass, or a layer whose forward was replaced, keeps its own forward.
+    """
+    patched = [module for module in model.modules() if type(module) is SameConv2d and "forward" not in vars(module)]
+    for module in patched:
+        module.forward = functools.partial(_conv_padding_the_border, module)
+    try:
+        yield
+    finally:
+        for module in patched:
+            del module.forward
+
+
+def _conv_padding_the_border(conv: SameConv2d, x: torch.Tensor) -> torch.Tensor:
+    return conv._conv_forward(_pad_border(x, conv._pad), conv.weight, conv.bias)
+
+
+def _pad_border(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
+    """F.pad(x, pad) with zeros, for (N, C, H, W) tensors, as F.pad lays it out, without zeroing the interior first."""
+    if x.dim() != 4:
+        return F.pad(x, pad)
+    left, right, top, bottom = pad
+    n, c, h, w = x.shape
+    layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() \
+        else torch.contiguous_format
+    out = torch.empty((n, c, top + h + bottom, left + w + right), dtype=x.dtype, device=x.device, memory_format=layout)
+    out[:, :, top:top + h, left:left + w] = x
+    out[:, :, :top].zero_()
+    out[:, :, top + h:].zero_()
+    out[:, :, top:top + h, :left].zero_()
+    out[:, :, top:top + h, left + w:].zero_()
+    return out
 
 
 def _to_float_images(batch: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:

@@ -32,6 +32,8 @@ def run(
     out: Annotated[Path, typer.Option(help="Run folder to write.")] = Path("runs/mnist"),
     probe: Annotated[str, typer.Option(help="Training images recorded each epoch (stratified), or 'all'.")]
     = "10000",
+    test_probe: Annotated[str, typer.Option(help="Test images recorded each epoch and placed on every frame "
+                                            "(stratified), 'all', or 0 for none.")] = "1000",
     seed: Annotated[int, typer.Option(help="Seed for the split, shuffles, probe, dropout and UMAP.")] = 0,
     neighbors: Annotated[int, typer.Option(help="UMAP's n_neighbors.")] = 40,
     map_method: Annotated[str, typer.Option("--map", help=MAP_HELP)] = "aligned",
@@ -48,7 +50,8 @@ def run(
 
     if resume and force:
         raise LayerlapseError("--resume and --force contradict each other: pass one of them")
-    config = RunConfig(dataset=dataset, epochs=epochs, layers=tuple(layer), probe=parse_probe(probe), seed=seed,
+    config = RunConfig(dataset=dataset, epochs=epochs, layers=tuple(layer), probe=parse_probe(probe),
+                       test_probe=parse_probe(test_probe, "--test-probe"), seed=seed,
                        n_neighbors=neighbors, map_method=map_method, device=device, train_subset=subset)
     finished = run_experiment(config, out, data_dir=_as_str(data_dir), force=force, resume=resume,
                               show_progress=not quiet)

@@ -29,6 +29,7 @@ class RunConfig:
     epochs: int = 15
     layers: tuple[str, ...] = ("hidden",)
     probe: int | None = 10_000
+    test_probe: int | None = 1_000  # test images recorded every epoch and placed on every frame; 0 for none
     seed: int = 0
     batch_size: int = 100
     learning_rate: float = 1e-3
@@ -54,6 +55,8 @@ class RunConfig:
             _check_int("train_subset", self.train_subset, low=10)
         if self.probe is not None:
             _check_int("probe", self.probe, low=self.n_neighbors + 1, hint="or 'all' for every training image")
+        if self.test_probe is not None:
+            _check_int("test_probe", self.test_probe, low=0, hint="or 'all' for every test image")
         if len(set(self.layers)) != len(self.layers):
             raise ConfigError(f"layers must not repeat a name, got {list(self.layers)}")
         if not isinstance(self.validation_split, (int, float)) or not 0.0 < self.validation_split < 1.0:
@@ -75,14 +78,14 @@ class RunConfig:
         return cls(**values)
 
 
-def parse_probe(text: str) -> int | None:
-    """The CLI's `--probe`: a count, or 'all' for every training image."""
+def parse_probe(text: str, option: str = "--probe") -> int | None:
+    """The CLI's `--probe` and `--test-probe`: a count, or 'all' for every image."""
     if text.strip().lower() == "all":
         return None
     try:
         return int(text)
     except ValueError:
-        raise ConfigError(f"--probe must be a number of images or 'all', got {text!r}") from None
+        raise ConfigError(f"{option} must be a number of images or 'all', got {text!r}") from None
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

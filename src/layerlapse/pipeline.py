@@ -142,6 +142,10 @@ def _store_frames(run: RunFolder, frames: list[Frame]) -> None:
         quality["frames"][str(frame.epoch)] = frame.quality
         run.write_array(_map_path(frame.layer, frame.epoch), frame.xy)
         run.write_json(f"maps/{frame.layer}/{QUALITY_FILE}", quality)
+        test_probe = f"test/probe/activations/{frame.layer}/{epoch_file(frame.epoch)}"
+        if run.has(test_probe):  # the test images recorded at this epoch, placed on its frame
+            placed = place_points(run.activations(frame.layer, frame.epoch), frame.xy, run.read_array(test_probe))
+            run.write_array(f"maps/{frame.layer}/test/{epoch_file(frame.epoch)}", placed)
         run.commit()
 
 

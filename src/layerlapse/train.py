@@ -196,15 +196,19 @@ def _train_and_record(run: RunFolder, config: RunConfig, dataset: Dataset, model
     y = torch.from_numpy(dataset.y_train).to(device)
     train_indices, val_indices = split_validation(len(x), config.validation_split, config.seed)
     val_x, val_y = x[val_indices], y[val_indices]
+    test_probe = _test_probe(dataset, config, device)
     if run.epochs_complete < 0:
         run.write_probe(dataset.y_train[probe_indices], dataset.x_train[probe_indices], probe_indices)
+        if test_probe is not None:
+            run.write_array("test/probe/indices.npy", test_probe[0])
+            run.write_array("test/probe/labels.npy", dataset.y_test[test_probe[0]].astype(np.int64))
     else:
         note(f"resuming {run.path} after epoch {run.epochs_complete} of {config.epochs}", enabled=show_progress)
         load_checkpoint(run, run.epochs_complete, model, optimizer)
     with Recorder(model, config.layers, x[probe_indices], labels=dataset.y_train[probe_indices], run=run,
                   device=device) as recorder:
         if run.epochs_complete < 0:
-            _record_epoch(run, recorder, 0, None, model, optimizer)
+            _record_epoch(run, recorder, 0, None, model, optimizer, test_probe)
             on_epoch(run, 0)
         for epoch in range(run.epochs_complete + 1, config.epochs + 1):
             started = time.perf_counter()
@@ -214,7 +218,7 @@ def _train_and_record(run: RunFolder, config: RunConfig, dataset: Dataset, model
             val_loss, val_acc, _ = evaluate(model, val_x, val_y)
             seconds = time.perf_counter() - started
             result = EpochResult(loss, acc, val_loss, val_acc, seconds)
-            _record_epoch(run, recorder, epoch, result.row(epoch), model, optimizer)
+            _record_epoch(run, recorder, epoch, result.row(epoch), model, optimizer, test_probe)
             on_epoch(run, epoch)
             note(f"epoch {epoch}/{config.epochs}: loss {loss:.4f} acc {acc:.4f} val_loss {val_loss:.4f} "
                  f"val_acc {val_acc:.4f} ({seconds:.1f} s)", enabled=show_progress)
@@ -223,9 +227,14 @@ def _train_and_record(run: RunFolder, config: RunConfig, dataset: Dataset, model
 
 
 def _record_epoch(run: RunFolder, recorder: Recorder, epoch: int, row: dict[str, float] | None, model: nn.Module,
-                  optimizer: torch.optim.Optimizer) -> None:
-    """Checkpoint and snapshot of one epoch, committed together by the snapshot."""
+                  optimizer: torch.optim.Optimizer, test_probe: tuple[np.ndarray, torch.Tensor] | None) -> None:
+    """Checkpoint, the test probe's activations and the snapshot of one epoch, committed together by the snapshot."""
     save_checkpoint(run, epoch, model, optimizer)
+    if test_probe is not None:
+        activations, probabilities, _ = recorder.run_probe(test_probe[1])
+        for layer, values in activations.items():
+            run.write_array(f"test/probe/activations/{layer}/{epoch_file(epoch)}", values)
+        run.write_array(f"test/probe/predictions/{epoch_file(epoch)}", probabilities)
     previous = f"checkpoints/{epoch_file(epoch - 1, '.pt')}"
     run.forget(previous)  # only the newest checkpoint is kept; unlisted first, deleted after the commit
     metrics = None if row is None else {key: value for key, value in row.items() if key != "epoch"}
@@ -248,6 +257,15 @@ def _record_test_set(run: RunFolder, recorder: Recorder, model: nn.Module, datas
         run.write_array(f"test/activations/{layer}.npy", values)
     run.manifest["test"] = {"loss": loss, "accuracy": accuracy, "size": len(dataset.y_test)}
     run.commit()
+
+
+def _test_probe(dataset: Dataset, config: RunConfig, device: torch.device
+                ) -> tuple[np.ndarray, torch.Tensor] | None:
+    """The test images recorded every epoch (to place on every frame): their indices and images, or None."""
+    if config.test_probe == 0 or len(dataset.y_test) == 0:
+        return None
+    indices = stratified_probe(dataset.y_test, config.test_probe, config.seed)
+    return indices, images_to_tensor(dataset.x_test[indices], device)
 
 
 def _subset(dataset: Dataset, config: RunConfig) -> Dataset:
