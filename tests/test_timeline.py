@@ -243,8 +243,6 @@ def test_map_whole_run_with_pca_gives_a_measured_frame_per_epoch(pca: tuple, run
     assert len({frame.quality["seconds"] for frame in frames}) == 1  # the run's time shared out
 
 
-@pytest.mark.xfail(strict=True, reason="LayerTimeline.next measures the activations unflattened: (n, C, H, W) "
-                                       "activations, which EpochMapper and continue_from accept, fail in measure()")
 def test_next_accepts_activations_of_any_shape_per_point_as_the_mapper_does(activations: dict) -> None:
     x = activations["hidden", 0].astype(np.float32)
     flat_frame = LayerTimeline("hidden", N_POINTS, method="pca", seed=SEED).next(0, x)
@@ -306,9 +304,6 @@ def test_stop_ends_the_worker_process(run_path: Path) -> None:
     assert worker.finished_frames(wait=True) == [] and worker.error is None
 
 
-@pytest.mark.xfail(strict=True, reason="finished_frames(wait=True) blocks on the results queue with no timeout: a "
-                                       "worker killed from outside (OOM killer) never sends its end mark, so the "
-                                       "main process waits forever at the end of training")
 def test_waiting_on_a_worker_that_was_killed_returns(run_path: Path) -> None:
     worker = BackgroundMapper(spec(run_path, "pca"))
     try:

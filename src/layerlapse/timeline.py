@@ -51,10 +51,11 @@ class LayerTimeline:
         self._previous = (activations[self.sample], xy[self.sample])
 
     def next(self, epoch: int, activations: np.ndarray) -> Frame:
+        activations = np.asarray(activations, dtype=np.float32).reshape(len(activations), -1)
         started = time.perf_counter()
         xy = self.mapper.next(activations)
         seconds = time.perf_counter() - started
-        return self._measured(epoch, np.asarray(activations, dtype=np.float32), xy, self.mapper.notes, seconds)
+        return self._measured(epoch, activations, xy, self.mapper.notes, seconds)
 
     def _measured(self, epoch: int, activations: np.ndarray, xy: np.ndarray, notes: list[str],
                   seconds: float | None) -> Frame:
@@ -164,8 +165,13 @@ class BackgroundMapper:
         frames = []
         while not self._done:
             try:
-                item = self._results.get(block=wait)
+                item = self._results.get(block=wait, timeout=1.0 if wait else None)
             except queue.Empty:
+                if wait and self._process.is_alive():
+                    continue
+                if wait or not self._process.is_alive():  # killed from outside: it will send nothing more
+                    self.error = self.error or f"the worker process ended with exit code {self._process.exitcode}"
+                    self._done = True
                 break
             if item is None:
                 self._done = True
