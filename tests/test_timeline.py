@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -316,3 +319,29 @@ def test_waiting_on_a_worker_that_was_killed_returns(run_path: Path) -> None:
         assert not waiting.is_alive()
     finally:
         worker.stop()
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (an orphan's zombie may wait for a reaper that never comes)."""
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
+def test_a_worker_whose_main_process_was_killed_ends_by_itself(run_path: Path) -> None:
+    script = (f"import time\nfrom layerlapse.timeline import BackgroundMapper, WorkerSpec\n"
+              f"worker = BackgroundMapper(WorkerSpec({str(run_path)!r}, ['hidden'], {N_POINTS}, 'pca', 15, 0, {{}}))\n"
+              "print(worker._process.pid, flush=True)\ntime.sleep(120)\n")
+    main = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        worker_pid = int(main.stdout.readline())
+        main.kill()  # SIGKILL: no chance to stop the worker
+        main.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while _running(worker_pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _running(worker_pid)
+    finally:
+        main.kill()
+        main.stdout.close()

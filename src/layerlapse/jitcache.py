@@ -17,6 +17,8 @@ gives their module-level dispatchers numba's file cache (in NUMBA_CACHE_DIR, els
 * The cache key also holds the jit options, as two dispatchers may share one Python function (umap's serial and
   parallel layout epoch) and numba's key would not tell them apart.
 * Closures, functions that already cache, and any function numba cannot place a cache file for are left alone.
+* Still compiled in every process: code that calls ``numba.get_num_threads()`` (a ctypes pointer, which numba will not
+  save: pynndescent's ``nn_descent`` and ``nn_descent_internal``, ~10 s) and functions compiled at import.
 
 Anything unexpected in numba's internals (another version) means no cache, never an error.
 """

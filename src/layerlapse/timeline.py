@@ -133,13 +133,25 @@ def _worker_main(spec: WorkerSpec, jobs: Any, results: Any) -> None:
         for layer, epoch in spec.resume_from.items():
             timelines[layer].continue_from(np.load(_activation_path(spec.run_path, layer, epoch)),
                                            np.load(_map_path(spec.run_path, layer, epoch)))
-        while (epoch := jobs.get()) is not None:
+        while (epoch := _next_job(jobs)) is not None:
             for layer, timeline in timelines.items():
                 results.put(timeline.next(epoch, np.load(_activation_path(spec.run_path, layer, epoch))))
     except BaseException as error:  # the main process decides what to do; it maps in-process instead
         results.put(f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=3)}")
     finally:
         results.put(None)
+
+
+def _next_job(jobs: Any) -> int | None:
+    """The next epoch to map; None to stop, also when the main process has died (killed with SIGKILL, say), so an
+    orphaned worker does not wait forever holding its parent's output pipes."""
+    parent = multiprocessing.parent_process()
+    while True:
+        try:
+            return jobs.get(timeout=1.0)
+        except queue.Empty:
+            if parent is not None and not parent.is_alive():
+                return None
 
 
 class BackgroundMapper:
