@@ -507,3 +507,30 @@ def test_a_finished_run_is_not_replaced_without_force(run_copy: Path, main_here)
     result = main_here("run", "--dataset", "digits", "--out", run_copy)
     assert_error(result, rf"{re.escape(str(run_copy))} is not empty: pass --resume")
     assert snapshot(run_copy) == before
+
+
+def test_render_with_another_method_maps_the_stored_run_again_without_torch(run_copy: Path, tmp_path: Path) -> None:
+    script = RENDER_THEN_LIST_MODULES.replace("sys.argv[1]]", "sys.argv[1], '--map', 'pca']")
+    result = subprocess.run([sys.executable, "-c", script, str(run_copy)], capture_output=True, text=True,
+                            env=offline_env(tmp_path), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "modules False False"  # PCA needs neither torch nor umap
+    manifest = json.loads((run_copy / "manifest.json").read_text())
+    assert manifest["maps"]["method"] == "pca" and manifest["status"] == "complete"
+    quality = json.loads((run_copy / "maps/hidden/quality.json").read_text())
+    assert quality["method"] == "pca" and "trustworthiness" in quality["frames"]["1"]
+    for relpath, digest in manifest["files"].items():
+        assert sha256(run_copy / relpath) == digest, relpath
+
+
+@pytest.mark.parametrize("command", ["render", "run"])
+def test_an_unknown_map_method_is_one_error_line_naming_the_choices(run_copy: Path, tmp_path: Path,
+                                                                   command: str) -> None:
+    before = snapshot(run_copy)
+    args = ("render", run_copy, "--map", "alligned") if command == "render" else \
+        ("run", "--dataset", "digits", "--out", tmp_path / "new", "--map", "alligned")
+    result = layerlapse(*args, env=offline_env(tmp_path), cwd=tmp_path)
+    assert_error(result, r"unknown map method 'alligned': choose one of aligned, independent, aligned-umap, pca "
+                         r"\(did you mean 'aligned'\?\)$")
+    assert snapshot(run_copy) == before
+    assert not (tmp_path / "new").exists()
