@@ -29,7 +29,7 @@ from .modes import evaluating
 from .progress import note, progress_bar
 from .store import RunFolder, epoch_file
 
-EVAL_BATCH = 1000
+EVAL_BATCH = 250  # as capture: larger batches make 100 MB tensors that page-fault on every allocation
 
 
 @dataclass(frozen=True)
