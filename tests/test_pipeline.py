@@ -265,3 +265,19 @@ def test_the_readme_s_own_loop_with_a_run_folder_turns_into_pictures(tmp_path: P
         ["epoch_000.png", "epoch_001.png", "epoch_002.png"]
     assert (tmp_path / "own/lapse.gif").is_file()
 
+
+
+def test_mapping_alongside_training_uses_the_method_the_run_was_recorded_with(tmp_path: Path) -> None:
+    from layerlapse.pipeline import MapAlongside
+    from layerlapse.train import record_run
+
+    config = RunConfig(dataset="digits", epochs=1, probe=300, n_neighbors=15, map_method="pca", test_probe=0)
+    alongside = MapAlongside("aligned")  # as a resumed command's own default would ask
+    try:
+        run = record_run(config, str(tmp_path / "run"), show_progress=False, on_epoch=alongside)
+        alongside.finish(run, show_progress=False)
+    finally:
+        alongside.stop()
+    assert run.manifest["maps"]["method"] == "pca"
+    assert run.has("maps/hidden/epoch_000.npy") and run.has("maps/hidden/epoch_001.npy")
+    assert not run.has("test/probe/labels.npy")  # --test-probe 0 records none

@@ -52,6 +52,9 @@ class MapAlongside:
         self.worker: BackgroundMapper | None = None
 
     def __call__(self, run: RunFolder, epoch: int) -> None:
+        self.method = run.config.map_method  # a resumed run keeps the method it was recorded with
+        if self.method == "aligned-umap":  # maps the whole run at once, after training
+            return
         if self.worker is None:
             _use_method(run, self.method)
             resume_from = {layer: mapped for layer in run.layers if (mapped := _mapped_through(run, layer)) >= 0}
