@@ -37,7 +37,8 @@ class LayerTimeline:
     def __init__(self, layer: str, n_points: int, *, method: str = DEFAULT_METHOD, n_neighbors: int = 40,
                  seed: int = 0) -> None:
         self.layer, self.method = layer, method
-        self.mapper = EpochMapper(method, n_neighbors=n_neighbors, seed=seed)
+        # aligned-umap maps the whole run at once (map_whole_run); its timeline only measures
+        self.mapper = None if method == "aligned-umap" else EpochMapper(method, n_neighbors=n_neighbors, seed=seed)
         self.sample = metrics.quality_sample(n_points, seed)
         self._previous: tuple[np.ndarray, np.ndarray] | None = None  # the last frame's sampled activations and map
 
@@ -94,9 +95,8 @@ def map_whole_run(layer: str, epochs: list[int], activations: list[np.ndarray], 
     started = time.perf_counter()
     frames, notes = map_epochs(method, activations, n_neighbors=n_neighbors, seed=seed)
     seconds = (time.perf_counter() - started) / max(len(frames), 1)
-    timeline = LayerTimeline(layer, len(activations[0]), method="pca", n_neighbors=n_neighbors, seed=seed)
-    timeline.method = method
-    return [timeline._measured(epoch, np.asarray(x, dtype=np.float32), xy, note, seconds)
+    timeline = LayerTimeline(layer, len(activations[0]), method=method, n_neighbors=n_neighbors, seed=seed)
+    return [timeline._measured(epoch, np.asarray(x, dtype=np.float32).reshape(len(x), -1), xy, note, seconds)
             for epoch, x, xy, note in zip(epochs, activations, frames, notes)]
 
 
