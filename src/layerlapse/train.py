@@ -202,6 +202,7 @@ def _train_and_record(run: RunFolder, config: RunConfig, dataset: Dataset, model
         if test_probe is not None:
             run.write_array("test/probe/indices.npy", test_probe[0])
             run.write_array("test/probe/labels.npy", dataset.y_test[test_probe[0]].astype(np.int64))
+            run.write_array("test/probe/images.npy", dataset.x_test[test_probe[0]])  # thumbnails for the report
     else:
         note(f"resuming {run.path} after epoch {run.epochs_complete} of {config.epochs}", enabled=show_progress)
         load_checkpoint(run, run.epochs_complete, model, optimizer)
