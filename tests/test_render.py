@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -258,6 +260,89 @@ def test_gif_names_the_frame_of_the_wrong_size(tmp_path: Path) -> None:
     assert not (tmp_path / "lapse.gif").exists()
     with pytest.raises(ValueError, match="frame_paths is empty"):
         render.write_gif([], tmp_path / "lapse.gif")
+
+
+# --- the MP4 --------------------------------------------------------------------------------------------------------
+
+
+def read_video(path: Path) -> tuple[np.ndarray, dict]:
+    """Every picture of a video as (n, height, width, 3) uint8, and its metadata, as imageio reads them."""
+    import imageio.v3 as iio
+
+    return iio.imread(path, plugin="FFMPEG", index=None), iio.immeta(path, plugin="FFMPEG")
+
+
+def rgb_pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+def write_mp4_strictly(frames: list[Path], path: Path, caplog: pytest.LogCaptureFixture, **options: int) -> Path:
+    """write_mp4 with every warning an error and every logged warning recorded: imageio-ffmpeg announces a resize
+    through logging, not through warnings."""
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING):
+        warnings.simplefilter("error")
+        written = render.write_mp4(frames, path, **options)
+    assert [record.getMessage() for record in caplog.records] == []
+    return written
+
+
+def test_mp4_has_one_h264_picture_per_frame_at_two_a_second(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    frames = draw_frames(tmp_path / "frames", 4)
+    path = write_mp4_strictly(frames, tmp_path / "lapse.mp4", caplog)
+    assert path == tmp_path / "lapse.mp4"
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["frames", "lapse.mp4"]  # no temporary left behind
+    video, meta = read_video(path)
+    assert video.shape == (4, 704, 800, 3)  # 800 x 704 is already whole 16-pixel blocks: nothing added
+    assert meta["fps"] == 2.0
+    assert meta["codec"] == "h264"
+    assert meta["pix_fmt"].startswith("yuv420p")
+    drawn = [rgb_pixels(frame) for frame in frames]
+    for position, picture in enumerate(video.astype(np.int16)):
+        differences = [float(np.abs(picture - frame).mean()) for frame in drawn]
+        assert differences[position] < 1.5, differences
+        assert int(np.argmin(differences)) == position  # each picture is its own frame, in order
+
+
+def test_mp4_pads_other_sizes_to_whole_blocks_instead_of_scaling(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    import imageio_ffmpeg
+
+    frames = []
+    for position in range(3):
+        picture = np.full((170, 250, 3), 255, dtype=np.uint8)
+        picture[30:90, 20 + 40 * position:80 + 40 * position] = TAB10_RED  # a block that moves right
+        frames.append(tmp_path / f"frame_{position}.png")
+        Image.fromarray(picture).save(frames[-1])
+    # the control: imageio-ffmpeg left to itself scales 250 x 170 up to 256 x 176 and says so in its log
+    with caplog.at_level(logging.WARNING):
+        writer = imageio_ffmpeg.write_frames(str(tmp_path / "scaled.mp4"), (250, 170), ffmpeg_log_level="error")
+        writer.send(None)
+        writer.close()
+    assert any("resizing from (250, 170) to (256, 176)" in record.getMessage() for record in caplog.records)
+    caplog.clear()
+
+    path = write_mp4_strictly(frames, tmp_path / "lapse.mp4", caplog, ms_per_frame=250)
+    video, meta = read_video(path)
+    assert video.shape == (3, 176, 256, 3)
+    assert meta["fps"] == 4.0  # ms_per_frame reaches the encoder
+    for picture, frame in zip(video.astype(np.int16), frames):
+        assert np.abs(picture[:170, :250] - rgb_pixels(frame)).mean() < 1.5  # in place, at its own size
+        assert np.abs(picture[170:] - 255).max() <= 3  # the padding is the white edge, not a black bar
+        assert np.abs(picture[:, 250:] - 255).max() <= 3
+
+
+def test_mp4_refuses_no_frames_frames_of_two_sizes_and_bad_timing(tmp_path: Path) -> None:
+    frames = draw_frames(tmp_path / "frames", 2)
+    odd = draw_frames(tmp_path / "odd", 1, size_px=(640, 480))[0]
+    with pytest.raises(ValueError, match=r"frame .*odd.epoch_000\.png is 640x480 pixels but .* is 800x704"):
+        render.write_mp4([*frames, odd], tmp_path / "lapse.mp4")
+    with pytest.raises(ValueError, match="^frame_paths is empty; draw at least one frame before writing an MP4$"):
+        render.write_mp4([], tmp_path / "lapse.mp4")
+    for bad in (0, -500, 1.5, True):
+        with pytest.raises(ValueError, match="ms_per_frame must be a positive whole number of milliseconds"):
+            render.write_mp4(frames, tmp_path / "lapse.mp4", ms_per_frame=bad)
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["frames", "odd"]
 
 
 # --- atomic writes and pyplot hygiene -------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ _EXPORTS = {
     "render_run": "pipeline",
     "map_run": "pipeline",
     "run_experiment": "pipeline",
+    "export_tensorboard": "export",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

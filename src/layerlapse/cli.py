@@ -109,12 +109,44 @@ def layers(
         typer.echo(f"{name:<10} {kind:<12} {' × '.join(map(str, shape))}")
 
 
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `layerlapse run` or `demo`.")],
+    epoch: Annotated[int, typer.Option(help="The epoch to export (0 is before training).")],
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Write the files of TensorBoard's embedding "
+                                              "projector (the only format so far).")] = False,
+    layer: Annotated[Optional[str], typer.Option(help="Recorded layer to export (default: the run's first).")]
+    = None,
+    out: Annotated[Optional[Path], typer.Option(help="Folder to write (default: RUN_DIR/tensorboard/epoch_NNN).")]
+    = None,
+) -> None:
+    """Export one epoch of a stored run for another viewer: TensorBoard's projector (PCA, t-SNE, UMAP in 3-D)."""
+    import shlex
+    import warnings
+
+    from .export import ExportWarning, export_tensorboard
+    from .store import epoch_file, load_run
+
+    if not tensorboard:
+        raise LayerlapseError("say which format to export: --tensorboard (TensorBoard's embedding projector) is "
+                              "the only one so far")
+    stored = load_run(run_dir)
+    folder = out if out is not None else run_dir / "tensorboard" / epoch_file(epoch, "")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExportWarning)
+        export_tensorboard(stored, folder, epoch=epoch, layer=layer)
+    for warning in caught:  # one line each, like the errors, rather than Python's file:line and source line
+        typer.echo(f"warning: {warning.message}", err=True)
+    typer.echo(f"wrote the projector files of layer {layer or stored.layers[0]} at epoch {epoch} to {folder}")
+    typer.echo(f"view them: tensorboard --logdir {shlex.quote(str(folder))}")
+
+
 def _report(run_folder, quiet: bool) -> None:
     if quiet:
         return
     test = run_folder.manifest["test"]
     accuracy = f"test accuracy {test['accuracy']:.4f}; " if test else ""
-    typer.echo(f"{accuracy}wrote {run_folder.path}/lapse.gif, frames/, figures/ and metrics.json")
+    typer.echo(f"{accuracy}wrote {run_folder.path}/lapse.gif, lapse.mp4, frames/, figures/ and metrics.json")
 
 
 def _as_str(path: Path | None) -> str | None:

@@ -66,6 +66,11 @@ class MapAlongside:
         self.worker.submit(epoch)
         _store_frames(run, self.worker.finished_frames())
 
+    def catch_up(self, run: RunFolder) -> None:
+        """Wait for the frames of every epoch submitted so far and store them; the worker stays for later epochs."""
+        if self.worker is not None:
+            _store_frames(run, self.worker.caught_up())
+
     def finish(self, run: RunFolder, *, show_progress: bool) -> None:
         """Wait for the frames still being mapped; if the worker failed, map_run maps what is missing here."""
         if self.worker is None:
@@ -214,7 +219,8 @@ def _draw_layer(run: RunFolder, layer: str, labels: np.ndarray, class_names: lis
                                             title=title, caption=_caption(run, layer, epoch, len(labels)),
                                             limits=limits))
             advance(1)
-    written = [*frames, render.write_gif(frames, run.path / f"lapse{suffix}.gif")]
+    written = [*frames, render.write_gif(frames, run.path / f"lapse{suffix}.gif"),
+               render.write_mp4(frames, run.path / f"lapse{suffix}.mp4")]
     if run.has(_test_map_path(layer)):
         last = epochs[-1]
         written.append(render.draw_train_test(

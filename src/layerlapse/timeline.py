@@ -165,35 +165,51 @@ class BackgroundMapper:
         self._process.start()
         self.error: str | None = None
         self._done = False
+        self._frames_per_epoch = len(spec.layers)
+        self._outstanding = 0  # frames submitted and not yet received
 
     def submit(self, epoch: int) -> None:
         if not self._done:
             self._jobs.put(epoch)
+            self._outstanding += self._frames_per_epoch
 
     def finished_frames(self, *, wait: bool = False) -> list[Frame]:
         """Frames done so far; with `wait`, every frame submitted (the worker is then stopped)."""
         if wait and not self._done:
             self._jobs.put(None)
-        frames = []
-        while not self._done:
-            try:
-                item = self._results.get(block=wait, timeout=1.0 if wait else None)
-            except queue.Empty:
-                if wait and self._process.is_alive():
-                    continue
-                if wait or not self._process.is_alive():  # killed from outside: it will send nothing more
-                    self.error = self.error or f"the worker process ended with exit code {self._process.exitcode}"
-                    self._done = True
-                break
-            if item is None:
-                self._done = True
-            elif isinstance(item, str):
-                self.error = item
-            else:
-                frames.append(item)
+        frames: list[Frame] = []
+        while not self._done and self._receive(frames, block=wait):
+            pass
         if self._done:
             self._process.join(timeout=10)
         return frames
+
+    def caught_up(self) -> list[Frame]:
+        """Every frame submitted so far, waiting for them; the worker goes on (unlike finished_frames(wait=True))."""
+        frames: list[Frame] = []
+        while not self._done and self._outstanding > 0 and self._receive(frames, block=True):
+            pass
+        return frames
+
+    def _receive(self, frames: list[Frame], *, block: bool) -> bool:
+        """Take one result into `frames`; False when there is nothing more to take now."""
+        try:
+            item = self._results.get(block=block, timeout=1.0 if block else None)
+        except queue.Empty:
+            if block and self._process.is_alive():
+                return True  # still working: ask again
+            if block or not self._process.is_alive():  # killed from outside: it will send nothing more
+                self.error = self.error or f"the worker process ended with exit code {self._process.exitcode}"
+                self._done = True
+            return False
+        if item is None:
+            self._done = True
+        elif isinstance(item, str):
+            self.error = item
+        else:
+            frames.append(item)
+            self._outstanding -= 1
+        return True
 
     def stop(self) -> None:
         if self._process.is_alive():

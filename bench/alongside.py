@@ -1,0 +1,114 @@
+"""What the pictures add to a real run's epoch, with the map made by the worker process while the next epoch trains.
+
+`bench/epoch_stages.py` adds the stages up one after the other, as if the run waited for each. A run does not: the
+worker maps epoch t on one core while epoch t+1 trains. This script measures what a run really pays, in wall time:
+
+1. training only: the same epochs (train + validation, the same seeds) without any recording, one after the other;
+2. a recorded run (`record_run` with the probe, the 1,000-image test probe and the aligned map alongside), timed
+   from the moment the worker has caught up with epoch 1 (so the cold first map of epoch 0 is not counted) to the
+   moment it has caught up with the last epoch, plus drawing those epochs' frames.
+
+    LAYERLAPSE_DATA=../shared/data python bench/alongside.py --probe 60000 --epochs 4
+
+Prints both per-epoch times and the share the pictures add. Run on a quiet machine: the two parts run one after
+the other, so a change in load between them shows up as a difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from layerlapse import render
+from layerlapse.config import RunConfig
+from layerlapse.data import load_dataset
+from layerlapse.models import build_model
+from layerlapse.pipeline import MapAlongside
+from layerlapse.store import epoch_file
+from layerlapse.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, record_run, split_validation,
+                              train_epoch)
+
+
+def training_only(config: RunConfig) -> list[float]:
+    """Seconds of each epoch of plain training (train + validation), as record_run trains, without recording."""
+    dataset = load_dataset(config.dataset)
+    torch.manual_seed(config.seed)
+    model = prepare_model(build_model(dataset.x_train.shape[1:], len(dataset.class_names)), torch.device("cpu"))
+    optimizer = make_optimizer(model, config.learning_rate)
+    x = images_to_tensor(dataset.x_train, torch.device("cpu"))
+    y = torch.from_numpy(dataset.y_train)
+    train_indices, val_indices = split_validation(len(x), config.validation_split, config.seed)
+    seconds = []
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        train_epoch(model, optimizer, x, y, train_indices, config.batch_size, seed=config.seed * 100_003 + epoch,
+                    show_progress=False)
+        evaluate(model, x[val_indices], y[val_indices])
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def recorded_run(config: RunConfig, folder: Path) -> tuple[float, float, list[float]]:
+    """Wall seconds per epoch of a recorded run with the map alongside (epochs 2..N, caught up), the seconds to draw
+    one frame, and the training seconds per epoch that the run's history gives for the same epochs."""
+    alongside = MapAlongside(config.map_method)
+    marks: dict[str, float] = {}
+
+    def on_epoch(run, epoch: int) -> None:
+        alongside(run, epoch)
+        if epoch in (1, config.epochs):
+            alongside.catch_up(run)
+            marks["start" if epoch == 1 else "end"] = time.perf_counter()
+
+    try:
+        run = record_run(config, str(folder), force=True, show_progress=False, on_epoch=on_epoch)
+    finally:
+        alongside.stop()
+    epochs = range(2, config.epochs + 1)
+    maps = [run.read_array(f"maps/hidden/{epoch_file(epoch)}") for epoch in epochs]
+    labels = run.read_array("probe/labels.npy")
+    limits = render.common_limits(maps)
+    started = time.perf_counter()
+    for epoch, xy in zip(epochs, maps):
+        render.draw_frame(xy, labels, [str(d) for d in range(10)], folder / f"frame_{epoch}.png",
+                          title=f"Epoch {epoch}", caption="caption\nsecond line", limits=limits)
+    frame = (time.perf_counter() - started) / len(maps)
+    wall = (marks["end"] - marks["start"]) / len(maps)
+    history = [row["seconds"] for row in run.history if row["epoch"] >= 2]
+    return wall, frame, history
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--probe", type=int, default=60_000)
+    parser.add_argument("--epochs", type=int, default=4, help="at least 3: epochs 2..N are timed")
+    args = parser.parse_args()
+    config = RunConfig(dataset="mnist", epochs=args.epochs, probe=None if args.probe >= 60_000 else args.probe)
+    plain = training_only(config)[1:]
+    with tempfile.TemporaryDirectory() as folder:
+        wall, frame, history = recorded_run(config, Path(folder) / "run")
+    train = statistics.median(plain)
+    per_epoch = wall + frame
+    print(f"# {datetime.date.today()} · {platform.node()} · {os.cpu_count()} cores · torch {torch.__version__} · "
+          f"probe {args.probe:,} · epochs 2–{args.epochs} timed")
+    print("| | seconds per epoch |")
+    print("|---|---|")
+    print(f"| training only (train + validation), median | {train:.2f} ({', '.join(f'{s:.1f}' for s in plain)}) |")
+    print(f"| recorded run, map alongside, until the worker caught up | {wall:.2f} |")
+    print(f"| drawing one frame | {frame:.2f} |")
+    print(f"| the recorded run's own training time (history), median | {np.median(history):.2f} |")
+    print(f"\nthe pictures add {per_epoch - train:.1f} s = {100 * (per_epoch - train) / train:.0f} % to a "
+          f"{train:.1f} s training epoch")
+
+
+if __name__ == "__main__":
+    main()
