@@ -357,16 +357,22 @@ def _running(pid: int) -> bool:
         return False
 
 
-def test_a_worker_whose_main_process_was_killed_ends_by_itself(run_path: Path) -> None:
+@pytest.mark.parametrize("unread_frames", [0, 30], ids=["idle", "with frames nobody read"])
+def test_a_worker_whose_main_process_was_killed_ends_by_itself(run_path: Path, unread_frames: int) -> None:
+    # 30 epochs of both layers are more than a pipe holds: the worker must not wait at exit to flush them
     script = (f"import time\nfrom layerlapse.timeline import BackgroundMapper, WorkerSpec\n"
-              f"worker = BackgroundMapper(WorkerSpec({str(run_path)!r}, ['hidden'], {N_POINTS}, 'pca', 15, 0, {{}}))\n"
-              "print(worker._process.pid, flush=True)\ntime.sleep(120)\n")
+              f"worker = BackgroundMapper(WorkerSpec({str(run_path)!r}, {list(LAYERS)!r}, {N_POINTS}, 'pca', 15, 0, "
+              f"{{}}))\nfor _ in range({unread_frames}):\n    worker.submit(0)\n"
+              "print(worker._process.pid, flush=True)\n"
+              f"while {unread_frames} and worker._results.empty():\n    time.sleep(0.1)\n"
+              "time.sleep(3)\nprint('mapped', flush=True)\ntime.sleep(120)\n")
     main = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         worker_pid = int(main.stdout.readline())
+        assert main.stdout.readline().strip() == "mapped"
         main.kill()  # SIGKILL: no chance to stop the worker
         main.wait(timeout=10)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # it maps what it was sent first
         while _running(worker_pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not _running(worker_pid)

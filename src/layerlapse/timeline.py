@@ -139,19 +139,26 @@ def _worker_main(spec: WorkerSpec, jobs: Any, results: Any) -> None:
     except BaseException as error:  # the main process decides what to do; it maps in-process instead
         results.put(f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=3)}")
     finally:
-        results.put(None)
+        if _parent_alive():
+            results.put(None)
+        else:  # frames nobody will read fill the pipe; waiting to flush them at exit would hang forever
+            results.cancel_join_thread()
 
 
 def _next_job(jobs: Any) -> int | None:
     """The next epoch to map; None to stop, also when the main process has died (killed with SIGKILL, say), so an
     orphaned worker does not wait forever holding its parent's output pipes."""
-    parent = multiprocessing.parent_process()
     while True:
         try:
             return jobs.get(timeout=1.0)
         except queue.Empty:
-            if parent is not None and not parent.is_alive():
+            if not _parent_alive():
                 return None
+
+
+def _parent_alive() -> bool:
+    parent = multiprocessing.parent_process()
+    return parent is None or parent.is_alive()
 
 
 class BackgroundMapper:
