@@ -37,7 +37,7 @@ IDX_NAMES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-i
 DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, so any download fails at once
 DERIVED = ["figures/samples.png", "figures/curves.png", "figures/train_test.png", "figures/confusion.png",
            "frames/epoch_000.png", "frames/epoch_001.png", "frames/epoch_002.png", "lapse.gif", "lapse.mp4",
-           "metrics.json"]
+           "metrics.json", "report.html"]
 
 
 # --- helpers --------------------------------------------------------------------------------------------------------
@@ -535,3 +535,74 @@ def test_an_unknown_map_method_is_one_error_line_naming_the_choices(run_copy: Pa
                          r"\(did you mean 'aligned'\?\)$")
     assert snapshot(run_copy) == before
     assert not (tmp_path / "new").exists()
+
+
+# --- report ---------------------------------------------------------------------------------------------------------
+
+
+REPORT_THEN_LIST_MODULES = (
+    "import sys\n"
+    "from layerlapse.cli import main\n"
+    "sys.argv = ['layerlapse', 'report', *sys.argv[1:]]\n"
+    "main()\n"
+    "print('modules', 'torch' in sys.modules, 'umap' in sys.modules)\n"
+)
+
+
+def test_report_writes_the_page_from_the_stored_run_without_torch(run_copy: Path, tmp_path: Path) -> None:
+    (run_copy / "report.html").unlink()
+    recorded = {relpath: value for relpath, value in snapshot(run_copy).items() if relpath != "manifest.json"}
+    result = subprocess.run([sys.executable, "-c", REPORT_THEN_LIST_MODULES, str(run_copy)], capture_output=True,
+                            text=True, env=offline_env(tmp_path), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert re.match(rf"wrote {re.escape(str(run_copy))}/report\.html \(\d+\.\d MB\): open it in any browser, offline$",
+                    result.stdout.splitlines()[0])
+    assert result.stdout.splitlines()[-1] == "modules False False"
+    page = (run_copy / "report.html").read_text()
+    assert "layerlapse-map" in page
+    assert not re.search(r"<(script|link)[^>]+(src|href)=", page)  # Bokeh inlined, nothing to fetch
+    manifest = json.loads((run_copy / "manifest.json").read_text())
+    assert manifest["files"]["report.html"] == sha256(run_copy / "report.html") and manifest["status"] == "complete"
+    after = snapshot(run_copy)
+    assert {relpath: after[relpath] for relpath in recorded} == recorded  # nothing else rewritten
+    assert temp_files(run_copy) == []
+
+
+def test_report_elsewhere_leaves_the_run_folder_alone(run_copy: Path, tmp_path: Path, main_here) -> None:
+    before = snapshot(run_copy)
+    result = main_here("report", run_copy, "--out", tmp_path / "page.html", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and (tmp_path / "page.html").stat().st_size > 0
+    assert snapshot(run_copy) == before
+
+
+def test_report_over_its_budget_warns_in_one_line_and_says_so_on_the_page(run_copy: Path, tmp_path: Path,
+                                                                        main_here) -> None:
+    full = main_here("report", run_copy, "--out", tmp_path / "full.html", "--quiet")
+    assert full.returncode == 0 and full.stderr == ""
+    budget = (tmp_path / "full.html").stat().st_size / 1e6 - 0.05  # a little short of what every point needs
+    result = main_here("report", run_copy, "--out", tmp_path / "small.html", "--budget", f"{budget:.3f}", "--quiet")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: report.html would take ") and "subsample" in lines[0]
+    assert (tmp_path / "small.html").stat().st_size <= budget * 1e6
+    assert "probe points" in (tmp_path / "small.html").read_text()
+
+
+@pytest.mark.parametrize(("args", "pattern"), [
+    (["--budget", "0"], r"size_budget_mb must be a positive number of megabytes, got 0\.0$"),
+    (["--budget", "-3"], r"size_budget_mb must be a positive number of megabytes, got -3\.0$"),
+])
+def test_report_bad_settings_are_one_error_line(run_copy: Path, tmp_path: Path, args: list[str], pattern: str) -> None:
+    before = snapshot(run_copy)
+    assert_error(layerlapse("report", run_copy, *args, env=offline_env(tmp_path), cwd=tmp_path), pattern)
+    assert snapshot(run_copy) == before
+
+
+def test_report_refuses_a_damaged_run(run_copy: Path, tmp_path: Path) -> None:
+    path = run_copy / "maps/hidden/epoch_001.npy"
+    path.write_bytes(path.read_bytes()[:-8])
+    before = snapshot(run_copy)
+    result = layerlapse("report", run_copy, env=offline_env(tmp_path), cwd=tmp_path)
+    assert_error(result, r"maps/hidden/epoch_001\.npy")
+    assert snapshot(run_copy) == before

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -55,7 +58,7 @@ def run(
                        n_neighbors=neighbors, map_method=map_method, device=device, train_subset=subset)
     finished = run_experiment(config, out, data_dir=_as_str(data_dir), force=force, resume=resume,
                               show_progress=not quiet)
-    _report(finished, quiet)
+    _say_written(finished, quiet)
 
 
 @app.command()
@@ -70,7 +73,7 @@ def demo(
     from .pipeline import run_experiment
 
     config = RunConfig(dataset="digits", epochs=epochs, probe=None, map_method=map_method)
-    _report(run_experiment(config, out, force=True, show_progress=not quiet), quiet)
+    _say_written(run_experiment(config, out, force=True, show_progress=not quiet), quiet)
 
 
 @app.command()
@@ -110,6 +113,26 @@ def layers(
 
 
 @app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `layerlapse run` or `demo`.")],
+    out: Annotated[Optional[Path], typer.Option(help="File to write (default: RUN_DIR/report.html).")] = None,
+    budget: Annotated[float, typer.Option(help="Size budget in MB; above it the page shows a stratified "
+                                          "subsample of the points and says so.")] = 25.0,
+    quiet: Quiet = False,
+) -> None:
+    """Write the run's interactive report.html (one offline file: map with epoch slider, hover, trails, curves,
+    confusion matrix) from the stored run, without training and without torch."""
+    from .pipeline import write_run_report
+    from .store import load_run
+
+    stored = load_run(run_dir)
+    with _warnings_as_lines():
+        path = write_run_report(stored, out, size_budget_mb=budget)
+    if not quiet:
+        typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): open it in any browser, offline")
+
+
+@app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `layerlapse run` or `demo`.")],
     epoch: Annotated[int, typer.Option(help="The epoch to export (0 is before training).")],
@@ -122,7 +145,6 @@ def export(
 ) -> None:
     """Export one epoch of a stored run for another viewer: TensorBoard's projector (PCA, t-SNE, UMAP in 3-D)."""
     import shlex
-    import warnings
 
     from .export import ExportWarning, export_tensorboard
     from .store import epoch_file, load_run
@@ -132,21 +154,32 @@ def export(
                               "the only one so far")
     stored = load_run(run_dir)
     folder = out if out is not None else run_dir / "tensorboard" / epoch_file(epoch, "")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ExportWarning)
+    with _warnings_as_lines(ExportWarning):
         export_tensorboard(stored, folder, epoch=epoch, layer=layer)
-    for warning in caught:  # one line each, like the errors, rather than Python's file:line and source line
-        typer.echo(f"warning: {warning.message}", err=True)
     typer.echo(f"wrote the projector files of layer {layer or stored.layers[0]} at epoch {epoch} to {folder}")
     typer.echo(f"view them: tensorboard --logdir {shlex.quote(str(folder))}")
 
 
-def _report(run_folder, quiet: bool) -> None:
+def _say_written(run_folder, quiet: bool) -> None:
     if quiet:
         return
     test = run_folder.manifest["test"]
     accuracy = f"test accuracy {test['accuracy']:.4f}; " if test else ""
     typer.echo(f"{accuracy}wrote {run_folder.path}/lapse.gif, lapse.mp4, frames/, figures/ and metrics.json")
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(category: type[Warning] = UserWarning) -> Iterator[None]:
+    """Warnings of `category` printed as one line each on stderr, like the errors, rather than Python's file:line
+    and source line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", category)
+        yield
+    for warning in caught:
+        if isinstance(warning.message, category):
+            typer.echo(f"warning: {warning.message}", err=True)
+        else:  # not ours to reword
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def _as_str(path: Path | None) -> str | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import render
+from . import render, report
 from .config import RunConfig
 from .errors import RunFolderError
 from .progress import note, progress_bar
@@ -194,9 +194,19 @@ def render_run(run: RunFolder, *, show_progress: bool = True) -> list[Path]:
     if run.manifest["test"] is not None:
         written.append(_draw_confusion(run, class_names))
     written.append(render.write_json(_metrics(run), run.path / "metrics.json"))
+    written.append(report.write_report(run))
     for path in written:
         run.add_file(path.relative_to(run.path).as_posix())
     run.commit()
+    return written
+
+
+def write_run_report(run: RunFolder, path: str | os.PathLike | None = None, *, size_budget_mb: float = 25.0) -> Path:
+    """The run's interactive report.html (or `path`); listed in the manifest when it is inside the run folder."""
+    written = report.write_report(run, path, size_budget_mb=size_budget_mb)
+    if written.resolve().parent == run.path.resolve():
+        run.add_file(written.name)
+        run.commit()
     return written
 
 

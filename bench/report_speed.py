@@ -1,0 +1,158 @@
+"""Size and speed of a run's report.html: the file, its load in headless Chromium, and a slider move.
+
+    python bench/report_speed.py RUN_DIR [--loads 5] [--moves 15] [--settle-ms 500] [--budget 25] [--no-webgl]
+
+The report is written to a temporary file (the run folder is not touched). What is measured, each a median:
+
+- load: navigation start to the map drawn, i.e. `performance.now()` in the animation frame after the one that
+  painted report.js's first draw (`layerlapse.timings.ready`, when `window.layerlapseReady` turns true); each load
+  in a fresh browser context. The stages before it are printed too.
+- slider redraw: the epoch slider's Bokeh model gets a new value (what dragging it does) after the page has been
+  idle for --settle-ms; "redraw" is the time until the next animation frame after that (Bokeh paints the changed
+  data source in an animation frame, so its paint is in it), "presented" until the frame after. As rAF timing does
+  not wait for the GPU, a second series reads a pixel of the map's canvas back after the paint instead: that waits
+  until the (here software) GPU has drawn it. A third series moves the slider back to back, as a drag does.
+
+Chromium gets the test suite's flags: SwiftShader's software WebGL (or none with --no-webgl, the canvas fallback),
+and no background networking. Every request other than the report file itself is blocked and counted. Without a
+GPU, WebGL is emulated on the CPU, so the WebGL numbers here are a worst case: a drag then waits for the software
+GPU (~25 ms per 1,000 points per frame on 2 busy cores), where the canvas fallback draws the same in ~80 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from layerlapse.report import write_report
+from layerlapse.store import RunFolder, load_run
+
+CHROMIUM = os.environ.get("LAYERLAPSE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+QUIET = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", "--disable-default-apps", "--disable-extensions"]
+SOFTWARE_WEBGL = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+NO_WEBGL = ["--disable-webgl", "--disable-3d-apis"]
+
+MOVE_SLIDER = """async ([moves, settle, readBack]) => {
+    const slider = Bokeh.documents[0].get_model_by_name('layerlapse-epoch');
+    const plot = Bokeh.documents[0].get_model_by_name('layerlapse-map');
+    const mapCanvas = Bokeh.index.query_one((view) => view.model === plot).canvas_view.primary.canvas;
+    const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => resolve(performance.now())));
+    const times = [];
+    for (let k = 0; k < moves; k++) {
+        const target = (slider.value + 1 + (k % Math.max(slider.end, 1))) % (slider.end + 1);
+        if (settle > 0) await new Promise((resolve) => setTimeout(resolve, settle));
+        await nextFrame();
+        const started = performance.now();
+        slider.value = target;
+        const redrawn = await nextFrame();
+        if (readBack) {  // reading a pixel waits until the (software) GPU has drawn the map's canvas
+            mapCanvas.getContext('2d').getImageData(mapCanvas.width >> 1, mapCanvas.height >> 1, 1, 1);
+        }
+        const done = readBack ? performance.now() : await nextFrame();
+        if (window.layerlapse.state().epoch !== target) throw new Error(`slider at ${target}, map elsewhere`);
+        times.push([redrawn - started, done - started]);
+    }
+    return times;
+}"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="a run folder with maps")
+    parser.add_argument("--loads", type=int, default=5, help="page loads to time")
+    parser.add_argument("--moves", type=int, default=15, help="slider moves to time")
+    parser.add_argument("--settle-ms", type=int, default=500, help="idle time before each single slider move")
+    parser.add_argument("--budget", type=float, default=25.0, help="size budget of the report, MB")
+    parser.add_argument("--no-webgl", action="store_true", help="Chromium without WebGL (the canvas fallback)")
+    args = parser.parse_args()
+    run = load_run(args.run)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "report.html"
+        started = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            write_report(run, path, size_budget_mb=args.budget)
+        written_s = time.perf_counter() - started
+        loads, moves, version = measure(path, args)
+        report(run, path.stat().st_size, written_s, [str(w.message) for w in caught], loads, moves, version, args)
+
+
+def measure(path: Path, args: argparse.Namespace) -> tuple[list[dict], dict[str, list[list[float]]], str]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM,
+                                         args=[*QUIET, *(NO_WEBGL if args.no_webgl else SOFTWARE_WEBGL)])
+        loads, moves = [], []
+        for attempt in range(args.loads):
+            context = browser.new_context(viewport={"width": 1200, "height": 1000})
+            page = context.new_page()
+            blocked: list[str] = []
+
+            def only_the_report(route: Any, blocked: list[str] = blocked) -> None:
+                if route.request.url == path.as_uri():
+                    route.continue_()
+                else:
+                    blocked.append(route.request.url)
+                    route.abort()
+
+            page.route("**/*", only_the_report)
+            page.goto(path.as_uri())
+            page.wait_for_function("window.layerlapseReady === true", timeout=60_000)
+            timings = page.evaluate("window.layerlapse.timings")
+            timings.update(webgl=page.evaluate("window.layerlapse.state().webgl"), blocked=len(blocked),
+                           points=page.evaluate("window.layerlapse.state().total"))
+            loads.append(timings)
+            if attempt == 0:
+                kinds = {"single": (args.settle_ms, False), "read back": (args.settle_ms, True),
+                         "dragged": (0, False)}
+                moves = {kind: page.evaluate(MOVE_SLIDER, [args.moves, settle, read_back])
+                         for kind, (settle, read_back) in kinds.items()}
+            context.close()
+        version = browser.version
+        browser.close()
+    return loads, moves, version
+
+
+def report(run: RunFolder, size: int, written_s: float, warned: list[str], loads: list[dict], moves: dict[str, list],
+           version: str, args: argparse.Namespace) -> None:
+    def median(key: str) -> float:
+        return statistics.median(load[key] for load in loads)
+
+    backend = "SwiftShader WebGL" if loads[0]["webgl"] else "canvas (no WebGL)"
+    print(f"# {datetime.date.today()} · {platform.node()} · {platform.processor() or platform.machine()} · "
+          f"{os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f}) · headless Chromium {version}, "
+          f"{backend} · {args.loads} loads, {args.moves} slider moves of each kind")
+    print(f"\nrun {args.run}: {loads[0]['points']:,} probe points shown · {run.epochs_complete + 1} frames · "
+          f"layers {', '.join(run.layers)} · report {size / 1e6:.2f} MB (budget {args.budget:g} MB), "
+          f"written in {written_s:.1f} s · requests blocked: {sum(load['blocked'] for load in loads)}")
+    for message in warned:
+        print(f"warning: {message}")
+    print("\n| measure | median ms | runs (ms) |")
+    print("|---|---|---|")
+    stages = [("Bokeh document built (report.js starts)", "start"), ("payload decoded", "decoded"),
+              ("first draw handed to Bokeh", "drawn"), ("**load: map drawn (ready)**", "ready")]
+    for name, key in stages:
+        print(f"| {name} | {median(key):.0f} | {', '.join(f'{load[key]:.0f}' for load in loads)} |")
+    rows = [("**slider redraw**: next animation frame", "single", 0),
+            ("slider move presented: the frame after", "single", 1),
+            ("slider move drawn: map pixels read back", "read back", 1),
+            ("slider dragged (moves back to back): next frame", "dragged", 0),
+            ("slider dragged: the frame after", "dragged", 1)]
+    for name, kind, column in rows:
+        values = [move[column] for move in moves[kind]]
+        print(f"| {name} | {statistics.median(values):.0f} | {', '.join(f'{value:.0f}' for value in values)} |")
+
+
+if __name__ == "__main__":
+    main()

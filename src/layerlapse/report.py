@@ -1,0 +1,674 @@
+"""The interactive report: one self-contained `report.html` per run, drawn with Bokeh (its resources inlined, so the
+page makes no network request) and WebGL where the browser has it (canvas otherwise).
+
+What travels to the page, and how, so that the reference run (10,000 probe points, 16 frames) stays a few MB:
+
+- map coordinates: per layer, quantised to 16 bits within the layer's common limits (65535 marks a point the frame
+  does not draw), little-endian, base64;
+- predictions: per epoch and point the argmax class and the confidence × 255, one byte each;
+- thumbnails: every image once, as a tile of one PNG atlas (a data URI), cut out in the browser when it is needed;
+- the confusion matrix of the whole probe per epoch, and each frame's figures as text.
+
+Past the size budget the page shows a stratified, seeded subsample and says so, and Python warns
+(`ReportSizeWarning`); points are never cut silently.
+
+The page's code is `report.js`. It reads one JSON payload through Bokeh's document (which Bokeh HTML-escapes inside
+its <script> tag) and writes user text (class names, layer names) only as text: `textContent`, canvas text, or
+HTML-escaped before it reaches a Div. Its hook for tests and benchmarks, `window.layerlapse`, where a point `i` is
+its index among the page's points (its row in the run folder's arrays, unless the page shows a subsample):
+
+- `window.layerlapseReady` (and `layerlapse.ready`): true in the animation frame after the one that painted the
+  first draw; `layerlapse.timings`: `performance.now()` when report.js started, decoded, drew, and was ready;
+- `layerlapse.state()`: `{epoch, layer, layers, total, shown, drawn, testShown, testVisible, trail, pinned, webgl,
+  playing}`: `shown` counts the probe points in the map's data source, `drawn` those with a position this frame,
+  `trail` the rows of the pinned point's trajectory (one per frame), `webgl` whether Bokeh got a WebGL context;
+- `layerlapse.setEpoch(e)`, `setLayer(name)`, `pin(i, set="probe")`, `unpin()`, `togglePlay()`;
+- `layerlapse.clientPosition(i, set="probe")`: the point's place in the window (CSS pixels), null if not drawn.
+
+The Bokeh models carry names (`layerlapse-map`, `-points` and `-test-points` (the map's data sources), `-trail`,
+`-epoch` (the slider), `-play`, `-layer`, `-show-test`, `-misclassified`, `-pinned`, `-figures`, `-confusion`,
+`-accuracy`, `-loss`), so `Bokeh.documents[0].get_model_by_name(...)` finds them.
+
+Torch is never imported here: a stored run folder is all the report needs.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import io
+import json
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .atomic import atomic_output
+from .errors import ConfigError, RunFolderError
+from .store import RunFolder, epoch_file
+
+if TYPE_CHECKING:
+    from bokeh.document import Document
+    from bokeh.models import ColumnDataSource, GlyphRenderer, LayoutDOM, Plot, Span
+
+MB = 1_000_000  # the size budget is in SI megabytes, as file managers show sizes
+NOT_DRAWN = 65535  # the 16-bit code of a point a frame does not draw (NaN coordinates)
+COORD_STEPS = 65534  # codes 0..65534 span a layer's limits
+TEST_COLOR = "gold"
+THUMBNAIL_PX = 84  # thumbnails are shown about this big, in whole-pixel steps
+BUDGET_MARGIN = 0.98  # aim a little under what the budget holds: the PNG atlas's size is known once encoded
+
+
+class ReportSizeWarning(UserWarning):
+    """The report would be larger than its size budget, so it shows a stratified subsample of the points."""
+
+
+def write_report(run: RunFolder, path: str | os.PathLike | None = None, *, size_budget_mb: float = 25.0,
+                 layers: Sequence[str] | None = None) -> Path:
+    """Write the run's interactive report (default `run.path / "report.html"`), atomically; return its path.
+
+    `layers` chooses the recorded layers the page can switch between (default: all of them). Past
+    `size_budget_mb` (SI megabytes) the page shows a stratified, seeded subsample of the points, says so, and a
+    `ReportSizeWarning` is issued.
+    """
+    if not size_budget_mb > 0:
+        raise ConfigError(f"size_budget_mb must be a positive number of megabytes, got {size_budget_mb!r}")
+    target = Path(path) if path is not None else run.path / "report.html"
+    content = read_content(run, _chosen_layers(run, layers))
+    page = fit_to_budget(content, int(size_budget_mb * MB), size_budget_mb)
+    with atomic_output(target) as temp:
+        temp.write_text(page, encoding="utf-8")
+    return target
+
+
+# ---- what the report shows -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Points:
+    """One set of points on the map (the probe, or the test probe), as the page needs them."""
+
+    labels: np.ndarray  # (n,) class index
+    coords: dict[str, np.ndarray]  # layer -> (frames, n, 2) float32; NaN where a frame does not draw the point
+    images: np.ndarray | None  # (n, height, width[, 3]) uint8
+    predicted: np.ndarray | None  # (frames, n) argmax class
+    confidence: np.ndarray | None  # (frames, n) uint8: the predicted class's probability × 255
+    rows: np.ndarray  # (n,) each point's row in the run folder's arrays (the page names points by it)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, rows: np.ndarray) -> Points:
+        def pick(values: np.ndarray | None, axis: int) -> np.ndarray | None:
+            return None if values is None else np.take(values, rows, axis=axis)
+
+        return Points(self.labels[rows], {layer: xy[:, rows] for layer, xy in self.coords.items()},
+                      pick(self.images, 0), pick(self.predicted, 1), pick(self.confidence, 1), self.rows[rows])
+
+
+@dataclass(frozen=True)
+class ReportContent:
+    """Everything the page shows, read from the run folder."""
+
+    title: str
+    summary: str
+    class_names: list[str]
+    epochs: list[int]
+    layers: list[str]
+    limits: dict[str, tuple[float, float, float, float]]  # layer -> x0, x1, y0, y1 over all its frames
+    probe: Points
+    test: Points | None
+    probe_total: int
+    test_total: int
+    history: list[dict]
+    confusion: np.ndarray | None  # (frames, classes, classes) of the whole probe: rows true, columns predicted
+    epoch_figures: list[str]  # one line per frame: accuracy
+    layer_figures: dict[str, list[str]]  # layer -> one line per frame: faithfulness measures and notes
+    notes: list[str]
+    seed: int
+
+
+def read_content(run: RunFolder, layers: list[str]) -> ReportContent:
+    """Read the run folder into what the page shows; a one-line RunFolderError when something needed is missing."""
+    epochs, unmapped_note = _mapped_epochs(run, layers)
+    class_names = [str(name) for name in run.manifest["dataset"]["class_names"]]
+    probe = _read_points(run, "probe", "predictions", "", layers, epochs)
+    test = (_read_points(run, "test/probe", "test/probe/predictions", "test/", layers, epochs)
+            if run.has("test/probe/labels.npy") else None)
+    if test is not None and not test.coords:
+        test = None  # recorded, but not placed on the maps of these layers
+    notes = [note for note in [unmapped_note] if note]
+    if not run.history:
+        notes.append("this run has no training history, so the page has no accuracy and loss curves")
+    if probe.predicted is None:
+        notes.append("this run has no stored predictions, so the page shows no predicted labels or confusion matrix")
+    return ReportContent(
+        title=f"layerlapse · {run.manifest['dataset'].get('name') or run.path.name}",
+        summary=_summary(run, layers, epochs, len(probe)),
+        class_names=class_names, epochs=epochs, layers=layers,
+        limits={layer: _limits(probe, test, layer) for layer in layers},
+        probe=probe, test=test, probe_total=len(probe), test_total=0 if test is None else len(test),
+        history=list(run.history),
+        confusion=None if probe.predicted is None else _confusions(probe, len(class_names)),
+        epoch_figures=[_epoch_figures(run, epoch, probe, frame) for frame, epoch in enumerate(epochs)],
+        layer_figures={layer: [_layer_figures(run, layer, epoch) for epoch in epochs] for layer in layers},
+        notes=notes, seed=int(run.manifest.get("config", {}).get("seed", 0)))
+
+
+def _chosen_layers(run: RunFolder, layers: Sequence[str] | None) -> list[str]:
+    if layers is None:
+        return list(run.layers)
+    chosen = list(dict.fromkeys(layers))
+    unknown = [layer for layer in chosen if layer not in run.layers]
+    if unknown or not chosen:
+        raise RunFolderError(f"layers must name recorded layers of {run.path} ({', '.join(run.layers)}), "
+                             f"got {list(layers)!r}")
+    return chosen
+
+
+def _mapped_epochs(run: RunFolder, layers: list[str]) -> tuple[list[int], str | None]:
+    """Epochs 0..e that every chosen layer has maps for, and a note when later recorded epochs have none yet."""
+    last = run.epochs_complete
+    for layer in layers:
+        if not run.has(f"maps/{layer}/{epoch_file(0)}"):
+            raise RunFolderError(f"run folder {run.path} has no maps for layer {layer!r}: map it with "
+                                 f"`layerlapse render {run.path}` first")
+        mapped = 0
+        while mapped < last and run.has(f"maps/{layer}/{epoch_file(mapped + 1)}"):
+            mapped += 1
+        last = mapped
+    note = None
+    if last < run.epochs_complete:
+        missing = (f"epoch {run.epochs_complete} is" if last + 1 == run.epochs_complete
+                   else f"epochs {last + 1}–{run.epochs_complete} are")
+        note = f"{missing} recorded but not mapped yet: `layerlapse render {run.path}` maps them"
+    return list(range(last + 1)), note
+
+
+def _read_points(run: RunFolder, folder: str, predictions: str, maps_subfolder: str, layers: list[str],
+                 epochs: list[int]) -> Points:
+    """Labels and images from `folder`/, predictions from `predictions`/, positions from
+    maps/<layer>/`maps_subfolder`."""
+    labels = run.read_array(f"{folder}/labels.npy").astype(np.int64)
+    coords = {}
+    for layer in layers:
+        frames = [f"maps/{layer}/{maps_subfolder}{epoch_file(epoch)}" for epoch in epochs]
+        if all(run.has(relpath) for relpath in frames):
+            coords[layer] = np.stack([_checked_xy(run, relpath, len(labels)) for relpath in frames])
+    images = _thumbnail_pixels(run.read_array(f"{folder}/images.npy")) if run.has(f"{folder}/images.npy") else None
+    prediction_files = [f"{predictions}/{epoch_file(epoch)}" for epoch in epochs]
+    predicted = confidence = None
+    if all(run.has(relpath) for relpath in prediction_files):
+        predicted, confidence = pack_predictions([run.read_array(relpath) for relpath in prediction_files])
+    return Points(labels, coords, images, predicted, confidence, np.arange(len(labels)))
+
+
+def _checked_xy(run: RunFolder, relpath: str, n_points: int) -> np.ndarray:
+    xy = run.read_array(relpath).astype(np.float32)
+    if xy.shape != (n_points, 2):
+        raise RunFolderError(f"run folder {run.path} is damaged: {relpath} holds {xy.shape} coordinates for "
+                             f"{n_points} points; map it again with `layerlapse render {run.path} --map METHOD`")
+    return xy
+
+
+def _thumbnail_pixels(images: np.ndarray) -> np.ndarray | None:
+    """Images as uint8 (n, h, w) or (n, h, w, 3); None for shapes a thumbnail cannot show."""
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if not (images.ndim == 3 or (images.ndim == 4 and images.shape[-1] == 3)):
+        return None
+    if images.dtype != np.uint8:  # floats in [0, 1]
+        images = np.rint(np.clip(images.astype(np.float32), 0.0, 1.0) * 255).astype(np.uint8)
+    return images
+
+
+def _limits(probe: Points, test: Points | None, layer: str) -> tuple[float, float, float, float]:
+    from .render import common_limits  # matplotlib loads lazily there; only this pure function is used
+
+    maps = list(probe.coords[layer]) + (list(test.coords[layer]) if test is not None and layer in test.coords else [])
+    limits = common_limits(maps)
+    if limits is None:  # no frame draws any point
+        return (-1.0, 1.0, -1.0, 1.0)
+    (x0, x1), (y0, y1) = limits
+    return (x0, x1, y0, y1)
+
+
+def _summary(run: RunFolder, layers: list[str], epochs: list[int], n_probe: int) -> str:
+    from .pipeline import LEGACY_METHODS, METHOD_LABELS
+
+    method = run.manifest.get("maps", {}).get("method", "umap")
+    method = LEGACY_METHODS.get(method, method)
+    parts = [f"{n_probe:,} probe images", f"layer{'s' if len(layers) > 1 else ''} {', '.join(layers)}",
+             f"epochs {epochs[0]}–{epochs[-1]}", f"map: {METHOD_LABELS.get(method, method)}"]
+    test = run.manifest.get("test")
+    if test is not None:
+        parts.append(f"test accuracy {test['accuracy']:.4f} ({test['size']:,} images)")
+    return " · ".join(parts)
+
+
+def _epoch_figures(run: RunFolder, epoch: int, probe: Points, frame: int) -> str:
+    row = next((row for row in run.history if row.get("epoch") == epoch), {})
+    parts = [f"epoch {epoch}" + (" (untrained)" if epoch == 0 else "")]
+    if probe.predicted is not None:
+        parts.append(f"probe accuracy {np.mean(probe.predicted[frame] == probe.labels):.4f}")
+    for key, name in (("acc", "training accuracy"), ("val_acc", "validation accuracy"), ("loss", "loss"),
+                      ("val_loss", "validation loss")):
+        if key in row:
+            parts.append(f"{name} {row[key]:.4f}")
+    return " · ".join(parts)
+
+
+def _layer_figures(run: RunFolder, layer: str, epoch: int) -> str:
+    from .metrics import caption
+    from .pipeline import frame_quality
+
+    quality = frame_quality(run, layer, epoch)
+    return " · ".join(filter(None, [caption(quality), *quality.get("notes", [])]))
+
+
+def _confusions(probe: Points, n_classes: int) -> np.ndarray:
+    """Per frame, counts of (true, predicted) over the whole probe."""
+    cells = probe.labels[None, :] * n_classes + probe.predicted.astype(np.int64)
+    return np.stack([np.bincount(frame, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+                     for frame in cells]).astype(np.uint32)
+
+
+# ---- packing -------------------------------------------------------------------------------------------------------
+
+
+def quantise(xy: np.ndarray, limits: tuple[float, float, float, float]) -> np.ndarray:
+    """Coordinates (..., 2) as uint16 codes within `limits` (x0, x1, y0, y1); NaN or infinite rows → NOT_DRAWN.
+
+    The round trip `dequantise(quantise(xy))` is off by at most half a step, (x1 - x0) / 65534 / 2 along x."""
+    low = np.array(limits[0::2], dtype=np.float64)
+    span = np.maximum(np.array(limits[1::2], dtype=np.float64) - low, 1e-12)
+    scaled = (np.asarray(xy, dtype=np.float64) - low) / span * COORD_STEPS
+    finite = np.isfinite(scaled).all(axis=-1, keepdims=True)
+    codes = np.rint(np.clip(np.where(finite, scaled, 0.0), 0, COORD_STEPS)).astype(np.uint16)
+    return np.where(finite, codes, np.uint16(NOT_DRAWN))
+
+
+def dequantise(codes: np.ndarray, limits: tuple[float, float, float, float]) -> np.ndarray:
+    """The inverse of `quantise`, as report.js does it: NOT_DRAWN → NaN (both coordinates)."""
+    low = np.array(limits[0::2], dtype=np.float64)
+    span = np.maximum(np.array(limits[1::2], dtype=np.float64) - low, 1e-12)
+    xy = low + codes.astype(np.float64) / COORD_STEPS * span
+    return np.where((codes == NOT_DRAWN).any(axis=-1, keepdims=True), np.nan, xy)
+
+
+def pack_predictions(probabilities: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per epoch (n, classes) probabilities → argmax class (frames, n) as uint8 (uint16 past 256 classes) and
+    confidence (frames, n) uint8, the probability × 255 rounded."""
+    stacked = np.stack([np.asarray(frame, dtype=np.float32) for frame in probabilities])
+    predicted = stacked.argmax(axis=-1)
+    confidence = np.take_along_axis(stacked, predicted[..., None], axis=-1)[..., 0]
+    class_type = np.uint8 if stacked.shape[-1] <= 256 else np.uint16
+    return predicted.astype(class_type), np.rint(np.clip(confidence, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def packed(array: np.ndarray) -> dict:
+    """An array as the page reads it: dtype, shape and little-endian bytes in base64."""
+    array = np.ascontiguousarray(array)
+    little = array.astype(array.dtype.newbyteorder("<"), copy=False)
+    return {"dtype": array.dtype.name, "shape": list(array.shape), "b64": base64.b64encode(little.tobytes()).decode()}
+
+
+def unpacked(packed_array: dict) -> np.ndarray:
+    """The inverse of `packed`."""
+    raw = base64.b64decode(packed_array["b64"])
+    return np.frombuffer(raw, dtype=np.dtype(packed_array["dtype"]).newbyteorder("<")).reshape(packed_array["shape"])
+
+
+def thumbnail_atlas(images: np.ndarray) -> dict:
+    """Every image once, as a tile of one PNG (a grid `columns` tiles wide), with the display scale."""
+    from PIL import Image
+
+    count, height, width = images.shape[:3]
+    columns = max(1, math.ceil(math.sqrt(count)))
+    rows = max(1, math.ceil(count / columns))
+    grid = np.zeros((rows * columns, *images.shape[1:]), dtype=np.uint8)
+    grid[:count] = images
+    grid = grid.reshape(rows, columns, *images.shape[1:]).swapaxes(1, 2)  # rows, height, columns, width[, 3]
+    sheet = grid.reshape(rows * height, columns * width, *images.shape[3:])
+    buffer = io.BytesIO()
+    # zlib's default level: optimize=True saves 3 % of the bytes for 10 times the time (2 s at 10,000 images)
+    Image.fromarray(sheet).save(buffer, format="PNG")
+    return {"uri": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode(),
+            "tile": [height, width], "columns": columns,
+            "scale": max(1, round(THUMBNAIL_PX / max(height, width)))}
+
+
+def payload(content: ReportContent) -> str:
+    """The JSON the page's code reads: packed arrays and the texts it shows."""
+    return json.dumps({
+        "classNames": content.class_names,  # the colours are Bokeh's, in the scatter's colour mapper
+        "epochs": content.epochs,
+        "probe": _packed_points(content.probe),
+        "test": None if content.test is None else _packed_points(content.test),
+        "layers": [{"name": layer, "limits": content.limits[layer],
+                    "probe": packed(quantise(content.probe.coords[layer], content.limits[layer])),
+                    "test": _packed_test_coords(content, layer),
+                    "figures": content.layer_figures[layer]} for layer in content.layers],
+        "confusion": None if content.confusion is None else packed(content.confusion),
+        "epochFigures": content.epoch_figures,
+        "marker": marker_style(len(content.probe)),
+    }, allow_nan=False)
+
+
+def _packed_points(points: Points) -> dict:
+    subsampled = not np.array_equal(points.rows, np.arange(len(points)))
+    return {"n": len(points), "labels": packed(points.labels.astype(np.uint16)),
+            "rows": packed(points.rows.astype(np.uint32)) if subsampled else None,
+            "predicted": None if points.predicted is None else packed(points.predicted),
+            "confidence": None if points.confidence is None else packed(points.confidence),
+            "atlas": None if points.images is None or len(points) == 0 else thumbnail_atlas(points.images)}
+
+
+def _packed_test_coords(content: ReportContent, layer: str) -> dict | None:
+    if content.test is None or layer not in content.test.coords:
+        return None
+    return packed(quantise(content.test.coords[layer], content.limits[layer]))
+
+
+def class_colors(n_classes: int) -> list[str]:
+    """The PNG frames' class colours: tab10 up to 10 classes, tab20 up to 20, turbo beyond."""
+    from bokeh.palettes import Category10_10, Category20_20, Turbo256, linear_palette
+
+    if n_classes <= 10:
+        return list(Category10_10[:n_classes])  # d3's category10 is matplotlib's tab10
+    if n_classes <= 20:
+        return list(Category20_20[:n_classes])
+    return list(linear_palette(Turbo256, n_classes)) if n_classes <= 256 else [Turbo256[i * 255 // (n_classes - 1)]
+                                                                             for i in range(n_classes)]
+
+
+def marker_style(n_points: int) -> dict:
+    """Marker diameters in screen pixels (test points: larger stars) and alpha: many points get small, translucent
+    markers, as in the PNG frames."""
+    size = float(np.clip(math.sqrt(16000.0 / max(n_points, 1)), 3.0, 9.0))
+    return {"size": size, "testSize": float(np.clip(size * 1.8, 7.0, 13.0)),
+            "alpha": float(np.clip(math.sqrt(2000.0 / max(n_points, 1)), 0.35, 0.9))}
+
+
+# ---- the size budget -----------------------------------------------------------------------------------------------
+
+
+def fit_to_budget(content: ReportContent, budget_bytes: int, budget_mb: float) -> str:
+    """The page, with every point if it fits the budget, else with a stratified subsample that does (and a warning).
+
+    The subsample is sized from the page's size as a line in its number of points, and shrunk further in the rare
+    case the encoded atlas comes out larger than the line says."""
+    page = render_page(content)
+    full_size = len(page.encode())
+    if full_size <= budget_bytes:
+        return page
+    fixed, per_point = _size_line(content, full_size)
+    keep = min(int((budget_bytes - fixed) / per_point * BUDGET_MARGIN), len(content.probe) - 1)
+    while keep >= 1:
+        shown = subsample(content, keep)
+        note = budget_note(shown, budget_mb)
+        page = render_page(dataclasses.replace(shown, notes=[note, *shown.notes]))
+        if len(page.encode()) <= budget_bytes:
+            warnings.warn(ReportSizeWarning(
+                f"report.html would take {full_size / MB:.1f} MB, over its size budget of {budget_mb:g} MB, so it "
+                f"shows a stratified, seeded subsample: {note}; raise size_budget_mb to show every point"),
+                stacklevel=3)
+            return page
+        keep = int(keep * 0.9)
+    raise ConfigError(f"size_budget_mb={budget_mb:g} is too small for this run: the page without its points already "
+                      f"takes about {max(fixed, 0) / MB:.1f} MB; give a larger budget")
+
+
+def _size_line(content: ReportContent, full_size: int) -> tuple[float, float]:
+    """The page's bytes without points and per point, from its size with all of them and with a tenth."""
+    tenth = subsample(content, max(1, len(content.probe) // 10))
+    tenth_size = len(render_page(tenth).encode())
+    per_point = max((full_size - tenth_size) / max(len(content.probe) - len(tenth.probe), 1), 1.0)
+    return full_size - per_point * len(content.probe), per_point
+
+
+def budget_note(shown: ReportContent, budget_mb: float) -> str:
+    """What the page says about a subsample, e.g. 'showing 5,000 of 60,000 probe points (size budget 25 MB)'."""
+    text = f"showing {len(shown.probe):,} of {shown.probe_total:,} probe points"
+    if shown.test is not None and len(shown.test) < shown.test_total:
+        text += f" and {len(shown.test):,} of {shown.test_total:,} test points"
+    return f"{text} (size budget {budget_mb:g} MB)"
+
+
+def subsample(content: ReportContent, keep: int) -> ReportContent:
+    """`keep` probe points chosen class by class in proportion (seeded); the test points in the same share."""
+    share = keep / max(len(content.probe), 1)
+    probe = content.probe.take(stratified_rows(content.probe.labels, keep, content.seed))
+    test = content.test
+    if test is not None and share < 1:
+        test = test.take(stratified_rows(test.labels, max(1, round(len(test) * share)), content.seed + 1))
+    return dataclasses.replace(content, probe=probe, test=test)
+
+
+def stratified_rows(labels: np.ndarray, keep: int, seed: int) -> np.ndarray:
+    """Sorted row indices of `keep` rows, each class represented in proportion (largest remainders), seeded."""
+    classes, counts = np.unique(labels, return_counts=True)
+    quotas = counts * keep / len(labels)
+    taken = np.floor(quotas).astype(np.int64)
+    leftover = keep - int(taken.sum())
+    taken[np.argsort(-(quotas - taken), kind="stable")[:leftover]] += 1
+    rng = np.random.default_rng(seed)
+    rows = [rng.choice(np.flatnonzero(labels == label), size=int(count), replace=False)
+            for label, count in zip(classes, taken)]
+    return np.sort(np.concatenate(rows))
+
+
+# ---- the page ------------------------------------------------------------------------------------------------------
+
+
+def render_page(content: ReportContent) -> str:
+    """The whole HTML page, Bokeh's resources inlined."""
+    from bokeh.document import Document
+    from bokeh.embed import file_html
+    from bokeh.resources import INLINE
+
+    document = Document()
+    document.add_root(build_layout(content, document))
+    return file_html(document, INLINE, title=content.title)
+
+
+def page_script() -> str:
+    return resources.files("layerlapse").joinpath("report.js").read_text(encoding="utf-8")
+
+
+def header_html(content: ReportContent) -> str:
+    """The page's heading: run and notes, every piece of run data HTML-escaped."""
+    notes = "".join(f'<p class="layerlapse-note">{html.escape(note)}</p>' for note in content.notes)
+    return (f"<h2 style='margin:4px 0'>{html.escape(content.title)}</h2>"
+            f"<p style='margin:2px 0'>{html.escape(content.summary)}</p>{notes}")
+
+
+MAP_SIZE = (660, 600)
+SIDE_WIDTH = 400
+
+
+def build_layout(content: ReportContent, document: Document) -> LayoutDOM:
+    """The page's Bokeh models; `document` gets the callback that starts report.js once the page is drawn."""
+    from bokeh.layouts import column, row
+    from bokeh.models import CustomJS, Div
+
+    views = _map_figure(content)
+    controls = _controls(content)
+    # fixed sizes: a Div whose text changes then never makes Bokeh lay out the whole page again (~0.5 s)
+    pinned = Div(text="", width=SIDE_WIDTH, height=100, name="layerlapse-pinned")
+    figures = Div(text="", width=SIDE_WIDTH, height=90, name="layerlapse-figures")
+    curves = _curve_figures(content.history)
+    confusion = _confusion_figure(content)
+    models = {**views, **controls, "pinned": pinned, "figures": figures,
+              "spans": [span for _, span in curves], "confusion": confusion[1] if confusion else None}
+    start = CustomJS(args={**models, "payload": payload(content)},
+                     code=page_script() + f"\nlayerlapseStart({{{', '.join(models)}}}, payload);")
+    document.js_on_event("document_ready", start)
+    _wire_events(views, controls)
+    side = [pinned, figures, *[plot for plot, _ in curves], *([confusion[0]] if confusion else [])]
+    header = Div(text=header_html(content), width=MAP_SIZE[0] + SIDE_WIDTH + 20, name="layerlapse-header")
+    map_column = column(row(controls["play"], controls["slider"], controls["layer"]),
+                        row(controls["showTest"], controls["highlightWrong"]), views["plot"])
+    return column(header, row(map_column, column(*side)))
+
+
+def _map_figure(content: ReportContent) -> dict:
+    """The map: probe points coloured by class and test points as gold stars (as the PNG frames draw them), two
+    WebGL scatters; the pinned point's trail, the ring at its current place and the legend's per-class stand-ins
+    are glyphs without WebGL, as Bokeh copies its WebGL canvas onto the plot once per WebGL renderer and paint."""
+    from bokeh.models import ColumnDataSource, LinearColorMapper, Range1d
+    from bokeh.plotting import figure
+
+    colors = class_colors(len(content.class_names))
+    x0, x1, y0, y1 = content.limits[content.layers[0]]
+    plot = figure(width=MAP_SIZE[0], height=MAP_SIZE[1], output_backend="webgl", name="layerlapse-map",
+                  x_range=Range1d(x0, x1), y_range=Range1d(y0, y1), tools="pan,wheel_zoom,box_zoom,reset,save",
+                  active_scroll="wheel_zoom")
+    plot.toolbar.logo = None
+    plot.xaxis.visible = plot.yaxis.visible = False
+    plot.grid.visible = False
+    style = marker_style(len(content.probe))
+    points = ColumnDataSource({column: [] for column in ("x", "y", "cls", "point", "alpha", "outline")},
+                              name="layerlapse-points")
+    fill = {"field": "cls", "transform": LinearColorMapper(palette=colors, low=-0.5, high=len(colors) - 0.5)}
+    plot.scatter("x", "y", source=points, size=style["size"], fill_color=fill, fill_alpha="alpha",
+                 line_color="black", line_alpha="outline", line_width=1.0)
+    test_points = ColumnDataSource({column: [] for column in ("x", "y", "point")}, name="layerlapse-test-points")
+    test = plot.scatter("x", "y", source=test_points, marker="star", size=style["testSize"], fill_color=TEST_COLOR,
+                        line_color="black", line_width=0.8, visible=False)
+    return {"plot": plot, "pointSource": points, "testSource": test_points, "testRenderer": test,
+            **_trail_glyphs(plot), "classRenderers": _class_legend(plot, content.class_names, colors)}
+
+
+def _trail_glyphs(plot: Plot) -> dict:
+    """The pinned point's trajectory: a segment from each epoch's place to the next, labelled with the epoch, and a
+    ring at the shown epoch."""
+    from bokeh.models import ColumnDataSource
+
+    trail = ColumnDataSource({"x": [], "y": [], "x_next": [], "y_next": [], "epoch": [], "label": []},
+                             name="layerlapse-trail")
+    plot.segment("x", "y", "x_next", "y_next", source=trail, line_color="black", line_width=1.5, line_alpha=0.8)
+    plot.text("x", "y", text="label", source=trail, text_font_size="8pt", x_offset=4, y_offset=-2,
+              text_color="black")
+    current = ColumnDataSource({"x": [], "y": []}, name="layerlapse-current")
+    plot.ellipse("x", "y", width=15, height=15, width_units="screen", height_units="screen", source=current,
+                 fill_alpha=0, line_color="black", line_width=2.5)
+    return {"trailSource": trail, "currentSource": current}
+
+
+def _class_legend(plot: Plot, class_names: list[str], colors: list[str]) -> list[GlyphRenderer]:
+    """A legend entry per class whose click hides or shows it: each entry's renderer is a stand-in that is never
+    drawn (one NaN point); report.js reads their visibility."""
+    from bokeh.core.properties import value
+    from bokeh.models import Legend, LegendItem
+
+    stand_ins = [plot.ellipse([math.nan], [math.nan], width=9, height=9, width_units="screen",
+                              height_units="screen", fill_color=color, line_color=color) for color in colors]
+    items = [LegendItem(label=value(name), renderers=[stand_in]) for name, stand_in in zip(class_names, stand_ins)]
+    plot.add_layout(Legend(items=items, click_policy="hide", label_text_font_size="9pt", spacing=0, padding=4,
+                           title="class (click: hide)"), "right")
+    return stand_ins
+
+
+def _controls(content: ReportContent) -> dict:
+    from bokeh.models import Button, Select, Slider, Toggle
+
+    last = content.epochs[-1]
+    slider = Slider(start=0, end=max(last, 1), value=last, step=1, title="epoch", width=360,
+                    disabled=last == 0, name="layerlapse-epoch")
+    play = Button(label="▶ play", width=90, disabled=last == 0, name="layerlapse-play")
+    layer = Select(options=content.layers, value=content.layers[0], width=170,
+                   title="layer", disabled=len(content.layers) == 1, name="layerlapse-layer")
+    show_test = Toggle(label="test points" if content.test is not None else "no test points", active=False,
+                       disabled=content.test is None, width=160, name="layerlapse-show-test")
+    wrong = Toggle(label="highlight misclassified" if content.probe.predicted is not None
+                   else "no predictions stored", active=False, disabled=content.probe.predicted is None,
+                   width=200, name="layerlapse-misclassified")
+    return {"slider": slider, "play": play, "layer": layer, "showTest": show_test, "highlightWrong": wrong}
+
+
+def _wire_events(views: dict, controls: dict) -> None:
+    """Every widget and map event calls into report.js's `window.layerlapse`."""
+    from bokeh.models import CustomJS
+
+    def call(method: str, argument: str = "") -> CustomJS:
+        return CustomJS(code=f"if (window.layerlapse) window.layerlapse.{method}({argument});")
+
+    controls["slider"].js_on_change("value", call("setEpoch", "cb_obj.value"))
+    controls["play"].js_on_event("button_click", call("togglePlay"))
+    controls["layer"].js_on_change("value", call("setLayer", "cb_obj.value"))
+    for toggle in (controls["showTest"], controls["highlightWrong"]):
+        toggle.js_on_change("active", call("redraw"))
+    for stand_in in views["classRenderers"]:
+        stand_in.js_on_change("visible", call("redraw"))
+    views["plot"].js_on_event("mousemove", call("hover", "cb_obj"))
+    views["plot"].js_on_event("mouseleave", call("hover", "null"))
+    views["plot"].js_on_event("tap", call("tap", "cb_obj"))
+
+
+def _curve_figures(history: list[dict]) -> list[tuple[Plot, Span]]:
+    """Accuracy and loss against epoch, train and validation, each with a vertical marker at the shown epoch."""
+    from bokeh.models import BasicTicker, ColumnDataSource, Span
+    from bokeh.plotting import figure
+
+    if not history:
+        return []
+    curves = []
+    for metric, title in (("acc", "accuracy"), ("loss", "loss")):
+        keys = [key for key in (metric, f"val_{metric}") if all(key in row for row in history)]
+        if not keys:
+            continue
+        source = ColumnDataSource({"epoch": [row["epoch"] for row in history],
+                                   **{key: [float(row[key]) for row in history] for key in keys}})
+        plot = figure(width=SIDE_WIDTH, height=170, title=title, tools="", toolbar_location=None,
+                      name=f"layerlapse-{title}")
+        for key, color in zip(keys, ("#1f77b4", "#ff7f0e")):
+            label = "validation" if key.startswith("val_") else "training"
+            plot.line("epoch", key, source=source, color=color, line_width=2, legend_label=label)
+            plot.scatter("epoch", key, source=source, color=color, size=4)
+        plot.legend.location = "bottom_right" if metric == "acc" else "top_right"
+        plot.legend.label_text_font_size = "8pt"
+        plot.xaxis.axis_label = "epoch"
+        plot.xaxis.ticker = BasicTicker(min_interval=1)  # whole epochs
+        span = Span(location=0, dimension="height", line_color="black", line_dash="dashed", line_width=1.5)
+        plot.add_layout(span)
+        curves.append((plot, span))
+    return curves
+
+
+def _confusion_figure(content: ReportContent) -> tuple[Plot, ColumnDataSource] | None:
+    """The probe's confusion matrix at the shown epoch: rows true, columns predicted, shaded by row share."""
+    from bokeh.models import ColumnDataSource, FixedTicker, LinearColorMapper, Range1d
+    from bokeh.palettes import Blues256
+    from bokeh.plotting import figure
+
+    if content.confusion is None:
+        return None
+    classes = len(content.class_names)
+    true, predicted = np.divmod(np.arange(classes * classes), classes)
+    source = ColumnDataSource({"true": true, "predicted": predicted, "share": np.zeros(classes * classes),
+                               "count": [""] * (classes * classes), "ink": ["black"] * (classes * classes)},
+                              name="layerlapse-confusion")
+    plot = figure(width=SIDE_WIDTH, height=SIDE_WIDTH, title="confusion of the probe at the shown epoch", tools="",
+                  toolbar_location=None, x_range=Range1d(-0.5, classes - 0.5),
+                  y_range=Range1d(classes - 0.5, -0.5), name="layerlapse-confusion-plot")
+    shade = LinearColorMapper(palette=list(reversed(Blues256)), low=0.0, high=1.0)
+    plot.rect("predicted", "true", 1, 1, source=source, fill_color={"field": "share", "transform": shade},
+              line_color="white")
+    if classes <= 20:
+        plot.text("predicted", "true", text="count", source=source, text_align="center",
+                  text_baseline="middle", text_font_size="8pt", text_color="ink")
+    names = {index: name for index, name in enumerate(content.class_names)}
+    for axis in (plot.xaxis, plot.yaxis):
+        axis.ticker = FixedTicker(ticks=list(range(classes)))
+        axis.major_label_overrides = names  # drawn on the canvas: text, never markup
+    plot.xaxis.axis_label, plot.yaxis.axis_label = "predicted", "true"
+    plot.grid.visible = False
+    return plot, source

@@ -1,0 +1,283 @@
+"""Tests for layerlapse.report without a browser: packing, the size budget, escaping, errors, no torch.
+
+Everything runs on one real run folder (digits, two layers, PCA maps: no UMAP to wait for), copied where a test
+changes it. tests/test_report_browser.py drives the page itself in Chromium.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from layerlapse import report
+from layerlapse.errors import ConfigError, RunFolderError
+from layerlapse.render import common_limits
+from layerlapse.store import RunFolder, epoch_file, load_run
+
+HOSTILE_NAMES = ["</script><img src=x onerror=alert(1)>", "<img src=x onerror=window.__xss=1>",
+                 "\"><svg onload=window.__xss=2>", "&lt;b&gt; & 'quotes'"]
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real run: digits, 2 epochs, layers hidden and flat1, 300 probe and 100 test-probe images."""
+    from layerlapse import RunConfig, run_experiment
+
+    out = tmp_path_factory.mktemp("report") / "run"
+    run_experiment(RunConfig(dataset="digits", epochs=2, layers=("hidden", "flat1"), probe=300, test_probe=100,
+                             map_method="pca", train_subset=600), out, show_progress=False)
+    return out
+
+
+@pytest.fixture
+def run(recorded: Path, tmp_path: Path) -> RunFolder:
+    """A copy of the recorded run that a test may change."""
+    return load_run(shutil.copytree(recorded, tmp_path / "run"))
+
+
+def page_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def payload_of(run: RunFolder, layers: list[str] | None = None) -> dict:
+    return json.loads(report.payload(report.read_content(run, layers or run.layers)))
+
+
+# ---- packing ------------------------------------------------------------------------------------------------------
+
+
+def test_quantised_coordinates_come_back_within_half_a_step() -> None:
+    rng = np.random.default_rng(0)
+    frames = rng.normal(0.0, 7.0, (4, 500, 2)).astype(np.float32)
+    frames[1, 3] = np.nan
+    frames[2, 7, 0] = np.inf
+    (x0, x1), (y0, y1) = common_limits(list(frames))
+    limits = (x0, x1, y0, y1)
+    codes = report.quantise(frames, limits)
+    assert codes.dtype == np.uint16
+    back = report.dequantise(codes, limits)
+    finite = np.isfinite(frames).all(axis=-1)
+    half_step = np.array([x1 - x0, y1 - y0]) / report.COORD_STEPS / 2
+    assert np.all(np.abs(back[finite] - frames[finite]) <= half_step * (1 + 1e-6))
+    assert (codes[~finite] == report.NOT_DRAWN).all() and np.isnan(back[~finite]).all()
+
+
+def test_quantised_codes_span_the_limits() -> None:
+    codes = report.quantise(np.array([[0.0, -2.0], [10.0, 2.0], [5.0, 0.0]]), (0.0, 10.0, -2.0, 2.0))
+    assert codes.tolist() == [[0, 0], [65534, 65534], [32767, 32767]]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.float32])
+def test_packed_arrays_come_back_exactly(dtype: type) -> None:
+    array = (np.arange(60).reshape(3, 4, 5) * 3).astype(dtype)
+    packed = report.packed(array)
+    assert packed["dtype"] == np.dtype(dtype).name and packed["shape"] == [3, 4, 5]
+    np.testing.assert_array_equal(report.unpacked(packed), array)
+
+
+def test_predictions_pack_to_class_and_confidence_bytes() -> None:
+    rng = np.random.default_rng(1)
+    frames = [rng.dirichlet(np.ones(10), 200).astype(np.float32) for _ in range(3)]
+    predicted, confidence = report.pack_predictions(frames)
+    assert predicted.dtype == np.uint8 and confidence.dtype == np.uint8 and predicted.shape == (3, 200)
+    stacked = np.stack(frames)
+    np.testing.assert_array_equal(predicted, stacked.argmax(axis=-1))
+    assert np.all(np.abs(confidence / 255 - stacked.max(axis=-1)) <= 0.5 / 255 + 1e-6)
+
+
+def test_payload_holds_the_run_folder_s_maps_labels_and_predictions(run: RunFolder) -> None:
+    data = payload_of(run)
+    labels = run.read_array("probe/labels.npy")
+    np.testing.assert_array_equal(report.unpacked(data["probe"]["labels"]), labels)
+    for layer in data["layers"]:
+        codes = report.unpacked(layer["probe"])
+        assert codes.shape == (3, len(labels), 2)  # epochs 0..2
+        maps = [run.read_array(f"maps/{layer['name']}/{epoch_file(epoch)}") for epoch in range(3)]
+        x0, x1, y0, y1 = layer["limits"]
+        step = np.array([x1 - x0, y1 - y0]) / report.COORD_STEPS
+        assert np.all(np.abs(report.dequantise(codes, layer["limits"]) - np.stack(maps)) <= step)
+        tests = report.unpacked(layer["test"])
+        assert tests.shape == (3, 100, 2)
+    predicted = report.unpacked(data["probe"]["predicted"])
+    np.testing.assert_array_equal(predicted[2], run.predictions(2).argmax(axis=1))
+    confusion = report.unpacked(data["confusion"])
+    assert confusion.shape == (3, 10, 10) and confusion.sum(axis=(1, 2)).tolist() == [300, 300, 300]
+    assert np.trace(confusion[2]) == np.sum(predicted[2] == labels)
+
+
+def test_thumbnails_are_stored_once_as_one_atlas(run: RunFolder) -> None:
+    from PIL import Image
+
+    atlas = payload_of(run)["probe"]["atlas"]
+    assert atlas["uri"].startswith("data:image/png;base64,") and atlas["tile"] == [8, 8]
+    sheet = np.asarray(Image.open(io.BytesIO(base64.b64decode(atlas["uri"].split(",", 1)[1]))))
+    images = run.read_array("probe/images.npy")
+    index = 37  # tile at row 37 // columns, column 37 % columns
+    row, column = divmod(index, atlas["columns"])
+    np.testing.assert_array_equal(sheet[row * 8:(row + 1) * 8, column * 8:(column + 1) * 8], images[index])
+
+
+# ---- the page -----------------------------------------------------------------------------------------------------
+
+
+def test_report_is_one_self_contained_file_written_in_the_run_folder(run: RunFolder) -> None:
+    path = report.write_report(run)
+    assert path == run.path / "report.html"
+    page = page_text(path)
+    assert "Bokeh" in page and "layerlapseStart" in page
+    assert not re.search(r"<script[^>]+src=|<link[^>]+href=", page), "resources must be inlined"
+    assert not list(run.path.glob(".report.html.tmp-*"))
+    assert '"output_backend":"webgl"' in page.replace(" ", "")
+
+
+def test_report_lists_every_layer_and_writes_elsewhere_when_asked(run: RunFolder, tmp_path: Path) -> None:
+    default = run.path / "report.html"
+    before = default.stat().st_mtime_ns if default.exists() else None
+    only_flat = report.write_report(run, tmp_path / "flat.html", layers=["flat1"])
+    assert payload_of(run, ["flat1"])["layers"][0]["name"] == "flat1"
+    assert only_flat.is_file() and (default.stat().st_mtime_ns if default.exists() else None) == before
+    assert [layer["name"] for layer in payload_of(run)["layers"]] == ["hidden", "flat1"]
+
+
+def test_page_shows_the_frame_figures_and_the_test_accuracy(run: RunFolder) -> None:
+    data = payload_of(run)
+    assert data["epochFigures"][0].startswith("epoch 0 (untrained) · probe accuracy")
+    assert "validation accuracy" in data["epochFigures"][2]
+    assert "trust" in data["layers"][0]["figures"][1] and "vs last frame" in data["layers"][0]["figures"][1]
+    page = page_text(report.write_report(run))
+    assert f"test accuracy {run.manifest['test']['accuracy']:.4f}" in page
+
+
+# ---- the size budget ----------------------------------------------------------------------------------------------
+
+
+def test_over_the_budget_a_stratified_subsample_is_shown_said_and_warned(run: RunFolder, tmp_path: Path) -> None:
+    full = report.write_report(run, tmp_path / "full.html").stat().st_size
+    content = report.read_content(run, run.layers)
+    few = len(report.render_page(report.subsample(content, 30)).encode())
+    budget_mb = (full + few) / 2 / report.MB  # room for about half of the points
+    with pytest.warns(report.ReportSizeWarning, match=r"showing [\d,]+ of 300 probe points.*size budget") as caught:
+        path = report.write_report(run, tmp_path / "small.html", size_budget_mb=budget_mb)
+    assert path.stat().st_size <= budget_mb * report.MB
+    shown = int(re.search(r"showing ([\d,]+) of 300", str(caught[0].message)).group(1).replace(",", ""))
+    assert 0 < shown < 300
+    assert f"showing {shown:,} of 300 probe points" in page_text(path)
+    assert f"(size budget {budget_mb:g} MB)" in page_text(path)
+    assert "raise size_budget_mb" in str(caught[0].message)
+
+
+def test_subsample_keeps_every_class_in_proportion_and_is_seeded(run: RunFolder) -> None:
+    content = report.read_content(run, run.layers)
+    smaller = report.subsample(content, 150)
+    labels = content.probe.labels
+    assert len(smaller.probe) == 150
+    for label in range(10):
+        assert abs(np.sum(smaller.probe.labels == label) - np.sum(labels == label) / 2) <= 1
+    assert smaller.test is not None and len(smaller.test) == 50  # the test points in the same share
+    again = report.stratified_rows(labels, 150, content.seed)
+    np.testing.assert_array_equal(again, report.stratified_rows(labels, 150, content.seed))
+    assert not np.array_equal(again, report.stratified_rows(labels, 150, content.seed + 1))
+    assert np.all(np.diff(again) > 0)
+    np.testing.assert_array_equal(smaller.probe.coords["hidden"], content.probe.coords["hidden"][:, again])
+    # the page names each point by its row in the run folder, also in a subsample
+    np.testing.assert_array_equal(report.unpacked(json.loads(report.payload(smaller))["probe"]["rows"]), again)
+    assert json.loads(report.payload(content))["probe"]["rows"] is None
+
+
+def test_a_budget_smaller_than_the_page_itself_is_refused(run: RunFolder, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"size_budget_mb=0.5 is too small for this run.*larger budget"):
+        report.write_report(run, tmp_path / "tiny.html", size_budget_mb=0.5)
+    with pytest.raises(ConfigError, match="positive number of megabytes"):
+        report.write_report(run, tmp_path / "zero.html", size_budget_mb=0)
+    assert not (tmp_path / "tiny.html").exists()
+
+
+# ---- escaping -----------------------------------------------------------------------------------------------------
+
+
+def test_hostile_class_and_dataset_names_never_appear_as_markup(run: RunFolder) -> None:
+    run.manifest["dataset"]["class_names"] = HOSTILE_NAMES + [str(digit) for digit in range(4, 10)]
+    run.manifest["dataset"]["name"] = "<script>window.__xss=3</script>"
+    run.commit()
+    page = page_text(report.write_report(run))
+    for raw in ["<img src=x", "<svg onload", "<script>window.__xss", "</script><img"]:
+        assert raw not in page
+    assert f"<title>layerlapse · {html.escape('<script>window.__xss=3</script>', quote=False)}" in page
+    assert payload_of(run)["classNames"][:4] == HOSTILE_NAMES  # the page gets the names themselves, as data
+
+
+# ---- errors and what is missing ---------------------------------------------------------------------------------
+
+
+def forget_files(run: RunFolder, prefix: str) -> None:
+    for relpath in [relpath for relpath in run.manifest["files"] if relpath.startswith(prefix)]:
+        run.forget(relpath)
+        (run.path / relpath).unlink()
+    run.commit()
+
+
+def test_a_layer_without_maps_gives_one_line_with_the_fix(run: RunFolder) -> None:
+    forget_files(run, "maps/flat1/")
+    with pytest.raises(RunFolderError, match=r"has no maps for layer 'flat1': map it with `layerlapse render .*` "
+                                             r"first") as error:
+        report.write_report(run)
+    assert "\n" not in str(error.value)
+    assert report.write_report(run, layers=["hidden"]).is_file()
+
+
+def test_an_unknown_layer_is_named_with_the_recorded_ones(run: RunFolder) -> None:
+    with pytest.raises(RunFolderError, match=r"layers must name recorded layers .* \(hidden, flat1\), got \['end'\]"):
+        report.write_report(run, layers=["end"])
+
+
+def test_epochs_not_mapped_yet_are_left_out_and_said(run: RunFolder) -> None:
+    for layer in run.layers:
+        forget_files(run, f"maps/{layer}/{epoch_file(2)}")
+    data = payload_of(run)
+    assert data["epochs"] == [0, 1] and report.unpacked(data["layers"][0]["probe"]).shape[0] == 2
+    note = f"epoch 2 is recorded but not mapped yet: `layerlapse render {run.path}` maps them"
+    assert note in report.read_content(run, run.layers).notes
+    assert "epoch 2 is recorded but not mapped yet" in page_text(report.write_report(run))
+
+
+def test_a_run_without_history_has_no_curves_and_says_so(run: RunFolder) -> None:
+    run.manifest["history"] = []
+    run.commit()
+    page = page_text(report.write_report(run))
+    assert "this run has no training history, so the page has no accuracy and loss curves" in page
+    assert "layerlapse-accuracy" not in page and "layerlapse-loss" not in page
+
+
+def test_a_run_without_images_or_test_probe_still_reports(run: RunFolder) -> None:
+    forget_files(run, "probe/images.npy")
+    forget_files(run, "test/probe/")
+    data = payload_of(run)
+    assert data["probe"]["atlas"] is None and data["test"] is None
+    assert report.write_report(run).is_file()
+
+
+# ---- no torch ------------------------------------------------------------------------------------------------------
+
+
+def test_writing_a_report_does_not_import_torch(recorded: Path, tmp_path: Path) -> None:
+    code = textwrap.dedent(f"""
+        import sys
+        import layerlapse.report
+        from layerlapse.store import load_run
+        layerlapse.report.write_report(load_run({str(recorded)!r}), {str(tmp_path / 'r.html')!r})
+        assert "torch" not in sys.modules, "torch was imported"
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "r.html").is_file()

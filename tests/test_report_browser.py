@@ -1,0 +1,300 @@
+"""The report in a browser: Playwright drives Debian's Chromium (headless) over the report.html of a small real run,
+with every network request blocked and recorded.
+
+Skipped with the reason when playwright or chromium is missing, unless LAYERLAPSE_REQUIRE_BROWSER=1 (CI sets it),
+which turns the skip into a failure. One browser per module; WebGL comes from SwiftShader (software), and one test
+starts a second browser without WebGL to see the canvas fallback draw.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from layerlapse.report import write_report
+from layerlapse.store import epoch_file, load_run
+
+REQUIRED = os.environ.get("LAYERLAPSE_REQUIRE_BROWSER") == "1"
+CHROMIUM = os.environ.get("LAYERLAPSE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+# a closed network makes Chromium's own background requests fail noisily; these turn them off
+QUIET = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", "--disable-default-apps", "--disable-extensions"]
+SOFTWARE_WEBGL = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+NO_WEBGL = ["--disable-webgl", "--disable-3d-apis"]
+EPOCHS, PROBE, TEST_PROBE = 2, 200, 60
+HOSTILE = ["</script><img src=x onerror=alert(1)>", "<img src=x onerror=window.__xss=1>"]
+DOC = "Bokeh.documents[0]"
+
+
+def browser_missing() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install playwright; the dev extras have it)"
+    if not Path(CHROMIUM).is_file():
+        return f"no chromium at {CHROMIUM} (apt-get install chromium, or set LAYERLAPSE_CHROMIUM)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Any]:
+    reason = browser_missing()
+    if reason:
+        if REQUIRED:
+            pytest.fail(f"LAYERLAPSE_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        yield driver
+
+
+def launch(playwright: Any, flags: list[str]) -> Any:
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*QUIET, *flags])
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Any) -> Iterator[Any]:
+    browser = launch(playwright, SOFTWARE_WEBGL)
+    yield browser
+    browser.close()
+
+
+@dataclass
+class Reports:
+    run: Path
+    plain: Path
+    hostile: Path
+    labels: np.ndarray
+    class_names: list[str]
+    final_xy: np.ndarray  # layer hidden at the last epoch
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory: pytest.TempPathFactory) -> Reports:
+    """A small real run (digits, PCA maps) and two reports of it: as recorded, and with hostile class names."""
+    from layerlapse import RunConfig, run_experiment
+
+    folder = tmp_path_factory.mktemp("browser")
+    run = run_experiment(RunConfig(dataset="digits", epochs=EPOCHS, layers=("hidden", "flat1"), probe=PROBE,
+                                   test_probe=TEST_PROBE, map_method="pca", train_subset=600),
+                         folder / "run", show_progress=False)
+    plain = write_report(run)
+    hostile_run = load_run(shutil.copytree(run.path, folder / "hostile"))
+    hostile_run.manifest["dataset"]["class_names"][:2] = HOSTILE
+    hostile_run.commit()
+    return Reports(run.path, plain, write_report(hostile_run), run.read_array("probe/labels.npy"),
+                   run.manifest["dataset"]["class_names"], run.read_array(f"maps/hidden/{epoch_file(EPOCHS)}"))
+
+
+@dataclass
+class Opened:
+    """A page with the report, and what it did: console errors, blocked requests, dialogs."""
+
+    page: Any
+    errors: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+    def js(self, expression: str) -> Any:
+        return self.page.evaluate(expression)
+
+    def state(self) -> dict:
+        return self.js("window.layerlapse.state()")
+
+    def assert_clean(self) -> None:
+        assert self.errors == [], f"console errors: {self.errors}"
+        assert self.blocked == [], f"the page asked the network for {self.blocked}"
+        assert self.dialogs == [], f"the page opened dialogs: {self.dialogs}"
+
+
+def open_report(browser: Any, path: Path) -> Opened:
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    opened = Opened(page)
+    page.on("console", lambda message: message.type == "error" and opened.errors.append(message.text))
+    page.on("pageerror", lambda error: opened.errors.append(str(error)))
+
+    def on_dialog(dialog: Any) -> None:
+        opened.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+
+    def only_the_report(route: Any) -> None:
+        if route.request.url == path.as_uri():
+            route.continue_()
+        else:
+            opened.blocked.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_the_report)
+    page.goto(path.as_uri())
+    page.wait_for_function("window.layerlapseReady === true", timeout=30_000)
+    return opened
+
+
+@pytest.fixture
+def opened(browser: Any, reports: Reports) -> Iterator[Opened]:
+    opened = open_report(browser, reports.plain)
+    yield opened
+    opened.page.close()
+
+
+def isolated_point(xy: np.ndarray, among: np.ndarray | None = None) -> int:
+    """The point farthest from its nearest neighbour (optionally among some rows): the mouse finds it alone."""
+    distances = np.linalg.norm(xy[:, None] - xy[None], axis=-1) / np.ptp(xy, axis=0).max()
+    np.fill_diagonal(distances, np.inf)
+    nearest = distances.min(axis=1)
+    candidates = np.arange(len(xy)) if among is None else among
+    return int(candidates[np.argmax(nearest[candidates])])
+
+
+def point_source_rows(opened: Opened) -> dict:
+    """The map's data sources as Bokeh holds them: probe rows, those drawn and outlined, and test rows."""
+    return opened.js(f"""(() => {{
+        const data = {DOC}.get_model_by_name('layerlapse-points').data;
+        const test = {DOC}.get_model_by_name('layerlapse-test-points').data.x.length;
+        let drawn = 0, outlined = 0;
+        for (let row = 0; row < data.x.length; row++) {{
+            if (Number.isFinite(data.x[row])) drawn++;
+            outlined += data.outline[row];
+        }}
+        return {{probe: data.x.length, drawn, test, outlined}};
+    }})()""")
+
+
+def hover(opened: Opened, point: int) -> str:
+    position = opened.js(f"window.layerlapse.clientPosition({point})")
+    opened.page.mouse.move(position["x"] - 30, position["y"] - 30)
+    opened.page.mouse.move(position["x"], position["y"], steps=3)
+    tooltip = opened.page.locator("#layerlapse-tooltip")
+    tooltip.wait_for(state="visible", timeout=5_000)
+    return tooltip.inner_text()
+
+
+# ---- the tests --------------------------------------------------------------------------------------------------
+
+
+def test_page_loads_with_webgl_without_errors_or_network_requests(opened: Opened) -> None:
+    state = opened.state()
+    assert state["webgl"] is True, "SwiftShader should give this Chromium a WebGL context"
+    assert state["drawn"] == PROBE and state["epoch"] == EPOCHS
+    opened.assert_clean()
+
+
+def test_slider_reaches_the_last_epoch_and_every_probe_point_is_drawn(opened: Opened) -> None:
+    slider = f"{DOC}.get_model_by_name('layerlapse-epoch')"
+    opened.js(f"{slider}.value = 0")
+    assert opened.state()["epoch"] == 0
+    opened.js(f"{slider}.value = {slider}.end")
+    assert opened.js(f"{slider}.value") == EPOCHS and opened.state()["epoch"] == EPOCHS
+    rows = point_source_rows(opened)
+    assert rows["probe"] == rows["drawn"] == PROBE
+    figures = opened.page.locator(".layerlapse-figures").inner_text()
+    assert figures.startswith(f"epoch {EPOCHS} · probe accuracy") and "layer hidden: trust" in figures
+    opened.assert_clean()
+
+
+def test_hover_shows_the_thumbnail_the_true_and_the_predicted_label(opened: Opened, reports: Reports) -> None:
+    point = isolated_point(reports.final_xy)
+    text = hover(opened, point)
+    assert opened.page.locator("#layerlapse-tooltip img").count() == 1
+    assert opened.js("document.querySelector('#layerlapse-tooltip img').src").startswith("data:image/png;base64,")
+    predicted = load_run(reports.run).predictions(EPOCHS)[point].argmax()
+    assert f"probe image #{point}" in text
+    assert f"true: {reports.class_names[reports.labels[point]]}" in text
+    assert re.search(rf"epoch {EPOCHS}: predicted {re.escape(reports.class_names[predicted])} \(\d\.\d\d\)", text)
+    opened.page.mouse.move(2, 2)
+    opened.page.locator("#layerlapse-tooltip").wait_for(state="hidden", timeout=5_000)
+    opened.assert_clean()
+
+
+def test_a_click_pins_the_point_beside_the_map_and_draws_its_trajectory(opened: Opened, reports: Reports) -> None:
+    point = isolated_point(reports.final_xy)
+    position = opened.js(f"window.layerlapse.clientPosition({point})")
+    opened.page.mouse.click(position["x"], position["y"])
+    assert opened.state()["pinned"] == {"set": "probe", "i": point}
+    trail = opened.js(f"{DOC}.get_model_by_name('layerlapse-trail').data.x.length")
+    assert trail == opened.state()["trail"] == EPOCHS + 1
+    pinned = opened.page.locator(".layerlapse-pinned")
+    assert pinned.locator("img").count() == 1 and f"probe image #{point}" in pinned.inner_text()
+    opened.js("window.layerlapse.setEpoch(0)")  # the pinned point follows the slider
+    assert "epoch 0: predicted" in pinned.inner_text()
+    opened.js("window.layerlapse.unpin()")
+    assert opened.state()["trail"] == 0
+    opened.assert_clean()
+
+
+def test_hostile_class_names_show_as_text_and_run_nothing(browser: Any, reports: Reports) -> None:
+    opened = open_report(browser, reports.hostile)
+    try:
+        for label, name in enumerate(HOSTILE):
+            point = isolated_point(reports.final_xy, among=np.flatnonzero(reports.labels == label))
+            assert f"true: {name}" in hover(opened, point)
+            opened.js(f"window.layerlapse.pin({point})")
+            assert f"true: {name}" in opened.page.locator(".layerlapse-pinned").inner_text()
+        opened.js(f"{DOC}.get_model_by_name('layerlapse-show-test').active = true")
+        opened.page.wait_for_timeout(300)  # time for an onerror to fire, were there an <img> to fail
+        assert opened.js("window.__xss") is None
+        opened.assert_clean()
+    finally:
+        opened.page.close()
+
+
+def test_the_layer_selector_switches_the_map(opened: Opened, reports: Reports) -> None:
+    before = opened.js(f"Array.from({DOC}.get_model_by_name('layerlapse-points').data.x.slice(0, 5))")
+    opened.js(f"{DOC}.get_model_by_name('layerlapse-layer').value = 'flat1'")
+    assert opened.state()["layer"] == "flat1"
+    after = opened.js(f"Array.from({DOC}.get_model_by_name('layerlapse-points').data.x.slice(0, 5))")
+    flat = load_run(reports.run).read_array(f"maps/flat1/{epoch_file(EPOCHS)}")[:5, 0]
+    assert after != before and np.allclose(after, flat, atol=np.ptp(flat) * 1e-3 + 1e-6)
+    opened.assert_clean()
+
+
+def test_toggles_place_the_test_points_and_outline_the_misclassified(opened: Opened, reports: Reports) -> None:
+    opened.js(f"{DOC}.get_model_by_name('layerlapse-show-test').active = true")
+    assert opened.state()["testShown"] == point_source_rows(opened)["test"] == TEST_PROBE
+    opened.js(f"{DOC}.get_model_by_name('layerlapse-misclassified').active = true")
+    wrong = int(np.sum(load_run(reports.run).predictions(EPOCHS).argmax(axis=1) != reports.labels))
+    assert point_source_rows(opened)["outlined"] == wrong
+    figures = opened.page.locator("text=misclassified at this epoch")
+    assert f"{wrong} of the page's {PROBE} probe points misclassified" in figures.inner_text()
+    opened.assert_clean()
+
+
+def test_the_legend_hides_and_shows_a_class(opened: Opened, reports: Reports) -> None:
+    stand_in = f"{DOC}.get_model_by_name('layerlapse-map').renderers.filter(r => r.glyph.type === 'Ellipse')[4]"
+    opened.js(f"{stand_in}.visible = false")  # what a click on the legend's entry for class 3 does
+    assert opened.state()["shown"] == PROBE - int(np.sum(reports.labels == 3))
+    opened.js(f"{stand_in}.visible = true")
+    assert opened.state()["shown"] == PROBE
+    opened.assert_clean()
+
+
+def test_play_runs_to_the_last_epoch(opened: Opened) -> None:
+    opened.js("window.layerlapse.setEpoch(0)")
+    opened.page.locator("button", has_text="play").click()
+    opened.page.wait_for_function("window.layerlapse.state().playing === false && "
+                                  f"window.layerlapse.state().epoch === {EPOCHS}", timeout=10_000)
+    assert opened.page.locator("button", has_text="play").count() == 1  # the label went back from pause
+    opened.assert_clean()
+
+
+def test_a_report_without_webgl_still_draws(playwright: Any, reports: Reports) -> None:
+    browser = launch(playwright, NO_WEBGL)
+    try:
+        opened = open_report(browser, reports.plain)
+        assert opened.js("!!document.createElement('canvas').getContext('webgl')") is False
+        state = opened.state()
+        assert state["webgl"] is False and state["drawn"] == PROBE
+        opened.assert_clean()
+    finally:
+        browser.close()
