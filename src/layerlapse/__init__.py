@@ -28,6 +28,7 @@ _EXPORTS = {
     "map_run": "pipeline",
     "run_experiment": "pipeline",
     "export_tensorboard": "export",
+    "write_report": "report",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

@@ -118,6 +118,8 @@ def report(
     out: Annotated[Optional[Path], typer.Option(help="File to write (default: RUN_DIR/report.html).")] = None,
     budget: Annotated[float, typer.Option(help="Size budget in MB; above it the page shows a stratified "
                                           "subsample of the points and says so.")] = 25.0,
+    layer: Annotated[Optional[list[str]], typer.Option(help="Recorded layer the page can show; repeat for several "
+                                                       "(default: every recorded layer).")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Write the run's interactive report.html (one offline file: map with epoch slider, hover, trails, curves,
@@ -127,7 +129,7 @@ def report(
 
     stored = load_run(run_dir)
     with _warnings_as_lines():
-        path = write_run_report(stored, out, size_budget_mb=budget)
+        path = write_run_report(stored, out, size_budget_mb=budget, layers=layer or None)
     if not quiet:
         typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): open it in any browser, offline")
 

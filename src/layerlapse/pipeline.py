@@ -201,9 +201,10 @@ def render_run(run: RunFolder, *, show_progress: bool = True) -> list[Path]:
     return written
 
 
-def write_run_report(run: RunFolder, path: str | os.PathLike | None = None, *, size_budget_mb: float = 25.0) -> Path:
+def write_run_report(run: RunFolder, path: str | os.PathLike | None = None, *, size_budget_mb: float = 25.0,
+                     layers: list[str] | None = None) -> Path:
     """The run's interactive report.html (or `path`); listed in the manifest when it is inside the run folder."""
-    written = report.write_report(run, path, size_budget_mb=size_budget_mb)
+    written = report.write_report(run, path, size_budget_mb=size_budget_mb, layers=layers)
     if written.resolve().parent == run.path.resolve():
         run.add_file(written.name)
         run.commit()
