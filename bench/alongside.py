@@ -10,8 +10,8 @@ worker maps epoch t on one core while epoch t+1 trains. This script measures wha
 
     LAYERLAPSE_DATA=../shared/data python bench/alongside.py --probe 60000 --epochs 4
 
-Prints both per-epoch times and the share the pictures add. Run on a quiet machine: the two parts run one after
-the other, so a change in load between them shows up as a difference.
+Prints both per-epoch times and the share the pictures add. Training only runs before and after the recorded run
+(its median over both is the baseline), so a change in load shows in its spread; still, run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ def main() -> None:
     plain = training_only(config)[1:]
     with tempfile.TemporaryDirectory() as folder:
         wall, frame, history = recorded_run(config, Path(folder) / "run")
+    plain += training_only(config)[1:]  # before and after, so a change in load shows in the spread
     train = statistics.median(plain)
     per_epoch = wall + frame
     print(f"# {datetime.date.today()} · {platform.node()} · {os.cpu_count()} cores · torch {torch.__version__} · "
