@@ -191,6 +191,7 @@ def test_run_writes_every_file_and_reports_the_test_accuracy(digits_run: tuple[P
     accuracy = json.loads((out / "metrics.json").read_text())["test_accuracy"]
     assert f"test accuracy {accuracy:.4f}" in stdout
     assert "lapse.gif" in stdout
+    assert stdout.splitlines()[-1] == f"explore the run: open {out}/report.html in any browser (it works offline)"
 
 
 def test_probe_all_records_every_training_image(digits_run: tuple[Path, str]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 from PIL import Image
@@ -24,8 +25,8 @@ def knn_accuracy(xy: np.ndarray, labels: np.ndarray) -> float:
 
 
 def assert_complete_run_folder(out: Path, epochs: int) -> None:
-    for relpath in [*FIGURES, "lapse.gif", "metrics.json", "history.jsonl", "manifest.json",
-                    f"checkpoints/epoch_{epochs:03d}.pt", "maps/hidden/test.npy"]:
+    for relpath in [*FIGURES, "lapse.gif", "lapse.mp4", "report.html", "metrics.json", "history.jsonl",
+                    "manifest.json", f"checkpoints/epoch_{epochs:03d}.pt", "maps/hidden/test.npy"]:
         assert (out / relpath).is_file(), relpath
     for epoch in range(epochs + 1):
         for relpath in (f"frames/epoch_{epoch:03d}.png", f"activations/hidden/epoch_{epoch:03d}.npy",
@@ -33,6 +34,7 @@ def assert_complete_run_folder(out: Path, epochs: int) -> None:
             assert (out / relpath).is_file(), relpath
     with Image.open(out / "lapse.gif") as gif:
         assert gif.n_frames == epochs + 1
+    assert len(iio.imread(out / "lapse.mp4", index=None)) == epochs + 1  # one video frame per epoch
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["epochs_complete"] == epochs
     on_disk = {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file()}

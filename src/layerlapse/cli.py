@@ -168,6 +168,7 @@ def _say_written(run_folder, quiet: bool) -> None:
     test = run_folder.manifest["test"]
     accuracy = f"test accuracy {test['accuracy']:.4f}; " if test else ""
     typer.echo(f"{accuracy}wrote {run_folder.path}/lapse.gif, lapse.mp4, frames/, figures/ and metrics.json")
+    typer.echo(f"explore the run: open {run_folder.path}/report.html in any browser (it works offline)")
 
 
 @contextlib.contextmanager

@@ -1,0 +1,65 @@
+"""The reference recipe's test accuracy over seeds, on this machine: how much of a single run's figure is the seed.
+
+Trains the reference network exactly as `layerlapse run --dataset mnist --epochs 15` does (the same functions, the
+seed setting the split, shuffles, dropout and initial weights), without recording, and prints the test accuracy
+after the last epoch for each seed.
+
+    LAYERLAPSE_DATA=../shared/data python bench/accuracy_spread.py --seeds 0,1,2 [--epochs 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import time
+
+import torch
+
+from layerlapse.config import RunConfig
+from layerlapse.data import load_dataset
+from layerlapse.models import build_model
+from layerlapse.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, split_validation,
+                              train_epoch)
+
+
+def test_accuracy(seed: int, epochs: int) -> tuple[float, float, float]:
+    """(test accuracy, best validation accuracy, seconds) of one seeded run of the reference recipe."""
+    config = RunConfig(dataset="mnist", epochs=epochs, seed=seed)
+    dataset = load_dataset("mnist")
+    device = torch.device("cpu")
+    torch.manual_seed(seed)
+    model = prepare_model(build_model(dataset.x_train.shape[1:], len(dataset.class_names)), device)
+    optimizer = make_optimizer(model, config.learning_rate)
+    x, y = images_to_tensor(dataset.x_train, device), torch.from_numpy(dataset.y_train)
+    train_indices, val_indices = split_validation(len(x), config.validation_split, seed)
+    started, best = time.perf_counter(), 0.0
+    for epoch in range(1, epochs + 1):
+        train_epoch(model, optimizer, x, y, train_indices, config.batch_size, seed=seed * 100_003 + epoch,
+                    show_progress=False)
+        best = max(best, evaluate(model, x[val_indices], y[val_indices])[1])
+    _, accuracy, _ = evaluate(model, images_to_tensor(dataset.x_test, device), torch.from_numpy(dataset.y_test))
+    return accuracy, best, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--epochs", type=int, default=15)
+    args = parser.parse_args()
+    print(f"# {datetime.date.today()} · {platform.node()} · {platform.processor() or platform.machine()} · "
+          f"{os.cpu_count()} cores · torch {torch.__version__} · {args.epochs} epochs")
+    print("| seed | test accuracy | best validation accuracy | minutes |")
+    print("|---|---|---|---|")
+    accuracies = []
+    for seed in map(int, args.seeds.split(",")):
+        accuracy, best, seconds = test_accuracy(seed, args.epochs)
+        accuracies.append(accuracy)
+        print(f"| {seed} | {accuracy:.4f} | {best:.4f} | {seconds / 60:.1f} |", flush=True)
+    print(f"\nmedian {statistics.median(accuracies):.4f}, range {min(accuracies):.4f}–{max(accuracies):.4f}")
+
+
+if __name__ == "__main__":
+    main()
