@@ -7,7 +7,7 @@ from sklearn.datasets import load_digits, make_blobs
 from sklearn.decomposition import PCA
 from sklearn.manifold import trustworthiness
 
-from layerlapse.metrics import (QUALITY_K, caption, change_quality, frame_quality, neighbor_indices,
+from layerlapse.metrics import (QUALITY_K, caption, change_quality, frame_quality, neighbor_indices, neighbourhoods,
                                 procrustes_disparity, quality_sample, shared_per_row, shared_share)
 
 
@@ -102,17 +102,61 @@ def test_shared_per_row_matches_set_intersections(k_a: int, k_b: int) -> None:
 
 
 # ---- one frame -------------------------------------------------------------------------------------------------------
+def stable_trustworthiness(x: np.ndarray, y: np.ndarray, k: int) -> float:
+    """scikit-learn's trustworthiness, line for line, with equal distances ranked in row order (a stable sort)."""
+    n = len(x)
+    dist_x = np.linalg.norm(x[:, None] - x[None], axis=2)
+    dist_y = np.linalg.norm(y[:, None] - y[None], axis=2)
+    np.fill_diagonal(dist_x, np.inf)
+    np.fill_diagonal(dist_y, np.inf)
+    ind_x = np.argsort(dist_x, axis=1, kind="stable")
+    ind_y = np.argsort(dist_y, axis=1, kind="stable")[:, :k]
+    inverted = np.zeros((n, n), dtype=int)
+    inverted[np.arange(n)[:, None], ind_x] = np.arange(1, n + 1)
+    ranks = inverted[np.arange(n)[:, None], ind_y] - k
+    return 1.0 - 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0)) * ranks[ranks > 0].sum()
+
+
 def test_frame_quality_agrees_with_scikit_learn(digits: np.ndarray) -> None:
-    xy = PCA(n_components=2, random_state=0).fit_transform(digits)
-    quality = frame_quality(digits, xy)
+    # digits are integers, so their distances tie; a little noise makes every distance distinct, where the order
+    # of equal distances (scikit-learn's argsort leaves it open) cannot matter
+    layer = digits + np.random.default_rng(0).normal(scale=1e-3, size=digits.shape)
+    xy = PCA(n_components=2, random_state=0).fit_transform(layer)
+    quality = frame_quality(layer, xy)
     assert set(quality) == {"trustworthiness", "continuity", "knn_preservation"}
-    assert quality["trustworthiness"] == pytest.approx(trustworthiness(digits, xy, n_neighbors=QUALITY_K), abs=1e-12)
-    assert quality["continuity"] == pytest.approx(trustworthiness(xy, digits, n_neighbors=QUALITY_K), abs=1e-12)
+    assert quality["trustworthiness"] == pytest.approx(trustworthiness(layer, xy, n_neighbors=QUALITY_K), abs=1e-12)
+    assert quality["continuity"] == pytest.approx(trustworthiness(xy, layer, n_neighbors=QUALITY_K), abs=1e-12)
     expected_kept = np.mean([len(set(a) & set(b)) / QUALITY_K
-                             for a, b in zip(neighbor_indices(digits), neighbor_indices(xy))])
+                             for a, b in zip(neighbor_indices(layer), neighbor_indices(xy))])
     assert quality["knn_preservation"] == pytest.approx(expected_kept)
     assert 0.5 < quality["trustworthiness"] < 1 and 0.5 < quality["continuity"] < 1
     assert 0 < quality["knn_preservation"] < 1
+
+
+def test_frame_quality_ranks_equal_distances_in_row_order(digits: np.ndarray) -> None:
+    xy = np.round(PCA(n_components=2, random_state=0).fit_transform(digits))  # ties on the map too
+    quality = frame_quality(digits, xy)
+    assert quality["trustworthiness"] == pytest.approx(stable_trustworthiness(digits, xy, QUALITY_K), abs=1e-12)
+    assert quality["continuity"] == pytest.approx(stable_trustworthiness(xy, digits, QUALITY_K), abs=1e-12)
+
+
+@pytest.mark.parametrize("n_points", [23, 300, 700])  # the smallest allowed, and more rows than one block
+def test_neighbourhoods_are_the_stable_sort_of_each_row(n_points: int) -> None:
+    # small integers: many equal distances, computed exactly by any formula
+    layer = np.round(np.random.default_rng(1).normal(scale=3, size=(n_points, 5)))
+    xy = np.round(np.random.default_rng(2).normal(scale=3, size=(n_points, 2)))
+    found = neighbourhoods(layer, xy)
+    for space, knn in ((layer, found.layer_knn), (xy, found.map_knn)):
+        distances = np.linalg.norm(space[:, None] - space[None], axis=2)
+        np.fill_diagonal(distances, np.inf)
+        np.testing.assert_array_equal(knn, np.argsort(distances, axis=1, kind="stable")[:, :QUALITY_K])
+
+
+def test_frame_quality_uses_given_neighbourhoods(digits: np.ndarray) -> None:
+    xy = PCA(n_components=2, random_state=0).fit_transform(digits)
+    assert frame_quality(digits, xy, known=neighbourhoods(digits, xy)) == frame_quality(digits, xy)
+    shuffled = neighbourhoods(digits, xy[np.random.default_rng(0).permutation(len(xy))])
+    assert frame_quality(digits, xy, known=shuffled) != frame_quality(digits, xy)
 
 
 def test_a_map_that_is_the_data_itself_scores_one_on_every_measure(plane: np.ndarray) -> None:

@@ -24,7 +24,7 @@ from layerlapse import metrics
 from layerlapse.config import RunConfig
 from layerlapse.project import MapWarning
 from layerlapse.store import RunFolder, epoch_file, load_run
-from layerlapse.timeline import BackgroundMapper, Frame, LayerTimeline, WorkerSpec, map_whole_run, measure
+from layerlapse.timeline import BackgroundMapper, Frame, LayerTimeline, WorkerSpec, map_whole_run, measure, measured
 
 N_POINTS, N_NEIGHBORS, SEED = 300, 15, 0
 LAYERS = ("hidden", "flat1")
@@ -184,6 +184,18 @@ def test_measure_skips_rows_that_are_not_finite_here_or_in_the_frame_before(two_
                        **rounded(metrics.change_quality(layer_before[both], layer_after[both], xy_before[both],
                                                         xy_after[both]))}
     assert all(np.isfinite(value) for value in quality.values())
+
+
+def test_measured_reuses_the_last_frame_s_neighbourhoods_only_over_the_same_rows(two_frames: tuple) -> None:
+    layer_before, layer_after, xy_before, xy_after = two_frames
+    _, kept = measured(layer_before, xy_before, None)
+    assert kept.found is not None and kept.usable.all()
+    reused, _ = measured(layer_after, xy_after, kept)
+    assert reused == measure(layer_after, xy_after, (layer_before, xy_before))
+    # a row lost in this frame: the kept neighbourhoods are of other rows, so they are found again
+    xy_lost = xy_after.copy()
+    xy_lost[3] = np.nan
+    assert measured(layer_after, xy_lost, kept)[0] == measure(layer_after, xy_lost, (layer_before, xy_before))
 
 
 def test_measure_rounds_to_six_decimals(two_frames: tuple) -> None:

@@ -40,7 +40,7 @@ class LayerTimeline:
         # aligned-umap maps the whole run at once (map_whole_run); its timeline only measures
         self.mapper = None if method == "aligned-umap" else EpochMapper(method, n_neighbors=n_neighbors, seed=seed)
         self.sample = metrics.quality_sample(n_points, seed)
-        self._previous: tuple[np.ndarray, np.ndarray] | None = None  # the last frame's sampled activations and map
+        self._previous: SampledFrame | None = None  # the last frame's sampled activations and map
 
     def continue_from(self, activations: np.ndarray, xy: np.ndarray) -> None:
         """Carry on after a stored frame (a resumed run): its map is the next frame's start."""
@@ -49,7 +49,7 @@ class LayerTimeline:
         usable = np.isfinite(activations).all(axis=1) & np.isfinite(xy).all(axis=1)
         self.mapper.state = MapState(xy=xy, knn=None, usable=usable)
         self.mapper.previous_activations = activations
-        self._previous = (activations[self.sample], xy[self.sample])
+        self._previous = SampledFrame(activations[self.sample], xy[self.sample])
 
     def next(self, epoch: int, activations: np.ndarray) -> Frame:
         activations = np.asarray(activations, dtype=np.float32).reshape(len(activations), -1)
@@ -61,28 +61,50 @@ class LayerTimeline:
     def _measured(self, epoch: int, activations: np.ndarray, xy: np.ndarray, notes: list[str],
                   seconds: float | None) -> Frame:
         layer_sample, xy_sample = activations[self.sample], xy[self.sample]
-        quality: dict[str, Any] = measure(layer_sample, xy_sample, self._previous)
+        quality, self._previous = measured(layer_sample, xy_sample, self._previous)
         quality["notes"] = list(notes)
         if seconds is not None:
             quality["seconds"] = round(seconds, 3)
-        self._previous = (layer_sample, xy_sample)
         return Frame(self.layer, epoch, xy, quality)
 
 
+@dataclass
+class SampledFrame:
+    """A frame's sampled rows as the next frame's measures compare with them: the activations, the map and, when
+    they were measured, the rows that were usable and their neighbourhoods (so they are not found twice)."""
+
+    layer: np.ndarray
+    xy: np.ndarray
+    usable: np.ndarray | None = None
+    found: metrics.Neighbourhoods | None = None
+
+
 def measure(layer_sample: np.ndarray, xy_sample: np.ndarray,
-            previous: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
+            previous: SampledFrame | tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
     """The frame's measures on the rows that are finite in the layer and on the map (and in the previous frame)."""
+    return measured(layer_sample, xy_sample, previous)[0]
+
+
+def measured(layer_sample: np.ndarray, xy_sample: np.ndarray,
+             previous: SampledFrame | tuple[np.ndarray, np.ndarray] | None) -> tuple[dict[str, Any], SampledFrame]:
+    """The frame's measures, and the frame's sample as the next frame's `previous`."""
+    current = SampledFrame(layer_sample, xy_sample)
     usable = np.isfinite(layer_sample).all(axis=1) & np.isfinite(xy_sample).all(axis=1)
     if _flat(xy_sample[usable]):
-        return {}
-    quality: dict[str, Any] = metrics.frame_quality(layer_sample[usable], xy_sample[usable])
+        return {}, current
+    if usable.sum() > 2 * metrics.QUALITY_K + 1:
+        current.usable, current.found = usable, metrics.neighbourhoods(layer_sample[usable], xy_sample[usable])
+    quality: dict[str, Any] = metrics.frame_quality(layer_sample[usable], xy_sample[usable], known=current.found)
     if previous is not None:
-        before_layer, before_xy = previous
-        both = usable & np.isfinite(before_layer).all(axis=1) & np.isfinite(before_xy).all(axis=1)
-        if not _flat(before_xy[both]):
-            quality.update(metrics.change_quality(before_layer[both], layer_sample[both], before_xy[both],
-                                                  xy_sample[both]))
-    return {key: round(value, 6) for key, value in quality.items()}
+        before = previous if isinstance(previous, SampledFrame) else SampledFrame(*previous)
+        both = usable & np.isfinite(before.layer).all(axis=1) & np.isfinite(before.xy).all(axis=1)
+        if not _flat(before.xy[both]):
+            same_rows = (before.found is not None and current.found is not None
+                         and np.array_equal(before.usable, both) and np.array_equal(usable, both))
+            quality.update(metrics.change_quality(before.layer[both], layer_sample[both], before.xy[both],
+                                                  xy_sample[both], known=(before.found, current.found)
+                                                  if same_rows else None))
+    return {key: round(value, 6) for key, value in quality.items()}, current
 
 
 def _flat(xy: np.ndarray) -> bool:
