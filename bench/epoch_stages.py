@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from layerlapse import render
+from layerlapse import metrics, render
 from layerlapse.capture import Recorder
 from layerlapse.data import load_dataset
 from layerlapse.models import build_model
 from layerlapse.project import EpochMapper, umap_map
-from layerlapse.timeline import measure
+from layerlapse.timeline import measured
 from layerlapse.train import images_to_tensor, make_optimizer, prepare_model, split_validation, train_epoch
 
 
@@ -159,10 +159,11 @@ def time_projection(results: dict, before: np.ndarray, after: np.ndarray, gflops
 
     floor = umap_floor_flops(len(after), after.shape[1], n_epochs=30) / (gflops * 1e9)
     results[f"project (aligned map, warm, {len(after):,} points)"] = (*timed(warm_frame, args.repeats), floor)
-    sample = np.sort(np.random.default_rng(0).choice(len(after), min(3000, len(after)), replace=False))
-    results["measure (faithfulness of the frame)"] = (*timed(lambda: measure(
-        after[sample].astype(np.float32), holder["xy"][sample], (before[sample].astype(np.float32),
-                                                                  start.state.xy[sample])), args.repeats), float("nan"))
+    sample = metrics.quality_sample(len(after), seed=0)
+    # as in a run, the frame before was measured already: its neighbourhoods are there to compare with
+    _, before_measured = measured(before[sample].astype(np.float32), start.state.xy[sample], None)
+    results["measure (faithfulness of the frame)"] = (*timed(lambda: measured(
+        after[sample].astype(np.float32), holder["xy"][sample], before_measured), args.repeats), float("nan"))
     if args.independent:
         floor = umap_floor_flops(len(after), after.shape[1]) / (gflops * 1e9)
         results[f"project (independent UMAP, {len(after):,} points)"] = (

@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .errors import LayerNotFoundError
+from .memory import keep_freed_memory
 from .models import SameConv2d
 from .modes import evaluating
 
@@ -77,6 +78,7 @@ class Recorder:
                  labels: np.ndarray | Sequence[int] | None = None, run: RunFolder | None = None,
                  batch_size: int = 250, device: torch.device | str | None = None,
                  channels_last: bool = False) -> None:
+        keep_freed_memory()  # 40 % faster snapshots: no page faults on every batch (see layerlapse.memory)
         self.model = model
         self.layers = list(dict.fromkeys(layers))  # a name given twice is recorded once
         self.probe = torch.as_tensor(probe)

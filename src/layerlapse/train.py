@@ -24,6 +24,7 @@ from .capture import Recorder, find_layers, stratified_probe
 from .config import RunConfig
 from .data import Dataset, load_dataset
 from .errors import ConfigError, RunFolderError
+from .memory import keep_freed_memory
 from .models import build_model
 from .modes import evaluating
 from .progress import note, progress_bar
@@ -157,6 +158,7 @@ def record_run(config: RunConfig, out: str, *, data_dir: str | None = None, forc
     With `resume`, the run in `out` continues from its last complete epoch with its stored settings. `on_epoch(run,
     epoch)` is called after each epoch is committed (the pipeline starts mapping it there).
     """
+    keep_freed_memory()  # the first epoch, validation and snapshots without a page fault per batch
     if resume:
         run = _reopen_for_resume(out)
         config = run.config
