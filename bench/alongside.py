@@ -31,6 +31,7 @@ import torch
 from layerlapse import render
 from layerlapse.config import RunConfig
 from layerlapse.data import load_dataset
+from layerlapse.memory import keep_freed_memory
 from layerlapse.models import build_model
 from layerlapse.pipeline import MapAlongside
 from layerlapse.store import epoch_file
@@ -90,6 +91,7 @@ def recorded_run(config: RunConfig, folder: Path) -> tuple[float, float, list[fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--probe", type=int, default=60_000)
+    keep_freed_memory()  # as a run has it: the training-only epochs too, so both sides use the same allocator
     parser.add_argument("--epochs", type=int, default=4, help="at least 3: epochs 2..N are timed")
     args = parser.parse_args()
     config = RunConfig(dataset="mnist", epochs=args.epochs, probe=None if args.probe >= 60_000 else args.probe)

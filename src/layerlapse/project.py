@@ -27,6 +27,7 @@ import numpy as np
 
 from .config import MAP_METHODS as METHODS
 from .errors import ConfigError
+from .memory import keep_freed_memory
 from .paths import cache_root
 
 PLACEMENT_NEIGHBORS = 10
@@ -172,6 +173,7 @@ class EpochMapper:
         if method not in METHODS or method == "aligned-umap":
             check_method(method, n_neighbors + 1, n_neighbors)
             raise ConfigError(f"--map {method} maps the whole run at once: use map_epochs")
+        keep_freed_memory()  # 18 % faster warm frames at 60,000 points (layerlapse.memory)
         self.method, self.n_neighbors, self.seed = method, n_neighbors, seed
         self.state = state or MapState()
         self.previous_activations: np.ndarray | None = None  # set when continuing after a stored frame
