@@ -5,6 +5,10 @@ several times; the medians are printed with each stage's ratio to its compute fl
 matrix-multiply throughput measured here, in this process). numba's one-time compilation of UMAP is excluded (a
 small warm-up fit runs first; with NUMBA_CACHE_DIR set it is also cached on disk).
 
+It prints what the pictures add two ways: the visual stages against the training epoch alone, and against the epoch as
+a run counts it (training and the validation pass), where a probe that holds every validation image (60,000) stands
+in for that pass, as `record_run` does.
+
     LAYERLAPSE_DATA=../shared/data python bench/epoch_stages.py [--repeats 3] [--probe 60000]
 """
 
@@ -29,7 +33,8 @@ from layerlapse.data import load_dataset
 from layerlapse.models import build_model
 from layerlapse.project import EpochMapper, umap_map
 from layerlapse.timeline import measured
-from layerlapse.train import images_to_tensor, make_optimizer, prepare_model, split_validation, train_epoch
+from layerlapse.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, rows_in_probe,
+                              split_validation, train_epoch)
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
@@ -102,7 +107,7 @@ def main() -> None:
     y = torch.from_numpy(dataset.y_train)
     model = prepare_model(build_model((28, 28), 10), torch.device("cpu"))
     optimizer = make_optimizer(model, 1e-3)
-    train_indices, _ = split_validation(len(x), 0.2, 0)
+    train_indices, val_indices = split_validation(len(x), 0.2, 0)
     probe = x[: args.probe]
     gflops = matmul_gflops()
     forward = forward_flops_per_image(model, (28, 28))
@@ -122,6 +127,11 @@ def main() -> None:
                                                             seed=repeat + 1, show_progress=False), 1)[0])
         for name, seconds in runs.items():
             results[name] = (statistics.median(seconds), seconds, floor)
+        val_x, val_y = x[val_indices], y[val_indices]
+        results[f"validation pass ({len(val_indices):,} images)"] = (
+            *timed(lambda: evaluate(model, val_x, val_y), args.repeats), forward * len(val_indices) / (gflops * 1e9))
+    # as a run: a probe that holds every validation image gives validation from its snapshot, without that pass
+    args.probe_holds_validation = rows_in_probe(np.arange(len(probe)), val_indices, len(x)) is not None
     recorder = Recorder(model, ["hidden"], probe)
     activations = recorder.run_probe(probe)[0]["hidden"]
     if "capture" in stages:
@@ -187,6 +197,16 @@ def report(results: dict, gflops: float, args: argparse.Namespace) -> None:
     if train and len(visual) == 4:
         print(f"\nvisualisation of an epoch (capture + aligned map + measures + one frame, one after the other): "
               f"{sum(visual):.1f} s = {100 * sum(visual) / train:.0f} % of the training epoch's {train:.1f} s")
+    validation = next((median for stage, (median, _, _) in results.items() if stage.startswith("validation")), None)
+    if train and validation and len(visual) == 4:
+        # the epoch as a run counts it (history's seconds): training and validation; with the pictures, the probe's
+        # snapshot stands in for the validation pass when it holds every validation image
+        without = train + validation
+        added = sum(visual) - (validation if args.probe_holds_validation else 0.0)
+        how = ("the probe holds the validation images: validation from the snapshot, no second pass"
+               if args.probe_holds_validation else "the probe lacks validation images: the validation pass stays")
+        print(f"the epoch as a run has it (training {train:.1f} s + validation {validation:.1f} s = {without:.1f} s; "
+              f"{how}): the pictures add {added:.1f} s = {100 * added / without:.0f} %")
 
 
 if __name__ == "__main__":

@@ -318,6 +318,31 @@ def test_snapshot_writes_its_arrays_into_the_run_folder(model: ReferenceCNN, pro
     np.testing.assert_array_equal(opened.predictions(3), snapshot.probabilities)
 
 
+def test_take_writes_nothing_and_store_writes_what_snapshot_writes(model: ReferenceCNN, probe: torch.Tensor,
+                                                                    tmp_path) -> None:
+    labels = np.arange(len(probe)) % 10
+    run = make_run(tmp_path / "a")
+    with Recorder(model, ["hidden"], probe, labels=labels, run=run) as recorder:
+        taken = recorder.take(2)
+        assert run.manifest["files"] == {} and run.epochs_complete < 0
+        recorder.store(taken, {"val_acc": 0.5})
+    other = make_run(tmp_path / "b")
+    with Recorder(model, ["hidden"], probe, labels=labels, run=other) as recorder:
+        snapshot = recorder.snapshot(2, {"val_acc": 0.5})
+    assert run.manifest["files"] == other.manifest["files"]
+    assert RunFolder.open(run.path).history == [{"epoch": 2, "val_acc": 0.5}]
+    np.testing.assert_array_equal(taken.activations["hidden"], snapshot.activations["hidden"])
+
+
+def test_store_without_a_run_folder_says_how_to_give_one(model: ReferenceCNN, probe: torch.Tensor) -> None:
+    with Recorder(model, ["hidden"], probe) as recorder:
+        taken = recorder.take(0)
+        with pytest.raises(ValueError, match=r"^this Recorder has no run folder to store in: create it with "
+                                             r"run=RunFolder\(\.\.\.\)$"):
+            recorder.store(taken)
+
+
+
 def test_a_recorder_writing_to_a_run_folder_needs_labels(model: ReferenceCNN, probe: torch.Tensor, tmp_path) -> None:
     run = make_run(tmp_path)
     with Recorder(model, ["hidden"], probe, run=run) as recorder, \

@@ -28,7 +28,8 @@ from layerlapse import RunConfig, load_run, record_run
 from layerlapse.capture import Recorder
 from layerlapse.cli import app
 from layerlapse.models import build_model
-from layerlapse.train import evaluate, images_to_tensor, prepare_model, split_validation
+from layerlapse.train import (evaluate, images_to_tensor, prepare_model, rows_in_probe, split_validation,
+                              validation_from_probabilities)
 
 runner = CliRunner()
 # small enough that seven UMAP maps take seconds, not minutes
@@ -154,6 +155,45 @@ def test_evaluate_keeps_a_mixed_mode(digits_batch) -> None:
     model.drop1.eval()
     evaluate(model, x[:50], y[:50])
     assert model.training and model.drop2.training and not model.drop1.training
+
+
+def test_validation_from_the_probe_s_probabilities_is_the_validation_pass(digits_batch) -> None:
+    x, y = digits_batch
+    torch.manual_seed(0)
+    model = build_model((8, 8), 10)
+    loss, accuracy, _ = evaluate(model, x, y)
+    with Recorder(model, ["hidden"], x) as recorder:
+        probabilities = recorder.take(1).probabilities
+    from_probe = validation_from_probabilities(probabilities, y.numpy())
+    assert from_probe[1] == accuracy
+    assert from_probe[0] == pytest.approx(loss, rel=1e-6)
+
+
+def test_validation_from_probabilities_stays_finite_when_the_true_class_underflows() -> None:
+    probabilities = np.array([[1.0, 0.0], [0.25, 0.75]], dtype=np.float32)
+    loss, accuracy = validation_from_probabilities(probabilities, np.array([1, 1]))
+    # a probability of 0 counts as float32's smallest normal number: -log(1.18e-38) = 87.3
+    assert loss == pytest.approx((-math.log(np.finfo(np.float32).tiny) - math.log(0.75)) / 2)
+    assert accuracy == 0.5
+
+
+def test_rows_in_probe_finds_each_wanted_index_or_says_none() -> None:
+    probe = np.array([1, 3, 4, 7, 9])
+    np.testing.assert_array_equal(rows_in_probe(probe, np.array([9, 1, 4]), 10), [4, 0, 2])
+    assert rows_in_probe(probe, np.array([9, 2]), 10) is None
+    assert rows_in_probe(probe, np.array([], dtype=np.int64), 10) is None
+
+
+def test_a_run_whose_probe_holds_the_validation_images_records_the_same_history(tmp_path: Path) -> None:
+    """--probe all takes validation from the snapshot instead of a second pass: the same figures, to ~1e-7."""
+    config = dataclasses.replace(CONFIG, epochs=2)
+    every = load_run(record_run(dataclasses.replace(config, probe=None), str(tmp_path / "all"),
+                                show_progress=False).path)
+    some = load_run(record_run(config, str(tmp_path / "some"), show_progress=False).path)
+    for row_all, row_some in zip(every.history, some.history, strict=True):
+        assert (row_all["loss"], row_all["acc"], row_all["val_acc"]) == (row_some["loss"], row_some["acc"],
+                                                                         row_some["val_acc"])
+        assert row_all["val_loss"] == pytest.approx(row_some["val_loss"], rel=1e-6)
 
 
 # --- repeatability and checkpoints ----------------------------------------------------------------------------------

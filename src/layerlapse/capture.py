@@ -121,17 +121,24 @@ class Recorder:
         With a run folder, the snapshot is written there and the epoch committed as complete, with `metrics`
         (loss, acc, val_loss, val_acc, seconds: whichever you have) as its row of the history.
         """
+        snapshot = self.take(epoch)
+        if self.run is not None:
+            self.store(snapshot, metrics)
+        return snapshot
+
+    def take(self, epoch: int) -> Snapshot:
+        """Run the probe set through the model, without writing anything: `store` it when its metrics are known."""
         if not self._handles:
             raise RuntimeError("this Recorder is closed: create a new one to record more snapshots")
         activations, probabilities, shapes = self.run_probe(self.probe)
-        snapshot = Snapshot(epoch, activations, probabilities, shapes)
-        if self.run is not None:
-            self._write(snapshot, metrics)
-        return snapshot
+        return Snapshot(epoch, activations, probabilities, shapes)
 
-    def _write(self, snapshot: Snapshot, metrics: dict[str, float] | None) -> None:
+    def store(self, snapshot: Snapshot, metrics: dict[str, float] | None = None) -> None:
+        """Write a snapshot to the run folder and commit its epoch as complete, with `metrics` as its history row."""
         from .store import epoch_file
 
+        if self.run is None:
+            raise ValueError("this Recorder has no run folder to store in: create it with run=RunFolder(...)")
         if not self.run.has("probe/labels.npy"):
             if self.labels is None:
                 raise ValueError("a Recorder that writes to a run folder needs the probe's labels: "

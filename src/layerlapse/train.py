@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .capture import Recorder, find_layers, stratified_probe
+from .capture import Recorder, Snapshot, find_layers, stratified_probe
 from .config import RunConfig
 from .data import Dataset, load_dataset
 from .errors import ConfigError, RunFolderError
@@ -129,8 +129,24 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     with evaluating(model):
         logits = torch.cat([model(x[start:start + EVAL_BATCH]) for start in range(0, len(x), EVAL_BATCH)])
     loss = F.cross_entropy(logits, y).item()
-    accuracy = (logits.argmax(1) == y).float().mean().item()
+    accuracy = (logits.argmax(1) == y).sum().item() / len(y)  # exact, not a float32 mean
     return loss, accuracy, torch.softmax(logits.float(), 1).cpu().numpy()
+
+
+def validation_from_probabilities(probabilities: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy from class probabilities (what `evaluate` gives from the logits, to ~1e-7)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    true_class = probabilities[np.arange(len(labels)), labels].astype(np.float64)
+    loss = float(np.mean(-np.log(np.maximum(true_class, np.finfo(np.float32).tiny))))
+    return loss, float(np.mean(probabilities.argmax(axis=1) == labels))
+
+
+def rows_in_probe(probe_indices: np.ndarray, wanted: np.ndarray, n: int) -> np.ndarray | None:
+    """Where each of the `wanted` sample indices sits in the probe, or None when the probe lacks any of them."""
+    position = np.full(n, -1, dtype=np.int64)
+    position[probe_indices] = np.arange(len(probe_indices))
+    rows = position[wanted]
+    return None if len(rows) == 0 or (rows < 0).any() else rows
 
 
 def save_checkpoint(run: RunFolder, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
@@ -198,6 +214,10 @@ def _train_and_record(run: RunFolder, config: RunConfig, dataset: Dataset, model
     y = torch.from_numpy(dataset.y_train).to(device)
     train_indices, val_indices = split_validation(len(x), config.validation_split, config.seed)
     val_x, val_y = x[val_indices], y[val_indices]
+    # A probe that holds every validation image (--probe all, as the article) runs them with the epoch's weights in
+    # eval mode anyway: its snapshot gives the validation loss and accuracy, and the run skips a second pass over
+    # them (1.4 s an epoch for MNIST's 12,000 on 2 cores).
+    val_rows = rows_in_probe(probe_indices, val_indices, len(x))
     test_probe = _test_probe(dataset, config, device)
     if run.epochs_complete < 0:
         run.write_probe(dataset.y_train[probe_indices], dataset.x_train[probe_indices], probe_indices)
@@ -218,10 +238,17 @@ def _train_and_record(run: RunFolder, config: RunConfig, dataset: Dataset, model
             loss, acc = train_epoch(model, optimizer, x, y, train_indices, config.batch_size,
                                     seed=config.seed * 100_003 + epoch, show_progress=show_progress,
                                     description=f"epoch {epoch}/{config.epochs}")
-            val_loss, val_acc, _ = evaluate(model, val_x, val_y)
-            seconds = time.perf_counter() - started
+            snapshot = None
+            if val_rows is None:
+                val_loss, val_acc, _ = evaluate(model, val_x, val_y)
+                seconds = time.perf_counter() - started
+            else:
+                seconds = time.perf_counter() - started  # the snapshot is the recording's, not the epoch's
+                snapshot = recorder.take(epoch)
+                val_loss, val_acc = validation_from_probabilities(snapshot.probabilities[val_rows],
+                                                                  dataset.y_train[val_indices])
             result = EpochResult(loss, acc, val_loss, val_acc, seconds)
-            _record_epoch(run, recorder, epoch, result.row(epoch), model, optimizer, test_probe)
+            _record_epoch(run, recorder, epoch, result.row(epoch), model, optimizer, test_probe, snapshot)
             on_epoch(run, epoch)
             note(f"epoch {epoch}/{config.epochs}: loss {loss:.4f} acc {acc:.4f} val_loss {val_loss:.4f} "
                  f"val_acc {val_acc:.4f} ({seconds:.1f} s)", enabled=show_progress)
@@ -230,8 +257,10 @@ def _train_and_record(run: RunFolder, config: RunConfig, dataset: Dataset, model
 
 
 def _record_epoch(run: RunFolder, recorder: Recorder, epoch: int, row: dict[str, float] | None, model: nn.Module,
-                  optimizer: torch.optim.Optimizer, test_probe: tuple[np.ndarray, torch.Tensor] | None) -> None:
-    """Checkpoint, the test probe's activations and the snapshot of one epoch, committed together by the snapshot."""
+                  optimizer: torch.optim.Optimizer, test_probe: tuple[np.ndarray, torch.Tensor] | None,
+                  snapshot: Snapshot | None = None) -> None:
+    """Checkpoint, the test probe's activations and the snapshot of one epoch (taken here unless given), committed
+    together by the snapshot."""
     save_checkpoint(run, epoch, model, optimizer)
     if test_probe is not None:
         activations, probabilities, _ = recorder.run_probe(test_probe[1])
@@ -241,7 +270,7 @@ def _record_epoch(run: RunFolder, recorder: Recorder, epoch: int, row: dict[str,
     previous = f"checkpoints/{epoch_file(epoch - 1, '.pt')}"
     run.forget(previous)  # only the newest checkpoint is kept; unlisted first, deleted after the commit
     metrics = None if row is None else {key: value for key, value in row.items() if key != "epoch"}
-    recorder.snapshot(epoch, metrics)
+    recorder.store(snapshot or recorder.take(epoch), metrics)
     (run.path / previous).unlink(missing_ok=True)
 
 
