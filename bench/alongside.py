@@ -10,7 +10,8 @@ worker maps epoch t on one core while epoch t+1 trains. This script measures wha
 
     LAYERLAPSE_DATA=../shared/data python bench/alongside.py --probe 60000 --epochs 4
 
-Prints both per-epoch times and the share the pictures add. Training only runs before and after the recorded run
+Prints both per-epoch times and the share the pictures add, with the wait for the last map (once per run) shared by
+the timed epochs, and by the 15 epochs of the reference run. Training only runs before and after the recorded run
 (its median over both is the baseline), so a change in load shows in its spread; still, run it on a quiet machine.
 """
 
@@ -58,14 +59,17 @@ def training_only(config: RunConfig) -> list[float]:
     return seconds
 
 
-def recorded_run(config: RunConfig, folder: Path) -> tuple[float, float, list[float]]:
+def recorded_run(config: RunConfig, folder: Path) -> tuple[float, float, list[float], float]:
     """Wall seconds per epoch of a recorded run with the map alongside (epochs 2..N, caught up), the seconds to draw
-    one frame, and the training seconds per epoch that the run's history gives for the same epochs."""
+    one frame, the training seconds per epoch that the run's history gives for the same epochs, and the wait for the
+    last map after the last epoch (once per run, however many epochs)."""
     alongside = MapAlongside(config.map_method)
     marks: dict[str, float] = {}
 
     def on_epoch(run, epoch: int) -> None:
         alongside(run, epoch)
+        if epoch == config.epochs:
+            marks["last"] = time.perf_counter()  # training is over; what follows is the wait for the last map
         if epoch in (1, config.epochs):
             alongside.catch_up(run)
             marks["start" if epoch == 1 else "end"] = time.perf_counter()
@@ -85,7 +89,7 @@ def recorded_run(config: RunConfig, folder: Path) -> tuple[float, float, list[fl
     frame = (time.perf_counter() - started) / len(maps)
     wall = (marks["end"] - marks["start"]) / len(maps)
     history = [row["seconds"] for row in run.history if row["epoch"] >= 2]
-    return wall, frame, history
+    return wall, frame, history, marks["end"] - marks["last"]
 
 
 def main() -> None:
@@ -97,7 +101,7 @@ def main() -> None:
     config = RunConfig(dataset="mnist", epochs=args.epochs, probe=None if args.probe >= 60_000 else args.probe)
     plain = training_only(config)[1:]
     with tempfile.TemporaryDirectory() as folder:
-        wall, frame, history = recorded_run(config, Path(folder) / "run")
+        wall, frame, history, last_wait = recorded_run(config, Path(folder) / "run")
     plain += training_only(config)[1:]  # before and after, so a change in load shows in the spread
     train = statistics.median(plain)
     per_epoch = wall + frame
@@ -109,8 +113,13 @@ def main() -> None:
     print(f"| recorded run, map alongside, until the worker caught up | {wall:.2f} |")
     print(f"| drawing one frame | {frame:.2f} |")
     print(f"| the recorded run's own training time (history), median | {np.median(history):.2f} |")
+    print(f"| of which, once per run: the wait for the last map after the last epoch | {last_wait:.2f} |")
     print(f"\nthe pictures add {per_epoch - train:.1f} s = {100 * (per_epoch - train) / train:.0f} % to a "
-          f"{train:.1f} s training epoch")
+          f"{train:.1f} s training epoch (the last map's wait shared by {args.epochs - 1} epochs)")
+    timed, reference_epochs = args.epochs - 1, 15
+    shared = (wall * timed - last_wait) / timed + last_wait / reference_epochs + frame - train
+    print(f"in the {reference_epochs}-epoch reference run, the wait shared by all its epochs: {shared:.1f} s = "
+          f"{100 * shared / train:.0f} %")
 
 
 if __name__ == "__main__":
