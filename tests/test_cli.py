@@ -577,6 +577,21 @@ def test_report_elsewhere_leaves_the_run_folder_alone(run_copy: Path, tmp_path: 
     assert snapshot(run_copy) == before
 
 
+def test_render_says_a_report_over_its_budget_in_one_line(run_copy: Path, tmp_path: Path, main_here,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from layerlapse import load_run, report
+
+    full = report.write_report(load_run(run_copy), tmp_path / "full.html")
+    budget = full.stat().st_size / 1e6 - 0.05  # a little short of what every point needs
+    write_report = report.write_report
+    monkeypatch.setattr(report, "write_report", lambda run, path=None, **options: write_report(
+        run, path, **{**options, "size_budget_mb": budget}))
+    result = main_here("render", run_copy, "--quiet")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: report.html would take ") and "subsample" in lines[0]
+
+
 def test_report_over_its_budget_warns_in_one_line_and_says_so_on_the_page(run_copy: Path, tmp_path: Path,
                                                                         main_here) -> None:
     full = main_here("report", run_copy, "--out", tmp_path / "full.html", "--quiet")

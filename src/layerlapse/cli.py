@@ -56,8 +56,9 @@ def run(
     config = RunConfig(dataset=dataset, epochs=epochs, layers=tuple(layer), probe=parse_probe(probe),
                        test_probe=parse_probe(test_probe, "--test-probe"), seed=seed,
                        n_neighbors=neighbors, map_method=map_method, device=device, train_subset=subset)
-    finished = run_experiment(config, out, data_dir=_as_str(data_dir), force=force, resume=resume,
-                              show_progress=not quiet)
+    with _report_warnings_as_lines():
+        finished = run_experiment(config, out, data_dir=_as_str(data_dir), force=force, resume=resume,
+                                  show_progress=not quiet)
     _say_written(finished, quiet)
 
 
@@ -73,7 +74,9 @@ def demo(
     from .pipeline import run_experiment
 
     config = RunConfig(dataset="digits", epochs=epochs, probe=None, map_method=map_method)
-    _say_written(run_experiment(config, out, force=True, show_progress=not quiet), quiet)
+    with _report_warnings_as_lines():
+        finished = run_experiment(config, out, force=True, show_progress=not quiet)
+    _say_written(finished, quiet)
 
 
 @app.command()
@@ -90,8 +93,9 @@ def render(
     if map_method is not None:
         RunConfig(map_method=map_method)  # the one-line error for an unknown name, before the run is opened
     stored = load_run(run_dir)
-    map_run(stored, method=map_method, show_progress=not quiet)
-    written = render_run(stored, show_progress=not quiet)
+    with _report_warnings_as_lines():
+        map_run(stored, method=map_method, show_progress=not quiet)
+        written = render_run(stored, show_progress=not quiet)
     if not quiet:
         typer.echo(f"redrew {len(written)} files in {run_dir}")
 
@@ -173,16 +177,27 @@ def _say_written(run_folder, quiet: bool) -> None:
 
 @contextlib.contextmanager
 def _warnings_as_lines(category: type[Warning] = UserWarning) -> Iterator[None]:
-    """Warnings of `category` printed as one line each on stderr, like the errors, rather than Python's file:line
-    and source line."""
-    with warnings.catch_warnings(record=True) as caught:
+    """Warnings of `category` printed as one line each on stderr when they happen, like the errors, rather than
+    Python's file:line and source line; other warnings as Python shows them."""
+    with warnings.catch_warnings():  # restores the filters and showwarning afterwards
         warnings.simplefilter("always", category)
+        python_shows = warnings.showwarning
+
+        def show(message, warning_category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+            if issubclass(warning_category, category):
+                typer.echo(f"warning: {message}", err=True)
+            else:  # not ours to reword
+                python_shows(message, warning_category, filename, lineno, file, line)
+
+        warnings.showwarning = show
         yield
-    for warning in caught:
-        if isinstance(warning.message, category):
-            typer.echo(f"warning: {warning.message}", err=True)
-        else:  # not ours to reword
-            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+
+
+def _report_warnings_as_lines() -> contextlib.AbstractContextManager[None]:
+    """A report over its size budget, from run, demo or render, said in one line as `layerlapse report` says it."""
+    from .report import ReportSizeWarning
+
+    return _warnings_as_lines(ReportSizeWarning)
 
 
 def _as_str(path: Path | None) -> str | None:
