@@ -2,11 +2,11 @@
 
 glibc's malloc serves large blocks with mmap and gives the top of its heap back to the kernel when much of it is
 free. A forward pass of the reference network at batch 250 allocates and frees tensors of 6-25 MB per layer, so every
-batch received fresh pages and page-faulted on first touch: measured here (2026-12-01, 2 cores), capturing 10,000
-probe images took 2.0 s with 585,000 minor page faults, and 1.2 s with almost none once freed memory stays in the
-heap; the validation pass 2.3 s against 1.4 s; the first training epoch 22 s against 19 s; a warm aligned map of
-60,000 points 7.8 s against 6.5 s (NN-descent's and UMAP's arrays fault the same way). Results are the same, bit for
-bit. The cost: the process keeps up to its peak of freed memory (at most `_TRIM_THRESHOLD` above what it uses)
+batch received fresh pages and page-faulted on first touch. Measured by bench/memory.py (2026-12-01, 2 cores, fresh
+processes): capturing 10,000 probe images took 2.55 s with 749,000 minor page faults, and 1.26 s with none once
+freed memory stays in the heap; the validation pass 2.94 s against 1.73 s; the first training epoch 24.2 s against
+22.0 s; a warm aligned map of 60,000 points 7.8 s against 6.5 s (NN-descent's and UMAP's arrays fault the same
+way). Results are the same, bit for bit. The cost: the process keeps up to its peak of freed memory (at most `_TRIM_THRESHOLD` above what it uses)
 instead of returning it at once.
 
 Process-wide, so it is applied once, where layerlapse's own work starts (`record_run`, `Recorder`, `EpochMapper`, so
