@@ -1,7 +1,11 @@
-"""Helpers for tests of the command line."""
+"""Helpers for tests of the command line and of what a module imports."""
 
+import os
 import re
 import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 
 def assert_error(result: subprocess.CompletedProcess[str], pattern: str) -> str:
@@ -13,3 +17,13 @@ def assert_error(result: subprocess.CompletedProcess[str], pattern: str) -> str:
     assert re.search(pattern, lines[0]), f"{pattern!r} not in {lines[0]!r}"
     assert result.stdout == ""
     return lines[0]
+
+
+def assert_runs_clean(script: str, package_file: str) -> None:
+    """Run `script` (dedented) in a fresh Python that imports the package next to `package_file`; it must print
+    "clean" and nothing else, and exit 0."""
+    source = Path(package_file).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "PYTHONPATH": str(source)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "clean"

@@ -12,15 +12,13 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import assert_error
+from cli_helpers import assert_error, assert_runs_clean
 from PIL import Image
 
 from layerlapse import export
@@ -319,11 +317,7 @@ def test_importing_export_loads_neither_torch_nor_tensorboard() -> None:
         assert "torch" not in sys.modules and "tensorboard" not in sys.modules, sorted(sys.modules)
         print("clean")
     """)
-    source = Path(export.__file__).resolve().parents[1]
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": str(source)})
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "clean"
+    assert_runs_clean(script, export.__file__)
 
 
 # --- bad input: one line, naming the problem and the fix ------------------------------------------------------------

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
 import sys
 import textwrap
 import warnings
@@ -13,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import assert_runs_clean
 from PIL import Image
 
 from layerlapse import atomic, render
@@ -398,8 +397,4 @@ def test_rendering_never_touches_pyplot_and_imports_matplotlib_lazily(tmp_path: 
         assert "matplotlib.pyplot" not in sys.modules
         print("clean")
     """)
-    source = Path(render.__file__).resolve().parents[1]
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": str(source)})
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "clean"
+    assert_runs_clean(script, render.__file__)
