@@ -73,14 +73,14 @@ class Recorder:
     (250×32×29×29 float32, 27 MB) fits under the 32 MB up to which glibc can serve blocks from its heap, and in the
     32 MB L3. Creating a Recorder also has glibc keep freed blocks for the next batch (`layerlapse.memory`, once per
     process; LAYERLAPSE_KEEP_FREED_MEMORY=0 leaves it alone): without it, batches page-faulted on fresh memory and a
-    snapshot took 1.7× as long.
+    snapshot took twice as long (bench/memory.py).
     """
 
     def __init__(self, model: nn.Module, layers: Sequence[str], probe: torch.Tensor | np.ndarray, *,
                  labels: np.ndarray | Sequence[int] | None = None, run: RunFolder | None = None,
                  batch_size: int = 250, device: torch.device | str | None = None,
                  channels_last: bool = False) -> None:
-        keep_freed_memory()  # 40 % faster snapshots: no page faults on every batch (see layerlapse.memory)
+        keep_freed_memory()  # snapshots in half the time: no page faults on every batch (layerlapse.memory)
         self.model = model
         self.layers = list(dict.fromkeys(layers))  # a name given twice is recorded once
         self.probe = torch.as_tensor(probe)

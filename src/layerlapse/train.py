@@ -213,11 +213,11 @@ def _train_and_record(run: RunFolder, config: RunConfig, dataset: Dataset, model
     x = images_to_tensor(dataset.x_train, device)
     y = torch.from_numpy(dataset.y_train).to(device)
     train_indices, val_indices = split_validation(len(x), config.validation_split, config.seed)
-    val_x, val_y = x[val_indices], y[val_indices]
     # A probe that holds every validation image (--probe all, as the article) runs them with the epoch's weights in
     # eval mode anyway: its snapshot gives the validation loss and accuracy, and the run skips a second pass over
     # them (1.4 s an epoch for MNIST's 12,000 on 2 cores).
     val_rows = rows_in_probe(probe_indices, val_indices, len(x))
+    val_x, val_y = (x[val_indices], y[val_indices]) if val_rows is None else (None, None)
     test_probe = _test_probe(dataset, config, device)
     if run.epochs_complete < 0:
         run.write_probe(dataset.y_train[probe_indices], dataset.x_train[probe_indices], probe_indices)
