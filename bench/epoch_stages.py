@@ -131,7 +131,7 @@ def main() -> None:
         results[f"validation pass ({len(val_indices):,} images)"] = (
             *timed(lambda: evaluate(model, val_x, val_y), args.repeats), forward * len(val_indices) / (gflops * 1e9))
     # as a run: a probe that holds every validation image gives validation from its snapshot, without that pass
-    args.probe_holds_validation = rows_in_probe(np.arange(len(probe)), val_indices, len(x)) is not None
+    probe_holds_validation = rows_in_probe(np.arange(len(probe)), val_indices, len(x)) is not None
     recorder = Recorder(model, ["hidden"], probe)
     activations = recorder.run_probe(probe)[0]["hidden"]
     if "capture" in stages:
@@ -148,7 +148,7 @@ def main() -> None:
             results[f"render (one frame, {len(probe):,} points)"] = (*timed(lambda: render.draw_frame(
                 xy, labels, [str(d) for d in range(10)], Path(folder) / "frame.png", title="Epoch 1"),
                 args.repeats), float("nan"))
-    report(results, gflops, args)
+    report(results, gflops, args, probe_holds_validation)
 
 
 def time_projection(results: dict, before: np.ndarray, after: np.ndarray, gflops: float,
@@ -181,7 +181,7 @@ def time_projection(results: dict, before: np.ndarray, after: np.ndarray, gflops
     return holder["xy"]
 
 
-def report(results: dict, gflops: float, args: argparse.Namespace) -> None:
+def report(results: dict, gflops: float, args: argparse.Namespace, probe_holds_validation: bool) -> None:
     print(f"# {datetime.date.today()} · {platform.node()} · {platform.processor() or platform.machine()} · "
           f"{os.cpu_count()} cores · torch {torch.__version__} ({torch.get_num_threads()} threads) · "
           f"matmul {gflops:.0f} GFLOP/s float32 · {args.repeats} runs each")
@@ -202,9 +202,9 @@ def report(results: dict, gflops: float, args: argparse.Namespace) -> None:
         # the epoch as a run counts it (history's seconds): training and validation; with the pictures, the probe's
         # snapshot stands in for the validation pass when it holds every validation image
         without = train + validation
-        added = sum(visual) - (validation if args.probe_holds_validation else 0.0)
+        added = sum(visual) - (validation if probe_holds_validation else 0.0)
         how = ("the probe holds the validation images: validation from the snapshot, no second pass"
-               if args.probe_holds_validation else "the probe lacks validation images: the validation pass stays")
+               if probe_holds_validation else "the probe lacks validation images: the validation pass stays")
         print(f"the epoch as a run has it (training {train:.1f} s + validation {validation:.1f} s = {without:.1f} s; "
               f"{how}): the pictures add {added:.1f} s = {100 * added / without:.0f} %")
 

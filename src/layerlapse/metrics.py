@@ -106,7 +106,7 @@ def change_quality(layer_before: np.ndarray, layer_after: np.ndarray, xy_before:
     if len(xy_before) <= k + 1:
         return {}
     if known is None:
-        knn = [neighbor_indices(values, k) for values in (xy_before, xy_after, layer_before, layer_after)]
+        knn = [_nearest_rows(values, k) for values in (xy_before, xy_after, layer_before, layer_after)]
     else:
         knn = [known[0].map_knn, known[1].map_knn, known[0].layer_knn, known[1].layer_knn]
     return {"procrustes_disparity": procrustes_disparity(xy_before, xy_after),
@@ -146,6 +146,13 @@ def _nearest(block: np.ndarray, k: int) -> np.ndarray:
     distances = np.take_along_axis(block, columns, axis=1)
     order = np.lexsort((columns, distances), axis=1)  # nearest first, equals in column order
     return np.take_along_axis(columns, order, axis=1)
+
+
+def _nearest_rows(x: np.ndarray, k: int) -> np.ndarray:
+    """Each row's k nearest other rows, as `neighbourhoods` finds them (equal distances in row order)."""
+    x = np.asarray(x, dtype=np.float64)
+    norms = np.einsum("ij,ij->i", x, x)
+    return np.concatenate([_nearest(_distances(x, norms, rows), k) for rows in _row_blocks(len(x))])
 
 
 def _ranks(block: np.ndarray, columns: np.ndarray) -> np.ndarray:
