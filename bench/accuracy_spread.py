@@ -4,12 +4,20 @@ Trains the reference network exactly as `layerlapse run --dataset mnist --epochs
 seed setting the split, shuffles, dropout and initial weights), without recording, and prints the test accuracy
 after the last epoch for each seed.
 
-    LAYERLAPSE_DATA=../shared/data python bench/accuracy_spread.py --seeds 0,1,2 [--epochs 15]
+    LAYERLAPSE_DATA=../shared/data python bench/accuracy_spread.py --seeds 0,1,2 [--epochs 15] [--variant V]
+
+`--variant` trains otherwise, to see whether a choice moves the accuracy:
+  layerlapse     what `layerlapse run` does (the default);
+  torch-epsilon  torch's Adam epsilon (1e-8, added after the bias correction) instead of Keras' (1e-7, before);
+  plain          none of the speed-ups: NCHW layout, torch's own dropout, unfused Adam (Keras' epsilon), denormal
+                 floats kept.
+`bench/keras_reference.py` runs the same recipe in Keras itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import platform
@@ -17,30 +25,60 @@ import statistics
 import time
 
 import torch
+from torch import nn
 
+from layerlapse import train
 from layerlapse.config import RunConfig
 from layerlapse.data import load_dataset
-from layerlapse.models import build_model
-from layerlapse.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, split_validation,
-                              train_epoch)
+from layerlapse.models import FastDropout, build_model
+from layerlapse.train import evaluate, images_to_tensor, make_optimizer, prepare_model, split_validation, train_epoch
+
+VARIANTS = ("layerlapse", "torch-epsilon", "plain")
 
 
-def test_accuracy(seed: int, epochs: int) -> tuple[float, float, float]:
+def build(variant: str, image_size: tuple[int, int], n_classes: int, device: torch.device) -> nn.Module:
+    model = build_model(image_size, n_classes)
+    if variant != "plain":
+        return prepare_model(model, device)
+    for name, module in model.named_children():
+        if isinstance(module, FastDropout):
+            setattr(model, name, nn.Dropout(module.p))  # same place in the Sequential, so the same names
+    return model.to(device)
+
+
+def optimizer_for(variant: str, model: nn.Module, learning_rate: float) -> torch.optim.Optimizer:
+    if variant == "torch-epsilon":
+        return torch.optim.Adam(model.parameters(), lr=learning_rate, fused=True)
+    if variant == "plain":
+        optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, eps=train.KERAS_EPSILON)
+        optimizer.register_step_pre_hook(train._keras_epsilon)
+        return optimizer
+    return make_optimizer(model, learning_rate)
+
+
+def images(variant: str, x, device: torch.device) -> torch.Tensor:
+    tensor = images_to_tensor(x, device)
+    return tensor.contiguous() if variant == "plain" else tensor
+
+
+def test_accuracy(seed: int, epochs: int, variant: str = "layerlapse") -> tuple[float, float, float]:
     """(test accuracy, best validation accuracy, seconds) of one seeded run of the reference recipe."""
     config = RunConfig(dataset="mnist", epochs=epochs, seed=seed)
     dataset = load_dataset("mnist")
     device = torch.device("cpu")
     torch.manual_seed(seed)
-    model = prepare_model(build_model(dataset.x_train.shape[1:], len(dataset.class_names)), device)
-    optimizer = make_optimizer(model, config.learning_rate)
-    x, y = images_to_tensor(dataset.x_train, device), torch.from_numpy(dataset.y_train)
+    model = build(variant, dataset.x_train.shape[1:], len(dataset.class_names), device)
+    optimizer = optimizer_for(variant, model, config.learning_rate)
+    x, y = images(variant, dataset.x_train, device), torch.from_numpy(dataset.y_train)
     train_indices, val_indices = split_validation(len(x), config.validation_split, seed)
+    if variant == "plain":  # keep denormal floats, as torch does by default
+        train._flushing_denormals = contextlib.nullcontext
     started, best = time.perf_counter(), 0.0
     for epoch in range(1, epochs + 1):
         train_epoch(model, optimizer, x, y, train_indices, config.batch_size, seed=seed * 100_003 + epoch,
                     show_progress=False)
         best = max(best, evaluate(model, x[val_indices], y[val_indices])[1])
-    _, accuracy, _ = evaluate(model, images_to_tensor(dataset.x_test, device), torch.from_numpy(dataset.y_test))
+    _, accuracy, _ = evaluate(model, images(variant, dataset.x_test, device), torch.from_numpy(dataset.y_test))
     return accuracy, best, time.perf_counter() - started
 
 
@@ -48,14 +86,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--variant", choices=VARIANTS, default="layerlapse")
     args = parser.parse_args()
     print(f"# {datetime.date.today()} · {platform.node()} · {platform.processor() or platform.machine()} · "
-          f"{os.cpu_count()} cores · torch {torch.__version__} · {args.epochs} epochs")
+          f"{os.cpu_count()} cores · torch {torch.__version__} · {args.epochs} epochs · {args.variant}")
     print("| seed | test accuracy | best validation accuracy | minutes |")
     print("|---|---|---|---|")
     accuracies = []
     for seed in map(int, args.seeds.split(",")):
-        accuracy, best, seconds = test_accuracy(seed, args.epochs)
+        accuracy, best, seconds = test_accuracy(seed, args.epochs, args.variant)
         accuracies.append(accuracy)
         print(f"| {seed} | {accuracy:.4f} | {best:.4f} | {seconds / 60:.1f} |", flush=True)
     print(f"\nmedian {statistics.median(accuracies):.4f}, range {min(accuracies):.4f}–{max(accuracies):.4f}")

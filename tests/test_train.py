@@ -28,7 +28,7 @@ from layerlapse import RunConfig, load_run, record_run
 from layerlapse.capture import Recorder
 from layerlapse.cli import app
 from layerlapse.models import build_model
-from layerlapse.train import (evaluate, images_to_tensor, prepare_model, rows_in_probe, split_validation,
+from layerlapse.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, rows_in_probe, split_validation,
                               validation_from_probabilities)
 
 runner = CliRunner()
@@ -117,6 +117,57 @@ def test_split_validation_sizes_match_keras_when_n_is_not_a_multiple_of_five(n: 
     train, validation = split_validation(n, 0.2, seed=0)
     assert len(train) == int(math.floor(n * (1.0 - 0.2)))  # keras.src.trainers.data_adapters.array_slicing
     assert len(validation) == n - len(train)
+
+
+# --- the optimizer --------------------------------------------------------------------------------------------------
+
+
+def keras_adam_steps(start: np.ndarray, gradients: list[np.ndarray], lr: float = 1e-3) -> np.ndarray:
+    """Keras' Adam (keras.optimizers.Adam, defaults), written out in float64 from its update rule."""
+    beta1, beta2, epsilon = 0.9, 0.999, 1e-7
+    param, m, v = start.astype(np.float64), np.zeros_like(start, np.float64), np.zeros_like(start, np.float64)
+    for t, gradient in enumerate(gradients, start=1):
+        m = beta1 * m + (1 - beta1) * gradient
+        v = beta2 * v + (1 - beta2) * gradient**2
+        lr_t = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+        param = param - lr_t * m / (np.sqrt(v) + epsilon)
+    return param
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-6])  # at 1e-6, sqrt(v) is near epsilon and where it is added matters
+def test_the_optimizer_steps_as_keras_adam_does(scale: float) -> None:
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(6, 5)).astype(np.float32)
+    gradients = [(rng.normal(size=start.shape) * scale).astype(np.float32) for _ in range(40)]
+    layer = torch.nn.Linear(5, 6, bias=False)
+    layer.weight.data = torch.from_numpy(start.copy())
+    optimizer = make_optimizer(layer, 1e-3)
+    for gradient in gradients:
+        layer.weight.grad = torch.from_numpy(gradient)
+        optimizer.step()
+    expected = keras_adam_steps(start, gradients)
+    np.testing.assert_allclose(layer.weight.detach().numpy(), expected, rtol=0, atol=2e-6)
+    torch_default = torch.optim.Adam(torch.nn.Linear(5, 6, bias=False).parameters())  # the difference is visible
+    assert torch_default.defaults["eps"] != 1e-7
+
+
+def test_a_restored_optimizer_continues_keras_epsilon_from_its_step() -> None:
+    rng = np.random.default_rng(1)
+    start = rng.normal(size=(3, 4)).astype(np.float32)
+    gradients = [(rng.normal(size=start.shape) * 1e-6).astype(np.float32) for _ in range(20)]
+    first, second = torch.nn.Linear(4, 3, bias=False), torch.nn.Linear(4, 3, bias=False)
+    first.weight.data = torch.from_numpy(start.copy())
+    optimizer = make_optimizer(first, 1e-3)
+    for gradient in gradients[:10]:
+        first.weight.grad = torch.from_numpy(gradient)
+        optimizer.step()
+    second.load_state_dict(first.state_dict())
+    resumed = make_optimizer(second, 1e-3)
+    resumed.load_state_dict(optimizer.state_dict())
+    for gradient in gradients[10:]:
+        second.weight.grad = torch.from_numpy(gradient)
+        resumed.step()
+    np.testing.assert_allclose(second.weight.detach().numpy(), keras_adam_steps(start, gradients), rtol=0, atol=2e-6)
 
 
 # --- evaluation -----------------------------------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+"""The article's recipe in Keras itself, for comparison with `bench/accuracy_spread.py`: test accuracy after the
+last epoch, for each seed.
+
+The same network (layer for layer, Keras' initialisers and "same" padding), Adam (lr 1e-3, Keras' defaults),
+categorical cross-entropy on the softmax output, batch 100, `validation_split=0.2` on the training set put in the
+order layerlapse's split uses for the seed (so the held-out fifth is the same images), shuffled again every epoch.
+Keras and TensorFlow are not layerlapse's dependencies; give the script its own environment:
+
+    python3 -m venv .venv-keras && .venv-keras/bin/pip install tensorflow-cpu && .venv-keras/bin/pip install --no-deps -e .
+    LAYERLAPSE_DATA=../shared/data .venv-keras/bin/python bench/keras_reference.py --seeds 0,1,2
+
+(`KERAS_BACKEND=torch` or `jax` run it on another backend, if installed: 2-4× slower here.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import layers  # noqa: E402
+
+from layerlapse.data import load_dataset  # noqa: E402  (numpy only: no torch needed)
+
+
+def article_model(image_size: tuple[int, int], n_classes: int) -> keras.Sequential:
+    def conv(name: str) -> layers.Conv2D:
+        return layers.Conv2D(32, (2, 2), padding="same", kernel_initializer="he_normal", name=name)
+
+    return keras.Sequential([
+        keras.Input((*image_size, 1)),
+        conv("conv2D_1"), conv("conv2D_2"), layers.Activation("relu", name="acti1"),
+        layers.MaxPooling2D((2, 2), name="pool1"), layers.Dropout(0.2, name="drop1"),
+        conv("conv2D_3"), conv("conv2D_4"), layers.Activation("relu", name="acti2"),
+        layers.MaxPooling2D((2, 2), name="pool2"), layers.Dropout(0.2, name="drop2"),
+        layers.Flatten(name="flat1"), layers.Dense(512, name="hidden"), layers.Activation("relu", name="acti3"),
+        layers.Dense(n_classes, activation="softmax", name="end"),
+    ])
+
+
+def test_accuracy(seed: int, epochs: int) -> tuple[float, float, float]:
+    """(test accuracy, best validation accuracy, seconds) of one seeded run of the article's Keras code."""
+    dataset = load_dataset("mnist")
+    n_classes = len(dataset.class_names)
+    x_train = dataset.x_train[..., None].astype("float32") / 255
+    x_test = dataset.x_test[..., None].astype("float32") / 255
+    order = np.random.default_rng(seed).permutation(len(x_train))  # layerlapse's split_validation order
+    keras.utils.set_random_seed(seed)
+    model = article_model(dataset.x_train.shape[1:], n_classes)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
+    started = time.perf_counter()
+    history = model.fit(x_train[order], keras.utils.to_categorical(dataset.y_train[order], n_classes),
+                        batch_size=100, epochs=epochs, validation_split=0.2, verbose=0)
+    _, accuracy = model.evaluate(x_test, keras.utils.to_categorical(dataset.y_test, n_classes), batch_size=500,
+                                 verbose=0)
+    return accuracy, max(history.history["val_accuracy"]), time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--epochs", type=int, default=15)
+    args = parser.parse_args()
+    print(f"# {datetime.date.today()} · {platform.node()} · {platform.processor() or platform.machine()} · "
+          f"{os.cpu_count()} cores · keras {keras.__version__} ({keras.backend.backend()}) · {args.epochs} epochs")
+    print("| seed | test accuracy | best validation accuracy | minutes |")
+    print("|---|---|---|---|")
+    accuracies = []
+    for seed in map(int, args.seeds.split(",")):
+        accuracy, best, seconds = test_accuracy(seed, args.epochs)
+        accuracies.append(accuracy)
+        print(f"| {seed} | {accuracy:.4f} | {best:.4f} | {seconds / 60:.1f} |", flush=True)
+    print(f"\nmedian {statistics.median(accuracies):.4f}, range {min(accuracies):.4f}–{max(accuracies):.4f}")
+
+
+if __name__ == "__main__":
+    main()
