@@ -51,7 +51,7 @@ def optimizer_for(variant: str, model: nn.Module, learning_rate: float) -> torch
         return torch.optim.Adam(model.parameters(), lr=learning_rate, fused=True)
     if variant == "plain":
         optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, eps=train.KERAS_EPSILON)
-        optimizer.register_step_pre_hook(train._keras_epsilon)
+        train.KerasEpsilon().attach(optimizer)
         return optimizer
     return make_optimizer(model, learning_rate)
 

@@ -6,6 +6,7 @@ Everything trains the real network on scikit-learn's bundled digits on the CPU. 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -151,23 +152,31 @@ def test_the_optimizer_steps_as_keras_adam_does(scale: float) -> None:
     assert torch_default.defaults["eps"] != 1e-7
 
 
-def test_a_restored_optimizer_continues_keras_epsilon_from_its_step() -> None:
+@pytest.mark.parametrize("fresh", [True, False])  # restored into a new optimizer, or into one that stepped on
+def test_a_restored_optimizer_continues_keras_epsilon_from_its_step(fresh: bool) -> None:
     rng = np.random.default_rng(1)
     start = rng.normal(size=(3, 4)).astype(np.float32)
     gradients = [(rng.normal(size=start.shape) * 1e-6).astype(np.float32) for _ in range(20)]
-    first, second = torch.nn.Linear(4, 3, bias=False), torch.nn.Linear(4, 3, bias=False)
-    first.weight.data = torch.from_numpy(start.copy())
-    optimizer = make_optimizer(first, 1e-3)
+    layer = torch.nn.Linear(4, 3, bias=False)
+    layer.weight.data = torch.from_numpy(start.copy())
+    optimizer = make_optimizer(layer, 1e-3)
     for gradient in gradients[:10]:
-        first.weight.grad = torch.from_numpy(gradient)
+        layer.weight.grad = torch.from_numpy(gradient)
         optimizer.step()
-    second.load_state_dict(first.state_dict())
-    resumed = make_optimizer(second, 1e-3)
-    resumed.load_state_dict(optimizer.state_dict())
+    saved = {"model": copy.deepcopy(layer.state_dict()), "optimizer": copy.deepcopy(optimizer.state_dict())}
+    if fresh:
+        layer = torch.nn.Linear(4, 3, bias=False)
+        optimizer = make_optimizer(layer, 1e-3)
+    else:
+        for gradient in gradients[:5]:  # a detour that the restore must undo, step count included
+            layer.weight.grad = torch.from_numpy(gradient)
+            optimizer.step()
+    layer.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
     for gradient in gradients[10:]:
-        second.weight.grad = torch.from_numpy(gradient)
-        resumed.step()
-    np.testing.assert_allclose(second.weight.detach().numpy(), keras_adam_steps(start, gradients), rtol=0, atol=2e-6)
+        layer.weight.grad = torch.from_numpy(gradient)
+        optimizer.step()
+    np.testing.assert_allclose(layer.weight.detach().numpy(), keras_adam_steps(start, gradients), rtol=0, atol=2e-6)
 
 
 # --- evaluation -----------------------------------------------------------------------------------------------------

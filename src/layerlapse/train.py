@@ -70,23 +70,43 @@ KERAS_EPSILON = 1e-7  # Keras' Adam default (torch's is 1e-8)
 
 def make_optimizer(model: nn.Module, learning_rate: float) -> torch.optim.Optimizer:
     """Keras' Adam, as the article trained with: fused into one kernel where this torch supports it (CPU since
-    torch 2.4), with Keras' epsilon in Keras' place (see `_keras_epsilon`)."""
+    torch 2.4), with Keras' epsilon in Keras' place (see `KerasEpsilon`)."""
     try:
         optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, eps=KERAS_EPSILON, fused=True)
     except (RuntimeError, TypeError, ValueError):
         optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, eps=KERAS_EPSILON)
-    optimizer.register_step_pre_hook(_keras_epsilon)
+    KerasEpsilon().attach(optimizer)
     return optimizer
 
 
-def _keras_epsilon(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+class KerasEpsilon:
     """Keras adds epsilon to sqrt(v) before the bias correction, torch after it: Keras' step t is torch's step with
     epsilon / sqrt(1 - beta2^t), exactly. That is 3e-6 at the first step and 1.6e-7 after an MNIST epoch, where
-    torch's default stays 1e-8. The step comes from the optimizer's state, so a resumed run continues it."""
-    for group in optimizer.param_groups:
-        state = optimizer.state.get(group["params"][0], {})
-        step = int(state["step"]) + 1 if "step" in state else 1
-        group["eps"] = KERAS_EPSILON / math.sqrt(1.0 - group["betas"][1] ** step)
+    torch's default stays 1e-8. The step is counted here rather than read from the optimizer's state at every step
+    (a device tensor, which would make the GPU wait); it is read once, after the state is loaded, so a resumed run
+    continues it."""
+
+    def __init__(self) -> None:
+        self.steps_taken: int | None = None
+
+    def attach(self, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.register_step_pre_hook(self.before_step)
+        optimizer.register_load_state_dict_post_hook(self.after_load)
+
+    def before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self.steps_taken is None:
+            self.steps_taken = _steps_taken(optimizer)
+        self.steps_taken += 1
+        for group in optimizer.param_groups:
+            group["eps"] = KERAS_EPSILON / math.sqrt(1.0 - group["betas"][1] ** self.steps_taken)
+
+    def after_load(self, optimizer: torch.optim.Optimizer) -> None:
+        self.steps_taken = None
+
+
+def _steps_taken(optimizer: torch.optim.Optimizer) -> int:
+    steps = [int(state["step"]) for state in optimizer.state.values() if "step" in state]
+    return max(steps, default=0)
 
 
 def split_validation(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
