@@ -18,10 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
-import os
-import platform
-import statistics
 import time
 
 import torch
@@ -32,6 +28,7 @@ from layerlapse.config import RunConfig
 from layerlapse.data import load_dataset
 from layerlapse.models import FastDropout, build_model
 from layerlapse.train import evaluate, images_to_tensor, make_optimizer, prepare_model, split_validation, train_epoch
+from seed_table import print_seed_table  # beside this script
 
 VARIANTS = ("layerlapse", "torch-epsilon", "plain")
 
@@ -88,17 +85,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--variant", choices=VARIANTS, default="layerlapse")
     args = parser.parse_args()
-    print(f"# {datetime.date.today()} · {platform.node()} · {platform.processor() or platform.machine()} · "
-          f"{os.cpu_count()} cores · torch {torch.__version__} · {args.epochs} epochs · {args.variant}")
-    print("| seed | test accuracy | best validation accuracy | minutes |")
-    print("|---|---|---|---|")
-    accuracies = []
-    for seed in map(int, args.seeds.split(",")):
-        accuracy, best, seconds = test_accuracy(seed, args.epochs, args.variant)
-        accuracies.append(accuracy)
-        print(f"| {seed} | {accuracy:.4f} | {best:.4f} | {seconds / 60:.1f} |", flush=True)
-    print(f"\nmedian {statistics.median(accuracies):.4f}, range {min(accuracies):.4f}–{max(accuracies):.4f}")
-
+    print_seed_table(f"torch {torch.__version__} · {args.epochs} epochs · {args.variant}",
+                     map(int, args.seeds.split(",")), lambda seed: test_accuracy(seed, args.epochs, args.variant))
 
 if __name__ == "__main__":
     main()

@@ -15,10 +15,7 @@ Keras and TensorFlow are not layerlapse's dependencies; give the script its own 
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
-import statistics
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -29,6 +26,7 @@ import numpy as np  # noqa: E402
 from keras import layers  # noqa: E402
 
 from layerlapse.data import load_dataset  # noqa: E402  (numpy only: no torch needed)
+from seed_table import print_seed_table  # noqa: E402  (beside this script)
 
 
 def article_model(image_size: tuple[int, int], n_classes: int) -> keras.Sequential:
@@ -69,17 +67,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=15)
     args = parser.parse_args()
-    print(f"# {datetime.date.today()} · {platform.node()} · {platform.processor() or platform.machine()} · "
-          f"{os.cpu_count()} cores · keras {keras.__version__} ({keras.backend.backend()}) · {args.epochs} epochs")
-    print("| seed | test accuracy | best validation accuracy | minutes |")
-    print("|---|---|---|---|")
-    accuracies = []
-    for seed in map(int, args.seeds.split(",")):
-        accuracy, best, seconds = test_accuracy(seed, args.epochs)
-        accuracies.append(accuracy)
-        print(f"| {seed} | {accuracy:.4f} | {best:.4f} | {seconds / 60:.1f} |", flush=True)
-    print(f"\nmedian {statistics.median(accuracies):.4f}, range {min(accuracies):.4f}–{max(accuracies):.4f}")
-
+    print_seed_table(f"keras {keras.__version__} ({keras.backend.backend()}) · {args.epochs} epochs",
+                     map(int, args.seeds.split(",")), lambda seed: test_accuracy(seed, args.epochs))
 
 if __name__ == "__main__":
     main()
