@@ -46,11 +46,7 @@ def build(variant: str, image_size: tuple[int, int], n_classes: int, device: tor
 def optimizer_for(variant: str, model: nn.Module, learning_rate: float) -> torch.optim.Optimizer:
     if variant == "torch-epsilon":
         return torch.optim.Adam(model.parameters(), lr=learning_rate, fused=True)
-    if variant == "plain":
-        optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, eps=train.KERAS_EPSILON)
-        train.KerasEpsilon().attach(optimizer)
-        return optimizer
-    return make_optimizer(model, learning_rate)
+    return make_optimizer(model, learning_rate, fused=variant != "plain")
 
 
 def images(variant: str, x, device: torch.device) -> torch.Tensor:
@@ -87,6 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     print_seed_table(f"torch {torch.__version__} · {args.epochs} epochs · {args.variant}",
                      map(int, args.seeds.split(",")), lambda seed: test_accuracy(seed, args.epochs, args.variant))
+
 
 if __name__ == "__main__":
     main()

@@ -95,9 +95,9 @@ def recorded_run(config: RunConfig, folder: Path) -> tuple[float, float, list[fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--probe", type=int, default=60_000)
-    keep_freed_memory()  # as a run has it: the training-only epochs too, so both sides use the same allocator
     parser.add_argument("--epochs", type=int, default=4, help="at least 3: epochs 2..N are timed")
     args = parser.parse_args()
+    keep_freed_memory()  # as a run has it: the training-only epochs too, so both sides use the same allocator
     config = RunConfig(dataset="mnist", epochs=args.epochs, probe=None if args.probe >= 60_000 else args.probe)
     plain = training_only(config)[1:]
     with tempfile.TemporaryDirectory() as folder:

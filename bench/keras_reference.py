@@ -70,5 +70,6 @@ def main() -> None:
     print_seed_table(f"keras {keras.__version__} ({keras.backend.backend()}) · {args.epochs} epochs",
                      map(int, args.seeds.split(",")), lambda seed: test_accuracy(seed, args.epochs))
 
+
 if __name__ == "__main__":
     main()

@@ -342,7 +342,6 @@ def test_store_without_a_run_folder_says_how_to_give_one(model: ReferenceCNN, pr
             recorder.store(taken)
 
 
-
 def test_a_recorder_writing_to_a_run_folder_needs_labels(model: ReferenceCNN, probe: torch.Tensor, tmp_path) -> None:
     run = make_run(tmp_path)
     with Recorder(model, ["hidden"], probe, run=run) as recorder, \

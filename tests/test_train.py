@@ -29,8 +29,8 @@ from layerlapse import RunConfig, load_run, record_run
 from layerlapse.capture import Recorder
 from layerlapse.cli import app
 from layerlapse.models import build_model
-from layerlapse.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, rows_in_probe, split_validation,
-                              validation_from_probabilities)
+from layerlapse.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, rows_in_probe,
+                              split_validation, validation_from_probabilities)
 
 runner = CliRunner()
 # small enough that seven UMAP maps take seconds, not minutes

@@ -6,8 +6,8 @@ batch received fresh pages and page-faulted on first touch. Measured by bench/me
 processes): capturing 10,000 probe images took 2.55 s with 749,000 minor page faults, and 1.26 s with none once
 freed memory stays in the heap; the validation pass 2.94 s against 1.73 s; the first training epoch 24.2 s against
 22.0 s; a warm aligned map of 60,000 points 7.8 s against 6.5 s (NN-descent's and UMAP's arrays fault the same
-way). Results are the same, bit for bit. The cost: the process keeps up to its peak of freed memory (at most `_TRIM_THRESHOLD` above what it uses)
-instead of returning it at once.
+way). Results are the same, bit for bit. The cost: the process keeps up to its peak of freed memory (at most
+`_TRIM_THRESHOLD` above what it uses) instead of returning it at once.
 
 Process-wide, so it is applied once, where layerlapse's own work starts (`record_run`, `Recorder`, `EpochMapper`, so
 also in the mapping worker); set `LAYERLAPSE_KEEP_FREED_MEMORY=0` to leave the C library's defaults alone. Elsewhere

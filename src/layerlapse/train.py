@@ -68,12 +68,15 @@ def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
 KERAS_EPSILON = 1e-7  # Keras' Adam default (torch's is 1e-8)
 
 
-def make_optimizer(model: nn.Module, learning_rate: float) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, learning_rate: float, *, fused: bool = True) -> torch.optim.Optimizer:
     """Keras' Adam, as the article trained with: fused into one kernel where this torch supports it (CPU since
-    torch 2.4), with Keras' epsilon in Keras' place (see `KerasEpsilon`)."""
-    try:
-        optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, eps=KERAS_EPSILON, fused=True)
-    except (RuntimeError, TypeError, ValueError):
+    torch 2.4) unless `fused` is false, with Keras' epsilon in Keras' place (see `KerasEpsilon`)."""
+    if fused:
+        try:
+            optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, eps=KERAS_EPSILON, fused=True)
+        except (RuntimeError, TypeError, ValueError):  # a torch or a device without the fused kernel
+            fused = False
+    if not fused:
         optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, eps=KERAS_EPSILON)
     KerasEpsilon().attach(optimizer)
     return optimizer
