@@ -73,9 +73,9 @@ def temp_files(folder: Path) -> list[Path]:
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
-    """Bytes and modification time of every file under `folder`."""
+    """Bytes and modification time of every file under `folder` (but the run's lock, which names its last writer)."""
     return {path.relative_to(folder).as_posix(): (path.read_bytes(), path.stat().st_mtime_ns)
-            for path in sorted(folder.rglob("*")) if path.is_file()}
+            for path in sorted(folder.rglob("*")) if path.is_file() and path.name != ".layerlapse-lock"}
 
 
 def sha256(path: Path) -> str:
@@ -241,7 +241,7 @@ def test_manifest_is_complete_and_lists_the_sha256_of_every_file(digits_run: tup
     assert manifest["epochs_complete"] == 2
     assert manifest["config"]["dataset"] == "digits" and manifest["config"]["probe"] is None
     on_disk = {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file()}
-    assert set(manifest["files"]) == on_disk - {"manifest.json"}
+    assert set(manifest["files"]) == on_disk - {"manifest.json", ".layerlapse-lock"}
     for relpath, digest in manifest["files"].items():
         assert sha256(out / relpath) == digest, relpath
 
@@ -286,7 +286,7 @@ def test_demo_replaces_an_earlier_run_in_its_folder(digits_run: tuple[Path, str]
     assert not (run_copy / "frames/epoch_002.png").exists()  # the earlier run's third frame is gone
     assert not (run_copy / "activations/hidden/epoch_002.npy").exists()
     on_disk = {path.relative_to(run_copy).as_posix() for path in run_copy.rglob("*") if path.is_file()}
-    assert set(manifest["files"]) == on_disk - {"manifest.json"}
+    assert set(manifest["files"]) == on_disk - {"manifest.json", ".layerlapse-lock"}
     with Image.open(run_copy / "lapse.gif") as gif:
         assert gif.n_frames == 2
 
@@ -552,7 +552,7 @@ REPORT_THEN_LIST_MODULES = (
 
 def test_report_writes_the_page_from_the_stored_run_without_torch(run_copy: Path, tmp_path: Path) -> None:
     (run_copy / "report.html").unlink()
-    recorded = {relpath: value for relpath, value in snapshot(run_copy).items() if relpath != "manifest.json"}
+    recorded = {relpath: value for relpath, value in snapshot(run_copy).items() if relpath not in ("manifest.json", ".layerlapse-lock")}
     result = subprocess.run([sys.executable, "-c", REPORT_THEN_LIST_MODULES, str(run_copy)], capture_output=True,
                             text=True, env=offline_env(tmp_path), timeout=300)
     assert result.returncode == 0, result.stderr

@@ -38,7 +38,7 @@ def assert_complete_run_folder(out: Path, epochs: int) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["epochs_complete"] == epochs
     on_disk = {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file()}
-    assert set(manifest["files"]) == on_disk - {"manifest.json"}
+    assert set(manifest["files"]) == on_disk - {"manifest.json", ".layerlapse-lock"}
     assert list(out.rglob(".*.tmp-*")) == []
 
 

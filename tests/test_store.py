@@ -10,6 +10,7 @@ from layerlapse.atomic import TEMP_MARK
 from layerlapse.config import RunConfig
 from layerlapse.errors import RunFolderError
 from layerlapse.store import MANIFEST, SCHEMA_VERSION, STATUSES, RunFolder, epoch_file, is_derived, load_run
+from layerlapse.layout import LOCK
 
 CONFIG = RunConfig(dataset="digits", epochs=3, layers=("hidden", "conv2D_1"), probe=None, n_neighbors=15)
 DATASET = {"name": "digits", "class_names": [str(digit) for digit in range(10)], "train_size": 1437}
@@ -58,7 +59,7 @@ def test_create_writes_a_running_manifest_with_the_settings(tmp_path: Path) -> N
     assert manifest["epochs_complete"] == -1 == run.epochs_complete
     assert manifest["files"] == {} and manifest["history"] == [] and manifest["test"] is None
     assert run.config == CONFIG
-    assert [path.name for path in run.path.iterdir()] == [MANIFEST]  # no temp or write-test files left
+    assert sorted(path.name for path in run.path.iterdir()) == [LOCK, MANIFEST]  # no temp or write-test files left
     assert repr(run) == (f"RunFolder({str(run.path)!r}, status='running', epochs_complete=-1, "
                          "layers=['hidden', 'conv2D_1'])")
 
@@ -97,7 +98,7 @@ def test_force_deletes_nothing_when_manifest_json_is_not_a_run_s(tmp_path: Path)
     (folder / MANIFEST).write_text('{"name": "my web app", "icons": []}')
     (folder / "index.html").write_text("<html></html>")
     before = files_under(folder)
-    with pytest.raises(RunFolderError, match="--force will not delete it"):
+    with pytest.raises(RunFolderError, match="cannot prove is its own run's .*--force will not delete anything in it"):
         RunFolder.create(folder, CONFIG, DATASET, force=True)
     assert files_under(folder) == before
 
@@ -107,8 +108,8 @@ def test_force_replaces_a_run_folder(tmp_path: Path) -> None:
     old.commit("complete")
     (old.path / "activations" / "hidden" / f".x{TEMP_MARK}1").write_bytes(b"half")
     new = RunFolder.create(old.path, CONFIG, DATASET, force=True)
-    assert files_under(new.path).keys() == {MANIFEST}
-    assert [path.name for path in new.path.iterdir()] == [MANIFEST]  # the emptied sub-folders are gone too
+    assert files_under(new.path).keys() == {LOCK, MANIFEST}
+    assert sorted(path.name for path in new.path.iterdir()) == [LOCK, MANIFEST]  # emptied sub-folders are gone too
     assert manifest_on_disk(new)["status"] == "running" and manifest_on_disk(new)["files"] == {}
 
 
@@ -237,7 +238,7 @@ def test_open_with_a_manifest_that_is_not_json(tmp_path: Path, content: bytes) -
     run = new_run(tmp_path)
     (run.path / MANIFEST).write_bytes(content)
     one_line_error(lambda: RunFolder.open(run.path),
-                   match=r"manifest.json is damaged \(.*\): run it again with --force")
+                   match=r"manifest.json is damaged \(.*\): restore it, or record the run again with --force")
 
 
 @pytest.mark.parametrize(("manifest", "found"), [({"schema_version": 2}, "2"), ({}, "None"), ([1, 2], "None")])

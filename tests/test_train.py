@@ -48,7 +48,7 @@ def sha256(path: Path) -> str:
 
 def files(folder: Path) -> dict[str, bytes]:
     return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*"))
-            if path.is_file()}
+            if path.is_file() and path.name != ".layerlapse-lock"}  # the lock names its last writer
 
 
 def without_seconds(history: list[dict]) -> list[dict]:
@@ -362,7 +362,7 @@ def test_resume_after_sigkill_completes_the_run(resumed_after_sigkill: dict) -> 
     assert sorted(path.name for path in (out / "checkpoints").iterdir()) == ["epoch_006.pt"]
     assert list(out.rglob(".*.tmp-*")) == []
     on_disk = {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file()}
-    assert set(final["files"]) == on_disk - {"manifest.json"}  # nothing the killed process left is unlisted
+    assert set(final["files"]) == on_disk - {"manifest.json", ".layerlapse-lock"}  # nothing unlisted is left
     load_run(out)  # every checksum holds
 
 
@@ -447,9 +447,12 @@ def test_reopening_an_interrupted_run_marks_it_running_again(tmp_path: Path) -> 
 
     run = RunFolder.create(tmp_path / "run", RunConfig(dataset="digits"), {"name": "digits"})
     run.commit("interrupted")
-    (tmp_path / "run" / "activations").mkdir()
-    (tmp_path / "run" / "activations" / "epoch_000.npy").write_bytes(b"half")  # written after the last commit
+    (tmp_path / "run" / "activations" / "hidden").mkdir(parents=True)
+    (tmp_path / "run" / "activations" / "hidden" / "epoch_000.npy").write_bytes(b"half")  # after the last commit
+    (tmp_path / "run" / "activations" / "notes.txt").write_text("mine")  # not a name layerlapse writes
+    run.close()
     reopened = _reopen_for_resume(str(tmp_path / "run"))
     assert reopened.status == "running"
     assert RunFolder.open(tmp_path / "run").status == "running"
-    assert not (tmp_path / "run" / "activations" / "epoch_000.npy").exists()
+    assert not (tmp_path / "run" / "activations" / "hidden" / "epoch_000.npy").exists()
+    assert (tmp_path / "run" / "activations" / "notes.txt").read_text() == "mine"

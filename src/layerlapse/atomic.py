@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+
+from .errors import StorageError
 
 TEMP_MARK = ".tmp-"
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path`, on failure it is removed."""
+def atomic_output(path: str | os.PathLike, *, size: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it replaces `path`, on failure it is removed.
+
+    A full or read-only disk becomes a one-line StorageError naming the folder (and `size`, the bytes to write,
+    where the caller knows it); the file that was there before stays whole.
+    """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
     temp = final.with_name(f".{final.name}{TEMP_MARK}{os.getpid()}")
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
         yield temp
         # the writer has closed its handle; fsync through a fresh one so the bytes are on disk before the rename
         descriptor = os.open(temp, os.O_RDWR)
@@ -26,21 +34,59 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         finally:
             os.close(descriptor)
         os.replace(temp, final)
-    except BaseException:
-        temp.unlink(missing_ok=True)
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and (storage := storage_error(error, final, size)) is not None:
+            raise storage from None
         raise
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    with atomic_output(path) as temp:
+    with atomic_output(path, size=len(data)) as temp:
         temp.write_bytes(data)
     return Path(path)
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def storage_error(error: OSError, path: Path, size: int | None = None) -> StorageError | None:
+    """The one line for a write the disk refused (full, read-only, no permission); None for other errors."""
+    folder = path.parent
+    if error.errno in DISK_FULL:
+        try:
+            free = f", {_megabytes(shutil.disk_usage(_existing(folder)).free)} free"
+        except OSError:
+            free = ""
+        needed = f" ({_megabytes(size)} needed{free})" if size is not None else f" ({free[2:]})" if free else ""
+        return StorageError(f"no space left on the disk holding {folder} while writing {path.name}{needed}: free "
+                            "some space there and run the command again (everything committed before stays "
+                            "readable; a run continues with --resume)")
+    if error.errno in NOT_WRITABLE:
+        why = "is on a read-only file system" if error.errno == errno.EROFS else "cannot be written by this user"
+        return StorageError(f"{folder} {why}, so {path.name} cannot be written: make it writable, or copy the run "
+                            "folder somewhere writable and run the command there")
+    return None
+
+
+def _existing(folder: Path) -> Path:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def _megabytes(n_bytes: int) -> str:
+    return f"{n_bytes / 1e6:.1f} MB" if n_bytes >= 100_000 else f"{n_bytes:,} bytes"
+
+
 def remove_temp_files(folder: Path) -> None:
-    """Delete temp files a killed process left behind."""
-    for leftover in folder.rglob(f".*{TEMP_MARK}*"):
-        leftover.unlink(missing_ok=True)
+    """Delete temp files a killed process left behind (symbolic links to folders are not followed)."""
+    for root, _, files in os.walk(folder):
+        for name in files:
+            if name.startswith(".") and TEMP_MARK in name:
+                (Path(root) / name).unlink(missing_ok=True)
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -159,8 +159,10 @@ def export(
         raise LayerlapseError("say which format to export: --tensorboard (TensorBoard's embedding projector) is "
                               "the only one so far")
     stored = load_run(run_dir)
-    folder = out if out is not None else run_dir / "tensorboard" / epoch_file(epoch, "")
-    with _warnings_as_lines(ExportWarning):
+    with _warnings_as_lines(ExportWarning), contextlib.ExitStack() as inside:
+        if out is None:  # into the run folder: as its writer, and never through a link out of it
+            inside.enter_context(stored.writing())
+        folder = out if out is not None else stored.local(f"tensorboard/{epoch_file(epoch, '')}")
         export_tensorboard(stored, folder, epoch=epoch, layer=layer)
     typer.echo(f"wrote the projector files of layer {layer or stored.layers[0]} at epoch {epoch} to {folder}")
     typer.echo(f"view them: tensorboard --logdir {shlex.quote(str(folder))}")
@@ -220,6 +222,9 @@ def main() -> None:
         _interrupted()
     except typer.Exit as done:
         sys.exit(done.exit_code)
+    except OSError as error:  # the disk refused something no layerlapse code expected to fail: still one line
+        typer.echo(f"error: {_os_error_line(error)}", err=True)
+        sys.exit(2)
     except Exception as error:
         # click's usage errors; typer may ship its own copy of click, so recognise them by what they offer
         show, code = getattr(error, "show", None), getattr(error, "exit_code", None)
@@ -229,6 +234,16 @@ def main() -> None:
         raise
     if returned == 130:  # typer turns a KeyboardInterrupt inside a command into this exit code
         _interrupted()
+
+
+def _os_error_line(error: OSError) -> str:
+    from .atomic import storage_error
+
+    where = Path(error.filename) if error.filename else Path.cwd() / "?"
+    storage = storage_error(error, where)
+    if storage is not None:
+        return str(storage)
+    return f"{error.filename or 'a file'} cannot be used ({error.strerror or error}): check the disk and try again"
 
 
 def _interrupted() -> None:

@@ -25,3 +25,7 @@ class LayerNotFoundError(LayerlapseError, KeyError):
 
 class RunFolderError(LayerlapseError):
     """A run folder cannot be written, is damaged, or is in a state that forbids the request."""
+
+
+class StorageError(RunFolderError):
+    """The disk refused a write: full, read-only, or not ours to write."""

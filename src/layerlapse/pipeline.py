@@ -4,19 +4,23 @@ step can be redone on its own: `layerlapse render` maps (if needed) and draws a 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 
-from . import render, report
+from . import layout, render, report
+from .atomic import write_bytes
 from .config import RunConfig
 from .errors import RunFolderError
 from .progress import note, progress_bar
 from .metrics import QUALITY_K, QUALITY_SAMPLE
 from .metrics import caption as quality_caption
 from .project import check_method, place_points
-from .store import RunFolder, epoch_file
+from .store import RunFolder, epoch_file, json_bytes, npy_bytes
 from .timeline import QUALITY_FILE, BackgroundMapper, Frame, LayerTimeline, WorkerSpec, map_whole_run
 
 
@@ -29,6 +33,7 @@ def run_experiment(config: RunConfig, out: str | os.PathLike, *, data_dir: str |
     from .train import record_run  # torch is only needed here
 
     alongside = MapAlongside(config.map_method) if background and config.map_method != "aligned-umap" else None
+    run = None
     try:
         run = record_run(config, str(out), data_dir=data_dir, force=force, resume=resume,
                          show_progress=show_progress, on_epoch=alongside)
@@ -42,6 +47,8 @@ def run_experiment(config: RunConfig, out: str | os.PathLike, *, data_dir: str |
     finally:
         if alongside is not None:
             alongside.stop()
+        if run is not None:
+            run.close()  # the run's lock, held since it was created or reopened
 
 
 class MapAlongside:
@@ -52,30 +59,33 @@ class MapAlongside:
         self.worker: BackgroundMapper | None = None
 
     def __call__(self, run: RunFolder, epoch: int) -> None:
-        self.method = run.config.map_method  # a resumed run keeps the method it was recorded with
+        # a resumed run keeps the method its maps were made with
+        self.method = _stored_method(run) or run.config.map_method
         if self.method == "aligned-umap":  # maps the whole run at once, after training
             return
         if self.worker is None:
-            _use_method(run, self.method)
-            resume_from = {layer: mapped for layer in run.layers if (mapped := _mapped_through(run, layer)) >= 0}
+            if _stored_method(run) is None:
+                run.manifest["maps"] = _maps_info(run, self.method)
+            resume_from = {layer: mapped for layer in run.layers
+                           if (mapped := _mapped_through(run, run, layer)) >= 0}
             self.worker = BackgroundMapper(WorkerSpec(
                 str(run.path), run.layers, int(run.manifest["dataset"]["probe_size"]), self.method,
                 run.config.n_neighbors, run.config.seed, resume_from))
             for earlier in range(min(resume_from.values(), default=-1) + 1, epoch):
                 self.worker.submit(earlier)  # epochs recorded before this process started
         self.worker.submit(epoch)
-        _store_frames(run, self.worker.finished_frames())
+        _store_frames(run, self.worker.finished_frames(), run, self.method)
 
     def catch_up(self, run: RunFolder) -> None:
         """Wait for the frames of every epoch submitted so far and store them; the worker stays for later epochs."""
         if self.worker is not None:
-            _store_frames(run, self.worker.caught_up())
+            _store_frames(run, self.worker.caught_up(), run, self.method)
 
     def finish(self, run: RunFolder, *, show_progress: bool) -> None:
         """Wait for the frames still being mapped; if the worker failed, map_run maps what is missing here."""
         if self.worker is None:
             return
-        _store_frames(run, self.worker.finished_frames(wait=True))
+        _store_frames(run, self.worker.finished_frames(wait=True), run, self.method)
         if self.worker.error:
             note(f"the mapping worker stopped ({self.worker.error.splitlines()[0]}); mapping the rest here",
                  enabled=show_progress)
@@ -86,13 +96,40 @@ class MapAlongside:
 
 
 def map_run(run: RunFolder, *, method: str | None = None, show_progress: bool = True) -> None:
-    """Map every recorded epoch of every layer that has no map yet (all of them again for another method), with
-    each frame's faithfulness measures; place the test set on the final map."""
-    stored = run.manifest.get("maps", {}).get("method")
-    method = method or LEGACY_METHODS.get(stored, stored) or run.config.map_method
-    _use_method(run, method)
+    """Map every recorded epoch of every layer that has no map yet, with each frame's faithfulness measures, and
+    place the test set on the final map. Another method than the run's maps every epoch again, all or nothing:
+    the inputs are checked first, the new maps are written beside the old ones and swapped in only when every
+    layer is done, so a failure leaves the last good maps in place."""
+    with run.writing():
+        stored = _stored_method(run)
+        method = method or stored or run.config.map_method
+        labels = run.probe_labels()
+        check_method(method, len(labels), run.config.n_neighbors)
+        _check_activations(run, len(labels))
+        if stored is not None and stored != method and any(key.startswith("maps/") for key in run.manifest["files"]):
+            _redraw(run, method, show_progress)
+            return
+        if stored != method:
+            run.manifest["maps"] = _maps_info(run, method)
+            run.commit()
+        _map_missing(run, run, method, show_progress)
+        run.commit()
+
+
+def _redraw(run: RunFolder, method: str, show_progress: bool) -> None:
+    stage = MapStage(run)
+    try:
+        _map_missing(run, stage, method, show_progress)
+        run.swap_maps(stage.files, _maps_info(run, method))
+    finally:
+        stage.discard()
+
+
+def _map_missing(run: RunFolder, target: RunFolder | MapStage, method: str, show_progress: bool) -> None:
+    """Map the epochs of each layer that `target` has no maps for yet, then place the test set."""
     config = run.config
-    todo = {layer: list(range(_mapped_through(run, layer) + 1, run.epochs_complete + 1)) for layer in run.layers}
+    todo = {layer: list(range(_mapped_through(run, target, layer) + 1, run.epochs_complete + 1))
+            for layer in run.layers}
     with progress_bar(f"mapping ({method})", sum(map(len, todo.values())), enabled=show_progress) as advance:
         for layer, epochs in todo.items():
             if not epochs:
@@ -101,76 +138,130 @@ def map_run(run: RunFolder, *, method: str | None = None, show_progress: bool = 
                 epochs = list(range(run.epochs_complete + 1))
                 frames = map_whole_run(layer, epochs, [run.activations(layer, e) for e in epochs], method=method,
                                        n_neighbors=config.n_neighbors, seed=config.seed)
-                _store_frames(run, frames)
+                _store_frames(run, frames, target, method)
                 advance(len(epochs))
                 continue
-            timeline = LayerTimeline(layer, len(run.read_array("probe/labels.npy")), method=method,
-                                     n_neighbors=config.n_neighbors, seed=config.seed)
+            timeline = LayerTimeline(layer, run.manifest["dataset"].get("probe_size") or len(run.probe_labels()),
+                                     method=method, n_neighbors=config.n_neighbors, seed=config.seed)
             if epochs[0] > 0:
-                timeline.continue_from(run.activations(layer, epochs[0] - 1), run.read_array(_map_path(layer, epochs[0] - 1)))
+                timeline.continue_from(run.activations(layer, epochs[0] - 1),
+                                       target.read_array(layout.map_file(layer, epochs[0] - 1)))
             for epoch in epochs:
-                _store_frames(run, [timeline.next(epoch, run.activations(layer, epoch))])
+                _store_frames(run, [timeline.next(epoch, run.activations(layer, epoch))], target, method)
                 advance(1)
     if run.manifest["test"] is not None:
         for layer in run.layers:
-            if not run.has(_test_map_path(layer)):
-                _place_test_set(run, layer)
-    run.commit()
+            if not target.has(layout.test_map(layer)):
+                _place_test_set(run, layer, target)
 
 
-def _use_method(run: RunFolder, method: str) -> None:
-    """Record the method in the manifest; maps made with another method are unlisted, then deleted."""
-    check_method(method, len(run.read_array("probe/labels.npy")), run.config.n_neighbors)
-    stored = run.manifest.get("maps")
-    if stored and LEGACY_METHODS.get(stored.get("method"), stored.get("method")) == method:
-        stored["method"] = method
-        return
-    stale = [relpath for relpath in run.manifest["files"] if relpath.startswith("maps/")]
-    for relpath in stale:
-        run.forget(relpath)
-    run.manifest["maps"] = {"method": method, "n_neighbors": run.config.n_neighbors, "seed": run.config.seed,
-                            "quality": {"k": QUALITY_K, "sample": QUALITY_SAMPLE},
-                            "test_placement": "kernel-weighted mean of the 10 nearest probe points in the layer's space"}
-    run.commit()
-    for relpath in stale:
-        (run.path / relpath).unlink(missing_ok=True)
+def _check_activations(run: RunFolder, n_points: int) -> None:
+    """Before any map is written: every epoch's activations of every layer are whole arrays of one row per probe
+    image (read from their headers, so a truncated or swollen file is found without mapping anything)."""
+    for layer in run.layers:
+        for epoch in range(run.epochs_complete + 1):
+            relpath = layout.activations(layer, epoch)
+            shape, _ = run.array_header(relpath)
+            if len(shape) != 2 or shape[0] != n_points:
+                raise RunFolderError(f"run folder {run.path} is damaged: {relpath} holds an array of shape {shape} "
+                                     f"where one row per probe image ({n_points:,}) belongs; restore it, or record "
+                                     "the run again with --force")
 
 
-def _mapped_through(run: RunFolder, layer: str) -> int:
-    """The last epoch e such that epochs 0..e of the layer all have maps (-1 when epoch 0 has none)."""
+class MapStage:
+    """Where a redraw writes: each layer's new maps in maps/.new-<layer>/ beside the old ones, listed here until
+    RunFolder.swap_maps puts them in place. Reads and writes as a RunFolder does, for the map files only."""
+
+    def __init__(self, run: RunFolder) -> None:
+        self.run = run
+        self.folders = {layer: run.stage_maps(layer) for layer in run.layers}
+        self.files: dict[str, dict[str, str]] = {layer: {} for layer in run.layers}
+
+    def _where(self, relpath: str) -> tuple[str, str]:
+        _, layer, name = relpath.split("/", 2)  # maps/<layer>/<name>
+        return layer, name
+
+    def has(self, relpath: str) -> bool:
+        layer, name = self._where(relpath)
+        return name in self.files[layer]
+
+    def write_array(self, relpath: str, array: np.ndarray) -> None:
+        self._write(relpath, npy_bytes(array))
+
+    def write_json(self, relpath: str, obj: object) -> None:
+        self._write(relpath, json_bytes(obj))
+
+    def _write(self, relpath: str, data: bytes) -> None:
+        layer, name = self._where(relpath)
+        write_bytes(self.folders[layer] / name, data)
+        self.files[layer][name] = hashlib.sha256(data).hexdigest()
+
+    def read_array(self, relpath: str) -> np.ndarray:
+        layer, name = self._where(relpath)
+        return np.load(self.folders[layer] / name, allow_pickle=False)
+
+    def read_json(self, relpath: str) -> dict:
+        layer, name = self._where(relpath)
+        return json.loads((self.folders[layer] / name).read_text())
+
+    def commit(self) -> None:
+        """Nothing is the run's until the swap."""
+
+    def discard(self) -> None:
+        """Drop whatever the swap did not take (all of it, after a failure)."""
+        for folder in self.folders.values():
+            if folder.is_dir() and not folder.is_symlink():
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stored_method(run: RunFolder) -> str | None:
+    stored = run.manifest.get("maps", {}).get("method")
+    return LEGACY_METHODS.get(stored, stored)
+
+
+def _maps_info(run: RunFolder, method: str) -> dict:
+    return {"method": method, "n_neighbors": run.config.n_neighbors, "seed": run.config.seed,
+            "quality": {"k": QUALITY_K, "sample": QUALITY_SAMPLE},
+            "test_placement": "kernel-weighted mean of the 10 nearest probe points in the layer's space"}
+
+
+def _mapped_through(run: RunFolder, target: RunFolder | MapStage, layer: str) -> int:
+    """The last epoch e such that epochs 0..e of the layer all have maps in `target` (-1 when epoch 0 has none)."""
     epoch = -1
-    while epoch < run.epochs_complete and run.has(_map_path(layer, epoch + 1)):
+    while epoch < run.epochs_complete and target.has(layout.map_file(layer, epoch + 1)):
         epoch += 1
     return epoch
 
 
-def _store_frames(run: RunFolder, frames: list[Frame]) -> None:
+def _store_frames(run: RunFolder, frames: list[Frame], target: RunFolder | MapStage | None = None,
+                  method: str | None = None) -> None:
+    target = run if target is None else target
     for frame in frames:
-        quality = _quality(run, frame.layer)
+        quality = _quality(run, target, frame.layer, method)
         quality["frames"][str(frame.epoch)] = frame.quality
-        run.write_array(_map_path(frame.layer, frame.epoch), frame.xy)
-        run.write_json(f"maps/{frame.layer}/{QUALITY_FILE}", quality)
+        target.write_array(layout.map_file(frame.layer, frame.epoch), frame.xy)
+        target.write_json(f"maps/{frame.layer}/{QUALITY_FILE}", quality)
         test_probe = f"test/probe/activations/{frame.layer}/{epoch_file(frame.epoch)}"
         if run.has(test_probe):  # the test images recorded at this epoch, placed on its frame
             placed = place_points(run.activations(frame.layer, frame.epoch), frame.xy, run.read_array(test_probe))
-            run.write_array(f"maps/{frame.layer}/test/{epoch_file(frame.epoch)}", placed)
-        run.commit()
+            target.write_array(f"maps/{frame.layer}/test/{epoch_file(frame.epoch)}", placed)
+        target.commit()
 
 
-def _quality(run: RunFolder, layer: str) -> dict:
+def _quality(run: RunFolder, target: RunFolder | MapStage, layer: str, method: str | None) -> dict:
     relpath = f"maps/{layer}/{QUALITY_FILE}"
-    if run.has(relpath):
-        return run.read_json(relpath)
-    return {"method": run.manifest["maps"]["method"], "k": QUALITY_K, "sample_size": QUALITY_SAMPLE,
+    if target.has(relpath):
+        return target.read_json(relpath)
+    return {"method": method or run.manifest["maps"]["method"], "k": QUALITY_K, "sample_size": QUALITY_SAMPLE,
             "sample_seed": run.config.seed, "frames": {}}
 
 
-def _place_test_set(run: RunFolder, layer: str) -> None:
+def _place_test_set(run: RunFolder, layer: str, target: RunFolder | MapStage) -> None:
     last = run.epochs_complete
-    placed = place_points(run.activations(layer, last), run.read_array(_map_path(layer, last)),
+    placed = place_points(run.activations(layer, last), target.read_array(layout.map_file(layer, last)),
                           run.read_array(f"test/activations/{layer}.npy"))
-    run.write_array(_test_map_path(layer), placed)
-    run.commit()
+    target.write_array(layout.test_map(layer), placed)
+    target.commit()
 
 
 def frame_quality(run: RunFolder, layer: str, epoch: int) -> dict:
@@ -181,62 +272,89 @@ def frame_quality(run: RunFolder, layer: str, epoch: int) -> dict:
 
 def render_run(run: RunFolder, *, show_progress: bool = True) -> list[Path]:
     """Draw every picture of the run from its folder: samples, frames and GIF per layer, curves, test set, metrics."""
-    class_names = run.manifest["dataset"]["class_names"]
-    labels = run.read_array("probe/labels.npy")
-    written = []
-    if run.has("probe/images.npy"):
-        written.append(render.draw_samples(run.read_array("probe/images.npy"), labels, class_names,
-                                           run.path / "figures/samples.png"))
-    for position, layer in enumerate(run.layers):
-        written += _draw_layer(run, layer, labels, class_names, main=position == 0, show_progress=show_progress)
-    if run.history:
-        written.append(render.draw_curves(run.history, run.path / "figures/curves.png"))
-    if run.manifest["test"] is not None:
-        written.append(_draw_confusion(run, class_names))
-    written.append(render.write_json(_metrics(run), run.path / "metrics.json"))
-    written.append(report.write_report(run))
-    for path in written:
-        run.add_file(path.relative_to(run.path).as_posix())
-    run.commit()
+    with run.writing():
+        class_names = run.class_names
+        labels = run.probe_labels()
+        maps = {layer: _checked_maps(run, layer, len(labels)) for layer in run.layers}  # all inputs before drawing
+        written = []
+        if run.has("probe/images.npy"):
+            written.append(render.draw_samples(run.read_array("probe/images.npy"), labels, class_names,
+                                               run.local("figures/samples.png")))
+        for position, layer in enumerate(run.layers):
+            written += _draw_layer(run, layer, maps[layer], labels, class_names, main=position == 0,
+                                   show_progress=show_progress)
+        if run.history:
+            written.append(render.draw_curves(run.history, run.local("figures/curves.png")))
+        if run.manifest["test"] is not None:
+            written.append(_draw_confusion(run, class_names))
+        written.append(render.write_json(_metrics(run), run.local("metrics.json")))
+        written.append(report.write_report(run))
+        for path in written:
+            run.add_file(path.relative_to(run.path).as_posix())
+        run.commit()
     return written
 
 
 def write_run_report(run: RunFolder, path: str | os.PathLike | None = None, *, size_budget_mb: float = 25.0,
                      layers: list[str] | None = None) -> Path:
-    """The run's interactive report.html (or `path`); listed in the manifest when it is inside the run folder."""
-    written = report.write_report(run, path, size_budget_mb=size_budget_mb, layers=layers)
-    if written.resolve().parent == run.path.resolve():
-        run.add_file(written.name)
+    """The run's interactive report.html (or `path`); listed in the manifest when it is inside the run folder.
+    A report written elsewhere leaves the run folder alone, so it needs no lock and works on a read-only run."""
+    report.check_settings(run, size_budget_mb, layers)  # before the lock: a wrong setting changes nothing
+    inside = path is None or Path(path).resolve().parent == run.path.resolve()
+    if not inside:
+        return report.write_report(run, path, size_budget_mb=size_budget_mb, layers=layers)
+    with run.writing():
+        name = "report.html" if path is None else Path(path).name
+        written = report.write_report(run, run.local(name), size_budget_mb=size_budget_mb, layers=layers)
+        run.add_file(name)
         run.commit()
     return written
 
 
-def _draw_layer(run: RunFolder, layer: str, labels: np.ndarray, class_names: list[str], *, main: bool,
-                show_progress: bool) -> list[Path]:
-    """Frames and GIF of one layer: the first layer's at frames/ and lapse.gif, others' under their own name."""
-    frames_dir = run.path / "frames" if main else run.path / "frames" / layer
-    suffix = "" if main else f"_{layer}"
-    epochs = [epoch for epoch in range(run.epochs_complete + 1) if run.has(_map_path(layer, epoch))]
-    if not epochs:
+def _checked_maps(run: RunFolder, layer: str, n_points: int) -> dict[int, np.ndarray]:
+    """The layer's stored maps by epoch, each checked to hold one 2-D position per probe image."""
+    maps = {}
+    for epoch in range(run.epochs_complete + 1):
+        relpath = layout.map_file(layer, epoch)
+        if run.has(relpath):
+            maps[epoch] = _checked_xy(run, relpath, n_points)
+    if not maps:
         raise RunFolderError(f"run folder {run.path} has no maps for layer {layer!r}: map it with "
                              f"`layerlapse render {run.path}` (needs umap-learn)")
+    return maps
+
+
+def _checked_xy(run: RunFolder, relpath: str, n_points: int) -> np.ndarray:
+    xy = run.read_array(relpath)
+    if xy.shape != (n_points, 2):
+        raise RunFolderError(f"run folder {run.path} is damaged: {relpath} holds {xy.shape} coordinates for "
+                             f"{n_points} points; map it again with `layerlapse render {run.path} --map METHOD`")
+    return xy
+
+
+def _draw_layer(run: RunFolder, layer: str, maps: dict[int, np.ndarray], labels: np.ndarray, class_names: list[str],
+                *, main: bool, show_progress: bool) -> list[Path]:
+    """Frames and GIF of one layer: the first layer's at frames/ and lapse.gif, others' under their own name."""
+    frames_dir = "frames" if main else f"frames/{layer}"
+    suffix = "" if main else f"_{layer}"
+    epochs = list(maps)
     frames = []
-    maps = {epoch: run.read_array(_map_path(layer, epoch)) for epoch in epochs}
     limits = render.common_limits(list(maps.values()))  # fixed axes, so a point moves only when its map does
     with progress_bar(f"drawing {layer}", len(epochs), enabled=show_progress) as advance:
         for epoch in epochs:
             title = f"Epoch {epoch}" if main else f"Epoch {epoch} · {layer}"
-            frames.append(render.draw_frame(maps[epoch], labels, class_names, frames_dir / epoch_file(epoch, ".png"),
+            frames.append(render.draw_frame(maps[epoch], labels, class_names,
+                                            run.local(f"{frames_dir}/{epoch_file(epoch, '.png')}"),
                                             title=title, caption=_caption(run, layer, epoch, len(labels)),
                                             limits=limits))
             advance(1)
-    written = [*frames, render.write_gif(frames, run.path / f"lapse{suffix}.gif"),
-               render.write_mp4(frames, run.path / f"lapse{suffix}.mp4")]
-    if run.has(_test_map_path(layer)):
+    written = [*frames, render.write_gif(frames, run.local(f"lapse{suffix}.gif")),
+               render.write_mp4(frames, run.local(f"lapse{suffix}.mp4"))]
+    if run.has(layout.test_map(layer)):
         last = epochs[-1]
         written.append(render.draw_train_test(
-            run.read_array(_map_path(layer, last)), labels, run.read_array(_test_map_path(layer)), class_names,
-            run.path / f"figures/train_test{suffix}.png", title=f"Epoch {last}: training map and test set"))
+            maps[last], labels, run.read_array(layout.test_map(layer)), class_names,
+            run.local(f"figures/train_test{suffix}.png"), title=f"Epoch {last}: training map and test set"))
     return written
 
 
@@ -257,10 +375,15 @@ def _caption(run: RunFolder, layer: str, epoch: int, n_points: int) -> str:
 
 
 def _draw_confusion(run: RunFolder, class_names: list[str]) -> Path:
-    predicted = run.read_array("test/predictions.npy").argmax(axis=1)
-    matrix = render.confusion_matrix(run.read_array("test/labels.npy"), predicted, len(class_names))
+    probabilities = run.read_array("test/predictions.npy")
+    labels = run.labels("test/labels.npy", count=len(probabilities))
+    if probabilities.ndim != 2 or probabilities.shape[1] != len(class_names):
+        raise RunFolderError(f"run folder {run.path} is damaged: test/predictions.npy holds {probabilities.shape} "
+                             f"probabilities for {len(class_names)} classes; restore it, or record the run again "
+                             "with --force")
+    matrix = render.confusion_matrix(labels, probabilities.argmax(axis=1), len(class_names))
     accuracy = run.manifest["test"]["accuracy"]
-    return render.draw_confusion(matrix, class_names, run.path / "figures/confusion.png",
+    return render.draw_confusion(matrix, class_names, run.local("figures/confusion.png"),
                                  title=f"Test set: accuracy {accuracy:.4f}")
 
 
@@ -275,11 +398,3 @@ def _metrics(run: RunFolder) -> dict:
 LEGACY_METHODS = {"umap": "independent"}  # the name runs recorded before there was a choice
 METHOD_LABELS = {"aligned": "aligned UMAP (layerlapse)", "independent": "UMAP per epoch (the article's)",
                  "aligned-umap": "umap-learn AlignedUMAP", "pca": "PCA"}
-
-
-def _map_path(layer: str, epoch: int) -> str:
-    return f"maps/{layer}/{epoch_file(epoch)}"
-
-
-def _test_map_path(layer: str) -> str:
-    return f"maps/{layer}/test.npy"

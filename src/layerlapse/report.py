@@ -78,14 +78,20 @@ def write_report(run: RunFolder, path: str | os.PathLike | None = None, *, size_
     `size_budget_mb` (SI megabytes) the page shows a stratified, seeded subsample of the points, says so, and a
     `ReportSizeWarning` is issued.
     """
-    if not size_budget_mb > 0:
-        raise ConfigError(f"size_budget_mb must be a positive number of megabytes, got {size_budget_mb!r}")
-    target = Path(path) if path is not None else run.path / "report.html"
+    check_settings(run, size_budget_mb, layers)
+    target = Path(path) if path is not None else run.local("report.html")
     content = read_content(run, _chosen_layers(run, layers))
     page = fit_to_budget(content, int(size_budget_mb * MB), size_budget_mb)
     with atomic_output(target) as temp:
         temp.write_text(page, encoding="utf-8")
     return target
+
+
+def check_settings(run: RunFolder, size_budget_mb: float, layers: Sequence[str] | None) -> None:
+    """The one-line error for a size budget or a layer choice the report cannot use."""
+    if not size_budget_mb > 0:
+        raise ConfigError(f"size_budget_mb must be a positive number of megabytes, got {size_budget_mb!r}")
+    _chosen_layers(run, layers)
 
 
 # ---- what the report shows -----------------------------------------------------------------------------------------
@@ -196,7 +202,8 @@ def _read_points(run: RunFolder, folder: str, predictions: str, maps_subfolder: 
                  epochs: list[int]) -> Points:
     """Labels and images from `folder`/, predictions from `predictions`/, positions from
     maps/<layer>/`maps_subfolder`."""
-    labels = run.read_array(f"{folder}/labels.npy").astype(np.int64)
+    labels = run.labels(f"{folder}/labels.npy", count=run.manifest["dataset"].get("probe_size")
+                        if folder == "probe" else None)
     coords = {}
     for layer in layers:
         frames = [f"maps/{layer}/{maps_subfolder}{epoch_file(epoch)}" for epoch in epochs]

@@ -8,9 +8,11 @@ The manifest is written last, after the files it lists, so it always describes f
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
+import math
 import os
 import shutil
 import time
@@ -20,21 +22,23 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_output, remove_temp_files, sha256_file, write_bytes
+from . import layout
+from . import lock as run_lock
+from .atomic import atomic_output, remove_temp_files, sha256_file, storage_error, write_bytes
 from .config import RunConfig
 from .errors import ConfigError, RunFolderError
+from .layout import MANIFEST, RECORDED_FOLDERS, epoch_file  # noqa: F401 - epoch_file re-exported for callers
 
 SCHEMA_VERSION = 1
-MANIFEST = "manifest.json"
+# Written into every manifest: a marker another tool's manifest.json cannot carry by accident, so --force knows a
+# layerlapse run from anything else that happens to have a schema_version and a files table.
+FORMAT = "layerlapse run folder"
 MANIFEST_KEYS = ("status", "config", "dataset", "layers", "epochs_complete", "history", "test", "files")
 STATUSES = ("running", "interrupted", "failed", "complete")
+MAX_MANIFEST_BYTES = 64_000_000  # a run of 10 layers × 1,000 epochs lists ~50,000 files: a few MB
 # derived from the recorded data: redrawn freely, so not checked before they are overwritten
 DERIVED = ("figures/", "frames/", "lapse", "metrics.json", "history.jsonl", "report.html")
-RECORDED_FOLDERS = ("probe", "activations", "predictions", "checkpoints", "test", "maps")
-
-
-def epoch_file(epoch: int, suffix: str = ".npy") -> str:
-    return f"epoch_{epoch:03d}{suffix}"
+OLD_MAPS, NEW_MAPS = ".old-", ".new-"  # beside maps/<layer> while a redraw swaps a layer's maps in
 
 
 def is_derived(relpath: str) -> bool:
@@ -42,71 +46,84 @@ def is_derived(relpath: str) -> bool:
 
 
 class RunFolder:
-    """A run folder on disk and its manifest; write through it so every file is atomic and listed."""
+    """A run folder on disk and its manifest; write through it so every file is atomic, listed and inside the folder.
 
-    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+    Writing takes the run's lock (one writer per run folder, see `layerlapse.lock`): `writing()` holds it for a
+    block, any write takes it for the rest of this object's life, `close()` (or leaving a `with` block) gives it
+    back. Reading needs no lock.
+    """
+
+    def __init__(self, path: Path, manifest: dict[str, Any], manifest_text: str | None = None) -> None:
         self.path = path
         self.manifest = manifest
+        self._manifest_text = manifest_text  # as last read or written, to see another writer's commit
+        self._lock: run_lock.RunLock | None = None
 
     def __repr__(self) -> str:
         return (f"RunFolder({str(self.path)!r}, status={self.status!r}, "
                 f"epochs_complete={self.epochs_complete}, layers={self.layers})")
 
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     # ---- opening -------------------------------------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | os.PathLike, config: RunConfig, dataset: dict[str, Any], *,
                force: bool = False) -> RunFolder:
-        """Start a new run folder; refuses a non-empty folder unless `force` and it is a run folder itself."""
+        """Start a new run folder; refuses a non-empty folder unless `force` and it provably holds a layerlapse run,
+        of which only the files it lists (and the folders it made, once empty) are deleted."""
         folder = Path(path)
         if folder.exists() and not folder.is_dir():
             raise RunFolderError(f"{folder} is a file, not a folder: choose another --out")
-        if folder.is_dir() and any(folder.iterdir()):
+        old = None
+        if folder.is_dir() and any(child.name != layout.LOCK for child in folder.iterdir()):
             if not force:
                 raise RunFolderError(f"{folder} is not empty: pass --resume to continue the run in it, "
                                      "--force to replace it, or choose another --out")
-            if not _holds_run(folder):
-                raise RunFolderError(f"{folder} is not empty and holds no layerlapse run, so --force will not "
-                                     "delete it: choose another --out")
-            _empty_folder(folder)
+            old = _proven_run(folder)
         _make_writable_folder(folder)
-        manifest = {"schema_version": SCHEMA_VERSION, "status": "running", "created": _now(),
-                    "config": config.to_dict(), "dataset": dataset, "layers": list(config.layers),
-                    "epochs_complete": -1, "history": [], "test": None, "files": {}}
-        run = cls(folder, manifest)
-        run.commit()
+        held = run_lock.acquire(folder)  # before deleting: never under a live writer
+        try:
+            if old is not None:
+                _proven_run(folder)._delete_listed()  # proven again under the lock
+            manifest = {"schema_version": SCHEMA_VERSION, "format": FORMAT, "status": "running", "created": _now(),
+                        "config": config.to_dict(), "dataset": dataset, "layers": list(config.layers),
+                        "epochs_complete": -1, "history": [], "test": None, "files": {}}
+            run = cls(folder, manifest)
+            run._lock = held
+            run.commit()
+        except BaseException:
+            held.release()
+            raise
         return run
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, verify: bool = True) -> RunFolder:
-        """Open an existing run folder, checking that every recorded file is whole and unchanged."""
+        """Open an existing run folder, checking the manifest's every entry and that every recorded file is whole."""
         folder = Path(path)
-        manifest_path = folder / MANIFEST
-        if not manifest_path.is_file():
-            raise RunFolderError(f"{folder} holds no {MANIFEST}: give the folder of a layerlapse run "
-                                 "(made by `layerlapse run` or `layerlapse demo`)")
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except (ValueError, UnicodeDecodeError) as error:
-            raise RunFolderError(f"{manifest_path} is damaged ({error}): run it again with --force") from None
-        if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
-            found = manifest.get("schema_version") if isinstance(manifest, dict) else None
-            raise RunFolderError(f"{manifest_path} has schema version {found!r}, this layerlapse reads "
-                                 f"{SCHEMA_VERSION}: record the run again with this version")
-        missing = [key for key in MANIFEST_KEYS if key not in manifest]
-        if missing or not isinstance(manifest["files"], dict):
-            raise RunFolderError(f"{manifest_path} is damaged (it lacks {', '.join(missing) or 'a files table'}): "
-                                 "record the run again with --force")
-        run = cls(folder, manifest)
+        text = _read_manifest_text(folder)
+        run = cls(folder, check_manifest(_parse_manifest(text, folder), folder), text)
         if verify:
             run.verify()
         return run
 
+    @classmethod
+    def open_for_writing(cls, path: str | os.PathLike) -> RunFolder:
+        """Open a run to continue it: take its lock first, then check it, so two writers never both start."""
+        run = cls.open(path, verify=False)
+        run.hold()
+        run.verify()
+        return run
+
     def verify(self) -> None:
-        """Raise RunFolderError for the first recorded file that is missing, truncated or altered."""
+        """Raise RunFolderError for the first recorded file that is missing, truncated, altered or a link."""
         for relpath, expected in self.manifest["files"].items():
             if is_derived(relpath):
                 continue
-            file = self.path / relpath
+            file = self.local(relpath)
             if not file.is_file():
                 raise RunFolderError(f"run folder {self.path} is damaged: {relpath} is missing; restore it, "
                                      "or record the run again with --force")
@@ -115,13 +132,83 @@ class RunFolder:
                                      "(truncated or altered); restore it, or record the run again with --force")
 
     def discard_uncommitted(self) -> None:
-        """Before resuming: drop what a killed process wrote after the manifest's last commit."""
+        """Before resuming: drop what a killed writer wrote after the manifest's last commit. Only files named as
+        the recording names them are deleted; anything else in the folder is the user's and stays."""
+        self.hold()
         remove_temp_files(self.path)
         listed = set(self.manifest["files"])
         for folder_name in RECORDED_FOLDERS:
-            for file in sorted((self.path / folder_name).rglob("*")):
-                if file.is_file() and file.relative_to(self.path).as_posix() not in listed:
-                    file.unlink()
+            top = self.local(folder_name)
+            for root, _, names in os.walk(top):  # a link to a folder is listed, never entered
+                for name in names:
+                    file = Path(root) / name
+                    relpath = file.relative_to(self.path).as_posix()
+                    if relpath not in listed and layout.is_recorded_file(relpath) and not file.is_symlink():
+                        file.unlink()
+
+    # ---- the lock ------------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[RunFolder]:
+        """Hold the run's lock for the block (and give it back after, unless this object already held it)."""
+        taken = self._acquire()
+        try:
+            yield self
+        finally:
+            if taken:
+                self.close()
+
+    def hold(self) -> None:
+        """Take the run's lock (if this object does not hold it yet) until `close()`."""
+        self._acquire()
+
+    def close(self) -> None:
+        """Give back the run's lock, if held; reading goes on working."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _acquire(self) -> bool:
+        if self._lock is not None:
+            return False
+        self._lock = run_lock.acquire(self.path)
+        try:
+            self._catch_up_with_disk()
+        except BaseException:
+            self.close()
+            raise
+        return True
+
+    def _catch_up_with_disk(self) -> None:
+        """Under a freshly taken lock: finish or undo a redraw a killed writer left half swapped, and take the
+        manifest another writer committed since this object read it."""
+        if not (self.path / MANIFEST).exists():
+            return
+        text = _read_manifest_text(self.path)
+        manifest = check_manifest(_parse_manifest(text, self.path), self.path)
+        recovered = _recover_map_swaps(self, manifest)
+        changed = text != self._manifest_text
+        if changed:
+            self.manifest, self._manifest_text = manifest, text
+        if recovered or changed:
+            self.verify()
+
+    # ---- paths ---------------------------------------------------------------------------------------------------
+    def local(self, relpath: str) -> Path:
+        """The path of `relpath` inside the run folder, after checking it is a plain relative path and that no part
+        of it is a symbolic link (layerlapse never follows a link out of a run folder)."""
+        problem = layout.relpath_problem(relpath)
+        if problem is not None:
+            raise RunFolderError(f"run folder {self.path}: {problem}")
+        path = self.path
+        for part in relpath.split("/"):
+            path = path / part
+            if path.is_symlink():
+                raise RunFolderError(
+                    f"run folder {self.path}: {path.relative_to(self.path).as_posix()} is a symbolic link, and "
+                    "layerlapse never follows a link out of a run folder: replace it with a real folder or file")
+            if not path.exists():
+                break  # nothing below a missing part can be a link
+        return self.path / relpath
 
     # ---- reading -------------------------------------------------------------------------------------------------
     @property
@@ -148,53 +235,104 @@ class RunFolder:
     def history(self) -> list[dict[str, float]]:
         return list(self.manifest["history"])
 
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.manifest["dataset"].get("class_names") or [])
+
     def has(self, relpath: str) -> bool:
         return relpath in self.manifest["files"]
 
-    def read_array(self, relpath: str) -> np.ndarray:
-        if not self.has(relpath):
-            raise RunFolderError(f"run folder {self.path} has no {relpath}: the run did not record it; "
-                                 "record it again, or resume it with --resume")
+    def array_header(self, relpath: str) -> tuple[tuple[int, ...], np.dtype]:
+        """Shape and dtype of a listed .npy file, checked against its size without reading the data: a truncated
+        file, a header claiming more than the file holds, or an object array is a one-line RunFolderError."""
+        path = self._listed(relpath)
         try:
-            return np.load(self.path / relpath, allow_pickle=False)
+            with open(path, "rb") as handle:
+                version = np.lib.format.read_magic(handle)
+                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                if read_header is None:
+                    raise ValueError(f"unsupported .npy format version {version}")
+                shape, _, dtype = read_header(handle)
+                data_bytes = os.fstat(handle.fileno()).st_size - handle.tell()
+        except (ValueError, OSError, EOFError, SyntaxError) as error:
+            raise self._damaged(relpath, str(error).splitlines()[0] if str(error) else type(error).__name__)
+        if dtype.hasobject:
+            raise self._damaged(relpath, "it holds Python objects, which layerlapse never unpickles")
+        expected = math.prod(shape) * dtype.itemsize
+        if data_bytes != expected:
+            raise self._damaged(relpath, f"its header promises {expected:,} bytes of {shape} {dtype} but the file "
+                                          f"holds {data_bytes:,}")
+        return tuple(shape), dtype
+
+    def read_array(self, relpath: str) -> np.ndarray:
+        self.array_header(relpath)  # never ask numpy to allocate what the file cannot hold
+        try:
+            return np.load(self.local(relpath), allow_pickle=False)
         except (ValueError, OSError, EOFError) as error:
-            raise RunFolderError(f"run folder {self.path} is damaged: {relpath} cannot be read ({error}); "
-                                 "restore it, or record the run again with --force") from None
+            raise self._damaged(relpath, str(error)) from None
 
     def read_json(self, relpath: str) -> Any:
+        path = self._listed(relpath)
+        try:
+            return json.loads(path.read_text())
+        except (ValueError, OSError, RecursionError) as error:
+            raise self._damaged(relpath, str(error) or type(error).__name__) from None
+
+    def activations(self, layer: str, epoch: int) -> np.ndarray:
+        return self.read_array(layout.activations(layer, epoch))
+
+    def predictions(self, epoch: int) -> np.ndarray:
+        return self.read_array(layout.predictions(epoch))
+
+    def labels(self, relpath: str = "probe/labels.npy", *, count: int | None = None) -> np.ndarray:
+        """A labels file as int64, checked: one integer per image (`count` of them where known), each naming one of
+        the run's classes."""
+        labels = self.read_array(relpath)
+        n_classes = len(self.class_names)
+        if labels.ndim != 1 or labels.dtype.kind not in "iu":
+            raise self._damaged(relpath, f"it holds {labels.dtype} of shape {labels.shape} where one whole-number "
+                                          "class index per image belongs")
+        if count is not None and len(labels) != count:
+            raise self._damaged(relpath, f"it holds {len(labels):,} labels for {count:,} images")
+        if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+            bad = int(labels.min()) if labels.min() < 0 else int(labels.max())
+            raise RunFolderError(f"run folder {self.path}: {relpath} holds class {bad} but the manifest names "
+                                 f"{n_classes} classes (dataset.class_names): give every class a name there, "
+                                 "or restore the labels")
+        return labels.astype(np.int64, copy=False)
+
+    def probe_labels(self) -> np.ndarray:
+        return self.labels("probe/labels.npy", count=self.manifest["dataset"].get("probe_size"))
+
+    def _listed(self, relpath: str) -> Path:
         if not self.has(relpath):
             raise RunFolderError(f"run folder {self.path} has no {relpath}: the run did not record it; "
                                  "record it again, or resume it with --resume")
-        try:
-            return json.loads((self.path / relpath).read_text())
-        except (ValueError, OSError) as error:
-            raise RunFolderError(f"run folder {self.path} is damaged: {relpath} cannot be read ({error}); "
-                                 "restore it, or record the run again with --force") from None
+        return self.local(relpath)
 
-    def activations(self, layer: str, epoch: int) -> np.ndarray:
-        return self.read_array(f"activations/{layer}/{epoch_file(epoch)}")
-
-    def predictions(self, epoch: int) -> np.ndarray:
-        return self.read_array(f"predictions/{epoch_file(epoch)}")
+    def _damaged(self, relpath: str, why: str) -> RunFolderError:
+        return RunFolderError(f"run folder {self.path} is damaged: {relpath} cannot be read ({why}); "
+                              "restore it, or record the run again with --force")
 
     # ---- writing -------------------------------------------------------------------------------------------------
     def write_array(self, relpath: str, array: np.ndarray) -> Path:
-        buffer = io.BytesIO()
-        np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-        return self.write_bytes(relpath, buffer.getvalue())
+        return self.write_bytes(relpath, npy_bytes(array))
 
     def write_json(self, relpath: str, obj: Any) -> Path:
-        return self.write_bytes(relpath, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())
+        return self.write_bytes(relpath, json_bytes(obj))
 
     def write_bytes(self, relpath: str, data: bytes) -> Path:
-        target = self.path / relpath
+        self.hold()
+        target = self.local(relpath)
         write_bytes(target, data)
         self.manifest["files"][relpath] = hashlib.sha256(data).hexdigest()  # the bytes in hand, not a re-read
         return target
 
     def add_file(self, relpath: str) -> None:
         """List a file that was written (atomically) by someone else, such as a drawing."""
-        self.manifest["files"][relpath] = sha256_file(self.path / relpath)
+        self.hold()
+        self.manifest["files"][relpath] = sha256_file(self.local(relpath))
 
     def forget(self, relpath: str) -> None:
         """Unlist a file; the caller deletes it after the next commit so a crash never leaves a listed hole."""
@@ -227,26 +365,98 @@ class RunFolder:
 
     @contextlib.contextmanager
     def noting_failure(self) -> Iterator[RunFolder]:
-        """Mark the run interrupted (Ctrl-C, SIGTERM) or failed if the block raises, so --resume knows."""
+        """Mark the run interrupted (Ctrl-C, SIGTERM) or failed if the block raises, so --resume knows. On a full
+        or read-only disk the mark itself may not be writable: the run stays as last committed, which --resume
+        continues as well, and the error the user sees is the first one."""
         try:
             yield self
         except KeyboardInterrupt:
-            self.commit("interrupted")
+            self._try_commit("interrupted")
             raise
         except BaseException:
-            self.commit("failed")
+            self._try_commit("failed")
             raise
+
+    def _try_commit(self, status: str) -> None:
+        with contextlib.suppress(OSError, RunFolderError):
+            self.commit(status)
 
     def commit(self, status: str | None = None) -> None:
         """Write the manifest, last, listing every file written so far."""
+        self.hold()
         if status is not None:
             if status not in STATUSES:
                 raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
             self.manifest["status"] = status
+        self.manifest["format"] = FORMAT
         self.manifest["updated"] = _now()
         text = json.dumps(self.manifest, indent=2, allow_nan=False) + "\n"
-        with atomic_output(self.path / MANIFEST) as temp:
+        with atomic_output(self.path / MANIFEST, size=len(text)) as temp:
             temp.write_text(text)
+        self._manifest_text = text
+
+    # ---- replacing every map of the run at once (a redraw with another method) -----------------------------------
+    def stage_maps(self, layer: str) -> Path:
+        """An empty folder beside maps/<layer> to write a layer's new maps into before `swap_maps`."""
+        self.hold()
+        staged = self.local("maps") / f"{NEW_MAPS}{layer}"
+        _remove_tree(staged)
+        staged.mkdir(parents=True)
+        return staged
+
+    def swap_maps(self, staged: dict[str, dict[str, str]], maps_info: dict[str, Any]) -> None:
+        """Put each layer's staged maps (`staged[layer]`: path under maps/<layer>/ -> sha256) in place of its old
+        ones and commit them as the run's maps; the old maps are deleted only after the commit. A writer killed
+        in between leaves `.old-` folders that the next writer uses to finish or undo the swap."""
+        self.hold()
+        maps = self.local("maps")
+        for layer in staged:
+            current, old = maps / layer, maps / f"{OLD_MAPS}{layer}"
+            _remove_tree(old)
+            if current.exists() or current.is_symlink():
+                os.rename(current, old)
+            os.rename(maps / f"{NEW_MAPS}{layer}", current)
+        for relpath in [relpath for relpath in self.manifest["files"] if relpath.startswith("maps/")]:
+            self.forget(relpath)
+        for layer, files in staged.items():
+            for name, digest in files.items():
+                self.manifest["files"][f"{layout.map_folder(layer)}/{name}"] = digest
+        self.manifest["maps"] = maps_info
+        self.commit()
+        for layer in staged:
+            _remove_tree(maps / f"{OLD_MAPS}{layer}")
+
+    # ---- deleting (--force) --------------------------------------------------------------------------------------
+    def _delete_listed(self) -> None:
+        """Delete the files this run lists, its manifest, leftover temp files and the folders it made once they are
+        empty; a file the manifest does not list is never touched."""
+        for relpath in self.manifest["files"]:
+            file = self.local(relpath)
+            if file.is_file():
+                file.unlink()
+        maps = self.path / "maps"
+        if maps.is_dir() and not maps.is_symlink():
+            for child in maps.iterdir():
+                if child.name.startswith((OLD_MAPS, NEW_MAPS)) and child.is_dir() and not child.is_symlink():
+                    _remove_tree(child)
+        remove_temp_files(self.path)
+        (self.path / MANIFEST).unlink(missing_ok=True)
+        for root, _, _ in sorted(os.walk(self.path), key=lambda entry: -len(entry[0])):
+            relpath = Path(root).relative_to(self.path)
+            if relpath.parts and relpath.parts[0] in (*RECORDED_FOLDERS, *layout.DRAWN_FOLDERS):
+                with contextlib.suppress(OSError):
+                    os.rmdir(root)  # only when empty: the user's files keep their folder
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """An array as the bytes of a .npy file (never pickled)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode()
 
 
 def load_run(path: str | os.PathLike) -> RunFolder:
@@ -254,13 +464,192 @@ def load_run(path: str | os.PathLike) -> RunFolder:
     return RunFolder.open(path, verify=True)
 
 
-def _holds_run(folder: Path) -> bool:
-    """Whether `folder` holds a layerlapse run (a manifest of ours, not just any file of that name)."""
+# ---- the manifest ----------------------------------------------------------------------------------------------------
+def _read_manifest_text(folder: Path) -> str:
+    path = folder / MANIFEST
+    if path.is_symlink():
+        raise RunFolderError(f"{path} is a symbolic link, and layerlapse never follows a link out of a run folder: "
+                             "replace it with the file itself")
+    if not path.is_file():
+        raise RunFolderError(f"{folder} holds no {MANIFEST}: give the folder of a layerlapse run "
+                             "(made by `layerlapse run` or `layerlapse demo`)")
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
+        size = path.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise RunFolderError(f"{path} is damaged: {size / 1e6:.0f} MB, where a run's manifest holds a few: "
+                                 "restore it, or record the run again with --force")
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RunFolderError(f"{path} is damaged ({error}): restore it, or record the run again with --force") \
+            from None
+    except OSError as error:
+        raise RunFolderError(f"{path} cannot be read ({error.strerror or error}): check its permissions") from None
+
+
+def _parse_manifest(text: str, folder: Path) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as error:
+        why = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise RunFolderError(f"{folder / MANIFEST} is damaged ({why}): restore it, or record the run again with "
+                             "--force") from None
+
+
+def check_manifest(manifest: Any, folder: Path) -> dict[str, Any]:
+    """Every entry of a manifest checked for its type and, where it becomes a path, for being a plain name inside
+    the run folder; the first wrong entry is a one-line RunFolderError naming it."""
+    where = folder / MANIFEST
+    if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
+        found = manifest.get("schema_version") if isinstance(manifest, dict) else None
+        raise RunFolderError(f"{where} has schema version {found!r}, this layerlapse reads {SCHEMA_VERSION}: "
+                             "record the run again with this version")
+    missing = [key for key in MANIFEST_KEYS if key not in manifest]
+    if missing:
+        raise RunFolderError(f"{where} is damaged (it lacks {', '.join(missing)}): record the run again with --force")
+
+    def wrong(entry: str, expected: str) -> RunFolderError:
+        value = repr(_entry(manifest, entry))
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        return RunFolderError(f"{where} is damaged: {entry} must be {expected}, got {shown}; restore it, or record "
+                              "the run again with --force")
+
+    if manifest.get("format", FORMAT) != FORMAT:
+        raise wrong("format", repr(FORMAT))
+    if manifest["status"] not in STATUSES:
+        raise wrong("status", f"one of {', '.join(STATUSES)}")
+    if not isinstance(manifest["config"], dict):
+        raise wrong("config", "a table of settings")
+    _check_dataset(manifest, wrong)
+    layers = manifest["layers"]
+    if not isinstance(layers, list) or not layers or len(set(map(str, layers))) != len(layers):
+        raise wrong("layers", "a list of distinct layer names")
+    for position, layer in enumerate(layers):
+        if layout.plain_name_problem(layer) is not None:
+            raise wrong(f"layers[{position}]", "a plain layer name, not a path")
+    if not _is_int(manifest["epochs_complete"]) or manifest["epochs_complete"] < -1:
+        raise wrong("epochs_complete", "a whole number of at least -1")
+    _check_history(manifest, wrong)
+    test = manifest["test"]
+    if test is not None and not (isinstance(test, dict) and all(_is_number(test.get(key))
+                                                               for key in ("loss", "accuracy", "size"))):
+        raise wrong("test", "null or a table of loss, accuracy and size")
+    _check_files(manifest, where)
+    maps = manifest.get("maps")
+    if maps is not None and not (isinstance(maps, dict) and isinstance(maps.get("method"), str)):
+        raise wrong("maps", "a table with the map method")
+    return manifest
+
+
+def _check_dataset(manifest: dict[str, Any], wrong: Any) -> None:
+    dataset = manifest["dataset"]
+    if not isinstance(dataset, dict):
+        raise wrong("dataset", "a table")
+    names = dataset.get("class_names")
+    if names is not None:
+        if not isinstance(names, list) or not all(isinstance(name, str) and len(name) <= 1000 for name in names):
+            raise wrong("dataset.class_names", "a list of class names (text)")
+    if dataset.get("name") is not None and not isinstance(dataset["name"], str):
+        raise wrong("dataset.name", "text")
+    for key in ("probe_size", "train_size", "test_size"):
+        if key in dataset and not (_is_int(dataset[key]) and dataset[key] >= 0):
+            raise wrong(f"dataset.{key}", "a whole number")
+
+
+def _check_history(manifest: dict[str, Any], wrong: Any) -> None:
+    history = manifest["history"]
+    if not isinstance(history, list):
+        raise wrong("history", "a list of rows")
+    for position, row in enumerate(history):
+        if not isinstance(row, dict) or not all(isinstance(key, str) and (_is_number(value) or value is None)
+                                                for key, value in row.items()):
+            raise wrong(f"history[{position}]", "a row of named numbers")
+
+
+def _check_files(manifest: dict[str, Any], where: Path) -> None:
+    files = manifest["files"]
+    if not isinstance(files, dict):
+        raise RunFolderError(f"{where} is damaged: files must be a table of checksums; restore it, or record the run "
+                             "again with --force")
+    for relpath, digest in files.items():
+        problem = layout.relpath_problem(relpath)
+        if problem is not None:
+            raise RunFolderError(f"{where} lists a file outside the run's own layout: {problem}; layerlapse reads, "
+                                 "writes and deletes only inside its run folder: restore the manifest")
+        if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+            raise RunFolderError(f"{where} is damaged: the checksum of {relpath} is not a sha256; restore it, or "
+                                 "record the run again with --force")
+
+
+def _entry(manifest: dict[str, Any], entry: str) -> Any:
+    value: Any = manifest
+    for part in entry.replace("[", ".").replace("]", "").split("."):
+        value = value[int(part)] if isinstance(value, list) else value.get(part)
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# ---- --force and interrupted redraws ---------------------------------------------------------------------------------
+def _proven_run(folder: Path) -> RunFolder:
+    """The run in `folder`, when layerlapse can prove it is one of its own: a manifest that passes every check
+    and carries the marker (or, written before the marker, whose every file matches its checksum), all of whose
+    files lie inside the folder. Else a RunFolderError with the reason, for --force to refuse."""
+    if not (folder / MANIFEST).is_file() or (folder / MANIFEST).is_symlink():
+        raise RunFolderError(f"{folder} is not empty and holds no layerlapse run, so --force will not delete it: "
+                             "choose another --out")
+    try:
+        run = RunFolder.open(folder, verify=False)
+        for relpath in run.manifest["files"]:
+            run.local(relpath)  # refuses a listed file reached through a link
+        if run.manifest.get("format") != FORMAT:
+            run.verify()
+    except RunFolderError as error:
+        raise RunFolderError(f"{folder} holds a manifest.json that layerlapse cannot prove is its own run's "
+                             f"({error}), so --force will not delete anything in it: choose another --out") from None
+    return run
+
+
+def _recover_map_swaps(run: RunFolder, manifest: dict[str, Any]) -> bool:
+    """Finish or undo the map swaps a killed writer left: a layer whose listed maps are what maps/<layer> holds was
+    committed (its .old- folder goes); otherwise the old maps come back. Staged (.new-) folders are dropped."""
+    maps = run.path / "maps"
+    if not maps.is_dir() or maps.is_symlink():
         return False
-    return isinstance(manifest, dict) and "schema_version" in manifest and isinstance(manifest.get("files"), dict)
+    recovered = False
+    for child in sorted(maps.iterdir()):
+        if child.is_symlink() or not child.is_dir():
+            continue
+        if child.name.startswith(NEW_MAPS):
+            _remove_tree(child)
+        elif child.name.startswith(OLD_MAPS):
+            layer = child.name[len(OLD_MAPS):]
+            current = maps / layer
+            listed = {relpath: digest for relpath, digest in manifest["files"].items()
+                      if relpath.startswith(f"maps/{layer}/")}
+            committed = current.is_dir() and all(
+                run.local(relpath).is_file() and sha256_file(run.local(relpath)) == digest
+                for relpath, digest in listed.items())
+            if not committed:
+                _remove_tree(current)
+                os.rename(child, current)
+            else:
+                _remove_tree(child)
+            recovered = True
+    return recovered
+
+
+def _remove_tree(path: Path) -> None:
+    """Delete a folder layerlapse made inside the run (a link is unlinked, never followed)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
 
 
 def _make_writable_folder(folder: Path) -> None:
@@ -270,16 +659,10 @@ def _make_writable_folder(folder: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
+        if (storage := storage_error(error, folder / "manifest.json")) is not None and error.errno != errno.EACCES:
+            raise storage from None
         raise RunFolderError(f"cannot write to {folder} ({error.strerror or error}): choose another --out "
                              "or fix its permissions") from None
-
-
-def _empty_folder(folder: Path) -> None:
-    for child in folder.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
 
 
 def _now() -> str:

@@ -196,13 +196,22 @@ def save_checkpoint(run: RunFolder, epoch: int, model: nn.Module, optimizer: tor
 
 
 def load_checkpoint(run: RunFolder, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """The model and optimizer of `epoch`, read as plain tensors (weights_only=True): a file holding anything else
+    is refused, never unpickled."""
     relpath = f"checkpoints/{epoch_file(epoch, '.pt')}"
     if not run.has(relpath):
         raise RunFolderError(f"run folder {run.path} has no checkpoint for epoch {epoch} to resume from: "
                              "record the run again with --force")
-    state = torch.load(run.path / relpath, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    try:
+        state = torch.load(run.local(relpath), map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except RunFolderError:
+        raise
+    except Exception:  # torch's own message would advise unpickling the file: never
+        raise RunFolderError(f"run folder {run.path}: {relpath} is not a checkpoint layerlapse can load (damaged, "
+                             "from another network, or holding objects other than tensors, which are never "
+                             "unpickled); restore it, or record the run again with --force") from None
 
 
 def record_run(config: RunConfig, out: str, *, data_dir: str | None = None, force: bool = False,
@@ -230,19 +239,27 @@ def record_run(config: RunConfig, out: str, *, data_dir: str | None = None, forc
                           "lower --neighbors")
     if not resume:
         run = RunFolder.create(out, config, _dataset_info(dataset, probe_indices), force=force)
-    with run.noting_failure():
-        _train_and_record(run, config, dataset, model, optimizer, probe_indices, device, show_progress,
-                          on_epoch or (lambda run, epoch: None))
+    try:
+        with run.noting_failure():
+            _train_and_record(run, config, dataset, model, optimizer, probe_indices, device, show_progress,
+                              on_epoch or (lambda run, epoch: None))
+    except BaseException:
+        run.close()
+        raise
     return run
 
 
 def _reopen_for_resume(out: str) -> RunFolder:
-    run = RunFolder.open(out, verify=True)
-    if run.status == "complete":
-        raise RunFolderError(f"the run in {out} is already complete: redraw it with `layerlapse render {out}`, "
-                             "or record it again with --force")
-    run.discard_uncommitted()
-    run.commit("running")
+    run = RunFolder.open_for_writing(out)  # the lock first: a second --resume stops here
+    try:
+        if run.status == "complete":
+            raise RunFolderError(f"the run in {out} is already complete: redraw it with `layerlapse render {out}`, "
+                                 "or record it again with --force")
+        run.discard_uncommitted()
+        run.commit("running")
+    except BaseException:
+        run.close()
+        raise
     return run
 
 
@@ -310,7 +327,7 @@ def _record_epoch(run: RunFolder, recorder: Recorder, epoch: int, row: dict[str,
     run.forget(previous)  # only the newest checkpoint is kept; unlisted first, deleted after the commit
     metrics = None if row is None else {key: value for key, value in row.items() if key != "epoch"}
     recorder.store(snapshot or recorder.take(epoch), metrics)
-    (run.path / previous).unlink(missing_ok=True)
+    run.local(previous).unlink(missing_ok=True)
 
 
 

@@ -1,0 +1,94 @@
+"""The run folder's layout: the one place that says which relative paths a run may hold.
+
+A run folder is data from outside. Its manifest names files and layers, and those names become paths, so every name
+is checked here before anything is opened, written or deleted: a layer name is one plain path component, a listed
+file is a relative path of plain components (no `..`, no absolute path, no hidden part), and the files a killed
+writer may leave unlisted are recognised by the layout's own patterns, never by where they are.
+"""
+
+from __future__ import annotations
+
+import re
+
+MANIFEST = "manifest.json"
+LOCK = ".layerlapse-lock"  # held (flock) by the one process writing the run; never listed, never deleted by us
+# Folders of recorded data: a killed writer may leave files here that the manifest does not list yet.
+RECORDED_FOLDERS = ("probe", "activations", "predictions", "checkpoints", "test", "maps")
+# Folders layerlapse makes for drawings and exports; emptied ones are removed with the run by --force.
+DRAWN_FOLDERS = ("figures", "frames", "tensorboard")
+
+_MAX_NAME_BYTES = 200
+_EPOCH = r"epoch_\d{3,}"
+_PLAIN = r"[^/\\\x00-\x1f.][^/\\\x00-\x1f]*"  # one component, not hidden: temp files and the lock start with "."
+_RECORDED_FILE = re.compile("|".join([
+    r"probe/(?:labels|images|indices)\.npy",
+    rf"activations/{_PLAIN}/{_EPOCH}\.npy",
+    rf"predictions/{_EPOCH}\.npy",
+    rf"checkpoints/{_EPOCH}\.pt",
+    r"test/(?:labels|predictions)\.npy",
+    rf"test/activations/{_PLAIN}\.npy",
+    r"test/probe/(?:indices|labels|images)\.npy",
+    rf"test/probe/activations/{_PLAIN}/{_EPOCH}\.npy",
+    rf"test/probe/predictions/{_EPOCH}\.npy",
+    rf"maps/{_PLAIN}/(?:{_EPOCH}\.npy|test\.npy|quality\.json|test/{_EPOCH}\.npy)",
+]))
+
+
+def epoch_file(epoch: int, suffix: str = ".npy") -> str:
+    return f"epoch_{epoch:03d}{suffix}"
+
+
+def activations(layer: str, epoch: int) -> str:
+    return f"activations/{layer}/{epoch_file(epoch)}"
+
+
+def predictions(epoch: int) -> str:
+    return f"predictions/{epoch_file(epoch)}"
+
+
+def checkpoint(epoch: int) -> str:
+    return f"checkpoints/{epoch_file(epoch, '.pt')}"
+
+
+def map_folder(layer: str) -> str:
+    return f"maps/{layer}"
+
+
+def map_file(layer: str, epoch: int) -> str:
+    return f"maps/{layer}/{epoch_file(epoch)}"
+
+
+def test_map(layer: str) -> str:
+    return f"maps/{layer}/test.npy"
+
+
+def plain_name_problem(name: object) -> str | None:
+    """Why `name` cannot be one component of a path inside a run folder, or None when it can."""
+    if not isinstance(name, str) or not name:
+        return f"{name!r} is not a non-empty string"
+    if name in (".", "..") or name.startswith("."):
+        return f"{name!r} starts with a dot"
+    if any(char in name for char in "/\\") or any(ord(char) < 32 for char in name):
+        return f"{name!r} holds a path separator or a control character"
+    if len(name.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
+        return f"{name[:40]!r}… is longer than {_MAX_NAME_BYTES} bytes"
+    return None
+
+
+def relpath_problem(relpath: object) -> str | None:
+    """Why `relpath` is not a path layerlapse may use inside a run folder, or None when it is one."""
+    if not isinstance(relpath, str) or not relpath:
+        return f"{relpath!r} is not a relative path"
+    if relpath.startswith("/"):
+        return f"{relpath!r} is an absolute path"
+    for part in relpath.split("/"):
+        if (problem := plain_name_problem(part)) is not None:
+            return f"{relpath!r} is not a plain path inside the run folder ({problem})"
+    if relpath in (MANIFEST, LOCK):
+        return f"{relpath!r} is the run's own bookkeeping, not a listed file"
+    return None
+
+
+def is_recorded_file(relpath: str) -> bool:
+    """Whether `relpath` is a name the recording or the maps write (so an unlisted one is a killed writer's)."""
+    return _RECORDED_FILE.fullmatch(relpath) is not None

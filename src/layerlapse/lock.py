@@ -1,0 +1,110 @@
+"""One writer per run folder: an OS-level lock (flock) on a file inside the run.
+
+The kernel releases a flock when the process that holds it ends, however it ends, so `kill -9` never leaves a stale
+lock. Within one process the lock is shared by every RunFolder object of the same folder (they are the same writer);
+another process gets a RunFolderError naming the process that holds it. Readers (`load_run`, a report open in a
+browser) never take it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import RunFolderError
+from .layout import LOCK
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; one writer is then the user's care
+    fcntl = None  # type: ignore[assignment]
+
+_HELD: dict[tuple[int, int], list[int]] = {}  # (device, inode) of a lock file -> [descriptor, users]
+
+
+class RunLock:
+    """A held lock on one run folder; `release()` gives it back (the last user of this process unlocks)."""
+
+    def __init__(self, key: tuple[int, int]) -> None:
+        self._key: tuple[int, int] | None = key
+
+    def release(self) -> None:
+        if self._key is None:
+            return
+        key, self._key = self._key, None
+        entry = _HELD.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del _HELD[key]
+            os.close(entry[0])  # closing the descriptor releases the flock
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def acquire(folder: Path) -> RunLock:
+    """Take the write lock of the run in `folder`, or raise a one-line RunFolderError saying who holds it."""
+    path = folder / LOCK
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise RunFolderError(f"run folder {folder}: {LOCK} is a symbolic link; layerlapse never follows a link "
+                                 "out of a run folder: delete the link") from None
+        raise RunFolderError(f"cannot write to run folder {folder} ({error.strerror or error}): writing needs a "
+                             "folder you can write to; copy the run somewhere writable") from None
+    key = _key(descriptor)
+    if key in _HELD:  # this process already writes the run: share it
+        os.close(descriptor)
+        _HELD[key][1] += 1
+        return RunLock(key)
+    if fcntl is not None:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            holder = _holder(descriptor)
+            os.close(descriptor)
+            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise RunFolderError(f"run folder {folder} is being written by another process ({holder}): wait "
+                                     "for it to finish or stop it; only one process writes a run at a time") from None
+            raise RunFolderError(f"cannot lock run folder {folder} ({error.strerror or error})") from None
+    _say_holder(descriptor)
+    _HELD[key] = [descriptor, 1]
+    return RunLock(key)
+
+
+def _key(descriptor: int) -> tuple[int, int]:
+    stat = os.fstat(descriptor)
+    return stat.st_dev, stat.st_ino
+
+
+def _say_holder(descriptor: int) -> None:
+    """Write who holds the lock into the lock file, for the message another writer gets (best effort)."""
+    text = json.dumps({"pid": os.getpid(), "command": " ".join(_command()),
+                       "since": time.strftime("%Y-%m-%d %H:%M:%S")})
+    try:
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, text.encode(), 0)
+    except OSError:  # a full disk must not stop the writer that holds the lock
+        pass
+
+
+def _holder(descriptor: int) -> str:
+    try:
+        info = json.loads(os.pread(descriptor, 4096, 0).decode())
+        return f"pid {int(info['pid'])}, `{str(info['command'])[:120]}`, since {str(info['since'])[:19]}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a process that has not said who it is"
+
+
+def _command() -> list[str]:
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    if name in ("__main__.py", "-m"):
+        name = "layerlapse"
+    return [name, *sys.argv[1:]]
