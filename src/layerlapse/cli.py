@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import warnings
@@ -206,6 +207,16 @@ def _as_str(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
 
+def _quiet_resource_tracker() -> None:
+    """multiprocessing's resource tracker, a process of its own started with this environment, warns at exit of
+    semaphores a failed run's worker queues left; it removes them itself, so the warning tells the user nothing
+    they can act on, under the one line that does."""
+    quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+    current = os.environ.get("PYTHONWARNINGS", "")
+    if quiet not in current:
+        os.environ["PYTHONWARNINGS"] = f"{current},{quiet}" if current else quiet
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -213,6 +224,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def main() -> None:
     """Entry point: one line and exit code 2 for problems the user can fix; SIGTERM ends a run like Ctrl-C."""
     signal.signal(signal.SIGTERM, _interrupt)
+    _quiet_resource_tracker()
     try:
         returned = app(standalone_mode=False)
     except LayerlapseError as error:

@@ -98,7 +98,10 @@ def _say_holder(descriptor: int) -> None:
 def _holder(descriptor: int) -> str:
     try:
         info = json.loads(os.pread(descriptor, 4096, 0).decode())
-        return f"pid {int(info['pid'])}, `{str(info['command'])[:120]}`, since {str(info['since'])[:19]}"
+        command = str(info["command"])
+        if len(command) > 120:  # the start and the end (where --resume or --force is) say what it is
+            command = f"{command[:70]} … {command[-40:]}"
+        return f"pid {int(info['pid'])}, `{command}`, since {str(info['since'])[:19]}"
     except (OSError, ValueError, KeyError, TypeError):
         return "a process that has not said who it is"
 

@@ -127,9 +127,20 @@ class RunFolder:
             if not file.is_file():
                 raise RunFolderError(f"run folder {self.path} is damaged: {relpath} is missing; restore it, "
                                      "or record the run again with --force")
-            if sha256_file(file) != expected:
+            if sha256_file(file) != expected and not self._in_swapped_out_maps(relpath, expected):
                 raise RunFolderError(f"run folder {self.path} is damaged: {relpath} does not match its checksum "
                                      "(truncated or altered); restore it, or record the run again with --force")
+
+    def _in_swapped_out_maps(self, relpath: str, expected: str) -> bool:
+        """A map file a killed redraw moved aside (maps/.old-<layer>/) that still matches the manifest: the run is
+        whole, and its next writer moves it back (see `_recover_map_swaps`)."""
+        parts = relpath.split("/", 2)
+        if parts[0] != "maps" or len(parts) != 3:
+            return False
+        moved = self.path / "maps" / f"{OLD_MAPS}{parts[1]}" / parts[2]
+        if moved.parent.is_symlink() or moved.is_symlink() or not moved.is_file():
+            return False
+        return sha256_file(moved) == expected
 
     def discard_uncommitted(self) -> None:
         """Before resuming: drop what a killed writer wrote after the manifest's last commit. Only files named as
@@ -378,7 +389,11 @@ class RunFolder:
             raise
 
     def _try_commit(self, status: str) -> None:
-        with contextlib.suppress(OSError, RunFolderError):
+        """The status on top of the last commit: what the block wrote since (a checkpoint unlisted before its epoch
+        was committed, say) is not the run's, so it never reaches the manifest."""
+        with contextlib.suppress(OSError, RunFolderError, ValueError):
+            if self._manifest_text is not None:
+                self.manifest = json.loads(self._manifest_text)
             self.commit(status)
 
     def commit(self, status: str | None = None) -> None:

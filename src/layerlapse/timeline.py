@@ -245,3 +245,6 @@ class BackgroundMapper:
             self._process.terminate()
         self._process.join(timeout=10)
         self._done = True
+        for pipe in (self._jobs, self._results):  # their feeder threads and semaphores, now rather than at exit
+            pipe.close()
+            pipe.cancel_join_thread()
