@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_bytes
-from .errors import DatasetError
+from .errors import DatasetError, StorageError
 from .paths import cache_root
 
 DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist", "digits")
@@ -372,6 +372,8 @@ def _write_atomic(path: Path, payload: bytes) -> None:
         raise DatasetError(f"cannot write to {path.parent} ({_one_line(exc)}): choose a writable --data-dir") from exc
     try:
         write_bytes(path, payload)
+    except StorageError as exc:  # a full or read-only disk, said in one line already
+        raise DatasetError(str(exc)) from None
     except OSError as exc:
         raise DatasetError(f"cannot write {path} ({_one_line(exc)}): check the free space and permissions") from exc
 
