@@ -1,0 +1,44 @@
+"""The run folder's layout: which names may become paths inside a run."""
+
+import pytest
+
+from layerlapse.layout import is_recorded_file, plain_name_problem, relpath_problem
+
+
+@pytest.mark.parametrize("name", ["hidden", "conv2D_1", "layer1.0.conv1", "encoder.layers.11", "β-layer"])
+def test_layer_names_of_real_models_are_plain(name: str) -> None:
+    assert plain_name_problem(name) is None
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    ("..", "starts with a dot"), (".hidden", "starts with a dot"), ("a/b", "path separator"),
+    ("a\\b", "path separator"), ("a\nb", "control character"), ("", "not a non-empty string"),
+    (5, "not a non-empty string"), ("x" * 201, "longer than 200 bytes"),
+])
+def test_names_that_are_paths_or_hidden_are_refused(name: object, why: str) -> None:
+    assert why in plain_name_problem(name)
+
+
+@pytest.mark.parametrize("relpath", ["maps/hidden/epoch_000.npy", "report.html", "frames/layer1.0/epoch_012.png"])
+def test_plain_relative_paths_are_allowed(relpath: str) -> None:
+    assert relpath_problem(relpath) is None
+
+
+@pytest.mark.parametrize(("relpath", "why"), [
+    ("maps/../../outside/victim.txt", "starts with a dot"), ("/etc/passwd", "absolute path"),
+    ("maps//epoch_000.npy", "not a non-empty string"), ("manifest.json", "bookkeeping"),
+    (".layerlapse-lock", "starts with a dot"), (None, "not a relative path"),
+])
+def test_paths_that_leave_the_run_or_touch_its_bookkeeping_are_refused(relpath: object, why: str) -> None:
+    assert why in relpath_problem(relpath)
+
+
+@pytest.mark.parametrize(("relpath", "recorded"), [
+    ("activations/hidden/epoch_003.npy", True), ("activations/layer1.0/epoch_1000.npy", True),
+    ("checkpoints/epoch_002.pt", True), ("test/probe/activations/hidden/epoch_000.npy", True),
+    ("maps/hidden/quality.json", True), ("maps/hidden/test/epoch_001.npy", True), ("probe/labels.npy", True),
+    ("activations/notes.txt", False), ("activations/hidden/epoch_3.npy", False), ("test/mine.csv", False),
+    ("maps/.old-hidden/epoch_000.npy", False), ("frames/epoch_000.png", False),
+])
+def test_only_names_the_recording_writes_count_as_recorded(relpath: str, recorded: bool) -> None:
+    assert is_recorded_file(relpath) is recorded

@@ -1,0 +1,53 @@
+"""The one-writer lock: shared within a process, refused to another, freed by the kernel when its holder dies."""
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from layerlapse import lock
+from layerlapse.errors import RunFolderError
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from layerlapse import lock
+held = lock.acquire(Path(sys.argv[1]))
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_process_shares_its_own_lock_and_frees_it_with_the_last_user(tmp_path: Path) -> None:
+    first, second = lock.acquire(tmp_path), lock.acquire(tmp_path)
+    first.release()
+    first.release()  # twice is once
+    assert len(lock._HELD) == 1
+    second.release()
+    assert lock._HELD == {}
+
+
+def test_another_process_is_refused_with_the_holder_then_takes_it_once_the_holder_is_killed(tmp_path: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunFolderError, match=rf"is being written by another process \(pid {holder.pid}, "
+                                                 r"`.*`, since .*\): wait for it to finish or stop it"):
+            lock.acquire(tmp_path)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    lock.acquire(tmp_path).release()
+
+
+def test_a_lock_file_that_is_a_link_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    target.write_text("theirs")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / lock.LOCK).symlink_to(target)
+    with pytest.raises(RunFolderError, match=r"\.layerlapse-lock is a symbolic link"):
+        lock.acquire(run)
+    assert target.read_text() == "theirs"
