@@ -10,7 +10,6 @@ drill; without that permission those drills skip and say why.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -27,7 +26,6 @@ from cli_helpers import assert_error
 from typer.testing import CliRunner
 
 from layerlapse.cli import app
-from layerlapse.layout import LOCK
 
 RUN_ARGS = ["run", "--dataset", "digits", "--epochs", "2", "--probe", "all", "--test-probe", "100", "--quiet"]
 

@@ -56,11 +56,10 @@ def storage_error(error: OSError, path: Path, size: int | None = None) -> Storag
     """The one line for a write the disk refused (full, read-only, no permission); None for other errors."""
     folder = path.parent
     if error.errno in DISK_FULL:
-        try:
-            free = f", {_megabytes(shutil.disk_usage(_existing(folder)).free)} free"
-        except OSError:
-            free = ""
-        needed = f" ({_megabytes(size)} needed{free})" if size is not None else f" ({free[2:]})" if free else ""
+        amounts = [] if size is None else [f"{_megabytes(size)} needed"]
+        with contextlib.suppress(OSError):
+            amounts.append(f"{_megabytes(shutil.disk_usage(_existing(folder)).free)} free")
+        needed = f" ({', '.join(amounts)})" if amounts else ""
         return StorageError(f"no space left on the disk holding {folder} while writing {path.name}{needed}: free "
                             "some space there and run the command again (everything committed before stays "
                             "readable; a run continues with --resume)")

@@ -251,8 +251,7 @@ def main() -> None:
 def _os_error_line(error: OSError) -> str:
     from .atomic import storage_error
 
-    where = Path(error.filename) if error.filename else Path.cwd() / "?"
-    storage = storage_error(error, where)
+    storage = storage_error(error, Path(error.filename)) if error.filename else None
     if storage is not None:
         return str(storage)
     return f"{error.filename or 'a file'} cannot be used ({error.strerror or error}): check the disk and try again"

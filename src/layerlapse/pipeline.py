@@ -107,25 +107,26 @@ def map_run(run: RunFolder, *, method: str | None = None, show_progress: bool = 
         check_method(method, len(labels), run.config.n_neighbors)
         _check_activations(run, len(labels))
         if stored is not None and stored != method and any(key.startswith("maps/") for key in run.manifest["files"]):
-            _redraw(run, method, show_progress)
+            _redraw(run, method, len(labels), show_progress)
             return
         if stored != method:
             run.manifest["maps"] = _maps_info(run, method)
             run.commit()
-        _map_missing(run, run, method, show_progress)
+        _map_missing(run, run, method, len(labels), show_progress)
         run.commit()
 
 
-def _redraw(run: RunFolder, method: str, show_progress: bool) -> None:
+def _redraw(run: RunFolder, method: str, n_points: int, show_progress: bool) -> None:
     stage = MapStage(run)
     try:
-        _map_missing(run, stage, method, show_progress)
+        _map_missing(run, stage, method, n_points, show_progress)
         run.swap_maps(stage.files, _maps_info(run, method))
     finally:
         stage.discard()
 
 
-def _map_missing(run: RunFolder, target: RunFolder | MapStage, method: str, show_progress: bool) -> None:
+def _map_missing(run: RunFolder, target: RunFolder | MapStage, method: str, n_points: int,
+                 show_progress: bool) -> None:
     """Map the epochs of each layer that `target` has no maps for yet, then place the test set."""
     config = run.config
     todo = {layer: list(range(_mapped_through(run, target, layer) + 1, run.epochs_complete + 1))
@@ -141,8 +142,8 @@ def _map_missing(run: RunFolder, target: RunFolder | MapStage, method: str, show
                 _store_frames(run, frames, target, method)
                 advance(len(epochs))
                 continue
-            timeline = LayerTimeline(layer, run.manifest["dataset"].get("probe_size") or len(run.probe_labels()),
-                                     method=method, n_neighbors=config.n_neighbors, seed=config.seed)
+            timeline = LayerTimeline(layer, n_points, method=method, n_neighbors=config.n_neighbors,
+                                     seed=config.seed)
             if epochs[0] > 0:
                 timeline.continue_from(run.activations(layer, epochs[0] - 1),
                                        target.read_array(layout.map_file(layer, epochs[0] - 1)))
@@ -317,19 +318,11 @@ def _checked_maps(run: RunFolder, layer: str, n_points: int) -> dict[int, np.nda
     for epoch in range(run.epochs_complete + 1):
         relpath = layout.map_file(layer, epoch)
         if run.has(relpath):
-            maps[epoch] = _checked_xy(run, relpath, n_points)
+            maps[epoch] = run.read_xy(relpath, n_points)
     if not maps:
         raise RunFolderError(f"run folder {run.path} has no maps for layer {layer!r}: map it with "
                              f"`layerlapse render {run.path}` (needs umap-learn)")
     return maps
-
-
-def _checked_xy(run: RunFolder, relpath: str, n_points: int) -> np.ndarray:
-    xy = run.read_array(relpath)
-    if xy.shape != (n_points, 2):
-        raise RunFolderError(f"run folder {run.path} is damaged: {relpath} holds {xy.shape} coordinates for "
-                             f"{n_points} points; map it again with `layerlapse render {run.path} --map METHOD`")
-    return xy
 
 
 def _draw_layer(run: RunFolder, layer: str, maps: dict[int, np.ndarray], labels: np.ndarray, class_names: list[str],

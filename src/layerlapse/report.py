@@ -78,20 +78,20 @@ def write_report(run: RunFolder, path: str | os.PathLike | None = None, *, size_
     `size_budget_mb` (SI megabytes) the page shows a stratified, seeded subsample of the points, says so, and a
     `ReportSizeWarning` is issued.
     """
-    check_settings(run, size_budget_mb, layers)
+    chosen = check_settings(run, size_budget_mb, layers)
     target = Path(path) if path is not None else run.local("report.html")
-    content = read_content(run, _chosen_layers(run, layers))
+    content = read_content(run, chosen)
     page = fit_to_budget(content, int(size_budget_mb * MB), size_budget_mb)
     with atomic_output(target) as temp:
         temp.write_text(page, encoding="utf-8")
     return target
 
 
-def check_settings(run: RunFolder, size_budget_mb: float, layers: Sequence[str] | None) -> None:
-    """The one-line error for a size budget or a layer choice the report cannot use."""
+def check_settings(run: RunFolder, size_budget_mb: float, layers: Sequence[str] | None) -> list[str]:
+    """The layers the report shows, or the one-line error for a size budget or a layer choice it cannot use."""
     if not size_budget_mb > 0:
         raise ConfigError(f"size_budget_mb must be a positive number of megabytes, got {size_budget_mb!r}")
-    _chosen_layers(run, layers)
+    return _chosen_layers(run, layers)
 
 
 # ---- what the report shows -----------------------------------------------------------------------------------------
@@ -202,27 +202,18 @@ def _read_points(run: RunFolder, folder: str, predictions: str, maps_subfolder: 
                  epochs: list[int]) -> Points:
     """Labels and images from `folder`/, predictions from `predictions`/, positions from
     maps/<layer>/`maps_subfolder`."""
-    labels = run.labels(f"{folder}/labels.npy", count=run.manifest["dataset"].get("probe_size")
-                        if folder == "probe" else None)
+    labels = run.probe_labels() if folder == "probe" else run.labels(f"{folder}/labels.npy")
     coords = {}
     for layer in layers:
         frames = [f"maps/{layer}/{maps_subfolder}{epoch_file(epoch)}" for epoch in epochs]
         if all(run.has(relpath) for relpath in frames):
-            coords[layer] = np.stack([_checked_xy(run, relpath, len(labels)) for relpath in frames])
+            coords[layer] = np.stack([run.read_xy(relpath, len(labels)).astype(np.float32) for relpath in frames])
     images = _thumbnail_pixels(run.read_array(f"{folder}/images.npy")) if run.has(f"{folder}/images.npy") else None
     prediction_files = [f"{predictions}/{epoch_file(epoch)}" for epoch in epochs]
     predicted = confidence = None
     if all(run.has(relpath) for relpath in prediction_files):
         predicted, confidence = pack_predictions([run.read_array(relpath) for relpath in prediction_files])
     return Points(labels, coords, images, predicted, confidence, np.arange(len(labels)))
-
-
-def _checked_xy(run: RunFolder, relpath: str, n_points: int) -> np.ndarray:
-    xy = run.read_array(relpath).astype(np.float32)
-    if xy.shape != (n_points, 2):
-        raise RunFolderError(f"run folder {run.path} is damaged: {relpath} holds {xy.shape} coordinates for "
-                             f"{n_points} points; map it again with `layerlapse render {run.path} --map METHOD`")
-    return xy
 
 
 def _thumbnail_pixels(images: np.ndarray) -> np.ndarray | None:

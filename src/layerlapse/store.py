@@ -88,7 +88,9 @@ class RunFolder:
         held = run_lock.acquire(folder)  # before deleting: never under a live writer
         try:
             if old is not None:
-                _proven_run(folder)._delete_listed()  # proven again under the lock
+                if _read_manifest_text(folder) != old._manifest_text:  # another writer committed meanwhile
+                    old = _proven_run(folder)
+                old._delete_listed()
             manifest = {"schema_version": SCHEMA_VERSION, "format": FORMAT, "status": "running", "created": _now(),
                         "config": config.to_dict(), "dataset": dataset, "layers": list(config.layers),
                         "epochs_complete": -1, "history": [], "test": None, "files": {}}
@@ -315,6 +317,14 @@ class RunFolder:
 
     def probe_labels(self) -> np.ndarray:
         return self.labels("probe/labels.npy", count=self.manifest["dataset"].get("probe_size"))
+
+    def read_xy(self, relpath: str, n_points: int) -> np.ndarray:
+        """A stored map, checked to hold one 2-D position per point."""
+        xy = self.read_array(relpath)
+        if xy.shape != (n_points, 2):
+            raise RunFolderError(f"run folder {self.path} is damaged: {relpath} holds {xy.shape} coordinates for "
+                                 f"{n_points} points; map it again with `layerlapse render {self.path} --map METHOD`")
+        return xy
 
     def _listed(self, relpath: str) -> Path:
         if not self.has(relpath):

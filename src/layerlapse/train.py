@@ -28,6 +28,7 @@ from .memory import keep_freed_memory
 from .models import build_model
 from .modes import evaluating
 from .progress import note, progress_bar
+from . import layout
 from .store import RunFolder, epoch_file
 
 EVAL_BATCH = 250  # as capture: larger batches make 100 MB tensors that page-fault on every allocation
@@ -192,13 +193,13 @@ def save_checkpoint(run: RunFolder, epoch: int, model: nn.Module, optimizer: tor
     """Model and optimizer state in torch's format, loadable with weights_only=True (no arbitrary unpickling)."""
     buffer = io.BytesIO()
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, buffer)
-    run.write_bytes(f"checkpoints/{epoch_file(epoch, '.pt')}", buffer.getvalue())
+    run.write_bytes(layout.checkpoint(epoch), buffer.getvalue())
 
 
 def load_checkpoint(run: RunFolder, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
     """The model and optimizer of `epoch`, read as plain tensors (weights_only=True): a file holding anything else
     is refused, never unpickled."""
-    relpath = f"checkpoints/{epoch_file(epoch, '.pt')}"
+    relpath = layout.checkpoint(epoch)
     if not run.has(relpath):
         raise RunFolderError(f"run folder {run.path} has no checkpoint for epoch {epoch} to resume from: "
                              "record the run again with --force")
@@ -323,7 +324,7 @@ def _record_epoch(run: RunFolder, recorder: Recorder, epoch: int, row: dict[str,
         for layer, values in activations.items():
             run.write_array(f"test/probe/activations/{layer}/{epoch_file(epoch)}", values)
         run.write_array(f"test/probe/predictions/{epoch_file(epoch)}", probabilities)
-    previous = f"checkpoints/{epoch_file(epoch - 1, '.pt')}"
+    previous = layout.checkpoint(epoch - 1)
     run.forget(previous)  # only the newest checkpoint is kept; unlisted first, deleted after the commit
     metrics = None if row is None else {key: value for key, value in row.items() if key != "epoch"}
     recorder.store(snapshot or recorder.take(epoch), metrics)
