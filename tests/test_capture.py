@@ -279,7 +279,8 @@ def test_an_unknown_layer_lists_the_layers_and_the_close_match(model: ReferenceC
     with pytest.raises(LayerNotFoundError, match=r"^unknown layer 'hiden' \(did you mean 'hidden'") as caught:
         Recorder(model, ["hidden", "hiden"], probe)
     message = str(caught.value)
-    assert "\n" not in message and message.endswith("see `layerlapse layers`")
+    assert "\n" not in message and message.endswith("see `layerlapse layers` (for your own model: `layerlapse "
+                                                      "layers --model package.module:factory`)")
     assert "the model has conv2D_1, conv2D_2, acti1, pool1, drop1, conv2D_3, conv2D_4, acti2, pool2, drop2, flat1, " \
            "hidden, acti3, end;" in message
     assert isinstance(caught.value, KeyError) and isinstance(caught.value, LayerlapseError)
@@ -304,18 +305,19 @@ def test_snapshot_writes_its_arrays_into_the_run_folder(model: ReferenceCNN, pro
     labels = np.arange(len(probe)) % 10
     with Recorder(model, ["hidden", "conv2D_1"], probe, labels=labels, run=run) as recorder:
         snapshot = recorder.snapshot(3, {"loss": 0.5})
-    assert sorted(run.manifest["files"]) == ["activations/conv2D_1/epoch_003.npy", "activations/hidden/epoch_003.npy",
-                                             "history.jsonl", "predictions/epoch_003.npy", "probe/images.npy",
+    # the first snapshot is number 0 whatever its epoch; the manifest says it shows epoch 3, not the untrained net
+    assert sorted(run.manifest["files"]) == ["activations/conv2D_1/epoch_000.npy", "activations/hidden/epoch_000.npy",
+                                             "history.jsonl", "predictions/epoch_000.npy", "probe/images.npy",
                                              "probe/labels.npy"]
-    assert (run.path / "activations" / "hidden" / "epoch_003.npy").is_file()
     opened = RunFolder.open(run.path)  # the snapshot committed its epoch
-    assert opened.epochs_complete == 3 and opened.history == [{"epoch": 3, "loss": 0.5}]
+    assert opened.epochs_complete == 0 and opened.history == [{"epoch": 0, "loss": 0.5}]
+    assert opened.manifest["snapshots"] == [{"epoch": 3}] and opened.snapshot_title(0) == "Epoch 3"
     np.testing.assert_array_equal(opened.read_array("probe/labels.npy"), labels)
     assert opened.read_array("probe/images.npy").dtype == np.uint8
-    np.testing.assert_array_equal(opened.activations("hidden", 3), snapshot.activations["hidden"])
-    np.testing.assert_array_equal(opened.activations("conv2D_1", 3), snapshot.activations["conv2D_1"])
-    assert opened.activations("hidden", 3).dtype == np.float16
-    np.testing.assert_array_equal(opened.predictions(3), snapshot.probabilities)
+    np.testing.assert_array_equal(opened.activations("hidden", 0), snapshot.activations["hidden"])
+    np.testing.assert_array_equal(opened.activations("conv2D_1", 0), snapshot.activations["conv2D_1"])
+    assert opened.activations("hidden", 0).dtype == np.float16
+    np.testing.assert_array_equal(opened.predictions(0), snapshot.probabilities)
 
 
 def test_take_writes_nothing_and_store_writes_what_snapshot_writes(model: ReferenceCNN, probe: torch.Tensor,
@@ -330,15 +332,15 @@ def test_take_writes_nothing_and_store_writes_what_snapshot_writes(model: Refere
     with Recorder(model, ["hidden"], probe, labels=labels, run=other) as recorder:
         snapshot = recorder.snapshot(2, {"val_acc": 0.5})
     assert run.manifest["files"] == other.manifest["files"]
-    assert RunFolder.open(run.path).history == [{"epoch": 2, "val_acc": 0.5}]
+    assert RunFolder.open(run.path).history == [{"epoch": 0, "val_acc": 0.5}]
     np.testing.assert_array_equal(taken.activations["hidden"], snapshot.activations["hidden"])
 
 
 def test_store_without_a_run_folder_says_how_to_give_one(model: ReferenceCNN, probe: torch.Tensor) -> None:
     with Recorder(model, ["hidden"], probe) as recorder:
         taken = recorder.take(0)
-        with pytest.raises(ValueError, match=r"^this Recorder has no run folder to store in: create it with "
-                                             r"run=RunFolder\(\.\.\.\)$"):
+        with pytest.raises(ValueError, match=r"^this Recorder writes no run folder: create it with "
+                                             r"out=\"runs/NAME\""):
             recorder.store(taken)
 
 
@@ -347,7 +349,7 @@ def test_a_recorder_writing_to_a_run_folder_needs_labels(model: ReferenceCNN, pr
     with Recorder(model, ["hidden"], probe, run=run) as recorder, \
             pytest.raises(ValueError, match=r"needs the probe's labels: pass labels="):
         recorder.snapshot(0)
-    with pytest.raises(ValueError, match=r"labels has 3 entries but the probe \d+ images"):
+    with pytest.raises(ValueError, match=r"the probe labels hold 3 entries but the probe \d+ inputs: give one label per input"):
         Recorder(model, ["hidden"], probe, labels=[0, 1, 2])
 
 

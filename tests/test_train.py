@@ -443,7 +443,7 @@ def test_sigterm_exits_130_with_the_resume_hint(stopped_by_sigterm) -> None:
 def test_reopening_an_interrupted_run_marks_it_running_again(tmp_path: Path) -> None:
     from layerlapse.config import RunConfig
     from layerlapse.store import RunFolder
-    from layerlapse.train import _reopen_for_resume
+    from layerlapse.capture.session import reopen_for_resume as _reopen_for_resume
 
     run = RunFolder.create(tmp_path / "run", RunConfig(dataset="digits"), {"name": "digits"})
     run.commit("interrupted")

@@ -154,7 +154,8 @@ def export(
     import shlex
 
     from .export import ExportWarning, export_tensorboard
-    from .store import epoch_file, load_run
+    from .layout import epoch_file
+    from .store import load_run
 
     if not tensorboard:
         raise LayerlapseError("say which format to export: --tensorboard (TensorBoard's embedding projector) is "

@@ -10,6 +10,7 @@ from typing import Any
 from .errors import ConfigError
 
 DATASETS = ("mnist", "fashion-mnist", "digits")
+LOOPS = ("built-in", "own")  # layerlapse's training of the reference network, or the user's own loop or framework
 DEVICES = ("auto", "cpu", "cuda")
 MAP_METHODS = ("aligned", "independent", "aligned-umap", "pca")  # see layerlapse.project
 # input size of the reference network per dataset, known without loading the data
@@ -23,32 +24,45 @@ class RunConfig:
     `probe` is the number of training images whose activations are recorded every epoch (a stratified, seeded
     subset); None records every training image, as the article does. `train_subset` trains on a stratified,
     seeded subset of the training set instead of all of it.
+
+    `loop` "own" is a run recorded from the user's own loop or framework (`Recorder`, the callbacks): its `dataset`
+    is any name the user gives, and the training settings (epochs, batch_size, learning_rate, validation_split)
+    are what the user stated, or None where they did not say.
     """
 
     dataset: str = "mnist"
-    epochs: int = 15
+    epochs: int | None = 15
     layers: tuple[str, ...] = ("hidden",)
     probe: int | None = 10_000
     test_probe: int | None = 1_000  # test images recorded every epoch and placed on every frame; 0 for none
     seed: int = 0
-    batch_size: int = 100
-    learning_rate: float = 1e-3
-    validation_split: float = 0.2
+    batch_size: int | None = 100
+    learning_rate: float | None = 1e-3
+    validation_split: float | None = 0.2
     n_neighbors: int = 40
     map_method: str = "aligned"
     device: str = "auto"
     train_subset: int | None = None  # train on a stratified, seeded subset of this many images (quick looks, tests)
+    loop: str = "built-in"
 
     def __post_init__(self) -> None:
         layers = (self.layers,) if isinstance(self.layers, str) else self.layers
         if not isinstance(layers, (tuple, list)):
             raise ConfigError(f"layers must be a list of layer names, got {self.layers!r}: see `layerlapse layers`")
         object.__setattr__(self, "layers", tuple(layers))
-        _check_choice("dataset", self.dataset, DATASETS)
+        _check_choice("loop", self.loop, LOOPS)
+        if self.loop == "built-in":
+            _check_choice("dataset", self.dataset, DATASETS,
+                          " (a run recorded from your own loop names its data freely: Recorder(..., dataset=...))")
+        elif not isinstance(self.dataset, str) or not self.dataset.strip() or len(self.dataset) > 200:
+            raise ConfigError(f"dataset must be a short name for your data, got {self.dataset!r}")
         _check_choice("device", self.device, DEVICES)
         _check_choice("map method", self.map_method, MAP_METHODS)
-        _check_int("epochs", self.epochs, low=1)
-        _check_int("batch_size", self.batch_size, low=1)
+        own = self.loop == "own"  # the user's loop may leave its training settings unstated (None)
+        if not (own and self.epochs is None):
+            _check_int("epochs", self.epochs, low=1)
+        if not (own and self.batch_size is None):
+            _check_int("batch_size", self.batch_size, low=1)
         _check_int("n_neighbors", self.n_neighbors, low=2)
         _check_int("seed", self.seed, low=0)
         if self.train_subset is not None:
@@ -59,9 +73,13 @@ class RunConfig:
             _check_int("test_probe", self.test_probe, low=0, hint="or 'all' for every test image")
         if len(set(self.layers)) != len(self.layers):
             raise ConfigError(f"layers must not repeat a name, got {list(self.layers)}")
-        if not isinstance(self.validation_split, (int, float)) or not 0.0 < self.validation_split < 1.0:
+        if own and self.validation_split is None:
+            pass
+        elif not isinstance(self.validation_split, (int, float)) or not 0.0 < self.validation_split < 1.0:
             raise ConfigError(f"validation_split must be between 0 and 1 (exclusive), got {self.validation_split}")
-        if not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
+        if own and self.learning_rate is None:
+            pass
+        elif not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
         if not self.layers or any(not isinstance(name, str) or not name for name in self.layers):
             raise ConfigError(f"layers must be one or more layer names, got {list(self.layers)}: see `layerlapse layers`")
@@ -88,12 +106,12 @@ def parse_probe(text: str, option: str = "--probe") -> int | None:
         raise ConfigError(f"{option} must be a number of images or 'all', got {text!r}") from None
 
 
-def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+def _check_choice(name: str, value: str, allowed: tuple[str, ...], more: str = "") -> None:
     if value in allowed:
         return
     close = difflib.get_close_matches(str(value), allowed, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ConfigError(f"unknown {name} {value!r}: choose one of {', '.join(allowed)}{hint}")
+    raise ConfigError(f"unknown {name} {value!r}: choose one of {', '.join(allowed)}{hint}{more}")
 
 
 def _check_int(name: str, value: int, *, low: int, hint: str = "") -> None:

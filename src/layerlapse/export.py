@@ -30,7 +30,9 @@ import numpy as np
 
 from .atomic import atomic_output, write_bytes
 from .errors import ConfigError, RunFolderError
-from .store import RunFolder, epoch_file
+from . import layout
+from .layout import epoch_file
+from .store import RunFolder
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -42,7 +44,7 @@ CONFIG_FILE = "projector_config.pbtxt"  # the name the plugin looks for
 SPRITE_MAX_PX = 8192  # the page refuses a larger sprite image, in either direction
 PROJECTOR_MAX_POINTS = 100_000  # rows the page fetches (its num_rows)
 MIN_THUMBNAIL_PX = 8  # smaller shows nothing recognisable; the bundled digits are 8 × 8 to begin with
-PROBE_IMAGES = "probe/images.npy"
+PROBE_IMAGES = layout.PROBE_IMAGES
 # Control characters (tab, newline, carriage return, ...) and Unicode's line and paragraph separators end a cell or a
 # row in one TSV reader or another.
 _CELL_BREAKERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -104,9 +106,9 @@ def _check_epoch(run: RunFolder, epoch: int) -> None:
 
 def _activations(run: RunFolder, layer: str, epoch: int) -> np.ndarray:
     """The layer's activations at `epoch` as float32 (points, features), checked for what the projector can show."""
-    relpath = f"activations/{layer}/{epoch_file(epoch)}"
+    relpath = layout.activations(layer, epoch)
     if not run.has(relpath):
-        recorded = [str(e) for e in range(run.epochs_complete + 1) if run.has(f"activations/{layer}/{epoch_file(e)}")]
+        recorded = [str(e) for e in range(run.epochs_complete + 1) if run.has(layout.activations(layer, e))]
         raise RunFolderError(f"run folder {run.path} has no activations of layer {layer!r} at epoch {epoch} "
                              f"({relpath}); it has them for epochs {', '.join(recorded) or 'none'}: pass --epoch "
                              "with one of those, or record the run again with --force")
@@ -159,16 +161,16 @@ def metadata_columns(run: RunFolder, layer: str, epoch: int, n_points: int) -> d
     """One column per field, a cell per probe image: its label and class, the network's prediction at `epoch`, and
     layerlapse's own map of it (map_x, map_y), so the projector can colour and compare by any of them."""
     class_names = [str(name) for name in run.manifest["dataset"]["class_names"]]
-    labels = _rows(run, "probe/labels.npy", n_points)
+    labels = _rows(run, layout.PROBE_LABELS, n_points)
     columns = {"label": [str(int(label)) for label in labels], "class": [class_names[label] for label in labels]}
-    predictions = f"predictions/{epoch_file(epoch)}"
+    predictions = layout.predictions(epoch)
     if run.has(predictions):
         probabilities = _rows(run, predictions, n_points)
         predicted = probabilities.argmax(axis=1)
         columns["predicted"] = [class_names[index] for index in predicted]
         columns["confidence"] = _number_cells(probabilities.max(axis=1), "{:.4f}")
         columns["correct"] = ["yes" if right else "no" for right in predicted == labels]
-    layerlapse_map = f"maps/{layer}/{epoch_file(epoch)}"
+    layerlapse_map = layout.map_file(layer, epoch)
     if run.has(layerlapse_map):
         xy = _rows(run, layerlapse_map, n_points)
         columns["map_x"] = _number_cells(xy[:, 0], "{:.6g}")

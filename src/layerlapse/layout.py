@@ -34,6 +34,20 @@ _RECORDED_FILE = re.compile("|".join([
 ]))
 
 
+PROBE_LABELS = "probe/labels.npy"
+PROBE_IMAGES = "probe/images.npy"
+PROBE_INDICES = "probe/indices.npy"
+TEST_LABELS = "test/labels.npy"
+TEST_PREDICTIONS = "test/predictions.npy"
+TEST_PROBE_INDICES = "test/probe/indices.npy"
+TEST_PROBE_LABELS = "test/probe/labels.npy"
+TEST_PROBE_IMAGES = "test/probe/images.npy"
+HISTORY = "history.jsonl"
+METRICS = "metrics.json"
+REPORT = "report.html"
+QUALITY_FILE = "quality.json"
+
+
 def epoch_file(epoch: int, suffix: str = ".npy") -> str:
     return f"epoch_{epoch:03d}{suffix}"
 
@@ -60,6 +74,33 @@ def map_file(layer: str, epoch: int) -> str:
 
 def test_map(layer: str) -> str:
     return f"maps/{layer}/test.npy"
+
+
+def quality(layer: str) -> str:
+    return f"maps/{layer}/{QUALITY_FILE}"
+
+
+def test_probe_map(layer: str, epoch: int) -> str:
+    """The test probe placed on a layer's frame of `epoch`."""
+    return f"maps/{layer}/test/{epoch_file(epoch)}"
+
+
+def test_activations(layer: str) -> str:
+    """The final test set's activations of a layer."""
+    return f"test/activations/{layer}.npy"
+
+
+def test_probe_activations(layer: str, epoch: int) -> str:
+    return f"test/probe/activations/{layer}/{epoch_file(epoch)}"
+
+
+def test_probe_predictions(epoch: int) -> str:
+    return f"test/probe/predictions/{epoch_file(epoch)}"
+
+
+def frame(layer_folder: str, epoch: int) -> str:
+    """A drawn frame: frames/ for the first layer, frames/<layer>/ for the others."""
+    return f"{layer_folder}/{epoch_file(epoch, '.png')}"
 
 
 def plain_name_problem(name: object) -> str | None:

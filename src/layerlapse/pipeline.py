@@ -19,9 +19,9 @@ from .errors import RunFolderError
 from .progress import note, progress_bar
 from .metrics import QUALITY_K, QUALITY_SAMPLE
 from .metrics import caption as quality_caption
-from .project import check_method, place_points
-from .store import RunFolder, epoch_file, json_bytes, npy_bytes
-from .timeline import QUALITY_FILE, BackgroundMapper, Frame, LayerTimeline, WorkerSpec, map_whole_run
+from .project import LEGACY_METHODS, METHOD_LABELS, check_method, place_points
+from .store import RunFolder, is_untrained, json_bytes, npy_bytes
+from .timeline import BackgroundMapper, Frame, LayerTimeline, WorkerSpec, map_whole_run
 
 
 def run_experiment(config: RunConfig, out: str | os.PathLike, *, data_dir: str | None = None, force: bool = False,
@@ -49,6 +49,21 @@ def run_experiment(config: RunConfig, out: str | os.PathLike, *, data_dir: str |
             alongside.stop()
         if run is not None:
             run.close()  # the run's lock, held since it was created or reopened
+
+
+def complete_run(run: RunFolder, alongside: MapAlongside | None = None, *, show_progress: bool = False) -> None:
+    """The recipe's end for a recorded run: wait for the maps made alongside training, map what is missing, draw
+    every picture and the report, and commit the run as complete."""
+    try:
+        with run.noting_failure():
+            if isinstance(alongside, MapAlongside):
+                alongside.finish(run, show_progress=show_progress)
+            map_run(run, show_progress=show_progress)
+            render_run(run, show_progress=show_progress)
+        run.commit("complete")
+    finally:
+        if isinstance(alongside, MapAlongside):
+            alongside.stop()
 
 
 class MapAlongside:
@@ -241,16 +256,16 @@ def _store_frames(run: RunFolder, frames: list[Frame], target: RunFolder | MapSt
         quality = _quality(run, target, frame.layer, method)
         quality["frames"][str(frame.epoch)] = frame.quality
         target.write_array(layout.map_file(frame.layer, frame.epoch), frame.xy)
-        target.write_json(f"maps/{frame.layer}/{QUALITY_FILE}", quality)
-        test_probe = f"test/probe/activations/{frame.layer}/{epoch_file(frame.epoch)}"
+        target.write_json(layout.quality(frame.layer), quality)
+        test_probe = layout.test_probe_activations(frame.layer, frame.epoch)
         if run.has(test_probe):  # the test images recorded at this epoch, placed on its frame
             placed = place_points(run.activations(frame.layer, frame.epoch), frame.xy, run.read_array(test_probe))
-            target.write_array(f"maps/{frame.layer}/test/{epoch_file(frame.epoch)}", placed)
+            target.write_array(layout.test_probe_map(frame.layer, frame.epoch), placed)
         target.commit()
 
 
 def _quality(run: RunFolder, target: RunFolder | MapStage, layer: str, method: str | None) -> dict:
-    relpath = f"maps/{layer}/{QUALITY_FILE}"
+    relpath = layout.quality(layer)
     if target.has(relpath):
         return target.read_json(relpath)
     return {"method": method or run.manifest["maps"]["method"], "k": QUALITY_K, "sample_size": QUALITY_SAMPLE,
@@ -260,15 +275,9 @@ def _quality(run: RunFolder, target: RunFolder | MapStage, layer: str, method: s
 def _place_test_set(run: RunFolder, layer: str, target: RunFolder | MapStage) -> None:
     last = run.epochs_complete
     placed = place_points(run.activations(layer, last), target.read_array(layout.map_file(layer, last)),
-                          run.read_array(f"test/activations/{layer}.npy"))
+                          run.read_array(layout.test_activations(layer)))
     target.write_array(layout.test_map(layer), placed)
     target.commit()
-
-
-def frame_quality(run: RunFolder, layer: str, epoch: int) -> dict:
-    """The stored measures and notes of one frame ({} when the run has none)."""
-    relpath = f"maps/{layer}/{QUALITY_FILE}"
-    return run.read_json(relpath)["frames"].get(str(epoch), {}) if run.has(relpath) else {}
 
 
 def render_run(run: RunFolder, *, show_progress: bool = True) -> list[Path]:
@@ -278,17 +287,18 @@ def render_run(run: RunFolder, *, show_progress: bool = True) -> list[Path]:
         labels = run.probe_labels()
         maps = {layer: _checked_maps(run, layer, len(labels)) for layer in run.layers}  # all inputs before drawing
         written = []
-        if run.has("probe/images.npy"):
-            written.append(render.draw_samples(run.read_array("probe/images.npy"), labels, class_names,
+        if run.has(layout.PROBE_IMAGES):
+            written.append(render.draw_samples(run.read_array(layout.PROBE_IMAGES), labels, class_names,
                                                run.local("figures/samples.png")))
         for position, layer in enumerate(run.layers):
             written += _draw_layer(run, layer, maps[layer], labels, class_names, main=position == 0,
                                    show_progress=show_progress)
         if run.history:
-            written.append(render.draw_curves(run.history, run.local("figures/curves.png")))
+            x, x_label = _curve_axis(run)
+            written.append(render.draw_curves(run.history, run.local("figures/curves.png"), x=x, x_label=x_label))
         if run.manifest["test"] is not None:
             written.append(_draw_confusion(run, class_names))
-        written.append(render.write_json(_metrics(run), run.local("metrics.json")))
+        written.append(render.write_json(_metrics(run), run.local(layout.METRICS)))
         written.append(report.write_report(run))
         for path in written:
             run.add_file(path.relative_to(run.path).as_posix())
@@ -335,9 +345,9 @@ def _draw_layer(run: RunFolder, layer: str, maps: dict[int, np.ndarray], labels:
     limits = render.common_limits(list(maps.values()))  # fixed axes, so a point moves only when its map does
     with progress_bar(f"drawing {layer}", len(epochs), enabled=show_progress) as advance:
         for epoch in epochs:
-            title = f"Epoch {epoch}" if main else f"Epoch {epoch} · {layer}"
+            title = run.snapshot_title(epoch) if main else f"{run.snapshot_title(epoch)} · {layer}"
             frames.append(render.draw_frame(maps[epoch], labels, class_names,
-                                            run.local(f"{frames_dir}/{epoch_file(epoch, '.png')}"),
+                                            run.local(layout.frame(frames_dir, epoch)),
                                             title=title, caption=_caption(run, layer, epoch, len(labels)),
                                             limits=limits))
             advance(1)
@@ -347,29 +357,43 @@ def _draw_layer(run: RunFolder, layer: str, maps: dict[int, np.ndarray], labels:
         last = epochs[-1]
         written.append(render.draw_train_test(
             maps[last], labels, run.read_array(layout.test_map(layer)), class_names,
-            run.local(f"figures/train_test{suffix}.png"), title=f"Epoch {last}: training map and test set"))
+            run.local(f"figures/train_test{suffix}.png"), title=f"{run.snapshot_title(last)}: training map and test set"))
     return written
+
+
+def _curve_axis(run: RunFolder) -> tuple[list[int], str]:
+    """Where each history row sits on the curves' x axis: its epoch, or its optimizer step for a run recorded by
+    step."""
+    labels = run.manifest.get("snapshots") or []
+    rows = [int(row.get("epoch", position + 1)) for position, row in enumerate(run.history)]
+    if labels and all("step" in labels[row] for row in rows if row < len(labels)):
+        return [labels[row]["step"] if row < len(labels) else row for row in rows], "optimizer step"
+    if labels:
+        return rows, "snapshot"
+    return rows, "epoch"
 
 
 def _caption(run: RunFolder, layer: str, epoch: int, n_points: int) -> str:
     """Two lines under a frame: what it shows, then how faithful it is (the stored measures and notes)."""
     row = next((row for row in run.history if row.get("epoch") == epoch), {})
-    if epoch == 0:
+    if is_untrained(run.manifest, epoch):
         accuracy = " · untrained"
-    elif "val_acc" in row:
+    elif isinstance(row.get("val_acc"), (int, float)):
         accuracy = f" · validation accuracy {row['val_acc']:.4f}"
     else:
         accuracy = ""
     method = run.manifest.get("maps", {}).get("method", "umap")
-    quality = frame_quality(run, layer, epoch)
+    quality = run.frame_measures(layer, epoch)
     second = " · ".join(filter(None, [quality_caption(quality), *quality.get("notes", [])]))
-    first = f"layer {layer} · {n_points:,} probe images · map: {METHOD_LABELS.get(method, method)}{accuracy}"
+    reduced = f" ({reduction})" if (reduction := run.reduction(layer)) else ""
+    first = (f"layer {layer}{reduced} · {n_points:,} probe inputs · map: {METHOD_LABELS.get(method, method)}"
+             f"{accuracy}")
     return f"{first}\n{second}" if second else first
 
 
 def _draw_confusion(run: RunFolder, class_names: list[str]) -> Path:
-    probabilities = run.read_array("test/predictions.npy")
-    labels = run.labels("test/labels.npy", count=len(probabilities))
+    probabilities = run.read_array(layout.TEST_PREDICTIONS)
+    labels = run.labels(layout.TEST_LABELS, count=len(probabilities))
     if probabilities.ndim != 2 or probabilities.shape[1] != len(class_names):
         raise RunFolderError(f"run folder {run.path} is damaged: test/predictions.npy holds {probabilities.shape} "
                              f"probabilities for {len(class_names)} classes; restore it, or record the run again "
@@ -386,8 +410,3 @@ def _metrics(run: RunFolder) -> dict:
             "probe_size": run.manifest["dataset"]["probe_size"], "epochs": run.epochs_complete,
             "test_accuracy": None if test is None else test["accuracy"],
             "test_loss": None if test is None else test["loss"], "history": run.history}
-
-
-LEGACY_METHODS = {"umap": "independent"}  # the name runs recorded before there was a choice
-METHOD_LABELS = {"aligned": "aligned UMAP (layerlapse)", "independent": "UMAP per epoch (the article's)",
-                 "aligned-umap": "umap-learn AlignedUMAP", "pca": "PCA"}

@@ -341,3 +341,8 @@ def place_points(reference_activations: np.ndarray, reference_xy: np.ndarray, ne
     weights[duplicate, 0] = 1.0
     placed[finite] = np.einsum("nk,nkd->nd", weights, positions[neighbors])
     return placed
+
+
+LEGACY_METHODS = {"umap": "independent"}  # the name runs recorded before there was a choice
+METHOD_LABELS = {"aligned": "aligned UMAP (layerlapse)", "independent": "UMAP per epoch (the article's)",
+                 "aligned-umap": "umap-learn AlignedUMAP", "pca": "PCA"}

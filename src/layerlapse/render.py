@@ -253,20 +253,21 @@ def draw_samples(
     return _save_png(figure, path)
 
 
-def _series(history: Sequence[Mapping[str, float]], key: str) -> np.ndarray | None:
-    # Plot a metric only when every epoch has it (a run without validation has no val_* keys).
-    if not all(key in row for row in history):
+def _series(history: Sequence[Mapping[str, float | None]], key: str) -> np.ndarray | None:
+    # A metric is plotted when some row has it; a row without it, or with null (a nan the run stored), is a gap.
+    if not any(isinstance(row.get(key), (int, float)) for row in history):
         return None
-    return np.array([float(row[key]) for row in history])
+    return np.array([float(row[key]) if isinstance(row.get(key), (int, float)) else np.nan for row in history])
 
 
-def draw_curves(history: Sequence[Mapping[str, float]], path: PathLike) -> Path:
-    """Draw accuracy and loss against epoch (1..E), train and validation, in two panels side by side."""
+def draw_curves(history: Sequence[Mapping[str, float | None]], path: PathLike, *,
+                x: Sequence[float] | None = None, x_label: str = "epoch") -> Path:
+    """Draw accuracy and loss against epoch (1..E, or `x`), train and validation, in two panels side by side."""
     from matplotlib.ticker import MaxNLocator
 
     if not history:
         raise ValueError("history is empty; train at least one epoch before drawing curves")
-    epochs = np.arange(1, len(history) + 1)
+    epochs = np.arange(1, len(history) + 1) if x is None else np.asarray(x)
     figure = _new_figure((1280, 512))
     figure.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.9, wspace=0.22)
     for axes, (metric, label) in zip(figure.subplots(1, 2), [("acc", "accuracy"), ("loss", "loss")]):
@@ -275,10 +276,13 @@ def draw_curves(history: Sequence[Mapping[str, float]], path: PathLike) -> Path:
             if values is not None:
                 axes.plot(epochs, values, marker="o", markersize=4, label=legend)
         axes.set_title(label, fontsize=11)
-        axes.set_xlabel("epoch")
+        axes.set_xlabel(x_label)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=8)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize=8)
+        else:
+            axes.text(0.5, 0.5, f"no {label} recorded", transform=axes.transAxes, ha="center", color="0.5")
     return _save_png(figure, path)
 
 

@@ -52,7 +52,8 @@ import numpy as np
 
 from .atomic import atomic_output
 from .errors import ConfigError, RunFolderError
-from .store import RunFolder, epoch_file
+from . import layout
+from .store import RunFolder, is_untrained
 
 if TYPE_CHECKING:
     from bokeh.document import Document
@@ -79,7 +80,7 @@ def write_report(run: RunFolder, path: str | os.PathLike | None = None, *, size_
     `ReportSizeWarning` is issued.
     """
     chosen = check_settings(run, size_budget_mb, layers)
-    target = Path(path) if path is not None else run.local("report.html")
+    target = Path(path) if path is not None else run.local(layout.REPORT)
     content = read_content(run, chosen)
     page = fit_to_budget(content, int(size_budget_mb * MB), size_budget_mb)
     with atomic_output(target) as temp:
@@ -139,15 +140,15 @@ class ReportContent:
     layer_figures: dict[str, list[str]]  # layer -> one line per frame: faithfulness measures and notes
     notes: list[str]
     seed: int
+    slider_title: str = "epoch"  # "snapshot" for a run recorded every N steps: the frame's words give step and epoch
 
 
 def read_content(run: RunFolder, layers: list[str]) -> ReportContent:
     """Read the run folder into what the page shows; a one-line RunFolderError when something needed is missing."""
     epochs, unmapped_note = _mapped_epochs(run, layers)
     class_names = [str(name) for name in run.manifest["dataset"]["class_names"]]
-    probe = _read_points(run, "probe", "predictions", "", layers, epochs)
-    test = (_read_points(run, "test/probe", "test/probe/predictions", "test/", layers, epochs)
-            if run.has("test/probe/labels.npy") else None)
+    probe = _read_points(run, False, layers, epochs)
+    test = _read_points(run, True, layers, epochs) if run.has(layout.TEST_PROBE_LABELS) else None
     if test is not None and not test.coords:
         test = None  # recorded, but not placed on the maps of these layers
     notes = [note for note in [unmapped_note] if note]
@@ -165,7 +166,8 @@ def read_content(run: RunFolder, layers: list[str]) -> ReportContent:
         confusion=None if probe.predicted is None else _confusions(probe, len(class_names)),
         epoch_figures=[_epoch_figures(run, epoch, probe, frame) for frame, epoch in enumerate(epochs)],
         layer_figures={layer: [_layer_figures(run, layer, epoch) for epoch in epochs] for layer in layers},
-        notes=notes, seed=int(run.manifest.get("config", {}).get("seed", 0)))
+        notes=notes, seed=int(run.manifest.get("config", {}).get("seed", 0)),
+        slider_title="snapshot" if run.manifest.get("snapshots") else "epoch")
 
 
 def _chosen_layers(run: RunFolder, layers: Sequence[str] | None) -> list[str]:
@@ -183,11 +185,11 @@ def _mapped_epochs(run: RunFolder, layers: list[str]) -> tuple[list[int], str | 
     """Epochs 0..e that every chosen layer has maps for, and a note when later recorded epochs have none yet."""
     last = run.epochs_complete
     for layer in layers:
-        if not run.has(f"maps/{layer}/{epoch_file(0)}"):
+        if not run.has(layout.map_file(layer, 0)):
             raise RunFolderError(f"run folder {run.path} has no maps for layer {layer!r}: map it with "
                                  f"`layerlapse render {run.path}` first")
         mapped = 0
-        while mapped < last and run.has(f"maps/{layer}/{epoch_file(mapped + 1)}"):
+        while mapped < last and run.has(layout.map_file(layer, mapped + 1)):
             mapped += 1
         last = mapped
     note = None
@@ -198,18 +200,17 @@ def _mapped_epochs(run: RunFolder, layers: list[str]) -> tuple[list[int], str | 
     return list(range(last + 1)), note
 
 
-def _read_points(run: RunFolder, folder: str, predictions: str, maps_subfolder: str, layers: list[str],
-                 epochs: list[int]) -> Points:
-    """Labels and images from `folder`/, predictions from `predictions`/, positions from
-    maps/<layer>/`maps_subfolder`."""
-    labels = run.probe_labels() if folder == "probe" else run.labels(f"{folder}/labels.npy")
+def _read_points(run: RunFolder, test: bool, layers: list[str], epochs: list[int]) -> Points:
+    """The probe's (or, with `test`, the test probe's) labels, images, predictions and map positions."""
+    labels = run.labels(layout.TEST_PROBE_LABELS) if test else run.probe_labels()
     coords = {}
     for layer in layers:
-        frames = [f"maps/{layer}/{maps_subfolder}{epoch_file(epoch)}" for epoch in epochs]
+        frames = [(layout.test_probe_map if test else layout.map_file)(layer, epoch) for epoch in epochs]
         if all(run.has(relpath) for relpath in frames):
             coords[layer] = np.stack([run.read_xy(relpath, len(labels)).astype(np.float32) for relpath in frames])
-    images = _thumbnail_pixels(run.read_array(f"{folder}/images.npy")) if run.has(f"{folder}/images.npy") else None
-    prediction_files = [f"{predictions}/{epoch_file(epoch)}" for epoch in epochs]
+    images_file = layout.TEST_PROBE_IMAGES if test else layout.PROBE_IMAGES
+    images = _thumbnail_pixels(run.read_array(images_file)) if run.has(images_file) else None
+    prediction_files = [(layout.test_probe_predictions if test else layout.predictions)(epoch) for epoch in epochs]
     predicted = confidence = None
     if all(run.has(relpath) for relpath in prediction_files):
         predicted, confidence = pack_predictions([run.read_array(relpath) for relpath in prediction_files])
@@ -239,12 +240,16 @@ def _limits(probe: Points, test: Points | None, layer: str) -> tuple[float, floa
 
 
 def _summary(run: RunFolder, layers: list[str], epochs: list[int], n_probe: int) -> str:
-    from .pipeline import LEGACY_METHODS, METHOD_LABELS
+    from .project import LEGACY_METHODS, METHOD_LABELS
 
     method = run.manifest.get("maps", {}).get("method", "umap")
     method = LEGACY_METHODS.get(method, method)
-    parts = [f"{n_probe:,} probe images", f"layer{'s' if len(layers) > 1 else ''} {', '.join(layers)}",
-             f"epochs {epochs[0]}–{epochs[-1]}", f"map: {METHOD_LABELS.get(method, method)}"]
+    parts = [f"{n_probe:,} probe inputs", f"layer{'s' if len(layers) > 1 else ''} {', '.join(layers)}",
+             f"{run.snapshot_title(epochs[0]).lower()} to {run.snapshot_title(epochs[-1]).lower()}",
+             f"map: {METHOD_LABELS.get(method, method)}"]
+    reductions = [f"{layer}: {reduction}" for layer in layers if (reduction := run.reduction(layer))]
+    if reductions:
+        parts.append("rows: " + ", ".join(reductions))
     test = run.manifest.get("test")
     if test is not None:
         parts.append(f"test accuracy {test['accuracy']:.4f} ({test['size']:,} images)")
@@ -253,21 +258,20 @@ def _summary(run: RunFolder, layers: list[str], epochs: list[int], n_probe: int)
 
 def _epoch_figures(run: RunFolder, epoch: int, probe: Points, frame: int) -> str:
     row = next((row for row in run.history if row.get("epoch") == epoch), {})
-    parts = [f"epoch {epoch}" + (" (untrained)" if epoch == 0 else "")]
+    parts = [run.snapshot_title(epoch).lower() + (" (untrained)" if is_untrained(run.manifest, epoch) else "")]
     if probe.predicted is not None:
         parts.append(f"probe accuracy {np.mean(probe.predicted[frame] == probe.labels):.4f}")
     for key, name in (("acc", "training accuracy"), ("val_acc", "validation accuracy"), ("loss", "loss"),
                       ("val_loss", "validation loss")):
-        if key in row:
+        if isinstance(row.get(key), (int, float)):
             parts.append(f"{name} {row[key]:.4f}")
     return " · ".join(parts)
 
 
 def _layer_figures(run: RunFolder, layer: str, epoch: int) -> str:
     from .metrics import caption
-    from .pipeline import frame_quality
 
-    quality = frame_quality(run, layer, epoch)
+    quality = run.frame_measures(layer, epoch)
     return " · ".join(filter(None, [caption(quality), *quality.get("notes", [])]))
 
 
@@ -579,7 +583,7 @@ def _controls(content: ReportContent) -> dict:
     from bokeh.models import Button, Select, Slider, Toggle
 
     last = content.epochs[-1]
-    slider = Slider(start=0, end=max(last, 1), value=last, step=1, title="epoch", width=360,
+    slider = Slider(start=0, end=max(last, 1), value=last, step=1, title=content.slider_title, width=360,
                     disabled=last == 0, name="layerlapse-epoch")
     play = Button(label="▶ play", width=90, disabled=last == 0, name="layerlapse-play")
     layer = Select(options=content.layers, value=content.layers[0], width=170,

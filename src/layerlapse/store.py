@@ -37,7 +37,7 @@ MANIFEST_KEYS = ("status", "config", "dataset", "layers", "epochs_complete", "hi
 STATUSES = ("running", "interrupted", "failed", "complete")
 MAX_MANIFEST_BYTES = 64_000_000  # a run of 10 layers × 1,000 epochs lists ~50,000 files: a few MB
 # derived from the recorded data: redrawn freely, so not checked before they are overwritten
-DERIVED = ("figures/", "frames/", "lapse", "metrics.json", "history.jsonl", "report.html")
+DERIVED = ("figures/", "frames/", "lapse", layout.METRICS, layout.HISTORY, layout.REPORT)
 OLD_MAPS, NEW_MAPS = ".old-", ".new-"  # beside maps/<layer> while a redraw swaps a layer's maps in
 
 
@@ -252,6 +252,20 @@ class RunFolder:
     def class_names(self) -> list[str]:
         return list(self.manifest["dataset"].get("class_names") or [])
 
+    def frame_measures(self, layer: str, epoch: int) -> dict:
+        """The stored faithfulness measures and notes of one frame ({} when the run has none)."""
+        relpath = layout.quality(layer)
+        return self.read_json(relpath)["frames"].get(str(epoch), {}) if self.has(relpath) else {}
+
+    def snapshot_title(self, index: int) -> str:
+        """"Epoch 3", or "Step 512 · epoch 2" for a run that records by step."""
+        return snapshot_title(self.manifest, index)
+
+    def reduction(self, layer: str) -> str | None:
+        """How the layer's outputs became rows ("mean over space", …), when they were not one row already."""
+        caption = (self.manifest.get("layer_info") or {}).get(layer, {}).get("caption")
+        return caption if isinstance(caption, str) and caption != "as is" else None
+
     def has(self, relpath: str) -> bool:
         return relpath in self.manifest["files"]
 
@@ -298,7 +312,7 @@ class RunFolder:
     def predictions(self, epoch: int) -> np.ndarray:
         return self.read_array(layout.predictions(epoch))
 
-    def labels(self, relpath: str = "probe/labels.npy", *, count: int | None = None) -> np.ndarray:
+    def labels(self, relpath: str = layout.PROBE_LABELS, *, count: int | None = None) -> np.ndarray:
         """A labels file as int64, checked: one integer per image (`count` of them where known), each naming one of
         the run's classes."""
         labels = self.read_array(relpath)
@@ -316,7 +330,7 @@ class RunFolder:
         return labels.astype(np.int64, copy=False)
 
     def probe_labels(self) -> np.ndarray:
-        return self.labels("probe/labels.npy", count=self.manifest["dataset"].get("probe_size"))
+        return self.labels(layout.PROBE_LABELS, count=self.manifest["dataset"].get("probe_size"))
 
     def read_xy(self, relpath: str, n_points: int) -> np.ndarray:
         """A stored map, checked to hold one 2-D position per point."""
@@ -361,11 +375,11 @@ class RunFolder:
 
     def write_probe(self, labels: np.ndarray, images: np.ndarray | None, indices: np.ndarray | None = None) -> None:
         """The probe's labels (and images, for thumbnails and the samples figure), once, before the first epoch."""
-        self.write_array("probe/labels.npy", np.asarray(labels, dtype=np.int64))
+        self.write_array(layout.PROBE_LABELS, np.asarray(labels, dtype=np.int64))
         if images is not None:
-            self.write_array("probe/images.npy", images)
+            self.write_array(layout.PROBE_IMAGES, images)
         if indices is not None:
-            self.write_array("probe/indices.npy", np.asarray(indices, dtype=np.int64))
+            self.write_array(layout.PROBE_INDICES, np.asarray(indices, dtype=np.int64))
         dataset = self.manifest.setdefault("dataset", {})
         dataset.setdefault("class_names", [str(label) for label in range(int(np.max(labels)) + 1)])
         dataset["probe_size"] = int(len(labels))
@@ -382,7 +396,7 @@ class RunFolder:
 
     def write_history(self) -> None:
         lines = "".join(json.dumps(row) + "\n" for row in self.history)
-        self.write_bytes("history.jsonl", lines.encode())
+        self.write_bytes(layout.HISTORY, lines.encode())
 
     @contextlib.contextmanager
     def noting_failure(self) -> Iterator[RunFolder]:
@@ -471,6 +485,27 @@ class RunFolder:
             if relpath.parts and relpath.parts[0] in (*RECORDED_FOLDERS, *layout.DRAWN_FOLDERS):
                 with contextlib.suppress(OSError):
                     os.rmdir(root)  # only when empty: the user's files keep their folder
+
+
+def snapshot_labels(manifest: dict[str, Any], count: int | None = None) -> list[dict[str, int]]:
+    """Each snapshot's step and epoch: the manifest's "snapshots" list, or epoch i for snapshot i when it has none."""
+    count = int(manifest["epochs_complete"]) + 1 if count is None else count
+    labels = manifest.get("snapshots") or []
+    return [labels[i] if i < len(labels) else {"epoch": i} for i in range(count)]
+
+
+def snapshot_title(manifest: dict[str, Any], index: int) -> str:
+    """How a frame, the report's slider and the curves name snapshot `index`: "Epoch 3", or "Step 512 · epoch 2"."""
+    label = snapshot_labels(manifest)[index] if index <= int(manifest["epochs_complete"]) else {"epoch": index}
+    if "step" in label:
+        return f"Step {label['step']:,}" + (f" · epoch {label['epoch']}" if "epoch" in label else "")
+    return f"Epoch {label['epoch']}"
+
+
+def is_untrained(manifest: dict[str, Any], index: int) -> bool:
+    """Whether snapshot `index` shows the network before any training (step 0, or epoch 0 with no step)."""
+    label = snapshot_labels(manifest)[index] if index <= int(manifest["epochs_complete"]) else {"epoch": index}
+    return label.get("step", label.get("epoch")) == 0
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -562,7 +597,30 @@ def check_manifest(manifest: Any, folder: Path) -> dict[str, Any]:
     maps = manifest.get("maps")
     if maps is not None and not (isinstance(maps, dict) and isinstance(maps.get("method"), str)):
         raise wrong("maps", "a table with the map method")
+    _check_optional(manifest, wrong)
     return manifest
+
+
+def _check_optional(manifest: dict[str, Any], wrong: Any) -> None:
+    """The entries a run recorded from a user's loop may carry: snapshot labels, layer info, settings, notes."""
+    snapshots = manifest.get("snapshots")
+    if snapshots is not None:
+        if not isinstance(snapshots, list) or len(snapshots) != manifest["epochs_complete"] + 1:
+            raise wrong("snapshots", "a list with the step and epoch of every snapshot")
+        for position, label in enumerate(snapshots):
+            if not (isinstance(label, dict) and label and set(label) <= {"step", "epoch"}
+                    and all(_is_int(value) and value >= 0 for value in label.values())):
+                raise wrong(f"snapshots[{position}]", "a table of step and/or epoch (whole numbers)")
+    for key in ("layer_info", "training", "schedule"):
+        if manifest.get(key) is not None and not isinstance(manifest[key], dict):
+            raise wrong(key, "a table")
+    info = manifest.get("layer_info") or {}
+    for layer, entry in info.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("reduction", ""), str):
+            raise wrong(f"layer_info.{layer}", "a table with the layer's reduction")
+    notes = manifest.get("notes")
+    if notes is not None and not (isinstance(notes, list) and all(isinstance(note, str) for note in notes)):
+        raise wrong("notes", "a list of text")
 
 
 def _check_dataset(manifest: dict[str, Any], wrong: Any) -> None:
@@ -656,7 +714,7 @@ def _recover_map_swaps(run: RunFolder, manifest: dict[str, Any]) -> bool:
             layer = child.name[len(OLD_MAPS):]
             current = maps / layer
             listed = {relpath: digest for relpath, digest in manifest["files"].items()
-                      if relpath.startswith(f"maps/{layer}/")}
+                      if relpath.startswith(f"{layout.map_folder(layer)}/")}
             committed = current.is_dir() and all(
                 run.local(relpath).is_file() and sha256_file(run.local(relpath)) == digest
                 for relpath, digest in listed.items())

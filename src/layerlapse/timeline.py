@@ -7,10 +7,13 @@ back; only the main process writes to the run folder, so the manifest has one wr
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import queue
 import time
+import sys
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,6 @@ import numpy as np
 from . import metrics
 from .project import DEFAULT_METHOD, EpochMapper, MapState, map_epochs
 
-QUALITY_FILE = "quality.json"
 
 
 @dataclass
@@ -191,7 +193,8 @@ class BackgroundMapper:
         self._jobs, self._results = context.Queue(), context.Queue()
         self._process = context.Process(target=_worker_main, args=(spec, self._jobs, self._results), daemon=True,
                                         name="layerlapse-mapper")
-        self._process.start()
+        with _main_script_hidden():
+            self._process.start()
         self.error: str | None = None
         self._done = False
         self._frames_per_epoch = len(spec.layers)
@@ -248,3 +251,19 @@ class BackgroundMapper:
         for pipe in (self._jobs, self._results):  # their feeder threads and semaphores, now rather than at exit
             pipe.close()
             pipe.cancel_join_thread()
+
+
+@contextlib.contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """While the worker starts: spawn would run the parent's main script again in the child (as `__mp_main__`),
+    which re-runs a user's training script that has no `if __name__ == "__main__":` guard. The worker needs nothing
+    from it, so the script's name is hidden from multiprocessing for the start and put back at once."""
+    main = sys.modules.get("__main__")
+    hidden = {name: getattr(main, name) for name in ("__spec__", "__file__") if hasattr(main, name)}
+    try:
+        for name in hidden:
+            delattr(main, name) if name == "__file__" else setattr(main, name, None)
+        yield
+    finally:
+        for name, value in hidden.items():
+            setattr(main, name, value)

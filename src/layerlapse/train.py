@@ -20,7 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .capture import Recorder, Snapshot, find_layers, stratified_probe
+from .capture.recorder import Recorder, find_layers, stratified_probe
+from .capture.session import Inputs, RecordingSession, loss_and_accuracy
 from .config import RunConfig
 from .data import Dataset, load_dataset
 from .errors import ConfigError, RunFolderError
@@ -29,7 +30,7 @@ from .models import build_model
 from .modes import evaluating
 from .progress import note, progress_bar
 from . import layout
-from .store import RunFolder, epoch_file
+from .store import RunFolder
 
 EVAL_BATCH = 250  # as capture: larger batches make 100 MB tensors that page-fault on every allocation
 
@@ -173,12 +174,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     return loss, accuracy, torch.softmax(logits.float(), 1).cpu().numpy()
 
 
-def validation_from_probabilities(probabilities: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy from class probabilities (what `evaluate` gives from the logits, to ~1e-7)."""
-    labels = np.asarray(labels, dtype=np.int64)
-    true_class = probabilities[np.arange(len(labels)), labels].astype(np.float64)
-    loss = float(np.mean(-np.log(np.maximum(true_class, np.finfo(np.float32).tiny))))
-    return loss, float(np.mean(probabilities.argmax(axis=1) == labels))
+validation_from_probabilities = loss_and_accuracy  # mean cross-entropy and accuracy from class probabilities
 
 
 def rows_in_probe(probe_indices: np.ndarray, wanted: np.ndarray, n: int) -> np.ndarray | None:
@@ -225,8 +221,7 @@ def record_run(config: RunConfig, out: str, *, data_dir: str | None = None, forc
     """
     keep_freed_memory()  # the first epoch, validation and snapshots without a page fault per batch
     if resume:
-        run = _reopen_for_resume(out)
-        config = run.config
+        config = _stored_config(out)
     dataset = _subset(load_dataset(config.dataset, data_dir=data_dir), config)
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
@@ -238,36 +233,54 @@ def record_run(config: RunConfig, out: str, *, data_dir: str | None = None, forc
         raise ConfigError(f"UMAP with n_neighbors={config.n_neighbors} needs more than {config.n_neighbors} points "
                           f"but the probe holds {len(probe_indices)} images: use a larger --subset/--probe or "
                           "lower --neighbors")
-    if not resume:
-        run = RunFolder.create(out, config, _dataset_info(dataset, probe_indices), force=force)
-    try:
-        with run.noting_failure():
-            _train_and_record(run, config, dataset, model, optimizer, probe_indices, device, show_progress,
-                              on_epoch or (lambda run, epoch: None))
-    except BaseException:
-        run.close()
-        raise
-    return run
-
-
-def _reopen_for_resume(out: str) -> RunFolder:
-    run = RunFolder.open_for_writing(out)  # the lock first: a second --resume stops here
-    try:
-        if run.status == "complete":
-            raise RunFolderError(f"the run in {out} is already complete: redraw it with `layerlapse render {out}`, "
-                                 "or record it again with --force")
-        run.discard_uncommitted()
-        run.commit("running")
-    except BaseException:
-        run.close()
-        raise
-    return run
-
-
-def _train_and_record(run: RunFolder, config: RunConfig, dataset: Dataset, model: nn.Module,
-                      optimizer: torch.optim.Optimizer, probe_indices: np.ndarray, device: torch.device,
-                      show_progress: bool, on_epoch: Callable[[RunFolder, int], None]) -> None:
     x = images_to_tensor(dataset.x_train, device)
+    test_indices = _test_probe_indices(dataset, config)
+    recorder = Recorder(model, config.layers, x[probe_indices], device=device,
+                        test_probe=None if test_indices is None else images_to_tensor(dataset.x_test[test_indices],
+                                                                                      device),
+                        test_set=images_to_tensor(dataset.x_test, device) if len(dataset.y_test) else None)
+    session = RecordingSession(
+        out, recorder, _inputs(dataset, probe_indices, test_indices), config,
+        dataset=_dataset_info(dataset, probe_indices), training=TRAINING, force=force, resume=resume,
+        on_snapshot=on_epoch)
+    try:
+        with recorder:
+            session.run = session._open()
+            with session.run.noting_failure():
+                _train_and_record(session, recorder, config, dataset, x, model, optimizer, probe_indices, device,
+                                  show_progress)
+    except BaseException:
+        if session.run is not None:
+            session.run.close()
+        raise
+    return session.run
+
+
+# what the built-in loop does, stated in the manifest beside the settings
+TRAINING = {"loop": "layerlapse built-in", "optimizer": "Adam (Keras' epsilon)", "loss": "cross-entropy",
+            "network": "the article's CNN (layerlapse.models.ReferenceCNN)"}
+
+
+def _stored_config(out: str) -> RunConfig:
+    try:
+        return RunFolder.open(out, verify=False).config
+    except RunFolderError:
+        raise
+
+
+def _inputs(dataset: Dataset, probe_indices: np.ndarray, test_indices: np.ndarray | None) -> Inputs:
+    """The probe's and the test images' labels and thumbnails, as the session writes them."""
+    has_test = len(dataset.y_test) > 0
+    return Inputs(dataset.y_train[probe_indices], list(dataset.class_names), dataset.x_train[probe_indices],
+                  None if test_indices is None else dataset.y_test[test_indices],
+                  None if test_indices is None else dataset.x_test[test_indices],
+                  dataset.y_test if has_test else None, probe_indices, test_indices)
+
+
+def _train_and_record(session: RecordingSession, recorder: Recorder, config: RunConfig, dataset: Dataset,
+                      x: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer, probe_indices: np.ndarray,
+                      device: torch.device, show_progress: bool) -> None:
+    run = session.run
     y = torch.from_numpy(dataset.y_train).to(device)
     train_indices, val_indices = split_validation(len(x), config.validation_split, config.seed)
     # A probe that holds every validation image (--probe all, as the article) runs them with the epoch's weights in
@@ -275,86 +288,48 @@ def _train_and_record(run: RunFolder, config: RunConfig, dataset: Dataset, model
     # them (1.4 s an epoch for MNIST's 12,000 on 2 cores).
     val_rows = rows_in_probe(probe_indices, val_indices, len(x))
     val_x, val_y = (x[val_indices], y[val_indices]) if val_rows is None else (None, None)
-    test_probe = _test_probe(dataset, config, device)
     if run.epochs_complete < 0:
-        run.write_probe(dataset.y_train[probe_indices], dataset.x_train[probe_indices], probe_indices)
-        if test_probe is not None:
-            run.write_array("test/probe/indices.npy", test_probe[0])
-            run.write_array("test/probe/labels.npy", dataset.y_test[test_probe[0]].astype(np.int64))
-            run.write_array("test/probe/images.npy", dataset.x_test[test_probe[0]])  # thumbnails for the report
+        session.snapshot(epoch=0, extra=_checkpointing(model, optimizer))
     else:
         note(f"resuming {run.path} after epoch {run.epochs_complete} of {config.epochs}", enabled=show_progress)
         load_checkpoint(run, run.epochs_complete, model, optimizer)
-    with Recorder(model, config.layers, x[probe_indices], labels=dataset.y_train[probe_indices], run=run,
-                  device=device) as recorder:
-        if run.epochs_complete < 0:
-            _record_epoch(run, recorder, 0, None, model, optimizer, test_probe)
-            on_epoch(run, 0)
-        for epoch in range(run.epochs_complete + 1, config.epochs + 1):
-            started = time.perf_counter()
-            loss, acc = train_epoch(model, optimizer, x, y, train_indices, config.batch_size,
-                                    seed=config.seed * 100_003 + epoch, show_progress=show_progress,
-                                    description=f"epoch {epoch}/{config.epochs}")
-            snapshot = None
-            if val_rows is None:
-                val_loss, val_acc, _ = evaluate(model, val_x, val_y)
-                seconds = time.perf_counter() - started
-            else:
-                seconds = time.perf_counter() - started  # the snapshot is the recording's, not the epoch's
-                snapshot = recorder.take(epoch)
-                val_loss, val_acc = validation_from_probabilities(snapshot.probabilities[val_rows],
-                                                                  dataset.y_train[val_indices])
-            result = EpochResult(loss, acc, val_loss, val_acc, seconds)
-            _record_epoch(run, recorder, epoch, result.row(epoch), model, optimizer, test_probe, snapshot)
-            on_epoch(run, epoch)
-            note(f"epoch {epoch}/{config.epochs}: loss {loss:.4f} acc {acc:.4f} val_loss {val_loss:.4f} "
-                 f"val_acc {val_acc:.4f} ({seconds:.1f} s)", enabled=show_progress)
-        if run.manifest["test"] is None:
-            _record_test_set(run, recorder, model, dataset, device)
+    for epoch in range(run.epochs_complete + 1, config.epochs + 1):
+        started = time.perf_counter()
+        loss, acc = train_epoch(model, optimizer, x, y, train_indices, config.batch_size,
+                                seed=config.seed * 100_003 + epoch, show_progress=show_progress,
+                                description=f"epoch {epoch}/{config.epochs}")
+        captured = None
+        if val_rows is None:
+            val_loss, val_acc, _ = evaluate(model, val_x, val_y)
+            seconds = time.perf_counter() - started
+        else:
+            seconds = time.perf_counter() - started  # the snapshot is the recording's, not the epoch's
+            captured = recorder.capture("probe")
+            val_loss, val_acc = validation_from_probabilities(captured.probabilities[val_rows],
+                                                              dataset.y_train[val_indices])
+        result = EpochResult(loss, acc, val_loss, val_acc, seconds)
+        metrics = {key: value for key, value in result.row(epoch).items() if key != "epoch"}
+        session.snapshot(epoch=epoch, metrics=metrics, captured=captured, extra=_checkpointing(model, optimizer))
+        run.local(layout.checkpoint(epoch - 1)).unlink(missing_ok=True)  # committed without it: now deleted
+        note(f"epoch {epoch}/{config.epochs}: loss {loss:.4f} acc {acc:.4f} val_loss {val_loss:.4f} "
+             f"val_acc {val_acc:.4f} ({seconds:.1f} s)", enabled=show_progress)
+    session.finish()
 
 
-def _record_epoch(run: RunFolder, recorder: Recorder, epoch: int, row: dict[str, float] | None, model: nn.Module,
-                  optimizer: torch.optim.Optimizer, test_probe: tuple[np.ndarray, torch.Tensor] | None,
-                  snapshot: Snapshot | None = None) -> None:
-    """Checkpoint, the test probe's activations and the snapshot of one epoch (taken here unless given), committed
-    together by the snapshot."""
-    save_checkpoint(run, epoch, model, optimizer)
-    if test_probe is not None:
-        activations, probabilities, _ = recorder.run_probe(test_probe[1])
-        for layer, values in activations.items():
-            run.write_array(f"test/probe/activations/{layer}/{epoch_file(epoch)}", values)
-        run.write_array(f"test/probe/predictions/{epoch_file(epoch)}", probabilities)
-    previous = layout.checkpoint(epoch - 1)
-    run.forget(previous)  # only the newest checkpoint is kept; unlisted first, deleted after the commit
-    metrics = None if row is None else {key: value for key, value in row.items() if key != "epoch"}
-    recorder.store(snapshot or recorder.take(epoch), metrics)
-    run.local(previous).unlink(missing_ok=True)
+def _checkpointing(model: nn.Module, optimizer: torch.optim.Optimizer) -> Callable[[RunFolder, int], None]:
+    """Written into each snapshot's commit: the model and optimizer of that epoch, the previous one unlisted (only
+    the newest checkpoint is kept; its file is deleted once the new commit is on disk)."""
+    def write(run: RunFolder, epoch: int) -> None:
+        save_checkpoint(run, epoch, model, optimizer)
+        run.forget(layout.checkpoint(epoch - 1))
+    return write
 
 
-
-
-def _record_test_set(run: RunFolder, recorder: Recorder, model: nn.Module, dataset: Dataset,
-                     device: torch.device) -> None:
-    """Test loss and accuracy, and the test set's activations for placing it on the final map."""
-    x_test = images_to_tensor(dataset.x_test, device)
-    y_test = torch.from_numpy(dataset.y_test).to(device)
-    loss, accuracy, probabilities = evaluate(model, x_test, y_test)
-    activations, _, _ = recorder.run_probe(x_test)
-    run.write_array("test/labels.npy", dataset.y_test.astype(np.int64))
-    run.write_array("test/predictions.npy", probabilities)
-    for layer, values in activations.items():
-        run.write_array(f"test/activations/{layer}.npy", values)
-    run.manifest["test"] = {"loss": loss, "accuracy": accuracy, "size": len(dataset.y_test)}
-    run.commit()
-
-
-def _test_probe(dataset: Dataset, config: RunConfig, device: torch.device
-                ) -> tuple[np.ndarray, torch.Tensor] | None:
-    """The test images recorded every epoch (to place on every frame): their indices and images, or None."""
+def _test_probe_indices(dataset: Dataset, config: RunConfig) -> np.ndarray | None:
+    """The test images recorded every epoch (to place on every frame), or None."""
     if config.test_probe == 0 or len(dataset.y_test) == 0:
         return None
-    indices = stratified_probe(dataset.y_test, config.test_probe, config.seed)
-    return indices, images_to_tensor(dataset.x_test[indices], device)
+    return stratified_probe(dataset.y_test, config.test_probe, config.seed)
 
 
 def _subset(dataset: Dataset, config: RunConfig) -> Dataset:

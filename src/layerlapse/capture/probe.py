@@ -1,0 +1,269 @@
+"""Probe inputs as real models take them, in batches on the model's device, and the outputs they give back.
+
+A probe may be a tensor or numpy array (`model(x)`), a tuple or list of tensors (`model(*x)`), a dict of tensors
+(`model(**x)`, as Hugging Face models take them), a `Dataset` or a `DataLoader`. A dataset's or loader's items may
+carry their labels: `(x, y)` pairs, or dicts with a "labels" (or "label") entry, as Hugging Face datasets have them.
+The probe must be the same inputs in the same order at every snapshot, so a loader that shuffles is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+from ..errors import ConfigError
+
+LABEL_KEYS = ("labels", "label")
+REDUCTIONS = ("flatten", "mean", "first")
+# modules whose outputs are (N, C, *space), channels first: "mean" averages the space, never the channels
+CHANNELS_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.modules.pooling._MaxPoolNd,
+                  nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd,
+                  nn.modules.pooling._AdaptiveMaxPoolNd, nn.modules.instancenorm._InstanceNorm, nn.GroupNorm,
+                  nn.Dropout2d, nn.Dropout3d)
+
+
+class ProbeInputs:
+    """A fixed set of model inputs: how many, their labels when they carry them, and their batches on a device."""
+
+    def __init__(self, data: Any, *, what: str = "probe", batch_size: int = 250) -> None:
+        self.what = what
+        self.batch_size = batch_size
+        self.labels: np.ndarray | None = None
+        self._thumbnail_source: torch.Tensor | None = None
+        if isinstance(data, DataLoader):
+            self._check_order(data)
+            self.kind, self.data = "loader", data
+            self._count_and_label()
+        elif isinstance(data, Dataset):
+            self.kind, self.data = "loader", DataLoader(data, batch_size=batch_size, shuffle=False)
+            self._count_and_label()
+        elif isinstance(data, Mapping):
+            tensors = {key: _as_tensor(value, f"{what}[{key!r}]") for key, value in data.items()}
+            self.kind, self.data = "kwargs", tensors
+            self.length = _common_length(tensors.values(), what)
+        elif isinstance(data, (tuple, list)):
+            tensors = [_as_tensor(value, f"{what}[{position}]") for position, value in enumerate(data)]
+            self.kind, self.data = "args", tensors
+            self.length = _common_length(tensors, what)
+        else:
+            self.kind, self.data = "tensor", _as_tensor(data, what)
+            self.length = len(self.data) if self.data.dim() else 0
+            self._thumbnail_source = self.data
+        if self.length == 0:
+            raise ConfigError(f"the {what} is empty: give at least one input")
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __repr__(self) -> str:
+        return f"ProbeInputs({self.what}, {self.kind}, {self.length:,} inputs)"
+
+    def batches(self, device: torch.device, channels_last: bool = False
+                ) -> Iterator[tuple[tuple[Any, ...], dict[str, Any], int]]:
+        """(args, kwargs, rows) per batch, on `device`: call the model as `model(*args, **kwargs)`."""
+        if self.kind == "loader":
+            for batch in self.data:
+                inputs, _ = split_labels(batch)
+                yield _call_form(_to_device(inputs, device), channels_last)
+            return
+        for start in range(0, self.length, self.batch_size):
+            rows = slice(start, start + self.batch_size)
+            if self.kind == "tensor":
+                yield _call_form(to_float_images(self.data[rows], device, channels_last), channels_last)
+            elif self.kind == "args":
+                yield tuple(_to_device(t[rows], device) for t in self.data), {}, len(self.data[0][rows])
+            else:
+                batch = {key: _to_device(t[rows], device) for key, t in self.data.items()}
+                yield (), batch, len(next(iter(batch.values())))
+
+    def thumbnails(self) -> np.ndarray | None:
+        """The inputs as uint8 (N, H, W) images for the pictures, when they are single-channel images."""
+        return None if self._thumbnail_source is None else thumbnails(self._thumbnail_source)
+
+    def _check_order(self, loader: DataLoader) -> None:
+        if isinstance(loader.sampler, RandomSampler) or getattr(loader.batch_sampler, "shuffle", False):
+            raise ConfigError(f"the {self.what} DataLoader shuffles: a probe must be the same inputs in the same "
+                              "order at every snapshot; pass a DataLoader with shuffle=False (or the Dataset)")
+
+    def _count_and_label(self) -> None:
+        """One pass over the loader without the model: how many inputs, their labels, and the images."""
+        count, labels, images = 0, [], []
+        for batch in self.data:
+            inputs, batch_labels = split_labels(batch)
+            rows = _batch_length(inputs)
+            count += rows
+            if batch_labels is not None:
+                y = torch.as_tensor(batch_labels).detach().cpu()
+                labels.append((y[:, 0] if y.dim() == 2 and y.shape[1] == 1 else y).numpy())
+            if isinstance(inputs, torch.Tensor):
+                images.append(inputs.detach().cpu())
+        self.length = count
+        if labels and sum(map(len, labels)) == count:
+            self.labels = np.concatenate(labels)
+        if images and sum(map(len, images)) == count and _looks_like_images(images[0]):
+            self._thumbnail_source = torch.cat(images)
+
+
+def split_labels(batch: Any) -> tuple[Any, Any]:
+    """A loader's batch as (model inputs, labels or None): `(x, y)` pairs and dicts with a "labels" entry carry
+    labels; anything else is all input."""
+    if isinstance(batch, Mapping):
+        key = next((key for key in LABEL_KEYS if key in batch), None)
+        if key is None:
+            return dict(batch), None
+        return {k: v for k, v in batch.items() if k != key}, batch[key]
+    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
+        inputs = batch[0] if len(batch) == 2 else tuple(batch[:-1])
+        return inputs, batch[-1]
+    if isinstance(batch, (tuple, list)) and len(batch) == 1:
+        return batch[0], None
+    return batch, None
+
+
+def first_tensor(output: Any, select: int | str | None = None, where: str = "output") -> torch.Tensor:
+    """The tensor a module's output holds: itself, the one `select`ed (a position or a key), or by default the first
+    tensor in a tuple, list, dict or Hugging Face ModelOutput."""
+    if select is not None:
+        try:
+            chosen = output[select]
+        except (KeyError, IndexError, TypeError):
+            raise ConfigError(f"{where} has no entry {select!r}: it holds {describe_output(output)}; choose one of "
+                              "those with output=...") from None
+        return first_tensor(chosen, None, where)
+    if isinstance(output, torch.Tensor):
+        return output
+    values = list(output.values()) if isinstance(output, Mapping) else output \
+        if isinstance(output, (tuple, list)) else []
+    for value in values:
+        if isinstance(value, torch.Tensor) or isinstance(value, (tuple, list, Mapping)):
+            try:
+                return first_tensor(value, None, where)
+            except ConfigError:
+                continue
+    raise ConfigError(f"{where} holds no tensor ({describe_output(output)}): record a layer whose output is a "
+                      "tensor, or select one with output=...")
+
+
+def describe_output(output: Any) -> str:
+    if isinstance(output, torch.Tensor):
+        return f"a tensor of shape {tuple(output.shape)}"
+    if isinstance(output, Mapping):
+        return "a dict with " + ", ".join(repr(key) for key in output)
+    if isinstance(output, (tuple, list)):
+        return f"a {type(output).__name__} of {len(output)}: " + ", ".join(
+            f"[{position}] {describe_output(value)}" for position, value in enumerate(output))
+    return type(output).__name__
+
+
+def reduce_rows(output: torch.Tensor, how: str, channels_first: bool, layer: str) -> torch.Tensor:
+    """A batch of a layer's outputs as one row per input: flattened, averaged over space or tokens, or the first
+    token. `channels_first` outputs are (N, C, *space); other 3-D outputs are sequences (N, tokens, features)."""
+    if output.dim() <= 2 or how == "flatten":
+        return output.reshape(len(output), -1) if output.dim() != 2 else output
+    if how == "mean":
+        dims = tuple(range(2, output.dim())) if channels_first else tuple(range(1, output.dim() - 1))
+        return output.float().mean(dim=dims)
+    if channels_first or output.dim() != 3:
+        raise ConfigError(f"reduce='first' takes the first token of (tokens, features) outputs, but layer {layer!r} "
+                          f"outputs {tuple(output.shape[1:])} per input: use reduce='mean' or 'flatten' for it")
+    return output[:, 0]
+
+
+def describe_reduction(how: str, shape: tuple[int, ...], channels_first: bool) -> str:
+    """The reduction as the caption says it."""
+    if len(shape) <= 1:
+        return "as is"
+    if how == "flatten":
+        return f"flattened from {'×'.join(map(str, shape))}"
+    if how == "mean":
+        return "mean over space" if channels_first else "mean over tokens"
+    return "first token"
+
+
+def to_float_images(batch: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """uint8 (N, H, W) images become float (N, 1, H, W) in [0, 1]; other tensors pass through."""
+    if batch.dtype == torch.uint8:
+        batch = batch.float().div_(255.0)
+        if batch.dim() == 3:
+            batch = batch.unsqueeze(1)
+    batch = batch.to(device, non_blocking=True)
+    return batch.contiguous(memory_format=torch.channels_last) if channels_last and batch.dim() == 4 else batch
+
+
+def thumbnails(images: torch.Tensor) -> np.ndarray | None:
+    """Single-channel images as uint8 (N, H, W) for the pictures: uint8 as they are, floats scaled from their own
+    range (so normalised inputs look like images too); None for anything else."""
+    images = images.detach().cpu()
+    if not _looks_like_images(images):
+        return None
+    if images.dim() == 4:
+        images = images[:, 0]
+    if images.dtype == torch.uint8:
+        return images.numpy()
+    images = images.float()
+    low, high = float(images.min()), float(images.max())
+    if 0.0 <= low and high <= 1.0:
+        low, high = 0.0, 1.0
+    scale = (high - low) or 1.0
+    return ((images - low) / scale * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def _looks_like_images(x: torch.Tensor) -> bool:
+    if x.dim() == 4 and x.shape[1] == 1:
+        return x.shape[2] <= 128 and x.shape[3] <= 128
+    return x.dim() == 3 and x.shape[1] <= 128 and x.shape[2] <= 128 and x.is_floating_point() or \
+        (x.dim() == 3 and x.dtype == torch.uint8)
+
+
+def _call_form(inputs: Any, channels_last: bool) -> tuple[tuple[Any, ...], dict[str, Any], int]:
+    if isinstance(inputs, Mapping):
+        return (), dict(inputs), _batch_length(inputs)
+    if isinstance(inputs, tuple):
+        return inputs, {}, _batch_length(inputs)
+    if isinstance(inputs, torch.Tensor) and channels_last and inputs.dim() == 4:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    return (inputs,), {}, _batch_length(inputs)
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, Mapping):
+        return {key: _to_device(item, device) for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return tuple(_to_device(item, device) for item in value)
+    return value
+
+
+def _batch_length(inputs: Any) -> int:
+    if isinstance(inputs, torch.Tensor):
+        return len(inputs)
+    if isinstance(inputs, Mapping):
+        return _batch_length(next(iter(inputs.values())))
+    if isinstance(inputs, (tuple, list)) and inputs:
+        return _batch_length(inputs[0])
+    raise ConfigError(f"a probe batch holds no tensor ({describe_output(inputs)}): the probe's items must be "
+                      "tensors, (inputs, label) pairs or dicts of tensors")
+
+
+def _as_tensor(value: Any, what: str) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    try:
+        return torch.as_tensor(np.asarray(value))
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ConfigError(f"the {what} is {type(value).__name__}, which is not a tensor ({error}): give a tensor, "
+                          "a numpy array, a tuple or dict of them, a Dataset or a DataLoader") from None
+
+
+def _common_length(tensors: Any, what: str) -> int:
+    lengths = {len(tensor) if tensor.dim() else 0 for tensor in tensors}
+    if len(lengths) != 1:
+        raise ConfigError(f"the {what}'s tensors hold different numbers of inputs ({sorted(lengths)}): give one "
+                          "row per input in each")
+    return lengths.pop()

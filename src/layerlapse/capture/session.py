@@ -1,0 +1,420 @@
+"""One recording session, framework-free: what every way of training needs from layerlapse, written once.
+
+The built-in loop, a user's own PyTorch loop (`Recorder`) and the Lightning, Keras and Hugging Face callbacks are thin
+adapters over `RecordingSession`: they say when training starts, when a step or an epoch ends and when it finishes,
+and hand it a `Capture` (something that runs the probe through the model and returns numpy arrays). The session
+decides when a snapshot is due (`Schedule`), numbers the snapshots, writes them with the test probe into the run
+folder, commits each one, stores a `nan` metric as null with a note, records the final test set, and notes a
+failure so the run can be resumed. It never imports torch, Keras or transformers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from .. import layout
+from ..config import RunConfig
+from ..errors import ConfigError, RunFolderError
+
+from ..store import snapshot_labels
+
+if TYPE_CHECKING:
+    from ..store import RunFolder
+
+FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504: larger activations are stored as float32
+STEP_KEYS = ("step", "epoch")  # what labels a snapshot besides its number
+
+
+@dataclass
+class Captured:
+    """What the model made of one set of inputs: each layer's activations (one row per input) and, when the model's
+    output is class scores, the class probabilities."""
+
+    activations: dict[str, np.ndarray]
+    probabilities: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        layers = ", ".join(f"{name}: {array.shape[1]} {array.dtype}" for name, array in self.activations.items())
+        n = len(next(iter(self.activations.values()))) if self.activations else 0
+        return f"Captured(rows={n}, layers={{{layers}}}, probabilities={self.probabilities is not None})"
+
+
+class Capture(Protocol):
+    """Runs inputs through a model and returns numpy arrays: the torch `Recorder` and the Keras callback are two."""
+
+    layers: list[str]
+
+    def capture(self, which: str) -> Captured:
+        """The activations of "probe", "test_probe" or "test_set" (each given when the capture was made)."""
+
+    def layer_info(self) -> dict[str, dict[str, Any]]:
+        """Per layer: the output's shape per sample, how it was reduced to a row, which output was taken."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When snapshots are taken: at the start and after every epoch (`"epoch"`, the default), every N optimizer steps
+    (an int N), or at log-spaced steps 0, 1, 2, 4, 8, … (`"log"`, as studies of early training need)."""
+
+    every: str | int = "epoch"
+
+    def __post_init__(self) -> None:
+        if self.every in ("epoch", "log"):
+            return
+        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
+            raise ConfigError(f"every must be 'epoch', 'log' or a whole number of optimizer steps of at least 1, "
+                              f"got {self.every!r}")
+
+    @property
+    def by_steps(self) -> bool:
+        return self.every != "epoch"
+
+    def due_at_step(self, step: int) -> bool:
+        """Whether a snapshot is due after `step` optimizer steps (0 is the start)."""
+        if self.every == "epoch":
+            return False
+        if self.every == "log":
+            return step == 0 or step & (step - 1) == 0
+        return step % int(self.every) == 0
+
+    def describe(self) -> str:
+        if self.every == "epoch":
+            return "every epoch"
+        if self.every == "log":
+            return "at log-spaced steps (0, 1, 2, 4, 8, …)"
+        return f"every {self.every} optimizer steps"
+
+
+@dataclass
+class Inputs:
+    """What a session records besides activations: labels, class names and thumbnails of the probe, and of the test
+    probe and test set when there are any. Checked once, before anything is written."""
+
+    labels: np.ndarray
+    class_names: list[str]
+    thumbnails: np.ndarray | None = None
+    test_probe_labels: np.ndarray | None = None
+    test_probe_thumbnails: np.ndarray | None = None
+    test_labels: np.ndarray | None = None
+    indices: np.ndarray | None = None
+    test_probe_indices: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.labels = _checked_labels(self.labels, "labels", self.class_names)
+        if self.test_probe_labels is not None:
+            self.test_probe_labels = _checked_labels(self.test_probe_labels, "test probe labels", self.class_names)
+        if self.test_labels is not None:
+            self.test_labels = _checked_labels(self.test_labels, "test set labels", self.class_names)
+
+
+@dataclass
+class RecordingSession:
+    """Records a training run into a run folder: `start()`, then `step_end(step)` after optimizer steps and
+    `epoch_end(epoch, metrics)` after epochs (whichever the schedule uses; the other is a no-op), then `finish()`.
+
+    `on_snapshot(run, index)` is called after each snapshot is committed (the pipeline maps it there, alongside
+    training). A session given `resume=True` continues the run in `out` after its last committed snapshot.
+    """
+
+    out: str
+    capture: Capture
+    inputs: Inputs
+    config: RunConfig
+    dataset: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    schedule: Schedule = field(default_factory=Schedule)
+    force: bool = False
+    resume: bool = False
+    on_snapshot: Callable[[RunFolder, int], None] | None = None
+    run: RunFolder | None = None
+
+    def __repr__(self) -> str:
+        where = "not started" if self.run is None else f"{self.run.epochs_complete + 1} snapshots"
+        return f"RecordingSession({self.out!r}, layers={self.capture.layers}, {self.schedule.describe()}, {where})"
+
+    # ---- the events of training ------------------------------------------------------------------------------------
+    def start(self, *, step: int | None = None, epoch: int = 0) -> RunFolder:
+        """Create the run folder (or reopen it to resume) and take the first snapshot, of the network as it is
+        (step 0 and epoch 0 unless said otherwise)."""
+        if self.run is None:
+            self.run = self._open()
+        if self.run.epochs_complete < 0:
+            if step is None and self.schedule.by_steps:
+                step = 0
+            self.snapshot(step=step, epoch=epoch)
+        return self.run
+
+    def step_end(self, step: int, *, epoch: int | None = None, metrics: dict[str, Any] | None = None) -> bool:
+        """After `step` optimizer steps: a snapshot when the schedule has one due. Returns whether one was taken."""
+        if not self.schedule.by_steps or not self.schedule.due_at_step(step) or self._recorded(step=step):
+            return False
+        self.snapshot(step=step, epoch=epoch, metrics=metrics)
+        return True
+
+    def epoch_end(self, epoch: int, *, step: int | None = None, metrics: dict[str, Any] | None = None) -> bool:
+        """After epoch `epoch` (1 after the first): a snapshot, under the default schedule. Returns whether one was
+        taken; under a step schedule the metrics join the history row of the last snapshot instead."""
+        if self.schedule.by_steps:
+            if metrics:
+                self._add_metrics(metrics, epoch)
+            return False
+        if self._recorded(epoch=epoch):
+            return False
+        self.snapshot(step=step, epoch=epoch, metrics=metrics)
+        return True
+
+    def snapshot(self, *, step: int | None = None, epoch: int | None = None, metrics: dict[str, Any] | None = None,
+                 captured: Captured | None = None, extra: Callable[[RunFolder, int], None] | None = None) -> int:
+        """Record one snapshot now, labelled by `step` and/or `epoch`, and commit it with `metrics` as its history
+        row; returns its number. `captured` is a probe run the caller already made (to share it with validation);
+        `extra(run, index)` writes more files (a checkpoint) into the same commit."""
+        run = self._started()
+        index = run.epochs_complete + 1
+        label = self._check_order(step, epoch, index)
+        captured = captured if captured is not None else self.capture.capture("probe")
+        self._check_captured(captured, "probe", len(self.inputs.labels))
+        if index == 0:
+            self._write_inputs(run)
+        if self.inputs.test_probe_labels is not None:
+            test = self.capture.capture("test_probe")
+            self._check_captured(test, "test probe", len(self.inputs.test_probe_labels))
+            for layer, values in test.activations.items():
+                run.write_array(layout.test_probe_activations(layer, index), storable(values))
+            if test.probabilities is not None:
+                run.write_array(layout.test_probe_predictions(index), test.probabilities)
+        for layer, values in captured.activations.items():
+            run.write_array(layout.activations(layer, index), storable(values))
+        if captured.probabilities is not None:
+            run.write_array(layout.predictions(index), captured.probabilities)
+        if extra is not None:
+            extra(run, index)
+        row = None if metrics is None and index == 0 else {"epoch": index, **self._clean_metrics(metrics or {}, index)}
+        if label is not None:
+            run.manifest["snapshots"] = [*snapshot_labels(run.manifest, index), label]
+        self._note_layers(run)
+        run.record_epoch(index, row)
+        if self.on_snapshot is not None:
+            self.on_snapshot(run, index)
+        return index
+
+    def finish(self, *, test_metrics: dict[str, float] | None = None) -> RunFolder:
+        """The final test set (when one was given) run through the last network and recorded; the run stays open
+        (status running) for the pipeline to map and draw it."""
+        run = self._started()
+        if self.inputs.test_labels is not None and run.manifest["test"] is None:
+            test = self.capture.capture("test_set")
+            self._check_captured(test, "test set", len(self.inputs.test_labels))
+            run.write_array(layout.TEST_LABELS, self.inputs.test_labels)
+            for layer, values in test.activations.items():
+                run.write_array(layout.test_activations(layer), storable(values))
+            summary = dict(test_metrics or {})
+            if test.probabilities is not None:
+                run.write_array(layout.TEST_PREDICTIONS, test.probabilities)
+                loss, accuracy = loss_and_accuracy(test.probabilities, self.inputs.test_labels)
+                summary = {"loss": loss, "accuracy": accuracy, **summary}
+            if {"loss", "accuracy"} <= set(summary):
+                run.manifest["test"] = {"loss": summary["loss"], "accuracy": summary["accuracy"],
+                                        "size": len(self.inputs.test_labels)}
+            run.commit()
+        return run
+
+    def failed(self, interrupted: bool = False) -> None:
+        """Mark the run interrupted or failed on top of its last commit, and give back its lock."""
+        if self.run is not None:
+            self.run._try_commit("interrupted" if interrupted else "failed")
+            self.run.close()
+
+    # ---- resuming ----------------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """What a framework's checkpoint keeps so a resumed fit continues this run folder (see `resume`)."""
+        last = self.run.epochs_complete if self.run is not None else -1
+        return {"out": str(self.out), "snapshots_complete": last}
+
+    # ---- inside ------------------------------------------------------------------------------------------------------
+    def _open(self) -> RunFolder:
+        from ..store import RunFolder
+
+        if self.resume and (Path(self.out) / layout.MANIFEST).is_file():
+            return reopen_for_resume(self.out)
+        dataset = {**self.dataset, "class_names": list(self.inputs.class_names),
+                   "probe_size": int(len(self.inputs.labels))}
+        run = RunFolder.create(self.out, self.config, dataset, force=self.force)
+        if self.training:
+            run.manifest["training"] = _json_safe(self.training, "training")
+        if self.schedule.by_steps:
+            run.manifest["schedule"] = {"every": self.schedule.every}
+        run.commit()
+        return run
+
+    def _started(self) -> RunFolder:
+        if self.run is None:
+            raise RuntimeError("the recording session has not started: call start() before the first epoch")
+        return self.run
+
+    def _recorded(self, *, step: int | None = None, epoch: int | None = None) -> bool:
+        """Whether a resumed run already holds this step's or epoch's snapshot (a framework replays the event)."""
+        run = self._started()
+        labels = run.manifest.get("snapshots")
+        if labels:
+            key, value = ("step", step) if step is not None else ("epoch", epoch)
+            return any(label.get(key) == value for label in labels)
+        return epoch is not None and epoch <= run.epochs_complete
+
+    def _check_order(self, step: int | None, epoch: int | None, index: int) -> dict[str, int] | None:
+        """The label of snapshot `index` ({"step", "epoch"}), or None when it is plainly epoch `index`; a one-line
+        error for a snapshot that repeats or goes back, never a silent overwrite."""
+        run = self._started()
+        for name, value in (("step", step), ("epoch", epoch)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ConfigError(f"{name} must be a whole number of at least 0, got {value!r}")
+        labelled = bool(run.manifest.get("snapshots"))
+        if step is None and epoch is None:
+            if labelled:
+                raise ConfigError("this run labels its snapshots by step or epoch: pass step=... or epoch=...")
+            epoch = index
+        last = snapshot_labels(run.manifest, index)[-1] if index > 0 else {}
+        for name, value in (("step", step), ("epoch", epoch)):
+            before = last.get(name)
+            if value is None or before is None:
+                continue
+            if value < before:
+                raise RunFolderError(f"a snapshot at {name} {value} comes after {name} {before} in {run.path}: "
+                                     "snapshots go forward in training; record them in order")
+            if value == before and (name == "step" or step is None):
+                raise RunFolderError(f"{name} {value} is already recorded (snapshot {index - 1}) in {run.path}: "
+                                     f"record each {name} once, or start a new run (force=True) to record it again")
+        label = {key: value for key, value in (("step", step), ("epoch", epoch)) if value is not None}
+        return None if not labelled and label == {"epoch": index} else label
+
+    def _check_captured(self, captured: Captured, what: str, rows: int) -> None:
+        for layer in self.capture.layers:
+            values = captured.activations.get(layer)
+            if values is None or values.ndim != 2 or len(values) != rows:
+                shape = None if values is None else values.shape
+                raise RunFolderError(f"the {what}'s activations of layer {layer!r} are {shape}, where one row per "
+                                     f"input ({rows:,}) belongs: the {what} changed between snapshots; give a fixed "
+                                     "probe (a DataLoader with shuffle=False)")
+
+    def _write_inputs(self, run: RunFolder) -> None:
+        inputs = self.inputs
+        run.write_probe(inputs.labels, inputs.thumbnails, inputs.indices)
+        if inputs.test_probe_labels is not None:
+            if inputs.test_probe_indices is not None:
+                run.write_array(layout.TEST_PROBE_INDICES, inputs.test_probe_indices)
+            run.write_array(layout.TEST_PROBE_LABELS, inputs.test_probe_labels)
+            if inputs.test_probe_thumbnails is not None:
+                run.write_array(layout.TEST_PROBE_IMAGES, inputs.test_probe_thumbnails)
+
+    def _note_layers(self, run: RunFolder) -> None:
+        info = self.capture.layer_info()
+        if info and run.manifest.get("layer_info") != info:
+            run.manifest["layer_info"] = _json_safe(info, "layer_info")
+
+    def _clean_metrics(self, metrics: dict[str, Any], index: int) -> dict[str, float | None]:
+        """Metrics as JSON numbers: nan and inf become null, with a note in the manifest; the run goes on."""
+        clean: dict[str, float | None] = {}
+        for key, value in metrics.items():
+            number = _as_number(key, value)
+            if number is not None and not math.isfinite(number):
+                self._note(f"snapshot {index}: {key} was {number} (stored as null)")
+                number = None
+            clean[str(key)] = number
+        return clean
+
+    def _add_metrics(self, metrics: dict[str, Any], epoch: int) -> None:
+        """Under a step schedule: an epoch's metrics join the last snapshot's history row, with the epoch."""
+        run = self._started()
+        index = run.epochs_complete
+        if index < 0:
+            return
+        rows = [row for row in run.history if row.get("epoch") != index]
+        current = next((row for row in run.history if row.get("epoch") == index), {"epoch": index})
+        extra = {f"epoch_{key}" if key in ("epoch", "step") else key: value
+                 for key, value in self._clean_metrics(metrics, index).items()}
+        run.manifest["history"] = [*rows, {**current, **extra, "epoch_end": epoch}]
+        run.write_history()
+        run.commit()
+
+    def _note(self, text: str) -> None:
+        run = self._started()
+        notes = run.manifest.setdefault("notes", [])
+        if text not in notes:
+            notes.append(text)
+
+
+def storable(values: np.ndarray) -> np.ndarray:
+    """Activations as they are stored: float16, half the bytes, unless a value would not fit (|x| > 65504, which
+    float16 turns into inf): then float32, never a silent inf."""
+    if values.dtype == np.float16 or values.dtype != np.float32 and values.dtype.kind != "f":
+        return values if values.dtype == np.float16 else values.astype(np.float32)
+    finite = values[np.isfinite(values)]
+    if finite.size and float(np.abs(finite).max()) > FLOAT16_MAX:
+        return values.astype(np.float32, copy=False)
+    return values.astype(np.float16)
+
+
+def loss_and_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy from class probabilities (what the logits give, to ~1e-7)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    true_class = probabilities[np.arange(len(labels)), labels].astype(np.float64)
+    loss = float(np.mean(-np.log(np.maximum(true_class, np.finfo(np.float32).tiny))))
+    return loss, float(np.mean(probabilities.argmax(axis=1) == labels))
+
+
+def _checked_labels(labels: Any, what: str, class_names: list[str]) -> np.ndarray:
+    array = np.asarray(labels)
+    if array.ndim != 1 or array.dtype.kind not in "iu":
+        raise ConfigError(f"{what} must be one whole-number class index per input, got {array.dtype} of shape "
+                          f"{array.shape}: pass class indices (0, 1, 2, …), not one-hot rows or names")
+    if len(array) and (array.min() < 0 or array.max() >= len(class_names)):
+        bad = int(array.min()) if array.min() < 0 else int(array.max())
+        raise ConfigError(f"{what} hold class {bad} but class_names names {len(class_names)} classes: give a name "
+                          f"for every class (class_names=[...] with at least {int(array.max()) + 1} names)")
+    return array.astype(np.int64)
+
+
+def _as_number(key: Any, value: Any) -> float:
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()  # a 0-d numpy array or framework tensor
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"metric {key!r} must be a number, got {value!r}: pass plain numbers (loss.item())")
+    return float(value)
+
+
+def _json_safe(value: Any, where: str) -> Any:
+    """Settings a user states (training, layer info) as JSON: numbers, text, lists and tables of them."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, (int, float)):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        return _json_safe(value.item(), where)
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item, where) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item, where) for item in value]
+    return str(value)
+
+
+def reopen_for_resume(out: str | os.PathLike) -> RunFolder:
+    """The run in `out`, locked, checked, rid of what a killed writer left after the last commit, running again."""
+    from ..store import RunFolder
+
+    run = RunFolder.open_for_writing(out)  # the lock first: a second --resume stops here
+    try:
+        if run.status == "complete":
+            raise RunFolderError(f"the run in {out} is already complete: redraw it with `layerlapse render {out}`, "
+                                 "or record it again with --force")
+        run.discard_uncommitted()
+        run.commit("running")
+    except BaseException:
+        run.close()
+        raise
+    return run
