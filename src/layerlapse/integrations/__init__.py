@@ -1,0 +1,42 @@
+"""Callbacks for training frameworks, each a thin adapter over the one recording session
+(`layerlapse.capture.session`): `layerlapse.integrations.lightning`, `.keras` and `.transformers`.
+
+Each module imports its framework when it is imported itself, never before, and says how to install it when it is
+missing (`pip install layerlapse[lightning]` and the like); the rest of layerlapse never needs these frameworks.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from ..errors import LayerlapseError
+
+
+class IntegrationError(LayerlapseError, ImportError):
+    """A framework layerlapse integrates with is missing, or of a version the callback does not support."""
+
+
+def require(module: str, extra: str, minimum: tuple[int, ...], *, what: str | None = None) -> ModuleType:
+    """Import `module`, or raise a one-line IntegrationError with the install hint; refuse versions older than
+    `minimum` (major, minor) with the version found."""
+    name = what or module
+    try:
+        imported = importlib.import_module(module)
+    except ImportError as error:
+        raise IntegrationError(f"{name} is not installed ({error}): pip install 'layerlapse[{extra}]'") from None
+    version = getattr(imported, "__version__", "0")
+    if _version_tuple(version) < minimum:
+        raise IntegrationError(f"{name} {version} is too old for layerlapse's callback, which needs "
+                               f"{'.'.join(map(str, minimum))} or later: pip install -U 'layerlapse[{extra}]'")
+    return imported
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for part in str(version).split(".")[:3]:
+        digits = "".join(char for char in part if char.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
