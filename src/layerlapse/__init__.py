@@ -15,6 +15,8 @@ _EXPORTS = {
     "Dataset": "data",
     "ReferenceCNN": "models",
     "Recorder": "capture",
+    "layer_table": "capture",
+    "RecordingSession": "capture",
     "record_run": "train",
     "RunFolder": "store",
     "load_run": "store",

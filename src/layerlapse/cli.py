@@ -104,17 +104,45 @@ def render(
 @app.command()
 def layers(
     dataset: Annotated[str, typer.Option(help="Sets the input size: 28×28 for MNIST, 8×8 for digits.")] = "mnist",
+    model: Annotated[Optional[str], typer.Option(
+        help="Your own model instead of the reference network: package.module:factory (a function or class called "
+             "with no arguments, or a model object), imported from the current folder or the installed packages.",
+    )] = None,
+    input_shape: Annotated[Optional[str], typer.Option(
+        help="The shape of one input to your model, such as 1,28,28 or 784: gives each layer's output shape.",
+    )] = None,
 ) -> None:
-    """List the reference network's named layers with their output shapes (names for --layer)."""
-    RunConfig(dataset=dataset)  # validates the name
+    """List a network's named layers (names for --layer, or for Recorder(layers=...)) with their output shapes."""
     from .capture import layer_table
-    from .models import build_model
 
-    height, width = IMAGE_SIZES[dataset]
-    model = build_model((height, width), 10)
-    typer.echo(f"{'layer':<10} {'type':<12} output per image")
-    for name, kind, shape in layer_table(model, (1, height, width)):
-        typer.echo(f"{name:<10} {kind:<12} {' × '.join(map(str, shape))}")
+    if model is None:
+        RunConfig(dataset=dataset)  # validates the name
+        from .models import build_model
+
+        height, width = IMAGE_SIZES[dataset]
+        network, shape = build_model((height, width), 10), (1, height, width)
+    else:
+        from .capture.recorder import load_model
+
+        network, shape = load_model(model), _parse_shape(input_shape)
+    rows = layer_table(network, shape)
+    width = max([len("layer"), *(len(name) for name, _, _ in rows)])
+    typer.echo(f"{'layer':<{width}} {'type':<20} output per input")
+    for name, kind, out_shape in rows:
+        shown = " × ".join(map(str, out_shape)) if out_shape is not None else "(give --input-shape)"
+        typer.echo(f"{name:<{width}} {kind:<20} {shown}")
+
+
+def _parse_shape(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(part) for part in text.replace("×", ",").replace("x", ",").split(",") if part.strip())
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise ConfigError(f"--input-shape must be whole numbers separated by commas, such as 1,28,28; got {text!r}")
+    return shape
 
 
 @app.command()

@@ -505,21 +505,61 @@ def stratified_probe(labels: np.ndarray, size: int | None, seed: int) -> np.ndar
     return np.sort(chosen)
 
 
-def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, str, tuple[int, ...]]]:
-    """(name, module type, output shape per sample) for every named module, from one forward pass of zeros."""
+def layer_table(model: nn.Module, input_shape: tuple[int, ...] | None
+                ) -> list[tuple[str, str, tuple[int, ...] | None]]:
+    """(name, module type, output shape per input) for every named module, from one forward pass of zeros of
+    `input_shape` (integer zeros for a model that starts with an Embedding); shapes are None without a shape or for
+    modules the pass did not reach. A module that returns a tuple or dict shows its first tensor's shape."""
     shapes: dict[str, tuple[int, ...]] = {}
     named = [(name, module) for name, module in model.named_modules() if name]
 
     def hook_for(name: str):
-        def keep_shape(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
-            shapes[name] = tuple(output.shape[1:])
+        def keep_shape(module: nn.Module, inputs: object, output: Any) -> None:
+            with contextlib.suppress(ConfigError):
+                shapes[name] = tuple(first_tensor(output).shape[1:])
         return keep_shape
 
-    handles = [module.register_forward_hook(hook_for(name)) for name, module in named]
+    if input_shape is not None:
+        first = next((module for _, module in named if not isinstance(module, (nn.Sequential, nn.ModuleList))), None)
+        dtype = torch.long if isinstance(first, nn.Embedding) else torch.float32
+        handles = [module.register_forward_hook(hook_for(name)) for name, module in named]
+        try:
+            with evaluating(model), torch.no_grad():
+                model(torch.zeros((1, *input_shape), dtype=dtype, device=_model_device(model)))
+        except (RuntimeError, TypeError, ValueError, IndexError) as error:
+            raise ConfigError(f"the model does not take inputs of shape {tuple(input_shape)} "
+                              f"{_first_layer_expects(model)}; torch said: {str(error).splitlines()[0]}") from None
+        finally:
+            for handle in handles:
+                handle.remove()
+    return [(name, type(module).__name__, shapes.get(name) if input_shape is not None else None)
+            for name, module in named]
+
+
+def load_model(spec: str) -> nn.Module:
+    """The model `package.module:factory` names: a module attribute that is a model, or a function or class that
+    returns one when called without arguments. The current folder is searched first, as `python -m` would."""
+    import importlib
+    import sys
+
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ConfigError(f"--model must be package.module:factory (a function, class or model in that module), "
+                          f"got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
-        with evaluating(model), torch.no_grad():
-            model(torch.zeros((1, *input_shape), device=_model_device(model)))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return [(name, type(module).__name__, shapes.get(name, ())) for name, module in named]
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ConfigError(f"cannot import {module_name!r} for --model ({error}): run from the folder that holds it, "
+                          "or install its package") from None
+    factory = getattr(module, attribute, None)
+    if factory is None:
+        close = difflib.get_close_matches(attribute, [name for name in dir(module) if not name.startswith("_")], 3)
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise ConfigError(f"{module_name} has no {attribute!r}{hint}: name a function, class or model in it")
+    model = factory if isinstance(factory, nn.Module) else factory()
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"{spec} gave {type(model).__name__}, not a torch.nn.Module: name a function or class that "
+                          "returns your model")
+    return model
