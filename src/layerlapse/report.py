@@ -624,11 +624,14 @@ def _curve_figures(history: list[dict]) -> list[tuple[Plot, Span]]:
         return []
     curves = []
     for metric, title in (("acc", "accuracy"), ("loss", "loss")):
-        keys = [key for key in (metric, f"val_{metric}") if all(key in row for row in history)]
+        # a metric some rows lack, or stored as null (a nan), is drawn with gaps there
+        keys = [key for key in (metric, f"val_{metric}")
+                if any(isinstance(row.get(key), (int, float)) for row in history)]
         if not keys:
             continue
         source = ColumnDataSource({"epoch": [row["epoch"] for row in history],
-                                   **{key: [float(row[key]) for row in history] for key in keys}})
+                                   **{key: [float(row[key]) if isinstance(row.get(key), (int, float)) else math.nan
+                                            for row in history] for key in keys}})
         plot = figure(width=SIDE_WIDTH, height=170, title=title, tools="", toolbar_location=None,
                       name=f"layerlapse-{title}")
         for key, color in zip(keys, ("#1f77b4", "#ff7f0e")):

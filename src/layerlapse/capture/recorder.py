@@ -129,7 +129,7 @@ class Recorder:
             self._session_args = (out, run, class_names, dataset, test_probe_labels, test_labels, every, training,
                                   config, force, resume)
             try:
-                if self.labels is not None:  # else the error comes with the first write (run_probe needs none)
+                if self.labels is not None or run is None:  # a given run may be used for run_probe alone
                     self._recording()
             except BaseException:
                 self.close()
@@ -293,7 +293,13 @@ class Recorder:
             raise ConfigError(f"layer {name!r} did not run in the model's forward pass: record a layer the model "
                               "uses (see `layerlapse layers`)")
         tensor = first_tensor(self._batch_outputs[name], self._select[name], where=f"layer {name!r}'s output")
-        channels_first = isinstance(self._modules[name], CHANNELS_FIRST)
+        if tensor.dim() == 0 or len(tensor) != rows.stop - rows.start:
+            raise ConfigError(f"layer {name!r}'s output {'selected ' if self._select[name] is not None else ''}has "
+                              f"shape {tuple(tensor.shape)}, whose first dimension is not the batch of "
+                              f"{rows.stop - rows.start}: select an output with one row per input (output=...)")
+        # torch's images are (N, C, H, W): 4-D and larger outputs are always channels first; a 3-D one is a
+        # sequence (N, tokens, features) unless a conv, pooling or norm layer made it (N, C, L)
+        channels_first = tensor.dim() >= 4 or isinstance(self._modules[name], CHANNELS_FIRST)
         values = reduce_rows(tensor, self._reduce[name], channels_first, name)
         if name not in activations:
             activations[name] = np.empty((n, values.shape[1]), dtype=np.float16)

@@ -1,0 +1,410 @@
+"""The Keras 3 callback: the article's own `model.fit`, recorded into a run folder.
+
+    from layerlapse.integrations.keras import LayerlapseCallback
+
+    callback = LayerlapseCallback(layers=["hidden"], probe=x_probe, labels=y_probe, out="runs/keras",
+                                  class_names=[str(d) for d in range(10)], test_set=x_test, test_labels=y_test)
+    model.fit(x_train, y_train, epochs=15, validation_split=0.2, callbacks=[callback])
+    # runs/keras: activations every epoch, maps, frames, lapse.gif, report.html — complete
+
+Named layers of a Functional or Sequential model are recorded through a second model that shares their weights and
+outputs what they output (`keras.Model(model.inputs, [model.get_layer(name).output, ...])`), run with `predict`
+on the probe at the start of training (the untrained network), after every epoch (or every N optimizer steps:
+`every=N`, or log-spaced steps: `every="log"`), and on the test set at the end; then the run is mapped and drawn.
+
+The same code runs on every Keras 3 backend (TensorFlow, JAX, PyTorch: set `KERAS_BACKEND` before importing keras);
+everything it hands layerlapse is numpy. Keras outputs are channels-last: `reduce="mean"` averages a conv layer's
+(H, W, C) output over H and W and a sequence's (tokens, features) over the tokens; `reduce="first"` takes a
+sequence's first token. The model's output, when it holds one score per class, gives the predictions: as they are
+when they are already probabilities (a softmax output), softmaxed when they are logits.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..capture.session import FLOAT16_MAX, Captured, Inputs, RecordingSession, Schedule
+from ..config import RunConfig
+from ..errors import ConfigError, LayerNotFoundError, RunFolderError
+from . import IntegrationError, _version_tuple, require
+
+MINIMUM_KERAS = (3, 0)
+REDUCTIONS = ("flatten", "mean", "first")
+# Keras' names for the metrics layerlapse's curves and captions know as acc and val_acc
+METRIC_NAMES = {name: "acc" for name in ("accuracy", "categorical_accuracy", "sparse_categorical_accuracy")}
+METRIC_NAMES.update({f"val_{name}": "val_acc" for name in METRIC_NAMES})
+# layers whose outputs are (N, *space, channels): "mean" averages the space, "first" is refused
+SPATIAL_WORDS = ("Conv", "Pooling", "UpSampling", "ZeroPadding", "Cropping")
+
+
+def check_keras_version(version: str) -> None:
+    """Refuse Keras 2 (whose models have no backend-free `keras.ops`, and whose callbacks differ) with the fix."""
+    if _version_tuple(version) < MINIMUM_KERAS:
+        raise IntegrationError(f"Keras {version} is too old for layerlapse's callback, which needs Keras 3.0 or later "
+                               "(it runs on TensorFlow, JAX or PyTorch): pip install -U 'layerlapse[keras]'")
+
+
+keras = require("keras", "keras", (), what="Keras")  # the version is checked here, with Keras 3's own words
+check_keras_version(keras.__version__)
+
+
+class LayerlapseCallback(keras.callbacks.Callback):
+    """Records what named layers of a Keras model output for a fixed probe while `model.fit` trains it.
+
+    `probe` is the model's input for the probe (an array, or a list or dict of arrays for a model of several
+    inputs) and `labels` its class indices (one-hot rows are taken too); `test_probe` (with `test_probe_labels`) is
+    recorded beside it at every snapshot, and `test_set` (with `test_labels`) once, after the last epoch.
+    `reduce` ("flatten", "mean", "first"; one for every layer or a dict per layer) turns an output of more than one
+    dimension per input into a row. `every` is "epoch" (the default), a number of optimizer steps, or "log".
+    `draw=False` stops after recording (`layerlapse render RUN` maps and draws later). A fit that was stopped can be
+    continued in the same run folder: `resume=True`, and `model.fit(..., initial_epoch=...)` from your checkpoint.
+    """
+
+    def __init__(self, layers: Sequence[str] | str, probe: Any, labels: Any, out: str | os.PathLike, *,
+                 class_names: Sequence[str] | None = None, dataset: str = "own data", test_probe: Any = None,
+                 test_probe_labels: Any = None, test_set: Any = None, test_labels: Any = None,
+                 every: str | int = "epoch", reduce: str | dict[str, str] = "flatten", batch_size: int = 250,
+                 training: dict[str, Any] | None = None, config: RunConfig | None = None, force: bool = False,
+                 resume: bool = False, draw: bool = True) -> None:
+        super().__init__()
+        self.layers = list(dict.fromkeys([layers] if isinstance(layers, str) else layers))  # a repeat is one
+        self.out = str(out)
+        self.dataset = dataset
+        self.schedule = Schedule(every)
+        self.batch_size = batch_size
+        self.force, self.resume, self.draw = force, resume, draw
+        self.reduce = _per_layer_reduction(reduce, self.layers)
+        self._inputs = {"probe": _model_inputs(probe, "probe")}
+        for which, data in (("test_probe", test_probe), ("test_set", test_set)):
+            if data is not None:
+                self._inputs[which] = _model_inputs(data, which.replace("_", " "))
+        if class_names is None:
+            raise ConfigError("a run of your own data needs its class names: pass class_names=[...] (one name per "
+                              "class index)")
+        self.inputs = Inputs(
+            self._labels("probe", labels, "labels"), [str(name) for name in class_names],
+            _thumbnails(self._inputs["probe"]), self._labels("test_probe", test_probe_labels, "test_probe_labels"),
+            _thumbnails(self._inputs.get("test_probe")), self._labels("test_set", test_labels, "test_labels"))
+        self._training = dict(training or {})
+        self._config = config
+        self.config = self._run_config(self._training)  # checked now, before any training: the probe's size and all
+        self.session: RecordingSession | None = None
+        self._submodel: Any = None
+        self._info: dict[str, dict[str, Any]] = {}
+        self._step = 0
+        self._epoch = 0
+        self._finished = False
+
+    def __repr__(self) -> str:
+        return (f"LayerlapseCallback(layers={self.layers}, probe={len(self.inputs.labels):,}, out={self.out!r}, "
+                f"{self.schedule.describe()})")
+
+    # ---- the events of training ------------------------------------------------------------------------------------
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if self._finished:
+            raise RunFolderError(f"this LayerlapseCallback finished its run in {self.out} when the last fit ended: "
+                                 "give the next fit a new callback (another out=, or force=True to record again)")
+        self._submodel = self._recording_model(self.model)
+        self._step = _optimizer_steps(self.model)
+        if self.session is None:
+            self.session = self._new_session()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+        if self.session.run is None:  # the first epoch of this fit (`initial_epoch` when it continues training)
+            self._guarded(self.session.start, step=self._step if self.schedule.by_steps else None, epoch=epoch)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._step += 1
+        if self.schedule.by_steps and self.schedule.due_at_step(self._step):
+            self._guarded(self.session.step_end, self._step, epoch=self._epoch + 1, metrics=keras_metrics(logs))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._guarded(self.session.epoch_end, epoch + 1, metrics=keras_metrics(logs))
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        session = self.session
+        try:
+            if session.run is None:  # a fit of no epochs: the network as it is, and the test set
+                session.start(step=self._step if self.schedule.by_steps else None, epoch=self._epoch)
+            session.finish()
+            if self.draw:
+                from ..pipeline import complete_run  # the recipe's last steps: map, measure, draw
+
+                complete_run(session.run, session.on_snapshot)
+        except BaseException as error:
+            session.failed(interrupted=isinstance(error, KeyboardInterrupt))
+            raise
+        finally:
+            self._finished = True
+            if session.run is not None:
+                session.run.close()
+
+    def close(self) -> None:
+        """After a fit that raised (Keras has no event for it): mark the run failed, so `resume=True` continues it,
+        and give back its lock and mapping worker."""
+        if self.session is not None and not self._finished:
+            self._stop(failed=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the run stands: its folder and the snapshots it holds (resume with `resume=True`)."""
+        return self.session.state_dict() if self.session is not None else {"out": self.out, "snapshots_complete": -1}
+
+    # ---- the Capture the session runs ------------------------------------------------------------------------------
+    def capture(self, which: str) -> Captured:
+        """The recorded layers' outputs for the probe, the test probe or the test set, one row per input, and the
+        class probabilities when the model's output is class scores."""
+        model = self.model  # on JAX, reading it brings the trained weights back to the model mid-epoch
+        was_training = getattr(model, "training", None)  # the torch backend's train/eval mode, which predict changes
+        try:
+            outputs = self._submodel.predict(self._inputs[which], batch_size=self.batch_size, verbose=0)
+        finally:
+            if isinstance(was_training, bool) and hasattr(model, "train"):
+                model.train(was_training)
+        outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        activations = {}
+        for name, values in zip(self.layers, outputs):
+            activations[name] = self._rows(name, np.asarray(values))
+        scores = outputs[len(self.layers)] if len(outputs) > len(self.layers) else None
+        probabilities = None if scores is None else class_probabilities(np.asarray(scores), len(self.inputs.class_names))
+        return Captured(activations, probabilities)
+
+    def layer_info(self) -> dict[str, dict[str, Any]]:
+        return {name: dict(info) for name, info in self._info.items()}
+
+    # ---- inside ----------------------------------------------------------------------------------------------------
+    def _recording_model(self, model: Any) -> Any:
+        """A model of the same weights that outputs the recorded layers' outputs and then the model's own output."""
+        names = [layer.name for layer in model.layers]
+        for name in self.layers:
+            if name not in names:
+                close = difflib.get_close_matches(name, names, n=3)
+                hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+                shown = ", ".join(names[:40]) + (", …" if len(names) > 40 else "")
+                raise LayerNotFoundError(f"unknown layer {name!r}{hint}: the Keras model has {shown}; name one of its "
+                                         "layers (model.summary() lists them)")
+        try:
+            outputs = [model.get_layer(name).output for name in self.layers]
+            return keras.Model(model.inputs, [*outputs, model.outputs[0]])
+        except (AttributeError, ValueError) as error:
+            raise ConfigError(f"the layers of {type(model).__name__} have no symbolic outputs to record ({error}): "
+                              "the callback records layers of a Functional or Sequential Keras model; build yours "
+                              "with keras.Input(...) and the functional API") from None
+
+    def _rows(self, name: str, values: np.ndarray) -> np.ndarray:
+        layer = self.model.get_layer(name)
+        spatial = values.ndim > 3 or any(word in type(layer).__name__ for word in SPATIAL_WORDS)
+        rows = reduce_rows(values, self.reduce[name], spatial, name)
+        finite = rows[np.isfinite(rows)]
+        fits = not finite.size or float(np.abs(finite).max()) <= FLOAT16_MAX
+        self._info[name] = {"shape": list(values.shape[1:]), "columns": int(rows.shape[1]),
+                            "reduction": self.reduce[name],
+                            "caption": describe_reduction(self.reduce[name], values.shape[1:], spatial),
+                            "output": "layer.output", "dtype": "float16" if fits else "float32"}
+        return rows
+
+    def _new_session(self) -> RecordingSession:
+        training = {**self._stated_by_keras(), **self._training}
+        config = self._run_config(training)
+        session = RecordingSession(self.out, self, self.inputs, config, dataset={"name": self.dataset,
+                                                                                 "source": "keras"},
+                                   training=training, schedule=self.schedule, force=self.force, resume=self.resume)
+        if self.draw:
+            from ..pipeline import MapAlongside  # map each snapshot in a worker while training goes on
+
+            session.on_snapshot = MapAlongside(config.map_method)
+        return session
+
+    def _run_config(self, training: dict[str, Any]) -> RunConfig:
+        from ..capture.recorder import own_run_config
+
+        test_probe = self.inputs.test_probe_labels
+        return own_run_config(self._config, self.dataset, self.layers, len(self.inputs.labels),
+                              None if test_probe is None else len(test_probe), training)
+
+    def _stated_by_keras(self) -> dict[str, Any]:
+        """What the fit itself says about its training: framework, optimizer, learning rate, epochs."""
+        stated: dict[str, Any] = {"framework": f"keras {keras.__version__} ({keras.backend.backend()})"}
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None:
+            stated["optimizer"] = type(optimizer).__name__
+            try:
+                stated["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+            except (TypeError, ValueError, AttributeError):
+                pass  # a schedule Keras cannot give as one number
+        epochs = (self.params or {}).get("epochs")
+        if isinstance(epochs, int) and epochs > 0:
+            stated["epochs"] = epochs
+        return stated
+
+    def _labels(self, which: str, labels: Any, argument: str) -> np.ndarray | None:
+        data = self._inputs.get(which)
+        what = which.replace("_", " ")
+        if labels is None:
+            if data is not None:
+                raise ConfigError(f"the {what} needs labels: pass {argument}=... (one class index per input)")
+            return None
+        if data is None:
+            raise ConfigError(f"{argument} were given without the {what}: pass {which}=... (its inputs) as well")
+        labels = class_indices(labels)
+        if len(labels) != _length(data):
+            raise ConfigError(f"the {what} labels hold {len(labels):,} entries but the {what} {_length(data):,} "
+                              "inputs: give one label per input")
+        return labels
+
+    def _guarded(self, event: Any, *args: Any, **kwargs: Any) -> Any:
+        """A session event; when it fails, the run is marked failed (resumable) and its lock given back."""
+        try:
+            return event(*args, **kwargs)
+        except BaseException as error:
+            self._stop(failed=True, interrupted=isinstance(error, KeyboardInterrupt))
+            raise
+
+    def _stop(self, *, failed: bool, interrupted: bool = False) -> None:
+        session = self.session
+        self._finished = True
+        if failed:
+            session.failed(interrupted=interrupted)
+        stop = getattr(session.on_snapshot, "stop", None)
+        if stop is not None:
+            stop()
+
+
+def keras_metrics(logs: dict[str, Any] | None) -> dict[str, float]:
+    """Keras' logs as the history's metrics: accuracy as acc and val_accuracy as val_acc (so the curves and
+    captions find them); only numbers."""
+    metrics = {}
+    for key, value in (logs or {}).items():
+        try:
+            metrics[METRIC_NAMES.get(key, key)] = float(np.asarray(value))
+        except (TypeError, ValueError):
+            continue  # not one number (a per-class array, text): not a curve
+    return metrics
+
+
+def class_probabilities(scores: np.ndarray, n_classes: int) -> np.ndarray | None:
+    """The model's output as class probabilities: as it is when its rows already are (a softmax output), softmaxed
+    when they are logits; one sigmoid column becomes two for two classes. None when it is not one score per class."""
+    if scores.ndim != 2 or scores.dtype.kind != "f":
+        return None
+    scores = scores.astype(np.float32)
+    if scores.shape[1] == 1 and n_classes == 2:
+        positive = scores[:, 0] if _within(scores, 0.0, 1.0) else 1 / (1 + np.exp(-scores[:, 0]))
+        return np.stack([1 - positive, positive], axis=1).astype(np.float32)
+    if scores.shape[1] != n_classes:
+        return None
+    if _within(scores, 0.0, 1.0) and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):
+        return scores
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def reduce_rows(values: np.ndarray, how: str, spatial: bool, layer: str) -> np.ndarray:
+    """A layer's channels-last outputs as one row per input: flattened, averaged over space or tokens (every axis
+    but the first and the last), or a sequence's first token."""
+    if values.ndim <= 2 or how == "flatten":
+        return values.reshape(len(values), -1)
+    if how == "mean":
+        return values.mean(axis=tuple(range(1, values.ndim - 1)), dtype=np.float32)
+    if spatial or values.ndim != 3:
+        raise ConfigError(f"reduce='first' takes the first token of (tokens, features) outputs, but layer {layer!r} "
+                          f"outputs {tuple(values.shape[1:])} per input: use reduce='mean' or 'flatten' for it")
+    return values[:, 0]
+
+
+def describe_reduction(how: str, shape: tuple[int, ...], spatial: bool) -> str:
+    """The reduction as the caption says it."""
+    if len(shape) <= 1:
+        return "as is"
+    if how == "flatten":
+        return f"flattened from {'×'.join(map(str, shape))}"
+    if how == "mean":
+        return "mean over space" if spatial else "mean over tokens"
+    return "first token"
+
+
+def class_indices(labels: Any) -> np.ndarray:
+    """Labels as class indices: one-hot rows (as `keras.utils.to_categorical` makes them) become the index of
+    their 1, an (N, 1) column its values; anything else is checked by the session as it is."""
+    array = np.asarray(labels)
+    if array.ndim == 2 and array.shape[1] == 1:
+        return array[:, 0]
+    if array.ndim == 2 and array.size and np.isin(array, (0, 1)).all() and (array.sum(axis=1) == 1).all():
+        return array.argmax(axis=1)
+    return array
+
+
+def _model_inputs(data: Any, what: str) -> Any:
+    """The probe as `predict` takes it: an array, a list of arrays (several inputs), or a dict of them. A tuple
+    becomes a list, since `predict` reads a tuple as (inputs, labels)."""
+    if isinstance(data, Mapping):
+        inputs: Any = {key: np.asarray(value) for key, value in data.items()}
+    elif isinstance(data, (tuple, list)):
+        inputs = [np.asarray(value) for value in data]
+    else:
+        inputs = np.asarray(data)
+    lengths = {len(array) if array.ndim else 0 for array in _arrays(inputs)}
+    if len(lengths) != 1:
+        raise ConfigError(f"the {what}'s arrays hold different numbers of inputs ({sorted(lengths)}): give one row "
+                          "per input in each")
+    if lengths == {0}:
+        raise ConfigError(f"the {what} is empty: give at least one input")
+    return inputs
+
+
+def _arrays(inputs: Any) -> list[np.ndarray]:
+    return list(inputs.values()) if isinstance(inputs, dict) else inputs if isinstance(inputs, list) else [inputs]
+
+
+def _length(inputs: Any) -> int:
+    return len(_arrays(inputs)[0])
+
+
+def _thumbnails(inputs: Any) -> np.ndarray | None:
+    """Single-channel images, (N, H, W, 1) or (N, H, W), as uint8 (N, H, W) for the pictures: uint8 as they are,
+    floats scaled from their own range (so normalised inputs look like images too); None for anything else."""
+    if not isinstance(inputs, np.ndarray):
+        return None
+    images = inputs[..., 0] if inputs.ndim == 4 and inputs.shape[-1] == 1 else inputs
+    if images.ndim != 3 or images.shape[1] > 128 or images.shape[2] > 128:
+        return None
+    if images.dtype == np.uint8:
+        return images
+    if images.dtype.kind != "f":
+        return None
+    images = images.astype(np.float32)
+    low, high = float(images.min()), float(images.max())
+    if 0.0 <= low and high <= 1.0:
+        low, high = 0.0, 1.0
+    return np.clip(np.round((images - low) / ((high - low) or 1.0) * 255), 0, 255).astype(np.uint8)
+
+
+def _within(values: np.ndarray, low: float, high: float) -> bool:
+    return bool(values.size) and float(values.min()) >= low and float(values.max()) <= high
+
+
+def _optimizer_steps(model: Any) -> int:
+    """The optimizer steps taken so far (kept in a saved model, so a resumed fit counts on)."""
+    optimizer = getattr(model, "optimizer", None)
+    try:
+        return int(keras.ops.convert_to_numpy(optimizer.iterations))
+    except (AttributeError, TypeError, ValueError):
+        return 0
+
+
+def _per_layer_reduction(reduce: str | dict[str, str], layers: list[str]) -> dict[str, str]:
+    chosen = reduce if isinstance(reduce, dict) else {layer: reduce for layer in layers}
+    unknown = sorted(set(chosen) - set(layers))
+    if unknown:
+        raise ConfigError(f"reduce names layers that are not recorded ({', '.join(map(repr, unknown))}): give it for "
+                          f"the recorded layers {layers}")
+    per_layer = {layer: chosen.get(layer, "flatten") for layer in layers}
+    for layer, how in per_layer.items():
+        if how not in REDUCTIONS:
+            raise ConfigError(f"reduce for layer {layer!r} must be one of {', '.join(REDUCTIONS)}, got {how!r}")
+    return per_layer
