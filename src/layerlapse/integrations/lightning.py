@@ -148,6 +148,7 @@ class LayerlapseCallback(pl.Callback):
         self._resuming = False  # set by load_state_dict: this fit continues the run recorded in `out`
         self.recorder_: Recorder | None = None
         self.shares_: RankShares | None = None
+        self._finished: RunFolder | None = None
 
     def __repr__(self) -> str:
         return (f"LayerlapseCallback(out={str(self.out)!r}, layers={self._capture_args['layers']!r}, "
@@ -160,16 +161,16 @@ class LayerlapseCallback(pl.Callback):
 
     @property
     def run(self) -> RunFolder | None:
-        """The run folder being written (rank 0 only; None on other ranks and before the fit)."""
+        """The run folder being written, or written by the last fit (rank 0 only; None on other ranks)."""
         session = self._session()
-        return None if session is None else session.run
+        return self._finished if session is None else session.run
 
     # ---- Lightning's events ------------------------------------------------------------------------------------------
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         check_version(_package_version(trainer), type(trainer).__module__.split(".")[0])
         _check_strategy(trainer)
         rank, world = trainer.global_rank, trainer.world_size
-        self.recorder_, self.shares_ = None, None
+        self.recorder_, self.shares_, self._finished = None, None, None
         failure: BaseException | None = None
         try:
             self.recorder_ = self._recorder(trainer, pl_module, rank)
@@ -208,6 +209,7 @@ class LayerlapseCallback(pl.Callback):
         recorder.close()
         if run is None:
             return
+        self._finished = run
         try:
             if self.draw:  # rank 0 alone: the other ranks are done
                 from ..pipeline import complete_run
@@ -502,8 +504,9 @@ def _trainer_settings(trainer: Any) -> dict[str, Any]:
 
 
 def epoch_metrics(callback_metrics: Mapping[str, Any]) -> dict[str, float]:
-    """An epoch's logged scalars as floats, each once (an "x_step" or "x_epoch" copy of a logged "x" dropped), with
-    the usual names of loss and accuracy (`METRIC_NAMES`) given the names the report plots."""
+    """An epoch's logged scalars as floats, each once (what was logged as "x" on step and epoch is "x": Lightning's
+    "x_step" copy is dropped, its "x_epoch" copy named "x"), the usual names of loss and accuracy (`METRIC_NAMES`)
+    given the names the report plots."""
     values: dict[str, float] = {}
     for name, value in callback_metrics.items():
         if isinstance(value, torch.Tensor):
@@ -512,8 +515,11 @@ def epoch_metrics(callback_metrics: Mapping[str, Any]) -> dict[str, float]:
             value = value.item()
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             values[str(name)] = float(value)
-    values = {name: value for name, value in values.items()
-              if not (name.endswith(("_step", "_epoch")) and name.rsplit("_", 1)[0] in values)}
+    for name in [name for name in values if name.endswith(("_step", "_epoch"))]:
+        base = name.rsplit("_", 1)[0]
+        value = values.pop(name)
+        if base not in values and name.endswith("_epoch"):
+            values[base] = value
     for canonical, names in METRIC_NAMES.items():
         found = next((name for name in names if name in values), None)
         if found is not None and canonical not in values:
