@@ -18,7 +18,8 @@ import time
 import numpy as np
 import torch
 
-from layerlapse.capture import Recorder, _to_float_images
+from layerlapse.capture import Recorder
+from layerlapse.capture.probe import to_float_images
 from layerlapse.data import load_dataset
 from layerlapse.models import build_model
 from layerlapse.modes import evaluating
@@ -32,7 +33,7 @@ def old_run_probe(recorder: Recorder, inputs: torch.Tensor, batch_size: int = 10
     try:
         with evaluating(recorder.model), torch.no_grad():
             for start in range(0, len(inputs), batch_size):
-                batch = _to_float_images(inputs[start:start + batch_size], recorder.device, recorder.channels_last)
+                batch = to_float_images(inputs[start:start + batch_size], recorder.device, recorder.channels_last)
                 recorder._batch_outputs.clear()
                 logits = recorder.model(batch)
                 probability_chunks.append(torch.softmax(logits.float(), dim=1).cpu().numpy())

@@ -31,7 +31,7 @@ from ..memory import keep_freed_memory
 from ..models import SameConv2d
 from ..modes import evaluating
 from .probe import CHANNELS_FIRST, REDUCTIONS, ProbeInputs, describe_reduction, first_tensor, reduce_rows
-from .session import FLOAT16_MAX, Captured, Inputs, RecordingSession, Schedule
+from .session import Captured, Inputs, RecordingSession, Schedule
 
 if TYPE_CHECKING:
     from ..store import RunFolder
@@ -300,19 +300,22 @@ class Recorder:
         # torch's images are (N, C, H, W): 4-D and larger outputs are always channels first; a 3-D one is a
         # sequence (N, tokens, features) unless a conv, pooling or norm layer made it (N, C, L)
         channels_first = tensor.dim() >= 4 or isinstance(self._modules[name], CHANNELS_FIRST)
-        values = reduce_rows(tensor, self._reduce[name], channels_first, name)
+        how = self._reduce[name]
+        # flattening is left to the copy, which reads a channels_last map in place: one pass, not two
+        values = tensor if how == "flatten" else reduce_rows(tensor, how, channels_first, name)
+        columns = values[0].numel() if len(values) else 0
         if name not in activations:
-            activations[name] = np.empty((n, values.shape[1]), dtype=np.float16)
-            self._info[name] = {"shape": list(tensor.shape[1:]), "columns": int(values.shape[1]),
-                                "reduction": self._reduce[name],
-                                "caption": describe_reduction(self._reduce[name], tuple(tensor.shape[1:]),
-                                                              channels_first),
+            activations[name] = np.empty((n, columns), dtype=np.float16)
+            self._info[name] = {"shape": list(tensor.shape[1:]), "columns": int(columns), "reduction": how,
+                                "caption": describe_reduction(how, tuple(tensor.shape[1:]), channels_first),
                                 "output": "first tensor" if self._select[name] is None else repr(self._select[name])}
         target = activations[name]
         if values.device.type != "cpu" and target.dtype == np.float16:
-            values = values.to(torch.float16) if _fits_float16(values) else values.float()
+            half = values.to(torch.float16)  # half the bytes to move, unless a value does not fit float16
+            values = half if torch.isinf(half).sum() == torch.isinf(values).sum() else values.float()
         _copy_into(target[rows], values)
-        if target.dtype == np.float16 and np.isinf(target[rows]).any() and _fits_float32_not_16(values):
+        if target.dtype == np.float16 and torch.isinf(torch.from_numpy(target[rows])).any() \
+                and not torch.isinf(values).any():
             activations[name] = target = target.astype(np.float32)  # the rows so far fit float16 exactly
             _copy_into(target[rows], values)
         self._info[name]["dtype"] = str(target.dtype)
@@ -413,15 +416,6 @@ def _class_scores(output: Any) -> torch.Tensor | None:
     except ConfigError:
         return None
     return tensor if tensor.dim() == 2 and tensor.is_floating_point() else None
-
-
-def _fits_float16(values: torch.Tensor) -> bool:
-    finite = values[torch.isfinite(values)]
-    return finite.numel() == 0 or float(finite.abs().max()) <= FLOAT16_MAX
-
-
-def _fits_float32_not_16(values: torch.Tensor) -> bool:
-    return not _fits_float16(values)
 
 
 def _describe_batch(args: tuple, kwargs: dict) -> str:
