@@ -373,4 +373,4 @@ def test_the_caption_states_the_reduction(digits, tmp_path: Path) -> None:
                         reduce="mean", draw=False)
     recorder.start()
     run = recorder.finish()
-    assert re.match(r"layer 0 \(mean over space\) · 100 probe inputs", _caption(run, "0", 0, 100))
+    assert re.match(r"layer 0 \(mean over space\) · 100 probe images", _caption(run, "0", 0, 100))

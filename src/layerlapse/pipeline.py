@@ -386,7 +386,8 @@ def _caption(run: RunFolder, layer: str, epoch: int, n_points: int) -> str:
     quality = run.frame_measures(layer, epoch)
     second = " · ".join(filter(None, [quality_caption(quality), *quality.get("notes", [])]))
     reduced = f" ({reduction})" if (reduction := run.reduction(layer)) else ""
-    first = (f"layer {layer}{reduced} · {n_points:,} probe inputs · map: {METHOD_LABELS.get(method, method)}"
+    noun = "images" if run.has(layout.PROBE_IMAGES) else "inputs"
+    first = (f"layer {layer}{reduced} · {n_points:,} probe {noun} · map: {METHOD_LABELS.get(method, method)}"
              f"{accuracy}")
     return f"{first}\n{second}" if second else first
 

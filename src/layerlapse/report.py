@@ -244,7 +244,7 @@ def _summary(run: RunFolder, layers: list[str], epochs: list[int], n_probe: int)
 
     method = run.manifest.get("maps", {}).get("method", "umap")
     method = LEGACY_METHODS.get(method, method)
-    parts = [f"{n_probe:,} probe inputs", f"layer{'s' if len(layers) > 1 else ''} {', '.join(layers)}",
+    parts = [f"{n_probe:,} probe {'images' if run.has(layout.PROBE_IMAGES) else 'inputs'}", f"layer{'s' if len(layers) > 1 else ''} {', '.join(layers)}",
              f"{run.snapshot_title(epochs[0]).lower()} to {run.snapshot_title(epochs[-1]).lower()}",
              f"map: {METHOD_LABELS.get(method, method)}"]
     reductions = [f"{layer}: {reduction}" for layer in layers if (reduction := run.reduction(layer))]
