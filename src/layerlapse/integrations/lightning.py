@@ -36,9 +36,10 @@ Copy, paste, run (about a minute on a laptop CPU; it writes runs/digits-lightnin
 
 
     if __name__ == "__main__":
-        callback = LayerlapseCallback(layers=["net.1", "net.3"], probe=DataLoader(Subset(train, range(300))),
-                                      out="runs/digits-lightning", class_names=[str(d) for d in range(10)],
-                                      dataset="digits", test_set=test, force=True)
+        probe = DataLoader(Subset(train, range(300)), batch_size=100)  # fixed: the same 300 digits every epoch
+        callback = LayerlapseCallback(layers=["net.1", "net.3"], probe=probe, out="runs/digits-lightning",
+                                      class_names=[str(d) for d in range(10)], dataset="digits", test_set=test,
+                                      force=True)
         trainer = pl.Trainer(max_epochs=5, callbacks=[callback], logger=False, enable_checkpointing=False)
         trainer.fit(Digits(), DataLoader(train, batch_size=32, shuffle=True))
         print(callback.run.path / "report.html")
@@ -169,6 +170,7 @@ class LayerlapseCallback(pl.Callback):
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         check_version(_package_version(trainer), type(trainer).__module__.split(".")[0])
         _check_strategy(trainer)
+        _check_forward(pl_module)
         rank, world = trainer.global_rank, trainer.world_size
         self.recorder_, self.shares_, self._finished = None, None, None
         failure: BaseException | None = None
@@ -183,7 +185,7 @@ class LayerlapseCallback(pl.Callback):
         if world > 1:  # every rank learns of any rank's failure, so none waits for a rank that has stopped
             reports = _all_gather(_report(failure, fingerprint))
             _raise_first_failure(reports, rank, failure)
-            check_same_probe([report[1] for report in reports])
+            check_same_probe(reports)
         elif failure is not None:
             raise failure
 
@@ -204,7 +206,8 @@ class LayerlapseCallback(pl.Callback):
                                                          metrics=epoch_metrics(trainer.callback_metrics)))
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
-        run = self._together(lambda session: session.finish())  # the test set, shared between the ranks
+        step = trainer.global_step if self.schedule.by_steps else None
+        run = self._together(lambda session: _finish(session, step=step, epoch=trainer.current_epoch))
         recorder, self.recorder_ = self.recorder_, None
         recorder.close()
         if run is None:
@@ -261,6 +264,14 @@ class LayerlapseCallback(pl.Callback):
             return self.shares_.lead(lambda: event(session))
         self.shares_.follow()
         return None
+
+
+def _finish(session: RecordingSession, *, step: int | None, epoch: int) -> RunFolder:
+    """Record the test set (shared between the ranks). A fit resumed after its last epoch trains nothing, and
+    Lightning then skips on_train_start: the run is reopened here."""
+    if session.run is None:
+        session.start(step=step, epoch=epoch)
+    return session.finish()
 
 
 class RankShares:
@@ -492,6 +503,14 @@ def _check_strategy(trainer: Any) -> None:
     if trainer.world_size > 1 and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         raise ConfigError(f"the layerlapse callback needs torch.distributed under {type(strategy).__name__} with "
                           f"{trainer.world_size} processes: use strategy='ddp'")
+
+
+def _check_forward(pl_module: Any) -> None:
+    """The probe runs through `pl_module(x)`: a LightningModule whose steps call a submodule has no forward."""
+    forward = getattr(type(pl_module), "forward", None)
+    if getattr(forward, "__qualname__", "") in ("LightningModule.forward", "Module._forward_unimplemented"):
+        raise ConfigError(f"{type(pl_module).__name__} has no forward(): the probe runs through the module as "
+                          "module(x); define forward(self, x) (e.g. return self.net(x))")
 
 
 def _trainer_settings(trainer: Any) -> dict[str, Any]:
