@@ -20,10 +20,13 @@ keras = pytest.importorskip("keras")
 
 from sklearn.datasets import load_digits  # noqa: E402
 
-from layerlapse.errors import ConfigError, LayerNotFoundError  # noqa: E402
+from layerlapse.errors import ConfigError, LayerNotFoundError, RunFolderError  # noqa: E402
 from layerlapse.integrations import IntegrationError  # noqa: E402
 from layerlapse.integrations.keras import LayerlapseCallback, check_keras_version  # noqa: E402
 
+# Keras' torch backend turns tensors into arrays with np.array(x), which numpy 2 warns about (a plain fit of two
+# epochs, without the callback, warns 160 times): Keras' own, not the callback's
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 REPO = Path(__file__).resolve().parents[1]
 LAYERLAPSE = Path(sys.executable).parent / "layerlapse"
 DIGITS = [str(digit) for digit in range(10)]
@@ -147,6 +150,18 @@ def test_every_n_steps_labels_the_snapshots_by_step_and_logits_are_softmaxed(tmp
     assert np.allclose(np.load(tmp_path / "run/predictions/epoch_004.npy"), softmax, atol=1e-5)
 
 
+def test_a_second_fit_needs_a_new_callback(tmp_path: Path, digits) -> None:
+    x, y = digits
+    callback = LayerlapseCallback("hidden", probe=x[:100], labels=y[:100], out=tmp_path / "run", class_names=DIGITS,
+                                  draw=False)
+    model = small_model()
+    fit(model, digits, callback, epochs=1)
+    with pytest.raises(RunFolderError, match=r"this LayerlapseCallback finished its run in .*run when the last fit "
+                                             r"ended: give the next fit a new callback"):
+        fit(model, digits, callback, epochs=1)
+    assert manifest(tmp_path / "run")["epochs_complete"] == 1
+
+
 def test_an_unknown_layer_lists_the_keras_layers_and_the_close_match(tmp_path: Path, digits) -> None:
     x, y = digits
     callback = LayerlapseCallback("hiden", probe=x[:100], labels=y[:100], out=tmp_path / "run", class_names=DIGITS)
@@ -154,6 +169,25 @@ def test_an_unknown_layer_lists_the_keras_layers_and_the_close_match(tmp_path: P
                                                  r"model has conv, flat, hidden, end"):
         fit(small_model(), digits, callback, epochs=1)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_subclassed_model_is_refused_with_the_functional_way(tmp_path: Path, digits) -> None:
+    class Subclassed(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.flat = keras.layers.Flatten()
+            self.hidden = keras.layers.Dense(10, activation="softmax", name="hidden")
+
+        def call(self, x):
+            return self.hidden(self.flat(x))
+
+    model = Subclassed()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    callback = LayerlapseCallback("hidden", probe=digits[0][:100], labels=digits[1][:100], out=tmp_path / "run",
+                                  class_names=DIGITS)
+    with pytest.raises(ConfigError, match="the layers of Subclassed have no symbolic outputs to record .*: the "
+                                          "callback records layers of a Functional or Sequential Keras model"):
+        fit(model, digits, callback, epochs=1)
 
 
 def test_labels_of_another_length_are_refused(tmp_path: Path, digits) -> None:

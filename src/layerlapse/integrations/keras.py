@@ -95,6 +95,7 @@ class LayerlapseCallback(keras.callbacks.Callback):
         self.config = self._run_config(self._training)  # checked now, before any training: the probe's size and all
         self.session: RecordingSession | None = None
         self._submodel: Any = None
+        self._spatial: dict[str, bool] = {}  # per layer: whether its outputs are (N, *space, channels)
         self._info: dict[str, dict[str, Any]] = {}
         self._step = 0
         self._epoch = 0
@@ -138,7 +139,7 @@ class LayerlapseCallback(keras.callbacks.Callback):
 
                 complete_run(session.run, session.on_snapshot)
         except BaseException as error:
-            session.failed(interrupted=isinstance(error, KeyboardInterrupt))
+            self._stop(failed=True, interrupted=isinstance(error, KeyboardInterrupt))
             raise
         finally:
             self._finished = True
@@ -160,19 +161,21 @@ class LayerlapseCallback(keras.callbacks.Callback):
         """The recorded layers' outputs for the probe, the test probe or the test set, one row per input, and the
         class probabilities when the model's output is class scores."""
         model = self.model  # on JAX, reading it brings the trained weights back to the model mid-epoch
-        was_training = getattr(model, "training", None)  # the torch backend's train/eval mode, which predict changes
+        # on the torch backend, predict leaves the shared layers in eval mode: a snapshot mid-epoch puts training back
+        was_training = model.training if keras.backend.backend() == "torch" else None
         try:
             outputs = self._submodel.predict(self._inputs[which], batch_size=self.batch_size, verbose=0)
         finally:
-            if isinstance(was_training, bool) and hasattr(model, "train"):
+            if was_training is not None:
                 model.train(was_training)
         outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
         activations = {}
         for name, values in zip(self.layers, outputs):
             activations[name] = self._rows(name, np.asarray(values))
         scores = outputs[len(self.layers)] if len(outputs) > len(self.layers) else None
-        probabilities = None if scores is None else class_probabilities(np.asarray(scores), len(self.inputs.class_names))
-        return Captured(activations, probabilities)
+        if scores is None:
+            return Captured(activations)
+        return Captured(activations, class_probabilities(np.asarray(scores), len(self.inputs.class_names)))
 
     def layer_info(self) -> dict[str, dict[str, Any]]:
         return {name: dict(info) for name, info in self._info.items()}
@@ -188,6 +191,8 @@ class LayerlapseCallback(keras.callbacks.Callback):
                 shown = ", ".join(names[:40]) + (", …" if len(names) > 40 else "")
                 raise LayerNotFoundError(f"unknown layer {name!r}{hint}: the Keras model has {shown}; name one of its "
                                          "layers (model.summary() lists them)")
+        self._spatial = {name: any(word in type(model.get_layer(name)).__name__ for word in SPATIAL_WORDS)
+                         for name in self.layers}
         try:
             outputs = [model.get_layer(name).output for name in self.layers]
             return keras.Model(model.inputs, [*outputs, model.outputs[0]])
@@ -197,8 +202,7 @@ class LayerlapseCallback(keras.callbacks.Callback):
                               "with keras.Input(...) and the functional API") from None
 
     def _rows(self, name: str, values: np.ndarray) -> np.ndarray:
-        layer = self.model.get_layer(name)
-        spatial = values.ndim > 3 or any(word in type(layer).__name__ for word in SPATIAL_WORDS)
+        spatial = values.ndim > 3 or self._spatial[name]
         rows = reduce_rows(values, self.reduce[name], spatial, name)
         finite = rows[np.isfinite(rows)]
         fits = not finite.size or float(np.abs(finite).max()) <= FLOAT16_MAX
@@ -234,7 +238,8 @@ class LayerlapseCallback(keras.callbacks.Callback):
         if optimizer is not None:
             stated["optimizer"] = type(optimizer).__name__
             try:
-                stated["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+                rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+                stated["learning_rate"] = float(f"{rate:.7g}")  # as it was given, not its float32 rounding
             except (TypeError, ValueError, AttributeError):
                 pass  # a schedule Keras cannot give as one number
         epochs = (self.params or {}).get("epochs")

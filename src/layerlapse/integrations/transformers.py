@@ -2,17 +2,17 @@
 
     from layerlapse.integrations.transformers import LayerlapseCallback
 
-    callback = LayerlapseCallback(layers=["vit.encoder.layer.11"], probe=probe_dataset, out="runs/vit",
+    callback = LayerlapseCallback(layers=["vit.layers.11"], probe=probe_dataset, out="runs/vit",
                                   reduce="first")              # the [CLS] token of each probe image
     Trainer(model=model, args=args, train_dataset=train, eval_dataset=val, callbacks=[callback]).train()
     # runs/vit: the layer's outputs every epoch, maps, frames, lapse.gif, report.html — complete
 
-Layers are named as `model.named_modules()` names them (`layerlapse layers --model package.module:factory` lists
-them); the torch `Recorder` hooks them, so a layer that returns a tuple or a `ModelOutput` gives its first tensor
-(or the one `output=` selects) and the model's `logits` give the predictions. The probe is what the model takes: a
-dict of tensors (`model(**probe)`; a "labels" entry is taken as the labels), a Dataset of such dicts (as
-`datasets` gives them, with their "labels") or any form `layerlapse.capture.probe` takes. Class names default to
-the model's `config.id2label`.
+Layers are named as `model.named_modules()` names them ("vit.layers.11" in transformers 5, "vit.encoder.layer.11"
+in 4.x; `layerlapse layers --model package.module:factory` lists them); the torch `Recorder` hooks them, so a layer
+that returns a tuple or a `ModelOutput` gives its first tensor (or the one `output=` selects) and the model's
+`logits` give the predictions. The probe is what the model takes: a dict of tensors (`model(**probe)`; a "labels"
+entry is taken as the labels), a Dataset of such dicts (as `datasets` gives them, with their "labels") or any form
+`layerlapse.capture.probe` takes. Class names default to the model's `config.id2label`.
 
 A snapshot is committed once the metrics of its epoch (or step) are logged: at the next epoch or step, at a
 checkpoint, or at the end, whichever comes first, and before `load_best_model_at_end` swaps the weights; its
