@@ -219,7 +219,7 @@ def test_reduce_first_is_refused_for_a_conv_layer(tmp_path: Path, digits) -> Non
 
 def test_keras_2_is_refused_with_the_upgrade() -> None:
     with pytest.raises(IntegrationError, match=r"Keras 2.15.0 is too old for layerlapse's callback, which needs "
-                                               r"Keras 3.0 or later .*: pip install -U 'layerlapse\[keras\]'"):
+                                               r"3.0 or later .*: pip install -U 'layerlapse\[keras\]'"):
         check_keras_version("2.15.0")
     check_keras_version("3.0.0rc1")
     check_keras_version(keras.__version__)

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from .config import DATASETS, IMAGE_SIZES, MAP_METHODS, RunConfig, parse_probe
-from .errors import LayerlapseError
+from .errors import ConfigError, LayerlapseError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="A time-lapse of a neural network's hidden representations while it learns.")

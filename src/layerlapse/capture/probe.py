@@ -46,6 +46,7 @@ class ProbeInputs:
             tensors = {key: _as_tensor(value, f"{what}[{key!r}]") for key, value in data.items()}
             self.kind, self.data = "kwargs", tensors
             self.length = _common_length(tensors.values(), what)
+            self._thumbnail_source = tensors.get("pixel_values")  # Hugging Face's name for images
         elif isinstance(data, (tuple, list)):
             tensors = [_as_tensor(value, f"{what}[{position}]") for position, value in enumerate(data)]
             self.kind, self.data = "args", tensors
@@ -100,6 +101,8 @@ class ProbeInputs:
             if batch_labels is not None:
                 y = torch.as_tensor(batch_labels).detach().cpu()
                 labels.append((y[:, 0] if y.dim() == 2 and y.shape[1] == 1 else y).numpy())
+            if isinstance(inputs, Mapping):
+                inputs = inputs.get("pixel_values")
             if isinstance(inputs, torch.Tensor):
                 images.append(inputs.detach().cpu())
         self.length = count

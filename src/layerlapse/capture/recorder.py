@@ -31,7 +31,7 @@ from ..memory import keep_freed_memory
 from ..models import SameConv2d
 from ..modes import evaluating
 from .probe import CHANNELS_FIRST, REDUCTIONS, ProbeInputs, describe_reduction, first_tensor, reduce_rows
-from .session import Captured, Inputs, RecordingSession, Schedule
+from .session import Captured, Inputs, RecordingSession, Schedule, own_run_config
 
 if TYPE_CHECKING:
     from ..store import RunFolder
@@ -122,6 +122,7 @@ class Recorder:
         self.labels = self._labels_of("probe", labels)
         self._info: dict[str, dict[str, Any]] = {}
         self._batch_outputs: dict[str, Any] = {}
+        self._capturing = False  # the hooks keep outputs only during a snapshot, never a training batch's graph
         self._handles = [module.register_forward_hook(self._hook(name)) for name, module in self._modules.items()]
         self.session: RecordingSession | None = None
         self._session_args = None
@@ -162,7 +163,8 @@ class Recorder:
 
     def _hook(self, name: str):
         def keep_output(module: nn.Module, inputs: object, output: Any) -> None:
-            self._batch_outputs[name] = output
+            if self._capturing:
+                self._batch_outputs[name] = output
         return keep_output
 
     # ---- the events of training (a run folder: `out` or `run`) -------------------------------------------------------
@@ -179,12 +181,13 @@ class Recorder:
         val_loss, val_acc, …: whichever you have) become the history's row."""
         return self._recording().epoch_end(epoch, step=step, metrics=metrics)
 
-    def finish(self, *, draw: bool | None = None) -> RunFolder:
+    def finish(self, *, draw: bool | None = None, step: int | None = None, epoch: int | None = None) -> RunFolder:
         """Record the test set (if given), then map every snapshot and draw the frames, GIF, figures and report;
-        the run is then complete and its lock given back. `draw=False` stops after recording."""
+        the run is then complete and its lock given back. `draw=False` stops after recording. Under a step schedule,
+        `step` (and `epoch`) take a last snapshot of the final network when that step was not due."""
         session = self._recording()
         try:
-            session.finish()
+            session.finish(step=step, epoch=epoch)
             if self.draw if draw is None else draw:
                 from ..pipeline import complete_run  # the recipe's last steps: map, measure, draw
 
@@ -194,7 +197,8 @@ class Recorder:
             session.failed(interrupted=isinstance(error, KeyboardInterrupt))
             raise
         finally:
-            session.run.close()
+            if session.run is not None:
+                session.run.close()
             self.close()
 
     # ---- snapshots ------------------------------------------------------------------------------------------------
@@ -237,6 +241,15 @@ class Recorder:
     def layer_info(self) -> dict[str, dict[str, Any]]:
         return {name: dict(info) for name, info in self._info.items()}
 
+    def inputs(self, which: str = "probe") -> ProbeInputs | None:
+        """The probe's (or "test_probe"'s, "test_set"'s) inputs, as given; None when not given."""
+        return self._inputs.get(which)
+
+    def recording_session(self) -> RecordingSession:
+        """The session that writes this Recorder's run folder (a callback may give it another capture, such as the
+        shares of several processes)."""
+        return self._recording()
+
     def run_probe(self, inputs: Any) -> tuple[dict[str, np.ndarray], np.ndarray | None, dict[str, tuple]]:
         """The hooked layers' outputs (one row per input) and the class probabilities for `inputs` (any probe form),
         in eval mode; probabilities are None when the model's output is not (inputs, classes) scores."""
@@ -249,6 +262,7 @@ class Recorder:
         probabilities: np.ndarray | None = None
         scores = True
         start = 0
+        self._capturing = True
         try:
             # no_grad, not inference_mode: no faster here (measured), and inference tensors a model caches in its
             # forward pass would break its training afterwards
@@ -270,6 +284,7 @@ class Recorder:
                         self._keep_rows(activations, name, rows, n)
                     start += rows_in_batch
         finally:
+            self._capturing = False
             self._batch_outputs.clear()
         if start != n:
             raise ConfigError(f"the {inputs.what} gave {start:,} inputs where it gave {n:,} before: a probe must be "
@@ -377,19 +392,6 @@ class Recorder:
             raise ValueError("this Recorder writes no run folder: create it with out=\"runs/NAME\" (and the "
                              "probe's labels and class_names) to record the lapse")
         return self.session
-
-
-def own_run_config(config: RunConfig | None, dataset: str, layers: list[str], probe_size: int,
-                   test_probe_size: int | None, training: dict[str, Any] | None) -> RunConfig:
-    """The settings of a run recorded from a user's loop: their data's name, their layers and probe, the training
-    settings they state (batch size, learning rate, epochs) and the map settings (from `config` when given)."""
-    base = config or RunConfig(loop="own")
-    stated = {key: value for key, value in (training or {}).items()
-              if key in ("epochs", "batch_size", "learning_rate", "seed")}
-    values = {**base.to_dict(), "loop": "own", "dataset": dataset, "layers": list(layers), "probe": probe_size,
-              "test_probe": test_probe_size or 0, "train_subset": None, "validation_split": None, "device": "auto",
-              "epochs": None, "batch_size": None, "learning_rate": None, **stated}
-    return RunConfig.from_dict(values)
 
 
 def _per_layer(value: Any, layers: list[str], name: str, allowed: tuple[str, ...] | None = None) -> dict[str, Any]:

@@ -204,10 +204,16 @@ class RecordingSession:
             self.on_snapshot(run, index)
         return index
 
-    def finish(self, *, test_metrics: dict[str, float] | None = None) -> RunFolder:
+    def finish(self, *, test_metrics: dict[str, float] | None = None, step: int | None = None,
+               epoch: int | None = None) -> RunFolder:
         """The final test set (when one was given) run through the last network and recorded; the run stays open
-        (status running) for the pipeline to map and draw it."""
+        (status running) for the pipeline to map and draw it. Under a step schedule, a `step` that was not due gets a
+        last snapshot, so the lapse ends with the trained network."""
         run = self._started()
+        if self.schedule.by_steps and step is not None and not self._recorded(step=step):
+            last = snapshot_labels(run.manifest)[-1] if run.epochs_complete >= 0 else {}
+            if step > last.get("step", -1):
+                self.snapshot(step=step, epoch=epoch)
         if self.inputs.test_labels is not None and run.manifest["test"] is None:
             test = self.capture.capture("test_set")
             self._check_captured(test, "test set", len(self.inputs.test_labels))
@@ -347,6 +353,19 @@ class RecordingSession:
         notes = run.manifest.setdefault("notes", [])
         if text not in notes:
             notes.append(text)
+
+
+def own_run_config(config: RunConfig | None, dataset: str, layers: list[str], probe_size: int,
+                   test_probe_size: int | None, training: dict[str, Any] | None) -> RunConfig:
+    """The settings of a run recorded from a user's loop: their data's name, their layers and probe, the training
+    settings they state (batch size, learning rate, epochs) and the map settings (from `config` when given)."""
+    base = config or RunConfig(loop="own")
+    stated = {key: value for key, value in (training or {}).items()
+              if key in ("epochs", "batch_size", "learning_rate", "seed")}
+    values = {**base.to_dict(), "loop": "own", "dataset": dataset, "layers": list(layers), "probe": probe_size,
+              "test_probe": test_probe_size or 0, "train_subset": None, "validation_split": None, "device": "auto",
+              "epochs": None, "batch_size": None, "learning_rate": None, **stated}
+    return RunConfig.from_dict(values)
 
 
 def storable(values: np.ndarray) -> np.ndarray:

@@ -25,11 +25,15 @@ def require(module: str, extra: str, minimum: tuple[int, ...], *, what: str | No
         imported = importlib.import_module(module)
     except ImportError as error:
         raise IntegrationError(f"{name} is not installed ({error}): pip install 'layerlapse[{extra}]'") from None
-    version = getattr(imported, "__version__", "0")
+    check_version(name, getattr(imported, "__version__", "0"), extra, minimum)
+    return imported
+
+
+def check_version(name: str, version: str, extra: str, minimum: tuple[int, ...], why: str = "") -> None:
+    """A one-line IntegrationError for a framework older than its callback supports, with the upgrade command."""
     if _version_tuple(version) < minimum:
         raise IntegrationError(f"{name} {version} is too old for layerlapse's callback, which needs "
-                               f"{'.'.join(map(str, minimum))} or later: pip install -U 'layerlapse[{extra}]'")
-    return imported
+                               f"{'.'.join(map(str, minimum))} or later{why}: pip install -U 'layerlapse[{extra}]'")
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:

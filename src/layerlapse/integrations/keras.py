@@ -31,7 +31,7 @@ import numpy as np
 from ..capture.session import FLOAT16_MAX, Captured, Inputs, RecordingSession, Schedule
 from ..config import RunConfig
 from ..errors import ConfigError, LayerNotFoundError, RunFolderError
-from . import IntegrationError, _version_tuple, require
+from . import IntegrationError, check_version, require  # noqa: F401 - IntegrationError: what users catch
 
 MINIMUM_KERAS = (3, 0)
 REDUCTIONS = ("flatten", "mean", "first")
@@ -44,9 +44,7 @@ SPATIAL_WORDS = ("Conv", "Pooling", "UpSampling", "ZeroPadding", "Cropping")
 
 def check_keras_version(version: str) -> None:
     """Refuse Keras 2 (whose models have no backend-free `keras.ops`, and whose callbacks differ) with the fix."""
-    if _version_tuple(version) < MINIMUM_KERAS:
-        raise IntegrationError(f"Keras {version} is too old for layerlapse's callback, which needs Keras 3.0 or later "
-                               "(it runs on TensorFlow, JAX or PyTorch): pip install -U 'layerlapse[keras]'")
+    check_version("Keras", version, "keras", MINIMUM_KERAS, " (it runs on TensorFlow, JAX or PyTorch)")
 
 
 keras = require("keras", "keras", (), what="Keras")  # the version is checked here, with Keras 3's own words
@@ -225,7 +223,7 @@ class LayerlapseCallback(keras.callbacks.Callback):
         return session
 
     def _run_config(self, training: dict[str, Any]) -> RunConfig:
-        from ..capture.recorder import own_run_config
+        from ..capture.session import own_run_config
 
         test_probe = self.inputs.test_probe_labels
         return own_run_config(self._config, self.dataset, self.layers, len(self.inputs.labels),

@@ -80,7 +80,8 @@ from ..capture.recorder import Recorder
 from ..capture.session import Captured, Schedule
 from ..config import RunConfig
 from ..errors import ConfigError, LayerlapseError
-from . import IntegrationError, _version_tuple, require
+from . import IntegrationError, require  # noqa: F401 - IntegrationError: what users catch
+from . import check_version as check_lightning_version
 
 if TYPE_CHECKING:
     from ..capture.session import RecordingSession
@@ -100,9 +101,7 @@ Result = TypeVar("Result")
 
 def check_version(version: str, package: str = "lightning") -> None:
     """A one-line IntegrationError for a Lightning older than the callback supports (2.0)."""
-    if _version_tuple(version) < MINIMUM:
-        raise IntegrationError(f"{package} {version} is too old for layerlapse's callback, which needs "
-                               f"{'.'.join(map(str, MINIMUM))} or later: pip install -U 'layerlapse[lightning]'")
+    check_lightning_version(package, version, "lightning", MINIMUM)
 
 
 def _import_lightning() -> Any:
@@ -178,7 +177,7 @@ class LayerlapseCallback(pl.Callback):
             self.recorder_ = self._recorder(trainer, pl_module, rank)
             self.shares_ = RankShares(self.recorder_, rank, world)
             if rank == 0:
-                self.recorder_._recording().capture = self.shares_  # rank 0's session captures across the ranks
+                self.recorder_.recording_session().capture = self.shares_  # rank 0's session captures across the ranks
             fingerprint = self.shares_.fingerprint() if world > 1 else {}
         except BaseException as error:
             failure, fingerprint = error, {}
@@ -271,7 +270,7 @@ def _finish(session: RecordingSession, *, step: int | None, epoch: int) -> RunFo
     Lightning then skips on_train_start: the run is reopened here."""
     if session.run is None:
         session.start(step=step, epoch=epoch)
-    return session.finish()
+    return session.finish(step=step, epoch=epoch)  # under a step schedule, the final network too
 
 
 class RankShares:
@@ -360,7 +359,7 @@ class RankShares:
             return _report(error, None), error
 
     def _inputs(self) -> dict[str, ProbeInputs]:
-        return {which: inputs for which in INPUT_SETS if (inputs := self.recorder._inputs.get(which)) is not None}
+        return {which: inputs for which in INPUT_SETS if (inputs := self.recorder.inputs(which)) is not None}
 
 
 # ---- the shares of the ranks -----------------------------------------------------------------------------------------

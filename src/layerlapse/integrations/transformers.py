@@ -129,7 +129,9 @@ class LayerlapseCallback(transformers.TrainerCallback):
             return
         self._take_pending(state)
         recorder, self.recorder = self.recorder, None
-        recorder.finish()  # the test set, then maps, frames, GIF and report; the run is complete
+        # the final network (a last snapshot under a step schedule when its step was not due), the test set, then
+        # maps, frames, GIF and report: the run is complete
+        recorder.finish(step=state.global_step, epoch=round(state.epoch or 0))
 
     def close(self) -> None:
         """After a `train()` that raised (the Trainer has no event for it): mark the run failed, so a resumed
