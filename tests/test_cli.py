@@ -167,6 +167,71 @@ def test_layers_of_an_unknown_dataset_is_one_error_line(tmp_path: Path) -> None:
     assert_error(result, r"unknown dataset 'mnsit'.*did you mean 'mnist'")
 
 
+OWN_MODEL = """
+import torch
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        return x + self.bn(self.conv(x))
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 4, 3, padding=1)
+        self.block = Block()
+        self.gru = nn.GRU(4, 6, batch_first=True)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x):
+        sequence, _ = self.gru(self.block(self.stem(x)).flatten(2).transpose(1, 2))
+        return self.head(sequence[:, -1])
+
+
+def make():
+    return Net()
+
+
+not_a_model = 3
+"""
+
+
+def test_layers_of_your_own_model_with_output_shapes(tmp_path: Path) -> None:
+    (tmp_path / "mymodels.py").write_text(OWN_MODEL)
+    result = layerlapse("layers", "--model", "mymodels:make", "--input-shape", "1,5,5", env=offline_env(tmp_path),
+                        cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    table = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[1:]}
+    assert list(table) == ["stem", "block", "block.conv", "block.bn", "gru", "head"]
+    assert table["block.bn"] == ["BatchNorm2d", "4", "×", "5", "×", "5"]
+    assert table["gru"] == ["GRU", "25", "×", "6"]  # a module returning a tuple: its first tensor
+    assert table["head"] == ["Linear", "3"]
+    without = layerlapse("layers", "--model", "mymodels:Net", env=offline_env(tmp_path), cwd=tmp_path, timeout=120)
+    assert without.returncode == 0 and "(give --input-shape)" in without.stdout
+
+
+@pytest.mark.parametrize(("args", "pattern"), [
+    (["--model", "mymodels"], r"--model must be package\.module:factory"),
+    (["--model", "nowhere:make"], r"cannot import 'nowhere' for --model .*: run from the folder that holds it"),
+    (["--model", "mymodels:mkae"], r"mymodels has no 'mkae' \(did you mean 'make'\?\): name a function, class"),
+    (["--model", "mymodels:not_a_model"], r"mymodels:not_a_model gave int, not a torch\.nn\.Module"),
+    (["--model", "mymodels:make", "--input-shape", "1,x"], r"--input-shape must be whole numbers separated by "),
+    (["--model", "mymodels:make", "--input-shape", "3,5,5"],
+     r"the model does not take inputs of shape \(3, 5, 5\) where its first layer 'stem' \(Conv2d\) takes "
+     r"\(N, 1, H, W\) inputs; torch said: "),
+])
+def test_layers_of_your_own_model_errors_are_one_line(tmp_path: Path, args: list[str], pattern: str) -> None:
+    (tmp_path / "mymodels.py").write_text(OWN_MODEL)
+    assert_error(layerlapse("layers", *args, env=offline_env(tmp_path), cwd=tmp_path, timeout=120), pattern)
+
+
 def test_cli_runner_shows_the_error_type_that_main_turns_into_exit_code_2() -> None:
     # app() itself raises; only main() prints "error: ..." and exits 2 (tested through subprocesses below)
     result = runner.invoke(app, ["run", "--dataset", "mnsit"])

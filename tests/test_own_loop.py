@@ -374,3 +374,28 @@ def test_the_caption_states_the_reduction(digits, tmp_path: Path) -> None:
     recorder.start()
     run = recorder.finish()
     assert re.match(r"layer 0 \(mean over space\) · 100 probe images", _caption(run, "0", 0, 100))
+
+
+def test_an_own_loop_resumes_its_run_folder_without_rewriting_finished_snapshots(digits, tmp_path: Path) -> None:
+    import hashlib
+
+    x, y = digits
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    first = Recorder(model, ["1"], x[:100], labels=y[:100], out=tmp_path / "run", class_names=CLASSES, draw=False)
+    first.start()
+    first.epoch_end(1, metrics={"loss": 1.0})
+    first.epoch_end(2, metrics={"loss": 0.5})
+    first.recording_session().failed(interrupted=True)  # as Ctrl-C would leave it
+    first.close()
+    recorded = {path: hashlib.sha256(path.read_bytes()).hexdigest()
+                for path in (tmp_path / "run" / "activations").rglob("*.npy")}
+    again = Recorder(model, ["1"], x[:100], labels=y[:100], out=tmp_path / "run", class_names=CLASSES, resume=True,
+                     draw=False)
+    assert again.start().epochs_complete == 2  # reopened; no new snapshot of the untrained network
+    for epoch in (1, 2, 3):  # a loop that replays finished epochs: those are skipped
+        again.epoch_end(epoch, metrics={"loss": 1.0 / epoch})
+    run = again.finish()
+    assert run.status == "complete" and run.epochs_complete == 3
+    assert [row["loss"] for row in run.history] == [1.0, 0.5, 1.0 / 3]
+    assert {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in recorded} == recorded

@@ -182,7 +182,7 @@ def export(
     import shlex
 
     from .export import ExportWarning, export_tensorboard
-    from .layout import epoch_file
+    from . import layout
     from .store import load_run
 
     if not tensorboard:
@@ -192,7 +192,7 @@ def export(
     with _warnings_as_lines(ExportWarning), contextlib.ExitStack() as inside:
         if out is None:  # into the run folder: as its writer, and never through a link out of it
             inside.enter_context(stored.writing())
-        folder = out if out is not None else stored.local(f"tensorboard/{epoch_file(epoch, '')}")
+        folder = out if out is not None else stored.local(layout.tensorboard(epoch))
         export_tensorboard(stored, folder, epoch=epoch, layer=layer)
     typer.echo(f"wrote the projector files of layer {layer or stored.layers[0]} at epoch {epoch} to {folder}")
     typer.echo(f"view them: tensorboard --logdir {shlex.quote(str(folder))}")

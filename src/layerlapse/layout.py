@@ -103,6 +103,25 @@ def frame(layer_folder: str, epoch: int) -> str:
     return f"{layer_folder}/{epoch_file(epoch, '.png')}"
 
 
+def frames_folder(layer: str, main: bool) -> str:
+    """The first layer's frames are frames/, the others' frames/<layer>/."""
+    return "frames" if main else f"frames/{layer}"
+
+
+def lapse(layer: str, main: bool, suffix: str) -> str:
+    """lapse.gif / lapse.mp4 of the first layer, lapse_<layer>.gif of the others (`suffix` ".gif" or ".mp4")."""
+    return f"lapse{suffix}" if main else f"lapse_{layer}{suffix}"
+
+
+def figure(name: str, layer: str | None = None) -> str:
+    """figures/<name>.png, or figures/<name>_<layer>.png for a layer other than the first."""
+    return f"figures/{name}.png" if layer is None else f"figures/{name}_{layer}.png"
+
+
+def tensorboard(epoch: int) -> str:
+    return f"tensorboard/{epoch_file(epoch, '')}"
+
+
 def plain_name_problem(name: object) -> str | None:
     """Why `name` cannot be one component of a path inside a run folder, or None when it can."""
     if not isinstance(name, str) or not name:

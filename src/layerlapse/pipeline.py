@@ -289,13 +289,13 @@ def render_run(run: RunFolder, *, show_progress: bool = True) -> list[Path]:
         written = []
         if run.has(layout.PROBE_IMAGES):
             written.append(render.draw_samples(run.read_array(layout.PROBE_IMAGES), labels, class_names,
-                                               run.local("figures/samples.png")))
+                                               run.local(layout.figure("samples"))))
         for position, layer in enumerate(run.layers):
             written += _draw_layer(run, layer, maps[layer], labels, class_names, main=position == 0,
                                    show_progress=show_progress)
         if run.history:
             x, x_label = _curve_axis(run)
-            written.append(render.draw_curves(run.history, run.local("figures/curves.png"), x=x, x_label=x_label))
+            written.append(render.draw_curves(run.history, run.local(layout.figure("curves")), x=x, x_label=x_label))
         if run.manifest["test"] is not None:
             written.append(_draw_confusion(run, class_names))
         written.append(render.write_json(_metrics(run), run.local(layout.METRICS)))
@@ -338,8 +338,7 @@ def _checked_maps(run: RunFolder, layer: str, n_points: int) -> dict[int, np.nda
 def _draw_layer(run: RunFolder, layer: str, maps: dict[int, np.ndarray], labels: np.ndarray, class_names: list[str],
                 *, main: bool, show_progress: bool) -> list[Path]:
     """Frames and GIF of one layer: the first layer's at frames/ and lapse.gif, others' under their own name."""
-    frames_dir = "frames" if main else f"frames/{layer}"
-    suffix = "" if main else f"_{layer}"
+    frames_dir = layout.frames_folder(layer, main)
     epochs = list(maps)
     frames = []
     limits = render.common_limits(list(maps.values()))  # fixed axes, so a point moves only when its map does
@@ -351,13 +350,13 @@ def _draw_layer(run: RunFolder, layer: str, maps: dict[int, np.ndarray], labels:
                                             title=title, caption=_caption(run, layer, epoch, len(labels)),
                                             limits=limits))
             advance(1)
-    written = [*frames, render.write_gif(frames, run.local(f"lapse{suffix}.gif")),
-               render.write_mp4(frames, run.local(f"lapse{suffix}.mp4"))]
+    written = [*frames, render.write_gif(frames, run.local(layout.lapse(layer, main, ".gif"))),
+               render.write_mp4(frames, run.local(layout.lapse(layer, main, ".mp4")))]
     if run.has(layout.test_map(layer)):
         last = epochs[-1]
         written.append(render.draw_train_test(
             maps[last], labels, run.read_array(layout.test_map(layer)), class_names,
-            run.local(f"figures/train_test{suffix}.png"), title=f"{run.snapshot_title(last)}: training map and test set"))
+            run.local(layout.figure("train_test", None if main else layer)), title=f"{run.snapshot_title(last)}: training map and test set"))
     return written
 
 
@@ -401,7 +400,7 @@ def _draw_confusion(run: RunFolder, class_names: list[str]) -> Path:
                              "with --force")
     matrix = render.confusion_matrix(labels, probabilities.argmax(axis=1), len(class_names))
     accuracy = run.manifest["test"]["accuracy"]
-    return render.draw_confusion(matrix, class_names, run.local("figures/confusion.png"),
+    return render.draw_confusion(matrix, class_names, run.local(layout.figure("confusion")),
                                  title=f"Test set: accuracy {accuracy:.4f}")
 
 

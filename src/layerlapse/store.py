@@ -82,7 +82,8 @@ class RunFolder:
         if folder.is_dir() and any(child.name != layout.LOCK for child in folder.iterdir()):
             if not force:
                 raise RunFolderError(f"{folder} is not empty: pass --resume to continue the run in it, "
-                                     "--force to replace it, or choose another --out")
+                                     "--force to replace it, or choose another --out (from Python: resume=True, "
+                                     "force=True, or another folder)")
             old = _proven_run(folder)
         _make_writable_folder(folder)
         held = run_lock.acquire(folder)  # before deleting: never under a live writer

@@ -183,7 +183,8 @@ class Recorder:
 
     def finish(self, *, draw: bool | None = None, step: int | None = None, epoch: int | None = None) -> RunFolder:
         """Record the test set (if given), then map every snapshot and draw the frames, GIF, figures and report;
-        the run is then complete and its lock given back. `draw=False` stops after recording. Under a step schedule,
+        the run is then complete and its lock given back. `draw=False` stops after recording (`layerlapse render RUN`
+        maps and draws it later). Under a step schedule,
         `step` (and `epoch`) take a last snapshot of the final network when that step was not due."""
         session = self._recording()
         try:
@@ -192,6 +193,8 @@ class Recorder:
                 from ..pipeline import complete_run  # the recipe's last steps: map, measure, draw
 
                 complete_run(session.run, session.on_snapshot)
+            else:  # recorded in full; `layerlapse render RUN` maps and draws it later
+                session.run.commit("complete")
             return session.run
         except BaseException as error:
             session.failed(interrupted=isinstance(error, KeyboardInterrupt))
