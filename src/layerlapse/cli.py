@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sys
 import warnings
@@ -127,7 +128,7 @@ def layers(
         network, shape = load_model(model), _parse_shape(input_shape)
     rows = layer_table(network, shape)
     width = max([len("layer"), *(len(name) for name, _, _ in rows)])
-    typer.echo(f"{'layer':<{width}} {'type':<20} output per input")
+    typer.echo(f"{'layer':<{width}} {'type':<20} output per {'image' if model is None else 'input'}")
     for name, kind, out_shape in rows:
         shown = " × ".join(map(str, out_shape)) if out_shape is not None else "(give --input-shape)"
         typer.echo(f"{name:<{width}} {kind:<20} {shown}")
@@ -136,10 +137,8 @@ def layers(
 def _parse_shape(text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
-    try:
-        shape = tuple(int(part) for part in text.replace("×", ",").replace("x", ",").split(",") if part.strip())
-    except ValueError:
-        shape = ()
+    parts = [part.strip() for part in re.split(r"[,×x]", text)]
+    shape = tuple(int(part) for part in parts) if all(part.isdigit() for part in parts) else ()
     if not shape or min(shape) < 1:
         raise ConfigError(f"--input-shape must be whole numbers separated by commas, such as 1,28,28; got {text!r}")
     return shape

@@ -563,7 +563,7 @@ def load_model(spec: str) -> nn.Module:
         close = difflib.get_close_matches(attribute, [name for name in dir(module) if not name.startswith("_")], 3)
         hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
         raise ConfigError(f"{module_name} has no {attribute!r}{hint}: name a function, class or model in it")
-    model = factory if isinstance(factory, nn.Module) else factory()
+    model = factory if isinstance(factory, nn.Module) or not callable(factory) else factory()
     if not isinstance(model, nn.Module):
         raise ConfigError(f"{spec} gave {type(model).__name__}, not a torch.nn.Module: name a function or class that "
                           "returns your model")
