@@ -123,6 +123,9 @@ class Recorder:
         self._info: dict[str, dict[str, Any]] = {}
         self._batch_outputs: dict[str, Any] = {}
         self._capturing = False  # the hooks keep outputs only during a snapshot, never a training batch's graph
+        # layers whose values do not fit float16: stored as float32. Checked once per snapshot, after the pass, not
+        # per batch: a per-batch check's temporaries put the next batch's large tensors on fresh pages (test_memory)
+        self._wide: set[str] = set()
         self._handles = [module.register_forward_hook(self._hook(name)) for name, module in self._modules.items()]
         self.session: RecordingSession | None = None
         self._session_args = None
@@ -289,6 +292,11 @@ class Recorder:
         finally:
             self._capturing = False
             self._batch_outputs.clear()
+        overflowed = [name for name, values in activations.items()
+                      if values.dtype == np.float16 and np.isinf(values).any()]
+        if overflowed:  # values beyond float16's range (or infinite ones): such a layer is float32 from now on
+            self._wide.update(overflowed)
+            return self.run_probe(inputs)
         if start != n:
             raise ConfigError(f"the {inputs.what} gave {start:,} inputs where it gave {n:,} before: a probe must be "
                               "the same inputs at every snapshot (a DataLoader without shuffle or drop_last)")
@@ -323,19 +331,14 @@ class Recorder:
         values = tensor if how == "flatten" else reduce_rows(tensor, how, channels_first, name)
         columns = values[0].numel() if len(values) else 0
         if name not in activations:
-            activations[name] = np.empty((n, columns), dtype=np.float16)
+            activations[name] = np.empty((n, columns), dtype=np.float32 if name in self._wide else np.float16)
             self._info[name] = {"shape": list(tensor.shape[1:]), "columns": int(columns), "reduction": how,
                                 "caption": describe_reduction(how, tuple(tensor.shape[1:]), channels_first),
                                 "output": "first tensor" if self._select[name] is None else repr(self._select[name])}
         target = activations[name]
         if values.device.type != "cpu" and target.dtype == np.float16:
-            half = values.to(torch.float16)  # half the bytes to move, unless a value does not fit float16
-            values = half if torch.isinf(half).sum() == torch.isinf(values).sum() else values.float()
+            values = values.to(torch.float16)  # half the bytes to move (an overflow is caught after the pass)
         _copy_into(target[rows], values)
-        if target.dtype == np.float16 and torch.isinf(torch.from_numpy(target[rows])).any() \
-                and not torch.isinf(values).any():
-            activations[name] = target = target.astype(np.float32)  # the rows so far fit float16 exactly
-            _copy_into(target[rows], values)
         self._info[name]["dtype"] = str(target.dtype)
 
     # ---- inside ------------------------------------------------------------------------------------------------------
