@@ -17,9 +17,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from ..errors import ConfigError
+from .session import first_token_refused
 
 LABEL_KEYS = ("labels", "label")
-REDUCTIONS = ("flatten", "mean", "first")
 # modules whose outputs are (N, C, *space), channels first: "mean" averages the space, never the channels
 CHANNELS_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.modules.pooling._MaxPoolNd,
                   nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd,
@@ -172,20 +172,8 @@ def reduce_rows(output: torch.Tensor, how: str, channels_first: bool, layer: str
         dims = tuple(range(2, output.dim())) if channels_first else tuple(range(1, output.dim() - 1))
         return output.float().mean(dim=dims)
     if channels_first or output.dim() != 3:
-        raise ConfigError(f"reduce='first' takes the first token of (tokens, features) outputs, but layer {layer!r} "
-                          f"outputs {tuple(output.shape[1:])} per input: use reduce='mean' or 'flatten' for it")
+        raise first_token_refused(layer, tuple(output.shape[1:]))
     return output[:, 0]
-
-
-def describe_reduction(how: str, shape: tuple[int, ...], channels_first: bool) -> str:
-    """The reduction as the caption says it."""
-    if len(shape) <= 1:
-        return "as is"
-    if how == "flatten":
-        return f"flattened from {'×'.join(map(str, shape))}"
-    if how == "mean":
-        return "mean over space" if channels_first else "mean over tokens"
-    return "first token"
 
 
 def to_float_images(batch: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:

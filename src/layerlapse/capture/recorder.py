@@ -30,8 +30,9 @@ from ..errors import ConfigError, LayerNotFoundError
 from ..memory import keep_freed_memory
 from ..models import SameConv2d
 from ..modes import evaluating
-from .probe import CHANNELS_FIRST, REDUCTIONS, ProbeInputs, describe_reduction, first_tensor, reduce_rows
-from .session import Captured, Inputs, RecordingSession, Schedule, own_run_config
+from .probe import CHANNELS_FIRST, ProbeInputs, first_tensor, reduce_rows
+from .session import (REDUCTIONS, Captured, Inputs, RecordingSession, Schedule, describe_reduction,
+                      own_run_config)
 
 if TYPE_CHECKING:
     from ..store import RunFolder

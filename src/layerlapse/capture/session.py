@@ -28,6 +28,7 @@ from ..store import snapshot_labels
 if TYPE_CHECKING:
     from ..store import RunFolder
 
+REDUCTIONS = ("flatten", "mean", "first")  # how a layer's output of more than one dimension per input becomes a row
 FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504: larger activations are stored as float32
 STEP_KEYS = ("step", "epoch")  # what labels a snapshot besides its number
 
@@ -366,6 +367,23 @@ def own_run_config(config: RunConfig | None, dataset: str, layers: list[str], pr
               "test_probe": test_probe_size or 0, "train_subset": None, "validation_split": None, "device": "auto",
               "epochs": None, "batch_size": None, "learning_rate": None, **stated}
     return RunConfig.from_dict(values)
+
+
+def describe_reduction(how: str, shape: tuple[int, ...], spatial: bool) -> str:
+    """The reduction as the caption says it (`spatial`: the output is a feature map, not a sequence)."""
+    if len(shape) <= 1:
+        return "as is"
+    if how == "flatten":
+        return f"flattened from {'×'.join(map(str, shape))}"
+    if how == "mean":
+        return "mean over space" if spatial else "mean over tokens"
+    return "first token"
+
+
+def first_token_refused(layer: str, shape: tuple[int, ...]) -> ConfigError:
+    """The error for reduce='first' on an output that is not a sequence of tokens."""
+    return ConfigError(f"reduce='first' takes the first token of (tokens, features) outputs, but layer {layer!r} "
+                       f"outputs {shape} per input: use reduce='mean' or 'flatten' for it")
 
 
 def storable(values: np.ndarray) -> np.ndarray:

@@ -28,13 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from ..capture.session import FLOAT16_MAX, Captured, Inputs, RecordingSession, Schedule
+from ..capture.session import (FLOAT16_MAX, REDUCTIONS, Captured, Inputs, RecordingSession, Schedule,
+                               describe_reduction, first_token_refused)
 from ..config import RunConfig
 from ..errors import ConfigError, LayerNotFoundError, RunFolderError
 from . import IntegrationError, check_version, require  # noqa: F401 - IntegrationError: what users catch
 
 MINIMUM_KERAS = (3, 0)
-REDUCTIONS = ("flatten", "mean", "first")
 # Keras' names for the metrics layerlapse's curves and captions know as acc and val_acc
 METRIC_NAMES = {name: "acc" for name in ("accuracy", "categorical_accuracy", "sparse_categorical_accuracy")}
 METRIC_NAMES.update({f"val_{name}": "val_acc" for name in METRIC_NAMES})
@@ -315,20 +315,8 @@ def reduce_rows(values: np.ndarray, how: str, spatial: bool, layer: str) -> np.n
     if how == "mean":
         return values.mean(axis=tuple(range(1, values.ndim - 1)), dtype=np.float32)
     if spatial or values.ndim != 3:
-        raise ConfigError(f"reduce='first' takes the first token of (tokens, features) outputs, but layer {layer!r} "
-                          f"outputs {tuple(values.shape[1:])} per input: use reduce='mean' or 'flatten' for it")
+        raise first_token_refused(layer, tuple(values.shape[1:]))
     return values[:, 0]
-
-
-def describe_reduction(how: str, shape: tuple[int, ...], spatial: bool) -> str:
-    """The reduction as the caption says it."""
-    if len(shape) <= 1:
-        return "as is"
-    if how == "flatten":
-        return f"flattened from {'×'.join(map(str, shape))}"
-    if how == "mean":
-        return "mean over space" if spatial else "mean over tokens"
-    return "first token"
 
 
 def class_indices(labels: Any) -> np.ndarray:
