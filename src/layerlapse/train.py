@@ -221,7 +221,7 @@ def record_run(config: RunConfig, out: str, *, data_dir: str | None = None, forc
     """
     keep_freed_memory()  # the first epoch, validation and snapshots without a page fault per batch
     if resume:
-        config = _stored_config(out)
+        config = RunFolder.open(out, verify=False).config  # checked again, under the lock, when reopened
     dataset = _subset(load_dataset(config.dataset, data_dir=data_dir), config)
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
@@ -259,13 +259,6 @@ def record_run(config: RunConfig, out: str, *, data_dir: str | None = None, forc
 # what the built-in loop does, stated in the manifest beside the settings
 TRAINING = {"loop": "layerlapse built-in", "optimizer": "Adam (Keras' epsilon)", "loss": "cross-entropy",
             "network": "the article's CNN (layerlapse.models.ReferenceCNN)"}
-
-
-def _stored_config(out: str) -> RunConfig:
-    try:
-        return RunFolder.open(out, verify=False).config
-    except RunFolderError:
-        raise
 
 
 def _inputs(dataset: Dataset, probe_indices: np.ndarray, test_indices: np.ndarray | None) -> Inputs:
