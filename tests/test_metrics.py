@@ -8,7 +8,8 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import trustworthiness
 
 from layerlapse.metrics import (QUALITY_K, caption, change_quality, frame_quality, neighbor_indices, neighbourhoods,
-                                procrustes_disparity, quality_sample, shared_per_row, shared_share)
+                                procrustes_disparity, quality_sample, shared_per_row, shared_share,
+                                temporal_correlation)
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +183,7 @@ def test_frame_quality_needs_more_than_2k_plus_1_points(plane: np.ndarray) -> No
 def test_identical_frames_have_no_disparity_and_keep_every_neighbour(digits: np.ndarray, plane: np.ndarray) -> None:
     quality = change_quality(digits, digits, plane, plane)
     assert quality == {"procrustes_disparity": pytest.approx(0.0, abs=1e-12), "map_neighbors_kept": 1.0,
-                       "layer_neighbors_kept": 1.0}
+                       "layer_neighbors_kept": 1.0, "temporal_correlation": None}  # nothing changed: undefined
 
 
 def test_procrustes_removes_a_turn_a_shift_and_a_scale(digits: np.ndarray, plane: np.ndarray) -> None:
@@ -217,6 +218,56 @@ def test_procrustes_disparity_of_frames_where_every_point_is_in_one_place() -> N
     assert procrustes_disparity(spread, turned_and_scaled(spread)) == pytest.approx(0.0, abs=1e-12)
 
 
+# ---- the temporal measure (DVI/TimeVis) ------------------------------------------------------------------------------
+def direct_temporal_correlation(layer_before, layer_after, xy_before, xy_after, k=QUALITY_K) -> float:
+    """The measure written out plainly: sets of neighbours by brute force, scipy's orthogonal Procrustes, Pearson's
+    correlation of average ranks (which is Spearman's)."""
+    from scipy.linalg import orthogonal_procrustes
+    from scipy.stats import rankdata
+
+    def knn(x):
+        d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2)
+        np.fill_diagonal(d, np.inf)
+        return [set(np.argsort(row, kind="stable")[:k]) for row in d]
+
+    before, after = knn(layer_before), knn(layer_after)
+    changed = np.array([1 - len(b & a) / k for b, a in zip(before, after)])
+    rotation, _ = orthogonal_procrustes(xy_after - xy_after.mean(0), xy_before - xy_before.mean(0))
+    turned = (xy_after - xy_after.mean(0)) @ rotation + xy_before.mean(0)
+    moved = np.sqrt(((turned - xy_before) ** 2).sum(axis=1))
+    return float(np.corrcoef(rankdata(changed), rankdata(moved))[0, 1])
+
+
+def test_temporal_correlation_matches_a_direct_computation(digits: np.ndarray, plane: np.ndarray) -> None:
+    rng = np.random.default_rng(1)
+    layer_after = digits + rng.normal(scale=4.0, size=digits.shape) * (rng.random(len(digits)) < 0.3)[:, None]
+    xy_after = turned_and_scaled(plane, scale=1.0) + rng.normal(scale=0.5, size=plane.shape)
+    quality = change_quality(digits, layer_after, plane, xy_after)
+    expected = direct_temporal_correlation(digits, layer_after, plane, xy_after)
+    assert quality["temporal_correlation"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_map_that_moves_the_points_whose_neighbourhood_changed_scores_high(digits: np.ndarray,
+                                                                             plane: np.ndarray) -> None:
+    rng = np.random.default_rng(2)
+    changing = rng.random(len(digits)) < 0.3
+    layer_after = digits.copy()
+    layer_after[changing] = rng.permutation(digits[changing])  # these points get other neighbours
+    faithful, unfaithful = plane.copy(), plane.copy()
+    faithful[changing] += rng.normal(scale=3.0, size=(int(changing.sum()), 2))
+    unfaithful[~changing] += rng.normal(scale=3.0, size=(int((~changing).sum()), 2))
+    good = change_quality(digits, layer_after, plane, faithful)["temporal_correlation"]
+    bad = change_quality(digits, layer_after, plane, unfaithful)["temporal_correlation"]
+    assert good > 0.6 and bad < -0.3
+    # a turn of the whole frame is not movement
+    assert change_quality(digits, layer_after, plane, turned_and_scaled(faithful, scale=1.0))[
+        "temporal_correlation"] == pytest.approx(good, abs=1e-9)
+
+
+def test_temporal_correlation_is_undefined_when_no_point_moved_on_the_map() -> None:
+    assert temporal_correlation(np.array([0.0, 0.5, 1.0]), np.eye(3)[:, :2], np.eye(3)[:, :2]) is None
+
+
 # ---- caption ---------------------------------------------------------------------------------------------------------
 FRAME = {"trustworthiness": 0.98765, "continuity": 0.91234, "knn_preservation": 0.456}
 CHANGE = {"procrustes_disparity": 0.01234, "map_neighbors_kept": 0.876, "layer_neighbors_kept": 0.654}
@@ -229,6 +280,13 @@ def test_caption_of_a_first_frame() -> None:
 def test_caption_of_a_later_frame_adds_the_change_since_the_last() -> None:
     assert caption({**FRAME, **CHANGE, "notes": [], "seconds": 1.5}) == (
         "trust 0.988 · cont. 0.912 · 10-NN kept 0.46 · vs last frame: map kept 0.88, layer 0.65, disparity 0.012")
+
+
+def test_caption_says_how_the_map_moves_with_the_layer_when_measured() -> None:
+    assert caption({**CHANGE, "temporal_correlation": 0.5432}) == (
+        "vs last frame: map kept 0.88, layer 0.65, disparity 0.012, moves as the layer: ρ 0.54")
+    assert caption({**CHANGE, "temporal_correlation": None}) == (
+        "vs last frame: map kept 0.88, layer 0.65, disparity 0.012, moves as the layer: ρ n/a (nothing changed)")
 
 
 def test_caption_of_a_frame_without_measures_is_empty() -> None:

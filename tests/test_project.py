@@ -5,8 +5,10 @@ from sklearn.manifold import trustworthiness
 from sklearn.neighbors import NearestNeighbors
 
 from layerlapse.errors import ConfigError
-from layerlapse.project import (EXACT_KNN_BELOW, PLACEMENT_NEIGHBORS, MapWarning, anchored, map_epochs, moved_share,
-                                nearest_neighbors, place_points, procrustes_onto, umap_map)
+from layerlapse.anchored_sgd import optimise_layout
+from layerlapse.project import (EXACT_KNN_BELOW, MOBILE_FROM, PLACEMENT_NEIGHBORS, EpochMapper, MapWarning,
+                                import_umap, map_epochs, mobility_of, moved_share, nearest_neighbors,
+                                place_points, procrustes_onto, umap_map)
 
 N_POINTS = 300
 
@@ -179,11 +181,69 @@ def test_the_aligned_map_is_repeatable() -> None:
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_point_whose_neighbourhood_did_not_change_stays_put() -> None:
-    start = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]], dtype=np.float32)
-    optimised = start + np.float32(4.0)
-    moved = np.array([0.0, 0.25, 1.0])
-    np.testing.assert_allclose(anchored(start, optimised, moved), [[0, 0], [3, 3], [6, 6]])
+def test_the_first_aligned_frame_is_the_articles_frame(blobs: np.ndarray) -> None:
+    aligned, _ = map_epochs("aligned", [blobs], n_neighbors=15, seed=2)
+    np.testing.assert_array_equal(aligned[0], umap_map(blobs, n_neighbors=15, seed=2))
+
+
+def test_points_whose_neighbourhood_did_not_change_hold_their_places() -> None:
+    first, _ = make_blobs(n_samples=N_POINTS, centers=4, n_features=20, cluster_std=1.0, random_state=0)
+    second = first.copy()
+    changed = np.arange(N_POINTS) < 20
+    second[changed] = first[changed][::-1]  # 20 points swap places in the layer; most others keep their neighbours
+    mapper = EpochMapper("aligned", n_neighbors=15, seed=0)
+    before, after = mapper.next(first.astype(np.float32)), mapper.next(second.astype(np.float32))
+    moved = moved_share(*[nearest_neighbors(x.astype(np.float32), 15, seed=0)[0] for x in (second, first)])
+    kept = moved <= MOBILE_FROM
+    assert kept.sum() > 100  # many points' neighbourhoods are (almost) untouched...
+    distances = [np.linalg.norm(xy[kept][:, None] - xy[kept][None], axis=2) for xy in (before, after)]
+    np.testing.assert_allclose(distances[1], distances[0], atol=1e-4)  # ...and they have not moved among themselves
+    assert np.linalg.norm(after[changed] - before[changed], axis=1).mean() > 5 * np.linalg.norm(
+        after[kept] - before[kept], axis=1).mean()  # the points that changed did
+
+
+# ---- the warm layout ---------------------------------------------------------------------------------------------
+def blob_graph(blobs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    umap = import_umap()
+    graph = umap.UMAP(n_neighbors=15, random_state=0, n_jobs=1).fit(blobs.astype(np.float32)).graph_.tocoo()
+    return graph.row, graph.col, umap.umap_.make_epochs_per_sample(graph.data, 200)
+
+
+def layout(blobs: np.ndarray, mobility: np.ndarray, seed: int = 0, start: np.ndarray | None = None) -> np.ndarray:
+    a, b = import_umap().umap_.find_ab_params(1.0, 0.1)
+    start = np.random.default_rng(1).uniform(-10, 10, (len(blobs), 2)) if start is None else start
+    return optimise_layout(start, *blob_graph(blobs), mobility, a=a, b=b, n_epochs=200, seed=seed)
+
+
+def test_free_points_are_laid_out_as_umap_does(blobs: np.ndarray) -> None:
+    xy = layout(blobs, np.ones(N_POINTS))
+    assert xy.dtype == np.float32 and np.isfinite(xy).all()
+    assert trustworthiness(blobs.astype(np.float32), xy, n_neighbors=10) > 0.9  # from a random start
+
+
+def test_held_points_do_not_move_and_the_layout_is_repeatable(blobs: np.ndarray) -> None:
+    start = np.random.default_rng(1).uniform(-10, 10, (N_POINTS, 2)).astype(np.float32)
+    mobility = np.where(np.arange(N_POINTS) % 3 == 0, 0.0, 1.0)
+    xy = layout(blobs, mobility, start=start)
+    np.testing.assert_array_equal(xy[mobility == 0], start[mobility == 0])
+    assert (np.linalg.norm(xy - start, axis=1)[mobility == 1] > 1e-3).all()
+    np.testing.assert_array_equal(layout(blobs, mobility, start=start), xy)
+    assert not np.allclose(layout(blobs, mobility, start=start, seed=1), xy)
+
+
+def test_a_less_mobile_point_moves_less(blobs: np.ndarray) -> None:
+    start = np.random.default_rng(1).uniform(-10, 10, (N_POINTS, 2)).astype(np.float32)
+    travel = [np.linalg.norm(layout(blobs, np.full(N_POINTS, m), start=start) - start, axis=1).mean()
+              for m in (0.05, 0.3, 1.0)]
+    assert travel[0] < travel[1] < travel[2]
+
+
+def test_mobility_holds_small_changes_and_frees_replaced_neighbourhoods() -> None:
+    change = np.array([0.0, MOBILE_FROM / 2, MOBILE_FROM, 0.5, 0.8, 1.0])
+    mobility = mobility_of(change)
+    assert mobility.dtype == np.float32
+    assert mobility[0] == mobility[1] == mobility[2] == 0.0 and mobility[-1] == 1.0
+    assert (np.diff(mobility[2:]) > 0).all()
 
 
 def test_moved_share_counts_the_neighbours_that_changed() -> None:

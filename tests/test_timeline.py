@@ -30,7 +30,7 @@ N_POINTS, N_NEIGHBORS, SEED = 300, 15, 0
 LAYERS = ("hidden", "flat1")
 EPOCHS = (0, 1, 2)
 FRAME_KEYS = {"trustworthiness", "continuity", "knn_preservation"}
-CHANGE_KEYS = {"procrustes_disparity", "map_neighbors_kept", "layer_neighbors_kept"}
+CHANGE_KEYS = {"procrustes_disparity", "map_neighbors_kept", "layer_neighbors_kept", "temporal_correlation"}
 
 
 def made_up_activations() -> dict[tuple[str, int], np.ndarray]:
@@ -119,7 +119,8 @@ def test_each_frame_is_a_float32_map_with_its_measures_notes_and_seconds(method:
         assert isinstance(frame.quality["seconds"], float) and frame.quality["seconds"] >= 0
         expected = FRAME_KEYS if frame.epoch == 0 else FRAME_KEYS | CHANGE_KEYS
         assert set(frame.quality) == expected | {"notes", "seconds"}
-        assert all(0 <= frame.quality[key] <= 1 for key in expected)
+        assert all(0 <= frame.quality[key] <= 1 for key in expected - {"temporal_correlation"})
+        assert frame.quality.get("temporal_correlation") is None or -1 <= frame.quality["temporal_correlation"] <= 1
         assert frame.quality["trustworthiness"] > 0.8  # digits through a tanh layer map well in 2-D
 
 

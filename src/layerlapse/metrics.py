@@ -6,10 +6,15 @@ Within a frame (Venna & Kaski; scikit-learn's implementation):
 - k-NN preservation: the share of each point's k nearest neighbours in the layer that are also its k nearest on the
   map.
 
-Between consecutive frames (the temporal measure of DVI/TimeVis):
+Between consecutive frames:
 - Procrustes disparity of the two frames (scipy: after the best shift, turn and scale; 0 = same shape);
 - the share of each point's k nearest map neighbours that stay its neighbours, set against the same share in the
-  layer's space: a faithful time-lapse moves when, and only when, the representation moves.
+  layer's space: a faithful time-lapse moves when, and only when, the representation moves;
+- the temporal measure of DVI/TimeVis ("temporal preserving"): Spearman's correlation, over points, between how
+  much each point's k nearest neighbours in the layer changed and how far the point moved on the map. DVI correlates
+  the share *kept* with the distance, so a good map scores near -1 there; here the share *changed* is used, so +1 is
+  a map whose points move exactly in the order of how much their neighbourhoods changed, 0 a map whose movement says
+  nothing about the network's.
 """
 
 from __future__ import annotations
@@ -109,9 +114,37 @@ def change_quality(layer_before: np.ndarray, layer_after: np.ndarray, xy_before:
         knn = [_nearest_rows(values, k) for values in (xy_before, xy_after, layer_before, layer_after)]
     else:
         knn = [known[0].map_knn, known[1].map_knn, known[0].layer_knn, known[1].layer_knn]
-    return {"procrustes_disparity": procrustes_disparity(xy_before, xy_after),
-            "map_neighbors_kept": shared_share(knn[0], knn[1]),
-            "layer_neighbors_kept": shared_share(knn[2], knn[3])}
+    layer_kept = shared_per_row(knn[2], knn[3])
+    measures = {"procrustes_disparity": procrustes_disparity(xy_before, xy_after),
+                "map_neighbors_kept": shared_share(knn[0], knn[1]),
+                "layer_neighbors_kept": float(layer_kept.mean())}
+    measures["temporal_correlation"] = temporal_correlation(1.0 - layer_kept, xy_before, xy_after)
+    return measures
+
+
+def temporal_correlation(layer_changed: np.ndarray, xy_before: np.ndarray, xy_after: np.ndarray) -> float | None:
+    """DVI/TimeVis's temporal measure: Spearman's correlation between each point's share of changed layer
+    neighbours and the distance it moved on the map, once the later frame is turned (orthogonal Procrustes, no
+    scaling) onto the earlier, so that a frame landing rotated is not counted as movement. None where it is not
+    defined: no point's neighbourhood changed, or no point moved."""
+    from scipy.stats import spearmanr
+
+    xy_before = np.asarray(xy_before, np.float64)
+    moved = np.linalg.norm(turned_onto(xy_after, xy_before) - xy_before, axis=1)
+    size = max(float(np.ptp(xy_before, axis=0).max()), 1e-12)
+    if np.ptp(layer_changed) == 0 or moved.max() <= 1e-9 * size:  # float error is not movement
+        return None
+    return float(spearmanr(layer_changed, moved)[0])
+
+
+def turned_onto(xy: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """`xy` rotated or reflected (no scaling) about its centre to best match `reference`, moved onto its centre."""
+    from scipy.linalg import orthogonal_procrustes
+
+    xy, reference = np.asarray(xy, np.float64), np.asarray(reference, np.float64)
+    centre, reference_centre = xy.mean(axis=0), reference.mean(axis=0)
+    rotation, _ = orthogonal_procrustes(xy - centre, reference - reference_centre)
+    return (xy - centre) @ rotation + reference_centre
 
 
 # scikit-learn's trustworthiness argsorts the whole n×n distance matrix of each space (1.5 s a frame for the
@@ -190,5 +223,13 @@ def caption(quality: dict[str, float]) -> str:
                      f"{QUALITY_K}-NN kept {quality['knn_preservation']:.2f}")
     if "map_neighbors_kept" in quality:
         parts.append(f"vs last frame: map kept {quality['map_neighbors_kept']:.2f}, layer "
-                     f"{quality['layer_neighbors_kept']:.2f}, disparity {quality['procrustes_disparity']:.3f}")
+                     f"{quality['layer_neighbors_kept']:.2f}, disparity {quality['procrustes_disparity']:.3f}"
+                     + _temporal_caption(quality))
     return " · ".join(parts)
+
+
+def _temporal_caption(quality: dict) -> str:
+    if "temporal_correlation" not in quality:  # measured before the measure existed
+        return ""
+    value = quality["temporal_correlation"]
+    return ", moves as the layer: ρ " + ("n/a (nothing changed)" if value is None else f"{value:.2f}")

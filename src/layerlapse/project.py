@@ -2,10 +2,12 @@
 
 Methods (`--map`):
 
-- `aligned` (default): UMAP whose epoch t starts from epoch t-1. The k-nearest-neighbour search starts from the
-  previous epoch's graph (pynndescent's `init_graph`), the layout from the previous layout with a short, gentle
-  optimisation, then an orthogonal Procrustes turn onto the previous frame; a point moves on screen only when its
-  neighbourhood in the layer moved.
+- `aligned` (default): UMAP whose epoch t starts from epoch t-1. The first frame is the article's (the same seeded
+  umap-learn fit). Later frames: the k-nearest-neighbour search starts from the previous epoch's graph (pynndescent's
+  `init_graph`); the layout continues from the previous one with UMAP's own optimisation at its full learning rate,
+  each point's steps scaled by how much of its neighbourhood in the layer changed (`anchored_sgd`), so points whose
+  neighbours changed are placed as a fresh fit would place them and the others hold still; then an orthogonal
+  Procrustes turn onto the previous frame.
 - `independent`: a fresh, seeded UMAP fit per epoch, as the article does (the reference; frames land in arbitrary
   rotations).
 - `aligned-umap`: umap-learn's AlignedUMAP over the whole run at once (slow; cannot place new points itself).
@@ -32,12 +34,12 @@ from .paths import cache_root
 
 PLACEMENT_NEIGHBORS = 10
 DEFAULT_METHOD = "aligned"
-# Warm start of the aligned method, measured on MNIST by bench/maps.py: a tenth of UMAP's learning rate for a short
-# run keeps the previous layout where the neighbourhoods did not change. 20 epochs instead of 30 (2026-12-01, the
-# untrained → first epoch → second epoch frames of a 10,000-point probe): 30 % less time for the layout,
-# trustworthiness within 0.002 of 30 epochs, about the spread between seeds.
-WARM_EPOCHS = 20
-WARM_LEARNING_RATE = 0.1
+# Warm frames of the aligned method (anchored_sgd): UMAP's optimisation from the last frame at its full learning
+# rate, each point's steps scaled by its mobility. Measured on MNIST runs by bench/maps.py (docs/benchmarks.md).
+WARM_EPOCHS = 50
+WARM_LEARNING_RATE = 1.0
+MOBILE_FROM = 0.15
+MOBILITY_POWER = 1.5
 EXACT_KNN_BELOW = 4096
 # NN-descent from the previous epoch's graph, measured at 60,000 MNIST points (epoch 1 → 2): 2 rounds of 12
 # candidates find 96 % of the exact 40 neighbours in 3.2 s, 20 candidates 99.6 % in 5.5 s, a cold search (umap's
@@ -118,40 +120,40 @@ def _umap_curve() -> tuple[float, float]:
     return umap.umap_.find_ab_params(1.0, 0.1)  # UMAP's defaults: spread 1, min_dist 0.1
 
 
-def _first_layout(x: np.ndarray, graph: Any, seed: int) -> np.ndarray:
-    """A full UMAP layout (spectral start, UMAP's default number of epochs) for the first frame."""
+def _first_frame(x: np.ndarray, n_neighbors: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first frame as the article's method makes it (a seeded umap-learn fit, so the two are the same frame),
+    and the neighbour graph it was built on (each row's neighbours, itself first) for the next frame to start from."""
     umap = import_umap()
-    a, b = _umap_curve()
-    xy, _ = umap.umap_.simplicial_set_embedding(
-        x, graph.copy(), 2, 1.0, a, b, 1.0, 5, None, "spectral", np.random.RandomState(seed), "euclidean", {},
-        False, {}, False)
-    return xy.astype(np.float32)
+    reducer = umap.UMAP(n_neighbors=n_neighbors, n_components=2, random_state=seed, n_jobs=1).fit(x)
+    knn = getattr(reducer, "_knn_indices", None)  # kept by umap-learn only where it ran NN-descent (4,096 rows on)
+    if knn is None:
+        knn = nearest_neighbors(x, n_neighbors, seed=seed)[0]
+    return reducer.embedding_.astype(np.float32), np.asarray(knn, dtype=np.int32)
 
 
-def _warm_layout(graph: Any, start: np.ndarray, seed: int, *, n_epochs: int, learning_rate: float) -> np.ndarray:
+def _warm_layout(graph: Any, start: np.ndarray, seed: int, *, n_epochs: int, learning_rate: float,
+                 mobility: np.ndarray | None = None) -> np.ndarray:
     """UMAP's optimisation, continued from `start` in its own scale (umap-learn's embedding function would rescale
-    the start into a 10×10 box, per axis, which distorts a layout that is not square)."""
-    umap = import_umap()
+    the start into a 10×10 box, per axis, which distorts a layout that is not square), each point's steps scaled by
+    its `mobility` (all free when None)."""
+    from .anchored_sgd import optimise_layout
+
     graph = graph.tocoo()
     graph.sum_duplicates()
     graph.data[graph.data < graph.data.max() / float(n_epochs)] = 0.0  # as UMAP: edges too weak to be sampled
     graph.eliminate_zeros()
     a, b = _umap_curve()
-    rng_state = np.random.RandomState(seed).randint(np.iinfo(np.int32).min, np.iinfo(np.int32).max, 3)
-    xy = np.array(start, dtype=np.float32, order="C")
-    umap.layouts.optimize_layout_euclidean(
-        xy, xy, graph.row, graph.col, n_epochs, graph.shape[0], umap.umap_.make_epochs_per_sample(graph.data, n_epochs),
-        a, b, rng_state.astype(np.int64), 1.0, learning_rate, 5.0, parallel=False, move_other=True)
-    return xy
+    umap = import_umap()
+    mobility = np.ones(len(start), dtype=np.float32) if mobility is None else mobility
+    return optimise_layout(start, graph.row, graph.col, umap.umap_.make_epochs_per_sample(graph.data, n_epochs),
+                           mobility, a=a, b=b, n_epochs=n_epochs, learning_rate=learning_rate, seed=seed)
 
 
 def procrustes_onto(xy: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """`xy` rotated or reflected (no scaling) about its centre to best match `reference`, moved onto its centre."""
-    from scipy.linalg import orthogonal_procrustes
+    from .metrics import turned_onto
 
-    centre, reference_centre = xy.mean(axis=0), reference.mean(axis=0)
-    rotation, _ = orthogonal_procrustes(xy - centre, reference - reference_centre)
-    return ((xy - centre) @ rotation + reference_centre).astype(np.float32)
+    return turned_onto(xy, reference).astype(np.float32)
 
 
 # ---- a layer's epochs, in order ----------------------------------------------------------------------------------
@@ -212,24 +214,25 @@ class EpochMapper:
 
     def _aligned(self, x: np.ndarray, usable: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
         warm = previous is not None and bool(np.isfinite(previous[usable]).all())
+        if not warm:
+            xy, self.state.knn = _first_frame(x, self.n_neighbors, self.seed)
+            self.state.usable, self.previous_activations = usable, None
+            return xy
         # the previous neighbour graph is reused only over the same rows
-        same_rows = warm and self.state.usable is not None and np.array_equal(self.state.usable, usable)
+        same_rows = self.state.usable is not None and np.array_equal(self.state.usable, usable)
         if same_rows and self.state.knn is None and self.previous_activations is not None:
             # a resumed run: find the stored frame's neighbours again
             self.state.knn = nearest_neighbors(self.previous_activations[usable], self.n_neighbors, seed=self.seed)[0]
-        start_graph = self.state.knn if same_rows else None
-        knn, distances = nearest_neighbors(x, self.n_neighbors, seed=self.seed, start=start_graph)
+        previous_knn = self.state.knn if same_rows else None
+        knn, distances = nearest_neighbors(x, self.n_neighbors, seed=self.seed, start=previous_knn)
         graph = _fuzzy_graph(x, knn, distances, self.seed)
-        if warm:
-            start = previous[usable]
-            xy = _warm_layout(graph, start, self.seed, n_epochs=WARM_EPOCHS, learning_rate=WARM_LEARNING_RATE)
-            if start_graph is not None:
-                xy = anchored(start, xy, moved_share(knn, start_graph))
-            xy = procrustes_onto(xy, start)
-        else:
-            xy = _first_layout(x, graph, self.seed)
+        start = previous[usable]
+        # each point is as free to move as its neighbourhood in the layer changed (all free over other rows)
+        mobility = np.ones(len(x), np.float32) if previous_knn is None else mobility_of(moved_share(knn, previous_knn))
+        xy = _warm_layout(graph, start, self.seed, n_epochs=WARM_EPOCHS, learning_rate=WARM_LEARNING_RATE,
+                          mobility=mobility)
         self.state.knn, self.state.usable, self.previous_activations = knn, usable, None
-        return xy
+        return procrustes_onto(xy, start)
 
 
 def moved_share(knn: np.ndarray, previous_knn: np.ndarray) -> np.ndarray:
@@ -239,13 +242,13 @@ def moved_share(knn: np.ndarray, previous_knn: np.ndarray) -> np.ndarray:
     return 1.0 - shared_per_row(knn[:, 1:], previous_knn)
 
 
-def anchored(start: np.ndarray, optimised: np.ndarray, moved: np.ndarray) -> np.ndarray:
-    """Each point goes from its previous place towards its optimised one by sqrt(share of its neighbours that
-    changed): a point whose neighbourhood in the layer stayed the same stays where it was, so the map moves when,
-    and only when, the representation moves. (Measured on MNIST, the square root makes the map keep about as many
-    of its 2-D neighbours as the layer keeps of its own; a linear weight holds the map stiller than the layer.)"""
-    weight = np.sqrt(np.clip(moved, 0.0, 1.0)).astype(np.float32)[:, None]
-    return (start + weight * (optimised - start)).astype(np.float32)
+def mobility_of(change: np.ndarray) -> np.ndarray:
+    """How freely each point may move in this frame's optimisation, from the share of its neighbourhood that
+    changed: held where the change is within what NN-descent's own misses and the layer's small jitter give
+    (below MOBILE_FROM), free where the neighbourhood was replaced, and in between rising as a power (MOBILITY_POWER)
+    so that points whose neighbours changed little move little (measured by bench/maps.py on MNIST runs)."""
+    free = np.clip((change - MOBILE_FROM) / (1.0 - MOBILE_FROM), 0.0, 1.0)
+    return (free ** MOBILITY_POWER).astype(np.float32)
 
 
 def map_epochs(method: str, epochs: list[np.ndarray], *, n_neighbors: int = 40, seed: int = 0

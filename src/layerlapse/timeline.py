@@ -106,7 +106,7 @@ def measured(layer_sample: np.ndarray, xy_sample: np.ndarray,
             quality.update(metrics.change_quality(before.layer[both], layer_sample[both], before.xy[both],
                                                   xy_sample[both], known=(before.found, current.found)
                                                   if same_rows else None))
-    return {key: round(value, 6) for key, value in quality.items()}, current
+    return {key: None if value is None else round(value, 6) for key, value in quality.items()}, current
 
 
 def _flat(xy: np.ndarray) -> bool:
