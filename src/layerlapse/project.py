@@ -136,6 +136,7 @@ def _warm_layout(graph: Any, start: np.ndarray, seed: int, *, n_epochs: int, lea
     """UMAP's optimisation, continued from `start` in its own scale (umap-learn's embedding function would rescale
     the start into a 10×10 box, per axis, which distorts a layout that is not square), each point's steps scaled by
     its `mobility` (all free when None)."""
+    umap = import_umap()  # first: it points numba's cache (NUMBA_CACHE_DIR) at layerlapse's, for anchored_sgd too
     from .anchored_sgd import optimise_layout
 
     graph = graph.tocoo()
@@ -143,7 +144,6 @@ def _warm_layout(graph: Any, start: np.ndarray, seed: int, *, n_epochs: int, lea
     graph.data[graph.data < graph.data.max() / float(n_epochs)] = 0.0  # as UMAP: edges too weak to be sampled
     graph.eliminate_zeros()
     a, b = _umap_curve()
-    umap = import_umap()
     mobility = np.ones(len(start), dtype=np.float32) if mobility is None else mobility
     return optimise_layout(start, graph.row, graph.col, umap.umap_.make_epochs_per_sample(graph.data, n_epochs),
                            mobility, a=a, b=b, n_epochs=n_epochs, learning_rate=learning_rate, seed=seed)
