@@ -160,6 +160,18 @@ def goals(size: int, results: dict[str, list[dict]]) -> bool:
     return met
 
 
+def override(setting: str) -> None:
+    """NAME=VALUE: one of layerlapse.project's numeric settings, for this process."""
+    from layerlapse import project
+
+    name, _, value = setting.partition("=")
+    current = getattr(project, name, None)
+    if not name.isupper() or not isinstance(current, (int, float)):
+        raise SystemExit(f"--set {setting}: not a numeric setting of layerlapse.project")
+    setattr(project, name, type(current)(value))
+    print(f"setting {name} = {getattr(project, name)}")
+
+
 def _maybe(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -174,7 +186,12 @@ def main() -> None:
     parser.add_argument("--methods", default="independent,aligned", help="the first is the baseline")
     parser.add_argument("--cache", type=Path, default=None, help="folder keeping the baseline's measures")
     parser.add_argument("--json", type=Path, default=None, help="also write every frame's measures here")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="try another setting of the aligned method, e.g. --set MOBILE_FROM=0.2 --set "
+                             "WARM_EPOCHS=40 (a constant of layerlapse.project)")
     args = parser.parse_args()
+    for setting in args.set:
+        override(setting)
     run = load_run(args.run)
     layer = args.layer or run.layers[0]
     last = run.epochs_complete
