@@ -284,9 +284,9 @@ def test_caption_of_a_later_frame_adds_the_change_since_the_last() -> None:
 
 def test_caption_says_how_the_map_moves_with_the_layer_when_measured() -> None:
     assert caption({**CHANGE, "temporal_correlation": 0.5432}) == (
-        "vs last frame: map kept 0.88, layer 0.65, disparity 0.012, moves as the layer: ρ 0.54")
+        "vs last frame: map kept 0.88, layer 0.65, disparity 0.012, motion ρ 0.54")
     assert caption({**CHANGE, "temporal_correlation": None}) == (
-        "vs last frame: map kept 0.88, layer 0.65, disparity 0.012, moves as the layer: ρ n/a (nothing changed)")
+        "vs last frame: map kept 0.88, layer 0.65, disparity 0.012, motion ρ n/a")
 
 
 def test_caption_of_a_frame_without_measures_is_empty() -> None:

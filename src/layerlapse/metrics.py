@@ -232,4 +232,4 @@ def _temporal_caption(quality: dict) -> str:
     if "temporal_correlation" not in quality:  # measured before the measure existed
         return ""
     value = quality["temporal_correlation"]
-    return ", moves as the layer: ρ " + ("n/a (nothing changed)" if value is None else f"{value:.2f}")
+    return ", motion ρ " + ("n/a" if value is None else f"{value:.2f}")
