@@ -1,0 +1,97 @@
+"""What each probe image went through while the network learned, from its predicted probabilities at every snapshot.
+
+- Dataset cartography (Swayamdipta et al., EMNLP 2020): confidence = the mean probability of the true class across
+  the snapshots, variability = its standard deviation (population, as their code), correctness = the share of
+  snapshots at which the prediction was right.
+- Forgetting (Toneva et al., ICLR 2019): a forgetting event is a right → wrong transition between consecutive
+  snapshots; an image learned at some snapshot and never forgotten afterwards is "unforgettable"; one never right is
+  counted apart as never learned.
+- When: the first snapshot at which each image was right, and the snapshot from which it stayed right to the end.
+
+Only the snapshots of a network that has trained count: a run's untrained snapshot 0 guesses (a tenth of MNIST
+right by chance), and counting it would turn lucky guesses into forgetting events. Pure numpy; `layerlapse.store`
+supplies the arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import layout
+from .store import RunFolder, is_untrained
+
+NOT_YET = -1  # first_learned / learned_from of an image never right (or not right at the last snapshot)
+
+
+@dataclass(frozen=True)
+class SampleDynamics:
+    """Per image (n,): the measures above, and the snapshot numbers they were computed over."""
+
+    snapshots: np.ndarray  # (t,) the snapshots counted, in order
+    confidence: np.ndarray  # float32
+    variability: np.ndarray  # float32
+    correctness: np.ndarray  # float32, share of snapshots right
+    first_learned: np.ndarray  # int32 snapshot number, NOT_YET if never right
+    learned_from: np.ndarray  # int32 snapshot number from which it stayed right; NOT_YET if wrong at the last
+    forgetting_events: np.ndarray  # int32
+    never_learned: np.ndarray  # bool
+    unforgettable: np.ndarray  # bool: learned at some snapshot and never forgotten
+
+    def as_arrays(self) -> dict[str, np.ndarray]:
+        """Every field, for an .npz without pickle."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def sample_dynamics(probabilities: np.ndarray, labels: np.ndarray, snapshots: np.ndarray | None = None
+                    ) -> SampleDynamics:
+    """From predicted probabilities (t snapshots, n images, classes) and true labels (n,): each image's dynamics.
+    `snapshots` numbers the t snapshots (default 0..t-1). Raises ValueError with the fix for shapes that do not fit."""
+    probabilities = np.asarray(probabilities)
+    labels = np.asarray(labels)
+    if probabilities.ndim != 3:
+        raise ValueError(f"predicted probabilities must be (snapshots, images, classes), got shape "
+                         f"{probabilities.shape}: stack one (images, classes) array per snapshot")
+    t, n, classes = probabilities.shape
+    if t < 1:
+        raise ValueError("no snapshots to compute dynamics from: record at least one trained snapshot")
+    if labels.shape != (n,):
+        raise ValueError(f"{n} images have predictions but {labels.shape} labels were given: pass one label per image")
+    if n and (labels.min() < 0 or labels.max() >= classes):
+        raise ValueError(f"labels must be class indices 0..{classes - 1}, found {labels.min()}..{labels.max()}")
+    snapshots = np.arange(t) if snapshots is None else np.asarray(snapshots, dtype=np.int64)
+    if snapshots.shape != (t,):
+        raise ValueError(f"{t} snapshots of predictions but {len(snapshots)} snapshot numbers")
+    true_class = np.take_along_axis(probabilities, labels[None, :, None].astype(np.int64), axis=2)[:, :, 0]
+    true_class = true_class.astype(np.float64)
+    right = probabilities.argmax(axis=2) == labels[None, :]  # (t, n)
+    forgotten = right[:-1] & ~right[1:]
+    ever = right.any(axis=0)
+    first = np.where(ever, snapshots[right.argmax(axis=0)], NOT_YET)
+    # the last wrong snapshot; the image stayed right from the one after it (if it is right at the end)
+    wrong = ~right
+    last_wrong = np.where(wrong.any(axis=0), t - 1 - wrong[::-1].argmax(axis=0), -1)
+    stayed = np.where(right[-1], snapshots[np.minimum(last_wrong + 1, t - 1)], NOT_YET)
+    return SampleDynamics(
+        snapshots=snapshots,
+        confidence=true_class.mean(axis=0).astype(np.float32),
+        variability=true_class.std(axis=0).astype(np.float32),
+        correctness=right.mean(axis=0).astype(np.float32),
+        first_learned=first.astype(np.int32),
+        learned_from=stayed.astype(np.int32),
+        forgetting_events=forgotten.sum(axis=0).astype(np.int32),
+        never_learned=~ever,
+        unforgettable=ever & ~forgotten.any(axis=0),
+    )
+
+
+def probe_dynamics(run: RunFolder) -> SampleDynamics | None:
+    """The probe's dynamics over a run's trained snapshots, read from its stored predictions; None where there is
+    nothing to compute them from (a run that recorded no predictions, or no trained snapshot yet)."""
+    trained = [index for index in range(run.epochs_complete + 1)
+               if not is_untrained(run.manifest, index) and run.has(layout.predictions(index))]
+    if not trained:
+        return None
+    probabilities = np.stack([run.predictions(index) for index in trained])
+    return sample_dynamics(probabilities, run.probe_labels(), snapshots=np.asarray(trained))

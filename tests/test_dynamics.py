@@ -1,0 +1,99 @@
+"""Per-sample dynamics against their definitions on hand-made cases (dataset cartography, forgetting events)."""
+
+import numpy as np
+import pytest
+
+from layerlapse.dynamics import NOT_YET, sample_dynamics
+
+
+def probabilities_from(right: list[list[int]], true_probability: list[list[float]] | None = None,
+                       classes: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Snapshots × images of right (1) or wrong (0), as probabilities with label 0 for every image: a right image
+    gives class 0 the stated probability (default 0.8), a wrong one gives class 1 the larger share."""
+    right = np.asarray(right, dtype=bool)
+    t, n = right.shape
+    p = np.zeros((t, n, classes))
+    given = np.where(right, 0.8, 0.2) if true_probability is None else np.asarray(true_probability)
+    p[:, :, 0] = given
+    p[:, :, 1] = 1 - given
+    assert ((p.argmax(axis=2) == 0) == right).all()
+    return p.astype(np.float16), np.zeros(n, dtype=np.int64)
+
+
+def test_forgetting_events_first_learned_and_learned_from() -> None:
+    # columns: images; rows: snapshots 1..5
+    right = [[0, 1, 0, 1, 0],
+             [1, 0, 0, 1, 1],
+             [0, 1, 0, 1, 1],
+             [1, 0, 0, 1, 1],
+             [1, 1, 0, 1, 1]]
+    p, labels = probabilities_from(right)
+    d = sample_dynamics(p, labels, snapshots=np.arange(1, 6))
+    np.testing.assert_array_equal(d.forgetting_events, [1, 2, 0, 0, 0])
+    np.testing.assert_array_equal(d.first_learned, [2, 1, NOT_YET, 1, 2])
+    np.testing.assert_array_equal(d.learned_from, [4, 5, NOT_YET, 1, 2])
+    np.testing.assert_array_equal(d.never_learned, [False, False, True, False, False])
+    np.testing.assert_array_equal(d.unforgettable, [False, False, False, True, True])
+    np.testing.assert_allclose(d.correctness, [3 / 5, 3 / 5, 0, 1, 4 / 5])
+
+
+def test_an_image_wrong_at_the_last_snapshot_has_not_stayed_learned() -> None:
+    p, labels = probabilities_from([[1], [1], [0]])
+    d = sample_dynamics(p, labels)
+    assert d.first_learned[0] == 0 and d.learned_from[0] == NOT_YET and d.forgetting_events[0] == 1
+
+
+def test_confidence_and_variability_are_the_mean_and_population_std_of_the_true_class() -> None:
+    true = [[0.9, 0.2], [0.6, 0.3], [0.3, 0.4]]
+    p, labels = probabilities_from([[1, 0], [1, 0], [0, 0]], true_probability=true)
+    d = sample_dynamics(p, labels)
+    expected = np.asarray(true, dtype=np.float16).astype(np.float64)
+    np.testing.assert_allclose(d.confidence, expected.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(d.variability, expected.std(axis=0, ddof=0), rtol=1e-6)
+
+
+def test_labels_pick_each_images_own_class() -> None:
+    p = np.array([[[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]]])  # one snapshot, two images
+    d = sample_dynamics(p, np.array([1, 2]))
+    np.testing.assert_allclose(d.confidence, [0.7, 0.1], rtol=1e-6)
+    np.testing.assert_array_equal(d.correctness, [1.0, 0.0])
+    np.testing.assert_array_equal(d.never_learned, [False, True])
+
+
+def test_the_fields_are_plain_arrays_for_an_npz_without_pickle(tmp_path) -> None:
+    p, labels = probabilities_from([[1, 0], [0, 1]])
+    arrays = sample_dynamics(p, labels).as_arrays()
+    np.savez(tmp_path / "d.npz", **arrays)
+    with np.load(tmp_path / "d.npz", allow_pickle=False) as loaded:
+        assert set(loaded.files) == set(arrays)
+
+
+@pytest.mark.parametrize("shape, labels, message", [
+    ((4, 3), [0, 0, 0, 0], "must be (snapshots, images, classes)"),
+    ((2, 4, 3), [0, 0, 0], "4 images have predictions but (3,) labels were given"),
+    ((2, 2, 3), [0, 3], "labels must be class indices 0..2"),
+    ((0, 2, 3), [0, 1], "no snapshots"),
+])
+def test_shapes_that_do_not_fit_are_refused_with_the_fix(shape, labels, message) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        sample_dynamics(np.full(shape, 1 / 3), np.asarray(labels))
+
+
+def test_a_stored_runs_dynamics_leave_out_the_untrained_snapshot(tmp_path) -> None:
+    """A real run folder (a tiny digits run, trained for two epochs): the dynamics count snapshots 1 and 2 only and
+    agree with the stored predictions."""
+    from layerlapse.config import RunConfig
+    from layerlapse.dynamics import probe_dynamics
+    from layerlapse.pipeline import run_experiment
+    from layerlapse.store import load_run
+
+    config = RunConfig(dataset="digits", epochs=2, probe=300, test_probe=0, map_method="pca")
+    run_experiment(config, tmp_path / "run", show_progress=False, background=False)
+    run = load_run(tmp_path / "run")
+    d = probe_dynamics(run)
+    np.testing.assert_array_equal(d.snapshots, [1, 2])
+    stacked = np.stack([run.predictions(1), run.predictions(2)])
+    expected = sample_dynamics(stacked, run.probe_labels(), snapshots=np.array([1, 2]))
+    np.testing.assert_array_equal(d.forgetting_events, expected.forgetting_events)
+    np.testing.assert_allclose(d.confidence, expected.confidence)
+    assert len(d.confidence) == 300
