@@ -1,5 +1,7 @@
 """Per-sample dynamics against their definitions on hand-made cases (dataset cartography, forgetting events)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -79,17 +81,23 @@ def test_shapes_that_do_not_fit_are_refused_with_the_fix(shape, labels, message)
         sample_dynamics(np.full(shape, 1 / 3), np.asarray(labels))
 
 
-def test_a_stored_runs_dynamics_leave_out_the_untrained_snapshot(tmp_path) -> None:
-    """A real run folder (a tiny digits run, trained for two epochs): the dynamics count snapshots 1 and 2 only and
-    agree with the stored predictions."""
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """A real run folder: a tiny digits run, trained for two epochs."""
     from layerlapse.config import RunConfig
-    from layerlapse.dynamics import probe_dynamics
     from layerlapse.pipeline import run_experiment
     from layerlapse.store import load_run
 
+    path = tmp_path_factory.mktemp("dynamics") / "run"
     config = RunConfig(dataset="digits", epochs=2, probe=300, test_probe=0, map_method="pca")
-    run_experiment(config, tmp_path / "run", show_progress=False, background=False)
-    run = load_run(tmp_path / "run")
+    run_experiment(config, path, show_progress=False, background=False)
+    return load_run(path)
+
+
+def test_a_stored_runs_dynamics_leave_out_the_untrained_snapshot(digits_run) -> None:
+    from layerlapse.dynamics import probe_dynamics
+
+    run = digits_run
     d = probe_dynamics(run)
     np.testing.assert_array_equal(d.snapshots, [1, 2])
     stacked = np.stack([run.predictions(1), run.predictions(2)])
@@ -97,3 +105,46 @@ def test_a_stored_runs_dynamics_leave_out_the_untrained_snapshot(tmp_path) -> No
     np.testing.assert_array_equal(d.forgetting_events, expected.forgetting_events)
     np.testing.assert_allclose(d.confidence, expected.confidence)
     assert len(d.confidence) == 300
+
+
+def test_the_dynamics_command_lists_the_hardest_and_most_forgotten_images(digits_run) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from layerlapse.dynamics import probe_dynamics
+
+    command = [sys.executable, "-m", "layerlapse", "dynamics", str(digits_run.path), "--top", "3"]
+    table = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert table.returncode == 0, table.stderr
+    assert "hardest" in table.stdout and "most forgotten" in table.stdout and "latest learned" in table.stdout
+    found = json.loads(subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=120).stdout)
+    d = probe_dynamics(digits_run)
+    assert found["images"] == 300 and found["snapshots"] == [1, 2]
+    assert [row["index"] for row in found["hardest"]] == list(np.argsort(d.confidence, kind="stable")[:3])
+    assert found["never_learned"] == int(d.never_learned.sum())
+    assert max(row["forgetting_events"] for row in found["most_forgotten"]) == int(d.forgetting_events.max())
+    assert [row["snapshot"] for row in found["largest_change"]["hidden"]] in ([1, 2], [2, 1])
+
+
+def test_the_dynamics_command_refuses_a_bad_top_and_a_run_without_trained_predictions(digits_run, tmp_path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    from cli_helpers import assert_error
+
+    command = [sys.executable, "-m", "layerlapse", "dynamics"]
+    assert_error(subprocess.run([*command, str(digits_run.path), "--top", "0"], capture_output=True, text=True,
+                                timeout=120), r"--top must be at least 1, got 0")
+    # the same run with its trained snapshots' predictions unlisted: as a user's run that recorded only activations
+    copy = tmp_path / "run"
+    shutil.copytree(digits_run.path, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["files"] = {key: value for key, value in manifest["files"].items()
+                         if not key.startswith("predictions/") or key.endswith("epoch_000.npy")}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    for name in ("epoch_001.npy", "epoch_002.npy"):
+        (copy / "predictions" / name).unlink()
+    assert_error(subprocess.run([*command, str(copy)], capture_output=True, text=True, timeout=120),
+                 r"no trained snapshot with stored predictions, so there are no dynamics: record at least one")

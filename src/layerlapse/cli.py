@@ -197,6 +197,58 @@ def export(
     typer.echo(f"view them: tensorboard --logdir {shlex.quote(str(folder))}")
 
 
+@app.command()
+def dynamics(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `layerlapse run`, `demo` or your own loop.")],
+    top: Annotated[int, typer.Option(help="How many images (and snapshots) each list shows.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON, for scripts.")] = False,
+) -> None:
+    """What each probe image went through: the hardest, most forgotten and latest-learned images over the trained
+    snapshots (dataset cartography's confidence, forgetting events), and the snapshots where each layer changed
+    most. Reads the stored run; trains nothing."""
+    import json
+
+    from .dynamics import summary
+    from .store import load_run
+
+    if top < 1:
+        raise ConfigError(f"--top must be at least 1, got {top}")
+    found = summary(load_run(run_dir), top=top)
+    if as_json:
+        typer.echo(json.dumps(found, indent=1))
+        return
+    _print_dynamics(found)
+
+
+def _print_dynamics(found: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    first, last = found["snapshots"][0], found["snapshots"][-1]
+    console.print("conf. = mean probability of the true class, var. = its standard deviation, right = share of "
+                  "snapshots right, forgot = right → wrong transitions, from = the snapshot it stayed right from")
+    console.print(f"{found['images']:,} probe images over trained snapshots {first}–{last}: "
+                  f"{found['never_learned']:,} never learned, {found['forgotten_at_least_once']:,} forgotten at least "
+                  f"once, {found['unforgettable']:,} learned and never forgotten")
+    for key, title in (("hardest", "hardest (lowest mean probability of the true class)"),
+                       ("most_forgotten", "most forgotten (right → wrong between snapshots)"),
+                       ("latest_learned", "latest learned (right from this snapshot on)")):
+        table = Table(title=title, title_justify="left")
+        # short headings: the table fits an 80-column terminal
+        for column in ("image", "label", "pred.", "conf.", "var.", "right", "forgot", "from"):
+            table.add_column(column, justify="left" if column in ("label", "pred.") else "right")
+        for row in found[key]:
+            table.add_row(str(row["index"]), row["label"], row["predicted"], f"{row['confidence']:.3f}",
+                          f"{row['variability']:.3f}", f"{row['correctness']:.0%}", str(row["forgetting_events"]),
+                          "never" if row["learned_from"] < 0 else str(row["learned_from"]))
+        console.print(table)
+    for layer, rows in found["largest_change"].items():
+        if rows:
+            changes = ", ".join(f"{row['title']} (kept {row['layer_neighbors_kept']:.2f})" for row in rows)
+            console.print(f"layer {layer}: largest change (fewest 10-NN kept from the snapshot before): {changes}")
+
+
 def _say_written(run_folder, quiet: bool) -> None:
     if quiet:
         return

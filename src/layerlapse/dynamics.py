@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import layout
+from .errors import RunFolderError
 from .store import RunFolder, is_untrained
 
 NOT_YET = -1  # first_learned / learned_from of an image never right (or not right at the last snapshot)
@@ -95,3 +96,54 @@ def probe_dynamics(run: RunFolder) -> SampleDynamics | None:
         return None
     probabilities = np.stack([run.predictions(index) for index in trained])
     return sample_dynamics(probabilities, run.probe_labels(), snapshots=np.asarray(trained))
+
+
+def summary(run: RunFolder, top: int = 10) -> dict:
+    """What `layerlapse dynamics` shows: counts, the hardest, most forgotten and latest-learned probe images, and per
+    layer the snapshots where the layer's neighbourhoods changed most (its stored share of 10-NN kept between
+    frames). Raises RunFolderError when the run has no trained snapshot with predictions."""
+    found = probe_dynamics(run)
+    if found is None:
+        raise RunFolderError(f"run folder {run.path} has no trained snapshot with stored predictions, so there are no "
+                             "dynamics: record at least one trained snapshot with predictions (the built-in run and "
+                             "the Recorder store them when the model gives class scores)")
+    names = run.class_names
+    labels = run.probe_labels()
+    final = run.predictions(int(found.snapshots[-1])).argmax(axis=1)
+
+    def rows(order: np.ndarray) -> list[dict]:
+        return [{"index": int(i), "label": _name(names, labels[i]), "predicted": _name(names, final[i]),
+                 "confidence": round(float(found.confidence[i]), 4),
+                 "variability": round(float(found.variability[i]), 4),
+                 "correctness": round(float(found.correctness[i]), 4),
+                 "forgetting_events": int(found.forgetting_events[i]),
+                 "first_learned": int(found.first_learned[i]), "learned_from": int(found.learned_from[i])}
+                for i in order[:top]]
+
+    n = len(labels)
+    learned_late = np.flatnonzero(found.learned_from != NOT_YET)
+    return {
+        "run": str(run.path), "images": n, "snapshots": [int(s) for s in found.snapshots],
+        "never_learned": int(found.never_learned.sum()), "unforgettable": int(found.unforgettable.sum()),
+        "forgotten_at_least_once": int((found.forgetting_events > 0).sum()),
+        "hardest": rows(np.lexsort((np.arange(n), found.confidence))),
+        "most_forgotten": rows(np.lexsort((found.confidence, -found.forgetting_events))),
+        "latest_learned": rows(learned_late[np.lexsort((found.confidence[learned_late],
+                                                        -found.learned_from[learned_late]))]),
+        "largest_change": {layer: _largest_change(run, layer, top) for layer in run.layers},
+    }
+
+
+def _largest_change(run: RunFolder, layer: str, top: int) -> list[dict]:
+    """The snapshots after which the layer kept the fewest of its 10 nearest neighbours (stored with its maps)."""
+    changes = []
+    for index in range(1, run.epochs_complete + 1):
+        kept = run.frame_measures(layer, index).get("layer_neighbors_kept")
+        if kept is not None:
+            changes.append({"snapshot": index, "title": run.snapshot_title(index),
+                            "layer_neighbors_kept": round(float(kept), 4)})
+    return sorted(changes, key=lambda row: row["layer_neighbors_kept"])[:top]
+
+
+def _name(names: list[str], label: int) -> str:
+    return names[int(label)] if 0 <= int(label) < len(names) else str(int(label))
