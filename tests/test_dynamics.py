@@ -148,3 +148,17 @@ def test_the_dynamics_command_refuses_a_bad_top_and_a_run_without_trained_predic
         (copy / "predictions" / name).unlink()
     assert_error(subprocess.run([*command, str(copy)], capture_output=True, text=True, timeout=120),
                  r"no trained snapshot with stored predictions, so there are no dynamics: record at least one")
+
+
+def test_render_stores_the_dynamics_without_pickle_and_draws_the_data_map(digits_run) -> None:
+    from PIL import Image
+
+    from layerlapse.dynamics import probe_dynamics
+
+    run = digits_run
+    assert "dynamics/probe.npz" in run.manifest["files"] and "figures/data_map.png" in run.manifest["files"]
+    with np.load(run.path / "dynamics" / "probe.npz", allow_pickle=False) as stored:
+        expected = probe_dynamics(run)
+        for name, values in expected.as_arrays().items():
+            np.testing.assert_array_equal(stored[name], values)
+    assert Image.open(run.path / "figures" / "data_map.png").size == (800, 704)

@@ -15,7 +15,7 @@ LOCK = ".layerlapse-lock"  # held (flock) by the one process writing the run; ne
 # Folders of recorded data: a killed writer may leave files here that the manifest does not list yet.
 RECORDED_FOLDERS = ("probe", "activations", "predictions", "checkpoints", "test", "maps")
 # Folders layerlapse makes for drawings and exports; emptied ones are removed with the run by --force.
-DRAWN_FOLDERS = ("figures", "frames", "tensorboard")
+DRAWN_FOLDERS = ("figures", "frames", "tensorboard", "dynamics")
 
 _MAX_NAME_BYTES = 200
 _EPOCH = r"epoch_\d{3,}"
@@ -46,6 +46,7 @@ HISTORY = "history.jsonl"
 METRICS = "metrics.json"
 REPORT = "report.html"
 QUALITY_FILE = "quality.json"
+DYNAMICS_PROBE = "dynamics/probe.npz"  # the probe's per-image dynamics (layerlapse.dynamics), computed by render
 
 
 def epoch_file(epoch: int, suffix: str = ".npy") -> str:

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from . import layout, render, report
-from .atomic import write_bytes
+from .atomic import atomic_output, write_bytes
+from .dynamics import probe_dynamics
 from .config import RunConfig
 from .errors import RunFolderError
 from .progress import note, progress_bar
@@ -298,12 +299,29 @@ def render_run(run: RunFolder, *, show_progress: bool = True) -> list[Path]:
             written.append(render.draw_curves(run.history, run.local(layout.figure("curves")), x=x, x_label=x_label))
         if run.manifest["test"] is not None:
             written.append(_draw_confusion(run, class_names))
+        written += _draw_dynamics(run, show_progress)
         written.append(render.write_json(_metrics(run), run.local(layout.METRICS)))
         written.append(report.write_report(run))
         for path in written:
             run.add_file(path.relative_to(run.path).as_posix())
         run.commit()
     return written
+
+
+def _draw_dynamics(run: RunFolder, show_progress: bool) -> list[Path]:
+    """The probe's per-image dynamics (dynamics/probe.npz, no pickle) and the data map drawn from them; a run
+    without trained predictions says so once and draws everything else."""
+    found = probe_dynamics(run)
+    if found is None:
+        note("no per-image dynamics: the run has no trained snapshot with stored predictions", enabled=show_progress)
+        return []
+    with atomic_output(run.local(layout.DYNAMICS_PROBE)) as temporary, open(temporary, "wb") as out:
+        np.savez(out, **found.as_arrays())
+    first, last = int(found.snapshots[0]), int(found.snapshots[-1])
+    span = run.snapshot_title(first) if first == last else f"{run.snapshot_title(first)} to {run.snapshot_title(last)}"
+    data_map = render.draw_data_map(found.confidence, found.variability, found.correctness,
+                                    run.local(layout.figure("data_map")), snapshots=span.lower())
+    return [run.local(layout.DYNAMICS_PROBE), data_map]
 
 
 def write_run_report(run: RunFolder, path: str | os.PathLike | None = None, *, size_budget_mb: float = 25.0,

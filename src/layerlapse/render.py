@@ -462,6 +462,30 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def draw_data_map(confidence: np.ndarray, variability: np.ndarray, correctness: np.ndarray, path: PathLike, *,
+                  snapshots: str) -> Path:
+    """Dataset cartography's data map: each probe image at (variability, confidence) of its true class's
+    probability over the trained snapshots, coloured by the share of snapshots it was right."""
+    figure = _new_figure(_FRAME_SIZE_PX)
+    axes = figure.add_axes((0.10, 0.10, 0.68, 0.80))
+    points = axes.scatter(variability, confidence, c=correctness, cmap="RdYlGn", vmin=0.0, vmax=1.0, s=3,
+                          linewidths=0, rasterized=True)
+    colorbar = figure.colorbar(points, cax=figure.add_axes((0.81, 0.10, 0.025, 0.80)))
+    colorbar.set_label("correctness (share of snapshots right)", fontsize=8)
+    colorbar.ax.tick_params(labelsize=8)
+    axes.set_xlabel("variability (std of the true class's probability)", fontsize=9)
+    axes.set_ylabel("confidence (mean probability of the true class)", fontsize=9)
+    axes.set_xlim(-0.01, max(0.5, float(np.max(variability, initial=0.0)) * 1.05))
+    axes.set_ylim(-0.02, 1.02)
+    axes.tick_params(labelsize=8)
+    for x, y, text, where in ((0.02, 0.97, "easy to learn", "left"), (0.02, 0.03, "hard to learn", "left"),
+                              (0.98, 0.5, "ambiguous", "right")):
+        axes.text(x, y, text, transform=axes.transAxes, ha=where, va="center", fontsize=8, color="0.3",
+                  bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1.5})
+    axes.set_title(f"Data map: {len(confidence):,} probe images over {snapshots}", fontsize=10)
+    return _save_png(figure, path)
+
+
 def write_json(obj: Any, path: PathLike) -> Path:
     """Write `obj` as indented UTF-8 JSON (metrics.json and the like), atomically."""
     text = json.dumps(_jsonable(obj), indent=2, ensure_ascii=False, allow_nan=False) + "\n"

@@ -37,7 +37,7 @@ MANIFEST_KEYS = ("status", "config", "dataset", "layers", "epochs_complete", "hi
 STATUSES = ("running", "interrupted", "failed", "complete")
 MAX_MANIFEST_BYTES = 64_000_000  # a run of 10 layers × 1,000 epochs lists ~50,000 files: a few MB
 # derived from the recorded data: redrawn freely, so not checked before they are overwritten
-DERIVED = ("figures/", "frames/", "lapse", layout.METRICS, layout.HISTORY, layout.REPORT)
+DERIVED = ("figures/", "frames/", "dynamics/", "lapse", layout.METRICS, layout.HISTORY, layout.REPORT)
 OLD_MAPS, NEW_MAPS = ".old-", ".new-"  # beside maps/<layer> while a redraw swaps a layer's maps in
 
 
