@@ -148,6 +148,20 @@ def test_the_dynamics_command_refuses_a_bad_top_and_a_run_without_trained_predic
         (copy / "predictions" / name).unlink()
     assert_error(subprocess.run([*command, str(copy)], capture_output=True, text=True, timeout=120),
                  r"no trained snapshot with stored predictions, so there are no dynamics: record at least one")
+    # render still draws everything else, and says once why there is no data map
+    from layerlapse.pipeline import render_run
+    from layerlapse.store import load_run
+
+    (copy / "figures" / "data_map.png").unlink()
+    (copy / "dynamics" / "probe.npz").unlink()
+    run = load_run(copy)
+    with run.writing():
+        for name in ("figures/data_map.png", "dynamics/probe.npz"):
+            run.forget(name)
+        run.commit()
+    written = [path.name for path in render_run(run, show_progress=False)]
+    run.close()
+    assert "curves.png" in written and "data_map.png" not in written and "probe.npz" not in written
 
 
 def test_render_stores_the_dynamics_without_pickle_and_draws_the_data_map(digits_run) -> None:
@@ -162,3 +176,23 @@ def test_render_stores_the_dynamics_without_pickle_and_draws_the_data_map(digits
         for name, values in expected.as_arrays().items():
             np.testing.assert_array_equal(stored[name], values)
     assert Image.open(run.path / "figures" / "data_map.png").size == (800, 704)
+
+
+def test_predictions_that_do_not_fit_the_labels_are_a_one_line_run_folder_error(digits_run, tmp_path) -> None:
+    import shutil
+
+    from layerlapse.dynamics import probe_dynamics
+    from layerlapse.errors import RunFolderError
+    from layerlapse.store import load_run
+
+    copy = tmp_path / "run"
+    shutil.copytree(digits_run.path, copy)
+    run = load_run(copy)
+    with run.writing():
+        for index in (1, 2):  # scores for 3 classes where the probe has 10
+            run.write_array(f"predictions/epoch_{index:03d}.npy", np.full((300, 3), 1 / 3, dtype=np.float32))
+        run.commit()
+    with pytest.raises(RunFolderError, match=r"its stored predictions do not fit its probe labels, so there are no "
+                                             r"per-image dynamics \(labels must be class indices 0..2"):
+        probe_dynamics(run)
+    run.close()

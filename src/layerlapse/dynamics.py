@@ -95,7 +95,11 @@ def probe_dynamics(run: RunFolder) -> SampleDynamics | None:
     if not trained:
         return None
     probabilities = np.stack([run.predictions(index) for index in trained])
-    return sample_dynamics(probabilities, run.probe_labels(), snapshots=np.asarray(trained))
+    try:
+        return sample_dynamics(probabilities, run.probe_labels(), snapshots=np.asarray(trained))
+    except ValueError as error:  # a user's run whose outputs are not scores for the probe's classes
+        raise RunFolderError(f"run folder {run.path}: its stored predictions do not fit its probe labels, so there "
+                             f"are no per-image dynamics ({error})") from None
 
 
 def summary(run: RunFolder, top: int = 10) -> dict:

@@ -311,7 +311,11 @@ def render_run(run: RunFolder, *, show_progress: bool = True) -> list[Path]:
 def _draw_dynamics(run: RunFolder, show_progress: bool) -> list[Path]:
     """The probe's per-image dynamics (dynamics/probe.npz, no pickle) and the data map drawn from them; a run
     without trained predictions says so once and draws everything else."""
-    found = probe_dynamics(run)
+    try:
+        found = probe_dynamics(run)
+    except RunFolderError as error:  # predictions that are not the probe classes' scores: said, the rest drawn
+        note(str(error), enabled=show_progress)
+        return []
     if found is None:
         note("no per-image dynamics: the run has no trained snapshot with stored predictions", enabled=show_progress)
         return []
