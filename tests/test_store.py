@@ -343,3 +343,19 @@ def test_discard_uncommitted_keeps_only_what_the_manifest_lists(tmp_path: Path) 
     assert (run.path / ACTIVATIONS).is_file() and drawing.is_file() and (run.path / MANIFEST).is_file()
     assert (run.path / "figures" / "frame_000.png").is_file()
     RunFolder.open(run.path)
+
+
+def test_an_interrupt_landing_after_the_manifest_is_renamed_keeps_the_committed_epoch(tmp_path: Path) -> None:
+    """SIGTERM can arrive inside commit after the new manifest is in place but before the run noted it: the
+    interrupted mark must build on the manifest on disk, not roll the committed epoch back."""
+    run = new_run(tmp_path)
+    run.write_probe(np.arange(10) % 2, None)
+    run.record_epoch(0, None)
+    noted_before = run._manifest_text
+    run.record_epoch(1, {"epoch": 1, "loss": 0.5})
+    run._manifest_text = noted_before  # as if the signal landed between the rename and the note
+    with pytest.raises(KeyboardInterrupt), run.noting_failure():
+        raise KeyboardInterrupt
+    on_disk = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert on_disk["status"] == "interrupted" and on_disk["epochs_complete"] == 1
+    run.close()

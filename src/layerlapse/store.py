@@ -417,9 +417,22 @@ class RunFolder:
         """The status on top of the last commit: what the block wrote since (a checkpoint unlisted before its epoch
         was committed, say) is not the run's, so it never reaches the manifest."""
         with contextlib.suppress(OSError, RunFolderError, ValueError):
-            if self._manifest_text is not None:
-                self.manifest = json.loads(self._manifest_text)
+            last = self._last_committed()
+            if last is not None:
+                self.manifest = json.loads(last)
             self.commit(status)
+
+    def _last_committed(self) -> str | None:
+        """The manifest as last committed: the one on disk, since a signal can land after commit's rename and before
+        this object noted the new text (the interrupted mark then rolled a committed epoch back); the noted text
+        where the file cannot be read as our own plain file."""
+        manifest = self.path / MANIFEST
+        if manifest.is_symlink() or not manifest.is_file():
+            return self._manifest_text
+        try:
+            return manifest.read_text()
+        except OSError:
+            return self._manifest_text
 
     def commit(self, status: str | None = None) -> None:
         """Write the manifest, last, listing every file written so far."""
