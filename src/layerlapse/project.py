@@ -79,10 +79,15 @@ def check_method(method: str, n_points: int, n_neighbors: int) -> None:
 def umap_map(activations: np.ndarray, *, n_neighbors: int = 40, seed: int = 0) -> np.ndarray:
     """One epoch's activations (n, features) → seeded UMAP coordinates (n, 2), float32: the article's method."""
     check_method("independent", len(activations), n_neighbors)
+    return _seeded_umap(np.asarray(activations, dtype=np.float32), n_neighbors, seed).embedding_.astype(np.float32)
+
+
+def _seeded_umap(x: np.ndarray, n_neighbors: int, seed: int) -> Any:
+    """The article's fit, the one place it is made: the independent method and the aligned method's first frame
+    are then the same frame."""
     umap = import_umap()
     # a seed makes UMAP single-threaded anyway; saying so avoids its warning
-    reducer = umap.UMAP(n_neighbors=n_neighbors, n_components=2, random_state=seed, n_jobs=1)
-    return reducer.fit_transform(np.asarray(activations, dtype=np.float32)).astype(np.float32)
+    return umap.UMAP(n_neighbors=n_neighbors, n_components=2, random_state=seed, n_jobs=1).fit(x)
 
 
 def nearest_neighbors(x: np.ndarray, k: int, *, seed: int, start: np.ndarray | None = None
@@ -123,8 +128,7 @@ def _umap_curve() -> tuple[float, float]:
 def _first_frame(x: np.ndarray, n_neighbors: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The first frame as the article's method makes it (a seeded umap-learn fit, so the two are the same frame),
     and the neighbour graph it was built on (each row's neighbours, itself first) for the next frame to start from."""
-    umap = import_umap()
-    reducer = umap.UMAP(n_neighbors=n_neighbors, n_components=2, random_state=seed, n_jobs=1).fit(x)
+    reducer = _seeded_umap(x, n_neighbors, seed)
     knn = getattr(reducer, "_knn_indices", None)  # kept by umap-learn only where it ran NN-descent (4,096 rows on)
     if knn is None:
         knn = nearest_neighbors(x, n_neighbors, seed=seed)[0]
