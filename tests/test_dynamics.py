@@ -147,7 +147,7 @@ def test_the_dynamics_command_refuses_a_bad_top_and_a_run_without_trained_predic
     for name in ("epoch_001.npy", "epoch_002.npy"):
         (copy / "predictions" / name).unlink()
     assert_error(subprocess.run([*command, str(copy)], capture_output=True, text=True, timeout=120),
-                 r"no trained snapshot with stored predictions, so there are no dynamics: record at least one")
+                 r"fewer than two trained snapshots with stored predictions, so there are no dynamics: record at least two")
     # render still draws everything else, and says once why there is no data map
     from layerlapse.pipeline import render_run
     from layerlapse.store import load_run
@@ -192,7 +192,7 @@ def test_predictions_that_do_not_fit_the_labels_are_a_one_line_run_folder_error(
         for index in (1, 2):  # scores for 3 classes where the probe has 10
             run.write_array(f"predictions/epoch_{index:03d}.npy", np.full((300, 3), 1 / 3, dtype=np.float32))
         run.commit()
-    with pytest.raises(RunFolderError, match=r"its stored predictions do not fit its probe labels, so there are no "
+    with pytest.raises(RunFolderError, match=r"its stored probe predictions do not fit its labels, so there are no "
                                              r"per-image dynamics \(labels must be class indices 0..2"):
         probe_dynamics(run)
     run.close()

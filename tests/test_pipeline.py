@@ -209,9 +209,9 @@ def test_render_run_redraws_every_derived_file(two_layer_run: Path, run_copy: Pa
     derived = [relpath for relpath in json.loads((run_copy / "manifest.json").read_text())["files"]
                if relpath.startswith(("figures/", "frames/", "lapse", "dynamics/"))
                or relpath in ("metrics.json", "report.html")]
-    # samples, curves, confusion, data map; two train_test; three frames, a GIF and an MP4 per layer; the probe's
-    # dynamics; metrics.json; the report
-    assert len(derived) == 4 + 2 + 2 * (3 + 2) + 1 + 1 + 1
+    # samples, curves, confusion, data map; two train_test; three frames, a GIF and an MP4 per layer; the probe's and
+    # the test probe's dynamics, the layer measures; metrics.json; the report
+    assert len(derived) == 4 + 2 + 2 * (3 + 2) + 3 + 1 + 1
     for relpath in derived:
         (run_copy / relpath).unlink()
     written = render_run(load_run(run_copy), show_progress=False)

@@ -86,6 +86,8 @@ def render(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `layerlapse run` or `demo`.")],
     map_method: Annotated[Optional[str], typer.Option("--map", help=MAP_HELP + " Default: the run's own; another "
                                                       "method maps every epoch again.")] = None,
+    measure_sample: Annotated[Optional[int], typer.Option(help="Probe images the layer measures (k-NN, linear "
+                                                          "probe, CKA) use; default 2,000.")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Redraw every picture of a stored run (mapping epochs that have no map yet), without training."""
@@ -95,9 +97,13 @@ def render(
     if map_method is not None:
         RunConfig(map_method=map_method)  # the one-line error for an unknown name, before the run is opened
     stored = load_run(run_dir)
+    if measure_sample is not None:  # before anything is mapped or drawn
+        from .measures import check_sample_size
+
+        check_sample_size(measure_sample, len(stored.probe_labels()))
     with _report_warnings_as_lines():
         map_run(stored, method=map_method, show_progress=not quiet)
-        written = render_run(stored, show_progress=not quiet)
+        written = render_run(stored, show_progress=not quiet, measure_sample=measure_sample)
     if not quiet:
         typer.echo(f"redrew {len(written)} files in {run_dir}")
 
@@ -245,8 +251,10 @@ def _print_dynamics(found: dict) -> None:
         console.print(table)
     for layer, rows in found["largest_change"].items():
         if rows:
-            changes = ", ".join(f"{row['title']} (kept {row['layer_neighbors_kept']:.2f})" for row in rows)
-            console.print(f"layer {layer}: largest change (fewest 10-NN kept from the snapshot before): {changes}")
+            changes = ", ".join(f"{row['title']} (1 − CKA {row['cka_change']:.3f}"
+                                + ("" if row["neighbors_kept"] is None else f", 10-NN kept {row['neighbors_kept']:.2f}")
+                                + ")" for row in rows)
+            console.print(f"layer {layer}: largest change from the snapshot before: {changes}")
 
 
 def _say_written(run_folder, quiet: bool) -> None:

@@ -89,28 +89,43 @@ def sample_dynamics(probabilities: np.ndarray, labels: np.ndarray, snapshots: np
 
 def probe_dynamics(run: RunFolder) -> SampleDynamics | None:
     """The probe's dynamics over a run's trained snapshots, read from its stored predictions; None where there is
-    nothing to compute them from (a run that recorded no predictions, or no trained snapshot yet)."""
-    trained = [index for index in range(run.epochs_complete + 1)
-               if not is_untrained(run.manifest, index) and run.has(layout.predictions(index))]
-    if not trained:
+    nothing to compute them from (a run that recorded no predictions, or fewer than two trained snapshots: one
+    snapshot has no dynamics)."""
+    return _dynamics(run, layout.predictions, run.probe_labels, "probe")
+
+
+def test_probe_dynamics(run: RunFolder) -> SampleDynamics | None:
+    """The same for the test probe (test images recorded at every snapshot), where the run has one."""
+    if not run.has(layout.TEST_PROBE_LABELS):
         return None
-    probabilities = np.stack([run.predictions(index) for index in trained])
+    return _dynamics(run, layout.test_probe_predictions, lambda: run.labels(layout.TEST_PROBE_LABELS), "test probe")
+
+
+def _dynamics(run: RunFolder, predictions, read_labels, name: str) -> SampleDynamics | None:
+    trained = [index for index in range(run.epochs_complete + 1)
+               if not is_untrained(run.manifest, index) and run.has(predictions(index))]
+    if len(trained) < 2:
+        return None
+    probabilities = np.stack([run.read_array(predictions(index)) for index in trained])
     try:
-        return sample_dynamics(probabilities, run.probe_labels(), snapshots=np.asarray(trained))
+        return sample_dynamics(probabilities, read_labels(), snapshots=np.asarray(trained))
     except ValueError as error:  # a user's run whose outputs are not scores for the probe's classes
-        raise RunFolderError(f"run folder {run.path}: its stored predictions do not fit its probe labels, so there "
+        raise RunFolderError(f"run folder {run.path}: its stored {name} predictions do not fit its labels, so there "
                              f"are no per-image dynamics ({error})") from None
 
 
 def summary(run: RunFolder, top: int = 10) -> dict:
     """What `layerlapse dynamics` shows: counts, the hardest, most forgotten and latest-learned probe images, and per
-    layer the snapshots where the layer's neighbourhoods changed most (its stored share of 10-NN kept between
-    frames). Raises RunFolderError when the run has no trained snapshot with predictions."""
+    layer the snapshots where its representation changed most (`layerlapse.measures`: 1 − linear CKA to the snapshot
+    before, with the share of 10-NN kept). Raises RunFolderError when the run has fewer than two trained snapshots
+    with predictions."""
+    from .measures import layer_measures, what_changed_when
+
     found = probe_dynamics(run)
     if found is None:
-        raise RunFolderError(f"run folder {run.path} has no trained snapshot with stored predictions, so there are no "
-                             "dynamics: record at least one trained snapshot with predictions (the built-in run and "
-                             "the Recorder store them when the model gives class scores)")
+        raise RunFolderError(f"run folder {run.path} has fewer than two trained snapshots with stored predictions, so "
+                             "there are no dynamics: record at least two trained snapshots with predictions (the "
+                             "built-in run and the Recorder store them when the model gives class scores)")
     names = run.class_names
     labels = run.probe_labels()
     final = run.predictions(int(found.snapshots[-1])).argmax(axis=1)
@@ -124,29 +139,27 @@ def summary(run: RunFolder, top: int = 10) -> dict:
                  "first_learned": int(found.first_learned[i]), "learned_from": int(found.learned_from[i])}
                 for i in order[:top]]
 
-    n = len(labels)
-    learned_late = np.flatnonzero(found.learned_from != NOT_YET)
+    orders = ranked(found)
+    measures = layer_measures(run)
     return {
-        "run": str(run.path), "images": n, "snapshots": [int(s) for s in found.snapshots],
+        "run": str(run.path), "images": len(labels), "snapshots": [int(s) for s in found.snapshots],
         "never_learned": int(found.never_learned.sum()), "unforgettable": int(found.unforgettable.sum()),
         "forgotten_at_least_once": int((found.forgetting_events > 0).sum()),
-        "hardest": rows(np.lexsort((np.arange(n), found.confidence))),
-        "most_forgotten": rows(np.lexsort((found.confidence, -found.forgetting_events))),
-        "latest_learned": rows(learned_late[np.lexsort((found.confidence[learned_late],
-                                                        -found.learned_from[learned_late]))]),
-        "largest_change": {layer: _largest_change(run, layer, top) for layer in run.layers},
+        **{name: rows(order) for name, order in orders.items()},
+        "largest_change": {} if measures is None else {layer: changes[:top] for layer, changes
+                                                        in what_changed_when(measures).items()},
     }
 
 
-def _largest_change(run: RunFolder, layer: str, top: int) -> list[dict]:
-    """The snapshots after which the layer kept the fewest of its 10 nearest neighbours (stored with its maps)."""
-    changes = []
-    for index in range(1, run.epochs_complete + 1):
-        kept = run.frame_measures(layer, index).get("layer_neighbors_kept")
-        if kept is not None:
-            changes.append({"snapshot": index, "title": run.snapshot_title(index),
-                            "layer_neighbors_kept": round(float(kept), 4)})
-    return sorted(changes, key=lambda row: row["layer_neighbors_kept"])[:top]
+def ranked(found: SampleDynamics) -> dict[str, np.ndarray]:
+    """The probe images in the orders `layerlapse dynamics` and the report list them: hardest (lowest confidence),
+    most forgotten (most forgetting events, then least confident), latest learned (the latest snapshot from which
+    they stayed right, then least confident); ties by index."""
+    n = len(found.confidence)
+    learned = np.flatnonzero(found.learned_from != NOT_YET)
+    return {"hardest": np.lexsort((np.arange(n), found.confidence)),
+            "most_forgotten": np.lexsort((np.arange(n), found.confidence, -found.forgetting_events)),
+            "latest_learned": learned[np.lexsort((learned, found.confidence[learned], -found.learned_from[learned]))]}
 
 
 def _name(names: list[str], label: int) -> str:

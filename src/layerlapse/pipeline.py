@@ -14,7 +14,8 @@ import numpy as np
 
 from . import layout, render, report
 from .atomic import atomic_output, write_bytes
-from .dynamics import probe_dynamics
+from .dynamics import SampleDynamics, probe_dynamics, test_probe_dynamics
+from .measures import check_sample_size, measure_run, what_changed_when
 from .config import RunConfig
 from .errors import RunFolderError
 from .progress import note, progress_bar
@@ -281,11 +282,14 @@ def _place_test_set(run: RunFolder, layer: str, target: RunFolder | MapStage) ->
     target.commit()
 
 
-def render_run(run: RunFolder, *, show_progress: bool = True) -> list[Path]:
-    """Draw every picture of the run from its folder: samples, frames and GIF per layer, curves, test set, metrics."""
+def render_run(run: RunFolder, *, show_progress: bool = True, measure_sample: int | None = None) -> list[Path]:
+    """Draw every picture of the run from its folder: samples, frames and GIF per layer, curves, test set, the
+    per-image dynamics and the layer measures (on `measure_sample` probe images, default 2,000), metrics, report."""
     with run.writing():
         class_names = run.class_names
         labels = run.probe_labels()
+        if measure_sample is not None:  # a wrong size is said before anything is drawn
+            check_sample_size(measure_sample, len(labels))
         maps = {layer: _checked_maps(run, layer, len(labels)) for layer in run.layers}  # all inputs before drawing
         written = []
         if run.has(layout.PROBE_IMAGES):
@@ -300,7 +304,9 @@ def render_run(run: RunFolder, *, show_progress: bool = True) -> list[Path]:
         if run.manifest["test"] is not None:
             written.append(_draw_confusion(run, class_names))
         written += _draw_dynamics(run, show_progress)
-        written.append(render.write_json(_metrics(run), run.local(layout.METRICS)))
+        measured = measure_run(run, sample_size=measure_sample, show_progress=show_progress)
+        written += _draw_layer_measures(run, measured)
+        written.append(render.write_json(_metrics(run, measured), run.local(layout.METRICS)))
         written.append(report.write_report(run))
         for path in written:
             run.add_file(path.relative_to(run.path).as_posix())
@@ -317,15 +323,37 @@ def _draw_dynamics(run: RunFolder, show_progress: bool) -> list[Path]:
         note(str(error), enabled=show_progress)
         return []
     if found is None:
-        note("no per-image dynamics: the run has no trained snapshot with stored predictions", enabled=show_progress)
+        note("no per-image dynamics: the run has fewer than two trained snapshots with stored predictions",
+             enabled=show_progress)
         return []
-    with atomic_output(run.local(layout.DYNAMICS_PROBE)) as temporary, open(temporary, "wb") as out:
-        np.savez(out, **found.as_arrays())
+    written = [_save_dynamics(run, found, layout.DYNAMICS_PROBE)]
+    try:
+        test_probe = test_probe_dynamics(run)
+    except RunFolderError as error:
+        note(str(error), enabled=show_progress)
+        test_probe = None
+    if test_probe is not None:
+        written.append(_save_dynamics(run, test_probe, layout.DYNAMICS_TEST_PROBE))
     first, last = int(found.snapshots[0]), int(found.snapshots[-1])
-    span = run.snapshot_title(first) if first == last else f"{run.snapshot_title(first)} to {run.snapshot_title(last)}"
-    data_map = render.draw_data_map(found.confidence, found.variability, found.correctness,
-                                    run.local(layout.figure("data_map")), snapshots=span.lower())
-    return [run.local(layout.DYNAMICS_PROBE), data_map]
+    span = f"{run.snapshot_title(first)} to {run.snapshot_title(last)}"
+    written.append(render.draw_data_map(found.confidence, found.variability, found.correctness,
+                                        run.local(layout.figure("data_map")), snapshots=span.lower()))
+    return written
+
+
+def _save_dynamics(run: RunFolder, found: SampleDynamics, relpath: str) -> Path:
+    with atomic_output(run.local(relpath)) as temporary, open(temporary, "wb") as out:
+        np.savez(out, **found.as_arrays())  # plain arrays: read back with allow_pickle=False
+    return run.local(relpath)
+
+
+def _draw_layer_measures(run: RunFolder, measured: dict | None) -> list[Path]:
+    """dynamics/layers.json: each layer's measures per snapshot (layerlapse.measures)."""
+    if measured is None:
+        return []
+    written = [render.write_json(measured, run.local(layout.DYNAMICS_LAYERS))]
+    run.add_file(layout.DYNAMICS_LAYERS)  # listed now: the report drawn next reads it instead of measuring again
+    return written
 
 
 def write_run_report(run: RunFolder, path: str | os.PathLike | None = None, *, size_budget_mb: float = 25.0,
@@ -426,9 +454,11 @@ def _draw_confusion(run: RunFolder, class_names: list[str]) -> Path:
                                  title=f"Test set: accuracy {accuracy:.4f}")
 
 
-def _metrics(run: RunFolder) -> dict:
+def _metrics(run: RunFolder, measured: dict | None) -> dict:
     test = run.manifest["test"]
     return {"dataset": run.manifest["dataset"].get("name"), "layers": run.layers,
             "probe_size": run.manifest["dataset"]["probe_size"], "epochs": run.epochs_complete,
             "test_accuracy": None if test is None else test["accuracy"],
-            "test_loss": None if test is None else test["loss"], "history": run.history}
+            "test_loss": None if test is None else test["loss"], "history": run.history,
+            "what_changed_when": None if measured is None else what_changed_when(measured),
+            "layer_measures": measured}

@@ -310,6 +310,18 @@ class RunFolder:
     def activations(self, layer: str, epoch: int) -> np.ndarray:
         return self.read_array(layout.activations(layer, epoch))
 
+    def read_rows(self, relpath: str, rows: np.ndarray) -> np.ndarray:
+        """Rows `rows` of a listed 2-D-or-more .npy file, read through a memory map: a sample of a wide layer's
+        activations without loading the whole snapshot."""
+        shape, _ = self.array_header(relpath)
+        if not shape or (len(rows) and int(np.max(rows)) >= shape[0]):
+            raise self._damaged(relpath, f"it holds {shape[0] if shape else 0} rows where {int(np.max(rows)) + 1} "
+                                          "or more belong")
+        try:
+            return np.asarray(np.load(self.local(relpath), mmap_mode="r", allow_pickle=False)[rows])
+        except (ValueError, OSError, EOFError) as error:
+            raise self._damaged(relpath, str(error)) from None
+
     def predictions(self, epoch: int) -> np.ndarray:
         return self.read_array(layout.predictions(epoch))
 
