@@ -31,6 +31,11 @@ _EXPORTS = {
     "run_experiment": "pipeline",
     "export_tensorboard": "export",
     "write_report": "report",
+    "sample_dynamics": "dynamics",
+    "probe_dynamics": "dynamics",
+    "test_probe_dynamics": "dynamics",
+    "layer_measures": "measures",
+    "linear_cka": "representation",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
