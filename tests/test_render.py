@@ -344,6 +344,269 @@ def test_mp4_refuses_no_frames_frames_of_two_sizes_and_bad_timing(tmp_path: Path
     assert sorted(item.name for item in tmp_path.iterdir()) == ["frames", "odd"]
 
 
+# --- layer measures, CKA, the grid of layers and the layers' lapse -------------------------------------------------
+
+TAB10_BLUE, TAB10_ORANGE = (31, 119, 180), (255, 127, 14)  # the first two layers' colours
+MISSING_GREY = (216, 216, 216)  # matplotlib's "0.85" as Agg draws it: a CKA cell the measures could not fill
+
+
+def distinct_colours(path: Path) -> int:
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("RGB")).reshape(-1, 3)
+    return len(np.unique(pixels, axis=0))
+
+
+def layer_measures(n_snapshots: int, layers: tuple[str, ...] = ("conv", "hidden", "logits")) -> dict:
+    """Measures in the stored schema: CKA falling with the distance between snapshots, accuracy rising."""
+    snapshots = list(range(n_snapshots))
+    titles = ["untrained", *(f"epoch {snapshot}" for snapshot in snapshots[1:])]
+    measures = {"sample_size": 2000, "sample_seed": 43, "knn_k": 10, "cka_sample_size": 2000,
+                "snapshots": snapshots, "titles": titles, "layers": {}, "layer_order": list(layers),
+                "cka_between_layers": None}
+    for depth, layer in enumerate(layers):
+        drift = np.sqrt(np.arange(n_snapshots)) * (0.2 + 0.1 * depth)
+        cka = np.exp(-np.abs(drift[:, None] - drift[None, :]))
+        previous = [None, *(float(cka[s, s - 1]) for s in snapshots[1:])]
+        accuracy = [float(0.9 - 0.6 * np.exp(-s / 3)) for s in snapshots]
+        changes = sorted(snapshots[1:], key=lambda s: cka[s, s - 1])[:3]
+        measures["layers"][layer] = {
+            "knn_accuracy": accuracy, "linear_probe_accuracy": [value + 0.02 for value in accuracy],
+            "cka_to_previous": previous, "neighbors_kept": [None, *(value - 0.1 for value in previous[1:])],
+            "cka": cka.tolist(), "left_out": [0] * n_snapshots,
+            "largest_change": [{"snapshot": s, "title": titles[s], "cka_change": 1 - float(cka[s, s - 1]),
+                                "neighbors_kept": previous[s] - 0.1} for s in changes]}
+    if len(layers) > 1:
+        between = np.full((len(layers), len(layers)), 0.6) + 0.4 * np.eye(len(layers))
+        measures["cka_between_layers"] = [between.tolist()] * n_snapshots
+    return measures
+
+
+@pytest.mark.parametrize(("n_snapshots", "layers", "size"), [
+    (6, ("conv", "hidden", "logits"), (3 * 400 + 120, 2 * 400 + 50)),  # three layers and the between-layers panel
+    (12, ("hidden", "logits"), (3 * 528 + 120, 528 + 50)),  # numbers in 12 x 12 cells: wider panels
+    (50, ("hidden",), (520, 450)),  # no numbers, thinned ticks
+    (1, ("hidden",), (520, 450)),
+])
+def test_cka_draws_a_panel_per_layer_and_one_between_layers(tmp_path: Path, n_snapshots: int,
+                                                           layers: tuple[str, ...], size: tuple[int, int]) -> None:
+    path = render.draw_cka(layer_measures(n_snapshots, layers), tmp_path / "figures" / "cka.png")
+    assert path == tmp_path / "figures" / "cka.png"
+    assert png_size(path) == size
+    assert distinct_colours(path) > 100  # the heatmaps' colour scale, not a blank page
+
+
+def test_cka_greys_the_pairs_that_were_not_measured(tmp_path: Path) -> None:
+    measures = layer_measures(6, ("hidden",))
+    complete = render.draw_cka(measures, tmp_path / "complete.png", title="Hidden layer")
+    cka = measures["layers"]["hidden"]["cka"]
+    cka[0][3] = cka[3][0] = None
+    gaps = render.draw_cka(measures, tmp_path / "gaps.png")
+    assert count_colour(complete, MISSING_GREY) < 50
+    assert count_colour(gaps, MISSING_GREY) > 3000  # two cells of about 50 x 50 pixels
+
+
+def test_cka_leaves_out_the_between_layers_panel_when_it_was_not_measured(tmp_path: Path) -> None:
+    measures = layer_measures(4, ("conv", "hidden"))
+    assert png_size(render.draw_cka(measures, tmp_path / "with.png")) == (3 * 400 + 120, 450)
+    measures["cka_between_layers"] = None
+    assert png_size(render.draw_cka(measures, tmp_path / "without.png")) == (2 * 400 + 120, 450)
+
+
+def test_cka_refuses_no_layers_and_matrices_that_do_not_fit_the_snapshots(tmp_path: Path) -> None:
+    for empty in ({}, {"snapshots": [0, 1], "layers": {}}):
+        with pytest.raises(ValueError, match=r"^measures has no layers; compute the layer measures of a run"):
+            render.draw_cka(empty, tmp_path / "cka.png")
+    measures = layer_measures(6, ("conv", "hidden"))
+    measures["layers"]["hidden"]["cka"] = layer_measures(5, ("hidden",))["layers"]["hidden"]["cka"]
+    with pytest.raises(ValueError, match=r"^measures\['layers'\]\['hidden'\]\['cka'\] is 5 x 5 but there are 6 "
+                                         r"snapshots; it must be 6 x 6: compute it over the same snapshots"):
+        render.draw_cka(measures, tmp_path / "cka.png")
+    measures["layers"]["hidden"]["cka"] = [[1.0] * 6] * 5 + [[1.0] * 4]
+    with pytest.raises(ValueError, match=r"is 6 rows of lengths \[4, 6\] but there are 6 snapshots"):
+        render.draw_cka(measures, tmp_path / "cka.png")
+    del measures["layers"]["conv"]["cka"]
+    with pytest.raises(ValueError, match=r"^measures\['layers'\]\['conv'\]\['cka'\] is empty but there are 6 "):
+        render.draw_cka(measures, tmp_path / "cka.png")
+    measures = layer_measures(6, ("conv", "hidden"))
+    measures["cka_between_layers"][-1] = [[1.0, 0.5, 0.5]] * 3
+    with pytest.raises(ValueError, match=r"cka_between_layers'\]\[-1\] is 3 x 3 but there are 2 layers"):
+        render.draw_cka(measures, tmp_path / "cka.png")
+    measures["cka_between_layers"] = measures["cka_between_layers"][:2]
+    with pytest.raises(ValueError, match=r"cka_between_layers'\] has 2 matrices but there are 6 snapshots"):
+        render.draw_cka(measures, tmp_path / "cka.png")
+    measures = layer_measures(3, ("conv",))
+    measures["layer_order"] = ["conv", "head"]
+    with pytest.raises(ValueError, match=r"layer_order'\] names 'head', which measures\['layers'\] lacks"):
+        render.draw_cka(measures, tmp_path / "cka.png")
+    assert not (tmp_path / "cka.png").exists()
+
+
+@pytest.mark.parametrize("n_snapshots", [1, 8, 50])
+def test_layer_measures_draw_each_layer_in_its_tab10_colour(tmp_path: Path, n_snapshots: int) -> None:
+    measures = layer_measures(n_snapshots, ("conv", "hidden"))
+    measures["layers"]["hidden"]["knn_accuracy"][n_snapshots // 2] = None  # a gap, not a failure
+    path = render.draw_layer_measures(measures, tmp_path / "figures" / "layer_measures.png")
+    assert path == tmp_path / "figures" / "layer_measures.png"
+    assert png_size(path) == (1152, 768)
+    assert distinct_colours(path) > 50
+    assert count_colour(path, TAB10_BLUE) > 50  # with one snapshot, its markers and the legend's line
+    assert count_colour(path, TAB10_ORANGE) > 50
+
+
+def test_layer_measures_without_neighbours_kept_or_largest_changes(tmp_path: Path) -> None:
+    measures = layer_measures(5, ("hidden",))
+    measures["layers"]["hidden"]["neighbors_kept"] = [None] * 5
+    measures["layers"]["hidden"]["largest_change"] = []
+    del measures["layers"]["hidden"]["linear_probe_accuracy"]  # an older file without the probe
+    assert png_size(render.draw_layer_measures(measures, tmp_path / "layer_measures.png")) == (1152, 768)
+
+
+def test_layer_measures_refuse_series_that_do_not_fit_the_snapshots(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"^measures has no layers"):
+        render.draw_layer_measures({"layers": {}}, tmp_path / "layer_measures.png")
+    measures = layer_measures(4, ("hidden",))
+    measures["layers"]["hidden"]["knn_accuracy"] = [0.5, 0.6, 0.7]
+    with pytest.raises(ValueError, match=r"^measures\['layers'\]\['hidden'\]\['knn_accuracy'\] has 3 values but "
+                                         r"there are 4 snapshots; compute the measures and the snapshots from the "
+                                         r"same run$"):
+        render.draw_layer_measures(measures, tmp_path / "layer_measures.png")
+    measures = layer_measures(4, ("hidden",))
+    measures["layers"]["hidden"]["largest_change"][0]["snapshot"] = 9
+    with pytest.raises(ValueError, match=r"^largest_change names snapshot 9, which measures\['snapshots'\] lacks"):
+        render.draw_layer_measures(measures, tmp_path / "layer_measures.png")
+    measures["snapshots"] = []
+    with pytest.raises(ValueError, match=r"^measures has no snapshots"):
+        render.draw_layer_measures(measures, tmp_path / "layer_measures.png")
+    assert not (tmp_path / "layer_measures.png").exists()
+
+
+@pytest.mark.parametrize(("snapshots", "chosen"), [
+    ([0], [0]),
+    ([0, 1], [0, 1]),
+    ([0, 1, 2], [0, 1, 2]),
+    (list(range(16)), [0, 4, 8, 11, 15]),
+    (list(range(50)), [0, 12, 24, 37, 49]),
+    ([30, 10, 20, 10, 0], [0, 10, 20, 30]),  # unsorted, with a repeat: sorted, once each
+])
+def test_choose_snapshots_spreads_a_handful_over_the_run(snapshots: list[int], chosen: list[int]) -> None:
+    assert render.choose_snapshots(snapshots) == chosen
+
+
+def test_choose_snapshots_other_counts_and_bad_ones() -> None:
+    assert render.choose_snapshots(list(range(16)), count=2) == [0, 15]
+    assert render.choose_snapshots(list(range(100, 110)), count=20) == list(range(100, 110))
+    with pytest.raises(ValueError, match=r"^count must be at least 2 \(the first and the last snapshot\), got 1$"):
+        render.choose_snapshots([0, 1, 2], count=1)
+    with pytest.raises(ValueError, match=r"^snapshots is empty; record at least one snapshot"):
+        render.choose_snapshots([])
+
+
+def layer_maps(layers: tuple[str, ...], snapshots: list[int], n_points: int) -> tuple[dict, np.ndarray]:
+    """{layer: {snapshot: map}} whose classes pull apart as training goes on, and the labels."""
+    xy, labels = clustered_map(n_points)
+    noise = np.random.default_rng(7).normal(0.0, 4.0, xy.shape)
+    return {layer: {snapshot: xy * (depth + 1) + noise / (1 + snapshot) for snapshot in snapshots}
+            for depth, layer in enumerate(layers)}, labels
+
+
+def test_layer_grid_puts_layers_in_rows_and_snapshots_in_columns(tmp_path: Path) -> None:
+    snapshots = list(range(16))
+    maps, labels = layer_maps(("conv", "hidden", "logits"), snapshots, 1000)
+    maps["hidden"][15][:100] = np.nan  # left out, as in a frame
+    chosen = render.choose_snapshots(snapshots)
+    titles = {snapshot: f"epoch {snapshot}" for snapshot in snapshots}
+    captions = {(layer, snapshot): "trust 0.985 · cont. 0.983" for layer in maps for snapshot in chosen}
+    path = render.draw_layer_grid(maps, labels, FASHION, chosen, titles, tmp_path / "figures" / "layers.png",
+                                  captions=captions)
+    assert path == tmp_path / "figures" / "layers.png"
+    width, height = png_size(path)
+    assert width == 34 + 5 * (240 + 10) + 4  # 240-pixel cells
+    assert 3 * 240 < height < 3 * 300 + 120
+    assert distinct_colours(path) > 100
+    assert count_colour(path, TAB10_RED) > 200  # class 3's points and its legend marker
+    without = render.draw_layer_grid(maps, labels, DIGITS, chosen, {}, tmp_path / "plain.png")
+    assert png_size(without)[1] < height  # no captions, no room kept for them
+
+
+def test_layer_grid_stays_a_sane_size_for_many_layers(tmp_path: Path) -> None:
+    layers = tuple(f"block{depth}" for depth in range(20))
+    maps, labels = layer_maps(layers, [0, 5], 40)
+    width, height = png_size(render.draw_layer_grid(maps, labels, DIGITS, [0, 5], {0: "untrained", 5: "epoch 5"},
+                                                    tmp_path / "layers.png"))
+    assert width < 600 and height <= 3200
+
+
+def test_layer_grid_refuses_missing_snapshots_and_mismatched_labels(tmp_path: Path) -> None:
+    maps, labels = layer_maps(("conv", "hidden"), [0, 1, 2], 30)
+    target = tmp_path / "layers.png"
+    with pytest.raises(ValueError, match=r"^maps has no layers; pass each layer's maps as \{layer: \{snapshot: map"):
+        render.draw_layer_grid({}, labels, DIGITS, [0], {}, target)
+    with pytest.raises(ValueError, match=r"^snapshots is empty; pick some to draw"):
+        render.draw_layer_grid(maps, labels, DIGITS, [], {}, target)
+    del maps["hidden"][2]
+    with pytest.raises(ValueError, match=r"^maps\['hidden'\] has no map for snapshot 2; map that snapshot first or "
+                                         r"leave it out of snapshots$"):
+        render.draw_layer_grid(maps, labels, DIGITS, [0, 2], {}, target)
+    with pytest.raises(ValueError, match=r"^labels must have shape \(30,\) to match maps\['conv'\]\[0\], got \(29,\); "
+                                         r"pass one label per mapped point$"):
+        render.draw_layer_grid(maps, labels[:29], DIGITS, [0, 1], {}, target)
+    assert not target.exists()
+
+
+def draw_layer_frames(folder: Path, layers: tuple[str, ...], class_names: list[str]) -> list[Path]:
+    snapshots = [0, 1, 2]
+    maps, labels = layer_maps(layers, snapshots, 500)
+    limits = {layer: render.common_limits(list(by_snapshot.values())) for layer, by_snapshot in maps.items()}
+    # captions of different lengths, from none to more than fits: the frames must not change size with them
+    captions = [{}, {layers[0]: "trust 0.985 · cont. 0.983"},
+                {layer: "layer · 500 probe images · map: UMAP\n" + "trust 0.985 · cont. 0.983 · " * 8
+                 for layer in layers}]
+    return [render.draw_layers_frame({layer: maps[layer][snapshot] for layer in layers}, labels, class_names,
+                                     limits, folder / f"layers_{snapshot:03d}.png", title=f"epoch {snapshot}",
+                                     captions=captions[snapshot]) for snapshot in snapshots]
+
+
+@pytest.mark.parametrize(("layers", "class_names"), [
+    (("hidden",), DIGITS), (("conv", "hidden", "logits"), FASHION), (tuple(f"block{i}" for i in range(6)), DIGITS),
+    (("hidden", "logits"), [f"class {number}" for number in range(30)]),  # a colour strip instead of a legend
+])
+def test_layers_frames_of_a_run_are_one_size_and_make_a_gif(tmp_path: Path, layers: tuple[str, ...],
+                                                            class_names: list[str]) -> None:
+    frames = draw_layer_frames(tmp_path / "frames", layers, class_names)
+    sizes = {png_size(frame) for frame in frames}
+    assert len(sizes) == 1
+    width, height = sizes.pop()
+    assert width % 16 == 0 and height % 16 == 0  # whole video blocks: the MP4 needs no padding
+    assert width >= min(len(layers), 4) * 384
+    assert all(distinct_colours(frame) > 50 for frame in frames)
+    gif = render.write_gif(frames, tmp_path / "lapse_layers.gif")
+    with Image.open(gif) as image:
+        assert image.size == (width, height)
+        assert image.n_frames == 3
+
+
+def test_layers_frame_colours_classes_as_the_frames_do(tmp_path: Path) -> None:
+    xy, _ = clustered_map(200)
+    path = render.draw_layers_frame({"hidden": xy}, np.full(200, 3), DIGITS, {"hidden": render.common_limits([xy])},
+                                    tmp_path / "threes.png", title="epoch 1", captions={"hidden": "a caption"})
+    assert count_colour(path, TAB10_RED) > 300
+
+
+def test_layers_frame_refuses_no_layers_no_view_and_mismatched_labels(tmp_path: Path) -> None:
+    xy, labels = clustered_map(40)
+    target = tmp_path / "frame.png"
+    with pytest.raises(ValueError, match=r"^maps_at has no layers; pass each layer's map at this snapshot"):
+        render.draw_layers_frame({}, labels, DIGITS, {}, target, title="epoch 0", captions={})
+    with pytest.raises(ValueError, match=r"^limits has no entry for layer 'logits'; pass common_limits over all of "
+                                         r"that layer's maps, the same for every frame$"):
+        render.draw_layers_frame({"hidden": xy, "logits": xy}, labels, DIGITS, {"hidden": None}, target,
+                                 title="epoch 0", captions={})
+    with pytest.raises(ValueError, match=r"^labels must have shape \(40,\) to match maps_at\['hidden'\], got \(41,\)"):
+        render.draw_layers_frame({"hidden": xy}, np.zeros(41), DIGITS, {"hidden": None}, target, title="epoch 0",
+                                 captions={})
+    assert not target.exists()
+
+
 # --- atomic writes and pyplot hygiene -------------------------------------------------------------------------------
 
 
@@ -394,6 +657,12 @@ def test_rendering_never_touches_pyplot_and_imports_matplotlib_lazily(tmp_path: 
         render.draw_train_test(xy, labels, xy[:5], names, out / "train_test.png", title="t")
         render.draw_confusion(render.confusion_matrix(labels, labels, 10), names, out / "confusion.png", title="c")
         render.write_json({{"ok": True}}, out / "metrics.json")
+        measures = {{"snapshots": [0, 1], "titles": ["a", "b"], "knn_k": 10, "sample_size": 50,
+                    "layers": {{"h": {{"knn_accuracy": [0.5, 0.6], "cka": [[1.0, 0.9], [0.9, 1.0]]}}}}}}
+        render.draw_cka(measures, out / "cka.png")
+        render.draw_layer_measures(measures, out / "layer_measures.png")
+        render.draw_layer_grid({{"h": {{0: xy, 1: xy}}}}, labels, names, [0, 1], {{}}, out / "layers.png")
+        render.draw_layers_frame({{"h": xy}}, labels, names, {{"h": None}}, out / "l.png", title="t", captions={{}})
         assert "matplotlib.pyplot" not in sys.modules
         print("clean")
     """)

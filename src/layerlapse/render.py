@@ -21,7 +21,7 @@ from .errors import ConfigError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-    from matplotlib.colors import ListedColormap
+    from matplotlib.colors import ListedColormap, Normalize
     from matplotlib.figure import Figure
 
 PathLike = str | os.PathLike[str]
@@ -67,9 +67,10 @@ def _check_points(xy: np.ndarray, labels: np.ndarray, name: str) -> tuple[np.nda
     xy = np.asarray(xy, dtype=np.float64)
     labels = np.asarray(labels)
     if xy.ndim != 2 or xy.shape[1] != 2:
-        raise ValueError(f"{name} must have shape (n, 2), got {xy.shape}")
+        raise ValueError(f"{name} must have shape (n, 2), got {xy.shape}; pass the 2-D map, one row per point")
     if labels.shape != (xy.shape[0],):
-        raise ValueError(f"labels must have shape ({xy.shape[0]},) to match {name}, got {labels.shape}")
+        raise ValueError(f"labels must have shape ({xy.shape[0]},) to match {name}, got {labels.shape}; "
+                         "pass one label per mapped point")
     return xy, labels
 
 
@@ -98,6 +99,46 @@ def _marker_style(n_points: int) -> tuple[float, float]:
     return area, alpha
 
 
+def _class_norm(n_classes: int) -> Normalize:
+    from matplotlib.colors import Normalize
+
+    # Centre each class on an integer so that class k fills exactly the k-th colour band.
+    return Normalize(vmin=-0.5, vmax=n_classes - 0.5)
+
+
+def _scatter_by_class(
+    axes: Axes,
+    xy: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    point_size: float | None,
+    limits: tuple[tuple[float, float], tuple[float, float]] | None,
+    *,
+    marker_scale: float = 1.0,
+) -> None:
+    """The map's finite points coloured by class on `axes`, in a fixed view when `limits` is given."""
+    keep = _finite_rows(xy)
+    area, alpha = _marker_style(int(keep.sum()))
+    axes.scatter(
+        xy[keep, 0], xy[keep, 1], c=labels[keep], cmap=_class_colormap(n_classes), norm=_class_norm(n_classes),
+        s=area * marker_scale if point_size is None else point_size, alpha=alpha, linewidths=0,
+    )
+    if limits is not None:
+        # the same view on every frame, widened to the axes' shape so that equal aspect needs no further change
+        (x0, x1), (y0, y1) = limits
+        box = axes.get_position()
+        box_ratio = (box.height * axes.figure.bbox.height) / (box.width * axes.figure.bbox.width)
+        width, height = max(x1 - x0, (y1 - y0) / box_ratio), max(y1 - y0, (x1 - x0) * box_ratio)
+        axes.set_xlim((x0 + x1 - width) / 2, (x0 + x1 + width) / 2)
+        axes.set_ylim((y0 + y1 - height) / 2, (y0 + y1 + height) / 2)
+        axes.set_aspect("equal", adjustable="box")
+    else:
+        # datalim keeps the axes box fixed and stretches the limits instead, so the map never moves between frames.
+        axes.set_aspect("equal", adjustable="datalim")
+    axes.set_xticks([])
+    axes.set_yticks([])  # map coordinates have no units
+
+
 def _class_scatter(
     figure: Figure,
     xy: np.ndarray,
@@ -108,34 +149,13 @@ def _class_scatter(
 ) -> Axes:
     """Draw the map coloured by class on fixed axes, with a colour bar labelled by class name."""
     from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
 
     n_classes = len(class_names)
-    colormap = _class_colormap(n_classes)
-    # Centre each class on an integer so that class k fills exactly the k-th colour band.
-    norm = Normalize(vmin=-0.5, vmax=n_classes - 0.5)
-    keep = _finite_rows(xy)
-    area, alpha = _marker_style(int(keep.sum()))
     axes = figure.add_axes(_MAP_RECT)
-    axes.scatter(
-        xy[keep, 0], xy[keep, 1], c=labels[keep], cmap=colormap, norm=norm,
-        s=area if point_size is None else point_size, alpha=alpha, linewidths=0,
-    )
-    if limits is not None:
-        # the same view on every frame, widened to the axes' shape so that equal aspect needs no further change
-        (x0, x1), (y0, y1) = limits
-        box_ratio = (_MAP_RECT[3] * figure.bbox.height) / (_MAP_RECT[2] * figure.bbox.width)
-        width, height = max(x1 - x0, (y1 - y0) / box_ratio), max(y1 - y0, (x1 - x0) * box_ratio)
-        axes.set_xlim((x0 + x1 - width) / 2, (x0 + x1 + width) / 2)
-        axes.set_ylim((y0 + y1 - height) / 2, (y0 + y1 + height) / 2)
-        axes.set_aspect("equal", adjustable="box")
-    else:
-        # datalim keeps the axes box fixed and stretches the limits instead, so the map never moves between frames.
-        axes.set_aspect("equal", adjustable="datalim")
-    axes.set_xticks([])
-    axes.set_yticks([])  # map coordinates have no units
+    _scatter_by_class(axes, xy, labels, n_classes, point_size, limits)
     # A separate, opaque mappable: the colour bar should show the class colours at full strength.
-    colorbar = figure.colorbar(ScalarMappable(norm=norm, cmap=colormap), cax=figure.add_axes(_COLORBAR_RECT))
+    colorbar = figure.colorbar(ScalarMappable(norm=_class_norm(n_classes), cmap=_class_colormap(n_classes)),
+                               cax=figure.add_axes(_COLORBAR_RECT))
     colorbar.set_ticks(range(n_classes), labels=list(class_names))
     colorbar.ax.tick_params(labelsize=8, length=0)
     return axes
@@ -492,3 +512,435 @@ def write_json(obj: Any, path: PathLike) -> Path:
     with atomic_output(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+# --- the layers side by side: layer measures, CKA, the grid of maps and the layers' lapse ----------------------------
+
+# Sequential, not diverging: CKA runs from 0 (unrelated) to 1 (the same up to rotation and scale), with no middle.
+_CKA_COLORMAP = "viridis"
+_MISSING_CELL_COLOR = "0.85"  # a pair the measures could not compare (None): grey, with nothing written in it
+_MOST_CELLS_WITH_TEXT = 12  # a side beyond this gets no numbers: they would not fit in their cells
+_MOST_TICKS = 12
+_LAYER_PALETTE = "tab10"
+_LEGEND_CLASSES_AT_MOST = 20  # more classes get a colour strip with some names instead of a legend of markers
+
+
+def _layer_colors(layer_order: Sequence[str]) -> dict[str, Any]:
+    """The same colour for a layer in every figure: tab10 in layer order, input to output."""
+    import matplotlib
+
+    palette = matplotlib.colormaps[_LAYER_PALETTE].colors
+    return {layer: palette[position % len(palette)] for position, layer in enumerate(layer_order)}
+
+
+def _floats(values: Sequence[float | None]) -> np.ndarray:
+    """Stored measures as floats, None (not measured) as NaN, which matplotlib leaves as a gap."""
+    return np.array([np.nan if value is None else float(value) for value in values], dtype=np.float64)
+
+
+def _measured_layers(measures: Mapping[str, Any]) -> tuple[list[int], list[str]]:
+    """The snapshot numbers and the layers in order, input to output; a one-line error when there is nothing."""
+    layers = measures.get("layers") if isinstance(measures, Mapping) else None
+    if not layers:
+        raise ValueError("measures has no layers; compute the layer measures of a run that recorded at least one "
+                         "layer before drawing them")
+    snapshots = [int(snapshot) for snapshot in measures.get("snapshots") or []]
+    if not snapshots:
+        raise ValueError("measures has no snapshots; compute the layer measures over the run's snapshots first")
+    order = list(measures.get("layer_order") or [])
+    if unknown := [layer for layer in order if layer not in layers]:
+        raise ValueError(f"measures['layer_order'] names {unknown[0]!r}, which measures['layers'] lacks; "
+                         "write layer_order from the same measures")
+    return snapshots, order + [layer for layer in layers if layer not in order]
+
+
+def _per_snapshot(measures: Mapping[str, Any], layer: str, key: str, n_snapshots: int) -> np.ndarray:
+    """One value per snapshot of a layer's measure (all NaN where the measure is absent)."""
+    values = measures["layers"][layer].get(key)
+    if values is None:
+        return np.full(n_snapshots, np.nan)
+    if len(values) != n_snapshots:
+        raise ValueError(f"measures['layers'][{layer!r}][{key!r}] has {len(values)} values but there are "
+                         f"{n_snapshots} snapshots; compute the measures and the snapshots from the same run")
+    return _floats(values)
+
+
+def _square_matrix(rows: Sequence[Sequence[float | None]], side: int, name: str, axis_name: str) -> np.ndarray:
+    """A side x side matrix of floats (None as NaN), or a one-line error naming the shape found."""
+    widths = sorted({len(row) for row in rows})
+    if len(rows) != side or widths != [side]:
+        if not rows:
+            found = "empty"
+        elif len(widths) == 1:
+            found = f"{len(rows)} x {widths[0]}"
+        else:
+            found = f"{len(rows)} rows of lengths {widths}"
+        raise ValueError(f"{name} is {found} but there are {side} {axis_name}; it must be {side} x {side}: compute "
+                         f"it over the same {axis_name} as the rest of the measures")
+    return np.array([_floats(row) for row in rows], dtype=np.float64)
+
+
+def _tick_positions(count: int) -> list[int]:
+    """Every position when few, else every k-th, so that tick labels never run into each other."""
+    return list(range(0, count, math.ceil(count / _MOST_TICKS)))
+
+
+def _cka_heatmap(axes: Axes, matrix: np.ndarray, names: Sequence[str], title: str) -> Any:
+    """One CKA matrix as a heatmap on a fixed 0..1 scale, its values written in when there are few cells."""
+    import matplotlib
+
+    colormap = matplotlib.colormaps[_CKA_COLORMAP].with_extremes(bad=_MISSING_CELL_COLOR)
+    image = axes.imshow(np.ma.masked_invalid(matrix), cmap=colormap, vmin=0.0, vmax=1.0, interpolation="nearest")
+    side = len(matrix)
+    if side <= _MOST_CELLS_WITH_TEXT:
+        fontsize = 8 if side <= 8 else 7
+        for (row, column), value in np.ndenumerate(matrix):
+            if math.isfinite(value):  # viridis is dark at the bottom: light text there, dark text above
+                axes.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=fontsize,
+                          color="white" if value < 0.55 else "black")
+    ticks = _tick_positions(side)
+    labels = [str(names[tick]) for tick in ticks]
+    long_names = max(len(label) for label in labels) > 3
+    axes.set_xticks(ticks, labels=labels, fontsize=8, rotation=40 if long_names else 0,
+                    ha="right" if long_names else "center", rotation_mode="anchor")
+    axes.set_yticks(ticks, labels=labels, fontsize=8)
+    axes.tick_params(length=2)
+    axes.set_title(title, fontsize=10)
+    return image
+
+
+def _cka_panels(measures: Mapping[str, Any], snapshots: list[int], order: list[str]
+                ) -> list[tuple[np.ndarray, list[str], str, str]]:
+    """(matrix, tick names, title, axis label) for each panel: each layer over the snapshots, then the layers."""
+    snapshot_names = [str(snapshot) for snapshot in snapshots]
+    panels = [(_square_matrix(measures["layers"][layer].get("cka") or [], len(snapshots),
+                              f"measures['layers'][{layer!r}]['cka']", "snapshots"),
+               snapshot_names, layer, "snapshot") for layer in order]
+    between = measures.get("cka_between_layers")
+    if len(order) >= 2 and between:
+        if len(between) != len(snapshots):
+            raise ValueError(f"measures['cka_between_layers'] has {len(between)} matrices but there are "
+                             f"{len(snapshots)} snapshots; compute it at every snapshot of the run")
+        titles = measures.get("titles") or []
+        last = titles[-1] if len(titles) == len(snapshots) else f"snapshot {snapshots[-1]}"
+        matrix = _square_matrix(between[-1] or [], len(order), "measures['cka_between_layers'][-1]", "layers")
+        panels.append((matrix, order, f"between layers, {last}", "layer"))
+    return panels
+
+
+def _cka_panel_px(panels: Sequence[tuple[np.ndarray, Any, Any, Any]]) -> int:
+    """A panel's side in pixels: 400, or more when numbers are written in up to 12 cells a side (34 px a cell)."""
+    with_text = [len(matrix) for matrix, *_ in panels if len(matrix) <= _MOST_CELLS_WITH_TEXT]
+    return max(400, 120 + 34 * max(with_text, default=0))
+
+
+def draw_cka(measures: dict, path: PathLike, *, title: str | None = None) -> Path:
+    """Linear CKA between every pair of snapshots, one heatmap per layer, and between the layers at the last
+    snapshot: which epochs changed a layer's representation, and how alike the layers end up."""
+    snapshots, order = _measured_layers(measures)
+    panels = _cka_panels(measures, snapshots, order)
+    columns = min(len(panels), 3)
+    rows = math.ceil(len(panels) / columns)
+    panel_px = _cka_panel_px(panels)
+    figure = _new_figure((columns * panel_px + 120, rows * panel_px + 50))
+    figure.set_layout_engine("constrained", w_pad=0.1, h_pad=0.1)
+    grid = figure.subplots(rows, columns, squeeze=False).ravel()
+    for axes, (matrix, names, panel_title, axis_label) in zip(grid, panels):
+        image = _cka_heatmap(axes, matrix, names, panel_title)
+        axes.set_xlabel(axis_label, fontsize=8)
+        axes.set_ylabel(axis_label, fontsize=8)
+    for axes in grid[len(panels):]:
+        axes.set_axis_off()
+    colorbar = figure.colorbar(image, ax=list(grid), shrink=0.8, aspect=30)
+    colorbar.set_label("linear CKA", fontsize=9)
+    colorbar.ax.tick_params(labelsize=8)
+    between = " and between layers" if len(panels) > len(order) else ""
+    figure.suptitle(title or f"Linear CKA between snapshots{between}", fontsize=11)
+    return _save_png(figure, path)
+
+
+def _plot_accuracies(axes: Axes, measures: Mapping[str, Any], snapshots: list[int], order: list[str],
+                     colors: Mapping[str, Any]) -> None:
+    """Top panel: how well each layer's neighbours (solid) and a linear probe (dashed) tell the classes apart."""
+    from matplotlib.lines import Line2D
+
+    marker = "o" if len(snapshots) <= 40 else None  # a lone value between two gaps still shows
+    for layer in order:
+        for key, style in (("knn_accuracy", "-"), ("linear_probe_accuracy", "--")):
+            # not clipped: an accuracy of 1 sits on the top edge, and its marker should show whole
+            axes.plot(snapshots, _per_snapshot(measures, layer, key, len(snapshots)), linestyle=style,
+                      color=colors[layer], marker=marker, markersize=3, linewidth=1.4, clip_on=False)
+    handles = [Line2D([], [], color=colors[layer], linewidth=2, label=layer) for layer in order]
+    handles += [Line2D([], [], color="0.3", linestyle="-", label=f"k-NN accuracy (k = {measures.get('knn_k', '?')})"),
+                Line2D([], [], color="0.3", linestyle="--", label="linear probe accuracy")]
+    sample = measures.get("sample_size")
+    axes.legend(handles=handles, fontsize=8, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                title=f"{sample:,} sampled points" if isinstance(sample, int) else None)
+    axes.set_ylim(0.0, 1.0)
+    axes.set_ylabel("accuracy", fontsize=9)
+    axes.set_title("How well each layer separates the classes", fontsize=10)
+
+
+def _largest_changes(layer_measures: Mapping[str, Any], change: np.ndarray, snapshots: list[int]
+                     ) -> list[tuple[int, float, str]]:
+    """(snapshot, height on the change curve, title) of each of a layer's largest changes that has a value."""
+    marks = []
+    for entry in layer_measures.get("largest_change") or []:
+        if entry.get("snapshot") not in snapshots:
+            raise ValueError(f"largest_change names snapshot {entry.get('snapshot')!r}, which measures['snapshots'] "
+                             "lacks; compute the measures and the snapshots from the same run")
+        position = snapshots.index(entry["snapshot"])
+        height = change[position] if math.isfinite(change[position]) else entry.get("cka_change")
+        if isinstance(height, (int, float)) and math.isfinite(height):
+            marks.append((entry["snapshot"], float(height), str(entry.get("title") or entry["snapshot"])))
+    return marks
+
+
+def _mark_largest_changes(axes: Axes, marks: Sequence[tuple[int, float, str, Any]], n_snapshots: int) -> None:
+    """A ring in the layer's colour on each largest change, and the snapshot's title once above its highest ring:
+    layers often change most at the same snapshot, and one label each would pile up."""
+    for snapshot, height, _, color in marks:
+        axes.plot(snapshot, height, marker="o", markersize=8, markerfacecolor="none", markeredgecolor=color,
+                  markeredgewidth=1.5)
+    for snapshot in sorted({mark[0] for mark in marks}):
+        here = [mark for mark in marks if mark[0] == snapshot]
+        _, height, title, color = max(here, key=lambda mark: mark[1])
+        axes.annotate(title, (snapshot, height), xytext=(0, 7), textcoords="offset points", fontsize=7,
+                      ha="left" if n_snapshots > 20 else "center", rotation=50 if n_snapshots > 20 else 0,
+                      color=color if len({mark[3] for mark in here}) == 1 else "0.25",
+                      bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 0.5})
+
+
+def _plot_changes(axes: Axes, measures: Mapping[str, Any], snapshots: list[int], order: list[str],
+                  colors: Mapping[str, Any]) -> None:
+    """Bottom panel: how much each layer's representation moved since the snapshot before."""
+    from matplotlib.lines import Line2D
+
+    marker = "o" if len(snapshots) <= 40 else None
+    highest, measured, any_neighbors, marks = 0.0, False, False, []
+    for layer in order:
+        change = 1.0 - _per_snapshot(measures, layer, "cka_to_previous", len(snapshots))
+        lost = 1.0 - _per_snapshot(measures, layer, "neighbors_kept", len(snapshots))
+        axes.plot(snapshots, change, color=colors[layer], marker=marker, markersize=3, linewidth=1.4)
+        if np.isfinite(lost).any():
+            any_neighbors = True
+            axes.plot(snapshots, lost, color=colors[layer], linestyle=":", linewidth=1.4)
+        highest = max(highest, float(np.nanmax(np.r_[change, lost, 0.0])))
+        measured = measured or bool(np.isfinite(change).any())
+        marks += [(*mark, colors[layer]) for mark in _largest_changes(measures["layers"][layer], change, snapshots)]
+    _mark_largest_changes(axes, marks, len(snapshots))
+    if not measured:
+        axes.text(0.5, 0.5, "no change measured (it needs two snapshots)", transform=axes.transAxes, ha="center",
+                  fontsize=9, color="0.5")
+    handles = [Line2D([], [], color="0.3", label="1 − CKA to previous")]
+    if any_neighbors:
+        handles.append(Line2D([], [], color="0.3", linestyle=":",
+                              label=f"1 − share of {measures.get('knn_k', '?')} nearest\nneighbours kept"))
+    if marks:
+        handles.append(Line2D([], [], color="0.3", marker="o", markerfacecolor="none", linestyle="",
+                              label="largest changes"))
+    axes.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axes.set_ylim(0.0, min(1.08, max(0.05, highest) * 1.25))  # room above the highest ring for its label
+    axes.set_ylabel("change from previous", fontsize=9)
+    axes.set_title("How much each layer changed since the snapshot before", fontsize=10)
+
+
+def draw_layer_measures(measures: dict, path: PathLike) -> Path:
+    """Per layer and snapshot: k-NN and linear-probe accuracy above, the change from the previous snapshot below,
+    with each layer's largest changes marked and named."""
+    from matplotlib.ticker import MaxNLocator
+
+    snapshots, order = _measured_layers(measures)
+    colors = _layer_colors(order)
+    figure = _new_figure((1152, 768))
+    figure.set_layout_engine("constrained", h_pad=0.08)
+    top, bottom = figure.subplots(2, 1, sharex=True)
+    _plot_accuracies(top, measures, snapshots, order, colors)
+    _plot_changes(bottom, measures, snapshots, order, colors)
+    for axes in (top, bottom):
+        axes.grid(alpha=0.3)
+        axes.tick_params(labelsize=8)
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))  # no snapshot 1.5
+    if len(snapshots) == 1:
+        bottom.set_xlim(snapshots[0] - 1, snapshots[0] + 1)  # else the locator zooms in to ticks of -0.045
+    bottom.set_xlabel("snapshot", fontsize=9)
+    return _save_png(figure, path)
+
+
+def choose_snapshots(snapshots: list[int], count: int = 5) -> list[int]:
+    """About `count` snapshots spread evenly over the run, always its first and last, sorted (all when fewer)."""
+    if count < 2:
+        raise ValueError(f"count must be at least 2 (the first and the last snapshot), got {count}")
+    ordered = sorted(set(snapshots))
+    if not ordered:
+        raise ValueError("snapshots is empty; record at least one snapshot before choosing some to draw")
+    positions = np.linspace(0, len(ordered) - 1, min(count, len(ordered))).round().astype(int)
+    return [ordered[position] for position in sorted(set(positions.tolist()))]
+
+
+# The grid of maps and the layers' frames are laid out in pixels, so that every frame of a run comes out the same
+# size whatever its captions say.
+_CAPTION_LINE_PX = 16  # a 7-point line at 128 dpi with its leading
+_CAPTION_CHAR_PX = 6.6  # an average 7-point character at 128 dpi, for wrapping
+_LEGEND_ROW_PX = 22
+_LEGEND_CHAR_PX = 8  # an 8-point character, rounded up so that columns never overlap
+_GRID_CELL_PX = 240
+_LAYER_PANEL_PX = 384
+_MOST_LAYER_COLUMNS = 4
+_FRAME_TITLE_PX = 44
+# a layer's panel in the layers' frame: its name above, its map, three caption lines and a gap below
+_LAYER_ROW_PX = 24 + _LAYER_PANEL_PX + 3 * _CAPTION_LINE_PX + 12
+
+
+def _fraction_rect(figure_px: tuple[int, int], left: float, top: float, width: float, height: float
+                   ) -> tuple[float, float, float, float]:
+    """A rectangle given in pixels from the top left, as the figure fractions add_axes takes."""
+    figure_width, figure_height = figure_px
+    return left / figure_width, 1 - (top + height) / figure_height, width / figure_width, height / figure_height
+
+
+def _wrapped(text: str, width_px: float, most_lines: int) -> str:
+    """The caption broken into lines that fit `width_px`, at most `most_lines` of them (the rest cut with '…')."""
+    import textwrap
+
+    characters = max(8, int(width_px / _CAPTION_CHAR_PX))
+    lines = [line for paragraph in text.splitlines() for line in textwrap.wrap(paragraph, characters) or [""]]
+    if len(lines) > most_lines:
+        lines = lines[:most_lines]
+        lines[-1] = lines[-1][:characters - 1].rstrip() + "…"
+    return "\n".join(lines)
+
+
+def _class_key_layout(class_names: Sequence[str], width_px: int) -> tuple[int, int]:
+    """Columns and height in pixels of the class key across the bottom of a figure `width_px` wide."""
+    if len(class_names) > _LEGEND_CLASSES_AT_MOST:
+        return 0, 64  # a colour strip with some of the names under it
+    entry_px = 40 + _LEGEND_CHAR_PX * max(len(str(name)) for name in class_names)
+    rows = math.ceil(len(class_names) / max(1, min(len(class_names), (width_px - 24) // entry_px)))
+    # as few columns as fill those rows: 5 + 5 reads better than 9 + 1
+    return math.ceil(len(class_names) / rows), rows * _LEGEND_ROW_PX + 14
+
+
+def _draw_class_key(figure: Figure, figure_px: tuple[int, int], class_names: Sequence[str], columns: int,
+                    height_px: int) -> None:
+    """One key to the class colours for the whole figure, in a band of `height_px` at its bottom."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.lines import Line2D
+
+    n_classes = len(class_names)
+    colormap = _class_colormap(n_classes)
+    if columns == 0:
+        strip = figure.add_axes(_fraction_rect(figure_px, 40, figure_px[1] - height_px + 8, figure_px[0] - 80, 14))
+        colorbar = figure.colorbar(ScalarMappable(norm=_class_norm(n_classes), cmap=colormap), cax=strip,
+                                   orientation="horizontal")
+        ticks = _tick_positions(n_classes)
+        colorbar.set_ticks(ticks, labels=[str(class_names[tick]) for tick in ticks])
+        colorbar.ax.tick_params(labelsize=8, length=0)
+        return
+    rows = math.ceil(n_classes / columns)
+    # The legend fills column by column; handing it the classes in this order makes them read along the rows.
+    order = [row * columns + column for column in range(columns) for row in range(rows) if row * columns + column
+             < n_classes]
+    handles = [Line2D([], [], marker="o", linestyle="", markersize=6, color=colormap(position),
+                      label=str(class_names[position])) for position in order]
+    figure.legend(handles=handles, loc="center", ncols=columns, fontsize=8, frameon=False, handlelength=1.0,
+                  handletextpad=0.4, columnspacing=1.2,
+                  bbox_to_anchor=_fraction_rect(figure_px, 0, figure_px[1] - height_px, figure_px[0], height_px))
+
+
+def _grid_maps(maps: Mapping[str, Mapping[int, np.ndarray]], labels: np.ndarray, snapshots: Sequence[int]
+               ) -> dict[str, list[np.ndarray]]:
+    """Each layer's maps at the chosen snapshots, checked: every snapshot there, one label per point."""
+    if not maps:
+        raise ValueError("maps has no layers; pass each layer's maps as {layer: {snapshot: map}}")
+    if not snapshots:
+        raise ValueError("snapshots is empty; pick some to draw, for example with choose_snapshots")
+    chosen = {}
+    for layer, by_snapshot in maps.items():
+        if missing := [snapshot for snapshot in snapshots if snapshot not in by_snapshot]:
+            raise ValueError(f"maps[{layer!r}] has no map for snapshot {missing[0]}; map that snapshot first or "
+                             "leave it out of snapshots")
+        chosen[layer] = [_check_points(by_snapshot[snapshot], labels, f"maps[{layer!r}][{snapshot}]")[0]
+                         for snapshot in snapshots]
+    return chosen
+
+
+def _grid_cell_px(rows: int, columns: int) -> int:
+    """240-pixel cells, smaller for many layers or snapshots so that the figure stays within about 2000 x 3000."""
+    return int(max(120, min(_GRID_CELL_PX, 1900 // columns, 2800 // rows)))
+
+
+def draw_layer_grid(maps: dict[str, dict[int, np.ndarray]], labels: np.ndarray, class_names: list[str],
+                    snapshots: list[int], titles: dict[int, str], path: PathLike, *,
+                    captions: dict[tuple[str, int], str] | None = None) -> Path:
+    """Every layer's map (rows, input to output) at a few snapshots (columns), coloured by class; each layer's
+    maps share one view, so what moves between columns is the map, not the axes."""
+    chosen = _grid_maps(maps, labels, snapshots)
+    labels = np.asarray(labels)
+    cell = _grid_cell_px(len(chosen), len(snapshots))
+    left, top, gap = 34, 30, 10
+    caption_px = 2 * _CAPTION_LINE_PX + 4 if captions else 0
+    width = left + len(snapshots) * (cell + gap) + 4
+    key_columns, key_px = _class_key_layout(class_names, width)
+    height = top + len(chosen) * (cell + caption_px + gap) + key_px
+    figure = _new_figure((width, height))
+    for row, (layer, layer_maps) in enumerate(chosen.items()):
+        limits = common_limits(layer_maps)
+        for column, (snapshot, xy) in enumerate(zip(snapshots, layer_maps)):
+            cell_left, cell_top = left + column * (cell + gap), top + row * (cell + caption_px + gap)
+            axes = figure.add_axes(_fraction_rect((width, height), cell_left, cell_top, cell, cell))
+            _scatter_by_class(axes, xy, labels, len(class_names), None, limits, marker_scale=cell / 600)
+            if row == 0:
+                axes.set_title(titles.get(snapshot, f"snapshot {snapshot}"), fontsize=9)
+            if column == 0:
+                axes.set_ylabel(layer, fontsize=9)
+            if captions and (caption := captions.get((layer, snapshot))):
+                figure.text((cell_left + cell / 2) / width, 1 - (cell_top + cell + 3) / height,
+                            _wrapped(caption, cell, 2), ha="center", va="top", fontsize=7, color="0.35")
+    _draw_class_key(figure, (width, height), class_names, key_columns, key_px)
+    return _save_png(figure, path)
+
+
+def _frame_maps(maps_at: Mapping[str, np.ndarray], labels: np.ndarray, limits: Mapping[str, Any]
+                ) -> dict[str, np.ndarray]:
+    """The layers' maps at one snapshot, checked: a view for every layer, one label per point."""
+    if not maps_at:
+        raise ValueError("maps_at has no layers; pass each layer's map at this snapshot as {layer: map}")
+    if missing := [layer for layer in maps_at if layer not in limits]:
+        raise ValueError(f"limits has no entry for layer {missing[0]!r}; pass common_limits over all of that "
+                         "layer's maps, the same for every frame")
+    return {layer: _check_points(xy, labels, f"maps_at[{layer!r}]")[0] for layer, xy in maps_at.items()}
+
+
+def _layers_frame_layout(n_layers: int, class_names: Sequence[str]) -> tuple[tuple[int, int], int, int, int]:
+    """Figure size, columns and the class key's columns and height: they depend only on the number of layers and
+    the class names, so every frame of a run has the same size."""
+    columns = min(n_layers, _MOST_LAYER_COLUMNS)
+    rows = math.ceil(n_layers / columns)
+    width = 16 + columns * (_LAYER_PANEL_PX + 16)
+    key_columns, key_px = _class_key_layout(class_names, width)
+    height = _FRAME_TITLE_PX + rows * _LAYER_ROW_PX + key_px
+    return (width, _whole_blocks(height)), columns, key_columns, key_px
+
+
+def draw_layers_frame(maps_at: dict[str, np.ndarray], labels: np.ndarray, class_names: list[str],
+                      limits: dict[str, tuple], path: PathLike, *, title: str, captions: dict[str, str]) -> Path:
+    """One frame of the layers' lapse: every layer's map at one snapshot side by side, each in its own fixed view
+    (`limits`, from common_limits over all of that layer's maps) with its caption under it."""
+    chosen = _frame_maps(maps_at, labels, limits)
+    labels = np.asarray(labels)
+    size, columns, key_columns, key_px = _layers_frame_layout(len(chosen), class_names)
+    figure = _new_figure(size)
+    figure.text(0.5, 1 - 12 / size[1], title, ha="center", va="top", fontsize=12)
+    for position, (layer, xy) in enumerate(chosen.items()):
+        row, column = divmod(position, columns)
+        left, top = 16 + column * (_LAYER_PANEL_PX + 16), _FRAME_TITLE_PX + row * _LAYER_ROW_PX + 24
+        axes = figure.add_axes(_fraction_rect(size, left, top, _LAYER_PANEL_PX, _LAYER_PANEL_PX))
+        _scatter_by_class(axes, xy, labels, len(class_names), None, limits[layer],
+                          marker_scale=_LAYER_PANEL_PX / 600)
+        axes.set_title(layer, fontsize=10)
+        if caption := captions.get(layer):
+            figure.text((left + _LAYER_PANEL_PX / 2) / size[0], 1 - (top + _LAYER_PANEL_PX + 4) / size[1],
+                        _wrapped(caption, _LAYER_PANEL_PX, 3), ha="center", va="top", fontsize=7, color="0.35")
+    _draw_class_key(figure, size, class_names, key_columns, key_px)
+    return _save_png(figure, path)
