@@ -281,3 +281,135 @@ def test_writing_a_report_does_not_import_torch(recorded: Path, tmp_path: Path) 
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "r.html").is_file()
+
+
+# ---- dynamics, the data map, layer measures, compare -------------------------------------------------------------
+
+
+def test_payload_packs_each_image_s_dynamics_in_one_byte_each(run: RunFolder) -> None:
+    from layerlapse.dynamics import probe_dynamics
+
+    found = probe_dynamics(run)
+    packed = {name: report.unpacked(values) for name, values in payload_of(run)["probe"]["dynamics"].items()}
+    assert all(values.dtype == np.uint8 and values.shape == (300,) for values in packed.values())
+    assert np.all(np.abs(packed["confidence"] / 255 - found.confidence) <= 0.5 / 255 + 1e-6)
+    assert np.all(np.abs(packed["variability"] / 255 * report.VARIABILITY_MAX - found.variability) <= 0.5 / 510 + 1e-6)
+    assert np.all(np.abs(packed["correctness"] / 255 - found.correctness) <= 0.5 / 255 + 1e-6)
+    np.testing.assert_array_equal(packed["firstLearned"], np.where(found.first_learned < 0, 0, found.first_learned + 1))
+    np.testing.assert_array_equal(packed["forgetting"], found.forgetting_events)
+    np.testing.assert_array_equal(packed["region"], report.cartography_regions(found.confidence, found.variability))
+    keys = [option["key"] for option in payload_of(run)["colorBy"]]
+    assert keys == ["confidence", "variability", "correctness", "firstLearned", "forgetting"]
+
+
+def test_cartography_regions_are_the_thirds_by_rank() -> None:
+    rng = np.random.default_rng(3)
+    confidence, variability = rng.random(900), rng.random(900) * 0.4
+    regions = report.cartography_regions(confidence, variability)
+    ambiguous = regions == report.REGIONS["ambiguous"][0]
+    assert ambiguous.sum() == 300 and variability[ambiguous].min() > variability[~ambiguous].max()
+    easy, hard = regions == report.REGIONS["easy"][0], regions == report.REGIONS["hard"][0]
+    assert abs(easy.sum() - 200) <= 1 and abs(hard.sum() - 200) <= 1
+    assert confidence[easy].min() > confidence[~ambiguous & ~easy].max()
+    assert confidence[hard].max() < confidence[~ambiguous & ~hard].min()
+
+
+def test_subsample_keeps_the_dynamics_with_their_points(run: RunFolder) -> None:
+    content = report.read_content(run, run.layers)
+    smaller = report.subsample(content, 150)
+    rows = report.stratified_rows(content.probe.labels, 150, content.seed)
+    for name, values in content.probe.dynamics.items():
+        np.testing.assert_array_equal(smaller.probe.dynamics[name], values[rows])
+    data = json.loads(report.payload(smaller))
+    np.testing.assert_array_equal(report.unpacked(data["probe"]["dynamics"]["confidence"]),
+                                  content.probe.dynamics["confidence"][rows])
+    # a strip names the page's points: its images the subsample kept, at their place among them
+    for item in data["strips"]["hardest"]:
+        assert rows[item["i"]] in {row["index"] for row in content.strips["hardest"]}
+
+
+def test_strips_list_what_layerlapse_dynamics_lists(run: RunFolder) -> None:
+    from layerlapse.dynamics import summary
+
+    listed = summary(run, report.STRIP_SIZE)
+    data = payload_of(run)
+    assert [item["i"] for item in data["strips"]["hardest"]] == [row["index"] for row in listed["hardest"]]
+    assert [item["i"] for item in data["strips"]["forgotten"]] == [
+        row["index"] for row in listed["most_forgotten"] if row["forgetting_events"] > 0]
+
+
+def layout_model(run: RunFolder, name: str, layers: list[str] | None = None):  # noqa: ANN201
+    from bokeh.document import Document
+
+    root = report.build_layout(report.read_content(run, layers or run.layers), Document())
+    return root.select_one({"name": name})
+
+
+def test_a_run_without_predictions_colours_by_class_only_and_has_no_data_map(run: RunFolder) -> None:
+    forget_files(run, "predictions/")
+    content = report.read_content(run, run.layers)
+    assert content.color_measures == [] and content.probe.dynamics is None and content.strips == {}
+    assert [value for value, _ in layout_model(run, "layerlapse-color-by").options] == ["class"]
+    page = page_text(report.write_report(run))
+    assert "layerlapse-data-map" not in page and "layerlapse-hardest" not in page
+
+
+def test_predictions_that_do_not_fit_leave_out_the_dynamics_with_a_note(run: RunFolder,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import layerlapse.dynamics
+
+    def unfit(folder: RunFolder) -> None:
+        raise RunFolderError(f"run folder {folder.path}: its stored predictions do not fit its probe labels")
+
+    monkeypatch.setattr(layerlapse.dynamics, "probe_dynamics", unfit)
+    content = report.read_content(run, run.layers)
+    assert content.color_measures == [] and content.probe.dynamics is None
+    [note] = [note for note in content.notes if "dynamics" in note]
+    assert note.startswith("the page has no per-image dynamics (colouring, data map): run folder") and "\n" not in note
+
+
+def test_a_run_with_one_layer_has_nothing_to_compare_with(run: RunFolder) -> None:
+    compare = layout_model(run, "layerlapse-compare", ["hidden"])
+    assert compare.options == [("none", "none")] and compare.disabled
+    both = layout_model(run, "layerlapse-compare")
+    assert both.options == [("none", "none"), ("flat1", "flat1")] and not both.disabled
+
+
+def hand_made_measures(snapshots: int, layers: list[str]) -> dict:
+    """layerlapse.measures.layer_measures's schema, filled by hand."""
+    def layer(offset: float) -> dict:
+        return {"knn_accuracy": [0.5 + offset] * snapshots, "linear_probe_accuracy": [0.6] * snapshots,
+                "cka_to_previous": [None] + [0.9 - offset] * (snapshots - 1),
+                "neighbors_kept": [None] + [0.5] * (snapshots - 1),
+                "cka": [[1.0 if a == b else 0.8 for b in range(snapshots)] for a in range(snapshots)],
+                "largest_change": [{"snapshot": 1, "title": "Epoch 1", "cka_change": 0.41, "neighbors_kept": 0.5},
+                                   {"snapshot": 2, "title": "Epoch 2", "cka_change": 0.1, "neighbors_kept": None}],
+                "left_out": [0] * snapshots}
+
+    return {"sample_size": 300, "sample_seed": 43, "knn_k": 10, "cka_sample_size": 300,
+            "snapshots": list(range(snapshots)), "titles": [f"epoch {s}" for s in range(snapshots)],
+            "layer_order": layers, "layers": {name: layer(0.1 * k) for k, name in enumerate(layers)},
+            "cka_between_layers": None}
+
+
+def test_the_layer_measures_reach_the_page_per_frame(run: RunFolder, monkeypatch: pytest.MonkeyPatch) -> None:
+    import layerlapse.measures
+
+    monkeypatch.setattr(layerlapse.measures, "layer_measures", lambda folder: hand_made_measures(3, run.layers))
+    measures = payload_of(run)["measures"]
+    assert measures["knnK"] == 10 and list(measures["layers"]) == ["hidden", "flat1"]
+    flat = measures["layers"]["flat1"]
+    assert flat["knn"] == pytest.approx([0.6] * 3) and flat["change"][0] is None
+    assert flat["change"][1:] == pytest.approx([0.2, 0.2]) and flat["cka"][0] == [1.0, 0.8, 0.8]
+    assert measures["layers"]["hidden"]["largest"] == ("hidden changed most at epoch 1 (1 − CKA 0.41), "
+                                                       "epoch 2 (1 − CKA 0.10)")
+    assert "layerlapse-cka" in page_text(report.write_report(run))
+
+
+def test_without_layer_measures_the_page_has_no_measures_panel(run: RunFolder, monkeypatch: pytest.MonkeyPatch) -> None:
+    import layerlapse.measures
+
+    monkeypatch.setattr(layerlapse.measures, "layer_measures", lambda folder: None)
+    assert payload_of(run)["measures"] is None
+    page = page_text(report.write_report(run))
+    assert "layerlapse-cka" not in page and "layerlapse-measures-source" not in page

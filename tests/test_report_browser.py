@@ -298,3 +298,131 @@ def test_a_report_without_webgl_still_draws(playwright: Any, reports: Reports) -
         opened.assert_clean()
     finally:
         browser.close()
+
+
+# ---- dynamics, the data map, layer measures, compare -------------------------------------------------------------
+
+
+def model(name: str) -> str:
+    return f"{DOC}.get_model_by_name('{name}')"
+
+
+def test_colour_by_a_measure_recolours_the_points_and_shows_the_colour_bar(opened: Opened, reports: Reports) -> None:
+    from layerlapse.dynamics import probe_dynamics
+
+    assert opened.state()["colorOptions"] == ["class", "confidence", "variability", "correctness", "firstLearned",
+                                              "forgetting"]
+    assert opened.js(f"{model('layerlapse-color-bar')}.visible") is False
+    class_palette = opened.js(f"{model('layerlapse-color-mapper')}.palette.slice()")
+    opened.js(f"{model('layerlapse-color-by')}.value = 'confidence'")
+    assert opened.state()["colorBy"] == "confidence"
+    assert opened.js(f"{model('layerlapse-color-bar')}.visible") is True
+    assert "confidence" in opened.js(f"{model('layerlapse-color-bar')}.title")
+    mapper = opened.js(f"(() => {{ const m = {model('layerlapse-color-mapper')}; "
+                       "return {low: m.low, high: m.high, palette: m.palette.length}; })()")
+    assert mapper == {"low": 0, "high": 1, "palette": 256}
+    values = opened.js(f"(() => {{ const d = {model('layerlapse-points')}.data; "
+                       "return [Array.from(d.point), Array.from(d.value)]; })()")
+    confidence = probe_dynamics(load_run(reports.run)).confidence
+    assert np.allclose(values[1], confidence[values[0]], atol=0.5 / 255 + 1e-6)
+    opened.js(f"{model('layerlapse-color-by')}.value = 'class'")
+    assert opened.js(f"{model('layerlapse-color-bar')}.visible") is False
+    assert opened.js(f"{model('layerlapse-color-mapper')}.palette.slice()") == class_palette
+    opened.assert_clean()
+
+
+def alphas_by_point(opened: Opened, source: str) -> dict[int, float]:
+    pairs = opened.js(f"(() => {{ const d = {model(source)}.data; "
+                      "return [Array.from(d.point), Array.from(d.alpha)]; })()")
+    return dict(zip(pairs[0], pairs[1]))
+
+
+def test_a_data_map_region_highlights_its_images_on_the_map_and_lists_them(opened: Opened, reports: Reports) -> None:
+    from layerlapse.dynamics import probe_dynamics
+    from layerlapse.report import REGIONS, SELECTION_THUMBNAILS, cartography_regions
+
+    found = probe_dynamics(load_run(reports.run))
+    hard = np.flatnonzero(cartography_regions(found.confidence, found.variability) == REGIONS["hard"][0])
+    opened.js(f"{model('layerlapse-region')}.value = 'hard'")
+    assert opened.state()["selected"] == hard.tolist()
+    for source in ("layerlapse-points", "layerlapse-data-map-points"):
+        alpha = alphas_by_point(opened, source)
+        assert min(alpha[i] for i in hard) >= 0.85 > 0.12 >= max(a for i, a in alpha.items() if i not in set(hard))
+    listed = opened.page.locator(".layerlapse-selection")
+    assert f"{len(hard)} selected" in listed.inner_text()
+    assert listed.locator(".layerlapse-pick img").count() == min(len(hard), SELECTION_THUMBNAILS)
+    listed.locator(".layerlapse-pick").nth(1).click()  # a listed thumbnail pins its image
+    assert opened.state()["pinned"] == {"set": "probe", "i": int(hard[1])}
+    opened.js(f"{model('layerlapse-region')}.value = 'none'")
+    assert opened.state()["selected"] is None
+    opened.assert_clean()
+
+
+def test_a_box_drawn_on_the_map_highlights_the_same_images_in_the_data_map(opened: Opened) -> None:
+    opened.js(f"{model('layerlapse-map')}.toolbar.tools.find((tool) => tool.type === 'BoxSelectTool')"
+              ".active = true")  # what a click on its toolbar button does
+    frame = opened.js(f"""(() => {{
+        const view = Bokeh.index.query_one((v) => v.model === {model('layerlapse-map')});
+        const rect = view.canvas_view.el.getBoundingClientRect();
+        return {{left: rect.left + view.frame.bbox.left, top: rect.top + view.frame.bbox.top,
+                 width: view.frame.bbox.width, height: view.frame.bbox.height}};
+    }})()""")
+    x0, y0 = frame["left"] + frame["width"] * 0.25, frame["top"] + frame["height"] * 0.25
+    x1, y1 = frame["left"] + frame["width"] * 0.6, frame["top"] + frame["height"] * 0.6
+    positions = opened.js(f"Array.from({{length: {PROBE}}}, (_, i) => window.layerlapse.clientPosition(i))")
+    inside = {i for i, p in enumerate(positions) if p and x0 < p["x"] < x1 and y0 < p["y"] < y1}
+    opened.page.mouse.move(x0, y0)
+    opened.page.mouse.down()
+    opened.page.mouse.move(x1, y1, steps=8)
+    opened.page.mouse.up()
+    opened.page.wait_for_function("window.layerlapse.state().selected !== null", timeout=5_000)
+    selected = set(opened.state()["selected"])
+    assert len(inside) >= 5 and len(selected ^ inside) <= 2  # points on the box's edge may fall either way
+    alpha = alphas_by_point(opened, "layerlapse-data-map-points")
+    assert all(alpha[i] >= 0.85 for i in selected) and all(a <= 0.12 for i, a in alpha.items() if i not in selected)
+    opened.assert_clean()
+
+
+def test_the_compare_select_draws_a_second_map_that_follows_the_slider(opened: Opened, reports: Reports) -> None:
+    assert opened.js(f"{model('layerlapse-compare-map')}.visible") is False
+    opened.js(f"{model('layerlapse-compare')}.value = 'flat1'")
+    state = opened.state()
+    assert state["compare"] == "flat1" and state["compareDrawn"] == PROBE
+    assert opened.js(f"{model('layerlapse-compare-map')}.visible") is True
+    opened.js(f"{model('layerlapse-epoch')}.value = 0")
+    xs = opened.js(f"(() => {{ const d = {model('layerlapse-compare-points')}.data; "
+                   "return [Array.from(d.point), Array.from(d.x)]; })()")
+    flat = load_run(reports.run).read_array(f"maps/flat1/{epoch_file(0)}")[:, 0]
+    assert np.allclose(xs[1], flat[xs[0]], atol=np.ptp(flat) * 1e-3 + 1e-6)
+    opened.js("window.layerlapse.pin(7)")  # the pinned point's trail on both maps
+    assert opened.js(f"{model('layerlapse-compare-trail')}.data.x.length") == EPOCHS + 1
+    opened.js("window.layerlapse.select([1, 2, 3])")  # the same highlight on both maps
+    alpha = alphas_by_point(opened, "layerlapse-compare-points")
+    assert min(alpha[i] for i in (1, 2, 3)) >= 0.85 and alpha[4] <= 0.12
+    opened.js("window.layerlapse.setCompare(null)")
+    assert opened.state()["compare"] is None and opened.js(f"{model('layerlapse-compare-map')}.visible") is False
+    opened.assert_clean()
+
+
+def test_the_layer_measures_marker_follows_the_slider(opened: Opened) -> None:
+    markers = ["layerlapse-measures-marker", "layerlapse-cka-marker-height", "layerlapse-cka-marker-width"]
+    assert [opened.js(f"{model(name)}.location") for name in markers] == [EPOCHS] * 3
+    opened.js(f"{model('layerlapse-epoch')}.value = 1")
+    assert [opened.js(f"{model(name)}.location") for name in markers] == [1] * 3
+    assert "hidden changed most at epoch" in opened.page.locator(".layerlapse-changes").inner_text()
+    cka = opened.js(f"Array.from({model('layerlapse-cka-cells')}.data.cka)")
+    assert len(cka) == (EPOCHS + 1) ** 2 and cka[0] == pytest.approx(1.0, abs=1e-4)
+    opened.assert_clean()
+
+
+def test_a_click_on_the_hardest_strip_pins_that_image(opened: Opened, reports: Reports) -> None:
+    from layerlapse.dynamics import summary
+
+    hardest = summary(load_run(reports.run), 12)["hardest"]
+    strip = opened.page.locator(".layerlapse-hardest .layerlapse-pick")
+    assert strip.count() == len(hardest)
+    assert f"{hardest[0]['label']}→{hardest[0]['predicted']}" in strip.first.inner_text()
+    strip.first.click()
+    assert opened.state()["pinned"] == {"set": "probe", "i": hardest[0]["index"]}
+    assert f"probe image #{hardest[0]['index']}" in opened.page.locator(".layerlapse-pinned").inner_text()
+    opened.assert_clean()

@@ -57,7 +57,8 @@ from .store import RunFolder, is_untrained
 
 if TYPE_CHECKING:
     from bokeh.document import Document
-    from bokeh.models import ColumnDataSource, GlyphRenderer, LayoutDOM, Plot, Span
+    from .dynamics import SampleDynamics
+    from bokeh.models import ColorBar, ColumnDataSource, GlyphRenderer, LayoutDOM, LinearColorMapper, Plot, Span
 
 MB = 1_000_000  # the size budget is in SI megabytes, as file managers show sizes
 NOT_DRAWN = 65535  # the 16-bit code of a point a frame does not draw (NaN coordinates)
@@ -65,6 +66,14 @@ COORD_STEPS = 65534  # codes 0..65534 span a layer's limits
 TEST_COLOR = "gold"
 THUMBNAIL_PX = 84  # thumbnails are shown about this big, in whole-pixel steps
 BUDGET_MARGIN = 0.98  # aim a little under what the budget holds: the PNG atlas's size is known once encoded
+VARIABILITY_MAX = 0.5  # a probability's standard deviation is at most 0.5: variability / 0.5 × 255 fills a byte
+# Dataset cartography's regions (Swayamdipta et al., 2020) by rank, as their paper picks its subsets: "ambiguous" is
+# the probe's top third by variability; of the rest, "easy to learn" the top third by confidence and "hard to learn"
+# the bottom third. Thresholds come from the whole probe, so a subsampled page keeps each point's region.
+REGION_SHARE = 1 / 3
+REGIONS = {"easy": (1, "easy to learn"), "ambiguous": (2, "ambiguous"), "hard": (3, "hard to learn")}
+STRIP_SIZE = 12  # images in each of the hardest and most forgotten strips
+SELECTION_THUMBNAILS = 60  # a data-map selection lists the thumbnails of its first this many points
 
 
 class ReportSizeWarning(UserWarning):
@@ -108,6 +117,7 @@ class Points:
     predicted: np.ndarray | None  # (frames, n) argmax class
     confidence: np.ndarray | None  # (frames, n) uint8: the predicted class's probability × 255
     rows: np.ndarray  # (n,) each point's row in the run folder's arrays (the page names points by it)
+    dynamics: dict[str, np.ndarray] | None = None  # name -> (n,) uint8, as `pack_dynamics` packs them
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -117,7 +127,8 @@ class Points:
             return None if values is None else np.take(values, rows, axis=axis)
 
         return Points(self.labels[rows], {layer: xy[:, rows] for layer, xy in self.coords.items()},
-                      pick(self.images, 0), pick(self.predicted, 1), pick(self.confidence, 1), self.rows[rows])
+                      pick(self.images, 0), pick(self.predicted, 1), pick(self.confidence, 1), self.rows[rows],
+                      None if self.dynamics is None else {name: values[rows] for name, values in self.dynamics.items()})
 
 
 @dataclass(frozen=True)
@@ -141,17 +152,23 @@ class ReportContent:
     notes: list[str]
     seed: int
     slider_title: str = "epoch"  # "snapshot" for a run recorded every N steps: the frame's words give step and epoch
+    color_measures: list[dict] = dataclasses.field(default_factory=list)  # what the map can be coloured by besides class
+    strips: dict[str, list[dict]] = dataclasses.field(default_factory=dict)  # hardest, most forgotten: rows of summary()
+    measures: dict | None = None  # the layer measures, per page frame (`_page_measures`)
 
 
 def read_content(run: RunFolder, layers: list[str]) -> ReportContent:
     """Read the run folder into what the page shows; a one-line RunFolderError when something needed is missing."""
     epochs, unmapped_note = _mapped_epochs(run, layers)
     class_names = [str(name) for name in run.manifest["dataset"]["class_names"]]
+    notes = [note for note in [unmapped_note] if note]
+    found = _probe_dynamics(run, notes)
     probe = _read_points(run, False, layers, epochs)
+    if found is not None:
+        probe = dataclasses.replace(probe, dynamics=pack_dynamics(found))
     test = _read_points(run, True, layers, epochs) if run.has(layout.TEST_PROBE_LABELS) else None
     if test is not None and not test.coords:
         test = None  # recorded, but not placed on the maps of these layers
-    notes = [note for note in [unmapped_note] if note]
     if not run.history:
         notes.append("this run has no training history, so the page has no accuracy and loss curves")
     if probe.predicted is None:
@@ -167,7 +184,72 @@ def read_content(run: RunFolder, layers: list[str]) -> ReportContent:
         epoch_figures=[_epoch_figures(run, epoch, probe, frame) for frame, epoch in enumerate(epochs)],
         layer_figures={layer: [_layer_figures(run, layer, epoch) for epoch in epochs] for layer in layers},
         notes=notes, seed=int(run.manifest.get("config", {}).get("seed", 0)),
-        slider_title="snapshot" if run.manifest.get("snapshots") else "epoch")
+        slider_title="snapshot" if run.manifest.get("snapshots") else "epoch",
+        color_measures=[] if found is None else color_measures(found), strips=_strips(run, found),
+        measures=_page_measures(run, layers, epochs, notes))
+
+
+def _probe_dynamics(run: RunFolder, notes: list[str]) -> SampleDynamics | None:
+    """The probe's per-image dynamics, or None (and a note saying why, when predictions exist but do not fit)."""
+    from .dynamics import probe_dynamics
+
+    try:
+        return probe_dynamics(run)
+    except RunFolderError as error:
+        notes.append(f"the page has no per-image dynamics (colouring, data map): {error}")
+        return None
+
+
+def _strips(run: RunFolder, found: SampleDynamics | None) -> dict[str, list[dict]]:
+    """The probe's hardest and most forgotten images, as `layerlapse dynamics` lists them (one definition)."""
+    from .dynamics import summary
+
+    if found is None:
+        return {}
+    listed = summary(run, STRIP_SIZE)
+    return {"hardest": listed["hardest"],
+            "forgotten": [row for row in listed["most_forgotten"] if row["forgetting_events"] > 0]}
+
+
+def _page_measures(run: RunFolder, layers: list[str], epochs: list[int], notes: list[str]) -> dict | None:
+    """The layer measures of the shown layers at the page's frames; None when there are none (no error)."""
+    try:
+        from .measures import layer_measures
+    except ImportError:  # a layerlapse without layer measures
+        return None
+    try:
+        found = layer_measures(run)
+    except RunFolderError as error:
+        notes.append(f"the page has no layer measures: {error}")
+        return None
+    if not found:
+        return None
+    frame_of = {snapshot: index for index, snapshot in enumerate(found["snapshots"])}
+    shown = {layer: _layer_measures_at(found["layers"][layer], frame_of, epochs, layer) for layer in layers
+             if layer in found["layers"]}
+    return {"layers": shown, "knnK": found["knn_k"], "sampleSize": found["sample_size"]} if shown else None
+
+
+def _layer_measures_at(measured: dict, frame_of: dict[int, int], epochs: list[int], layer: str) -> dict:
+    def at(values: list) -> list:
+        return [_finite_or_none(values[frame_of[epoch]]) if epoch in frame_of else None for epoch in epochs]
+
+    cka = [at(measured["cka"][frame_of[epoch]]) if epoch in frame_of else [None] * len(epochs) for epoch in epochs]
+    return {"knn": at(measured["knn_accuracy"]), "linear": at(measured["linear_probe_accuracy"]),
+            "change": [None if value is None else 1.0 - value for value in at(measured["cka_to_previous"])],
+            "cka": cka, "largest": largest_change_text(layer, measured.get("largest_change", []))}
+
+
+def _finite_or_none(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def largest_change_text(layer: str, changes: list[dict]) -> str:
+    """E.g. 'hidden changed most at epoch 1 (1 − CKA 0.41), epoch 2 (1 − CKA 0.12)'."""
+    if not changes:
+        return f"{layer}: no change between snapshots measured"
+    named = ", ".join(f"{change['title'].lower()} (1 − CKA {change['cka_change']:.2f})" for change in changes)
+    return f"{layer} changed most at {named}"
 
 
 def _chosen_layers(run: RunFolder, layers: Sequence[str] | None) -> list[str]:
@@ -315,6 +397,55 @@ def pack_predictions(probabilities: Sequence[np.ndarray]) -> tuple[np.ndarray, n
     return predicted.astype(class_type), np.rint(np.clip(confidence, 0.0, 1.0) * 255).astype(np.uint8)
 
 
+def pack_dynamics(found: SampleDynamics) -> dict[str, np.ndarray]:
+    """Per image one byte each: confidence and correctness × 255, variability / VARIABILITY_MAX × 255, the first
+    snapshot learned + 1 (0: never), forgetting events (clipped at 255) and the cartography region (REGIONS' codes,
+    0 for none)."""
+    def share(values: np.ndarray, top: float = 1.0) -> np.ndarray:
+        return np.rint(np.clip(values / top, 0.0, 1.0) * 255).astype(np.uint8)
+
+    first = np.where(found.first_learned < 0, 0, np.minimum(found.first_learned.astype(np.int64) + 1, 255))
+    return {"confidence": share(found.confidence), "variability": share(found.variability, VARIABILITY_MAX),
+            "correctness": share(found.correctness), "firstLearned": first.astype(np.uint8),
+            "forgetting": np.clip(found.forgetting_events, 0, 255).astype(np.uint8),
+            "region": cartography_regions(found.confidence, found.variability)}
+
+
+def cartography_regions(confidence: np.ndarray, variability: np.ndarray) -> np.ndarray:
+    """Each image's region as REGIONS codes it (see REGION_SHARE), 0 where it is in none."""
+    regions = np.zeros(len(confidence), dtype=np.uint8)
+    if not len(confidence):
+        return regions
+    ambiguous = variability >= np.quantile(variability, 1 - REGION_SHARE)
+    rest_confidence = confidence[~ambiguous] if (~ambiguous).any() else confidence
+    high, low = np.quantile(rest_confidence, [1 - REGION_SHARE, REGION_SHARE])
+    regions[~ambiguous & (confidence >= high)] = REGIONS["easy"][0]
+    regions[~ambiguous & (confidence <= low)] = REGIONS["hard"][0]
+    regions[ambiguous] = REGIONS["ambiguous"][0]
+    return regions
+
+
+def color_measures(found: SampleDynamics) -> list[dict]:
+    """What the map can be coloured by besides class: how report.js turns each byte into a value (byte × scale +
+    offset; the byte `missing` is no value, drawn grey) and the colour bar's range and title."""
+    last = int(found.snapshots[-1]) if len(found.snapshots) else 1
+    top_variability = max(math.ceil(float(found.variability.max(initial=0.0)) * 20) / 20, 0.05)
+    return [
+        {"key": "confidence", "label": "confidence", "scale": 1 / 255, "offset": 0, "missing": None,
+         "low": 0, "high": 1, "title": "confidence: mean probability of the true class over the trained snapshots"},
+        {"key": "variability", "label": "variability", "scale": VARIABILITY_MAX / 255, "offset": 0, "missing": None,
+         "low": 0, "high": top_variability, "title": "variability: its standard deviation over the trained snapshots"},
+        {"key": "correctness", "label": "correctness", "scale": 1 / 255, "offset": 0, "missing": None,
+         "low": 0, "high": 1, "title": "correctness: share of trained snapshots predicted right"},
+        {"key": "firstLearned", "label": "first learned", "scale": 1, "offset": -1, "missing": 0,
+         "low": int(found.snapshots[0]) if len(found.snapshots) else 0, "high": max(last, 1),
+         "title": "first snapshot predicted right (grey: never)"},
+        {"key": "forgetting", "label": "forgetting events", "scale": 1, "offset": 0, "missing": None,
+         "low": 0, "high": max(int(found.forgetting_events.max(initial=0)), 1),
+         "title": "forgetting events: right → wrong between consecutive snapshots"},
+    ]
+
+
 def packed(array: np.ndarray) -> dict:
     """An array as the page reads it: dtype, shape and little-endian bytes in base64."""
     array = np.ascontiguousarray(array)
@@ -361,7 +492,27 @@ def payload(content: ReportContent) -> str:
         "confusion": None if content.confusion is None else packed(content.confusion),
         "epochFigures": content.epoch_figures,
         "marker": marker_style(len(content.probe)),
+        "colorBy": content.color_measures,
+        "sequentialPalette": sequential_palette(),
+        "regions": {key: code for key, (code, _) in REGIONS.items()},
+        "selectionThumbnails": SELECTION_THUMBNAILS,
+        "strips": {name: _strip_points(content.probe, rows) for name, rows in content.strips.items()},
+        "measures": content.measures,
     }, allow_nan=False)
+
+
+def _strip_points(points: Points, rows: list[dict]) -> list[dict]:
+    """A strip's images as the page's points (those a subsample left out are left out here too)."""
+    where = np.searchsorted(points.rows, [row["index"] for row in rows])
+    return [{"i": int(i), "label": row["label"], "predicted": row["predicted"],
+             "confidence": row["confidence"], "forgetting": row["forgetting_events"]}
+            for i, row in zip(where, rows) if i < len(points.rows) and points.rows[i] == row["index"]]
+
+
+def sequential_palette() -> list[str]:
+    from bokeh.palettes import Viridis256
+
+    return list(Viridis256)
 
 
 def _packed_points(points: Points) -> dict:
@@ -370,6 +521,8 @@ def _packed_points(points: Points) -> dict:
             "rows": packed(points.rows.astype(np.uint32)) if subsampled else None,
             "predicted": None if points.predicted is None else packed(points.predicted),
             "confidence": None if points.confidence is None else packed(points.confidence),
+            "dynamics": None if points.dynamics is None else {name: packed(values)
+                                                                for name, values in points.dynamics.items()},
             "atlas": None if points.images is None or len(points) == 0 else thumbnail_atlas(points.images)}
 
 
@@ -493,7 +646,11 @@ def header_html(content: ReportContent) -> str:
 
 
 MAP_SIZE = (660, 600)
+COMPARE_SIZE = (540, 540)  # the second map, beside the first: smaller, so the shown layer's map stays the largest
 SIDE_WIDTH = 400
+DATA_MAP_SIZE = (350, 330)
+SELECTION_WIDTH = MAP_SIZE[0] - DATA_MAP_SIZE[0] - 10
+STRIP_WIDTH = MAP_SIZE[0] // 2 - 5
 
 
 def build_layout(content: ReportContent, document: Document) -> LayoutDOM:
@@ -501,73 +658,117 @@ def build_layout(content: ReportContent, document: Document) -> LayoutDOM:
     from bokeh.layouts import column, row
     from bokeh.models import CustomJS, Div
 
-    views = _map_figure(content)
+    mapper = _point_color_mapper(content)
+    views = [_map_figure(content, mapper, "", MAP_SIZE), _map_figure(content, mapper, "compare-", COMPARE_SIZE)]
+    views[1]["plot"].visible = False  # until a layer is chosen to compare with
     controls = _controls(content)
     # fixed sizes: a Div whose text changes then never makes Bokeh lay out the whole page again (~0.5 s)
     pinned = Div(text="", width=SIDE_WIDTH, height=100, name="layerlapse-pinned")
-    figures = Div(text="", width=SIDE_WIDTH, height=90, name="layerlapse-figures")
+    figures = Div(text="", width=SIDE_WIDTH, height=110, name="layerlapse-figures", styles={"overflow-y": "auto"})
     curves = _curve_figures(content.history)
     confusion = _confusion_figure(content)
-    models = {**views, **controls, "pinned": pinned, "figures": figures,
-              "spans": [span for _, span in curves], "confusion": confusion[1] if confusion else None}
+    data_map = _data_map_panel(content)
+    strips = _strip_divs(content)
+    measures = _measures_panel(content)
+    class_renderers = _class_legend(views[0]["plot"], content.class_names, class_colors(len(content.class_names)))
+    models = {**_map_models(views), "colorMapper": mapper, "colorBar": _color_bar(views[0]["plot"], mapper),
+              "classRenderers": class_renderers, **controls, "pinned": pinned, "figures": figures,
+              "spans": [span for _, span in curves] + (measures["spans"] if measures else []),
+              "confusion": confusion[1] if confusion else None,
+              **{key: value for key, value in (data_map or {}).items() if key != "layout"},
+              "hardest": strips.get("hardest"), "forgotten": strips.get("forgotten"),
+              **{key: value for key, value in (measures or {}).items() if key not in ("layout", "spans")}}
     start = CustomJS(args={**models, "payload": payload(content)},
                      code=page_script() + f"\nlayerlapseStart({{{', '.join(models)}}}, payload);")
     document.js_on_event("document_ready", start)
-    _wire_events(views, controls)
-    side = [pinned, figures, *[plot for plot, _ in curves], *([confusion[0]] if confusion else [])]
+    _wire_events(views, controls, class_renderers, data_map)
+    side = [pinned, figures, *[plot for plot, _ in curves], *([confusion[0]] if confusion else []),
+            *([measures["layout"]] if measures else [])]
     header = Div(text=header_html(content), width=MAP_SIZE[0] + SIDE_WIDTH + 20, name="layerlapse-header")
-    map_column = column(row(controls["play"], controls["slider"], controls["layer"]),
-                        row(controls["showTest"], controls["highlightWrong"]), views["plot"])
-    return column(header, row(map_column, column(*side)))
+    below = [*([data_map["layout"]] if data_map else []), *([row(*strips.values())] if strips else [])]
+    map_column = column(row(controls["play"], controls["slider"], controls["layer"], controls["compare"]),
+                        row(controls["showTest"], controls["highlightWrong"], controls["colorBy"]),
+                        views[0]["plot"], *below)
+    return column(header, row(map_column, views[1]["plot"], column(*side)))
 
 
-def _map_figure(content: ReportContent) -> dict:
-    """The map: probe points coloured by class and test points as gold stars (as the PNG frames draw them), two
-    WebGL scatters; the pinned point's trail, the ring at its current place and the legend's per-class stand-ins
-    are glyphs without WebGL, as Bokeh copies its WebGL canvas onto the plot once per WebGL renderer and paint."""
-    from bokeh.models import ColumnDataSource, LinearColorMapper, Range1d
-    from bokeh.plotting import figure
+def _map_models(views: list[dict]) -> dict:
+    """The maps' models as report.js gets them: one list per kind, map k at index k (CustomJS args take lists)."""
+    return {f"{kind}s": [view[kind] for view in views]
+            for kind in ("plot", "pointSource", "testSource", "testRenderer", "trailSource", "currentSource")}
+
+
+def _point_color_mapper(content: ReportContent) -> LinearColorMapper:
+    """One mapper for every map's probe points: class colours (the PNG frames'), or, when report.js colours by a
+    measure, a sequential palette over the measure's range; NaN (never learned) is grey."""
+    from bokeh.models import LinearColorMapper
 
     colors = class_colors(len(content.class_names))
+    return LinearColorMapper(palette=colors, low=-0.5, high=len(colors) - 0.5, nan_color="#bbbbbb",
+                             name="layerlapse-color-mapper")
+
+
+def _color_bar(plot: Plot, mapper: LinearColorMapper) -> ColorBar:
+    from bokeh.models import ColorBar
+
+    bar = ColorBar(color_mapper=mapper, orientation="horizontal", height=10, title="", visible=False,
+                   title_text_font_size="9pt", major_label_text_font_size="8pt", padding=4,
+                   name="layerlapse-color-bar")
+    plot.add_layout(bar, "below")
+    return bar
+
+
+def _map_figure(content: ReportContent, mapper: LinearColorMapper, prefix: str, size: tuple[int, int]) -> dict:
+    """A map: probe points coloured by class (or a measure) and test points as gold stars (as the PNG frames draw
+    them), two WebGL scatters; the pinned point's trail and the ring at its current place are glyphs without WebGL,
+    as Bokeh copies its WebGL canvas onto the plot once per WebGL renderer and paint. Box and lasso select mark
+    points; report.js then highlights them on every map and in the data map."""
+    from bokeh.models import ColumnDataSource, Range1d
+    from bokeh.plotting import figure
+
     x0, x1, y0, y1 = content.limits[content.layers[0]]
-    plot = figure(width=MAP_SIZE[0], height=MAP_SIZE[1], output_backend="webgl", name="layerlapse-map",
-                  x_range=Range1d(x0, x1), y_range=Range1d(y0, y1), tools="pan,wheel_zoom,box_zoom,reset,save",
-                  active_scroll="wheel_zoom")
+    plot = figure(width=size[0], height=size[1], output_backend="webgl", name=f"layerlapse-{prefix}map",
+                  x_range=Range1d(x0, x1), y_range=Range1d(y0, y1),
+                  tools="pan,wheel_zoom,box_zoom,box_select,lasso_select,reset,save", active_scroll="wheel_zoom",
+                  active_drag="pan")
     plot.toolbar.logo = None
     plot.xaxis.visible = plot.yaxis.visible = False
     plot.grid.visible = False
     style = marker_style(len(content.probe))
-    points = ColumnDataSource({column: [] for column in ("x", "y", "cls", "point", "alpha", "outline")},
-                              name="layerlapse-points")
-    fill = {"field": "cls", "transform": LinearColorMapper(palette=colors, low=-0.5, high=len(colors) - 0.5)}
-    plot.scatter("x", "y", source=points, size=style["size"], fill_color=fill, fill_alpha="alpha",
-                 line_color="black", line_alpha="outline", line_width=1.0)
-    test_points = ColumnDataSource({column: [] for column in ("x", "y", "point")}, name="layerlapse-test-points")
+    points = ColumnDataSource({column: [] for column in ("x", "y", "value", "point", "alpha", "outline")},
+                              name=f"layerlapse-{prefix}points")
+    # the selection's look is report.js's alpha column: Bokeh's own selected/unselected styles would fight it
+    alpha = {f"{state}{part}_alpha": column for state in ("", "selection_", "nonselection_")
+             for part, column in (("fill", "alpha"), ("line", "outline"))}
+    plot.scatter("x", "y", source=points, size=style["size"], fill_color={"field": "value", "transform": mapper},
+                 line_color="black", line_width=1.0, **alpha)
+    test_points = ColumnDataSource({column: [] for column in ("x", "y", "point")},
+                                   name=f"layerlapse-{prefix}test-points")
     test = plot.scatter("x", "y", source=test_points, marker="star", size=style["testSize"], fill_color=TEST_COLOR,
                         line_color="black", line_width=0.8, visible=False)
     return {"plot": plot, "pointSource": points, "testSource": test_points, "testRenderer": test,
-            **_trail_glyphs(plot), "classRenderers": _class_legend(plot, content.class_names, colors)}
+            **_trail_glyphs(plot, prefix)}
 
 
-def _trail_glyphs(plot: Plot) -> dict:
+def _trail_glyphs(plot: Plot, prefix: str) -> dict:
     """The pinned point's trajectory: a segment from each epoch's place to the next, labelled with the epoch, and a
     ring at the shown epoch."""
     from bokeh.models import ColumnDataSource
 
     trail = ColumnDataSource({"x": [], "y": [], "x_next": [], "y_next": [], "epoch": [], "label": []},
-                             name="layerlapse-trail")
+                             name=f"layerlapse-{prefix}trail")
     plot.segment("x", "y", "x_next", "y_next", source=trail, line_color="black", line_width=1.5, line_alpha=0.8)
     plot.text("x", "y", text="label", source=trail, text_font_size="8pt", x_offset=4, y_offset=-2,
               text_color="black")
-    current = ColumnDataSource({"x": [], "y": []}, name="layerlapse-current")
+    current = ColumnDataSource({"x": [], "y": []}, name=f"layerlapse-{prefix}current")
     plot.ellipse("x", "y", width=15, height=15, width_units="screen", height_units="screen", source=current,
                  fill_alpha=0, line_color="black", line_width=2.5)
     return {"trailSource": trail, "currentSource": current}
 
 
 def _class_legend(plot: Plot, class_names: list[str], colors: list[str]) -> list[GlyphRenderer]:
-    """A legend entry per class whose click hides or shows it: each entry's renderer is a stand-in that is never
-    drawn (one NaN point); report.js reads their visibility."""
+    """A legend entry per class whose click hides or shows it (on every map): each entry's renderer is a stand-in
+    that is never drawn (one NaN point); report.js reads their visibility."""
     from bokeh.core.properties import value
     from bokeh.models import Legend, LegendItem
 
@@ -583,36 +784,164 @@ def _controls(content: ReportContent) -> dict:
     from bokeh.models import Button, Select, Slider, Toggle
 
     last = content.epochs[-1]
-    slider = Slider(start=0, end=max(last, 1), value=last, step=1, title=content.slider_title, width=360,
+    slider = Slider(start=0, end=max(last, 1), value=last, step=1, title=content.slider_title, width=290,
                     disabled=last == 0, name="layerlapse-epoch")
-    play = Button(label="▶ play", width=90, disabled=last == 0, name="layerlapse-play")
-    layer = Select(options=content.layers, value=content.layers[0], width=170,
+    play = Button(label="▶ play", width=80, disabled=last == 0, name="layerlapse-play")
+    layer = Select(options=content.layers, value=content.layers[0], width=120,
                    title="layer", disabled=len(content.layers) == 1, name="layerlapse-layer")
+    compare = Select(options=compare_options(content.layers, content.layers[0]), value="none", width=120,
+                     title="compare with", disabled=len(content.layers) == 1, name="layerlapse-compare")
     show_test = Toggle(label="test points" if content.test is not None else "no test points", active=False,
-                       disabled=content.test is None, width=160, name="layerlapse-show-test")
+                       disabled=content.test is None, width=130, name="layerlapse-show-test")
     wrong = Toggle(label="highlight misclassified" if content.probe.predicted is not None
                    else "no predictions stored", active=False, disabled=content.probe.predicted is None,
-                   width=200, name="layerlapse-misclassified")
-    return {"slider": slider, "play": play, "layer": layer, "showTest": show_test, "highlightWrong": wrong}
+                   width=180, name="layerlapse-misclassified")
+    color_by = Select(options=[("class", "colour: class")] + [(measure["key"], f"colour: {measure['label']}")
+                                                               for measure in content.color_measures],
+                      value="class", width=190, disabled=not content.color_measures, name="layerlapse-color-by")
+    return {"slider": slider, "play": play, "layer": layer, "compare": compare, "showTest": show_test,
+            "highlightWrong": wrong, "colorBy": color_by}
 
 
-def _wire_events(views: dict, controls: dict) -> None:
+def compare_options(layers: list[str], shown: str) -> list[tuple[str, str]]:
+    """The "compare with" choices: none, or a layer other than the shown one."""
+    return [("none", "none")] + [(layer, layer) for layer in layers if layer != shown]
+
+
+def _wire_events(views: list[dict], controls: dict, class_renderers: list[GlyphRenderer],
+                 data_map: dict | None) -> None:
     """Every widget and map event calls into report.js's `window.layerlapse`."""
     from bokeh.models import CustomJS
 
-    def call(method: str, argument: str = "") -> CustomJS:
-        return CustomJS(code=f"if (window.layerlapse) window.layerlapse.{method}({argument});")
+    def call(method: str, argument: str = "", args: dict | None = None) -> CustomJS:
+        return CustomJS(args=args or {}, code=f"if (window.layerlapse) window.layerlapse.{method}({argument});")
 
     controls["slider"].js_on_change("value", call("setEpoch", "cb_obj.value"))
     controls["play"].js_on_event("button_click", call("togglePlay"))
     controls["layer"].js_on_change("value", call("setLayer", "cb_obj.value"))
+    controls["compare"].js_on_change("value", call("setCompare", "cb_obj.value === 'none' ? null : cb_obj.value"))
+    controls["colorBy"].js_on_change("value", call("setColorBy", "cb_obj.value"))
     for toggle in (controls["showTest"], controls["highlightWrong"]):
         toggle.js_on_change("active", call("redraw"))
-    for stand_in in views["classRenderers"]:
+    for stand_in in class_renderers:  # a class hidden or shown in the legend: on every map and the data map
         stand_in.js_on_change("visible", call("redraw"))
-    views["plot"].js_on_event("mousemove", call("hover", "cb_obj"))
-    views["plot"].js_on_event("mouseleave", call("hover", "null"))
-    views["plot"].js_on_event("tap", call("tap", "cb_obj"))
+    for index, view in enumerate(views):
+        view["plot"].js_on_event("mousemove", call("hover", f"cb_obj, {index}"))
+        view["plot"].js_on_event("mouseleave", call("hover", "null"))
+        view["plot"].js_on_event("tap", call("tap", f"cb_obj, {index}"))
+        view["pointSource"].selected.js_on_change("indices", call("selectedIn", "source",
+                                                                  {"source": view["pointSource"]}))
+    if data_map is not None:
+        data_map["dataMapSource"].selected.js_on_change("indices", call("selectedIn", "source",
+                                                                        {"source": data_map["dataMapSource"]}))
+        data_map["region"].js_on_change("value", call("selectRegion", "cb_obj.value"))
+        data_map["dataMapColor"].js_on_change("value", call("redraw"))
+
+
+# ---- the panels beside and below the map -------------------------------------------------------------------------
+
+
+def _data_map_panel(content: ReportContent) -> dict | None:
+    """Dataset cartography's data map of the probe (variability × confidence, coloured by correctness or class), a
+    region choice, box and lasso select, and the selected images' thumbnails."""
+    from bokeh.layouts import column, row
+    from bokeh.models import ColumnDataSource, Div, LinearColorMapper, Range1d, Select
+    from bokeh.palettes import RdYlGn11
+    from bokeh.plotting import figure
+
+    if content.probe.dynamics is None:
+        return None
+    plot = figure(width=DATA_MAP_SIZE[0], height=DATA_MAP_SIZE[1], output_backend="webgl",
+                  name="layerlapse-data-map", title="data map of the probe (drag: select)",
+                  x_range=Range1d(0, VARIABILITY_MAX), y_range=Range1d(0, 1.02),
+                  tools="box_select,lasso_select,reset", active_drag="box_select", toolbar_location="right")
+    plot.toolbar.logo = None
+    plot.xaxis.axis_label, plot.yaxis.axis_label = "variability", "confidence"
+    source = ColumnDataSource({column: [] for column in ("x", "y", "value", "point", "alpha")},
+                              name="layerlapse-data-map-points")
+    # report.js swaps this mapper's palette between correctness (red: never right, green: always) and class
+    mapper = LinearColorMapper(palette=list(reversed(RdYlGn11)), low=0, high=1, name="layerlapse-data-map-colors")
+    alpha = {f"{state}fill_alpha": "alpha" for state in ("", "selection_", "nonselection_")}
+    plot.scatter("x", "y", source=source, size=max(marker_style(len(content.probe))["size"] * 0.7, 2.5),
+                 fill_color={"field": "value", "transform": mapper}, line_color=None, **alpha)
+    region = Select(options=[("none", "region: none")] + [(key, f"region: {label}")
+                                                         for key, (_, label) in REGIONS.items()],
+                    value="none", width=170, name="layerlapse-region")
+    color = Select(options=[("correctness", "colour: correctness"), ("class", "colour: class")],
+                   value="correctness", width=170, name="layerlapse-data-map-color")
+    selection = Div(text="", width=SELECTION_WIDTH, height=DATA_MAP_SIZE[1] + 40, name="layerlapse-selection",
+                    styles={"overflow-y": "auto"})
+    layout = row(column(row(region, color), plot), selection)
+    return {"dataMap": plot, "dataMapSource": source, "dataMapMapper": mapper, "region": region,
+            "dataMapColor": color, "selection": selection, "layout": layout}
+
+
+def _strip_divs(content: ReportContent) -> dict:
+    """The probe's hardest and most forgotten images (report.js fills them with thumbnails)."""
+    from bokeh.models import Div
+
+    return {name: Div(text="", width=STRIP_WIDTH, height=200, name=f"layerlapse-{name}",
+                      styles={"overflow-y": "auto"}) for name in content.strips}
+
+
+def _measures_panel(content: ReportContent) -> dict | None:
+    """The shown layer's CKA between every pair of snapshots, and its k-NN and linear-probe accuracy and change
+    (1 − CKA to the previous snapshot) over snapshots, each with a marker at the shown snapshot."""
+    from bokeh.layouts import column
+    from bokeh.models import ColorBar, ColumnDataSource, Div, HoverTool, LinearColorMapper, Range1d, Span
+    from bokeh.palettes import Viridis256
+    from bokeh.plotting import figure
+
+    if content.measures is None:
+        return None
+    frames = len(content.epochs)
+    first, second = np.divmod(np.arange(frames * frames), frames)
+    cells = ColumnDataSource({"a": first, "b": second, "cka": np.full(frames * frames, np.nan)},
+                             name="layerlapse-cka-cells")
+    heatmap = figure(width=SIDE_WIDTH, height=SIDE_WIDTH - 80, title="CKA between snapshots (shown layer)",
+                     tools="", toolbar_location=None, x_range=Range1d(-0.5, frames - 0.5),
+                     y_range=Range1d(frames - 0.5, -0.5), name="layerlapse-cka")
+    shade = LinearColorMapper(palette=Viridis256, low=0.0, high=1.0, nan_color="#eeeeee")
+    cell_renderer = heatmap.rect("a", "b", 1, 1, source=cells, fill_color={"field": "cka", "transform": shade},
+                                 line_color=None)
+    heatmap.add_tools(HoverTool(renderers=[cell_renderer], tooltips=[(content.slider_title + "s", "@a × @b"),
+                                                                     ("CKA", "@cka{0.000}")]))
+    heatmap.add_layout(ColorBar(color_mapper=shade, width=10, major_label_text_font_size="8pt"), "right")
+    heatmap.grid.visible = False
+    heatmap.xaxis.axis_label = heatmap.yaxis.axis_label = content.slider_title
+    spans = [Span(location=0, dimension=dimension, line_color="red", line_width=1.5,
+                  name=f"layerlapse-cka-marker-{dimension}") for dimension in ("height", "width")]
+    for span in spans:
+        heatmap.add_layout(span)
+    curves, curve_source, curve_span = _measure_curves(content)
+    changes = Div(text="", width=SIDE_WIDTH, height=60, name="layerlapse-changes")
+    return {"ckaCells": cells, "measuresSource": curve_source, "changes": changes, "spans": [*spans, curve_span],
+            "layout": column(changes, heatmap, curves)}
+
+
+def _measure_curves(content: ReportContent) -> tuple[Plot, ColumnDataSource, Span]:
+    from bokeh.models import BasicTicker, ColumnDataSource, Range1d, Span
+    from bokeh.plotting import figure
+
+    nothing = [math.nan] * len(content.epochs)
+    source = ColumnDataSource({"epoch": content.epochs, "knn": nothing, "linear": nothing, "change": nothing},
+                              name="layerlapse-measures-source")
+    plot = figure(width=SIDE_WIDTH, height=240, title="the shown layer's representation", tools="",
+                  toolbar_location=None, y_range=Range1d(0, 1.05), name="layerlapse-measures")
+    for key, color, label in (("knn", "#2ca02c", f"{content.measures['knnK']}-NN accuracy"),
+                              ("linear", "#9467bd", "linear probe"), ("change", "#d62728", "1 − CKA to previous")):
+        plot.line("epoch", key, source=source, color=color, line_width=2, legend_label=label)
+        plot.scatter("epoch", key, source=source, color=color, size=4)
+    plot.add_layout(plot.legend[0], "below")  # inside, it would hide curves that can lie anywhere in 0..1
+    plot.legend.orientation = "horizontal"
+    plot.legend.label_text_font_size = "8pt"
+    plot.legend.padding = plot.legend.spacing = 2
+    plot.xaxis.axis_label = content.slider_title
+    plot.xaxis.ticker = BasicTicker(min_interval=1)
+    span = Span(location=0, dimension="height", line_color="black", line_dash="dashed", line_width=1.5,
+                name="layerlapse-measures-marker")
+    plot.add_layout(span)
+    return plot, source, span
 
 
 def _curve_figures(history: list[dict]) -> list[tuple[Plot, Span]]:
