@@ -37,6 +37,7 @@ IDX_NAMES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-i
 DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, so any download fails at once
 DERIVED = ["figures/samples.png", "figures/curves.png", "figures/train_test.png", "figures/confusion.png",
            "figures/data_map.png", "dynamics/probe.npz", "dynamics/test_probe.npz", "dynamics/layers.json",
+           "figures/cka.png", "figures/layer_measures.png",
            "frames/epoch_000.png", "frames/epoch_001.png", "frames/epoch_002.png", "lapse.gif", "lapse.mp4",
            "metrics.json", "report.html"]
 

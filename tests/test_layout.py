@@ -2,6 +2,7 @@
 
 import pytest
 
+from layerlapse import layout
 from layerlapse.layout import is_recorded_file, plain_name_problem, relpath_problem
 
 
@@ -42,3 +43,9 @@ def test_paths_that_leave_the_run_or_touch_its_bookkeeping_are_refused(relpath: 
 ])
 def test_only_names_the_recording_writes_count_as_recorded(relpath: str, recorded: bool) -> None:
     assert is_recorded_file(relpath) is recorded
+
+
+def test_the_side_by_side_lapse_never_takes_a_recorded_layers_name() -> None:
+    assert layout.side_by_side_name(["hidden", "end"]) == "layers"
+    assert layout.side_by_side_name(["layers", "layers_"]) == "layers__"
+    assert layout.lapse(layout.side_by_side_name(["layers"]), False, ".gif") != layout.lapse("layers", False, ".gif")

@@ -292,3 +292,11 @@ def test_caption_says_how_the_map_moves_with_the_layer_when_measured() -> None:
 def test_caption_of_a_frame_without_measures_is_empty() -> None:
     assert caption({}) == ""
     assert caption(CHANGE) == "vs last frame: map kept 0.88, layer 0.65, disparity 0.012"
+
+
+def test_the_short_caption_keeps_only_trust_and_continuity() -> None:
+    from layerlapse.metrics import short_caption
+
+    assert short_caption({"trustworthiness": 0.98512, "continuity": 0.9831, "knn_preservation": 0.4}) == (
+        "trust 0.985 · cont. 0.983")
+    assert short_caption({}) == ""

@@ -210,8 +210,11 @@ def test_render_run_redraws_every_derived_file(two_layer_run: Path, run_copy: Pa
                if relpath.startswith(("figures/", "frames/", "lapse", "dynamics/"))
                or relpath in ("metrics.json", "report.html")]
     # samples, curves, confusion, data map; two train_test; three frames, a GIF and an MP4 per layer; the probe's and
-    # the test probe's dynamics, the layer measures; metrics.json; the report
-    assert len(derived) == 4 + 2 + 2 * (3 + 2) + 3 + 1 + 1
+    # the test probe's dynamics, the layer measures and their two figures; the layer grid, the side-by-side GIF and
+    # MP4 (its frames are not kept); metrics.json; the report
+    assert len(derived) == 4 + 2 + 2 * (3 + 2) + 3 + 2 + 3 + 1 + 1
+    assert {"figures/layers.png", "lapse_layers.gif", "lapse_layers.mp4"} <= set(derived)
+    assert not [path for path in (run_copy / "frames").iterdir() if path.name.startswith(".")]
     for relpath in derived:
         (run_copy / relpath).unlink()
     written = render_run(load_run(run_copy), show_progress=False)

@@ -116,6 +116,21 @@ def lapse(layer: str, main: bool, suffix: str) -> str:
     return f"lapse{suffix}" if main else f"lapse_{layer}{suffix}"
 
 
+def side_by_side_name(layers: list[str]) -> str:
+    """The name of the lapse of every layer side by side: "layers" (lapse_layers.gif), unless a recorded layer has
+    that name, whose own lapse is lapse_layers.gif; then "layers_", "layers__", …"""
+    name = "layers"
+    while name in layers:
+        name += "_"
+    return name
+
+
+def side_by_side_frame_name(epoch: int) -> str:
+    """The file name, in frames/, of a frame of the side-by-side lapse while its GIF and MP4 are made: a temp name,
+    never listed (removed after; a killed writer's copy is removed as any temp file is)."""
+    return f".tmp-side-by-side-{epoch_file(epoch, '.png')}"
+
+
 def figure(name: str, layer: str | None = None) -> str:
     """figures/<name>.png, or figures/<name>_<layer>.png for a layer other than the first."""
     return f"figures/{name}.png" if layer is None else f"figures/{name}_{layer}.png"

@@ -228,6 +228,13 @@ def caption(quality: dict[str, float]) -> str:
     return " · ".join(parts)
 
 
+def short_caption(quality: dict[str, float]) -> str:
+    """The frame's faithfulness in the fewest words, for a small panel ("trust 0.985 · cont. 0.983")."""
+    if "trustworthiness" not in quality:
+        return ""
+    return f"trust {quality['trustworthiness']:.3f} · cont. {quality['continuity']:.3f}"
+
+
 def _temporal_caption(quality: dict) -> str:
     if "temporal_correlation" not in quality:  # measured before the measure existed
         return ""

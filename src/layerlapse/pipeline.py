@@ -21,6 +21,7 @@ from .errors import RunFolderError
 from .progress import note, progress_bar
 from .metrics import QUALITY_K, QUALITY_SAMPLE
 from .metrics import caption as quality_caption
+from .metrics import short_caption
 from .project import LEGACY_METHODS, METHOD_LABELS, check_method, place_points
 from .store import RunFolder, is_untrained, json_bytes, npy_bytes
 from .timeline import BackgroundMapper, Frame, LayerTimeline, WorkerSpec, map_whole_run
@@ -298,6 +299,7 @@ def render_run(run: RunFolder, *, show_progress: bool = True, measure_sample: in
         for position, layer in enumerate(run.layers):
             written += _draw_layer(run, layer, maps[layer], labels, class_names, main=position == 0,
                                    show_progress=show_progress)
+        written += _draw_layers_together(run, maps, labels, class_names, show_progress)
         if run.history:
             x, x_label = _curve_axis(run)
             written.append(render.draw_curves(run.history, run.local(layout.figure("curves")), x=x, x_label=x_label))
@@ -353,6 +355,42 @@ def _draw_layer_measures(run: RunFolder, measured: dict | None) -> list[Path]:
         return []
     written = [render.write_json(measured, run.local(layout.DYNAMICS_LAYERS))]
     run.add_file(layout.DYNAMICS_LAYERS)  # listed now: the report drawn next reads it instead of measuring again
+    written.append(render.draw_cka(measured, run.local(layout.figure("cka"))))
+    written.append(render.draw_layer_measures(measured, run.local(layout.figure("layer_measures"))))
+    return written
+
+
+def _draw_layers_together(run: RunFolder, maps: dict[str, dict[int, np.ndarray]], labels: np.ndarray,
+                          class_names: list[str], show_progress: bool) -> list[Path]:
+    """With two or more layers: figures/layers.png (layers × a handful of snapshots) and the lapse of every layer
+    side by side (lapse_layers.gif / .mp4), each panel with its own faithfulness caption."""
+    if len(run.layers) < 2:
+        return []
+    epochs = sorted(set.intersection(*(set(by_epoch) for by_epoch in maps.values())))
+    titles = {epoch: run.snapshot_title(epoch) for epoch in epochs}
+    captions = {(layer, epoch): quality_caption(run.frame_measures(layer, epoch)) for layer in maps for epoch in epochs}
+    chosen = render.choose_snapshots(epochs)
+    short = {(layer, epoch): short_caption(run.frame_measures(layer, epoch)) for layer in maps for epoch in chosen}
+    written = [render.draw_layer_grid({layer: {e: by_epoch[e] for e in chosen} for layer, by_epoch in maps.items()},
+                                      labels, class_names, chosen, titles, run.local(layout.figure("layers")),
+                                      captions=short)]
+    limits = {layer: render.common_limits(list(by_epoch.values())) for layer, by_epoch in maps.items()}
+    folder = run.local("frames")
+    frames = []
+    try:
+        with progress_bar("drawing the layers side by side", len(epochs), enabled=show_progress) as advance:
+            for epoch in epochs:
+                frames.append(render.draw_layers_frame(
+                    {layer: by_epoch[epoch] for layer, by_epoch in maps.items()}, labels, class_names, limits,
+                    folder / layout.side_by_side_frame_name(epoch), title=titles[epoch],
+                    captions={layer: captions[(layer, epoch)] for layer in maps}))
+                advance(1)
+        name = layout.side_by_side_name(run.layers)
+        written += [render.write_gif(frames, run.local(layout.lapse(name, False, ".gif"))),
+                    render.write_mp4(frames, run.local(layout.lapse(name, False, ".mp4")))]
+    finally:
+        for frame in frames:  # the GIF and MP4 are what is kept
+            frame.unlink(missing_ok=True)
     return written
 
 
