@@ -125,6 +125,9 @@ def test_the_dynamics_command_lists_the_hardest_and_most_forgotten_images(digits
     assert found["never_learned"] == int(d.never_learned.sum())
     assert max(row["forgetting_events"] for row in found["most_forgotten"]) == int(d.forgetting_events.max())
     assert [row["snapshot"] for row in found["largest_change"]["hidden"]] in ([1, 2], [2, 1])
+    measured = json.loads((digits_run.path / "dynamics" / "layers.json").read_text())["layers"]["hidden"]
+    assert found["layer_accuracy"]["hidden"]["knn_accuracy"] == measured["knn_accuracy"][-1]
+    assert f"layer hidden at Epoch 2: k-NN accuracy {measured['knn_accuracy'][-1]:.3f} (k = 10)" in table.stdout
 
 
 def test_the_dynamics_command_refuses_a_bad_top_and_a_run_without_trained_predictions(digits_run, tmp_path) -> None:
@@ -147,7 +150,8 @@ def test_the_dynamics_command_refuses_a_bad_top_and_a_run_without_trained_predic
     for name in ("epoch_001.npy", "epoch_002.npy"):
         (copy / "predictions" / name).unlink()
     assert_error(subprocess.run([*command, str(copy)], capture_output=True, text=True, timeout=120),
-                 r"fewer than two trained snapshots with stored predictions, so there are no dynamics: record at least two")
+                 r"fewer than two trained snapshots with stored predictions, so there are no dynamics: record at "
+                 r"least two")
     # render still draws everything else, and says once why there is no data map
     from layerlapse.pipeline import render_run
     from layerlapse.store import load_run

@@ -249,6 +249,11 @@ def _print_dynamics(found: dict) -> None:
                           f"{row['variability']:.3f}", f"{row['correctness']:.0%}", str(row["forgetting_events"]),
                           "never" if row["learned_from"] < 0 else str(row["learned_from"]))
         console.print(table)
+    for layer, row in found["layer_accuracy"].items():
+        if row["knn_accuracy"] is not None:
+            console.print(f"layer {layer} at {row['title']}: k-NN accuracy {row['knn_accuracy']:.3f} (k = "
+                          f"{row['knn_k']}), linear probe {row['linear_probe_accuracy']:.3f}, on "
+                          f"{row['sample_size']:,} sampled images")
     for layer, rows in found["largest_change"].items():
         if rows:
             changes = ", ".join(f"{row['title']} (1 − CKA {row['cka_change']:.3f}"

@@ -148,7 +148,17 @@ def summary(run: RunFolder, top: int = 10) -> dict:
         **{name: rows(order) for name, order in orders.items()},
         "largest_change": {} if measures is None else {layer: changes[:top] for layer, changes
                                                         in what_changed_when(measures).items()},
+        "layer_accuracy": {} if measures is None else _last_accuracies(measures),
     }
+
+
+def _last_accuracies(measures: dict) -> dict[str, dict]:
+    """Each layer's k-NN and linear-probe accuracy at the last snapshot."""
+    return {layer: {"snapshot": measures["snapshots"][-1], "title": measures["titles"][-1],
+                    "knn_accuracy": found["knn_accuracy"][-1],
+                    "linear_probe_accuracy": found["linear_probe_accuracy"][-1],
+                    "knn_k": measures["knn_k"], "sample_size": measures["sample_size"]}
+            for layer, found in measures["layers"].items()}
 
 
 def ranked(found: SampleDynamics) -> dict[str, np.ndarray]:

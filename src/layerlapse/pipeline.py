@@ -444,7 +444,8 @@ def _draw_layer(run: RunFolder, layer: str, maps: dict[int, np.ndarray], labels:
         last = epochs[-1]
         written.append(render.draw_train_test(
             maps[last], labels, run.read_array(layout.test_map(layer)), class_names,
-            run.local(layout.figure("train_test", None if main else layer)), title=f"{run.snapshot_title(last)}: training map and test set"))
+            run.local(layout.figure("train_test", None if main else layer)),
+            title=f"{run.snapshot_title(last)}: training map and test set"))
     return written
 
 
