@@ -7,7 +7,13 @@ What travels to the page, and how, so that the reference run (10,000 probe point
   does not draw), little-endian, base64;
 - predictions: per epoch and point the argmax class and the confidence × 255, one byte each;
 - thumbnails: every image once, as a tile of one PNG atlas (a data URI), cut out in the browser when it is needed;
-- the confusion matrix of the whole probe per epoch, and each frame's figures as text.
+- the confusion matrix of the whole probe per epoch, and each frame's figures as text;
+- the probe's per-image dynamics (`layerlapse.dynamics`), one byte each per point (`pack_dynamics`): what the map
+  can be coloured by (`colorBy`: how each byte becomes a value, and the colour bar's range and title), the data map's
+  place (variability, confidence) and each point's cartography region (REGION_SHARE); the hardest and most forgotten
+  images (`strips`, as `layerlapse dynamics` lists them);
+- the shown layers' measures per frame (`layerlapse.measures`): k-NN and linear-probe accuracy, 1 − CKA to the
+  previous frame, CKA between every pair of frames and the words naming its largest changes.
 
 Past the size budget the page shows a stratified, seeded subsample and says so, and Python warns
 (`ReportSizeWarning`); points are never cut silently.
@@ -20,14 +26,22 @@ its index among the page's points (its row in the run folder's arrays, unless th
 - `window.layerlapseReady` (and `layerlapse.ready`): true in the animation frame after the one that painted the
   first draw; `layerlapse.timings`: `performance.now()` when report.js started, decoded, drew, and was ready;
 - `layerlapse.state()`: `{epoch, layer, layers, total, shown, drawn, testShown, testVisible, trail, pinned, webgl,
-  playing}`: `shown` counts the probe points in the map's data source, `drawn` those with a position this frame,
-  `trail` the rows of the pinned point's trajectory (one per frame), `webgl` whether Bokeh got a WebGL context;
-- `layerlapse.setEpoch(e)`, `setLayer(name)`, `pin(i, set="probe")`, `unpin()`, `togglePlay()`;
-- `layerlapse.clientPosition(i, set="probe")`: the point's place in the window (CSS pixels), null if not drawn.
+  playing, colorBy, colorOptions, selected, region, compare, compareDrawn}`: `shown` counts the probe points in the
+  map's data source, `drawn` those with a position this frame, `trail` the rows of the pinned point's trajectory (one
+  per frame), `webgl` whether Bokeh got a WebGL context, `selected` the selected points (sorted) or null, `region`
+  the cartography region that selected them ("none" for a drawn selection), `compare` the second map's layer or null;
+- `layerlapse.setEpoch(e)`, `setLayer(name)`, `setCompare(name|null)`, `setColorBy(key)`, `select(indices|null)`,
+  `selectRegion(key)`, `pin(i, set="probe")`, `unpin()`, `togglePlay()`;
+- `layerlapse.clientPosition(i, set="probe", map=0)`: the point's place in the window (CSS pixels) on the first map
+  (1: the compared one), null if not drawn.
 
 The Bokeh models carry names (`layerlapse-map`, `-points` and `-test-points` (the map's data sources), `-trail`,
 `-epoch` (the slider), `-play`, `-layer`, `-show-test`, `-misclassified`, `-pinned`, `-figures`, `-confusion`,
-`-accuracy`, `-loss`), so `Bokeh.documents[0].get_model_by_name(...)` finds them.
+`-accuracy`, `-loss`; `-color-by`, `-color-mapper`, `-color-bar`; the second map's `-compare` (its select),
+`-compare-map`, `-compare-points`, `-compare-trail`; `-data-map`, `-data-map-points`, `-region`, `-selection`,
+`-hardest`, `-forgotten`; `-cka`, `-cka-cells`, `-measures`, `-measures-source`, `-changes` and the markers
+`-measures-marker`, `-cka-marker-height`, `-cka-marker-width`), so `Bokeh.documents[0].get_model_by_name(...)`
+finds them.
 
 Torch is never imported here: a stored run folder is all the report needs.
 """
