@@ -126,26 +126,12 @@ def summary(run: RunFolder, top: int = 10) -> dict:
         raise RunFolderError(f"run folder {run.path} has fewer than two trained snapshots with stored predictions, so "
                              "there are no dynamics: record at least two trained snapshots with predictions (the "
                              "built-in run and the Recorder store them when the model gives class scores)")
-    names = run.class_names
-    labels = run.probe_labels()
-    final = run.predictions(int(found.snapshots[-1])).argmax(axis=1)
-
-    def rows(order: np.ndarray) -> list[dict]:
-        return [{"index": int(i), "label": _name(names, labels[i]), "predicted": _name(names, final[i]),
-                 "confidence": round(float(found.confidence[i]), 4),
-                 "variability": round(float(found.variability[i]), 4),
-                 "correctness": round(float(found.correctness[i]), 4),
-                 "forgetting_events": int(found.forgetting_events[i]),
-                 "first_learned": int(found.first_learned[i]), "learned_from": int(found.learned_from[i])}
-                for i in order[:top]]
-
-    orders = ranked(found)
     measures = layer_measures(run)
     return {
-        "run": str(run.path), "images": len(labels), "snapshots": [int(s) for s in found.snapshots],
+        "run": str(run.path), "images": len(found.confidence), "snapshots": [int(s) for s in found.snapshots],
         "never_learned": int(found.never_learned.sum()), "unforgettable": int(found.unforgettable.sum()),
         "forgotten_at_least_once": int((found.forgetting_events > 0).sum()),
-        **{name: rows(order) for name, order in orders.items()},
+        **ranked_images(run, found, top),
         "largest_change": {} if measures is None else {layer: changes[:top] for layer, changes
                                                         in what_changed_when(measures).items()},
         "layer_accuracy": {} if measures is None else _last_accuracies(measures),
@@ -159,6 +145,25 @@ def _last_accuracies(measures: dict) -> dict[str, dict]:
                     "linear_probe_accuracy": found["linear_probe_accuracy"][-1],
                     "knn_k": measures["knn_k"], "sample_size": measures["sample_size"]}
             for layer, found in measures["layers"].items()}
+
+
+def ranked_images(run: RunFolder, found: SampleDynamics, top: int) -> dict[str, list[dict]]:
+    """The `top` hardest, most forgotten and latest-learned probe images (as `ranked` orders them), each with its
+    label, final prediction and measures: what `layerlapse dynamics` prints and the report's strips show."""
+    names = run.class_names
+    labels = run.probe_labels()
+    final = run.predictions(int(found.snapshots[-1])).argmax(axis=1)
+
+    def rows(order: np.ndarray) -> list[dict]:
+        return [{"index": int(i), "label": _name(names, labels[i]), "predicted": _name(names, final[i]),
+                 "confidence": round(float(found.confidence[i]), 4),
+                 "variability": round(float(found.variability[i]), 4),
+                 "correctness": round(float(found.correctness[i]), 4),
+                 "forgetting_events": int(found.forgetting_events[i]),
+                 "first_learned": int(found.first_learned[i]), "learned_from": int(found.learned_from[i])}
+                for i in order[:top]]
+
+    return {name: rows(order) for name, order in ranked(found).items()}
 
 
 def ranked(found: SampleDynamics) -> dict[str, np.ndarray]:

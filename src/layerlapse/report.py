@@ -216,11 +216,11 @@ def _probe_dynamics(run: RunFolder, notes: list[str]) -> SampleDynamics | None:
 
 def _strips(run: RunFolder, found: SampleDynamics | None) -> dict[str, list[dict]]:
     """The probe's hardest and most forgotten images, as `layerlapse dynamics` lists them (one definition)."""
-    from .dynamics import summary
+    from .dynamics import ranked_images
 
     if found is None:
         return {}
-    listed = summary(run, STRIP_SIZE)
+    listed = ranked_images(run, found, STRIP_SIZE)
     return {"hardest": listed["hardest"],
             "forgotten": [row for row in listed["most_forgotten"] if row["forgetting_events"] > 0]}
 
