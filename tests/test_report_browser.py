@@ -389,6 +389,8 @@ def test_the_compare_select_draws_a_second_map_that_follows_the_slider(opened: O
     state = opened.state()
     assert state["compare"] == "flat1" and state["compareDrawn"] == PROBE
     assert opened.js(f"{model('layerlapse-compare-map')}.visible") is True
+    assert opened.js(f"{model('layerlapse-compare-map')}.title.text") == "layer flat1"
+    assert opened.js(f"{model('layerlapse-map')}.title.text") == f"layer {opened.state()['layer']}"
     opened.js(f"{model('layerlapse-epoch')}.value = 0")
     xs = opened.js(f"(() => {{ const d = {model('layerlapse-compare-points')}.data; "
                    "return [Array.from(d.point), Array.from(d.x)]; })()")

@@ -575,6 +575,7 @@ function layerlapseStart(models, payloadText) {
     if (index < 0 || index === state.layer) return;
     state.layer = index;
     if (models.layer.value !== name) models.layer.value = name;
+    views[0].plot.title.text = `layer ${name}`;
     fitRanges(views[0], layers[index]);
     models.compare.options = [["none", "none"], ...layers.filter((layer, k) => k !== index)
       .map((layer) => [layer.name, layer.name])];
@@ -590,7 +591,10 @@ function layerlapseStart(models, payloadText) {
     const value = state.compare === null ? "none" : layers[state.compare].name;
     if (models.compare.value !== value) models.compare.value = value;
     views[1].plot.visible = state.compare !== null;
-    if (state.compare !== null) fitRanges(views[1], layers[state.compare]);
+    if (state.compare !== null) {
+      views[1].plot.title.text = `layer ${layers[state.compare].name}`;
+      fitRanges(views[1], layers[state.compare]);
+    }
     else views[1].pointSource.data = {x: [], y: [], value: [], point: [], alpha: [], outline: []};
     drawFrame();
   }

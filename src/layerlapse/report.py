@@ -741,8 +741,9 @@ def _map_figure(content: ReportContent, mapper: LinearColorMapper, prefix: str, 
     from bokeh.plotting import figure
 
     x0, x1, y0, y1 = content.limits[content.layers[0]]
+    # titled with its layer (report.js keeps the title in step; a title is canvas text, never markup)
     plot = figure(width=size[0], height=size[1], output_backend="webgl", name=f"layerlapse-{prefix}map",
-                  x_range=Range1d(x0, x1), y_range=Range1d(y0, y1),
+                  title=f"layer {content.layers[0]}", x_range=Range1d(x0, x1), y_range=Range1d(y0, y1),
                   tools="pan,wheel_zoom,box_zoom,box_select,lasso_select,reset,save", active_scroll="wheel_zoom",
                   active_drag="pan")
     plot.toolbar.logo = None
