@@ -92,6 +92,19 @@ def timed(fn, repeats: int) -> tuple[float, list[float]]:
     return statistics.median(seconds), seconds
 
 
+def reference_training() -> tuple:
+    """MNIST, the reference CNN (seed 0) and its optimizer, and the run's training/validation split, on CPU:
+    (dataset, x, y, model, optimizer, train_indices, val_indices)."""
+    torch.manual_seed(0)
+    dataset = load_dataset("mnist")
+    x = images_to_tensor(dataset.x_train, torch.device("cpu"))
+    y = torch.from_numpy(dataset.y_train)
+    model = prepare_model(build_model((28, 28), 10), torch.device("cpu"))
+    optimizer = make_optimizer(model, 1e-3)
+    train_indices, val_indices = split_validation(len(x), 0.2, 0)
+    return dataset, x, y, model, optimizer, train_indices, val_indices
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -101,13 +114,7 @@ def main() -> None:
     parser.add_argument("--independent", action="store_true", help="also time the article's UMAP per epoch")
     args = parser.parse_args()
     stages = args.stages.split(",")
-    torch.manual_seed(0)
-    dataset = load_dataset("mnist")
-    x = images_to_tensor(dataset.x_train, torch.device("cpu"))
-    y = torch.from_numpy(dataset.y_train)
-    model = prepare_model(build_model((28, 28), 10), torch.device("cpu"))
-    optimizer = make_optimizer(model, 1e-3)
-    train_indices, val_indices = split_validation(len(x), 0.2, 0)
+    dataset, x, y, model, optimizer, train_indices, val_indices = reference_training()
     probe = x[: args.probe]
     gflops = matmul_gflops()
     forward = forward_flops_per_image(model, (28, 28))
