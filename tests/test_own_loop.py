@@ -399,3 +399,45 @@ def test_an_own_loop_resumes_its_run_folder_without_rewriting_finished_snapshots
     assert run.status == "complete" and run.epochs_complete == 3
     assert [row["loss"] for row in run.history] == [1.0, 0.5, 1.0 / 3]
     assert {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in recorded} == recorded
+
+
+def test_one_snapshot_and_a_run_without_predictions_draw_what_they_can(digits, tmp_path: Path) -> None:
+    """A run of one snapshot has no dynamics and a run whose model gives no class scores has no predictions: each
+    says so, and the layer measures and every other picture are still drawn."""
+    from layerlapse.dynamics import summary
+    from layerlapse.errors import RunFolderError
+
+    torch.manual_seed(0)
+    x, y = digits
+    train = TensorDataset(x[:300], y[:300])
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    once = Recorder(model, ["2"], DataLoader(train, batch_size=100), out=tmp_path / "once", class_names=CLASSES)
+    once.start()
+    run = once.finish()
+    assert run.status == "complete" and run.epochs_complete == 0
+    assert not (run.path / "dynamics" / "probe.npz").exists() and not (run.path / "figures/data_map.png").exists()
+    measured = json.loads((run.path / "dynamics" / "layers.json").read_text())
+    assert measured["snapshots"] == [0] and measured["layers"]["2"]["cka"] == [[1.0]]
+    for relpath in ("figures/cka.png", "figures/layer_measures.png", "lapse.gif", "report.html"):
+        assert (run.path / relpath).is_file(), relpath
+    with pytest.raises(RunFolderError, match="fewer than two trained snapshots with stored predictions"):
+        summary(run)
+
+    # scores shaped (inputs, 2, 5), not (inputs, classes): only activations are recorded
+    shaped = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10), nn.Unflatten(1, (2, 5)))
+    optimizer = torch.optim.Adam(shaped.parameters(), lr=3e-3)
+    plain = Recorder(shaped, ["2"], DataLoader(train, batch_size=100), out=tmp_path / "plain", class_names=CLASSES)
+    plain.start()
+    for epoch in (1, 2):
+        for xb, yb in DataLoader(train, batch_size=50, shuffle=True):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(shaped(xb).flatten(1), yb).backward()
+            optimizer.step()
+        plain.epoch_end(epoch)
+    run = plain.finish()
+    assert run.status == "complete" and not any(key.startswith("predictions/") for key in run.manifest["files"])
+    assert "dynamics/probe.npz" not in run.manifest["files"]
+    measured = json.loads((run.path / "dynamics" / "layers.json").read_text())["layers"]["2"]
+    assert len(measured["knn_accuracy"]) == 3 and all(0 <= value <= 1 for value in measured["knn_accuracy"])
+    page = (run.path / "report.html").read_text()
+    assert "layerlapse-data-map" not in page and "layerlapse-cka" in page
