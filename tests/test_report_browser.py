@@ -410,6 +410,8 @@ def test_the_layer_measures_marker_follows_the_slider(opened: Opened) -> None:
     markers = ["layerlapse-measures-marker", "layerlapse-cka-marker-height", "layerlapse-cka-marker-width"]
     assert [opened.js(f"{model(name)}.location") for name in markers] == [EPOCHS] * 3
     opened.js(f"{model('layerlapse-epoch')}.value = 1")
+    # the panels beside the map follow once the map's frame is on screen
+    opened.page.wait_for_function("window.layerlapse.state().panelsEpoch === 1", timeout=10_000)
     assert [opened.js(f"{model(name)}.location") for name in markers] == [1] * 3
     assert "hidden changed most at epoch" in opened.page.locator(".layerlapse-changes").inner_text()
     cka = opened.js(f"Array.from({model('layerlapse-cka-cells')}.data.cka)")

@@ -702,10 +702,14 @@ def _mark_largest_changes(axes: Axes, marks: Sequence[tuple[int, float, str, Any
     for snapshot, height, _, color in marks:
         axes.plot(snapshot, height, marker="o", markersize=8, markerfacecolor="none", markeredgecolor=color,
                   markeredgewidth=1.5)
+    labelled = []
     for snapshot in sorted({mark[0] for mark in marks}):
         here = [mark for mark in marks if mark[0] == snapshot]
         _, height, title, color = max(here, key=lambda mark: mark[1])
-        axes.annotate(title, (snapshot, height), xytext=(0, 7), textcoords="offset points", fontsize=7,
+        # a label beside the one before (neighbouring snapshots) goes one line higher, so the two do not overlap
+        lift = 7 + (11 if labelled and labelled[-1] == (snapshot - 1, 7) else 0)
+        labelled.append((snapshot, lift))
+        axes.annotate(title, (snapshot, height), xytext=(0, lift), textcoords="offset points", fontsize=7,
                       ha="left" if n_snapshots > 20 else "center", rotation=50 if n_snapshots > 20 else 0,
                       color=color if len({mark[3] for mark in here}) == 1 else "0.25",
                       bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 0.5})

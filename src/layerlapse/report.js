@@ -32,8 +32,8 @@ function layerlapseStart(models, payloadText) {
   }));
   const classPalette = models.colorMapper.palette.slice();
   const dataMapPalette = models.dataMapMapper ? models.dataMapMapper.palette.slice() : null;
-  const state = {epoch: models.slider.value, drawnEpoch: null, layer: 0, compare: null, pinned: null,
-                 playing: false, tween: null, pointer: [0, 0], hovered: null, colorBy: "class",
+  const state = {epoch: models.slider.value, drawnEpoch: null, panelsEpoch: null, layer: 0, compare: null,
+                 pinned: null, playing: false, tween: null, pointer: [0, 0], hovered: null, colorBy: "class",
                  colorValues: null, selected: null, selectedMask: new Uint8Array(sets.probe.n), region: "none",
                  clearing: new Set(), dataMapByClass: false};
   const tooltip = makeTooltip();
@@ -291,7 +291,25 @@ function layerlapseStart(models, payloadText) {
                  `misclassified at this epoch (outlined)`);
     }
     models.figures.text = `<div class="layerlapse-figures">${lines.map(escapeHtml).join("<br>")}</div>`;
+  }
+
+  // The panels that follow the slider beside the map (the curves' and heatmap's markers, the confusion matrix) are
+  // drawn after the map's frame is on screen, once per burst of moves: each is a canvas of its own, and repainting
+  // them all with the map doubled the time a slider move took to show (bench/report_speed.py).
+  let panelsPending = false;
+  function schedulePanels() {
+    if (panelsPending) return;
+    panelsPending = true;
+    requestAnimationFrame(() => setTimeout(() => {
+      panelsPending = false;
+      drawPanels();
+    }, 0));
+  }
+
+  function drawPanels() {
     for (const span of models.spans) span.location = state.epoch;
+    drawConfusion();
+    state.panelsEpoch = state.epoch;
   }
 
   function drawConfusion() {
@@ -319,7 +337,7 @@ function layerlapseStart(models, payloadText) {
     drawTrail();
     drawPinned();
     drawFigures();
-    drawConfusion();
+    schedulePanels();
     state.drawnEpoch = state.epoch;
   }
 
@@ -504,7 +522,9 @@ function layerlapseStart(models, payloadText) {
     const frames = data.epochs.length;
     const values = (list) => Float64Array.from(list || new Array(frames).fill(null), (v) => v === null ? NaN : v);
     const cka = new Float64Array(frames * frames).fill(NaN);
-    if (measured) measured.cka.forEach((row, a) => row.forEach((v, b) => { cka[a * frames + b] = v === null ? NaN : v; }));
+    if (measured) {
+      measured.cka.forEach((row, a) => row.forEach((v, b) => { cka[a * frames + b] = v === null ? NaN : v; }));
+    }
     models.ckaCells.data = {a: models.ckaCells.data.a, b: models.ckaCells.data.b, cka};
     models.measuresSource.data = {epoch: data.epochs, knn: values(measured && measured.knn),
                                   linear: values(measured && measured.linear),
@@ -710,7 +730,8 @@ function layerlapseStart(models, payloadText) {
             webgl: Boolean(view && view.canvas_view.webgl), playing: state.playing,
             colorBy: state.colorBy, colorOptions: ["class", ...data.colorBy.map((option) => option.key)],
             selected: state.selected === null ? null : state.selected.slice(), region: state.region,
-            compare: compared ? compared.name : null, compareDrawn: compared ? drawnCount(views[1].pointSource) : 0};
+            compare: compared ? compared.name : null, compareDrawn: compared ? drawnCount(views[1].pointSource) : 0,
+            panelsEpoch: state.panelsEpoch};
   }
 
   window.layerlapse = {
@@ -724,6 +745,7 @@ function layerlapseStart(models, payloadText) {
   drawDataMap();
   drawSelectionList();
   setEpoch(state.epoch);
+  drawPanels();  // the first time with the map, so the page is whole when it says it is ready
   timings.drawn = performance.now();
   requestAnimationFrame(() => requestAnimationFrame(() => {
     window.layerlapse.ready = true;

@@ -26,10 +26,11 @@ its index among the page's points (its row in the run folder's arrays, unless th
 - `window.layerlapseReady` (and `layerlapse.ready`): true in the animation frame after the one that painted the
   first draw; `layerlapse.timings`: `performance.now()` when report.js started, decoded, drew, and was ready;
 - `layerlapse.state()`: `{epoch, layer, layers, total, shown, drawn, testShown, testVisible, trail, pinned, webgl,
-  playing, colorBy, colorOptions, selected, region, compare, compareDrawn}`: `shown` counts the probe points in the
-  map's data source, `drawn` those with a position this frame, `trail` the rows of the pinned point's trajectory (one
-  per frame), `webgl` whether Bokeh got a WebGL context, `selected` the selected points (sorted) or null, `region`
-  the cartography region that selected them ("none" for a drawn selection), `compare` the second map's layer or null;
+  playing, colorBy, colorOptions, selected, region, compare, compareDrawn, panelsEpoch}`: `shown` counts the probe
+  points in the map's data source, `drawn` those with a position this frame, `trail` the rows of the pinned point's
+  trajectory (one per frame), `webgl` whether Bokeh got a WebGL context, `selected` the selected points (sorted) or null, `region`
+  the cartography region that selected them ("none" for a drawn selection), `compare` the second map's layer or null,
+  `panelsEpoch` the epoch the panels beside the map show (they follow a slider move once its map frame is drawn);
 - `layerlapse.setEpoch(e)`, `setLayer(name)`, `setCompare(name|null)`, `setColorBy(key)`, `select(indices|null)`,
   `selectRegion(key)`, `pin(i, set="probe")`, `unpin()`, `togglePlay()`;
 - `layerlapse.clientPosition(i, set="probe", map=0)`: the point's place in the window (CSS pixels) on the first map
@@ -866,7 +867,7 @@ def _data_map_panel(content: ReportContent) -> dict | None:
 
     if content.probe.dynamics is None:
         return None
-    plot = figure(width=DATA_MAP_SIZE[0], height=DATA_MAP_SIZE[1], output_backend="webgl",
+    plot = figure(width=DATA_MAP_SIZE[0], height=DATA_MAP_SIZE[1], output_backend="canvas",
                   name="layerlapse-data-map", title="data map of the probe (drag: select)",
                   x_range=Range1d(0, VARIABILITY_MAX), y_range=Range1d(0, 1.02),
                   tools="box_select,lasso_select,reset", active_drag="box_select", toolbar_location="right")
