@@ -302,16 +302,15 @@ def test_payload_packs_each_image_s_dynamics_in_one_byte_each(run: RunFolder) ->
     assert keys == ["confidence", "variability", "correctness", "firstLearned", "forgetting"]
 
 
-def test_cartography_regions_are_the_thirds_by_rank() -> None:
-    rng = np.random.default_rng(3)
-    confidence, variability = rng.random(900), rng.random(900) * 0.4
-    regions = report.cartography_regions(confidence, variability)
-    ambiguous = regions == report.REGIONS["ambiguous"][0]
-    assert ambiguous.sum() == 300 and variability[ambiguous].min() > variability[~ambiguous].max()
-    easy, hard = regions == report.REGIONS["easy"][0], regions == report.REGIONS["hard"][0]
-    assert abs(easy.sum() - 200) <= 1 and abs(hard.sum() - 200) <= 1
-    assert confidence[easy].min() > confidence[~ambiguous & ~easy].max()
-    assert confidence[hard].max() < confidence[~ambiguous & ~hard].min()
+def test_cartography_regions_use_fixed_cut_offs_and_the_report_names_the_same_codes() -> None:
+    from layerlapse import dynamics
+
+    confidence = np.array([0.99, 0.80, 0.74, 0.50, 0.26, 0.25, 0.05, 0.90, 0.10])
+    variability = np.array([0.01, 0.19, 0.05, 0.30, 0.10, 0.10, 0.02, 0.20, 0.25])
+    easy, ambiguous, hard = (dynamics.REGIONS[key] for key in ("easy", "ambiguous", "hard"))
+    assert list(dynamics.cartography_regions(confidence, variability)) == [easy, easy, 0, ambiguous, 0, hard, hard,
+                                                                           ambiguous, ambiguous]
+    assert {key: code for key, (code, _) in report.REGIONS.items()} == dynamics.REGIONS
 
 
 def test_subsample_keeps_the_dynamics_with_their_points(run: RunFolder) -> None:

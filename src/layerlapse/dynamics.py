@@ -25,6 +25,15 @@ from .store import RunFolder, is_untrained
 
 NOT_YET = -1  # first_learned / learned_from of an image never right (or not right at the last snapshot)
 
+# Dataset cartography's regions of the data map, with fixed cut-offs so that a region means the same in every run:
+# Swayamdipta et al. pick training subsets by rank (a third each), which on MNIST would call a third of the images
+# "hard to learn" at a confidence of 0.98. Ambiguous: the true class's probability swings (variability ≥ 0.2); of the
+# rest, easy to learn: confidently right (confidence ≥ 0.75), hard to learn: confidently wrong (≤ 0.25).
+AMBIGUOUS_VARIABILITY = 0.2
+EASY_CONFIDENCE = 0.75
+HARD_CONFIDENCE = 0.25
+REGIONS = {"easy": 1, "ambiguous": 2, "hard": 3}  # codes; 0 is no region
+
 
 @dataclass(frozen=True)
 class SampleDynamics:
@@ -85,6 +94,17 @@ def sample_dynamics(probabilities: np.ndarray, labels: np.ndarray, snapshots: np
         never_learned=~ever,
         unforgettable=ever & ~forgotten.any(axis=0),
     )
+
+
+def cartography_regions(confidence: np.ndarray, variability: np.ndarray) -> np.ndarray:
+    """Each image's region of the data map as a REGIONS code (uint8), 0 where it is in none."""
+    confidence, variability = np.asarray(confidence), np.asarray(variability)
+    regions = np.zeros(len(confidence), dtype=np.uint8)
+    steady = variability < AMBIGUOUS_VARIABILITY
+    regions[~steady] = REGIONS["ambiguous"]
+    regions[steady & (confidence >= EASY_CONFIDENCE)] = REGIONS["easy"]
+    regions[steady & (confidence <= HARD_CONFIDENCE)] = REGIONS["hard"]
+    return regions
 
 
 def probe_dynamics(run: RunFolder) -> SampleDynamics | None:

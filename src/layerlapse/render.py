@@ -498,6 +498,12 @@ def draw_data_map(confidence: np.ndarray, variability: np.ndarray, correctness: 
     axes.set_xlim(-0.01, max(0.5, float(np.max(variability, initial=0.0)) * 1.05))
     axes.set_ylim(-0.02, 1.02)
     axes.tick_params(labelsize=8)
+    from .dynamics import AMBIGUOUS_VARIABILITY, EASY_CONFIDENCE, HARD_CONFIDENCE
+
+    # the regions' cut-offs, the same the report selects by
+    axes.axvline(AMBIGUOUS_VARIABILITY, color="0.5", linewidth=0.8, linestyle="--")
+    for level in (EASY_CONFIDENCE, HARD_CONFIDENCE):
+        axes.plot([0, AMBIGUOUS_VARIABILITY], [level, level], color="0.5", linewidth=0.8, linestyle="--")
     for x, y, text, where in ((0.02, 0.97, "easy to learn", "left"), (0.02, 0.03, "hard to learn", "left"),
                               (0.98, 0.5, "ambiguous", "right")):
         axes.text(x, y, text, transform=axes.transAxes, ha=where, va="center", fontsize=8, color="0.3",

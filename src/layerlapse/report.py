@@ -10,7 +10,7 @@ What travels to the page, and how, so that the reference run (10,000 probe point
 - the confusion matrix of the whole probe per epoch, and each frame's figures as text;
 - the probe's per-image dynamics (`layerlapse.dynamics`), one byte each per point (`pack_dynamics`): what the map
   can be coloured by (`colorBy`: how each byte becomes a value, and the colour bar's range and title), the data map's
-  place (variability, confidence) and each point's cartography region (REGION_SHARE); the hardest and most forgotten
+  place (variability, confidence) and each point's cartography region (fixed cut-offs); the hardest and most forgotten
   images (`strips`, as `layerlapse dynamics` lists them);
 - the shown layers' measures per frame (`layerlapse.measures`): k-NN and linear-probe accuracy, 1 − CKA to the
   previous frame, CKA between every pair of frames and the words naming its largest changes.
@@ -66,6 +66,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .atomic import atomic_output
+from .dynamics import REGIONS as REGION_CODES
+from .dynamics import cartography_regions
 from .errors import ConfigError, RunFolderError
 from . import layout
 from .store import RunFolder, is_untrained
@@ -82,11 +84,9 @@ TEST_COLOR = "gold"
 THUMBNAIL_PX = 84  # thumbnails are shown about this big, in whole-pixel steps
 BUDGET_MARGIN = 0.98  # aim a little under what the budget holds: the PNG atlas's size is known once encoded
 VARIABILITY_MAX = 0.5  # a probability's standard deviation is at most 0.5: variability / 0.5 × 255 fills a byte
-# Dataset cartography's regions (Swayamdipta et al., 2020) by rank, as their paper picks its subsets: "ambiguous" is
-# the probe's top third by variability; of the rest, "easy to learn" the top third by confidence and "hard to learn"
-# the bottom third. Thresholds come from the whole probe, so a subsampled page keeps each point's region.
-REGION_SHARE = 1 / 3
-REGIONS = {"easy": (1, "easy to learn"), "ambiguous": (2, "ambiguous"), "hard": (3, "hard to learn")}
+# Dataset cartography's regions (layerlapse.dynamics.cartography_regions: fixed cut-offs), their codes and names
+REGIONS = {key: (REGION_CODES[key], name)
+           for key, name in (("easy", "easy to learn"), ("ambiguous", "ambiguous"), ("hard", "hard to learn"))}
 STRIP_SIZE = 12  # images in each of the hardest and most forgotten strips
 SELECTION_THUMBNAILS = 60  # a data-map selection lists the thumbnails of its first this many points
 
@@ -424,20 +424,6 @@ def pack_dynamics(found: SampleDynamics) -> dict[str, np.ndarray]:
             "correctness": share(found.correctness), "firstLearned": first.astype(np.uint8),
             "forgetting": np.clip(found.forgetting_events, 0, 255).astype(np.uint8),
             "region": cartography_regions(found.confidence, found.variability)}
-
-
-def cartography_regions(confidence: np.ndarray, variability: np.ndarray) -> np.ndarray:
-    """Each image's region as REGIONS codes it (see REGION_SHARE), 0 where it is in none."""
-    regions = np.zeros(len(confidence), dtype=np.uint8)
-    if not len(confidence):
-        return regions
-    ambiguous = variability >= np.quantile(variability, 1 - REGION_SHARE)
-    rest_confidence = confidence[~ambiguous] if (~ambiguous).any() else confidence
-    high, low = np.quantile(rest_confidence, [1 - REGION_SHARE, REGION_SHARE])
-    regions[~ambiguous & (confidence >= high)] = REGIONS["easy"][0]
-    regions[~ambiguous & (confidence <= low)] = REGIONS["hard"][0]
-    regions[ambiguous] = REGIONS["ambiguous"][0]
-    return regions
 
 
 def color_measures(found: SampleDynamics) -> list[dict]:
