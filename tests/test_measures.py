@@ -78,9 +78,14 @@ def test_render_stores_the_measures_and_names_what_changed_when(two_layer_run) -
     assert metrics["layer_measures"] == stored
     assert metrics["what_changed_when"] == {layer: stored["layers"][layer]["largest_change"]
                                             for layer in ("hidden", "end")}
+    from layerlapse.dynamics import sample_dynamics
+
+    stacked = np.stack([run.read_array(layout.test_probe_predictions(s)) for s in (1, 2, 3)])
+    expected = sample_dynamics(stacked, run.labels(layout.TEST_PROBE_LABELS), snapshots=np.array([1, 2, 3]))
     with np.load(run.path / layout.DYNAMICS_TEST_PROBE, allow_pickle=False) as test_probe:
         assert test_probe["confidence"].shape == (100,)
-        np.testing.assert_array_equal(test_probe["snapshots"], [1, 2, 3])
+        for name, values in expected.as_arrays().items():  # the test probe's own predictions and labels
+            np.testing.assert_array_equal(test_probe[name], values)
 
 
 def test_the_stored_measures_are_reused_only_while_they_fit_the_run(two_layer_run, tmp_path, monkeypatch) -> None:
