@@ -325,6 +325,9 @@ def test_colour_by_a_measure_recolours_the_points_and_shows_the_colour_bar(opene
                        "return [Array.from(d.point), Array.from(d.value)]; })()")
     confidence = probe_dynamics(load_run(reports.run)).confidence
     assert np.allclose(values[1], confidence[values[0]], atol=0.5 / 255 + 1e-6)
+    opened.js(f"{model('layerlapse-color-by')}.value = 'correctness'")  # red to green, as the data map shows it
+    assert opened.js(f"{model('layerlapse-color-mapper')}.palette.slice()") == opened.js(
+        f"{model('layerlapse-data-map-colors')}.palette.slice()")
     opened.js(f"{model('layerlapse-color-by')}.value = 'class'")
     assert opened.js(f"{model('layerlapse-color-bar')}.visible") is False
     assert opened.js(f"{model('layerlapse-color-mapper')}.palette.slice()") == class_palette

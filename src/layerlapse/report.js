@@ -371,7 +371,8 @@ function layerlapseStart(models, payloadText) {
     state.colorValues = null;
     if (models.colorBy.value !== key) models.colorBy.value = key;
     if (measure) {
-      models.colorMapper.setv({palette: data.sequentialPalette, low: measure.low, high: measure.high});
+      models.colorMapper.setv({palette: measure.palette || data.sequentialPalette, low: measure.low,
+                               high: measure.high});
       models.colorBar.setv({title: measure.title, visible: true});
     } else {
       models.colorMapper.setv({palette: classPalette, low: -0.5, high: classPalette.length - 0.5});

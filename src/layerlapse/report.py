@@ -437,7 +437,8 @@ def color_measures(found: SampleDynamics) -> list[dict]:
         {"key": "variability", "label": "variability", "scale": VARIABILITY_MAX / 255, "offset": 0, "missing": None,
          "low": 0, "high": top_variability, "title": "variability: its standard deviation over the trained snapshots"},
         {"key": "correctness", "label": "correctness", "scale": 1 / 255, "offset": 0, "missing": None,
-         "low": 0, "high": 1, "title": "correctness: share of trained snapshots predicted right"},
+         "low": 0, "high": 1, "title": "correctness: share of trained snapshots predicted right",
+         "palette": correctness_palette()},  # as the data map and figures/data_map.png colour it
         {"key": "firstLearned", "label": "first learned", "scale": 1, "offset": -1, "missing": 0,
          "low": int(found.snapshots[0]) if len(found.snapshots) else 0, "high": max(last, 1),
          "title": "first snapshot predicted right (grey: never)"},
@@ -508,6 +509,14 @@ def _strip_points(points: Points, rows: list[dict]) -> list[dict]:
     return [{"i": int(i), "label": row["label"], "predicted": row["predicted"],
              "confidence": row["confidence"], "forgetting": row["forgetting_events"]}
             for i, row in zip(where, rows) if i < len(points.rows) and points.rows[i] == row["index"]]
+
+
+def correctness_palette() -> list[str]:
+    """Red (never right) to green (always right), as figures/data_map.png and the report's data map show
+    correctness."""
+    from bokeh.palettes import RdYlGn11
+
+    return list(reversed(RdYlGn11))
 
 
 def sequential_palette() -> list[str]:
@@ -848,7 +857,6 @@ def _data_map_panel(content: ReportContent) -> dict | None:
     region choice, box and lasso select, and the selected images' thumbnails."""
     from bokeh.layouts import column, row
     from bokeh.models import ColumnDataSource, Div, LinearColorMapper, Range1d, Select
-    from bokeh.palettes import RdYlGn11
     from bokeh.plotting import figure
 
     if content.probe.dynamics is None:
@@ -862,7 +870,7 @@ def _data_map_panel(content: ReportContent) -> dict | None:
     source = ColumnDataSource({column: [] for column in ("x", "y", "value", "point", "alpha")},
                               name="layerlapse-data-map-points")
     # report.js swaps this mapper's palette between correctness (red: never right, green: always) and class
-    mapper = LinearColorMapper(palette=list(reversed(RdYlGn11)), low=0, high=1, name="layerlapse-data-map-colors")
+    mapper = LinearColorMapper(palette=correctness_palette(), low=0, high=1, name="layerlapse-data-map-colors")
     alpha = {f"{state}fill_alpha": "alpha" for state in ("", "selection_", "nonselection_")}
     plot.scatter("x", "y", source=source, size=max(marker_style(len(content.probe))["size"] * 0.7, 2.5),
                  fill_color={"field": "value", "transform": mapper}, line_color=None, **alpha)
