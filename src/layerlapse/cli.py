@@ -175,28 +175,42 @@ def report(
 @app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `layerlapse run` or `demo`.")],
-    epoch: Annotated[int, typer.Option(help="The epoch to export (0 is before training).")],
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Write the files of TensorBoard's embedding "
-                                              "projector (the only format so far).")] = False,
-    layer: Annotated[Optional[str], typer.Option(help="Recorded layer to export (default: the run's first).")]
-    = None,
-    out: Annotated[Optional[Path], typer.Option(help="Folder to write (default: RUN_DIR/tensorboard/epoch_NNN).")]
-    = None,
+                                              "projector for one epoch (give --epoch).")] = False,
+    parquet: Annotated[bool, typer.Option("--parquet", help="Write one Parquet table per layer: every probe image at "
+                                          "every snapshot with its map position, prediction and dynamics (pandas, "
+                                          "DuckDB, Embedding Atlas, DataMapPlot read it).")] = False,
+    epoch: Annotated[Optional[int], typer.Option(help="The epoch to export for TensorBoard (0 is before "
+                                                 "training).")] = None,
+    layer: Annotated[Optional[str], typer.Option(help="Recorded layer to export (default: TensorBoard the run's "
+                                                 "first, Parquet every one).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Folder to write (default: RUN_DIR/tensorboard/epoch_NNN, "
+                                                "RUN_DIR/tables).")] = None,
 ) -> None:
-    """Export one epoch of a stored run for another viewer: TensorBoard's projector (PCA, t-SNE, UMAP in 3-D)."""
+    """Export a stored run for another tool: TensorBoard's projector (one epoch), or Parquet tables (every
+    snapshot)."""
     import shlex
 
     from .export import ExportWarning, export_tensorboard
     from . import layout
     from .store import load_run
 
-    if not tensorboard:
-        raise LayerlapseError("say which format to export: --tensorboard (TensorBoard's embedding projector) is "
-                              "the only one so far")
+    if tensorboard == parquet:
+        raise LayerlapseError("say which format to export: --tensorboard (TensorBoard's embedding projector, one "
+                              "epoch) or --parquet (a table per layer, every snapshot), one at a time")
+    if tensorboard and epoch is None:
+        raise LayerlapseError("--tensorboard exports one epoch: give --epoch N (0 is before training)")
     stored = load_run(run_dir)
     with _warnings_as_lines(ExportWarning), contextlib.ExitStack() as inside:
         if out is None:  # into the run folder: as its writer, and never through a link out of it
             inside.enter_context(stored.writing())
+        if parquet:
+            from .tables import write_parquet
+
+            folder = out if out is not None else stored.local(layout.TABLES)
+            written = write_parquet(stored, folder, layers=None if layer is None else [layer])
+            typer.echo(f"wrote {', '.join(path.name for path in written)} to {folder}")
+            return
         folder = out if out is not None else stored.local(layout.tensorboard(epoch))
         export_tensorboard(stored, folder, epoch=epoch, layer=layer)
     typer.echo(f"wrote the projector files of layer {layer or stored.layers[0]} at epoch {epoch} to {folder}")

@@ -15,7 +15,7 @@ LOCK = ".layerlapse-lock"  # held (flock) by the one process writing the run; ne
 # Folders of recorded data: a killed writer may leave files here that the manifest does not list yet.
 RECORDED_FOLDERS = ("probe", "activations", "predictions", "checkpoints", "test", "maps")
 # Folders layerlapse makes for drawings and exports; emptied ones are removed with the run by --force.
-DRAWN_FOLDERS = ("figures", "frames", "tensorboard", "dynamics")
+DRAWN_FOLDERS = ("figures", "frames", "tensorboard", "dynamics", "tables")
 
 _MAX_NAME_BYTES = 200
 _EPOCH = r"epoch_\d{3,}"
@@ -138,6 +138,14 @@ def figure(name: str, layer: str | None = None) -> str:
 
 def tensorboard(epoch: int) -> str:
     return f"tensorboard/{epoch_file(epoch, '')}"
+
+
+TABLES = "tables"  # `layerlapse export --parquet` writes here by default
+
+
+def table_file(layer: str) -> str:
+    """A layer's table, named after it (in tables/ or the folder the user gives)."""
+    return f"{layer}.parquet"
 
 
 def plain_name_problem(name: object) -> str | None:
