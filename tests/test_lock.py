@@ -51,3 +51,30 @@ def test_a_lock_file_that_is_a_link_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RunFolderError, match=r"\.layerlapse-lock is a symbolic link"):
         lock.acquire(run)
     assert target.read_text() == "theirs"
+
+
+HOLD_THEN_SAY = """
+import fcntl, os, sys, time
+from pathlib import Path
+from layerlapse import lock
+descriptor = os.open(Path(sys.argv[1]) / lock.LOCK, os.O_RDWR)
+fcntl.flock(descriptor, fcntl.LOCK_EX)  # the lock taken, its record not written yet: the moment of the race
+print("locked", flush=True)
+time.sleep(0.3)
+lock._say_holder(descriptor)
+time.sleep(600)
+"""
+
+
+def test_a_record_left_by_an_ended_writer_is_not_taken_for_the_new_holder(tmp_path: Path) -> None:
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = int(ended.stdout)  # a process that has ended, as the interrupted run's writer had
+    (tmp_path / lock.LOCK).write_text(f'{{"pid": {stale}, "command": "layerlapse", "since": "2026-01-01 00:00:00"}}')
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THEN_SAY, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunFolderError, match=rf"by another process \(pid {holder.pid}, "):
+            lock.acquire(tmp_path)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()

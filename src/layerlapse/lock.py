@@ -95,15 +95,44 @@ def _say_holder(descriptor: int) -> None:
         pass
 
 
-def _holder(descriptor: int) -> str:
+def _holder(descriptor: int, wait_s: float = 1.0) -> str:
+    """Who holds the lock, from its record. The holder writes the record just after taking the lock, so a record
+    naming a process that has ended is the last writer's: wait a little for the new one (seen as a race between two
+    `--resume` started at once, where the loser named the long-gone process of the interrupted run)."""
+    deadline = time.monotonic() + wait_s
+    info = _record(descriptor)
+    while info is not None and not _alive(info.get("pid")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        info = _record(descriptor)
+    if info is None or not _alive(info.get("pid")):
+        return "a process that has not said who it is"
     try:
-        info = json.loads(os.pread(descriptor, 4096, 0).decode())
         command = str(info["command"])
         if len(command) > 120:  # the start and the end (where --resume or --force is) say what it is
             command = f"{command[:70]} … {command[-40:]}"
         return f"pid {int(info['pid'])}, `{command}`, since {str(info['since'])[:19]}"
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return "a process that has not said who it is"
+
+
+def _record(descriptor: int) -> dict | None:
+    try:
+        info = json.loads(os.pread(descriptor, 4096, 0).decode())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _alive(pid: object) -> bool:
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def _command() -> list[str]:
