@@ -192,6 +192,26 @@ def test_every_epoch_and_the_default_layer_reach_the_export(digits_run: Path, tm
                                       run.activations("hidden", epoch).astype(np.float32))
 
 
+def test_every_snapshot_goes_into_one_logdir_the_plugin_serves(digits_run: Path, tmp_path: Path, main_here) -> None:
+    result = main_here("export", "--tensorboard", digits_run)
+    assert result.returncode == 0, result.stderr
+    folder = digits_run / "tensorboard" / "hidden"
+    assert f"at every snapshot to {folder}" in result.stdout
+    server = ProjectorServer(folder)
+    embeddings = json.loads(server.get("/info"))["embeddings"]
+    assert [embedding["tensorName"] for embedding in embeddings] == [f"hidden_epoch_{e:03d}" for e in range(3)]
+    assert {tuple(embedding["sprite"]["singleImageDim"]) for embedding in embeddings} == {(8, 8)}  # one sprite
+    run = load_run(digits_run)
+    for epoch in range(3):
+        name = f"hidden_epoch_{epoch:03d}"
+        served = np.frombuffer(server.get("/tensor", name=name, num_rows=PAGE_ROWS), dtype=np.float32)
+        np.testing.assert_array_equal(served.reshape(300, -1), run.activations("hidden", epoch).astype(np.float32))
+        rows = server.metadata_rows(name)
+        assert len(rows) == 301 and rows[1][2] == str(run.class_names[run.predictions(epoch)[0].argmax()])
+    assert sorted(path.name for path in folder.iterdir()) == ["epoch_000", "epoch_001", "epoch_002",
+                                                              "projector_config.pbtxt", "sprite.png"]
+
+
 # --- the parts, on runs written without training --------------------------------------------------------------------
 
 
@@ -410,7 +430,6 @@ def test_cli_export_prints_warnings_as_one_line_each(tmp_path: Path, main_here,
     ("arguments", "pattern"),
     [(["--epoch", "1"], r"^error: say which format to export: --tensorboard"),
      (["--tensorboard", "--parquet", "--epoch", "1"], r"^error: say which format to export: .* one at a time"),
-     (["--tensorboard"], r"^error: --tensorboard exports one epoch: give --epoch N"),
      (["--parquet", "--layer", "end"], r"--layer must name recorded layers of .* \(hidden\), got end"),
      (["--tensorboard", "--epoch", "5"], r"epoch 5 is not in run folder .*, which holds epochs 0 to 2"),
      (["--tensorboard", "--epoch", "1", "--layer", "end"], r"layer 'end' was not recorded"),

@@ -176,19 +176,19 @@ def report(
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `layerlapse run` or `demo`.")],
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Write the files of TensorBoard's embedding "
-                                              "projector for one epoch (give --epoch).")] = False,
+                                              "projector: every snapshot in one logdir, or one --epoch.")] = False,
     parquet: Annotated[bool, typer.Option("--parquet", help="Write one Parquet table per layer: every probe image at "
                                           "every snapshot with its map position, prediction and dynamics (pandas, "
                                           "DuckDB, Embedding Atlas, DataMapPlot read it).")] = False,
-    epoch: Annotated[Optional[int], typer.Option(help="The epoch to export for TensorBoard (0 is before "
-                                                 "training).")] = None,
+    epoch: Annotated[Optional[int], typer.Option(help="One epoch to export for TensorBoard (0 is before "
+                                                 "training; default: every snapshot).")] = None,
     layer: Annotated[Optional[str], typer.Option(help="Recorded layer to export (default: TensorBoard the run's "
                                                  "first, Parquet every one).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Folder to write (default: RUN_DIR/tensorboard/epoch_NNN, "
-                                                "RUN_DIR/tables).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Folder to write (default: RUN_DIR/tensorboard/LAYER or "
+                                                "/epoch_NNN, RUN_DIR/tables).")] = None,
 ) -> None:
-    """Export a stored run for another tool: TensorBoard's projector (one epoch), or Parquet tables (every
-    snapshot)."""
+    """Export a stored run for another tool: TensorBoard's projector (every snapshot in one logdir, or one epoch),
+    or Parquet tables (every snapshot)."""
     import shlex
 
     from .export import ExportWarning, export_tensorboard
@@ -196,10 +196,8 @@ def export(
     from .store import load_run
 
     if tensorboard == parquet:
-        raise LayerlapseError("say which format to export: --tensorboard (TensorBoard's embedding projector, one "
-                              "epoch) or --parquet (a table per layer, every snapshot), one at a time")
-    if tensorboard and epoch is None:
-        raise LayerlapseError("--tensorboard exports one epoch: give --epoch N (0 is before training)")
+        raise LayerlapseError("say which format to export: --tensorboard (TensorBoard's embedding projector) or "
+                              "--parquet (a table per layer), one at a time")
     stored = load_run(run_dir)
     with _warnings_as_lines(ExportWarning), contextlib.ExitStack() as inside:
         if out is None:  # into the run folder: as its writer, and never through a link out of it
@@ -211,9 +209,11 @@ def export(
             written = write_parquet(stored, folder, layers=None if layer is None else [layer])
             typer.echo(f"wrote {', '.join(path.name for path in written)} to {folder}")
             return
-        folder = out if out is not None else stored.local(layout.tensorboard(epoch))
+        shown = layer or stored.layers[0]
+        folder = out if out is not None else stored.local(layout.tensorboard(epoch, shown))
         export_tensorboard(stored, folder, epoch=epoch, layer=layer)
-    typer.echo(f"wrote the projector files of layer {layer or stored.layers[0]} at epoch {epoch} to {folder}")
+    when = "every snapshot" if epoch is None else f"epoch {epoch}"
+    typer.echo(f"wrote the projector files of layer {shown} at {when} to {folder}")
     typer.echo(f"view them: tensorboard --logdir {shlex.quote(str(folder))}")
 
 

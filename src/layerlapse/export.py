@@ -1,4 +1,5 @@
-"""One epoch of a stored run for TensorBoard's embedding projector: `layerlapse export --tensorboard RUN --epoch N`.
+"""A stored run for TensorBoard's embedding projector: `layerlapse export --tensorboard RUN [--epoch N]`, every
+snapshot in one logdir (or one epoch).
 
 The projector plugin (tensorboard/plugins/projector) reads projector_config.pbtxt in the folder given to
 `tensorboard --logdir`, and the files it names relative to that folder. What it accepts, from its source
@@ -17,6 +18,7 @@ TensorBoard is needed to view these files, not to write them: it is only a devel
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -56,30 +58,51 @@ class ExportWarning(UserWarning):
 
 @dataclass(frozen=True)
 class Embedding:
-    """What projector_config.pbtxt says about the one tensor: its name, (points, features), thumbnail (width, height)
-    or None for no sprite. The files are always TENSOR_FILE, METADATA_FILE and SPRITE_FILE beside the config."""
+    """What projector_config.pbtxt says about one tensor: its name, (points, features), thumbnail (width, height) or
+    None for no sprite, and its files relative to the config (the sprite is always SPRITE_FILE beside it)."""
 
     tensor_name: str
     tensor_shape: tuple[int, int]
     thumbnail: tuple[int, int] | None
+    tensor_path: str = TENSOR_FILE
+    metadata_path: str = METADATA_FILE
 
 
-def export_tensorboard(run: RunFolder, out_dir: str | os.PathLike, *, epoch: int, layer: str | None = None) -> Path:
-    """Write what TensorBoard's projector reads for one epoch of a stored run into `out_dir` and return that folder:
-    the layer's activations (default: the run's first layer), a metadata row per probe image, the probe images as a
-    sprite, and projector_config.pbtxt, last. View them with `tensorboard --logdir out_dir`."""
+def export_tensorboard(run: RunFolder, out_dir: str | os.PathLike, *, epoch: int | None = None,
+                       layer: str | None = None) -> Path:
+    """Write what TensorBoard's projector reads for a stored run into `out_dir` and return that folder: the layer's
+    activations (default: the run's first layer), a metadata row per probe image, the probe images as a sprite, and
+    projector_config.pbtxt, last. With `epoch`, that one epoch (its files beside the config); without, every snapshot
+    in the one folder (epoch_NNN/tensor.tsv and metadata.tsv, one sprite), chosen from the projector's tensor menu.
+    View them with `tensorboard --logdir out_dir`."""
     layer = _chosen_layer(run, layer)
-    _check_epoch(run, epoch)
-    activations = _activations(run, layer, epoch)
+    if epoch is not None:
+        _check_epoch(run, epoch)
+    epochs = [epoch] if epoch is not None else _every_epoch(run, layer)
     folder = Path(out_dir)
-    _write_tensor(activations, folder / TENSOR_FILE)
-    columns = metadata_columns(run, layer, epoch, len(activations))
-    write_bytes(folder / METADATA_FILE, metadata_tsv(columns).encode("utf-8"))
-    thumbnail = _write_sprite(run, len(activations), folder / SPRITE_FILE)
-    embedding = Embedding(_tensor_name(layer, epoch), (len(activations), activations.shape[1]), thumbnail)
+    embeddings = []
+    for each in epochs:
+        activations = _activations(run, layer, each)
+        where = "" if epoch is not None else f"{epoch_file(each, '')}/"
+        _write_tensor(activations, folder / f"{where}{TENSOR_FILE}")
+        columns = metadata_columns(run, layer, each, len(activations))
+        write_bytes(folder / f"{where}{METADATA_FILE}", metadata_tsv(columns).encode("utf-8"))
+        embeddings.append(Embedding(_tensor_name(layer, each), (len(activations), activations.shape[1]), None,
+                                    f"{where}{TENSOR_FILE}", f"{where}{METADATA_FILE}"))
+    thumbnail = _write_sprite(run, embeddings[0].tensor_shape[0], folder / SPRITE_FILE)
+    embeddings = [dataclasses.replace(embedding, thumbnail=thumbnail) for embedding in embeddings]
     # last, as the run's manifest: a config never names a file that is not whole yet
-    write_bytes(folder / CONFIG_FILE, projector_config_text(embedding).encode("utf-8"))
+    write_bytes(folder / CONFIG_FILE, projector_config_text(embeddings).encode("utf-8"))
     return folder
+
+
+def _every_epoch(run: RunFolder, layer: str) -> list[int]:
+    """Every snapshot of the run, each checked to have the layer's activations before anything is written."""
+    _check_epoch(run, 0)
+    for epoch in range(run.epochs_complete + 1):
+        if not run.has(layout.activations(layer, epoch)):
+            _activations(run, layer, epoch)  # says which epochs have them
+    return list(range(run.epochs_complete + 1))
 
 
 # --- what to export -------------------------------------------------------------------------------------------------
@@ -262,32 +285,35 @@ def _sprite_size_or_warning(images: np.ndarray, n_points: int) -> tuple[int, int
 # --- the config -----------------------------------------------------------------------------------------------------
 
 
-def projector_config_text(embedding: Embedding) -> str:
+def projector_config_text(embeddings: Embedding | Sequence[Embedding]) -> str:
     """projector_config.pbtxt: through the plugin's own ProjectorConfig proto when TensorBoard is installed, else the
     same text written by hand."""
+    embeddings = [embeddings] if isinstance(embeddings, Embedding) else list(embeddings)
     try:
         from google.protobuf import text_format
         from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
     except ImportError:
-        return _config_text_by_hand(embedding)
+        return "".join(_config_text_by_hand(embedding) for embedding in embeddings)
     config = ProjectorConfig()
-    info = config.embeddings.add(tensor_name=embedding.tensor_name, tensor_path=TENSOR_FILE,
-                                 metadata_path=METADATA_FILE)
-    info.tensor_shape.extend(embedding.tensor_shape)
-    if embedding.thumbnail is not None:
-        info.sprite.image_path = SPRITE_FILE
-        info.sprite.single_image_dim.extend(embedding.thumbnail)
+    for embedding in embeddings:
+        info = config.embeddings.add(tensor_name=embedding.tensor_name, tensor_path=embedding.tensor_path,
+                                     metadata_path=embedding.metadata_path)
+        info.tensor_shape.extend(embedding.tensor_shape)
+        if embedding.thumbnail is not None:
+            info.sprite.image_path = SPRITE_FILE
+            info.sprite.single_image_dim.extend(embedding.thumbnail)
     return text_format.MessageToString(config)
 
 
 def _config_text_by_hand(embedding: Embedding) -> str:
     # text_format's layout: fields in field-number order, two spaces a level. Every string is a file name above or a
     # _tensor_name, with no character that needs escaping.
-    lines = ["embeddings {", f'  tensor_name: "{embedding.tensor_name}"', f'  metadata_path: "{METADATA_FILE}"']
+    lines = ["embeddings {", f'  tensor_name: "{embedding.tensor_name}"',
+             f'  metadata_path: "{embedding.metadata_path}"']
     lines += [f"  tensor_shape: {side}" for side in embedding.tensor_shape]
     if embedding.thumbnail is not None:
         lines += ["  sprite {", f'    image_path: "{SPRITE_FILE}"']
         lines += [f"    single_image_dim: {side}" for side in embedding.thumbnail]
         lines += ["  }"]
-    lines += [f'  tensor_path: "{TENSOR_FILE}"', "}"]
+    lines += [f'  tensor_path: "{embedding.tensor_path}"', "}"]
     return "\n".join(lines) + "\n"

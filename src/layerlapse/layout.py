@@ -136,8 +136,10 @@ def figure(name: str, layer: str | None = None) -> str:
     return f"figures/{name}.png" if layer is None else f"figures/{name}_{layer}.png"
 
 
-def tensorboard(epoch: int) -> str:
-    return f"tensorboard/{epoch_file(epoch, '')}"
+def tensorboard(epoch: int | None, layer: str) -> str:
+    """Where `export --tensorboard` writes by default: one epoch to tensorboard/epoch_NNN, every snapshot of a layer
+    to tensorboard/<layer> (one logdir)."""
+    return f"tensorboard/{epoch_file(epoch, '')}" if epoch is not None else f"tensorboard/{layer}"
 
 
 TABLES = "tables"  # `layerlapse export --parquet` writes here by default
