@@ -412,3 +412,13 @@ def test_without_layer_measures_the_page_has_no_measures_panel(run: RunFolder, m
     assert payload_of(run)["measures"] is None
     page = page_text(report.write_report(run))
     assert "layerlapse-cka" not in page and "layerlapse-measures-source" not in page
+
+
+def test_the_curves_leave_room_for_the_marker_at_either_end_and_keep_their_legend_off_the_lines(run: RunFolder
+                                                                                                ) -> None:
+    last = run.epochs_complete
+    for name in ("layerlapse-accuracy", "layerlapse-loss"):
+        plot = layout_model(run, name)
+        assert (plot.x_range.start, plot.x_range.end) == (-0.5, last + 0.5)  # epoch 0 has no point, yet a marker
+        assert plot.above and plot.above[-1].orientation == "horizontal"  # the legend, above the plot
+        assert not plot.center or all(type(item).__name__ != "Legend" for item in plot.center)

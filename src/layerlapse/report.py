@@ -675,7 +675,7 @@ def build_layout(content: ReportContent, document: Document) -> LayoutDOM:
     # fixed sizes: a Div whose text changes then never makes Bokeh lay out the whole page again (~0.5 s)
     pinned = Div(text="", width=SIDE_WIDTH, height=100, name="layerlapse-pinned")
     figures = Div(text="", width=SIDE_WIDTH, height=110, name="layerlapse-figures", styles={"overflow-y": "auto"})
-    curves = _curve_figures(content.history)
+    curves = _curve_figures(content.history, content.epochs)
     confusion = _confusion_figure(content)
     data_map = _data_map_panel(content)
     strips = _strip_divs(content)
@@ -954,9 +954,11 @@ def _measure_curves(content: ReportContent) -> tuple[Plot, ColumnDataSource, Spa
     return plot, source, span
 
 
-def _curve_figures(history: list[dict]) -> list[tuple[Plot, Span]]:
-    """Accuracy and loss against epoch, train and validation, each with a vertical marker at the shown epoch."""
-    from bokeh.models import BasicTicker, ColumnDataSource, Span
+def _curve_figures(history: list[dict], epochs: list[int]) -> list[tuple[Plot, Span]]:
+    """Accuracy and loss against epoch, train and validation, each with a vertical marker at the shown epoch. The x
+    axis spans the slider's epochs with half an epoch to spare, so the marker shows at epoch 0 (before the first
+    point) and off the border at the last; the legend sits above the plot, never on the curves."""
+    from bokeh.models import BasicTicker, ColumnDataSource, Range1d, Span
     from bokeh.plotting import figure
 
     if not history:
@@ -971,14 +973,18 @@ def _curve_figures(history: list[dict]) -> list[tuple[Plot, Span]]:
         source = ColumnDataSource({"epoch": [row["epoch"] for row in history],
                                    **{key: [float(row[key]) if isinstance(row.get(key), (int, float)) else math.nan
                                             for row in history] for key in keys}})
-        plot = figure(width=SIDE_WIDTH, height=170, title=title, tools="", toolbar_location=None,
-                      name=f"layerlapse-{title}")
+        xs = [*source.data["epoch"], epochs[0], epochs[-1]]
+        plot = figure(width=SIDE_WIDTH, height=195, title=title, tools="", toolbar_location=None,
+                      name=f"layerlapse-{title}", x_range=Range1d(min(xs) - 0.5, max(xs) + 0.5))
+        plot.yaxis.ticker.desired_num_ticks = 4  # 170 px of a dozen crowded ticks before
         for key, color in zip(keys, ("#1f77b4", "#ff7f0e")):
             label = "validation" if key.startswith("val_") else "training"
             plot.line("epoch", key, source=source, color=color, line_width=2, legend_label=label)
             plot.scatter("epoch", key, source=source, color=color, size=4)
-        plot.legend.location = "bottom_right" if metric == "acc" else "top_right"
-        plot.legend.label_text_font_size = "8pt"
+        legend = plot.legend[0]
+        legend.orientation, legend.label_text_font_size = "horizontal", "8pt"
+        legend.padding, legend.margin, legend.spacing = 2, 0, 8
+        plot.add_layout(legend, "above")
         plot.xaxis.axis_label = "epoch"
         plot.xaxis.ticker = BasicTicker(min_interval=1)  # whole epochs
         span = Span(location=0, dimension="height", line_color="black", line_dash="dashed", line_width=1.5)
