@@ -422,3 +422,14 @@ def test_the_curves_leave_room_for_the_marker_at_either_end_and_keep_their_legen
         assert (plot.x_range.start, plot.x_range.end) == (-0.5, last + 0.5)  # epoch 0 has no point, yet a marker
         assert plot.above and plot.above[-1].orientation == "horizontal"  # the legend, above the plot
         assert not plot.center or all(type(item).__name__ != "Legend" for item in plot.center)
+
+
+def test_long_class_names_are_shortened_in_the_legend_and_the_confusion_matrix(run: RunFolder) -> None:
+    assert report.short_name("seven") == "seven"
+    assert report.short_name("a very long class name indeed") == "a very long cla…"
+    assert len(report.short_name("x" * 40)) == report.CLASS_NAME_CHARS
+    run.manifest["dataset"]["class_names"][0] = "the longest class name anyone ever gave"
+    legend = layout_model(run, "layerlapse-map").legend[0]
+    assert legend.items[0].label.value == "the longest cla…"
+    confusion = layout_model(run, "layerlapse-confusion-plot")
+    assert confusion.xaxis[0].major_label_overrides[0] == "the longest cla…"

@@ -8,6 +8,7 @@ starts a second browser without WebGL to see the canvas fallback draw.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from layerlapse import report
 from layerlapse.report import write_report
 from layerlapse.store import epoch_file, load_run
 
@@ -200,6 +202,8 @@ def test_slider_reaches_the_last_epoch_and_every_probe_point_is_drawn(opened: Op
     assert rows["probe"] == rows["drawn"] == PROBE
     figures = opened.page.locator(".layerlapse-figures").inner_text()
     assert figures.startswith(f"epoch {EPOCHS} · probe accuracy") and "layer hidden: trust" in figures
+    help_text = opened.page.locator(".layerlapse-figures").get_attribute("title")  # the measures explained on hover
+    assert "trust (trustworthiness)" in help_text and "motion ρ" in help_text and "disparity" in help_text
     opened.assert_clean()
 
 
@@ -224,6 +228,15 @@ def test_a_click_pins_the_point_beside_the_map_and_draws_its_trajectory(opened: 
     assert opened.state()["pinned"] == {"set": "probe", "i": point}
     trail = opened.js(f"{DOC}.get_model_by_name('layerlapse-trail').data.x.length")
     assert trail == opened.state()["trail"] == EPOCHS + 1
+    # an epoch is labelled only where the point has moved 3 % of the layer's extent from the last label
+    xs, ys, labels = opened.js(f"(() => {{ const d = {DOC}.get_model_by_name('layerlapse-trail').data; "
+                               "return [Array.from(d.x), Array.from(d.y), Array.from(d.label)]; })()")
+    x0, x1, y0, y1 = report.read_content(load_run(reports.run), ["hidden"]).limits["hidden"]
+    apart, last = 0.03 * max(x1 - x0, y1 - y0), None
+    for epoch, (x, y, label) in enumerate(zip(xs, ys, labels)):
+        far = last is None or math.hypot(x - last[0], y - last[1]) >= apart
+        assert label == (str(epoch) if far else "")
+        last = (x, y) if far else last
     pinned = opened.page.locator(".layerlapse-pinned")
     assert pinned.locator("img").count() == 1 and f"probe image #{point}" in pinned.inner_text()
     opened.js("window.layerlapse.setEpoch(0)")  # the pinned point follows the slider

@@ -9,7 +9,19 @@ function layerlapseStart(models, payloadText) {
   const COORD_STEPS = 65534;
   const TWEEN_MS = 350;  // while playing, points glide from one frame to the next over this time...
   const PAUSE_MS = 250;  // ...then rest on the frame
-  const HIT_PX = 4;  // how far beyond a marker's edge a hover or click still finds it
+  const HIT_PX = 4;
+  // What the frame's figures mean, on hover over them
+  const MEASURES_HELP = [
+    "trust (trustworthiness): how few of a point's 10 nearest neighbours on the map are strangers in the layer " +
+      "(1: none)",
+    "cont. (continuity): how few of its 10 nearest neighbours in the layer are missing on the map (1: none)",
+    "10-NN kept: the share of its 10 nearest neighbours in the layer that are also its nearest on the map",
+    "vs last frame: map kept / layer kept: the share of 10 nearest neighbours kept from the frame before, on the " +
+      "map and in the layer (a faithful lapse keeps about as many as the layer)",
+    "disparity: how far the map moved overall after the best rotation onto the frame before (0: not at all)",
+    "motion ρ: rank correlation between how much each point's layer neighbourhood changed and how far it moved " +
+      "on the map (high: points move where the layer changed)",
+  ].join("\n");  // how far beyond a marker's edge a hover or click still finds it
 
   const timings = {start: performance.now()};  // milliseconds since navigation start, for the benchmark
   const data = JSON.parse(payloadText);
@@ -244,12 +256,19 @@ function layerlapseStart(models, payloadText) {
       return;
     }
     const x = [], y = [], epoch = [], label = [];
+    // an epoch's label only where the point has moved a little from the last labelled place (3 % of the layer's
+    // extent): a point that barely moves would stack its labels into one unreadable blot
+    const [x0, x1, y0, y1] = layer.limits;
+    const apart = 0.03 * Math.max(x1 - x0, y1 - y0);
+    let labelled = null;
     for (const e of data.epochs) {
       const xy = position(pinned.set, pinned.i, e, layer);
       x.push(xy ? xy[0] : NaN);
       y.push(xy ? xy[1] : NaN);
       epoch.push(e);
-      label.push(String(e));
+      const far = xy && (labelled === null || Math.hypot(xy[0] - labelled[0], xy[1] - labelled[1]) >= apart);
+      label.push(far ? String(e) : "");
+      if (far) labelled = xy;
     }
     // segment k runs from epoch k to epoch k + 1; the last row has none
     const next = (values) => [...values.slice(1), NaN];
@@ -290,7 +309,8 @@ function layerlapseStart(models, payloadText) {
       lines.push(`${wrong.toLocaleString("en")} of the page's ${sets.probe.n.toLocaleString("en")} probe points ` +
                  `misclassified at this epoch (outlined)`);
     }
-    models.figures.text = `<div class="layerlapse-figures">${lines.map(escapeHtml).join("<br>")}</div>`;
+    models.figures.text = `<div class="layerlapse-figures" title="${escapeHtml(MEASURES_HELP)}">` +
+                          `${lines.map(escapeHtml).join("<br>")}</div>`;
   }
 
   // The panels that follow the slider beside the map (the curves' and heatmap's markers, the confusion matrix) are

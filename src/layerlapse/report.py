@@ -777,6 +777,15 @@ def _trail_glyphs(plot: Plot, prefix: str) -> dict:
     return {"trailSource": trail, "currentSource": current}
 
 
+CLASS_NAME_CHARS = 16  # longer names are cut in the legend and the confusion matrix's axes (hover says the whole)
+
+
+def short_name(name: str, chars: int = CLASS_NAME_CHARS) -> str:
+    """A class name for a legend or an axis: whole when short, else its first characters and an ellipsis (a long
+    name took half the map's width and squeezed the confusion matrix); the points' hover shows it whole."""
+    return name if len(name) <= chars else name[: chars - 1].rstrip() + "…"
+
+
 def _class_legend(plot: Plot, class_names: list[str], colors: list[str]) -> list[GlyphRenderer]:
     """A legend entry per class whose click hides or shows it (on every map): each entry's renderer is a stand-in
     that is never drawn (one NaN point); report.js reads their visibility."""
@@ -785,7 +794,8 @@ def _class_legend(plot: Plot, class_names: list[str], colors: list[str]) -> list
 
     stand_ins = [plot.ellipse([math.nan], [math.nan], width=9, height=9, width_units="screen",
                               height_units="screen", fill_color=color, line_color=color) for color in colors]
-    items = [LegendItem(label=value(name), renderers=[stand_in]) for name, stand_in in zip(class_names, stand_ins)]
+    items = [LegendItem(label=value(short_name(name)), renderers=[stand_in])
+             for name, stand_in in zip(class_names, stand_ins)]
     plot.add_layout(Legend(items=items, click_policy="hide", label_text_font_size="9pt", spacing=0, padding=4,
                            title="class (click: hide)"), "right")
     return stand_ins
@@ -1015,7 +1025,7 @@ def _confusion_figure(content: ReportContent) -> tuple[Plot, ColumnDataSource] |
     if classes <= 20:
         plot.text("predicted", "true", text="count", source=source, text_align="center",
                   text_baseline="middle", text_font_size="8pt", text_color="ink")
-    names = {index: name for index, name in enumerate(content.class_names)}
+    names = {index: short_name(name) for index, name in enumerate(content.class_names)}
     for axis in (plot.xaxis, plot.yaxis):
         axis.ticker = FixedTicker(ticks=list(range(classes)))
         axis.major_label_overrides = names  # drawn on the canvas: text, never markup
