@@ -226,6 +226,10 @@ def test_a_click_pins_the_point_beside_the_map_and_draws_its_trajectory(opened: 
     position = opened.js(f"window.layerlapse.clientPosition({point})")
     opened.page.mouse.click(position["x"], position["y"])
     assert opened.state()["pinned"] == {"set": "probe", "i": point}
+    focused = opened.js("(() => { let el = document.activeElement; "  # into the shadow roots, to the focused layer
+                        "while (el && el.shadowRoot && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;"
+                        " return [el.className, getComputedStyle(el).outlineStyle]; })()")
+    assert focused == ["bk-layer bk-events", "none"]  # no dotted box around the map after a click
     trail = opened.js(f"{DOC}.get_model_by_name('layerlapse-trail').data.x.length")
     assert trail == opened.state()["trail"] == EPOCHS + 1
     # an epoch is labelled only where the point has moved 3 % of the layer's extent from the last label

@@ -719,6 +719,21 @@ function layerlapseStart(models, payloadText) {
 
   // ---- the hook for tests and benchmarks (documented in report.py) -------------------------------------------------
 
+  // A click on a map focused its event layer, which Chromium then outlined with a dotted box: the outline now shows
+  // only for keyboard focus (:focus-visible), in every plot's canvas (each draws in a shadow root of its own).
+  function quietFocusOutlines() {
+    const index = window.Bokeh && window.Bokeh.index;
+    if (!index || typeof index.query !== "function") return;
+    for (const view of index.query((candidate) => candidate.canvas_view !== undefined)) {
+      const root = view.canvas_view.el && view.canvas_view.el.shadowRoot;
+      if (!root || root.querySelector("style.layerlapse-focus")) continue;
+      const style = document.createElement("style");
+      style.className = "layerlapse-focus";
+      style.textContent = ".bk-events:focus:not(:focus-visible) { outline: none; }";
+      root.appendChild(style);
+    }
+  }
+
   function plotView(plot = views[0].plot) {
     const index = window.Bokeh && window.Bokeh.index;
     return index && typeof index.query_one === "function" ? index.query_one((view) => view.model === plot) : null;
@@ -767,6 +782,7 @@ function layerlapseStart(models, payloadText) {
   drawSelectionList();
   setEpoch(state.epoch);
   drawPanels();  // the first time with the map, so the page is whole when it says it is ready
+  quietFocusOutlines();
   timings.drawn = performance.now();
   requestAnimationFrame(() => requestAnimationFrame(() => {
     window.layerlapse.ready = true;
