@@ -28,8 +28,9 @@ its index among the page's points (its row in the run folder's arrays, unless th
 - `layerlapse.state()`: `{epoch, layer, layers, total, shown, drawn, testShown, testVisible, trail, pinned, webgl,
   playing, colorBy, colorOptions, selected, region, compare, compareDrawn, panelsEpoch}`: `shown` counts the probe
   points in the map's data source, `drawn` those with a position this frame, `trail` the rows of the pinned point's
-  trajectory (one per frame), `webgl` whether Bokeh got a WebGL context, `selected` the selected points (sorted) or null, `region`
-  the cartography region that selected them ("none" for a drawn selection), `compare` the second map's layer or null,
+  trajectory (one per frame), `webgl` whether Bokeh got a WebGL context, `selected` the selected points (sorted) or
+  null, `region` the cartography region that selected them ("none" for a drawn selection), `compare` the second
+  map's layer or null,
   `panelsEpoch` the epoch the panels beside the map show (they follow a slider move once its map frame is drawn);
 - `layerlapse.setEpoch(e)`, `setLayer(name)`, `setCompare(name|null)`, `setColorBy(key)`, `select(indices|null)`,
   `selectRegion(key)`, `pin(i, set="probe")`, `unpin()`, `togglePlay()`;
@@ -167,8 +168,9 @@ class ReportContent:
     notes: list[str]
     seed: int
     slider_title: str = "epoch"  # "snapshot" for a run recorded every N steps: the frame's words give step and epoch
-    color_measures: list[dict] = dataclasses.field(default_factory=list)  # what the map can be coloured by besides class
-    strips: dict[str, list[dict]] = dataclasses.field(default_factory=dict)  # hardest, most forgotten: rows of summary()
+    # what the map can be coloured by besides class; the hardest and most forgotten images (dynamics.ranked_images)
+    color_measures: list[dict] = dataclasses.field(default_factory=list)
+    strips: dict[str, list[dict]] = dataclasses.field(default_factory=dict)
     measures: dict | None = None  # the layer measures, per page frame (`_page_measures`)
 
 
@@ -341,7 +343,8 @@ def _summary(run: RunFolder, layers: list[str], epochs: list[int], n_probe: int)
 
     method = run.manifest.get("maps", {}).get("method", "umap")
     method = LEGACY_METHODS.get(method, method)
-    parts = [f"{n_probe:,} probe {'images' if run.has(layout.PROBE_IMAGES) else 'inputs'}", f"layer{'s' if len(layers) > 1 else ''} {', '.join(layers)}",
+    parts = [f"{n_probe:,} probe {'images' if run.has(layout.PROBE_IMAGES) else 'inputs'}",
+             f"layer{'s' if len(layers) > 1 else ''} {', '.join(layers)}",
              f"{run.snapshot_title(epochs[0]).lower()} to {run.snapshot_title(epochs[-1]).lower()}",
              f"map: {METHOD_LABELS.get(method, method)}"]
     reductions = [f"{layer}: {reduction}" for layer in layers if (reduction := run.reduction(layer))]
