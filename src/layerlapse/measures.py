@@ -34,8 +34,7 @@ def layer_measures(run: RunFolder, *, sample_size: int | None = None, show_progr
     if sample_size is not None:
         check_sample_size(sample_size, len(run.probe_labels()))
     stored = _stored(run)
-    if stored is not None and (sample_size is None or stored.get("sample_size") == min(sample_size,
-                                                                                       len(run.probe_labels()))):
+    if stored is not None and sample_size in (None, stored.get("sample_size")):
         return stored
     return measure_run(run, sample_size=sample_size, show_progress=show_progress)
 
@@ -157,9 +156,8 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> list[list[float | None]]:
 
 def _between_layers(grams: dict[str, np.ndarray], snapshots: list[int]) -> list[list[list[float | None]]]:
     """Per snapshot, CKA between every pair of layers (rows and columns in recording order)."""
-    layers = list(grams)
-    return [_cosines(np.stack([grams[layer][s] for layer in layers]), np.stack([grams[layer][s] for layer in layers]))
-            for s in range(len(snapshots))]
+    at = [np.stack([layer_grams[s] for layer_grams in grams.values()]) for s in range(len(snapshots))]
+    return [_cosines(stacked, stacked) for stacked in at]
 
 
 def _largest_change(run: RunFolder, snapshots: list[int], to_previous: list, kept: list) -> list[dict]:

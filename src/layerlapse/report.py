@@ -230,10 +230,8 @@ def _strips(run: RunFolder, found: SampleDynamics | None) -> dict[str, list[dict
 
 def _page_measures(run: RunFolder, layers: list[str], epochs: list[int], notes: list[str]) -> dict | None:
     """The layer measures of the shown layers at the page's frames; None when there are none (no error)."""
-    try:
-        from .measures import layer_measures
-    except ImportError:  # a layerlapse without layer measures
-        return None
+    from .measures import layer_measures
+
     try:
         found = layer_measures(run)
     except RunFolderError as error:
