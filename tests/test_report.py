@@ -51,7 +51,8 @@ def page_text(path: Path) -> str:
 
 
 def payload_of(run: RunFolder, layers: list[str] | None = None) -> dict:
-    return json.loads(report.payload(report.read_content(run, layers or run.layers)))
+    """The payload as the written page holds it, every array decoded."""
+    return report.page_payload(report.render_page(report.read_content(run, layers or run.layers)))
 
 
 # ---- packing ------------------------------------------------------------------------------------------------------
@@ -79,11 +80,29 @@ def test_quantised_codes_span_the_limits() -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.float32])
-def test_packed_arrays_come_back_exactly(dtype: type) -> None:
+def test_packed_arrays_come_back_exactly_from_the_page_s_tags(dtype: type) -> None:
     array = (np.arange(60).reshape(3, 4, 5) * 3).astype(dtype)
-    packed = report.packed(array)
-    assert packed["dtype"] == np.dtype(dtype).name and packed["shape"] == [3, 4, 5]
-    np.testing.assert_array_equal(report.unpacked(packed), array)
+    blobs = report.Blobs()
+    ref = blobs.array(array)
+    assert ref["dtype"] == np.dtype(dtype).name and ref["shape"] == [3, 4, 5] and ref["encoding"] == "gzip"
+    page = f'<script type="application/json" id="{report.PAYLOAD_TAG}">{json.dumps({"a": ref})}</script>{blobs.html()}'
+    np.testing.assert_array_equal(report.page_payload(page)["a"], array)
+
+
+def test_frames_stored_as_deltas_come_back_exactly_and_pack_smaller_when_points_hold_still() -> None:
+    import gzip
+
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 65535, (6, 5000, 2), dtype=np.uint16)
+    for frame in range(1, 6):  # most points barely move, as in an aligned map
+        codes[frame, :4000] = codes[frame - 1, :4000] + rng.integers(0, 3, (4000, 2), dtype=np.uint16)
+    codes[3, 10] = report.NOT_DRAWN  # a point a frame does not draw, then drawn again
+    codes[4, 10] = 0
+    raw = report.delta_planes(codes)
+    np.testing.assert_array_equal(report.undo_delta_planes(raw, codes.shape), codes)
+    assert len(gzip.compress(raw)) < 0.6 * len(gzip.compress(codes.tobytes()))
+    with pytest.raises(ValueError, match="delta_planes packs uint16 frames"):
+        report.delta_planes(codes.astype(np.float32))
 
 
 def test_predictions_pack_to_class_and_confidence_bytes() -> None:
@@ -99,33 +118,35 @@ def test_predictions_pack_to_class_and_confidence_bytes() -> None:
 def test_payload_holds_the_run_folder_s_maps_labels_and_predictions(run: RunFolder) -> None:
     data = payload_of(run)
     labels = run.read_array("probe/labels.npy")
-    np.testing.assert_array_equal(report.unpacked(data["probe"]["labels"]), labels)
+    np.testing.assert_array_equal(data["probe"]["labels"], labels)
     for layer in data["layers"]:
-        codes = report.unpacked(layer["probe"])
+        codes = layer["probe"]
         assert codes.shape == (3, len(labels), 2)  # epochs 0..2
         maps = [run.read_array(f"maps/{layer['name']}/{epoch_file(epoch)}") for epoch in range(3)]
         x0, x1, y0, y1 = layer["limits"]
         step = np.array([x1 - x0, y1 - y0]) / report.COORD_STEPS
         assert np.all(np.abs(report.dequantise(codes, layer["limits"]) - np.stack(maps)) <= step)
-        tests = report.unpacked(layer["test"])
+        tests = layer["test"]
         assert tests.shape == (3, 100, 2)
-    predicted = report.unpacked(data["probe"]["predicted"])
+    predicted = data["probe"]["predicted"]
     np.testing.assert_array_equal(predicted[2], run.predictions(2).argmax(axis=1))
-    confusion = report.unpacked(data["confusion"])
+    confusion = data["confusion"]
     assert confusion.shape == (3, 10, 10) and confusion.sum(axis=(1, 2)).tolist() == [300, 300, 300]
     assert np.trace(confusion[2]) == np.sum(predicted[2] == labels)
 
 
-def test_thumbnails_are_stored_once_as_one_atlas(run: RunFolder) -> None:
+def test_thumbnails_are_stored_once_in_atlases_of_a_fixed_count(run: RunFolder, monkeypatch: pytest.MonkeyPatch
+                                                                  ) -> None:
     from PIL import Image
 
-    atlas = payload_of(run)["probe"]["atlas"]
-    assert atlas["uri"].startswith("data:image/png;base64,") and atlas["tile"] == [8, 8]
-    sheet = np.asarray(Image.open(io.BytesIO(base64.b64decode(atlas["uri"].split(",", 1)[1]))))
+    monkeypatch.setattr(report, "ATLAS_IMAGES", 128)  # 300 probe images: atlases of 128, 128 and 44
+    atlases = payload_of(run)["probe"]["atlases"]
+    assert atlases["tile"] == [8, 8] and atlases["perAtlas"] == 128 and len(atlases["sheets"]) == 3
     images = run.read_array("probe/images.npy")
-    index = 37  # tile at row 37 // columns, column 37 % columns
-    row, column = divmod(index, atlas["columns"])
-    np.testing.assert_array_equal(sheet[row * 8:(row + 1) * 8, column * 8:(column + 1) * 8], images[index])
+    for index in (0, 37, 200, 299):  # atlas index // 128, tile at row (index % 128) // columns
+        sheet = np.asarray(Image.open(io.BytesIO(atlases["sheets"][index // 128])))
+        row, column = divmod(index % 128, atlases["columns"])
+        np.testing.assert_array_equal(sheet[row * 8:(row + 1) * 8, column * 8:(column + 1) * 8], images[index])
 
 
 # ---- the page -----------------------------------------------------------------------------------------------------
@@ -138,7 +159,8 @@ def test_report_is_one_self_contained_file_written_in_the_run_folder(run: RunFol
     assert "Bokeh" in page and "layerlapseStart" in page
     assert not re.search(r"<script[^>]+src=|<link[^>]+href=", page), "resources must be inlined"
     assert not list(run.path.glob(".report.html.tmp-*"))
-    assert '"output_backend":"webgl"' in page.replace(" ", "")
+    assert "function makePointLayer" in page and 'getContext("webgl"' in page  # the points' own WebGL layer
+    assert f'id="{report.PAYLOAD_TAG}"' in page and 'id="layerlapse-blob-0"' in page
 
 
 def test_report_lists_every_layer_and_writes_elsewhere_when_asked(run: RunFolder, tmp_path: Path) -> None:
@@ -191,8 +213,8 @@ def test_subsample_keeps_every_class_in_proportion_and_is_seeded(run: RunFolder)
     assert np.all(np.diff(again) > 0)
     np.testing.assert_array_equal(smaller.probe.coords["hidden"], content.probe.coords["hidden"][:, again])
     # the page names each point by its row in the run folder, also in a subsample
-    np.testing.assert_array_equal(report.unpacked(json.loads(report.payload(smaller))["probe"]["rows"]), again)
-    assert json.loads(report.payload(content))["probe"]["rows"] is None
+    np.testing.assert_array_equal(report.page_payload(report.render_page(smaller))["probe"]["rows"], again)
+    assert report.page_payload(report.render_page(content))["probe"]["rows"] is None
 
 
 def test_a_budget_smaller_than_the_page_itself_is_refused(run: RunFolder, tmp_path: Path) -> None:
@@ -245,7 +267,7 @@ def test_epochs_not_mapped_yet_are_left_out_and_said(run: RunFolder) -> None:
     for layer in run.layers:
         forget_files(run, f"maps/{layer}/{epoch_file(2)}")
     data = payload_of(run)
-    assert data["epochs"] == [0, 1] and report.unpacked(data["layers"][0]["probe"]).shape[0] == 2
+    assert data["epochs"] == [0, 1] and data["layers"][0]["probe"].shape[0] == 2
     note = f"epoch 2 is recorded but not mapped yet: `layerlapse render {run.path}` maps them"
     assert note in report.read_content(run, run.layers).notes
     assert "epoch 2 is recorded but not mapped yet" in page_text(report.write_report(run))
@@ -263,7 +285,7 @@ def test_a_run_without_images_or_test_probe_still_reports(run: RunFolder) -> Non
     forget_files(run, "probe/images.npy")
     forget_files(run, "test/probe/")
     data = payload_of(run)
-    assert data["probe"]["atlas"] is None and data["test"] is None
+    assert data["probe"]["atlases"] is None and data["test"] is None
     assert report.write_report(run).is_file()
 
 
@@ -290,7 +312,7 @@ def test_payload_packs_each_image_s_dynamics_in_one_byte_each(run: RunFolder) ->
     from layerlapse.dynamics import probe_dynamics
 
     found = probe_dynamics(run)
-    packed = {name: report.unpacked(values) for name, values in payload_of(run)["probe"]["dynamics"].items()}
+    packed = payload_of(run)["probe"]["dynamics"]
     assert all(values.dtype == np.uint8 and values.shape == (300,) for values in packed.values())
     assert np.all(np.abs(packed["confidence"] / 255 - found.confidence) <= 0.5 / 255 + 1e-6)
     assert np.all(np.abs(packed["variability"] / 255 * report.VARIABILITY_MAX - found.variability) <= 0.5 / 510 + 1e-6)
@@ -319,8 +341,8 @@ def test_subsample_keeps_the_dynamics_with_their_points(run: RunFolder) -> None:
     rows = report.stratified_rows(content.probe.labels, 150, content.seed)
     for name, values in content.probe.dynamics.items():
         np.testing.assert_array_equal(smaller.probe.dynamics[name], values[rows])
-    data = json.loads(report.payload(smaller))
-    np.testing.assert_array_equal(report.unpacked(data["probe"]["dynamics"]["confidence"]),
+    data = report.page_payload(report.render_page(smaller))
+    np.testing.assert_array_equal(data["probe"]["dynamics"]["confidence"],
                                   content.probe.dynamics["confidence"][rows])
     # a strip names the page's points: its images the subsample kept, at their place among them
     for item in data["strips"]["hardest"]:

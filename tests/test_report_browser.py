@@ -160,17 +160,13 @@ def isolated_point(xy: np.ndarray, among: np.ndarray | None = None) -> int:
 
 
 def point_source_rows(opened: Opened) -> dict:
-    """The map's data sources as Bokeh holds them: probe rows, those drawn and outlined, and test rows."""
-    return opened.js(f"""(() => {{
-        const data = {DOC}.get_model_by_name('layerlapse-points').data;
-        const test = {DOC}.get_model_by_name('layerlapse-test-points').data.x.length;
-        let drawn = 0, outlined = 0;
-        for (let row = 0; row < data.x.length; row++) {{
-            if (Number.isFinite(data.x[row])) drawn++;
-            outlined += data.outline[row];
-        }}
-        return {{probe: data.x.length, drawn, test, outlined}};
-    }})()""")
+    """What the map draws now (report.js's point layer): probe rows, those drawn and outlined, and test rows."""
+    return opened.js("""(() => {
+        const probe = window.layerlapse.points(0, "probe"), test = window.layerlapse.points(0, "test");
+        const shown = window.layerlapse.state().shown;
+        return {probe: shown, drawn: probe.point.length, test: test.point.length,
+                outlined: probe.outline.filter((v) => v > 0).length};
+    })()""")
 
 
 def hover(opened: Opened, point: int) -> str:
@@ -267,10 +263,10 @@ def test_hostile_class_names_show_as_text_and_run_nothing(browser: Any, reports:
 
 
 def test_the_layer_selector_switches_the_map(opened: Opened, reports: Reports) -> None:
-    before = opened.js(f"Array.from({DOC}.get_model_by_name('layerlapse-points').data.x.slice(0, 5))")
+    before = opened.js("window.layerlapse.points(0).x.slice(0, 5)")
     opened.js(f"{DOC}.get_model_by_name('layerlapse-layer').value = 'flat1'")
     assert opened.state()["layer"] == "flat1"
-    after = opened.js(f"Array.from({DOC}.get_model_by_name('layerlapse-points').data.x.slice(0, 5))")
+    after = opened.js("window.layerlapse.points(0).x.slice(0, 5)")
     flat = load_run(reports.run).read_array(f"maps/flat1/{epoch_file(EPOCHS)}")[:5, 0]
     assert after != before and np.allclose(after, flat, atol=np.ptp(flat) * 1e-3 + 1e-6)
     opened.assert_clean()
@@ -338,8 +334,7 @@ def test_colour_by_a_measure_recolours_the_points_and_shows_the_colour_bar(opene
     mapper = opened.js(f"(() => {{ const m = {model('layerlapse-color-mapper')}; "
                        "return {low: m.low, high: m.high, palette: m.palette.length}; })()")
     assert mapper == {"low": 0, "high": 1, "palette": 256}
-    values = opened.js(f"(() => {{ const d = {model('layerlapse-points')}.data; "
-                       "return [Array.from(d.point), Array.from(d.value)]; })()")
+    values = opened.js("(() => { const d = window.layerlapse.points(0); return [d.point, d.value]; })()")
     confidence = probe_dynamics(load_run(reports.run)).confidence
     assert np.allclose(values[1], confidence[values[0]], atol=0.5 / 255 + 1e-6)
     opened.js(f"{model('layerlapse-color-by')}.value = 'correctness'")  # red to green, as the data map shows it
@@ -351,9 +346,9 @@ def test_colour_by_a_measure_recolours_the_points_and_shows_the_colour_bar(opene
     opened.assert_clean()
 
 
-def alphas_by_point(opened: Opened, source: str) -> dict[int, float]:
-    pairs = opened.js(f"(() => {{ const d = {model(source)}.data; "
-                      "return [Array.from(d.point), Array.from(d.alpha)]; })()")
+def alphas_by_point(opened: Opened, where: str) -> dict[int, float]:
+    """The alpha of every point a map draws: `where` is 0 (the map), 1 (the compared map) or "dataMap"."""
+    pairs = opened.js(f"(() => {{ const d = window.layerlapse.points({where!r}); return [d.point, d.alpha]; }})()")
     return dict(zip(pairs[0], pairs[1]))
 
 
@@ -365,8 +360,8 @@ def test_a_data_map_region_highlights_its_images_on_the_map_and_lists_them(opene
     hard = np.flatnonzero(cartography_regions(found.confidence, found.variability) == REGIONS["hard"][0])
     opened.js(f"{model('layerlapse-region')}.value = 'hard'")
     assert opened.state()["selected"] == hard.tolist()
-    for source in ("layerlapse-points", "layerlapse-data-map-points"):
-        alpha = alphas_by_point(opened, source)
+    for where in (0, "dataMap"):
+        alpha = alphas_by_point(opened, where)
         assert min(alpha[i] for i in hard) >= 0.85 > 0.12 >= max(a for i, a in alpha.items() if i not in set(hard))
     listed = opened.page.locator(".layerlapse-selection")
     assert f"{len(hard)} selected" in listed.inner_text()
@@ -398,7 +393,7 @@ def test_a_box_drawn_on_the_map_highlights_the_same_images_in_the_data_map(opene
     opened.page.wait_for_function("window.layerlapse.state().selected !== null", timeout=5_000)
     selected = set(opened.state()["selected"])
     assert len(inside) >= 5 and len(selected ^ inside) <= 2  # points on the box's edge may fall either way
-    alpha = alphas_by_point(opened, "layerlapse-data-map-points")
+    alpha = alphas_by_point(opened, "dataMap")
     assert all(alpha[i] >= 0.85 for i in selected) and all(a <= 0.12 for i, a in alpha.items() if i not in selected)
     opened.assert_clean()
 
@@ -412,14 +407,13 @@ def test_the_compare_select_draws_a_second_map_that_follows_the_slider(opened: O
     assert opened.js(f"{model('layerlapse-compare-map')}.title.text") == "layer flat1"
     assert opened.js(f"{model('layerlapse-map')}.title.text") == f"layer {opened.state()['layer']}"
     opened.js(f"{model('layerlapse-epoch')}.value = 0")
-    xs = opened.js(f"(() => {{ const d = {model('layerlapse-compare-points')}.data; "
-                   "return [Array.from(d.point), Array.from(d.x)]; })()")
+    xs = opened.js("(() => { const d = window.layerlapse.points(1); return [d.point, d.x]; })()")
     flat = load_run(reports.run).read_array(f"maps/flat1/{epoch_file(0)}")[:, 0]
     assert np.allclose(xs[1], flat[xs[0]], atol=np.ptp(flat) * 1e-3 + 1e-6)
     opened.js("window.layerlapse.pin(7)")  # the pinned point's trail on both maps
     assert opened.js(f"{model('layerlapse-compare-trail')}.data.x.length") == EPOCHS + 1
     opened.js("window.layerlapse.select([1, 2, 3])")  # the same highlight on both maps
-    alpha = alphas_by_point(opened, "layerlapse-compare-points")
+    alpha = alphas_by_point(opened, 1)
     assert min(alpha[i] for i in (1, 2, 3)) >= 0.85 and alpha[4] <= 0.12
     opened.js("window.layerlapse.setCompare(null)")
     assert opened.state()["compare"] is None and opened.js(f"{model('layerlapse-compare-map')}.visible") is False

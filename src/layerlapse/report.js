@@ -5,11 +5,77 @@
 
 function layerlapseStart(models, payloadText) {
   "use strict";
+  const timings = {start: performance.now()};  // milliseconds since navigation start, for the benchmark
+  const data = JSON.parse(payloadText);
+  timings.parsed = performance.now();
+  readBlobs(data).then((arrays) => {
+    timings.decoded = performance.now();
+    layerlapseShow(models, data, arrays, timings);
+  }).catch((error) => {
+    document.body.insertAdjacentText("afterbegin", `layerlapse: this report could not be read: ${error}`);
+    throw error;
+  });
+}
+
+// Every packed array of the payload ({blob, dtype, shape, encoding}), read from its <script> tag: base64, then, for
+// "gzip", unpacked by the browser's own DecompressionStream. Returns a Map from blob number to typed array.
+async function readBlobs(data) {
+  const refs = [];
+  (function find(value) {
+    if (value && typeof value === "object") {
+      if (typeof value.blob === "number" && value.dtype) refs.push(value);
+      else for (const item of Object.values(value)) find(item);
+    }
+  })(data);
+  const arrays = new Map();
+  await Promise.all(refs.map(async (ref) => {
+    const text = document.getElementById(`layerlapse-blob-${ref.blob}`).textContent;
+    let bytes = base64Bytes(text);
+    if (ref.encoding === "gzip") {
+      const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+      bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+    }
+    if (ref.delta) bytes = undoDeltas(bytes, ref);
+    const Type = {uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, float32: Float32Array}[ref.dtype];
+    arrays.set(ref.blob, new Type(bytes.buffer, bytes.byteOffset, bytes.byteLength / Type.BYTES_PER_ELEMENT));
+  }));
+  return arrays;
+}
+
+// base64 to bytes: the browser's own decoder where it has one (Chromium 140, Firefox 133, Safari 18.2), else atob.
+function base64Bytes(text) {
+  text = text.trim();
+  if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(text);
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let k = 0; k < binary.length; k++) bytes[k] = binary.charCodeAt(k);
+  return bytes;
+}
+
+// Frames of 16-bit codes stored as each frame's difference from the one before (mod 65536), the low bytes of a
+// frame before its high bytes (report.py's `delta_planes`): points that hold still give runs of zeros that gzip
+// packs small. Undone here, frame by frame.
+function undoDeltas(planes, ref) {
+  const perFrame = ref.shape.slice(1).reduce((a, b) => a * b, 1);
+  const frames = ref.shape[0];
+  const out = new Uint16Array(frames * perFrame);
+  for (let f = 0; f < frames; f++) {
+    const low = f * perFrame * 2, high = low + perFrame, base = f * perFrame, before = base - perFrame;
+    for (let k = 0; k < perFrame; k++) {
+      const delta = planes[low + k] | (planes[high + k] << 8);
+      out[base + k] = f === 0 ? delta : (out[before + k] + delta) & 0xffff;
+    }
+  }
+  return new Uint8Array(out.buffer);
+}
+
+function layerlapseShow(models, data, arrays, timings) {
+  "use strict";
   const NOT_DRAWN = 65535;  // the 16-bit code of a point a frame does not draw
   const COORD_STEPS = 65534;
   const TWEEN_MS = 350;  // while playing, points glide from one frame to the next over this time...
   const PAUSE_MS = 250;  // ...then rest on the frame
-  const HIT_PX = 4;
+  const HIT_PX = 4;  // how far beyond a marker's edge a hover or click still finds it
   // What the frame's figures mean, on hover over them
   const MEASURES_HELP = [
     "trust (trustworthiness): how few of a point's 10 nearest neighbours on the map are strangers in the layer " +
@@ -21,11 +87,9 @@ function layerlapseStart(models, payloadText) {
     "disparity: how far the map moved overall after the best rotation onto the frame before (0: not at all)",
     "motion ρ: rank correlation between how much each point's layer neighbourhood changed and how far it moved " +
       "on the map (high: points move where the layer changed)",
-  ].join("\n");  // how far beyond a marker's edge a hover or click still finds it
+  ].join("\n");
 
-  const timings = {start: performance.now()};  // milliseconds since navigation start, for the benchmark
-  const data = JSON.parse(payloadText);
-  timings.parsed = performance.now();
+  const decodeArray = (packed) => arrays.get(packed.blob);
   const classNames = data.classNames;
   const lastEpoch = data.epochs[data.epochs.length - 1];
   const sets = {probe: decodePoints(data.probe), test: data.test ? decodePoints(data.test) : null};
@@ -35,32 +99,25 @@ function layerlapseStart(models, payloadText) {
   }));
   const confusion = data.confusion ? decodeArray(data.confusion) : null;
   const dynamics = sets.probe.dynamics;  // null when the run has no per-image dynamics
-  timings.decoded = performance.now();
-  // Every map is a view of one layer: map 0 the shown layer, map 1 the layer compared with it (hidden when none).
-  const views = models.plots.map((plot, k) => ({
-    plot, pointSource: models.pointSources[k], testSource: models.testSources[k],
-    testRenderer: models.testRenderers[k], trailSource: models.trailSources[k],
-    currentSource: models.currentSources[k],
-  }));
   const classPalette = models.colorMapper.palette.slice();
   const dataMapPalette = models.dataMapMapper ? models.dataMapMapper.palette.slice() : null;
+  // Every map is a view of one layer: map 0 the shown layer, map 1 the layer compared with it (hidden when none);
+  // its points lie on a point layer (pointlayer.js) under the Bokeh plot's frame.
+  const views = models.plots.map((plot, k) => ({
+    plot, trailSource: models.trailSources[k], currentSource: models.currentSources[k],
+    points: makePointLayer(),
+  }));
+  const dataMapView = models.dataMap && dynamics ? {plot: models.dataMap, points: makePointLayer()} : null;
   const state = {epoch: models.slider.value, drawnEpoch: null, panelsEpoch: null, layer: 0, compare: null,
                  pinned: null, playing: false, tween: null, pointer: [0, 0], hovered: null, colorBy: "class",
                  colorValues: null, selected: null, selectedMask: new Uint8Array(sets.probe.n), region: "none",
-                 clearing: new Set(), dataMapByClass: false};
+                 dataMapByClass: false, looksKey: null, testLooksKey: null, selectionVersion: 0,
+                 paintedEpoch: null};
   const tooltip = makeTooltip();
   document.addEventListener("pointermove", (event) => { state.pointer = [event.clientX, event.clientY]; },
                             {capture: true, passive: true});
 
   // ---- decoding ---------------------------------------------------------------------------------------------------
-
-  function decodeArray(packed) {
-    const text = atob(packed.b64);
-    const bytes = new Uint8Array(text.length);
-    for (let k = 0; k < text.length; k++) bytes[k] = text.charCodeAt(k);
-    const Type = {uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, float32: Float32Array}[packed.dtype];
-    return new Type(bytes.buffer, 0, bytes.byteLength / Type.BYTES_PER_ELEMENT);
-  }
 
   function decodePoints(points) {
     return {n: points.n, labels: decodeArray(points.labels), rows: points.rows ? decodeArray(points.rows) : null,
@@ -68,7 +125,7 @@ function layerlapseStart(models, payloadText) {
             confidence: points.confidence ? decodeArray(points.confidence) : null,
             dynamics: points.dynamics ? Object.fromEntries(Object.entries(points.dynamics).map(
               ([name, packed]) => [name, decodeArray(packed)])) : null,
-            thumbnails: makeThumbnails(points.atlas)};
+            thumbnails: makeThumbnails(points.atlases)};
   }
 
   // The layer map k shows (map 0: the chosen layer; map 1: the compared one, or null).
@@ -86,31 +143,37 @@ function layerlapseStart(models, payloadText) {
     return [x0 + codes[k] / COORD_STEPS * (x1 - x0), y0 + codes[k + 1] / COORD_STEPS * (y1 - y0)];
   }
 
-  // Between two frames while playing: each point on the straight line from its old place to its new one.
-  function shownPosition(set, i, layer) {
-    const to = position(set, i, state.epoch, layer);
-    if (!state.tween || !to) return to;
-    const from = position(set, i, state.tween.from, layer);
-    if (!from) return to;
-    const t = state.tween.t;
-    return [from[0] + (to[0] - from[0]) * t, from[1] + (to[1] - from[1]) * t];
-  }
+  // ---- thumbnails: PNG atlases of `perAtlas` images each, decoded when one of their images is first needed ------
 
-  // ---- thumbnails: one atlas image, tiles cut out when first needed ----------------------------------------------
-
-  function makeThumbnails(atlas) {
-    if (!atlas) return null;
-    const image = new Image();
-    const ready = new Promise((resolve) => {
-      image.onload = () => resolve(true);
-      image.onerror = () => resolve(false);
-    });
-    image.src = atlas.uri;
-    const [height, width] = atlas.tile;
+  function makeThumbnails(atlases) {
+    if (!atlases) return null;
+    const [height, width] = atlases.tile;
+    const sheets = new Map();  // atlas number -> {image, ready}
     const cache = new Map();
+    const sheet = (k) => {
+      if (!sheets.has(k)) {
+        const image = new Image();
+        const ready = new Promise((resolve) => {
+          image.onload = () => resolve(true);
+          image.onerror = () => resolve(false);
+        });
+        image.src = "data:image/png;base64," +
+          document.getElementById(`layerlapse-blob-${atlases.sheets[k]}`).textContent.trim();
+        sheets.set(k, {image, ready});
+      }
+      return sheets.get(k);
+    };
     return {
-      ready, width: width * atlas.scale, height: height * atlas.scale,
+      width: width * atlases.scale, height: height * atlases.scale,
+      // a promise that resolves once the atlases of these images are decoded (true: all loaded)
+      load(indices) {
+        const needed = new Set(Array.from(indices, (i) => Math.floor(i / atlases.perAtlas)));
+        return Promise.all(Array.from(needed, (k) => sheet(k).ready)).then((loaded) => loaded.every(Boolean));
+      },
+      // image i as a data URI, or null until its atlas is decoded (the call starts decoding it)
       url(i) {
+        const k = Math.floor(i / atlases.perAtlas);
+        const {image} = sheet(k);
         if (!image.complete || !image.naturalWidth) return null;
         if (!cache.has(i)) {
           if (cache.size > 4000) cache.clear();
@@ -119,8 +182,9 @@ function layerlapseStart(models, payloadText) {
           canvas.height = this.height;
           const context = canvas.getContext("2d");
           context.imageSmoothingEnabled = false;  // crisp pixels, like the frames' samples figure
-          context.drawImage(image, (i % atlas.columns) * width, Math.floor(i / atlas.columns) * height, width,
-                            height, 0, 0, this.width, this.height);
+          const tile = i % atlases.perAtlas;
+          context.drawImage(image, (tile % atlases.columns) * width, Math.floor(tile / atlases.columns) * height,
+                            width, height, 0, 0, this.width, this.height);
           cache.set(i, canvas.toDataURL("image/png"));
         }
         return cache.get(i);
@@ -178,39 +242,32 @@ function layerlapseStart(models, payloadText) {
     return models.classRenderers.map((renderer) => !renderer.visible);
   }
 
-  // Each map's probe points in one data source, drawn in layers: the misclassified last when outlined and the
-  // selected after all, so they lie on top; the test points, gold stars as in the PNG frames, in another, over them.
-  function drawPoints() {
-    const hidden = hiddenClasses();
-    views.forEach((view, k) => {
-      const layer = viewLayer(k);
-      if (layer) drawMapPoints(view, layer, hidden);
-    });
-  }
-
-  function drawMapPoints(view, layer, hidden) {
+  // The probe points' looks on every map, as pointlayer.js draws them: alpha and outline per point and the order
+  // (hidden classes left out; the misclassified on top when outlined, the selected on top of all), computed again
+  // only when what they depend on changed.
+  function probeLooks() {
     const probe = sets.probe;
+    const hidden = hiddenClasses();
     const highlight = models.highlightWrong.active && probe.predicted !== null;
     const selecting = state.selected !== null;
+    const key = [hidden.join(), highlight ? state.epoch : -1, state.selectionVersion].join("|");
+    if (key === state.looksKey) return null;
+    state.looksKey = key;
+    const alpha = new Uint8Array(probe.n), outline = new Uint8Array(probe.n);
     const passes = [[], [], [], []];  // by (selected, misclassified)
+    let anyHidden = false;
     for (let i = 0; i < probe.n; i++) {
-      if (hidden[probe.labels[i]]) continue;
-      passes[(selecting && state.selectedMask[i] ? 2 : 0) + (highlight && isWrong("probe", i) ? 1 : 0)].push(i);
-    }
-    const rows = passes.flat();
-    const columns = {x: new Float64Array(rows.length), y: new Float64Array(rows.length),
-                     value: new Float64Array(rows.length), point: new Int32Array(rows.length),
-                     alpha: new Float32Array(rows.length), outline: new Float32Array(rows.length)};
-    const values = colorValues();
-    rows.forEach((i, row) => {
-      placeRow(columns, row, "probe", i, layer);
+      if (hidden[probe.labels[i]]) {
+        anyHidden = true;
+        continue;
+      }
       const wrong = highlight && isWrong("probe", i);
-      columns.value[row] = values ? values[i] : probe.labels[i];
-      columns.alpha[row] = pointAlpha(wrong, highlight, i);
-      columns.outline[row] = wrong ? 1.0 : 0.0;
-    });
-    view.pointSource.data = columns;
-    drawTestPoints(view, layer, hidden);
+      alpha[i] = Math.max(1, Math.round(pointAlpha(wrong, highlight, i) * 255));
+      outline[i] = wrong ? 255 : 0;
+      passes[(selecting && state.selectedMask[i] ? 2 : 0) + (wrong ? 1 : 0)].push(i);
+    }
+    const reordered = anyHidden || highlight || selecting;
+    return {alpha, outline, order: reordered ? passes.flat() : null};
   }
 
   // Outlined misclassified points stand out; a selection dims every point outside it.
@@ -221,23 +278,104 @@ function layerlapseStart(models, payloadText) {
     return alpha;
   }
 
-  function drawTestPoints(view, layer, hidden) {
-    const rows = [];
-    if (testShown(layer)) {
-      for (let i = 0; i < sets.test.n; i++) if (!hidden[sets.test.labels[i]]) rows.push(i);
-    }
-    const columns = {x: new Float64Array(rows.length), y: new Float64Array(rows.length),
-                     point: new Int32Array(rows.length)};
-    rows.forEach((i, row) => placeRow(columns, row, "test", i, layer));
-    view.testRenderer.visible = rows.length > 0;
-    view.testSource.data = columns;
+  function testLooks() {
+    if (!sets.test) return null;
+    const hidden = hiddenClasses();
+    const key = hidden.join();
+    if (key === state.testLooksKey) return null;
+    state.testLooksKey = key;
+    const alpha = new Uint8Array(sets.test.n), outline = new Uint8Array(sets.test.n).fill(255);
+    for (let i = 0; i < sets.test.n; i++) alpha[i] = hidden[sets.test.labels[i]] ? 0 : 255;
+    return {alpha, outline, order: null};
   }
 
-  function placeRow(columns, row, set, i, layer) {
-    const xy = shownPosition(set, i, layer);
-    columns.x[row] = xy ? xy[0] : NaN;
-    columns.y[row] = xy ? xy[1] : NaN;
-    columns.point[row] = i;
+  // A layer's points on a map's point layer: the probe's and the test probe's frames, as 16-bit codes per frame.
+  function showLayerOn(view, layer) {
+    if (view.layer === layer) return;
+    view.layer = layer;
+    const points = view.points;
+    for (const [name, star] of [["probe", false], ["test", true]]) {
+      const codes = layer.coords[name];
+      if (!codes) {
+        if (points.sets.has(name)) points.setVisible(name, false);
+        continue;
+      }
+      const n = sets[name].n;
+      points.addSet(name, {n, frameCount: data.epochs.length, limits: layer.limits, star,
+                           frames: (k) => codes.subarray(k * n * 2, (k + 1) * n * 2),
+                           size: star ? data.marker.testSize : data.marker.size,
+                           fixedColor: star ? data.testColor : null});
+    }
+    state.looksKey = state.testLooksKey = null;
+    view.colored = null;
+  }
+
+  // Bring every map's points up to date with the state, then paint them (in the next animation frame).
+  function drawPoints() {
+    views.forEach((view, k) => { if (viewLayer(k)) showLayerOn(view, viewLayer(k)); });
+    const looks = {probe: probeLooks(), test: testLooks()};  // null where nothing they depend on changed
+    views.forEach((view, k) => {
+      const layer = viewLayer(k);
+      if (!layer) return;
+      for (const name of ["probe", "test"]) {
+        if (looks[name] && view.points.sets.has(name)) view.points.setLooks(name, looks[name]);
+      }
+      if (view.colored !== state.colorBy) {
+        view.points.setColors("probe", pointColors());
+        view.colored = state.colorBy;
+      }
+      if (view.points.sets.has("test")) view.points.setVisible("test", testShown(layer));
+    });
+    requestPaint();
+  }
+
+  // The colour of each probe point: its class, or a measure of its dynamics over the measure's palette.
+  function pointColors() {
+    const values = colorValues();
+    if (values === null) {
+      return {values: sets.probe.labels, low: -0.5, high: classPalette.length - 0.5, palette: classPalette};
+    }
+    const measure = data.colorBy.find((option) => option.key === state.colorBy);
+    return {values, low: measure.low, high: measure.high, palette: measure.palette || data.sequentialPalette};
+  }
+
+  // Painting waits for the next animation frame, so that a burst of changes (a slider dragged, the view panned)
+  // paints once.
+  let paintPending = false;
+  function requestPaint() {
+    if (paintPending) return;
+    paintPending = true;
+    requestAnimationFrame(() => {
+      paintPending = false;
+      paintNow();
+    });
+  }
+
+  function paintNow() {
+    const from = state.tween ? state.tween.from : state.epoch;
+    const t = state.tween ? state.tween.t : 1;
+    views.forEach((view, k) => {
+      if (viewLayer(k) && mount(view)) view.points.draw(from, state.epoch, t);
+    });
+    if (dataMapView && mount(dataMapView)) dataMapView.points.draw(0, 0, 1);
+    state.paintedEpoch = state.epoch;
+  }
+
+  // Lay a point layer's canvas under its plot's frame (again, where Bokeh made the plot's view anew), with the
+  // plot's current ranges; false while the plot is not on the page.
+  function mount(view) {
+    const plotted = plotView(view.plot);
+    if (!plotted || !view.plot.visible) return false;
+    const host = plotted.canvas_view.underlays_el;
+    if (view.points.canvas.parentNode !== host) {
+      host.appendChild(view.points.canvas);
+      new ResizeObserver(() => requestPaint()).observe(plotted.canvas_view.el);
+    }
+    const box = plotted.frame.bbox;
+    view.points.place(box.left, box.top, box.width, box.height,
+                      {x0: view.plot.x_range.start, x1: view.plot.x_range.end,
+                       y0: view.plot.y_range.start, y1: view.plot.y_range.end});
+    return true;
   }
 
   function testShown(layer = layers[state.layer]) {
@@ -290,7 +428,7 @@ function layerlapseStart(models, payloadText) {
     const lines = describe(pinned.set, pinned.i).map(escapeHtml).join("<br>");
     models.pinned.text = `<div class="layerlapse-pinned" style="display:flex;gap:10px;align-items:flex-start">` +
                          `${img}<div style="white-space:nowrap"><b>pinned</b><br>${lines}</div></div>`;
-    if (!url && thumbnails) thumbnails.ready.then(() => { if (state.pinned === pinned) drawPinned(); });
+    if (!url && thumbnails) thumbnails.load([pinned.i]).then(() => { if (state.pinned === pinned) drawPinned(); });
   }
 
   function drawFigures() {
@@ -403,50 +541,71 @@ function layerlapseStart(models, payloadText) {
 
   // ---- the data map, and the selection it shares with the maps --------------------------------------------------
 
+  // The data map's points: one frame, (variability, confidence) as 16-bit codes within [0, 0.5] × [0, 1].
   function drawDataMap() {
-    if (!models.dataMap || !dynamics) return;
+    if (!dataMapView) return;
+    const points = dataMapView.points;
+    if (!points.sets.has("probe")) {
+      const n = sets.probe.n, codes = new Uint16Array(n * 2);
+      for (let i = 0; i < n; i++) {
+        codes[2 * i] = Math.round(dynamics.variability[i] / 255 * COORD_STEPS);
+        codes[2 * i + 1] = Math.round(dynamics.confidence[i] / 255 * COORD_STEPS);
+      }
+      points.addSet("probe", {n, frameCount: 1, frames: () => codes, limits: [0, data.variabilityMax, 0, 1],
+                              size: Math.max(data.marker.size * 0.7, 2.5)});
+    }
     const byClass = models.dataMapColor.value === "class";
-    if (byClass !== state.dataMapByClass) {  // a mapper change repaints: only when the choice changed
+    if (byClass !== state.dataMapByClass || dataMapView.colored === undefined) {
+      // the mapper stays in step for what reads it; the points' colours are the layer's
       models.dataMapMapper.setv(byClass ? {palette: classPalette, low: -0.5, high: classPalette.length - 0.5}
                                         : {palette: dataMapPalette, low: 0, high: 1});
+      models.dataMapColorBar.visible = !byClass;  // the classes' colours are the legend's
+      points.setColors("probe", byClass
+        ? {values: sets.probe.labels, low: -0.5, high: classPalette.length - 0.5, palette: classPalette}
+        : {values: Float32Array.from(dynamics.correctness, (v) => v / 255), low: 0, high: 1,
+           palette: dataMapPalette});
       state.dataMapByClass = byClass;
+      dataMapView.colored = byClass;
     }
     const hidden = hiddenClasses();
     const selecting = state.selected !== null;
-    const passes = [[], []];
-    for (let i = 0; i < sets.probe.n; i++) {
-      if (!hidden[sets.probe.labels[i]]) passes[selecting && state.selectedMask[i] ? 1 : 0].push(i);
+    const n = sets.probe.n;
+    const alpha = new Uint8Array(n), outline = new Uint8Array(n), passes = [[], []];
+    for (let i = 0; i < n; i++) {
+      if (hidden[sets.probe.labels[i]]) continue;
+      const selected = selecting && state.selectedMask[i];
+      alpha[i] = Math.round((!selecting ? 0.6 : selected ? 0.95 : 0.08) * 255);
+      passes[selected ? 1 : 0].push(i);
     }
-    const rows = passes.flat();
-    const columns = {x: new Float64Array(rows.length), y: new Float64Array(rows.length),
-                     value: new Float64Array(rows.length), point: new Int32Array(rows.length),
-                     alpha: new Float32Array(rows.length)};
-    const variabilityStep = 0.5 / 255;  // report.py's VARIABILITY_MAX / 255
-    rows.forEach((i, row) => {
-      columns.x[row] = dynamics.variability[i] * variabilityStep;
-      columns.y[row] = dynamics.confidence[i] / 255;
-      columns.value[row] = byClass ? sets.probe.labels[i] : dynamics.correctness[i] / 255;
-      columns.point[row] = i;
-      columns.alpha[row] = !selecting ? 0.6 : state.selectedMask[i] ? 0.95 : 0.08;
-    });
-    models.dataMapSource.data = columns;
+    points.setLooks("probe", {alpha, outline, order: passes.flat()});
+    requestPaint();
   }
 
-  // The points a box or lasso selection in one of the data sources marked (Bokeh's rows → the page's points).
-  // The rows change meaning at the next draw, so the selection is kept as points and Bokeh's is cleared; that
-  // clearing comes back here, later, as an empty selection to pass over.
-  function selectedIn(source) {
-    const rows = source.selected.indices;
-    if (rows.length === 0 && state.clearing.has(source)) {
-      state.clearing.delete(source);
-      return;
-    }
-    const points = Array.from(rows, (row) => source.data.point[row]);
-    if (rows.length) {
-      state.clearing.add(source);
-      source.selected.indices = [];
-    }
-    setSelection(points.length ? points : null, "none");
+  // A box or lasso drawn on a map (k: 0, 1) or the data map ("dataMap") selects the points inside it, as drawn
+  // now; Bokeh's select tools give the geometry in data units (the plots hold no points for them to select).
+  function selectGeometry(geometry, final, k) {
+    if (!final) return;
+    const view = k === "dataMap" ? dataMapView : views[k];
+    if (!view || !view.points.sets.has("probe")) return;
+    let inside;
+    if (geometry.type === "rect") {
+      const [x0, x1] = [Math.min(geometry.x0, geometry.x1), Math.max(geometry.x0, geometry.x1)];
+      const [y0, y1] = [Math.min(geometry.y0, geometry.y1), Math.max(geometry.y0, geometry.y1)];
+      inside = (x, y) => x >= x0 && x <= x1 && y >= y0 && y <= y1;
+    } else if (geometry.type === "poly") {
+      const xs = Array.from(geometry.x), ys = Array.from(geometry.y);
+      inside = (x, y) => {  // even-odd rule
+        let within = false;
+        for (let a = 0, b = xs.length - 1; a < xs.length; b = a++) {
+          if ((ys[a] > y) !== (ys[b] > y) && x < (xs[b] - xs[a]) * (y - ys[a]) / (ys[b] - ys[a]) + xs[a]) {
+            within = !within;
+          }
+        }
+        return within;
+      };
+    } else return;
+    const found = view.points.within("probe", k === "dataMap" ? 0 : state.epoch, inside);
+    setSelection(found.length ? found : null, "none");
   }
 
   function selectRegion(key) {
@@ -466,6 +625,7 @@ function layerlapseStart(models, payloadText) {
       .filter((i) => Number.isInteger(i) && i >= 0 && i < sets.probe.n).sort((a, b) => a - b);
     for (const i of state.selected || []) state.selectedMask[i] = 1;
     state.region = region;
+    state.selectionVersion++;
     if (models.region && models.region.value !== region) models.region.value = region;
     drawPoints();
     drawDataMap();
@@ -488,7 +648,7 @@ function layerlapseStart(models, payloadText) {
     models.selection.text = `<div class="layerlapse-selection"><b class="layerlapse-selected-count">` +
                             `${state.selected.length.toLocaleString("en")} selected</b>${region}${more}` +
                             `<div style="display:flex;flex-wrap:wrap;gap:2px;margin-top:4px">${items}</div></div>`;
-    whenThumbnailsLoad(drawSelectionList);
+    whenThumbnailsLoad(shown, drawSelectionList);
   }
 
   // A clickable thumbnail (or, without images, the point's number) that pins point i; `caption` is escaped here.
@@ -499,9 +659,12 @@ function layerlapseStart(models, payloadText) {
            `style="cursor:pointer;text-align:center;width:${size + 4}px">${image}${below}</div>`;
   }
 
-  function whenThumbnailsLoad(draw) {
+  // Draw again once the thumbnails of these probe images are decoded, if some were not yet.
+  function whenThumbnailsLoad(indices, draw) {
     const thumbnails = sets.probe.thumbnails;
-    if (thumbnails && !thumbnails.url(0)) thumbnails.ready.then((loaded) => { if (loaded) draw(); });
+    if (thumbnails && indices.some((i) => !thumbnails.url(i))) {
+      thumbnails.load(indices).then((loaded) => { if (loaded) draw(); });
+    }
   }
 
   function rowOf(set, i) {
@@ -522,7 +685,7 @@ function layerlapseStart(models, payloadText) {
                  `<div style="display:flex;flex-wrap:wrap;gap:3px;margin-top:4px">` +
                  `${picks.join("") || "<i>none in this run</i>"}</div></div>`;
     }
-    whenThumbnailsLoad(drawStrips);
+    whenThumbnailsLoad(Object.values(data.strips).flat().map((item) => item.i), drawStrips);
   }
 
   // A click on a listed thumbnail pins its point. The Divs draw their text in shadow roots: composedPath sees in.
@@ -597,7 +760,7 @@ function layerlapseStart(models, payloadText) {
       if (!state.playing || !state.tween) return;
       state.tween.t = Math.min(1, (now - started) / TWEEN_MS);
       if (state.tween.t < 1) {
-        drawPoints();
+        paintNow();  // the same two frames' codes, blended further on the GPU: nothing per point in JavaScript
         requestAnimationFrame(frame);
         return;
       }
@@ -636,7 +799,6 @@ function layerlapseStart(models, payloadText) {
       views[1].plot.title.text = `layer ${layers[state.compare].name}`;
       fitRanges(views[1], layers[state.compare]);
     }
-    else views[1].pointSource.data = {x: [], y: [], value: [], point: [], alpha: [], outline: []};
     drawFrame();
   }
 
@@ -649,26 +811,21 @@ function layerlapseStart(models, payloadText) {
 
   // ---- pointing: hover shows a tooltip, a click pins -------------------------------------------------------------
 
-  // The shown point nearest to data position (x, y) within reach of its marker, as {set, i}, or null.
+  // The shown point nearest to data position (x, y) within reach of its marker, as {set, i}, or null; the test
+  // points lie on top, so of two as near they win.
   function pointAt(x, y, view = views[0]) {
+    const points = view.points;
     const plot = view.plot;
-    const pxPerX = plot.inner_width / Math.abs(plot.x_range.end - plot.x_range.start);
-    const pxPerY = plot.inner_height / Math.abs(plot.y_range.end - plot.y_range.start);
-    let best = null, bestDistance = Infinity;
-    const search = (set, source, size) => {
-      const {x: xs, y: ys, point} = source.data;
-      for (let row = 0; row < xs.length; row++) {
-        const dx = (xs[row] - x) * pxPerX, dy = (ys[row] - y) * pxPerY;
-        const distance = Math.sqrt(dx * dx + dy * dy);
-        if (distance <= size / 2 + HIT_PX && distance <= bestDistance) {  // <=: the later row lies on top
-          best = {set, i: point[row]};
-          bestDistance = distance;
-        }
-      }
-    };
-    search("probe", view.pointSource, data.marker.size);
-    search("test", view.testSource, data.marker.testSize);  // drawn over the probe
-    return best;
+    if (!points.sets.has("probe")) return null;
+    const sx = (x - plot.x_range.start) / (plot.x_range.end - plot.x_range.start) * plot.inner_width;
+    const sy = (1 - (y - plot.y_range.start) / (plot.y_range.end - plot.y_range.start)) * plot.inner_height;
+    let best = null;
+    for (const set of ["probe", "test"]) {
+      if (!points.sets.has(set) || (set === "test" && !testShown(view.layer))) continue;
+      const hit = points.nearest(set, sx, sy, state.epoch, HIT_PX);
+      if (hit && (best === null || hit.distance <= best.distance)) best = {set, i: hit.i, distance: hit.distance};
+    }
+    return best && {set: best.set, i: best.i};
   }
 
   function makeTooltip() {
@@ -685,7 +842,7 @@ function layerlapseStart(models, payloadText) {
     tooltip.replaceChildren();
     const img = thumbnailElement(hit.set, hit.i);
     if (img) tooltip.appendChild(img);
-    else if (sets[hit.set].thumbnails) sets[hit.set].thumbnails.ready.then(() => {
+    else if (sets[hit.set].thumbnails) sets[hit.set].thumbnails.load([hit.i]).then(() => {
       if (state.hovered && state.hovered.set === hit.set && state.hovered.i === hit.i) showTooltip(hit);
     });
     for (const line of describe(hit.set, hit.i)) {
@@ -749,30 +906,47 @@ function layerlapseStart(models, payloadText) {
     return {x: rect.left + view.frame.x_scale.compute(xy[0]), y: rect.top + view.frame.y_scale.compute(xy[1])};
   }
 
-  function drawnCount(source) {
-    const xs = source.data.x;
-    let drawn = 0;
-    for (let row = 0; row < xs.length; row++) if (Number.isFinite(xs[row])) drawn++;
-    return drawn;
+  // The points map k (0, 1, or "dataMap") draws of a set now, in drawing order: index, data position, alpha,
+  // outline, and the value its colour comes from (what the tests read).
+  function drawnPoints(k = 0, set = "probe") {
+    const view = k === "dataMap" ? dataMapView : views[k];
+    if (!view || !view.points.sets.has(set) || (k !== "dataMap" && !viewLayer(k))) {
+      return {point: [], x: [], y: [], alpha: [], outline: [], value: []};
+    }
+    const rows = view.points.drawnRows(set, k === "dataMap" ? 0 : state.epoch);
+    const values = set !== "probe" ? null : k === "dataMap"
+      ? (state.dataMapByClass ? sets.probe.labels : Array.from(dynamics.correctness, (v) => v / 255))
+      : colorValues() || sets.probe.labels;
+    rows.value = values ? rows.point.map((i) => values[i]) : rows.point.map(() => null);
+    return rows;
+  }
+
+  function shownCount(k, set = "probe") {
+    const view = views[k];
+    if (!viewLayer(k) || !view.points.sets.has(set) || !view.points.sets.get(set).visible) return 0;
+    const looks = view.points.sets.get(set).alpha;
+    let shown = 0;
+    for (let i = 0; i < looks.length; i++) if (looks[i] > 0) shown++;
+    return shown;
   }
 
   function currentState() {
-    const view = plotView();
     const compared = viewLayer(1);
     return {epoch: state.epoch, layer: layers[state.layer].name, layers: layers.map((layer) => layer.name),
-            total: sets.probe.n, shown: views[0].pointSource.data.x.length, drawn: drawnCount(views[0].pointSource),
-            testShown: views[0].testSource.data.x.length, testVisible: views[0].testRenderer.visible,
+            total: sets.probe.n, shown: shownCount(0), drawn: drawnPoints(0).point.length,
+            testShown: testShown() ? shownCount(0, "test") : 0, testVisible: testShown() && shownCount(0, "test") > 0,
             trail: views[0].trailSource.data.x.length, pinned: state.pinned,
-            webgl: Boolean(view && view.canvas_view.webgl), playing: state.playing,
+            webgl: views[0].points.webgl, playing: state.playing,
             colorBy: state.colorBy, colorOptions: ["class", ...data.colorBy.map((option) => option.key)],
             selected: state.selected === null ? null : state.selected.slice(), region: state.region,
-            compare: compared ? compared.name : null, compareDrawn: compared ? drawnCount(views[1].pointSource) : 0,
-            panelsEpoch: state.panelsEpoch};
+            compare: compared ? compared.name : null, compareDrawn: compared ? drawnPoints(1).point.length : 0,
+            panelsEpoch: state.panelsEpoch, paintedEpoch: state.paintedEpoch};
   }
 
   window.layerlapse = {
     ready: false, timings, state: currentState, setEpoch: (epoch) => setEpoch(epoch), setLayer, togglePlay, redraw,
-    hover, tap, clientPosition, setColorBy, setCompare, selectRegion, selectedIn,
+    hover, tap, clientPosition, setColorBy, setCompare, selectRegion, selectGeometry, points: drawnPoints,
+    repaint: requestPaint,
     select: (indices) => setSelection(indices === null ? null : Array.from(indices), "none"),
     pin: (i, set = "probe") => pin({set, i}), unpin: () => pin(null),
   };

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import gzip
 import html
 import io
 import json
@@ -62,7 +63,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -449,59 +450,145 @@ def color_measures(found: SampleDynamics) -> list[dict]:
     ]
 
 
-def packed(array: np.ndarray) -> dict:
-    """An array as the page reads it: dtype, shape and little-endian bytes in base64."""
-    array = np.ascontiguousarray(array)
-    little = array.astype(array.dtype.newbyteorder("<"), copy=False)
-    return {"dtype": array.dtype.name, "shape": list(array.shape), "b64": base64.b64encode(little.tobytes()).decode()}
+class Blobs:
+    """The page's arrays and thumbnail atlases, each in a <script> tag of its own (`layerlapse-blob-K`) as base64,
+    outside Bokeh's document: the payload names them (`{"blob": K, ...}`), and report.js decodes them with the
+    browser's own base64 and gzip (DecompressionStream) before drawing. Arrays are gzipped; a map's frames are
+    first stored as each frame's difference from the one before, low bytes before high bytes (`delta_planes`), as
+    points that hold still then give long runs of zeros."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def array(self, array: np.ndarray, *, frames_delta: bool = False) -> dict:
+        array = np.ascontiguousarray(array)
+        little = array.astype(array.dtype.newbyteorder("<"), copy=False)
+        raw = delta_planes(little) if frames_delta else little.tobytes()
+        ref = {"blob": self._add(gzip.compress(raw, compresslevel=GZIP_LEVEL, mtime=0)), "dtype": array.dtype.name,
+               "shape": list(array.shape), "encoding": "gzip"}
+        if frames_delta:
+            ref["delta"] = True
+        return ref
+
+    def png(self, data: bytes) -> int:
+        return self._add(data)
+
+    def _add(self, data: bytes) -> int:
+        self.texts.append(base64.b64encode(data).decode("ascii"))
+        return len(self.texts) - 1
+
+    def html(self) -> str:
+        # base64 holds no "<", so a tag's text can never close it early
+        return "".join(f'<script type="application/octet-stream" id="layerlapse-blob-{k}">{text}</script>\n'
+                       for k, text in enumerate(self.texts))
 
 
-def unpacked(packed_array: dict) -> np.ndarray:
-    """The inverse of `packed`."""
-    raw = base64.b64decode(packed_array["b64"])
-    return np.frombuffer(raw, dtype=np.dtype(packed_array["dtype"]).newbyteorder("<")).reshape(packed_array["shape"])
+GZIP_LEVEL = 6  # level 9 saves 1-2 % of the bytes for 3-4 times the time
 
 
-def thumbnail_atlas(images: np.ndarray) -> dict:
-    """Every image once, as a tile of one PNG (a grid `columns` tiles wide), with the display scale."""
+def delta_planes(codes: np.ndarray) -> bytes:
+    """uint16 frames (frames, ...) as bytes: frame 0, then each frame minus the one before (mod 65536), each
+    frame's low bytes before its high bytes. report.js's `undoDeltas` is the inverse."""
+    if codes.dtype != np.uint16 or codes.ndim < 2:
+        raise ValueError(f"delta_planes packs uint16 frames, got {codes.dtype} of shape {codes.shape}")
+    frames = codes.reshape(len(codes), -1)
+    deltas = frames.copy()
+    deltas[1:] = frames[1:] - frames[:-1]  # uint16 arithmetic wraps mod 65536
+    planes = np.stack([deltas & 0xFF, deltas >> 8], axis=1).astype(np.uint8)  # (frames, 2, per frame)
+    return planes.tobytes()
+
+
+def undo_delta_planes(raw: bytes, shape: Sequence[int]) -> np.ndarray:
+    """The inverse of `delta_planes`."""
+    planes = np.frombuffer(raw, dtype=np.uint8).reshape(shape[0], 2, -1).astype(np.uint16)
+    deltas = planes[:, 0] | (planes[:, 1] << 8)
+    return np.cumsum(deltas, axis=0, dtype=np.uint16).reshape(shape)  # the running sum wraps as the deltas did
+
+
+PAYLOAD_TAG = "layerlapse-payload"
+
+
+def page_payload(page: str) -> dict:
+    """A written page's payload with every array decoded (numpy) and every atlas as its PNG bytes: what report.js
+    reads, read back (for tests and tools)."""
+    import re
+
+    def tag(tag_id: str) -> str:
+        found = re.search(rf'<script type="[^"]+" id="{re.escape(tag_id)}">(.*?)</script>', page, re.DOTALL)
+        if found is None:
+            raise ValueError(f"this page has no {tag_id} tag: is it a layerlapse report?")
+        return found.group(1)
+
+    def decoded(value: object) -> object:
+        if isinstance(value, dict) and isinstance(value.get("blob"), int) and "dtype" in value:
+            raw = gzip.decompress(base64.b64decode(tag(f"layerlapse-blob-{value['blob']}")))
+            if value.get("delta"):
+                return undo_delta_planes(raw, value["shape"])
+            dtype = np.dtype(value["dtype"]).newbyteorder("<")
+            return np.frombuffer(raw, dtype=dtype).reshape(value["shape"])
+        if isinstance(value, dict):
+            out = {key: decoded(item) for key, item in value.items()}
+            if "sheets" in out and "perAtlas" in out:
+                out["sheets"] = [base64.b64decode(tag(f"layerlapse-blob-{k}")) for k in out["sheets"]]
+            return out
+        if isinstance(value, list):
+            return [decoded(item) for item in value]
+        return value
+
+    return decoded(json.loads(tag(PAYLOAD_TAG)))
+
+
+ATLAS_IMAGES = 1024  # images per thumbnail atlas: a page decodes only the atlases of the images it shows
+
+
+def thumbnail_atlases(images: np.ndarray, blobs: Blobs) -> dict:
+    """Every image once, as tiles of PNG atlases of ATLAS_IMAGES each (a grid `columns` tiles wide), with the
+    display scale; report.js decodes an atlas when one of its images is first shown."""
     from PIL import Image
 
     count, height, width = images.shape[:3]
-    columns = max(1, math.ceil(math.sqrt(count)))
-    rows = max(1, math.ceil(count / columns))
-    grid = np.zeros((rows * columns, *images.shape[1:]), dtype=np.uint8)
-    grid[:count] = images
-    grid = grid.reshape(rows, columns, *images.shape[1:]).swapaxes(1, 2)  # rows, height, columns, width[, 3]
-    sheet = grid.reshape(rows * height, columns * width, *images.shape[3:])
-    buffer = io.BytesIO()
-    # zlib's default level: optimize=True saves 3 % of the bytes for 10 times the time (2 s at 10,000 images)
-    Image.fromarray(sheet).save(buffer, format="PNG")
-    return {"uri": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode(),
-            "tile": [height, width], "columns": columns,
+    per_atlas = min(ATLAS_IMAGES, count)
+    columns = max(1, math.ceil(math.sqrt(per_atlas)))
+    sheets = []
+    for start in range(0, count, per_atlas):
+        chunk = images[start:start + per_atlas]
+        rows = max(1, math.ceil(len(chunk) / columns))
+        grid = np.zeros((rows * columns, *images.shape[1:]), dtype=np.uint8)
+        grid[:len(chunk)] = chunk
+        grid = grid.reshape(rows, columns, *images.shape[1:]).swapaxes(1, 2)  # rows, height, columns, width[, 3]
+        sheet = grid.reshape(rows * height, columns * width, *images.shape[3:])
+        buffer = io.BytesIO()
+        # zlib's default level: optimize=True saves 3 % of the bytes for 10 times the time (2 s at 10,000 images)
+        Image.fromarray(sheet).save(buffer, format="PNG")
+        sheets.append(blobs.png(buffer.getvalue()))
+    return {"sheets": sheets, "perAtlas": per_atlas, "tile": [height, width], "columns": columns,
             "scale": max(1, round(THUMBNAIL_PX / max(height, width)))}
 
 
-def payload(content: ReportContent) -> str:
-    """The JSON the page's code reads: packed arrays and the texts it shows."""
+def payload(content: ReportContent, blobs: Blobs) -> str:
+    """The JSON the page's code reads: the texts it shows, and its arrays as references into `blobs`."""
     return json.dumps({
         "classNames": content.class_names,  # the colours are Bokeh's, in the scatter's colour mapper
         "epochs": content.epochs,
-        "probe": _packed_points(content.probe),
-        "test": None if content.test is None else _packed_points(content.test),
+        "probe": _packed_points(content.probe, blobs),
+        "test": None if content.test is None else _packed_points(content.test, blobs),
         "layers": [{"name": layer, "limits": content.limits[layer],
-                    "probe": packed(quantise(content.probe.coords[layer], content.limits[layer])),
-                    "test": _packed_test_coords(content, layer),
+                    "probe": blobs.array(quantise(content.probe.coords[layer], content.limits[layer]),
+                                         frames_delta=True),
+                    "test": _packed_test_coords(content, layer, blobs),
                     "figures": content.layer_figures[layer]} for layer in content.layers],
-        "confusion": None if content.confusion is None else packed(content.confusion),
+        "confusion": None if content.confusion is None else blobs.array(content.confusion),
         "epochFigures": content.epoch_figures,
         "marker": marker_style(len(content.probe)),
+        "testColor": TEST_COLOR,
+        "variabilityMax": VARIABILITY_MAX,
         "colorBy": content.color_measures,
         "sequentialPalette": sequential_palette(),
         "regions": {key: code for key, (code, _) in REGIONS.items()},
         "selectionThumbnails": SELECTION_THUMBNAILS,
         "strips": {name: _strip_points(content.probe, rows) for name, rows in content.strips.items()},
         "measures": content.measures,
-    }, allow_nan=False)
+    }, allow_nan=False).replace("<", "\\u003c")  # within a <script> tag: no "</script>" can end it early
 
 
 def _strip_points(points: Points, rows: list[dict]) -> list[dict]:
@@ -526,21 +613,22 @@ def sequential_palette() -> list[str]:
     return list(Viridis256)
 
 
-def _packed_points(points: Points) -> dict:
+def _packed_points(points: Points, blobs: Blobs) -> dict:
     subsampled = not np.array_equal(points.rows, np.arange(len(points)))
-    return {"n": len(points), "labels": packed(points.labels.astype(np.uint16)),
-            "rows": packed(points.rows.astype(np.uint32)) if subsampled else None,
-            "predicted": None if points.predicted is None else packed(points.predicted),
-            "confidence": None if points.confidence is None else packed(points.confidence),
-            "dynamics": None if points.dynamics is None else {name: packed(values)
+    return {"n": len(points), "labels": blobs.array(points.labels.astype(np.uint16)),
+            "rows": blobs.array(points.rows.astype(np.uint32)) if subsampled else None,
+            "predicted": None if points.predicted is None else blobs.array(points.predicted),
+            "confidence": None if points.confidence is None else blobs.array(points.confidence),
+            "dynamics": None if points.dynamics is None else {name: blobs.array(values)
                                                                 for name, values in points.dynamics.items()},
-            "atlas": None if points.images is None or len(points) == 0 else thumbnail_atlas(points.images)}
+            "atlases": None if points.images is None or len(points) == 0 else thumbnail_atlases(points.images,
+                                                                                                blobs)}
 
 
-def _packed_test_coords(content: ReportContent, layer: str) -> dict | None:
+def _packed_test_coords(content: ReportContent, layer: str, blobs: Blobs) -> dict | None:
     if content.test is None or layer not in content.test.coords:
         return None
-    return packed(quantise(content.test.coords[layer], content.limits[layer]))
+    return blobs.array(quantise(content.test.coords[layer], content.limits[layer]), frames_delta=True)
 
 
 def class_colors(n_classes: int) -> list[str]:
@@ -635,18 +723,27 @@ def stratified_rows(labels: np.ndarray, keep: int, seed: int) -> np.ndarray:
 
 
 def render_page(content: ReportContent) -> str:
-    """The whole HTML page, Bokeh's resources inlined."""
+    """The whole HTML page, Bokeh's resources inlined, the payload and its arrays in <script> tags of their own."""
     from bokeh.document import Document
     from bokeh.embed import file_html
     from bokeh.resources import INLINE
 
+    blobs = Blobs()
+    data = payload(content, blobs)
     document = Document()
     document.add_root(build_layout(content, document))
-    return file_html(document, INLINE, title=content.title)
+    page = file_html(document, INLINE, title=content.title)
+    end = page.rfind("</body>")
+    if end < 0:
+        raise RuntimeError("Bokeh's page has no </body>: this Bokeh version's file_html is not what report.py expects")
+    data_tags = f'<script type="application/json" id="{PAYLOAD_TAG}">{data}</script>\n{blobs.html()}'
+    return page[:end] + data_tags + page[end:]
 
 
 def page_script() -> str:
-    return resources.files("layerlapse").joinpath("report.js").read_text(encoding="utf-8")
+    """The page's code: the point layer, then the report's behaviour."""
+    folder = resources.files("layerlapse")
+    return "\n".join(folder.joinpath(name).read_text(encoding="utf-8") for name in ("pointlayer.js", "report.js"))
 
 
 def header_html(content: ReportContent) -> str:
@@ -670,7 +767,7 @@ def build_layout(content: ReportContent, document: Document) -> LayoutDOM:
     from bokeh.models import CustomJS, Div
 
     mapper = _point_color_mapper(content)
-    views = [_map_figure(content, mapper, "", MAP_SIZE), _map_figure(content, mapper, "compare-", COMPARE_SIZE)]
+    views = [_map_figure(content, "", MAP_SIZE), _map_figure(content, "compare-", COMPARE_SIZE)]
     views[1]["plot"].visible = False  # until a layer is chosen to compare with
     controls = _controls(content)
     # fixed sizes: a Div whose text changes then never makes Bokeh lay out the whole page again (~0.5 s)
@@ -689,8 +786,9 @@ def build_layout(content: ReportContent, document: Document) -> LayoutDOM:
               **{key: value for key, value in (data_map or {}).items() if key != "layout"},
               "hardest": strips.get("hardest"), "forgotten": strips.get("forgotten"),
               **{key: value for key, value in (measures or {}).items() if key not in ("layout", "spans")}}
-    start = CustomJS(args={**models, "payload": payload(content)},
-                     code=page_script() + f"\nlayerlapseStart({{{', '.join(models)}}}, payload);")
+    # the payload's tag follows Bokeh's document in the page: read when the document is ready, not before
+    start = CustomJS(args=models, code=page_script() + f"\nlayerlapseStart({{{', '.join(models)}}}, document"
+                     f".getElementById('{PAYLOAD_TAG}').textContent);")
     document.js_on_event("document_ready", start)
     _wire_events(views, controls, class_renderers, data_map)
     side = [pinned, figures, *[plot for plot, _ in curves], *([confusion[0]] if confusion else []),
@@ -705,8 +803,7 @@ def build_layout(content: ReportContent, document: Document) -> LayoutDOM:
 
 def _map_models(views: list[dict]) -> dict:
     """The maps' models as report.js gets them: one list per kind, map k at index k (CustomJS args take lists)."""
-    return {f"{kind}s": [view[kind] for view in views]
-            for kind in ("plot", "pointSource", "testSource", "testRenderer", "trailSource", "currentSource")}
+    return {f"{kind}s": [view[kind] for view in views] for kind in ("plot", "trailSource", "currentSource")}
 
 
 def _point_color_mapper(content: ReportContent) -> LinearColorMapper:
@@ -729,37 +826,35 @@ def _color_bar(plot: Plot, mapper: LinearColorMapper) -> ColorBar:
     return bar
 
 
-def _map_figure(content: ReportContent, mapper: LinearColorMapper, prefix: str, size: tuple[int, int]) -> dict:
-    """A map: probe points coloured by class (or a measure) and test points as gold stars (as the PNG frames draw
-    them), two WebGL scatters; the pinned point's trail and the ring at its current place are glyphs without WebGL,
-    as Bokeh copies its WebGL canvas onto the plot once per WebGL renderer and paint. Box and lasso select mark
-    points; report.js then highlights them on every map and in the data map."""
-    from bokeh.models import ColumnDataSource, Range1d
+def _map_figure(content: ReportContent, prefix: str, size: tuple[int, int]) -> dict:
+    """A map: axes, tools, the legend and the pinned point's trail, on a transparent background; its points (probe
+    points coloured by class or a measure, test points as gold stars, as the PNG frames draw them) lie under the
+    frame on report.js's point layer (pointlayer.js). Box and lasso select give their geometry to report.js, which
+    highlights the points inside on every map and in the data map."""
+    from bokeh.models import Range1d
     from bokeh.plotting import figure
 
     x0, x1, y0, y1 = content.limits[content.layers[0]]
     # titled with its layer (report.js keeps the title in step; a title is canvas text, never markup)
-    plot = figure(width=size[0], height=size[1], output_backend="webgl", name=f"layerlapse-{prefix}map",
+    plot = figure(width=size[0], height=size[1], output_backend="canvas", name=f"layerlapse-{prefix}map",
                   title=f"layer {content.layers[0]}", x_range=Range1d(x0, x1), y_range=Range1d(y0, y1),
-                  tools="pan,wheel_zoom,box_zoom,box_select,lasso_select,reset,save", active_scroll="wheel_zoom",
-                  active_drag="pan")
-    plot.toolbar.logo = None
+                  tools="pan,wheel_zoom,box_zoom,reset", active_scroll="wheel_zoom", active_drag="pan")
+    _transparent_with_select_tools(plot)
     plot.xaxis.visible = plot.yaxis.visible = False
     plot.grid.visible = False
-    style = marker_style(len(content.probe))
-    points = ColumnDataSource({column: [] for column in ("x", "y", "value", "point", "alpha", "outline")},
-                              name=f"layerlapse-{prefix}points")
-    # the selection's look is report.js's alpha column: Bokeh's own selected/unselected styles would fight it
-    alpha = {f"{state}{part}_alpha": column for state in ("", "selection_", "nonselection_")
-             for part, column in (("fill", "alpha"), ("line", "outline"))}
-    plot.scatter("x", "y", source=points, size=style["size"], fill_color={"field": "value", "transform": mapper},
-                 line_color="black", line_width=1.0, **alpha)
-    test_points = ColumnDataSource({column: [] for column in ("x", "y", "point")},
-                                   name=f"layerlapse-{prefix}test-points")
-    test = plot.scatter("x", "y", source=test_points, marker="star", size=style["testSize"], fill_color=TEST_COLOR,
-                        line_color="black", line_width=0.8, visible=False)
-    return {"plot": plot, "pointSource": points, "testSource": test_points, "testRenderer": test,
-            **_trail_glyphs(plot, prefix)}
+    return {"plot": plot, **_trail_glyphs(plot, prefix)}
+
+
+def _transparent_with_select_tools(plot: Plot) -> None:
+    """A plot whose points report.js draws under it: no fill of its own over them, and box and lasso select tools
+    that select no Bokeh renderer (report.js receives their geometry and selects its points)."""
+    from bokeh.models import BoxSelectTool, LassoSelectTool
+
+    plot.background_fill_color = None
+    plot.border_fill_color = None
+    plot.outline_line_color = "#cccccc"
+    plot.add_tools(BoxSelectTool(renderers=[]), LassoSelectTool(renderers=[]))
+    plot.toolbar.logo = None
 
 
 def _trail_glyphs(plot: Plot, prefix: str) -> dict:
@@ -851,13 +946,19 @@ def _wire_events(views: list[dict], controls: dict, class_renderers: list[GlyphR
         view["plot"].js_on_event("mousemove", call("hover", f"cb_obj, {index}"))
         view["plot"].js_on_event("mouseleave", call("hover", "null"))
         view["plot"].js_on_event("tap", call("tap", f"cb_obj, {index}"))
-        view["pointSource"].selected.js_on_change("indices", call("selectedIn", "source",
-                                                                  {"source": view["pointSource"]}))
+        _wire_point_layer(view["plot"], str(index), call)
     if data_map is not None:
-        data_map["dataMapSource"].selected.js_on_change("indices", call("selectedIn", "source",
-                                                                        {"source": data_map["dataMapSource"]}))
+        _wire_point_layer(data_map["dataMap"], '"dataMap"', call)
         data_map["region"].js_on_change("value", call("selectRegion", "cb_obj.value"))
         data_map["dataMapColor"].js_on_change("value", call("redraw"))
+
+
+def _wire_point_layer(plot: Plot, which: str, call: Any) -> None:
+    """A plot whose points report.js draws: a box or lasso drawn on it selects, a pan or zoom repaints."""
+    plot.js_on_event("selectiongeometry", call("selectGeometry", f"cb_obj.geometry, cb_obj.final, {which}"))
+    for plot_range in (plot.x_range, plot.y_range):
+        for end in ("start", "end"):
+            plot_range.js_on_change(end, call("repaint"))
 
 
 # ---- the panels beside and below the map -------------------------------------------------------------------------
@@ -867,24 +968,26 @@ def _data_map_panel(content: ReportContent) -> dict | None:
     """Dataset cartography's data map of the probe (variability × confidence, coloured by correctness or class), a
     region choice, box and lasso select, and the selected images' thumbnails."""
     from bokeh.layouts import column, row
-    from bokeh.models import ColumnDataSource, Div, LinearColorMapper, Range1d, Select
+    from bokeh.models import BoxSelectTool, ColorBar, Div, LinearColorMapper, Range1d, Select
     from bokeh.plotting import figure
 
     if content.probe.dynamics is None:
         return None
     plot = figure(width=DATA_MAP_SIZE[0], height=DATA_MAP_SIZE[1], output_backend="canvas",
                   name="layerlapse-data-map", title="data map of the probe (drag: select)",
-                  x_range=Range1d(0, VARIABILITY_MAX), y_range=Range1d(0, 1.02),
-                  tools="box_select,lasso_select,reset", active_drag="box_select", toolbar_location="right")
-    plot.toolbar.logo = None
+                  x_range=Range1d(0, VARIABILITY_MAX), y_range=Range1d(0, 1.02), tools="reset",
+                  toolbar_location="right")
+    _transparent_with_select_tools(plot)
+    plot.toolbar.active_drag = plot.select_one({"type": BoxSelectTool})
     plot.xaxis.axis_label, plot.yaxis.axis_label = "variability", "confidence"
-    source = ColumnDataSource({column: [] for column in ("x", "y", "value", "point", "alpha")},
-                              name="layerlapse-data-map-points")
-    # report.js swaps this mapper's palette between correctness (red: never right, green: always) and class
+    _region_cut_offs(plot)
+    # the points are report.js's (pointlayer.js); it swaps this mapper's palette between correctness (red: never
+    # right, green: always) and class, for what reads it
     mapper = LinearColorMapper(palette=correctness_palette(), low=0, high=1, name="layerlapse-data-map-colors")
-    alpha = {f"{state}fill_alpha": "alpha" for state in ("", "selection_", "nonselection_")}
-    plot.scatter("x", "y", source=source, size=max(marker_style(len(content.probe))["size"] * 0.7, 2.5),
-                 fill_color={"field": "value", "transform": mapper}, line_color=None, **alpha)
+    bar = ColorBar(color_mapper=mapper, orientation="horizontal", height=8, title="correctness",
+                   title_text_font_size="8pt", major_label_text_font_size="7pt", padding=3,
+                   name="layerlapse-data-map-color-bar")  # shown while the data map is coloured by correctness
+    plot.add_layout(bar, "below")
     region = Select(options=[("none", "region: none")] + [(key, f"region: {label}")
                                                          for key, (_, label) in REGIONS.items()],
                     value="none", width=170, name="layerlapse-region")
@@ -893,8 +996,18 @@ def _data_map_panel(content: ReportContent) -> dict | None:
     selection = Div(text="", width=SELECTION_WIDTH, height=DATA_MAP_SIZE[1] + 40, name="layerlapse-selection",
                     styles={"overflow-y": "auto"})
     layout = row(column(row(region, color), plot), selection)
-    return {"dataMap": plot, "dataMapSource": source, "dataMapMapper": mapper, "region": region,
+    return {"dataMap": plot, "dataMapMapper": mapper, "dataMapColorBar": bar, "region": region,
             "dataMapColor": color, "selection": selection, "layout": layout}
+
+
+def _region_cut_offs(plot: Plot) -> None:
+    """The regions' borders on the data map, as figures/data_map.png draws them: ambiguous right of the
+    variability cut-off; left of it, easy above the high confidence cut-off and hard below the low one."""
+    from .dynamics import AMBIGUOUS_VARIABILITY, EASY_CONFIDENCE, HARD_CONFIDENCE
+
+    plot.segment(x0=[AMBIGUOUS_VARIABILITY, 0, 0], y0=[0, EASY_CONFIDENCE, HARD_CONFIDENCE],
+                 x1=[AMBIGUOUS_VARIABILITY, AMBIGUOUS_VARIABILITY, AMBIGUOUS_VARIABILITY],
+                 y1=[1.02, EASY_CONFIDENCE, HARD_CONFIDENCE], line_color="#555555", line_dash="dashed", line_width=1)
 
 
 def _strip_divs(content: ReportContent) -> dict:

@@ -1,0 +1,415 @@
+// A scatter of many points for layerlapse's report: a canvas laid under a Bokeh plot's frame (the plot itself draws
+// no points, only axes, the legend, the pinned point's trail and the tools' overlays, on a transparent background).
+//
+// Why not Bokeh's own scatter: each slider step rewrote its data source from JavaScript and Bokeh then mapped,
+// uploaded and repainted every point (about a second a step at 60,000 points in Chromium, 226 ms a frame at 10,000
+// with software WebGL; bench/report_speed.py). Here every frame's positions are uploaded to the GPU once, as 16-bit
+// codes within the layer's limits, and a step only chooses which two frames the shader blends between: playing glides
+// the points on the GPU (the blend factor is a uniform), and nothing per point is computed in JavaScript unless the
+// points' looks change (a selection, the misclassified outlined at a new epoch, a class hidden, a new colouring).
+//
+// Without WebGL (a browser or VM without it) the same points are drawn on a 2-D canvas, in the same order, with the
+// same colours and alphas: slower (tens of ms at 60,000 points), never blank.
+
+function makePointLayer(options) {
+  "use strict";
+  const webgl = !options || options.webgl !== false;
+  const NOT_DRAWN = 65535;
+  const COORD_STEPS = 65534;
+  const sets = new Map();  // name -> a set of points (see addSet)
+  const view = {x0: 0, x1: 1, y0: 0, y1: 1, width: 1, height: 1, ratio: 1};
+  let canvas = makeCanvas();
+  let gl = webgl ? (canvas.getContext("webgl", {premultipliedAlpha: true, antialias: false,
+                                                 preserveDrawingBuffer: true}) || null) : null;
+  let program = null;
+  if (gl) {
+    try {
+      program = makeProgram(gl);
+    } catch (error) {  // a WebGL that cannot run these shaders: the 2-D canvas draws instead
+      console.warn(`layerlapse: drawing the points without WebGL: ${error.message}`);
+      gl = null;
+      canvas = makeCanvas();
+    }
+  }
+  const context2d = gl ? null : canvas.getContext("2d");
+
+  function makeCanvas() {
+    const made = document.createElement("canvas");
+    made.className = "layerlapse-points-layer";
+    Object.assign(made.style, {position: "absolute", pointerEvents: "none"});
+    return made;
+  }
+  const indexType = gl && gl.getExtension("OES_element_index_uint") ? "uint32" : "uint16";
+
+  // ---- WebGL -----------------------------------------------------------------------------------------------------
+
+  // Each point: its codes in the frame blended from (aFrom) and to (aTo), its colour's place in the palette (aTone:
+  // 0..1, or -1 for the missing colour), and its look (aLook: alpha, outline, both 0..1). The blend, the map's
+  // limits, the view and the marker are uniforms.
+  function makeProgram(gl) {
+    const vertex = `
+      attribute vec2 aFrom; attribute vec2 aTo; attribute float aTone; attribute vec2 aLook;
+      uniform float uBlend; uniform vec4 uLimits; uniform vec4 uView; uniform mediump float uSize;
+      varying float vTone; varying vec2 vLook;
+      void main() {
+        vTone = aTone; vLook = aLook;
+        bool fromDrawn = aFrom.x < 0.99999, toDrawn = aTo.x < 0.99999;
+        if (!toDrawn || aLook.x <= 0.0) { gl_Position = vec4(2.0, 2.0, 2.0, 1.0); gl_PointSize = 0.0; return; }
+        vec2 code = fromDrawn ? mix(aFrom, aTo, uBlend) : aTo;
+        vec2 scaled = code * (65535.0 / 65534.0);
+        vec2 data = vec2(uLimits.x + scaled.x * (uLimits.y - uLimits.x), uLimits.z + scaled.y * (uLimits.w - uLimits.z));
+        vec2 clip = vec2((data.x - uView.x) / (uView.y - uView.x), (data.y - uView.z) / (uView.w - uView.z)) * 2.0 - 1.0;
+        gl_Position = vec4(clip, 0.0, 1.0);
+        gl_PointSize = uSize;
+      }`;
+    // circle or five-pointed star, filled from the palette, with a black outline where aLook.y says
+    const fragment = `
+      precision mediump float;
+      uniform sampler2D uPalette; uniform vec4 uMissing; uniform float uSize; uniform float uStar;
+      uniform float uOutlinePx; uniform vec3 uFixed; uniform float uFixedOn;
+      varying float vTone; varying vec2 vLook;
+      void main() {
+        vec2 p = gl_PointCoord * 2.0 - 1.0;
+        float r = length(p);
+        float edge = 1.0;
+        if (uStar > 0.5) {
+          float angle = atan(p.x, -p.y);
+          float sector = mod(angle + 3.14159265, 1.25663706) / 1.25663706;  // 2π/5 per point
+          edge = mix(0.45, 1.0, 1.0 - abs(sector - 0.5) * 2.0);  // a tip at the sector's middle, straight up
+        }
+        float px = 2.0 / uSize;  // one device pixel in these units
+        if (r > edge) discard;
+        vec3 fill = uFixedOn > 0.5 ? uFixed
+                  : vTone < 0.0 ? uMissing.rgb : texture2D(uPalette, vec2(vTone, 0.5)).rgb;
+        float alpha = vLook.x;
+        float line = uOutlinePx * px;
+        if (vLook.y > 0.0 && r > edge - line) { fill = vec3(0.0); alpha = max(alpha, vLook.y); }
+        float soft = clamp((edge - r) / px, 0.0, 1.0);  // a pixel of antialiasing at the rim
+        alpha *= soft;
+        gl_FragColor = vec4(fill * alpha, alpha);
+      }`;
+    const compiled = gl.createProgram();
+    for (const [type, source] of [[gl.VERTEX_SHADER, vertex], [gl.FRAGMENT_SHADER, fragment]]) {
+      const shader = gl.createShader(type);
+      gl.shaderSource(shader, source);
+      gl.compileShader(shader);
+      if (!gl.getShaderParameter(shader, gl.COMPILE_STATUS)) throw new Error(gl.getShaderInfoLog(shader));
+      gl.attachShader(compiled, shader);
+    }
+    gl.linkProgram(compiled);
+    if (!gl.getProgramParameter(compiled, gl.LINK_STATUS)) throw new Error(gl.getProgramInfoLog(compiled));
+    const where = {};
+    for (const name of ["aFrom", "aTo", "aTone", "aLook"]) where[name] = gl.getAttribLocation(compiled, name);
+    for (const name of ["uBlend", "uLimits", "uView", "uSize", "uPalette", "uMissing", "uStar", "uOutlinePx",
+                        "uFixed", "uFixedOn"]) {
+      where[name] = gl.getUniformLocation(compiled, name);
+    }
+    return {compiled, where};
+  }
+
+  function buffer(target, data) {
+    const made = gl.createBuffer();
+    gl.bindBuffer(target, made);
+    gl.bufferData(target, data, gl.STATIC_DRAW);
+    return made;
+  }
+
+  function paletteTexture(colors) {
+    const bytes = new Uint8Array(colors.length * 4);
+    colors.forEach((color, k) => bytes.set(rgba(color), k * 4));
+    const texture = gl.createTexture();
+    gl.bindTexture(gl.TEXTURE_2D, texture);
+    gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, colors.length, 1, 0, gl.RGBA, gl.UNSIGNED_BYTE, bytes);
+    for (const [name, value] of [[gl.TEXTURE_MIN_FILTER, gl.NEAREST], [gl.TEXTURE_MAG_FILTER, gl.NEAREST],
+                                 [gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE], [gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE]]) {
+      gl.texParameteri(gl.TEXTURE_2D, name, value);
+    }
+    return texture;
+  }
+
+  // ---- colours -----------------------------------------------------------------------------------------------------
+
+  const parsed = new Map();
+  function rgba(color) {
+    if (!parsed.has(color)) {
+      const probe = document.createElement("canvas").getContext("2d");
+      probe.fillStyle = color;
+      const hex = probe.fillStyle;  // the browser's own parse: "#rrggbb" (or rgba() for translucent colours)
+      const value = hex.startsWith("#") ? [1, 3, 5].map((k) => parseInt(hex.slice(k, k + 2), 16))
+                                        : hex.match(/[\d.]+/g).slice(0, 3).map(Number);
+      parsed.set(color, [...value, 255]);
+    }
+    return parsed.get(color);
+  }
+
+  // Tone: where a value falls in the palette, as Bokeh's LinearColorMapper places it (outside low..high: the end
+  // colours), or -1 for a missing value (NaN).
+  function tones(values, low, high) {
+    const out = new Float32Array(values.length);
+    const span = high - low;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      out[i] = Number.isNaN(v) ? -1 : Math.min(Math.max((v - low) / span, 0), 0.999999);
+    }
+    return out;
+  }
+
+  // ---- the sets of points ----------------------------------------------------------------------------------------
+
+  // A set: n points, their positions per frame (`frames(k)` gives frame k's Uint16Array of (x, y) codes within
+  // `limits`), and how each is drawn: marker `size` in CSS pixels, `star` or circle, a `fixedColor` or colours.
+  function addSet(name, {n, frameCount, frames, limits, size, star = false, fixedColor = null}) {
+    const set = {name, n, frameCount, frames, limits, size, star, fixedColor, visible: true, tone: null,
+                 look: null, order: null, gpu: gl ? {positions: new Array(frameCount).fill(null)} : null,
+                 palette: null, missing: "#bbbbbb"};
+    sets.set(name, set);
+    return set;
+  }
+
+  function framePositions(set, k) {
+    if (!gl) return set.frames(k);
+    if (set.gpu.positions[k] === null) set.gpu.positions[k] = buffer(gl.ARRAY_BUFFER, set.frames(k));
+    return set.gpu.positions[k];
+  }
+
+  // Colours: per point a value, mapped over low..high onto the palette; missing values (NaN) get `missing`.
+  function setColors(name, {values, low, high, palette, missing = "#bbbbbb"}) {
+    const set = sets.get(name);
+    set.tone = tones(values, low, high);
+    set.palette = palette.slice();
+    set.paletteRgba = set.palette.map(rgba);
+    set.missing = missing;
+    if (gl) {
+      if (set.gpu.tone) gl.deleteBuffer(set.gpu.tone);
+      if (set.gpu.palette) gl.deleteTexture(set.gpu.palette);
+      set.gpu.tone = buffer(gl.ARRAY_BUFFER, set.tone);
+      set.gpu.palette = paletteTexture(set.palette);
+    }
+  }
+
+  // Looks: per point an alpha and an outline (bytes, 0..255; alpha 0 hides it), and the order to draw them in
+  // (later on top; points left out are not drawn), or null for every point in its own order.
+  function setLooks(name, {alpha, outline, order}) {
+    const set = sets.get(name);
+    const look = new Uint8Array(set.n * 2);
+    for (let i = 0; i < set.n; i++) {
+      look[2 * i] = alpha[i];
+      look[2 * i + 1] = outline[i];
+    }
+    set.look = look;
+    set.alpha = alpha;
+    set.outline = outline;
+    set.order = order;
+    if (gl) {
+      if (set.gpu.look) gl.deleteBuffer(set.gpu.look);
+      if (set.gpu.order) gl.deleteBuffer(set.gpu.order);
+      set.gpu.look = buffer(gl.ARRAY_BUFFER, look);
+      set.gpu.order = order === null ? null : buffer(gl.ELEMENT_ARRAY_BUFFER, indexType === "uint32"
+        ? Uint32Array.from(order) : Uint16Array.from(order));
+      set.gpu.count = order === null ? set.n : order.length;
+    }
+  }
+
+  function setVisible(name, visible) {
+    sets.get(name).visible = visible;
+  }
+
+  // ---- the view ------------------------------------------------------------------------------------------------
+
+  // The frame's place (CSS pixels, in the element the canvas lies in) and the data ranges it shows.
+  function place(left, top, width, height, ranges) {
+    const ratio = window.devicePixelRatio || 1;
+    const w = Math.max(1, Math.round(width * ratio)), h = Math.max(1, Math.round(height * ratio));
+    if (canvas.width !== w || canvas.height !== h) {
+      canvas.width = w;
+      canvas.height = h;
+    }
+    Object.assign(canvas.style, {left: `${left}px`, top: `${top}px`, width: `${width}px`, height: `${height}px`});
+    Object.assign(view, ranges, {width, height, ratio});
+  }
+
+  // Draw every visible set blended between frames `from` and `to` (t: 0 = from, 1 = to), in the order added.
+  function draw(from, to, t) {
+    if (gl) drawGl(from, to, t);
+    else draw2d(from, to, t);
+  }
+
+  function drawGl(from, to, t) {
+    gl.viewport(0, 0, canvas.width, canvas.height);
+    gl.clearColor(0, 0, 0, 0);
+    gl.clear(gl.COLOR_BUFFER_BIT);
+    gl.enable(gl.BLEND);
+    gl.blendFunc(gl.ONE, gl.ONE_MINUS_SRC_ALPHA);  // premultiplied colours, as the page composites the canvas
+    const {compiled, where} = program;
+    gl.useProgram(compiled);
+    gl.uniform4f(where.uView, view.x0, view.x1, view.y0, view.y1);
+    for (const set of sets.values()) {
+      if (!set.visible || set.look === null || (set.tone === null && !set.fixedColor)) continue;
+      const attribute = (location, gpuBuffer, size, type, normalized) => {
+        gl.bindBuffer(gl.ARRAY_BUFFER, gpuBuffer);
+        gl.enableVertexAttribArray(location);
+        gl.vertexAttribPointer(location, size, type, normalized, 0, 0);
+      };
+      attribute(where.aFrom, framePositions(set, from), 2, gl.UNSIGNED_SHORT, true);
+      attribute(where.aTo, framePositions(set, to), 2, gl.UNSIGNED_SHORT, true);
+      attribute(where.aLook, set.gpu.look, 2, gl.UNSIGNED_BYTE, true);
+      if (set.tone !== null) {
+        attribute(where.aTone, set.gpu.tone, 1, gl.FLOAT, false);
+        gl.activeTexture(gl.TEXTURE0);
+        gl.bindTexture(gl.TEXTURE_2D, set.gpu.palette);
+      } else {
+        gl.disableVertexAttribArray(where.aTone);
+        gl.vertexAttrib1f(where.aTone, 0);
+      }
+      gl.uniform1i(where.uPalette, 0);
+      gl.uniform1f(where.uBlend, from === to ? 1 : t);
+      gl.uniform4f(where.uLimits, ...set.limits);
+      gl.uniform1f(where.uSize, set.size * view.ratio);
+      gl.uniform1f(where.uStar, set.star ? 1 : 0);
+      gl.uniform1f(where.uOutlinePx, Math.max(1, Math.round(view.ratio)));
+      gl.uniform4f(where.uMissing, ...rgba(set.missing).map((v) => v / 255));
+      gl.uniform1f(where.uFixedOn, set.fixedColor ? 1 : 0);
+      gl.uniform3f(where.uFixed, ...(set.fixedColor ? rgba(set.fixedColor).slice(0, 3).map((v) => v / 255)
+                                                     : [0, 0, 0]));
+      if (set.gpu.order === null) gl.drawArrays(gl.POINTS, 0, set.n);
+      else {
+        gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, set.gpu.order);
+        gl.drawElements(gl.POINTS, set.gpu.count, indexType === "uint32" ? gl.UNSIGNED_INT : gl.UNSIGNED_SHORT, 0);
+      }
+    }
+  }
+
+  function draw2d(from, to, t) {
+    const ctx = context2d;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    ctx.setTransform(view.ratio, 0, 0, view.ratio, 0, 0);
+    for (const set of sets.values()) {
+      if (!set.visible || set.look === null || (set.tone === null && !set.fixedColor)) continue;
+      const a = set.frames(from), b = set.frames(to);
+      const radius = set.size / 2;
+      const count = set.order === null ? set.n : set.order.length;
+      ctx.lineWidth = 1;
+      ctx.strokeStyle = "black";
+      for (let k = 0; k < count; k++) {
+        const i = set.order === null ? k : set.order[k];
+        const alpha = set.look[2 * i] / 255;
+        if (alpha <= 0) continue;
+        const xy = screenOf(set, i, a, b, from === to ? 1 : t);
+        if (xy === null) continue;
+        ctx.globalAlpha = alpha;
+        ctx.fillStyle = fillOf(set, i);
+        ctx.beginPath();
+        if (set.star) starPath(ctx, xy[0], xy[1], radius);
+        else ctx.arc(xy[0], xy[1], radius, 0, 2 * Math.PI);
+        ctx.fill();
+        if (set.look[2 * i + 1] > 0) {
+          ctx.globalAlpha = Math.max(alpha, set.look[2 * i + 1] / 255);
+          ctx.stroke();
+        }
+      }
+    }
+    ctx.globalAlpha = 1;
+  }
+
+  function fillOf(set, i) {
+    if (set.fixedColor) return set.fixedColor;
+    const tone = set.tone[i];
+    if (tone < 0) return set.missing;
+    return set.palette[Math.floor(tone * set.palette.length)];
+  }
+
+  function starPath(ctx, x, y, radius) {
+    for (let k = 0; k < 10; k++) {
+      const r = k % 2 === 0 ? radius : radius * 0.45, angle = Math.PI * k / 5;
+      const px = x + r * Math.sin(angle), py = y - r * Math.cos(angle);
+      if (k === 0) ctx.moveTo(px, py);
+      else ctx.lineTo(px, py);
+    }
+    ctx.closePath();
+  }
+
+  // ---- where points are --------------------------------------------------------------------------------------
+
+  // Point i's data position from its codes in two frames blended by t, or null where the frame does not draw it.
+  function dataOf(set, i, a, b, t) {
+    const toX = b[2 * i], toY = b[2 * i + 1];
+    if (toX === NOT_DRAWN) return null;
+    let cx = toX, cy = toY;
+    const fromX = a[2 * i], fromY = a[2 * i + 1];
+    if (t < 1 && fromX !== NOT_DRAWN) {
+      cx = fromX + (toX - fromX) * t;
+      cy = fromY + (toY - fromY) * t;
+    }
+    const [x0, x1, y0, y1] = set.limits;
+    return [x0 + cx / COORD_STEPS * (x1 - x0), y0 + cy / COORD_STEPS * (y1 - y0)];
+  }
+
+  // ... in CSS pixels of the canvas
+  function screenOf(set, i, a, b, t) {
+    const xy = dataOf(set, i, a, b, t);
+    if (xy === null) return null;
+    return [(xy[0] - view.x0) / (view.x1 - view.x0) * view.width,
+            (1 - (xy[1] - view.y0) / (view.y1 - view.y0)) * view.height];
+  }
+
+  // The drawn point of a set nearest to (sx, sy) (CSS pixels of the canvas) within `reach` pixels of its marker's
+  // edge, as {i, distance}, or null; of two at the same distance, the one drawn later (on top).
+  function nearest(name, sx, sy, frame, reach) {
+    const set = sets.get(name);
+    if (!set || !set.visible || set.look === null) return null;
+    const codes = set.frames(frame);
+    const limit = set.size / 2 + reach;
+    let best = -1, bestDistance = Infinity;
+    const count = set.order === null ? set.n : set.order.length;
+    for (let k = 0; k < count; k++) {
+      const i = set.order === null ? k : set.order[k];
+      if (set.look[2 * i] === 0) continue;
+      const xy = screenOf(set, i, codes, codes, 1);
+      if (xy === null) continue;
+      const distance = Math.hypot(xy[0] - sx, xy[1] - sy);
+      if (distance <= limit && distance <= bestDistance) {
+        best = i;
+        bestDistance = distance;
+      }
+    }
+    return best < 0 ? null : {i: best, distance: bestDistance};
+  }
+
+  // The drawn points of a set inside a region of data space (`inside(x, y)`), at a frame, in index order.
+  function within(name, frame, inside) {
+    const set = sets.get(name);
+    const codes = set.frames(frame);
+    const found = [];
+    for (let i = 0; i < set.n; i++) {
+      if (set.look !== null && set.look[2 * i] === 0) continue;
+      const xy = dataOf(set, i, codes, codes, 1);
+      if (xy !== null && inside(xy[0], xy[1])) found.push(i);
+    }
+    return found;
+  }
+
+  // What the tests read: the drawn rows of a set in drawing order, with their data position, alpha and outline.
+  function drawnRows(name, frame) {
+    const set = sets.get(name);
+    const rows = {point: [], x: [], y: [], alpha: [], outline: []};
+    if (!set || !set.visible || set.look === null) return rows;
+    const codes = set.frames(frame);
+    const count = set.order === null ? set.n : set.order.length;
+    for (let k = 0; k < count; k++) {
+      const i = set.order === null ? k : set.order[k];
+      if (set.look[2 * i] === 0) continue;
+      const xy = dataOf(set, i, codes, codes, 1);
+      if (xy === null) continue;
+      rows.point.push(i);
+      rows.x.push(xy[0]);
+      rows.y.push(xy[1]);
+      rows.alpha.push(set.look[2 * i] / 255);
+      rows.outline.push(set.look[2 * i + 1] / 255);
+    }
+    return rows;
+  }
+
+  return {canvas, webgl: gl !== null, addSet, setColors, setLooks, setVisible, place, draw, nearest, within,
+          drawnRows, sets};
+}
