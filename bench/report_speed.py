@@ -8,21 +8,26 @@ The report is written to a temporary file (the run folder is not touched). What 
   painted report.js's first draw (`layerlapse.timings.ready`, when `window.layerlapseReady` turns true); each load
   in a fresh browser context. The stages before it are printed too.
 - slider redraw: the epoch slider's Bokeh model gets a new value (what dragging it does) after the page has been
-  idle for --settle-ms; "redraw" is the time until the next animation frame after that (Bokeh paints the changed
-  data source in an animation frame, so its paint is in it), "presented" until the frame after. As rAF timing does
-  not wait for the GPU, a second series reads a pixel of the map's canvas back after the paint instead: that waits
-  until the (here software) GPU has drawn it. A third series moves the slider back to back, as a drag does.
+  idle for --settle-ms; "redraw" is the time until the next animation frame after that (report.js paints the map's
+  point layer in an animation frame, so its paint is in it), "presented" until the frame after. As rAF timing does
+  not wait for the GPU, a second series reads a pixel of the map's point layer back after the paint instead: that
+  waits until the (here software) GPU has drawn it. A third series moves the slider back to back. Each with its
+  median and 95th percentile.
+- a continuous drag: the slider moves a snapshot in every animation frame for --drag-frames frames; the frames a
+  second the page keeps, paced by the browser, and again with every frame's map read back.
 
-Chromium gets the test suite's flags: SwiftShader's software WebGL (or none with --no-webgl, the canvas fallback),
-and no background networking. Every request other than the report file itself is blocked and counted. Without a
-GPU, WebGL is emulated on the CPU, so the WebGL numbers here are a worst case: a drag then waits for the software
-GPU (~25 ms per 1,000 points per frame on 2 busy cores), where the canvas fallback draws the same in ~80 ms.
+Chromium gets the test suite's flags: SwiftShader's software WebGL (or none with --no-webgl, the point layer's
+2-D canvas fallback), and no background networking. Every request other than the report file itself is blocked and
+counted. Without a GPU, WebGL is emulated on the CPU, so the WebGL numbers here are a worst case.
+
+Run folders of the sizes issue 15 names are made by bench/report_runs.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import os
 import platform
 import shutil
@@ -42,10 +47,17 @@ QUIET = ["--no-sandbox", "--disable-background-networking", "--disable-component
 SOFTWARE_WEBGL = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 NO_WEBGL = ["--disable-webgl", "--disable-3d-apis"]
 
+# reading a pixel back waits until the (here software) GPU has drawn the map's points
+READ_PIXEL = """const readPixel = (canvas) => {
+    const gl = canvas.getContext('webgl');
+    if (gl) gl.readPixels(canvas.width >> 1, canvas.height >> 1, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, new Uint8Array(4));
+    else canvas.getContext('2d').getImageData(canvas.width >> 1, canvas.height >> 1, 1, 1);
+};"""
+
 MOVE_SLIDER = """async ([moves, settle, readBack]) => {
+    """ + READ_PIXEL + """
     const slider = Bokeh.documents[0].get_model_by_name('layerlapse-epoch');
-    const plot = Bokeh.documents[0].get_model_by_name('layerlapse-map');
-    const mapCanvas = Bokeh.index.query_one((view) => view.model === plot).canvas_view.primary.canvas;
+    const mapCanvas = window.layerlapse.mapCanvas();
     const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => resolve(performance.now())));
     const times = [];
     for (let k = 0; k < moves; k++) {
@@ -55,14 +67,33 @@ MOVE_SLIDER = """async ([moves, settle, readBack]) => {
         const started = performance.now();
         slider.value = target;
         const redrawn = await nextFrame();
-        if (readBack) {  // reading a pixel waits until the (software) GPU has drawn the map's canvas
-            mapCanvas.getContext('2d').getImageData(mapCanvas.width >> 1, mapCanvas.height >> 1, 1, 1);
-        }
+        if (readBack) readPixel(mapCanvas);
         const done = readBack ? performance.now() : await nextFrame();
         if (window.layerlapse.state().epoch !== target) throw new Error(`slider at ${target}, map elsewhere`);
         times.push([redrawn - started, done - started]);
     }
     return times;
+}"""
+
+# A continuous drag: the slider moves to the next snapshot in every animation frame, as a hand dragging it across
+# many snapshots does; the frames a second the page keeps up (each frame's map read back, if asked).
+DRAG_SLIDER = """async ([frames, readBack]) => {
+    """ + READ_PIXEL + """
+    const slider = Bokeh.documents[0].get_model_by_name('layerlapse-epoch');
+    const mapCanvas = window.layerlapse.mapCanvas();
+    const stamps = [];
+    await new Promise((resolve) => {
+        const step = (now) => {
+            stamps.push(now);
+            if (stamps.length > frames) { resolve(); return; }
+            slider.value = (slider.value + 1) % (slider.end + 1);
+            if (readBack) readPixel(mapCanvas);
+            requestAnimationFrame(step);
+        };
+        requestAnimationFrame(step);
+    });
+    const intervals = stamps.slice(1).map((t, k) => t - stamps[k]);
+    return {fps: 1000 * frames / (stamps[stamps.length - 1] - stamps[0]), intervals};
 }"""
 
 
@@ -74,6 +105,7 @@ def main() -> None:
     parser.add_argument("--settle-ms", type=int, default=500, help="idle time before each single slider move")
     parser.add_argument("--budget", type=float, default=25.0, help="size budget of the report, MB")
     parser.add_argument("--no-webgl", action="store_true", help="Chromium without WebGL (the canvas fallback)")
+    parser.add_argument("--drag-frames", type=int, default=120, help="animation frames of the continuous drag")
     args = parser.parse_args()
     run = load_run(args.run)
     with tempfile.TemporaryDirectory() as folder:
@@ -118,6 +150,8 @@ def measure(path: Path, args: argparse.Namespace) -> tuple[list[dict], dict[str,
                          "dragged": (0, False)}
                 moves = {kind: page.evaluate(MOVE_SLIDER, [args.moves, settle, read_back])
                          for kind, (settle, read_back) in kinds.items()}
+                moves["drag"] = [page.evaluate(DRAG_SLIDER, [args.drag_frames, read_back])
+                                 for read_back in (False, True)]
             context.close()
         version = browser.version
         browser.close()
@@ -138,12 +172,13 @@ def report(run: RunFolder, size: int, written_s: float, warned: list[str], loads
           f"written in {written_s:.1f} s · requests blocked: {sum(load['blocked'] for load in loads)}")
     for message in warned:
         print(f"warning: {message}")
-    print("\n| measure | median ms | runs (ms) |")
-    print("|---|---|---|")
+    print("\n| measure | median ms | 95th percentile ms | runs (ms) |")
+    print("|---|---|---|---|")
     stages = [("Bokeh document built (report.js starts)", "start"), ("payload decoded", "decoded"),
-              ("first draw handed to Bokeh", "drawn"), ("**load: map drawn (ready)**", "ready")]
+              ("first draw handed to the point layer", "drawn"), ("**load: map drawn (ready)**", "ready")]
     for name, key in stages:
-        print(f"| {name} | {median(key):.0f} | {', '.join(f'{load[key]:.0f}' for load in loads)} |")
+        values = [load[key] for load in loads]
+        print(f"| {name} | {median(key):.0f} | {percentile(values, 95):.0f} | {', '.join(f'{v:.0f}' for v in values)} |")
     rows = [("**slider redraw**: next animation frame", "single", 0),
             ("slider move presented: the frame after", "single", 1),
             ("slider move drawn: map pixels read back", "read back", 1),
@@ -151,7 +186,18 @@ def report(run: RunFolder, size: int, written_s: float, warned: list[str], loads
             ("slider dragged: the frame after", "dragged", 1)]
     for name, kind, column in rows:
         values = [move[column] for move in moves[kind]]
-        print(f"| {name} | {statistics.median(values):.0f} | {', '.join(f'{value:.0f}' for value in values)} |")
+        print(f"| {name} | {statistics.median(values):.0f} | {percentile(values, 95):.0f} | "
+              f"{', '.join(f'{value:.0f}' for value in values)} |")
+    for drag, how in zip(moves["drag"], ("frames as the page paces them", "each frame's map read back")):
+        print(f"\ncontinuous drag, a snapshot per animation frame ({how}): {drag['fps']:.1f} frames a second; "
+              f"frame interval median {statistics.median(drag['intervals']):.0f} ms, 95th percentile "
+              f"{percentile(drag['intervals'], 95):.0f} ms")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile by nearest rank (of 15 values, the 95th percentile is the largest)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
 if __name__ == "__main__":

@@ -196,9 +196,9 @@ def test_slider_reaches_the_last_epoch_and_every_probe_point_is_drawn(opened: Op
     assert opened.js(f"{slider}.value") == EPOCHS and opened.state()["epoch"] == EPOCHS
     rows = point_source_rows(opened)
     assert rows["probe"] == rows["drawn"] == PROBE
-    figures = opened.page.locator(".layerlapse-figures").inner_text()
+    figures = opened.page.locator(".layerlapse-figures-live").inner_text()
     assert figures.startswith(f"epoch {EPOCHS} · probe accuracy") and "layer hidden: trust" in figures
-    help_text = opened.page.locator(".layerlapse-figures").get_attribute("title")  # the measures explained on hover
+    help_text = opened.page.locator(".layerlapse-figures-live").get_attribute("title")  # the measures explained on hover
     assert "trust (trustworthiness)" in help_text and "motion ρ" in help_text and "disparity" in help_text
     opened.assert_clean()
 

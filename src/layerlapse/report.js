@@ -389,8 +389,10 @@ function layerlapseShow(models, data, arrays, timings) {
   function drawMapTrail(view, layer) {
     const pinned = state.pinned;
     if (pinned === null || layer === null || !layer.coords[pinned.set]) {
-      view.trailSource.data = {x: [], y: [], x_next: [], y_next: [], epoch: [], label: []};
-      view.currentSource.data = {x: [], y: []};
+      // emptied once: assigning data, even empty, makes Bokeh lay out and paint the whole plot again
+      if (view.trailSource.data.x.length) view.trailSource.data = {x: [], y: [], x_next: [], y_next: [], epoch: [],
+                                                                    label: []};
+      if (view.currentSource.data.x.length) view.currentSource.data = {x: [], y: []};
       return;
     }
     const x = [], y = [], epoch = [], label = [];
@@ -418,7 +420,7 @@ function layerlapseShow(models, data, arrays, timings) {
   function drawPinned() {
     const pinned = state.pinned;
     if (pinned === null) {
-      models.pinned.text = "<i>click a point to pin it here (and draw its trail); click empty space to let go</i>";
+      liveHtml(models.pinned, "<i>click a point to pin it here (and draw its trail); click empty space to let go</i>");
       return;
     }
     const thumbnails = sets[pinned.set].thumbnails;
@@ -426,8 +428,8 @@ function layerlapseShow(models, data, arrays, timings) {
     const img = url ? `<img class="layerlapse-thumbnail" src="${url}" width="${thumbnails.width}" ` +
                       `height="${thumbnails.height}" style="image-rendering:pixelated">` : "";
     const lines = describe(pinned.set, pinned.i).map(escapeHtml).join("<br>");
-    models.pinned.text = `<div class="layerlapse-pinned" style="display:flex;gap:10px;align-items:flex-start">` +
-                         `${img}<div style="white-space:nowrap"><b>pinned</b><br>${lines}</div></div>`;
+    liveHtml(models.pinned, `<div class="layerlapse-pinned" style="display:flex;gap:10px;align-items:flex-start">` +
+                            `${img}<div style="white-space:nowrap"><b>pinned</b><br>${lines}</div></div>`);
     if (!url && thumbnails) thumbnails.load([pinned.i]).then(() => { if (state.pinned === pinned) drawPinned(); });
   }
 
@@ -447,21 +449,35 @@ function layerlapseShow(models, data, arrays, timings) {
       lines.push(`${wrong.toLocaleString("en")} of the page's ${sets.probe.n.toLocaleString("en")} probe points ` +
                  `misclassified at this epoch (outlined)`);
     }
-    models.figures.text = `<div class="layerlapse-figures" title="${escapeHtml(MEASURES_HELP)}">` +
-                          `${lines.map(escapeHtml).join("<br>")}</div>`;
+    liveHtml(models.figures, lines.map(escapeHtml).join("<br>"), `title="${escapeHtml(MEASURES_HELP)}"`);
+  }
+
+  // What a Div shows as the slider moves, written into an element of its own inside the Div (made once through
+  // the Div's text): a new text on the Div itself makes Bokeh lay out and paint the whole page again, which took
+  // most of a slider step (bench/report_speed.py). `html` is markup made here, user text escaped.
+  const liveHtmls = new Map();
+  function liveHtml(div, html, attributes = "") {
+    const className = `${div.name}-live`;
+    const view = plotView(div);
+    const root = view && view.el.shadowRoot;
+    const element = root && root.querySelector(`.${className}`);
+    if (!element) {
+      div.text = `<div class="${className}" ${attributes}>${html}</div>`;
+    } else if (liveHtmls.get(div) !== html) {
+      element.innerHTML = html;
+    }
+    liveHtmls.set(div, html);
   }
 
   // The panels that follow the slider beside the map (the curves' and heatmap's markers, the confusion matrix) are
-  // drawn after the map's frame is on screen, once per burst of moves: each is a canvas of its own, and repainting
-  // them all with the map doubled the time a slider move took to show (bench/report_speed.py).
-  let panelsPending = false;
+  // drawn once the slider has rested PANELS_REST_MS: each is a Bokeh plot of its own, and repainting them all took
+  // about 40 ms, as long again as the map's step, so a drag that repainted them at every step kept a frame rate of
+  // half (bench/report_speed.py).
+  const PANELS_REST_MS = 120;
+  let panelsTimer = null;
   function schedulePanels() {
-    if (panelsPending) return;
-    panelsPending = true;
-    requestAnimationFrame(() => setTimeout(() => {
-      panelsPending = false;
-      drawPanels();
-    }, 0));
+    clearTimeout(panelsTimer);
+    panelsTimer = setTimeout(() => requestAnimationFrame(drawPanels), PANELS_REST_MS);
   }
 
   function drawPanels() {
@@ -946,7 +962,7 @@ function layerlapseShow(models, data, arrays, timings) {
   window.layerlapse = {
     ready: false, timings, state: currentState, setEpoch: (epoch) => setEpoch(epoch), setLayer, togglePlay, redraw,
     hover, tap, clientPosition, setColorBy, setCompare, selectRegion, selectGeometry, points: drawnPoints,
-    repaint: requestPaint,
+    repaint: requestPaint, mapCanvas: (k = 0) => views[k].points.canvas,
     select: (indices) => setSelection(indices === null ? null : Array.from(indices), "none"),
     pin: (i, set = "probe") => pin({set, i}), unpin: () => pin(null),
   };

@@ -1,0 +1,82 @@
+"""Run folders for bench/report_speed.py at the sizes issue 15 names: a small network's training recorded through
+`layerlapse.Recorder` (the own-loop path), with every snapshot mapped (PCA, by the mapping worker) and stored as a
+run records it, so the report reads real run folders of any size quickly.
+
+    LAYERLAPSE_DATA=../shared/data python bench/report_runs.py --points 60000 --snapshots 16 --out runs/report-60k-16
+    LAYERLAPSE_DATA=../shared/data python bench/report_runs.py --points 60000 --snapshots 50 --out runs/report-60k-50
+    python bench/report_runs.py --points 1000000 --snapshots 10 --out runs/report-1m-10
+
+Up to 60,000 points the probe is MNIST's training images (so the report carries every thumbnail); beyond, it is a
+seeded mixture of ten Gaussian classes in 32 dimensions, without images. Between snapshots an MLP (input → 64 → 10)
+trains on a seeded 2,000-input sample for a few steps, so the maps move as a training run's do: much at first, less
+later. The maps are PCA (`map_run`), and no frames are drawn: only the report is benchmarked from these runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from layerlapse import Recorder
+from layerlapse.config import RunConfig
+from layerlapse.pipeline import map_run
+from layerlapse.store import load_run
+
+MNIST_POINTS = 60_000
+MIXTURE_DIMS = 32
+
+
+def probe_data(points: int, seed: int) -> tuple[torch.Tensor, np.ndarray, list[str], str]:
+    """Inputs, labels, class names and the dataset's name."""
+    if points <= MNIST_POINTS:
+        from layerlapse.data import load_dataset
+
+        mnist = load_dataset("mnist")
+        return (torch.from_numpy(mnist.x_train[:points]), mnist.y_train[:points].astype(np.int64),
+                list(mnist.class_names), "mnist")
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0.0, 3.0, (10, MIXTURE_DIMS))
+    labels = rng.integers(0, 10, points)
+    inputs = (centres[labels] + rng.normal(0.0, 1.5, (points, MIXTURE_DIMS))).astype(np.float32)
+    return torch.from_numpy(inputs), labels, [f"class {k}" for k in range(10)], "gaussian mixture"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=MNIST_POINTS)
+    parser.add_argument("--snapshots", type=int, default=16)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+    inputs, labels, class_names, dataset = probe_data(args.points, args.seed)
+    width = int(np.prod(inputs.shape[1:]))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(width, 64), nn.ReLU(), nn.Linear(64, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    sample = torch.from_numpy(np.random.default_rng(args.seed).choice(len(labels), 2000, replace=False))
+    as_float = (lambda x: x.float() / 255.0) if inputs.dtype == torch.uint8 else (lambda x: x)
+    train_x, train_y = as_float(inputs[sample]), torch.from_numpy(labels[sample.numpy()])
+    started = time.perf_counter()
+    rec = Recorder(model, layers=["2"], probe=inputs, labels=labels, out=args.out, class_names=class_names,
+                   dataset=dataset, config=RunConfig(map_method="pca", seed=args.seed), force=True, draw=False,
+                   batch_size=5000)
+    rec.start()
+    for snapshot in range(1, args.snapshots):
+        for _ in range(3):
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(model(train_x), train_y)
+            loss.backward()
+            optimizer.step()
+        rec.epoch_end(snapshot, metrics={"loss": float(loss.detach())})
+    run = rec.finish(draw=False)  # recorded; mapped here without drawing frames (the report is what is measured)
+    map_run(load_run(run.path), method="pca", show_progress=False)
+    print(f"{run.path}: {args.points:,} points × {args.snapshots} snapshots in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
