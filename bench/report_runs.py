@@ -9,7 +9,8 @@ run records it, so the report reads real run folders of any size quickly.
 Up to 60,000 points the probe is MNIST's training images (so the report carries every thumbnail); beyond, it is a
 seeded mixture of ten Gaussian classes in 32 dimensions, without images. Between snapshots an MLP (input → 64 → 10)
 trains on a seeded 2,000-input sample for a few steps, so the maps move as a training run's do: much at first, less
-later. The maps are PCA (`map_run`), and no frames are drawn: only the report is benchmarked from these runs.
+later. The maps are PCA (`map_run`) and the layer measures are stored; no frames are drawn: only the report is
+benchmarked from these runs.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ import torch
 from torch import nn
 
 from layerlapse import Recorder
+from layerlapse import layout
 from layerlapse.config import RunConfig
+from layerlapse.measures import measure_run
 from layerlapse.pipeline import map_run
-from layerlapse.store import load_run
+from layerlapse.store import RunFolder, load_run
 
 MNIST_POINTS = 60_000
 MIXTURE_DIMS = 32
@@ -44,6 +47,13 @@ def probe_data(points: int, seed: int) -> tuple[torch.Tensor, np.ndarray, list[s
     labels = rng.integers(0, 10, points)
     inputs = (centres[labels] + rng.normal(0.0, 1.5, (points, MIXTURE_DIMS))).astype(np.float32)
     return torch.from_numpy(inputs), labels, [f"class {k}" for k in range(10)], "gaussian mixture"
+
+
+def store_measures(run: RunFolder) -> None:
+    """The layer measures stored as `layerlapse render` stores them, so that writing the report does not measure."""
+    with run.writing():
+        run.write_json(layout.DYNAMICS_LAYERS, measure_run(run, show_progress=False))
+        run.commit()
 
 
 def main() -> None:
@@ -75,6 +85,7 @@ def main() -> None:
         rec.epoch_end(snapshot, metrics={"loss": float(loss.detach())})
     run = rec.finish(draw=False)  # recorded; mapped here without drawing frames (the report is what is measured)
     map_run(load_run(run.path), method="pca", show_progress=False)
+    store_measures(load_run(run.path))
     print(f"{run.path}: {args.points:,} points × {args.snapshots} snapshots in {time.perf_counter() - started:.0f} s")
 
 

@@ -438,9 +438,67 @@ def test_a_click_on_the_hardest_strip_pins_that_image(opened: Opened, reports: R
 
     hardest = summary(load_run(reports.run), 12)["hardest"]
     strip = opened.page.locator(".layerlapse-hardest .layerlapse-pick")
+    strip.first.wait_for(timeout=10_000)  # the strips are drawn just after the map
     assert strip.count() == len(hardest)
     assert f"{hardest[0]['label']}→{hardest[0]['predicted']}" in strip.first.inner_text()
     strip.first.click()
     assert opened.state()["pinned"] == {"set": "probe", "i": hardest[0]["index"]}
     assert f"probe image #{hardest[0]['index']}" in opened.page.locator(".layerlapse-pinned").inner_text()
     opened.assert_clean()
+
+
+# ---- the article's scale ------------------------------------------------------------------------------------------
+
+BIG, BIG_FRAMES = 60_000, 4
+
+
+def big_content() -> report.ReportContent:
+    """A page's content of 60,000 probe points over 4 frames, every one with a thumbnail (8×8 images, seeded): ten
+    classes drifting apart frame by frame, as a training run's maps do."""
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 10, BIG).astype(np.int64)
+    centres = rng.normal(0, 6, (10, 2))
+    noise = rng.normal(0, 1, (BIG, 2))
+    coords = np.stack([(centres[labels] * (frame + 1) / BIG_FRAMES + noise).astype(np.float32)
+                       for frame in range(BIG_FRAMES)])
+    predicted = np.where(rng.random((BIG_FRAMES, BIG)) < 0.9, labels, (labels + 1) % 10).astype(np.uint8)
+    confidence = rng.integers(100, 255, (BIG_FRAMES, BIG)).astype(np.uint8)
+    images = rng.integers(0, 255, (BIG, 8, 8)).astype(np.uint8)
+    probe = report.Points(labels, {"hidden": coords}, images, predicted, confidence, np.arange(BIG))
+    x0, x1 = float(coords[..., 0].min()), float(coords[..., 0].max())
+    y0, y1 = float(coords[..., 1].min()), float(coords[..., 1].max())
+    return report.ReportContent(
+        title="layerlapse · 60,000 points", summary="a synthetic page", class_names=[str(k) for k in range(10)],
+        epochs=list(range(BIG_FRAMES)), layers=["hidden"], limits={"hidden": (x0, x1, y0, y1)}, probe=probe,
+        test=None, probe_total=BIG, test_total=0, history=[], confusion=report._confusions(probe, 10),
+        epoch_figures=[f"epoch {e}" for e in range(BIG_FRAMES)], layer_figures={"hidden": [""] * BIG_FRAMES},
+        notes=[], seed=0)
+
+
+def test_a_60000_point_report_draws_moves_hovers_and_selects_every_point(browser: Any, tmp_path: Path) -> None:
+    content = big_content()
+    path = tmp_path / "big.html"
+    path.write_text(report.render_page(content), encoding="utf-8")
+    opened = open_report(browser, path)
+    try:
+        state = opened.state()
+        assert state["webgl"] is True and state["total"] == state["drawn"] == BIG
+        opened.js(f"{DOC}.get_model_by_name('layerlapse-epoch').value = 0")  # a slider move repaints frame 0
+        opened.page.wait_for_function("window.layerlapse.state().paintedEpoch === 0", timeout=10_000)
+        xs = opened.js("(() => { const d = window.layerlapse.points(0); return [d.point.slice(0, 50), "
+                       "d.x.slice(0, 50)]; })()")
+        first = content.probe.coords["hidden"][0, :, 0]
+        assert np.allclose(xs[1], first[xs[0]], atol=np.ptp(first) * 1e-4)
+        point = int(np.argmax(np.linalg.norm(content.probe.coords["hidden"][0], axis=1)))  # far out: alone
+        assert f"probe image #{point}" in hover(opened, point)
+        assert opened.page.locator("#layerlapse-tooltip img").count() == 1  # its atlas decoded when needed
+        opened.js("window.layerlapse.selectGeometry({type: 'rect', x0: -1e9, x1: 0, y0: -1e9, y1: 1e9}, true, 0)")
+        selected = set(opened.state()["selected"])
+        left = set(np.flatnonzero(first <= 0).tolist())
+        assert len(left) > 10_000 and len(selected ^ left) <= 2  # a point within a 16-bit step of 0 may fall either way
+        opened.js("window.layerlapse.togglePlay()")  # plays frame 0 to the last, blending on the GPU
+        opened.page.wait_for_function(f"window.layerlapse.state().epoch === {BIG_FRAMES - 1} && "
+                                      "!window.layerlapse.state().playing", timeout=20_000)
+        opened.assert_clean()
+    finally:
+        opened.page.close()

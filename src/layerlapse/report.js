@@ -103,11 +103,10 @@ function layerlapseShow(models, data, arrays, timings) {
   const dataMapPalette = models.dataMapMapper ? models.dataMapMapper.palette.slice() : null;
   // Every map is a view of one layer: map 0 the shown layer, map 1 the layer compared with it (hidden when none);
   // its points lie on a point layer (pointlayer.js) under the Bokeh plot's frame.
-  const views = models.plots.map((plot, k) => ({
+  const views = models.plots.map((plot, k) => withPointLayer({
     plot, trailSource: models.trailSources[k], currentSource: models.currentSources[k],
-    points: makePointLayer(),
   }));
-  const dataMapView = models.dataMap && dynamics ? {plot: models.dataMap, points: makePointLayer()} : null;
+  const dataMapView = models.dataMap && dynamics ? withPointLayer({plot: models.dataMap}) : null;
   const state = {epoch: models.slider.value, drawnEpoch: null, panelsEpoch: null, layer: 0, compare: null,
                  pinned: null, playing: false, tween: null, pointer: [0, 0], hovered: null, colorBy: "class",
                  colorValues: null, selected: null, selectedMask: new Uint8Array(sets.probe.n), region: "none",
@@ -116,6 +115,13 @@ function layerlapseShow(models, data, arrays, timings) {
   const tooltip = makeTooltip();
   document.addEventListener("pointermove", (event) => { state.pointer = [event.clientX, event.clientY]; },
                             {capture: true, passive: true});
+
+  // A view's point layer, made when first used: a WebGL context and its shaders cost a few hundred ms in software
+  // WebGL, so the compared map's is made only when a layer is compared.
+  function withPointLayer(view) {
+    let points = null;
+    return Object.defineProperty(view, "points", {get: () => points || (points = makePointLayer())});
+  }
 
   // ---- decoding ---------------------------------------------------------------------------------------------------
 
@@ -815,8 +821,41 @@ function layerlapseShow(models, data, arrays, timings) {
       views[1].plot.title.text = `layer ${layers[state.compare].name}`;
       fitRanges(views[1], layers[state.compare]);
     }
+    fitToWindow();
     drawFrame();
   }
+
+  // ---- the page fits the window -------------------------------------------------------------------------------
+
+  // The map (and the compared one) take the window's room beside the side column, down to the window's bottom:
+  // the map is the largest thing on the page from a laptop's 1,024 × 700 (report.py's sizes) to a wide monitor.
+  function fitToWindow() {
+    const plotted = plotView(views[0].plot);
+    if (!plotted) return;
+    const {mapSize, compareSize, sideWidth} = data.layout;
+    const top = plotted.el.getBoundingClientRect().top + window.scrollY;
+    const room = document.documentElement.clientWidth - sideWidth - 56;  // the gaps between columns, a scrollbar
+    const height = Math.max(mapSize[1], Math.min(window.innerHeight - top - 16, 1200));
+    const comparing = state.compare !== null;
+    // about as wide as tall, plus the legend and toolbar beside the frame (~130 px)
+    const width = Math.max(mapSize[0], Math.min(comparing ? Math.round(room * 0.56) : room,
+                                                Math.round((height - 40) * 1.2 + 130)));
+    resize(views[0].plot, width, height);
+    if (comparing) {
+      const second = Math.max(compareSize[0], room - width - 10);
+      resize(views[1].plot, second, Math.min(height, second));
+    }
+  }
+
+  function resize(plot, width, height) {
+    if (Math.abs(plot.width - width) > 4 || Math.abs(plot.height - height) > 4) plot.setv({width, height});
+  }
+
+  let fitTimer = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(fitTimer);
+    fitTimer = setTimeout(fitToWindow, 150);
+  });
 
   // The map's view of a layer's limits; the reset tool returns to it, not to the first layer's.
   function fitRanges(view, layer) {
@@ -926,7 +965,7 @@ function layerlapseShow(models, data, arrays, timings) {
   // outline, and the value its colour comes from (what the tests read).
   function drawnPoints(k = 0, set = "probe") {
     const view = k === "dataMap" ? dataMapView : views[k];
-    if (!view || !view.points.sets.has(set) || (k !== "dataMap" && !viewLayer(k))) {
+    if (!view || (k !== "dataMap" && !viewLayer(k)) || !view.points.sets.has(set)) {
       return {point: [], x: [], y: [], alpha: [], outline: [], value: []};
     }
     const rows = view.points.drawnRows(set, k === "dataMap" ? 0 : state.epoch);
@@ -966,12 +1005,13 @@ function layerlapseShow(models, data, arrays, timings) {
     select: (indices) => setSelection(indices === null ? null : Array.from(indices), "none"),
     pin: (i, set = "probe") => pin({set, i}), unpin: () => pin(null),
   };
+  fitToWindow();
   drawMeasures();
-  drawStrips();
   drawDataMap();
   drawSelectionList();
   setEpoch(state.epoch);
-  drawPanels();  // the first time with the map, so the page is whole when it says it is ready
+  paintNow();  // the first paint now, not in an animation frame: the page is whole when it says it is ready
+  drawPanels();
   quietFocusOutlines();
   timings.drawn = performance.now();
   requestAnimationFrame(() => requestAnimationFrame(() => {
@@ -979,4 +1019,6 @@ function layerlapseShow(models, data, arrays, timings) {
     timings.ready = performance.now();
     window.layerlapseReady = true;
   }));
+  // the strips' thumbnails decode their atlases (about 250 kB of PNG each): after the map is on screen
+  setTimeout(drawStrips, 0);
 }

@@ -586,6 +586,7 @@ def payload(content: ReportContent, blobs: Blobs) -> str:
         "sequentialPalette": sequential_palette(),
         "regions": {key: code for key, (code, _) in REGIONS.items()},
         "selectionThumbnails": SELECTION_THUMBNAILS,
+        "layout": {"mapSize": MAP_SIZE, "compareSize": COMPARE_SIZE, "sideWidth": SIDE_WIDTH},
         "strips": {name: _strip_points(content.probe, rows) for name, rows in content.strips.items()},
         "measures": content.measures,
     }, allow_nan=False).replace("<", "\\u003c")  # within a <script> tag: no "</script>" can end it early
@@ -753,12 +754,14 @@ def header_html(content: ReportContent) -> str:
             f"<p style='margin:2px 0'>{html.escape(content.summary)}</p>{notes}")
 
 
-MAP_SIZE = (660, 600)
-COMPARE_SIZE = (540, 540)  # the second map, beside the first: smaller, so the shown layer's map stays the largest
-SIDE_WIDTH = 400
-DATA_MAP_SIZE = (350, 330)
-SELECTION_WIDTH = MAP_SIZE[0] - DATA_MAP_SIZE[0] - 10
-STRIP_WIDTH = MAP_SIZE[0] // 2 - 5
+# Sizes for a laptop's window of 1,024 × 700 (CSS pixels); report.js grows the map (and the compared one) to fill
+# larger windows (`fitToWindow`), so the map is the largest thing on the page at every size.
+MAP_SIZE = (600, 540)
+COMPARE_SIZE = (420, 420)  # the second map, beside the first: smaller, so the shown layer's map stays the largest
+SIDE_WIDTH = 360
+DATA_MAP_SIZE = (310, 300)
+SELECTION_WIDTH = MAP_SIZE[0] - DATA_MAP_SIZE[0] - 20
+STRIP_WIDTH = MAP_SIZE[0] // 2 - 15
 
 
 def build_layout(content: ReportContent, document: Document) -> LayoutDOM:
@@ -901,7 +904,7 @@ def _controls(content: ReportContent) -> dict:
     from bokeh.models import Button, Select, Slider, Toggle
 
     last = content.epochs[-1]
-    slider = Slider(start=0, end=max(last, 1), value=last, step=1, title=content.slider_title, width=290,
+    slider = Slider(start=0, end=max(last, 1), value=last, step=1, title=content.slider_title, width=240,
                     disabled=last == 0, name="layerlapse-epoch")
     play = Button(label="▶ play", width=80, disabled=last == 0, name="layerlapse-play")
     layer = Select(options=content.layers, value=content.layers[0], width=120,
@@ -909,15 +912,21 @@ def _controls(content: ReportContent) -> dict:
     compare = Select(options=compare_options(content.layers, content.layers[0]), value="none", width=120,
                      title="compare with", disabled=len(content.layers) == 1, name="layerlapse-compare")
     show_test = Toggle(label="test points" if content.test is not None else "no test points", active=False,
-                       disabled=content.test is None, width=130, name="layerlapse-show-test")
+                       disabled=content.test is None, width=130, name="layerlapse-show-test",
+                       stylesheets=[TOGGLE_STYLE])
     wrong = Toggle(label="highlight misclassified" if content.probe.predicted is not None
                    else "no predictions stored", active=False, disabled=content.probe.predicted is None,
-                   width=180, name="layerlapse-misclassified")
+                   width=180, name="layerlapse-misclassified", stylesheets=[TOGGLE_STYLE])
     color_by = Select(options=[("class", "colour: class")] + [(measure["key"], f"colour: {measure['label']}")
                                                                for measure in content.color_measures],
                       value="class", width=190, disabled=not content.color_measures, name="layerlapse-color-by")
     return {"slider": slider, "play": play, "layer": layer, "compare": compare, "showTest": show_test,
             "highlightWrong": wrong, "colorBy": color_by}
+
+
+# A toggle that is on looks on: filled, with a tick (Bokeh's own pressed look was a slightly darker grey)
+TOGGLE_STYLE = (".bk-btn.bk-active { background: #1f77b4; border-color: #1f77b4; color: white; }"
+                ".bk-btn.bk-active::before { content: '✓ '; }")
 
 
 def compare_options(layers: list[str], shown: str) -> list[tuple[str, str]]:
