@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--loads", type=int, default=5, help="page loads to time")
     parser.add_argument("--moves", type=int, default=15, help="slider moves to time")
     parser.add_argument("--settle-ms", type=int, default=500, help="idle time before each single slider move")
-    parser.add_argument("--budget", type=float, default=25.0, help="size budget of the report, MB")
+    parser.add_argument("--budget", type=float, default=100.0, help="size budget of the report, MB")
     parser.add_argument("--no-webgl", action="store_true", help="Chromium without WebGL (the canvas fallback)")
     parser.add_argument("--drag-frames", type=int, default=120, help="animation frames of the continuous drag")
     args = parser.parse_args()

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .config import DATASETS, IMAGE_SIZES, MAP_METHODS, RunConfig, parse_probe
+from .config import DATASETS, IMAGE_SIZES, MAP_METHODS, REPORT_BUDGET_MB, RunConfig, parse_probe
 from .errors import ConfigError, LayerlapseError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -155,7 +155,7 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `layerlapse run` or `demo`.")],
     out: Annotated[Optional[Path], typer.Option(help="File to write (default: RUN_DIR/report.html).")] = None,
     budget: Annotated[float, typer.Option(help="Size budget in MB; above it the page shows a stratified "
-                                          "subsample of the points and says so.")] = 25.0,
+                                          "subsample of the points and says so.")] = REPORT_BUDGET_MB,
     layer: Annotated[Optional[list[str]], typer.Option(help="Recorded layer the page can show; repeat for several "
                                                        "(default: every recorded layer).")] = None,
     quiet: Quiet = False,

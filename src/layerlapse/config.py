@@ -12,6 +12,9 @@ from .errors import ConfigError
 DATASETS = ("mnist", "fashion-mnist", "digits")
 LOOPS = ("built-in", "own")  # layerlapse's training of the reference network, or the user's own loop or framework
 DEVICES = ("auto", "cpu", "cuda")
+# report.html's size budget by default, in MB: all 60,000 MNIST training images over 50 snapshots, every thumbnail
+# included, fit (bench/report_speed.py); past it the page shows a stated, stratified subsample
+REPORT_BUDGET_MB = 60.0
 MAP_METHODS = ("aligned", "independent", "aligned-umap", "pca")  # see layerlapse.project
 # input size of the reference network per dataset, known without loading the data
 IMAGE_SIZES = {"mnist": (28, 28), "fashion-mnist": (28, 28), "digits": (8, 8)}

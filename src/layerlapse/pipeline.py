@@ -16,7 +16,7 @@ from . import layout, render, report
 from .atomic import atomic_output, write_bytes
 from .dynamics import SampleDynamics, probe_dynamics, test_probe_dynamics
 from .measures import check_sample_size, measure_run, what_changed_when
-from .config import RunConfig
+from .config import REPORT_BUDGET_MB, RunConfig
 from .errors import RunFolderError
 from .progress import note, progress_bar
 from .metrics import QUALITY_K, QUALITY_SAMPLE
@@ -394,7 +394,7 @@ def _draw_layers_together(run: RunFolder, maps: dict[str, dict[int, np.ndarray]]
     return written
 
 
-def write_run_report(run: RunFolder, path: str | os.PathLike | None = None, *, size_budget_mb: float = 25.0,
+def write_run_report(run: RunFolder, path: str | os.PathLike | None = None, *, size_budget_mb: float = REPORT_BUDGET_MB,
                      layers: list[str] | None = None) -> Path:
     """The run's interactive report.html (or `path`); listed in the manifest when it is inside the run folder.
     A report written elsewhere leaves the run folder alone, so it needs no lock and works on a read-only run."""

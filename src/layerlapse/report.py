@@ -80,6 +80,7 @@ import numpy as np
 from .atomic import atomic_output
 from .dynamics import REGIONS as REGION_CODES
 from .dynamics import cartography_regions
+from .config import REPORT_BUDGET_MB
 from .errors import ConfigError, RunFolderError
 from . import layout
 from .store import RunFolder, is_untrained
@@ -107,7 +108,8 @@ class ReportSizeWarning(UserWarning):
     """The report would be larger than its size budget, so it shows a stratified subsample of the points."""
 
 
-def write_report(run: RunFolder, path: str | os.PathLike | None = None, *, size_budget_mb: float = 25.0,
+def write_report(run: RunFolder, path: str | os.PathLike | None = None, *,
+                 size_budget_mb: float = REPORT_BUDGET_MB,
                  layers: Sequence[str] | None = None) -> Path:
     """Write the run's interactive report (default `run.path / "report.html"`), atomically; return its path.
 
