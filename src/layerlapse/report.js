@@ -332,7 +332,7 @@ function layerlapseShow(models, data, arrays, timings) {
       }
       if (view.points.sets.has("test")) view.points.setVisible("test", testShown(layer));
     });
-    requestPaint();
+    requestPaint({dataMap: false});
   }
 
   // The colour of each probe point: its class, or a measure of its dynamics over the measure's palette.
@@ -346,10 +346,11 @@ function layerlapseShow(models, data, arrays, timings) {
   }
 
   // Painting waits for the next animation frame, so that a burst of changes (a slider dragged, the view panned)
-  // paints once.
-  let paintPending = false;
-  function requestPaint() {
-    if (paintPending) return;
+  // paints once; the data map, which does not change with the epoch, only when asked.
+  let paintPending = false, dataMapPending = false;
+  function requestPaint({maps = true, dataMap = true} = {}) {
+    dataMapPending = dataMapPending || dataMap;
+    if (paintPending || (!maps && !dataMap)) return;
     paintPending = true;
     requestAnimationFrame(() => {
       paintPending = false;
@@ -363,7 +364,8 @@ function layerlapseShow(models, data, arrays, timings) {
     views.forEach((view, k) => {
       if (viewLayer(k) && mount(view)) view.points.draw(from, state.epoch, t);
     });
-    if (dataMapView && mount(dataMapView)) dataMapView.points.draw(0, 0, 1);
+    if (dataMapPending && dataMapView && mount(dataMapView)) dataMapView.points.draw(0, 0, 1);
+    dataMapPending = false;
     state.paintedEpoch = state.epoch;
   }
 
@@ -600,7 +602,7 @@ function layerlapseShow(models, data, arrays, timings) {
       passes[selected ? 1 : 0].push(i);
     }
     points.setLooks("probe", {alpha, outline, order: passes.flat()});
-    requestPaint();
+    requestPaint({maps: false});
   }
 
   // A box or lasso drawn on a map (k: 0, 1) or the data map ("dataMap") selects the points inside it, as drawn
