@@ -505,12 +505,19 @@ function layerlapseShow(models, data, arrays, timings) {
       for (let p = 0; p < classes; p++) {
         const k = t * classes + p;
         share[k] = rowTotal ? counts[k] / rowTotal : 0;
-        count.push(counts[k] ? String(counts[k]) : "");
+        count.push(counts[k] ? shortCount(counts[k]) : "");
         ink.push(share[k] > 0.6 ? "white" : "black");
       }
     }
     models.confusion.data = {true: models.confusion.data.true, predicted: models.confusion.data.predicted,
                              share, count, ink};
+  }
+
+  // A count that fits a confusion cell: 1234, 12k, 1.2M.
+  function shortCount(value) {
+    if (value < 10000) return String(value);
+    if (value < 1e6) return `${Math.round(value / 1000)}k`;
+    return `${(value / 1e6).toFixed(1)}M`;
   }
 
   // What a slider step changes.

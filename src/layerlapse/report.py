@@ -1165,5 +1165,7 @@ def _confusion_figure(content: ReportContent) -> tuple[Plot, ColumnDataSource] |
         axis.ticker = FixedTicker(ticks=list(range(classes)))
         axis.major_label_overrides = names  # drawn on the canvas: text, never markup
     plot.xaxis.axis_label, plot.yaxis.axis_label = "predicted", "true"
+    if max(len(name) for name in names.values()) * classes > 40:  # names that would overlap along the bottom
+        plot.xaxis.major_label_orientation = math.pi / 4
     plot.grid.visible = False
     return plot, source
