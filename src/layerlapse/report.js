@@ -88,6 +88,16 @@ function layerlapseShow(models, data, arrays, timings) {
     "motion ρ: rank correlation between how much each point's layer neighbourhood changed and how far it moved " +
       "on the map (high: points move where the layer changed)",
   ].join("\n");
+  // What the layer measures beside the map mean, on hover over their heading
+  const LAYER_MEASURES_HELP = [
+    "k-NN accuracy: a 10-nearest-neighbour vote in the layer, fitted on half the sampled probe images and scored " +
+      "on the other half (how well the layer groups the classes)",
+    "linear probe: the accuracy of a logistic regression from the layer to the class, trained on half the sample " +
+      "and tested on the other half (what a linear read-out can tell)",
+    "1 − CKA to previous: how much the layer's representation changed since the snapshot before (0: not at all; " +
+      "linear CKA, blind to rotations and scale)",
+    "CKA between snapshots: the same similarity for every pair of snapshots (1: the same representation)",
+  ].join("\n");
 
   const decodeArray = (packed) => arrays.get(packed.blob);
   const classNames = data.classNames;
@@ -745,7 +755,8 @@ function layerlapseShow(models, data, arrays, timings) {
                                   linear: values(measured && measured.linear),
                                   change: values(measured && measured.change)};
     const words = measured ? measured.largest : `${layers[state.layer].name}: no layer measures stored`;
-    models.changes.text = `<div class="layerlapse-changes">${escapeHtml(words)}<br><span style="color:#666">` +
+    models.changes.text = `<div class="layerlapse-changes" title="${escapeHtml(LAYER_MEASURES_HELP)}">` +
+                          `${escapeHtml(words)}<br><span style="color:#666">` +
                           `measured on ${data.measures.sampleSize.toLocaleString("en")} probe images</span></div>`;
   }
 

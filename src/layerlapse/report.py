@@ -786,8 +786,8 @@ def build_layout(content: ReportContent, document: Document) -> LayoutDOM:
     views[1]["plot"].visible = False  # until a layer is chosen to compare with
     controls = _controls(content)
     # fixed sizes: a Div whose text changes then never makes Bokeh lay out the whole page again (~0.5 s)
-    pinned = Div(text="", width=SIDE_WIDTH, height=100, name="layerlapse-pinned")
-    figures = Div(text="", width=SIDE_WIDTH, height=110, name="layerlapse-figures", styles={"overflow-y": "auto"})
+    pinned = Div(text="", width=SIDE_WIDTH, height=90, name="layerlapse-pinned")
+    figures = Div(text="", width=SIDE_WIDTH, height=95, name="layerlapse-figures", styles={"overflow-y": "auto"})
     curves = _curve_figures(content.history, content.epochs)
     confusion = _confusion_figure(content)
     data_map = _data_map_panel(content)
@@ -1119,7 +1119,7 @@ def _curve_figures(history: list[dict], epochs: list[int]) -> list[tuple[Plot, S
                                    **{key: [float(row[key]) if isinstance(row.get(key), (int, float)) else math.nan
                                             for row in history] for key in keys}})
         xs = [*source.data["epoch"], epochs[0], epochs[-1]]
-        plot = figure(width=SIDE_WIDTH, height=195, title=title, tools="", toolbar_location=None,
+        plot = figure(width=SIDE_WIDTH, height=175, title=title, tools="", toolbar_location=None,
                       name=f"layerlapse-{title}", x_range=Range1d(min(xs) - 0.5, max(xs) + 0.5))
         plot.yaxis.ticker.desired_num_ticks = 4  # 170 px of a dozen crowded ticks before
         for key, color in zip(keys, ("#1f77b4", "#ff7f0e")):
