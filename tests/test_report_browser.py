@@ -184,6 +184,7 @@ def hover(opened: Opened, point: int) -> str:
 def test_page_loads_with_webgl_without_errors_or_network_requests(opened: Opened) -> None:
     state = opened.state()
     assert state["webgl"] is True, "SwiftShader should give this Chromium a WebGL context"
+    assert state["renderer"] == "cpu"  # SwiftShader's WebGL is software: the CPU draws the points, faster there
     assert state["drawn"] == PROBE and state["epoch"] == EPOCHS
     opened.assert_clean()
 
@@ -307,7 +308,7 @@ def test_a_report_without_webgl_still_draws(playwright: Any, reports: Reports) -
         opened = open_report(browser, reports.plain)
         assert opened.js("!!document.createElement('canvas').getContext('webgl')") is False
         state = opened.state()
-        assert state["webgl"] is False and state["drawn"] == PROBE
+        assert state["webgl"] is False and state["renderer"] == "cpu" and state["drawn"] == PROBE
         opened.assert_clean()
     finally:
         browser.close()
@@ -502,3 +503,22 @@ def test_a_60000_point_report_draws_moves_hovers_and_selects_every_point(browser
         opened.assert_clean()
     finally:
         opened.page.close()
+
+
+def test_webgl_and_the_cpu_paint_the_same_points_alike(browser: Any, reports: Reports) -> None:
+    """SwiftShader's software WebGL is left to the CPU's own drawing (faster there); a GPU's WebGL draws with the
+    shaders. Both paint the map, about the same pixels, and say which drew."""
+    painted = {}
+    for renderer in ("webgl", "cpu"):
+        opened = open_report(browser, reports.plain) if renderer == "cpu" else None
+        if opened is None:
+            page = browser.new_page(viewport={"width": 1200, "height": 1000})
+            page.goto(reports.plain.as_uri() + "#renderer=webgl")  # the address asks for WebGL even in software
+            page.wait_for_function("window.layerlapseReady === true", timeout=30_000)
+            opened = Opened(page)
+        try:
+            assert opened.state()["renderer"] == renderer and opened.state()["drawn"] == PROBE
+            painted[renderer] = opened.js("window.layerlapse.paintedPixels()")
+        finally:
+            opened.page.close()
+    assert painted["cpu"] > 200 and 0.6 < painted["webgl"] / painted["cpu"] < 1.6, painted

@@ -8,8 +8,9 @@
 // the points on the GPU (the blend factor is a uniform), and nothing per point is computed in JavaScript unless the
 // points' looks change (a selection, the misclassified outlined at a new epoch, a class hidden, a new colouring).
 //
-// Without WebGL (a browser or VM without it) the same points are drawn on a 2-D canvas, in the same order, with the
-// same colours and alphas: slower (tens of ms at 60,000 points), never blank.
+// Without WebGL, and with a WebGL that is software (SwiftShader in a VM without a GPU, where it is slower), the CPU
+// draws the same points in the same order, with the same colours and alphas, into a pixel buffer put on a 2-D
+// canvas (`draw2d`); playing then blends the two frames' positions in that loop.
 
 function makePointLayer(options) {
   "use strict";
@@ -19,8 +20,9 @@ function makePointLayer(options) {
   const sets = new Map();  // name -> a set of points (see addSet)
   const view = {x0: 0, x1: 1, y0: 0, y1: 1, width: 1, height: 1, ratio: 1};
   let canvas = makeCanvas();
-  let gl = webgl ? (canvas.getContext("webgl", {premultipliedAlpha: true, antialias: false,
-                                                 preserveDrawingBuffer: true}) || null) : null;
+  // no depth, stencil or kept buffer: in software WebGL each costs a pass over the whole canvas every frame
+  let gl = webgl ? (canvas.getContext("webgl", {premultipliedAlpha: true, antialias: false, depth: false,
+                                                 stencil: false, preserveDrawingBuffer: false}) || null) : null;
   let program = null;
   if (gl) {
     try {
@@ -31,7 +33,24 @@ function makePointLayer(options) {
       canvas = makeCanvas();
     }
   }
+  // Software WebGL (SwiftShader, llvmpipe: a VM or a machine without a GPU) rasterises each point as a primitive,
+  // about 2 µs a point on a busy 2-core CPU: 60,000 points took ~110 ms a frame, where this file's own CPU splatting
+  // (below) takes a fraction of that (bench/report_speed.py). There the splatting draws instead, unless the page's
+  // address asks for WebGL (#renderer=webgl).
+  const browserWebgl = gl !== null;
+  if (gl && softwareWebgl(gl) && !/renderer=webgl/.test(window.location.hash)) {
+    gl = null;
+    program = null;
+    canvas = makeCanvas();
+  }
   const context2d = gl ? null : canvas.getContext("2d");
+  const renderer = gl ? "webgl" : "cpu";
+
+  function softwareWebgl(context) {
+    const info = context.getExtension("WEBGL_debug_renderer_info");
+    const name = info ? String(context.getParameter(info.UNMASKED_RENDERER_WEBGL)) : "";
+    return /swiftshader|llvmpipe|softpipe|software/i.test(name);
+  }
 
   function makeCanvas() {
     const made = document.createElement("canvas");
@@ -279,54 +298,113 @@ function makePointLayer(options) {
     }
   }
 
+  // ---- the CPU's own drawing: each point's pixels blended into a premultiplied buffer, then put on a 2-D canvas ---
+
+  let image = null, pixels = null, buffer32 = null;
+  const masks = new Map();
+
+  // The pixels a marker covers, as offsets from its centre with a flag for the rim (where an outline goes).
+  function markerMask(diameter, star) {
+    const key = `${diameter}:${star}`;
+    if (!masks.has(key)) {
+      const radius = diameter / 2, dx = [], dy = [], rim = [];
+      const reach = Math.ceil(radius);
+      for (let y = -reach; y <= reach; y++) {
+        for (let x = -reach; x <= reach; x++) {
+          const cx = x + (diameter % 2 ? 0 : 0.5), cy = y + (diameter % 2 ? 0 : 0.5);
+          const r = Math.hypot(cx, cy) / radius;
+          let edge = 1;
+          if (star) {
+            const sector = ((Math.atan2(cx, -cy) + Math.PI) % (2 * Math.PI / 5)) / (2 * Math.PI / 5);
+            edge = 0.45 + 0.55 * (1 - Math.abs(sector - 0.5) * 2);
+          }
+          if (r > edge) continue;
+          dx.push(x);
+          dy.push(y);
+          rim.push(r > edge - 1.2 / radius ? 1 : 0);
+        }
+      }
+      masks.set(key, {dx: Int32Array.from(dx), dy: Int32Array.from(dy), rim: Uint8Array.from(rim)});
+    }
+    return masks.get(key);
+  }
+
   function draw2d(from, to, t) {
-    const ctx = context2d;
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.clearRect(0, 0, canvas.width, canvas.height);
-    ctx.setTransform(view.ratio, 0, 0, view.ratio, 0, 0);
+    const width = canvas.width, height = canvas.height;
+    if (image === null || image.width !== width || image.height !== height) {
+      image = context2d.createImageData(width, height);
+      pixels = new Float32Array(width * height * 4);  // premultiplied r, g, b, a in 0..1
+      buffer32 = new Uint32Array(image.data.buffer);
+    }
+    pixels.fill(0);
+    const sx = width / (view.x1 - view.x0), sy = height / (view.y1 - view.y0);
     for (const set of sets.values()) {
       if (!set.visible || set.look === null || (set.tone === null && !set.fixedColor)) continue;
-      const a = set.frames(from), b = set.frames(to);
-      const radius = set.size / 2;
+      const a = set.frames(from), b = set.frames(to), blend = from === to ? 1 : t;
+      const mask = markerMask(Math.max(1, Math.round(set.size * view.ratio)), set.star);
+      const colors = colorTable(set);
+      const [x0, x1, y0, y1] = set.limits;
+      const kx = (x1 - x0) / COORD_STEPS, ky = (y1 - y0) / COORD_STEPS;
       const count = set.order === null ? set.n : set.order.length;
-      ctx.lineWidth = 1;
-      ctx.strokeStyle = "black";
       for (let k = 0; k < count; k++) {
         const i = set.order === null ? k : set.order[k];
         const alpha = set.look[2 * i] / 255;
-        if (alpha <= 0) continue;
-        const xy = screenOf(set, i, a, b, from === to ? 1 : t);
-        if (xy === null) continue;
-        ctx.globalAlpha = alpha;
-        ctx.fillStyle = fillOf(set, i);
-        ctx.beginPath();
-        if (set.star) starPath(ctx, xy[0], xy[1], radius);
-        else ctx.arc(xy[0], xy[1], radius, 0, 2 * Math.PI);
-        ctx.fill();
-        if (set.look[2 * i + 1] > 0) {
-          ctx.globalAlpha = Math.max(alpha, set.look[2 * i + 1] / 255);
-          ctx.stroke();
+        const toX = b[2 * i];
+        if (alpha <= 0 || toX === NOT_DRAWN) continue;
+        let cx = toX, cy = b[2 * i + 1];
+        const fromX = a[2 * i];
+        if (blend < 1 && fromX !== NOT_DRAWN) {
+          cx = fromX + (cx - fromX) * blend;
+          cy = a[2 * i + 1] + (cy - a[2 * i + 1]) * blend;
+        }
+        const px = Math.round((x0 + cx * kx - view.x0) * sx), py = Math.round(height - (y0 + cy * ky - view.y0) * sy);
+        const outline = set.look[2 * i + 1] > 0;
+        const c = set.fixedColor ? 0 : i;
+        const r = colors[3 * c], g = colors[3 * c + 1], bl = colors[3 * c + 2];
+        for (let m = 0; m < mask.dx.length; m++) {
+          const x = px + mask.dx[m], y = py + mask.dy[m];
+          if (x < 0 || y < 0 || x >= width || y >= height) continue;
+          const o = (y * width + x) * 4, keep = 1 - (outline && mask.rim[m] ? Math.max(alpha, 1) : alpha);
+          const ink = outline && mask.rim[m] ? 0 : 1, weight = 1 - keep;
+          pixels[o] = r * ink * weight + pixels[o] * keep;
+          pixels[o + 1] = g * ink * weight + pixels[o + 1] * keep;
+          pixels[o + 2] = bl * ink * weight + pixels[o + 2] * keep;
+          pixels[o + 3] = weight + pixels[o + 3] * keep;
         }
       }
     }
-    ctx.globalAlpha = 1;
+    // premultiplied → the canvas's straight RGBA bytes (little-endian: A B G R in a 32-bit word)
+    for (let p = 0, o = 0; p < buffer32.length; p++, o += 4) {
+      const alpha = pixels[o + 3];
+      if (alpha <= 0) {
+        buffer32[p] = 0;
+        continue;
+      }
+      const scale = 255 / alpha;
+      buffer32[p] = ((alpha * 255) << 24) | ((pixels[o + 2] * scale) << 16) | ((pixels[o + 1] * scale) << 8) |
+                    (pixels[o] * scale);
+    }
+    context2d.putImageData(image, 0, 0);
+  }
+
+  // Each point's colour as r, g, b in 0..1 (one entry for a set of one fixed colour), kept until the colours change.
+  function colorTable(set) {
+    if (set.colorTable && set.colorTable.tone === set.tone) return set.colorTable.rgb;
+    const n = set.fixedColor ? 1 : set.n, rgb = new Float32Array(n * 3);
+    for (let i = 0; i < n; i++) {
+      const [r, g, b] = rgba(set.fixedColor || fillOf(set, i));
+      rgb[3 * i] = r / 255;
+      rgb[3 * i + 1] = g / 255;
+      rgb[3 * i + 2] = b / 255;
+    }
+    set.colorTable = {tone: set.tone, rgb};
+    return rgb;
   }
 
   function fillOf(set, i) {
-    if (set.fixedColor) return set.fixedColor;
     const tone = set.tone[i];
     if (tone < 0) return set.missing;
     return set.palette[Math.floor(tone * set.palette.length)];
-  }
-
-  function starPath(ctx, x, y, radius) {
-    for (let k = 0; k < 10; k++) {
-      const r = k % 2 === 0 ? radius : radius * 0.45, angle = Math.PI * k / 5;
-      const px = x + r * Math.sin(angle), py = y - r * Math.cos(angle);
-      if (k === 0) ctx.moveTo(px, py);
-      else ctx.lineTo(px, py);
-    }
-    ctx.closePath();
   }
 
   // ---- where points are --------------------------------------------------------------------------------------
@@ -410,6 +488,16 @@ function makePointLayer(options) {
     return rows;
   }
 
-  return {canvas, webgl: gl !== null, addSet, setColors, setLooks, setVisible, place, draw, nearest, within,
+  // How many of the canvas's pixels the last draw painted (for tests: call right after `draw`, in the same task).
+  function paintedPixels() {
+    const bytes = new Uint8Array(canvas.width * canvas.height * 4);
+    if (gl) gl.readPixels(0, 0, canvas.width, canvas.height, gl.RGBA, gl.UNSIGNED_BYTE, bytes);
+    else bytes.set(context2d.getImageData(0, 0, canvas.width, canvas.height).data);
+    let painted = 0;
+    for (let k = 3; k < bytes.length; k += 4) if (bytes[k] > 0) painted++;
+    return painted;
+  }
+
+  return {canvas, webgl: browserWebgl, renderer, paintedPixels, addSet, setColors, setLooks, setVisible, place, draw, nearest, within,
           drawnRows, sets};
 }

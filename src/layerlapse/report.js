@@ -491,7 +491,7 @@ function layerlapseShow(models, data, arrays, timings) {
   // drawn once the slider has rested PANELS_REST_MS: each is a Bokeh plot of its own, and repainting them all took
   // about 40 ms, as long again as the map's step, so a drag that repainted them at every step kept a frame rate of
   // half (bench/report_speed.py).
-  const PANELS_REST_MS = 120;
+  const PANELS_REST_MS = 250;
   let panelsTimer = null;
   function schedulePanels() {
     clearTimeout(panelsTimer);
@@ -966,9 +966,17 @@ function layerlapseShow(models, data, arrays, timings) {
     }
   }
 
+  // A model's Bokeh view, remembered while it stays on the page (Bokeh's index is searched whole on every query,
+  // which took a tenth of a slider step's time).
+  const knownViews = new Map();
   function plotView(plot = views[0].plot) {
+    const known = knownViews.get(plot);
+    if (known && known.model === plot && known.el && known.el.isConnected) return known;
     const index = window.Bokeh && window.Bokeh.index;
-    return index && typeof index.query_one === "function" ? index.query_one((view) => view.model === plot) : null;
+    const found = index && typeof index.query_one === "function" ? index.query_one((view) => view.model === plot)
+                                                                  : null;
+    if (found) knownViews.set(plot, found);
+    return found;
   }
 
   // Where point i is drawn on map k (0: the shown layer, 1: the compared one), in CSS pixels of the window.
@@ -1011,7 +1019,7 @@ function layerlapseShow(models, data, arrays, timings) {
             total: sets.probe.n, shown: shownCount(0), drawn: drawnPoints(0).point.length,
             testShown: testShown() ? shownCount(0, "test") : 0, testVisible: testShown() && shownCount(0, "test") > 0,
             trail: views[0].trailSource.data.x.length, pinned: state.pinned,
-            webgl: views[0].points.webgl, playing: state.playing,
+            webgl: views[0].points.webgl, renderer: views[0].points.renderer, playing: state.playing,
             colorBy: state.colorBy, colorOptions: ["class", ...data.colorBy.map((option) => option.key)],
             selected: state.selected === null ? null : state.selected.slice(), region: state.region,
             compare: compared ? compared.name : null, compareDrawn: compared ? drawnPoints(1).point.length : 0,
@@ -1022,6 +1030,7 @@ function layerlapseShow(models, data, arrays, timings) {
     ready: false, timings, state: currentState, setEpoch: (epoch) => setEpoch(epoch), setLayer, togglePlay, redraw,
     hover, tap, clientPosition, setColorBy, setCompare, selectRegion, selectGeometry, points: drawnPoints,
     repaint: requestPaint, mapCanvas: (k = 0) => views[k].points.canvas,
+    paintedPixels: () => { paintNow(); return views[0].points.paintedPixels(); },
     select: (indices) => setSelection(indices === null ? null : Array.from(indices), "none"),
     pin: (i, set = "probe") => pin({set, i}), unpin: () => pin(null),
   };

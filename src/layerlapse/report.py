@@ -36,15 +36,17 @@ the page's points (its row in the run folder's arrays, unless the page shows a s
 - `layerlapse.state()`: `{epoch, layer, layers, total, shown, drawn, testShown, testVisible, trail, pinned, webgl,
   playing, colorBy, colorOptions, selected, region, compare, compareDrawn, panelsEpoch, paintedEpoch}`: `shown`
   counts the probe points of classes not hidden, `drawn` those with a position this frame, `trail` the rows of the
-  pinned point's trajectory (one per frame), `webgl` whether the map's point layer got a WebGL context, `selected`
-  the selected points (sorted) or null, `region` the cartography region that selected them ("none" for a drawn
+  pinned point's trajectory (one per frame), `webgl` whether the browser gave the map's point layer WebGL, `selected`
+  the selected points (sorted) or null, `renderer` what draws the points ("webgl", or "cpu": without WebGL or
+  with a software one), `region` the cartography region that selected them ("none" for a drawn
   selection), `compare` the second map's layer or null, `panelsEpoch` the epoch the panels beside the map show
   (they follow once the slider rests), `paintedEpoch` the epoch the maps last painted;
 - `layerlapse.points(map=0, set="probe")`: what a map (0, 1: the compared one, "dataMap") draws now, in drawing
   order: `{point, x, y, alpha, outline, value}` (data positions, the value the colour comes from);
 - `layerlapse.setEpoch(e)`, `setLayer(name)`, `setCompare(name|null)`, `setColorBy(key)`, `select(indices|null)`,
   `selectRegion(key)`, `selectGeometry(geometry, final, map)` (a box or lasso as Bokeh's select tools give it),
-  `pin(i, set="probe")`, `unpin()`, `togglePlay()`, `repaint()`, `mapCanvas(map=0)` (the point layer's canvas);
+  `pin(i, set="probe")`, `unpin()`, `togglePlay()`, `repaint()`, `mapCanvas(map=0)` (the point layer's canvas),
+  `paintedPixels()` (the map painted now: how many of its canvas's pixels hold a point);
 - `layerlapse.clientPosition(i, set="probe", map=0)`: the point's place in the window (CSS pixels) on the first map
   (1: the compared one), null if not drawn.
 
