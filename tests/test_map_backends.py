@@ -159,6 +159,7 @@ def test_the_cli_refuses_a_bad_backend_before_training(tmp_path) -> None:
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # trains the digits network and draws a run: about a minute on a busy 2-core machine
 def test_a_run_records_the_backend_its_aligned_maps_were_made_with(tmp_path) -> None:
     from layerlapse.pipeline import map_run
     from layerlapse.store import load_run

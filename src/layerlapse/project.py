@@ -7,7 +7,8 @@ Methods (`--map`):
   `init_graph`); the layout continues from the previous one with UMAP's own optimisation at its full learning rate,
   each point's steps scaled by how much of its neighbourhood in the layer changed (`anchored_sgd`), so points whose
   neighbours changed are placed as a fresh fit would place them and the others hold still; then an orthogonal
-  Procrustes turn onto the previous frame.
+  Procrustes turn onto the previous frame. The neighbour search and the layouts run on a backend (`--map-backend`:
+  umap-learn, as described here, or TorchDR; layerlapse.map_backends); the rules above stay here whatever runs them.
 - `independent`: a fresh, seeded UMAP fit per epoch, as the article does (the reference; frames land in arbitrary
   rotations).
 - `aligned-umap`: umap-learn's AlignedUMAP over the whole run at once (slow; cannot place new points itself).
