@@ -108,6 +108,20 @@ def test_a_warm_frame_is_turned_onto_the_last_one(torchdr_frames) -> None:
     assert np.allclose(xy.mean(axis=0), first.mean(axis=0), atol=1e-4 * np.ptp(first))
 
 
+def test_it_leaves_the_process_s_random_generators_as_they_were(torchdr_frames) -> None:
+    """TorchDR seeds the global generators; a training that maps in its own process must not be reseeded."""
+    import random
+
+    import torch
+
+    x, _, mapper, _ = torchdr_frames
+    random.seed(11), np.random.seed(11), torch.manual_seed(11)
+    before = random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state().clone()
+    after(mapper).next(x + 0.01)
+    assert random.getstate() == before[0]
+    assert np.array_equal(np.random.get_state()[1], before[1]) and torch.equal(torch.get_rng_state(), before[2])
+
+
 def test_new_points_are_placed_on_its_map_one_by_one_as_in_a_batch(torchdr_frames) -> None:
     x, _, _, first = torchdr_frames
     new, _ = clustered(n=40, seed=5)

@@ -17,7 +17,11 @@ or rank zero of a distributed training) and has one writer. See docs/benchmarks.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import random
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -73,8 +77,7 @@ class TorchDRBackend:
 
     def first_frame(self, x: np.ndarray, n_neighbors: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """A cold TorchDR UMAP (PCA start, umap-learn's number of epochs) and the frame's neighbour graph."""
-        reducer = self._umap(n_neighbors, seed, init="pca", max_iter=cold_epochs(len(x)))
-        xy = np.asarray(reducer.fit_transform(x), dtype=np.float32)
+        xy = self._fit(x, n_neighbors, seed, init="pca", max_iter=cold_epochs(len(x)))
         return xy, self.neighbors(x, n_neighbors, seed=seed)[0]
 
     def neighbors(self, x: np.ndarray, k: int, *, seed: int, start: np.ndarray | None = None
@@ -100,16 +103,41 @@ class TorchDRBackend:
         torch, _ = _torch_and_umap()
         first_axis = torch.from_numpy(np.ascontiguousarray(start[:, 0]))
         # TorchDR starts from init_scaling × init / std(init[:, 0]) (torch's std): this scaling gives back `start`
-        reducer = self._umap(knn.shape[1], seed, init=start, init_scaling=float(first_axis.std()), max_iter=n_epochs,
-                             lr=learning_rate, optimizer=_mobility_sgd(torch),
-                             optimizer_kwargs={"mobility": torch.from_numpy(mobility).to(self.device)})
-        return np.asarray(reducer.fit_transform(x), dtype=np.float32)
+        return self._fit(x, knn.shape[1], seed, init=start, init_scaling=float(first_axis.std()), max_iter=n_epochs,
+                         lr=learning_rate, optimizer=_mobility_sgd(torch),
+                         optimizer_kwargs={"mobility": torch.from_numpy(mobility).to(self.device)})
 
-    def _umap(self, n_neighbors: int, seed: int, **settings: Any) -> Any:
-        _, UMAP = _torch_and_umap()
-        # UMAP's defaults as umap-learn has them (min_dist 0.1, spread 1); one process, see the module's notes
-        return UMAP(n_neighbors=n_neighbors, n_components=2, min_dist=0.1, spread=1.0, device=self.device,
-                    backend=self.knn_engine, random_state=seed, distributed=False, verbose=False, **settings)
+    def _fit(self, x: np.ndarray, n_neighbors: int, seed: int, **settings: Any) -> np.ndarray:
+        """TorchDR's UMAP fitted to `x`, the process's random generators and cuDNN flags left as they were:
+        TorchDR seeds Python's, NumPy's and torch's global generators and sets cuDNN's flags (seed_everything),
+        which would change a training that maps in its own process."""
+        torch, UMAP = _torch_and_umap()
+        with _global_state_kept(torch):
+            # UMAP's defaults as umap-learn has them (min_dist 0.1, spread 1); one process, see the module's notes
+            reducer = UMAP(n_neighbors=n_neighbors, n_components=2, min_dist=0.1, spread=1.0, device=self.device,
+                           backend=self.knn_engine, random_state=seed, distributed=False, verbose=False, **settings)
+            return np.asarray(reducer.fit_transform(x), dtype=np.float32)
+
+
+@contextlib.contextmanager
+def _global_state_kept(torch: Any) -> Iterator[None]:
+    python, numpy, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    hash_seed = os.environ.get("PYTHONHASHSEED")
+    try:
+        yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+        if hash_seed is None:
+            os.environ.pop("PYTHONHASHSEED", None)
+        else:
+            os.environ["PYTHONHASHSEED"] = hash_seed
 
 
 def _mobility_sgd(torch: Any) -> type:
