@@ -166,6 +166,34 @@ def test_without_torchdr_the_error_says_how_to_install_it(monkeypatch) -> None:
         load_backend("torchdr")
 
 
+def test_its_neighbours_are_the_exact_ones_itself_first() -> None:
+    """Against scikit-learn's exact search, the oracle."""
+    pytest.importorskip("torchdr", reason="TorchDR is a development extra: pip install -e '.[dev]'")
+    from sklearn.neighbors import NearestNeighbors
+
+    from layerlapse.map_torchdr import TorchDRBackend
+
+    x = np.random.default_rng(3).normal(size=(500, 12)).astype(np.float32)
+    indices, distances = TorchDRBackend().neighbors(x, 10, seed=0)
+    expected_distances, expected = NearestNeighbors(n_neighbors=10).fit(x).kneighbors(x)
+    assert (indices[:, 0] == np.arange(len(x))).all()
+    assert np.array_equal(indices, expected)
+    assert np.allclose(distances, expected_distances, atol=1e-4)
+
+
+def test_without_faiss_a_large_set_is_refused_before_memory_runs_out(monkeypatch) -> None:
+    pytest.importorskip("torchdr", reason="TorchDR is a development extra: pip install -e '.[dev]'")
+    from layerlapse.map_torchdr import TorchDRBackend
+
+    monkeypatch.setitem(sys.modules, "faiss", None)  # an import of it fails, as where it is not installed
+    backend = TorchDRBackend()
+    with pytest.raises(ConfigError, match=r"^--map-backend torchdr without faiss would hold all 20,001² distances in "
+                                          r"memory \(up to 20,000 points it may\): pip install faiss-cpu$"):
+        backend.neighbors(np.zeros((20_001, 2), np.float32), 15, seed=0)
+    indices, distances = backend.neighbors(clustered(n=60)[0], 5, seed=0)  # a small set: torch's own search
+    assert indices.shape == (60, 5) and (indices[:, 0] == np.arange(60)).all() and (distances[:, 0] == 0).all()
+
+
 def test_the_cli_refuses_a_bad_backend_before_training(tmp_path) -> None:
     result = CliRunner().invoke(app, ["run", "--map-backend", "rapids", "--out", str(tmp_path / "run")])
     assert isinstance(result.exception, ConfigError)

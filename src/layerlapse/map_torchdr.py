@@ -18,7 +18,6 @@ or rank zero of a distributed training) and has one writer. See docs/benchmarks.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import random
 from collections.abc import Iterator
@@ -34,6 +33,9 @@ from .errors import ConfigError
 # centre), 100 epochs all of them (3.3; umap-learn's 50 epochs: 2.3), 200 no further (3.3); the points whose
 # neighbours did not change held still in each (tests/test_map_backends.py)
 WARM_EPOCHS = 100
+# Without faiss TorchDR's search holds the n × n distances twice over (the matrix and its diagonal's mask, float32):
+# 3.2 GB at 20,000 points, 29 GB at 60,000
+TORCH_SEARCH_MAX_POINTS = 20_000
 INSTALL_HINT = ("--map-backend torchdr needs TorchDR: pip install 'layerlapse[torchdr]' "
                 "(or pip install torchdr faiss-cpu)")
 
@@ -70,7 +72,7 @@ class TorchDRBackend:
         torch, _ = _torch_and_umap()
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         # faiss searches in blocks; without it TorchDR's torch search holds the whole n × n distance matrix
-        self.knn_engine = "faiss" if importlib.util.find_spec("faiss") is not None else None
+        self.knn_engine = "faiss" if _faiss_present() else None
 
     def __repr__(self) -> str:
         return f"TorchDRBackend(device={self.device!r}, knn={self.knn_engine or 'torch'!r})"
@@ -86,6 +88,8 @@ class TorchDRBackend:
         the device costs less than checking an earlier graph would."""
         torch, _ = _torch_and_umap()
         from torchdr.distance import pairwise_distances
+
+        self._check_search_fits(len(x))
 
         squared, found = pairwise_distances(torch.from_numpy(np.ascontiguousarray(x)).to(self.device), k=k - 1,
                                             exclude_diag=True, return_indices=True, backend=self.knn_engine,
@@ -112,11 +116,25 @@ class TorchDRBackend:
         TorchDR seeds Python's, NumPy's and torch's global generators and sets cuDNN's flags (seed_everything),
         which would change a training that maps in its own process."""
         torch, UMAP = _torch_and_umap()
+        self._check_search_fits(len(x))
         with _global_state_kept(torch):
             # UMAP's defaults as umap-learn has them (min_dist 0.1, spread 1); one process, see the module's notes
             reducer = UMAP(n_neighbors=n_neighbors, n_components=2, min_dist=0.1, spread=1.0, device=self.device,
                            backend=self.knn_engine, random_state=seed, distributed=False, verbose=False, **settings)
             return np.asarray(reducer.fit_transform(x), dtype=np.float32)
+
+    def _check_search_fits(self, n_points: int) -> None:
+        if self.knn_engine is None and n_points > TORCH_SEARCH_MAX_POINTS:
+            raise ConfigError(f"--map-backend torchdr without faiss would hold all {n_points:,}² distances in memory "
+                              f"(up to {TORCH_SEARCH_MAX_POINTS:,} points it may): pip install faiss-cpu")
+
+
+def _faiss_present() -> bool:
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 @contextlib.contextmanager
