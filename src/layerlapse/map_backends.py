@@ -14,8 +14,8 @@ Backends (`--map-backend`):
 - `umap-learn`: umap-learn and pynndescent on the CPU, the code path layerlapse has always had.
 - `torchdr`: TorchDR's UMAP on torch, on CUDA when present (`pip install 'layerlapse[torchdr]'`); `layerlapse.map_torchdr`.
 - `auto`: `torchdr` where CUDA and TorchDR are both present, `umap-learn` everywhere else. On a 2-core CPU a warm
-  frame at 10,000 MNIST points took 8.4× as long with TorchDR as with umap-learn, at the same faithfulness
-  (docs/benchmarks.md, "Map backends"); on a GPU the choice rests on TorchDR being made for one, not yet measured.
+  frame of MNIST took 8.4× (10,000 points) to 12× (60,000) as long with TorchDR as with umap-learn, and was no more
+  faithful (docs/benchmarks.md, "Map backends"); on a GPU the choice rests on TorchDR being made for one, not yet measured.
 """
 
 from __future__ import annotations
