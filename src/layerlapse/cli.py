@@ -26,9 +26,10 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or 
 MAP_HELP = (f"How to map each epoch to 2-D: {', '.join(MAP_METHODS)}. aligned (default) starts each epoch from the "
             "last one so points move only when the network's representation does; independent is the article's "
             "UMAP per epoch; aligned-umap is umap-learn's AlignedUMAP; pca is linear.")
+# "\\[" keeps rich from reading "[torchdr]" as markup in --help
 BACKEND_HELP = (f"What runs the aligned map: {', '.join(MAP_BACKENDS)}. auto is TorchDR where CUDA and TorchDR are "
-                "present (pip install 'layerlapse[torchdr]'), umap-learn elsewhere (the faster one on CPU); the run "
-                "records the choice, so a resumed run or a redraw keeps it.")
+                "present (pip install 'layerlapse\\[torchdr]'), umap-learn elsewhere (the faster one on CPU); the "
+                "run records the choice, so a resumed run or a redraw keeps it.")
 
 
 @app.command()
