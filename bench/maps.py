@@ -18,6 +18,10 @@ trustworthiness and continuity within 0.005; map 10-NN kept ≥ 0.8 × the layer
 is printed too); disparity ≥ 5× lower (median over the changes); the mean frame after the first ≥ 5× faster at
 60,000 points (the first frame is the same seeded umap-learn fit in both methods). `--cache DIR` keeps the baseline's
 frames (the fresh UMAP, which layerlapse does not change) to compare later versions of the other methods quickly.
+
+Map backends (issue 15): a method written METHOD@BACKEND runs the aligned map with that backend
+(layerlapse.map_backends), e.g. `--methods independent,aligned,aligned@torchdr`. Every method maps with `--threads`
+threads (default 1, as the mapping worker of a run has), so the backends are timed alike.
 """
 
 from __future__ import annotations
@@ -56,8 +60,11 @@ def cpu_name() -> str:
 
 
 def map_run(method: str, epochs: list[np.ndarray], seed: int) -> tuple[list[np.ndarray], list[dict]]:
-    """The frames of one method, in order, each with its measures and its mapping time ("seconds")."""
-    timeline = LayerTimeline("bench", len(epochs[0]), method=method, n_neighbors=40, seed=seed)
+    """The frames of one method (METHOD or METHOD@BACKEND), in order, each with its measures and its mapping time
+    ("seconds")."""
+    name, _, backend = method.partition("@")
+    timeline = LayerTimeline("bench", len(epochs[0]), method=name, n_neighbors=40, seed=seed,
+                             backend=backend or "auto")
     frames, rows = [], []
     for epoch, activations in enumerate(epochs):
         frame = timeline.next(epoch, activations)
@@ -90,9 +97,32 @@ def fingerprint(epochs: list[np.ndarray]) -> str:
 
 def warm_up(methods: list[str], epochs: list[np.ndarray]) -> None:
     """Compile (or load from numba's cache) everything each method runs, on a few thousand points."""
-    small = [activations[:5000] for activations in epochs[:2]]
     for method in methods:
-        map_run(method, small, seed=1)
+        # torch compiles nothing: a small set touches TorchDR's code paths (its cold fit costs minutes at 5,000)
+        size = 1000 if "@torchdr" in method else 5000
+        map_run(method, [activations[:size] for activations in epochs[:2]], seed=1)
+
+
+def cpu_flags() -> str:
+    """The vector units numba, faiss and torch can use here."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return "flags unknown"
+    have = set(flags.split(":", 1)[1].split())
+    return ", ".join(name for name, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f")) if flag in have) or "no AVX2"
+
+
+def limit_threads(threads: int, methods: list[str]) -> None:
+    """Every library's threads to `threads`, torch's too when a backend needs it (threadpoolctl reaches only the
+    libraries already loaded)."""
+    from threadpoolctl import threadpool_limits
+
+    if any("@torchdr" in method for method in methods):
+        import torch
+
+        torch.set_num_threads(threads)
+    threadpool_limits(threads)
 
 
 def median(rows: list[dict], key: str) -> float:
@@ -186,6 +216,8 @@ def main() -> None:
     parser.add_argument("--methods", default="independent,aligned", help="the first is the baseline")
     parser.add_argument("--cache", type=Path, default=None, help="folder keeping the baseline's measures")
     parser.add_argument("--json", type=Path, default=None, help="also write every frame's measures here")
+    parser.add_argument("--threads", type=int, default=1, help="threads for every library (default 1, as a run's "
+                        "mapping worker)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="try another setting of the aligned method, e.g. --set MOBILE_FROM=0.2 --set "
                              "WARM_EPOCHS=40 (a constant of layerlapse.project)")
@@ -200,8 +232,10 @@ def main() -> None:
     stored = [x.reshape(len(x), -1) for x in stored]
     methods = args.methods.split(",")
     sizes = [s for s in (int(s) for s in args.sizes.split(",")) if s <= len(stored[0])]
+    limit_threads(args.threads, methods)
     warm_up(methods, stored)
-    print(f"# {datetime.date.today()} · {cpu_name()} · {os.cpu_count()} cores · run {args.run} · layer {layer} · "
+    print(f"# {datetime.date.today()} · {cpu_name()} ({cpu_flags()}) · {os.cpu_count()} cores, {args.threads} "
+          f"thread(s) · load average {os.getloadavg()[0]:.1f} · run {args.run} · layer {layer} · "
           f"snapshots {first}-{final}")
     everything, all_met = {}, True
     for size in sizes:
@@ -212,6 +246,7 @@ def main() -> None:
         frame_table(size, results)
         median_table(size, results)
         all_met &= goals(size, results)
+        print(f"\n(load average after {size:,} points: {os.getloadavg()[0]:.1f})")
         everything[str(size)] = results
         sys.stdout.flush()
     if args.json is not None:

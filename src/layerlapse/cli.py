@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .config import DATASETS, IMAGE_SIZES, MAP_METHODS, REPORT_BUDGET_MB, RunConfig, parse_probe
+from .config import DATASETS, IMAGE_SIZES, MAP_BACKENDS, MAP_METHODS, REPORT_BUDGET_MB, RunConfig, parse_probe
 from .errors import ConfigError, LayerlapseError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -26,6 +26,10 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or 
 MAP_HELP = (f"How to map each epoch to 2-D: {', '.join(MAP_METHODS)}. aligned (default) starts each epoch from the "
             "last one so points move only when the network's representation does; independent is the article's "
             "UMAP per epoch; aligned-umap is umap-learn's AlignedUMAP; pca is linear.")
+# "\\[" keeps rich from reading "[torchdr]" as markup in --help
+BACKEND_HELP = (f"What runs the aligned map: {', '.join(MAP_BACKENDS)}. auto is TorchDR where CUDA and TorchDR are "
+                "present (pip install 'layerlapse\\[torchdr]'), umap-learn elsewhere (the faster one on CPU); the "
+                "run records the choice, so a resumed run or a redraw keeps it.")
 
 
 @app.command()
@@ -42,6 +46,7 @@ def run(
     seed: Annotated[int, typer.Option(help="Seed for the split, shuffles, probe, dropout and UMAP.")] = 0,
     neighbors: Annotated[int, typer.Option(help="UMAP's n_neighbors.")] = 40,
     map_method: Annotated[str, typer.Option("--map", help=MAP_HELP)] = "aligned",
+    map_backend: Annotated[str, typer.Option("--map-backend", help=BACKEND_HELP)] = "auto",
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
     subset: Annotated[Optional[int], typer.Option(help="Train on a stratified subset of this many images.")]
     = None,
@@ -57,7 +62,8 @@ def run(
         raise LayerlapseError("--resume and --force contradict each other: pass one of them")
     config = RunConfig(dataset=dataset, epochs=epochs, layers=tuple(layer), probe=parse_probe(probe),
                        test_probe=parse_probe(test_probe, "--test-probe"), seed=seed,
-                       n_neighbors=neighbors, map_method=map_method, device=device, train_subset=subset)
+                       n_neighbors=neighbors, map_method=map_method, map_backend=map_backend, device=device,
+                       train_subset=subset)
     with _report_warnings_as_lines():
         finished = run_experiment(config, out, data_dir=_as_str(data_dir), force=force, resume=resume,
                                   show_progress=not quiet)

@@ -16,6 +16,7 @@ DEVICES = ("auto", "cpu", "cuda")
 # included, fit (bench/report_speed.py); past it the page shows a stated, stratified subsample
 REPORT_BUDGET_MB = 60.0
 MAP_METHODS = ("aligned", "independent", "aligned-umap", "pca")  # see layerlapse.project
+MAP_BACKENDS = ("auto", "umap-learn", "torchdr")  # what runs the aligned method's heavy parts: layerlapse.map_backends
 # input size of the reference network per dataset, known without loading the data
 IMAGE_SIZES = {"mnist": (28, 28), "fashion-mnist": (28, 28), "digits": (8, 8)}
 
@@ -44,6 +45,7 @@ class RunConfig:
     validation_split: float | None = 0.2
     n_neighbors: int = 40
     map_method: str = "aligned"
+    map_backend: str = "auto"
     device: str = "auto"
     train_subset: int | None = None  # train on a stratified, seeded subset of this many images (quick looks, tests)
     loop: str = "built-in"
@@ -61,6 +63,8 @@ class RunConfig:
             raise ConfigError(f"dataset must be a short name for your data, got {self.dataset!r}")
         _check_choice("device", self.device, DEVICES)
         _check_choice("map method", self.map_method, MAP_METHODS)
+        _check_choice("map backend", self.map_backend, MAP_BACKENDS)
+        check_backend_fits_method(self.map_backend, self.map_method)
         own = self.loop == "own"  # the user's loop may leave its training settings unstated (None)
         if not (own and self.epochs is None):
             _check_int("epochs", self.epochs, low=1)
@@ -97,6 +101,14 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"unknown settings {unknown}: this layerlapse knows {sorted(known)}")
         return cls(**values)
+
+
+def check_backend_fits_method(backend: str, method: str) -> None:
+    """A backend runs the aligned method only: the other methods are one library's own fit (umap-learn's UMAP and
+    AlignedUMAP, scikit-learn's PCA), so naming another backend for them would be silently ignored."""
+    if backend not in ("auto", "umap-learn") and method != "aligned":
+        raise ConfigError(f"--map-backend {backend} runs the aligned map only, got --map {method}: use --map aligned "
+                          "or leave --map-backend at auto")
 
 
 def parse_probe(text: str, option: str = "--probe") -> int | None:

@@ -22,6 +22,7 @@ from .progress import note, progress_bar
 from .metrics import QUALITY_K, QUALITY_SAMPLE
 from .metrics import caption as quality_caption
 from .metrics import short_caption
+from .map_backends import resolve_backend
 from .project import LEGACY_METHODS, METHOD_LABELS, check_method, place_points
 from .store import RunFolder, is_untrained, json_bytes, npy_bytes
 from .timeline import BackgroundMapper, Frame, LayerTimeline, WorkerSpec, map_whole_run
@@ -88,7 +89,7 @@ class MapAlongside:
                            if (mapped := _mapped_through(run, run, layer)) >= 0}
             self.worker = BackgroundMapper(WorkerSpec(
                 str(run.path), run.layers, int(run.manifest["dataset"]["probe_size"]), self.method,
-                run.config.n_neighbors, run.config.seed, resume_from))
+                run.config.n_neighbors, run.config.seed, resume_from, _map_backend(run, self.method)))
             for earlier in range(min(resume_from.values(), default=-1) + 1, epoch):
                 self.worker.submit(earlier)  # epochs recorded before this process started
         self.worker.submit(epoch)
@@ -161,7 +162,7 @@ def _map_missing(run: RunFolder, target: RunFolder | MapStage, method: str, n_po
                 advance(len(epochs))
                 continue
             timeline = LayerTimeline(layer, n_points, method=method, n_neighbors=config.n_neighbors,
-                                     seed=config.seed)
+                                     seed=config.seed, backend=_map_backend(run, method))
             if epochs[0] > 0:
                 timeline.continue_from(run.activations(layer, epochs[0] - 1),
                                        target.read_array(layout.map_file(layer, epochs[0] - 1)))
@@ -238,8 +239,20 @@ def _stored_method(run: RunFolder) -> str | None:
     return LEGACY_METHODS.get(stored, stored)
 
 
+def _map_backend(run: RunFolder, method: str) -> str:
+    """What runs the run's aligned maps: the backend its stored maps were made with (a resumed run or a redraw
+    continues with it), else the run's setting as this machine resolves it ('auto': layerlapse.map_backends)."""
+    if method != "aligned":
+        return "umap-learn"  # the other methods are one library's own fit
+    maps = run.manifest.get("maps", {})
+    if _stored_method(run) == "aligned" and maps.get("backend") is not None:
+        return str(maps["backend"])
+    return resolve_backend(run.config.map_backend)
+
+
 def _maps_info(run: RunFolder, method: str) -> dict:
-    return {"method": method, "n_neighbors": run.config.n_neighbors, "seed": run.config.seed,
+    return {"method": method, "backend": _map_backend(run, method) if method == "aligned" else None,
+            "n_neighbors": run.config.n_neighbors, "seed": run.config.seed,
             "quality": {"k": QUALITY_K, "sample": QUALITY_SAMPLE},
             "test_placement": "kernel-weighted mean of the 10 nearest probe points in the layer's space"}
 

@@ -7,7 +7,8 @@ Methods (`--map`):
   `init_graph`); the layout continues from the previous one with UMAP's own optimisation at its full learning rate,
   each point's steps scaled by how much of its neighbourhood in the layer changed (`anchored_sgd`), so points whose
   neighbours changed are placed as a fresh fit would place them and the others hold still; then an orthogonal
-  Procrustes turn onto the previous frame.
+  Procrustes turn onto the previous frame. The neighbour search and the layouts run on a backend (`--map-backend`:
+  umap-learn, as described here, or TorchDR; layerlapse.map_backends); the rules above stay here whatever runs them.
 - `independent`: a fresh, seeded UMAP fit per epoch, as the article does (the reference; frames land in arbitrary
   rotations).
 - `aligned-umap`: umap-learn's AlignedUMAP over the whole run at once (slow; cannot place new points itself).
@@ -28,12 +29,15 @@ from typing import Any
 import numpy as np
 
 from .config import MAP_METHODS as METHODS
+from .config import check_backend_fits_method
 from .errors import ConfigError
+from .map_backends import MapBackend, load_backend
 from .memory import keep_freed_memory
 from .paths import cache_root
 
 PLACEMENT_NEIGHBORS = 10
 DEFAULT_METHOD = "aligned"
+DEFAULT_BACKEND = "auto"  # umap-learn on CPU, TorchDR where CUDA and TorchDR are present (layerlapse.map_backends)
 # Warm frames of the aligned method (anchored_sgd): UMAP's optimisation from the last frame at its full learning
 # rate, each point's steps scaled by its mobility. Measured on MNIST runs by bench/maps.py (docs/benchmarks.md).
 WARM_EPOCHS = 50
@@ -153,6 +157,32 @@ def _warm_layout(graph: Any, start: np.ndarray, seed: int, *, n_epochs: int, lea
                            mobility, a=a, b=b, n_epochs=n_epochs, learning_rate=learning_rate, seed=seed)
 
 
+class UmapLearnBackend:
+    """The `umap-learn` map backend (layerlapse.map_backends): umap-learn's seeded fit for a cold frame,
+    pynndescent's search from the last graph, and UMAP's optimisation continued by `anchored_sgd`."""
+
+    name = "umap-learn"
+
+    def __repr__(self) -> str:
+        return "UmapLearnBackend()"
+
+    @property
+    def warm_epochs(self) -> int:
+        return WARM_EPOCHS  # read when used, so bench/maps.py --set WARM_EPOCHS=... reaches it
+
+    def first_frame(self, x: np.ndarray, n_neighbors: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        return _first_frame(x, n_neighbors, seed)
+
+    def neighbors(self, x: np.ndarray, k: int, *, seed: int, start: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        return nearest_neighbors(x, k, seed=seed, start=start)
+
+    def warm_layout(self, x: np.ndarray, knn: np.ndarray, distances: np.ndarray, start: np.ndarray, *, seed: int,
+                    n_epochs: int, learning_rate: float, mobility: np.ndarray) -> np.ndarray:
+        graph = _fuzzy_graph(x, knn, distances, seed)
+        return _warm_layout(graph, start, seed, n_epochs=n_epochs, learning_rate=learning_rate, mobility=mobility)
+
+
 def procrustes_onto(xy: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """`xy` rotated or reflected (no scaling) about its centre to best match `reference`, moved onto its centre."""
     from .metrics import turned_onto
@@ -175,12 +205,15 @@ class EpochMapper:
     could not be mapped. Keeps what the next epoch reuses in `state`."""
 
     def __init__(self, method: str = DEFAULT_METHOD, *, n_neighbors: int = 40, seed: int = 0,
-                 state: MapState | None = None) -> None:
+                 state: MapState | None = None, backend: str = DEFAULT_BACKEND) -> None:
         if method not in METHODS or method == "aligned-umap":
             check_method(method, n_neighbors + 1, n_neighbors)
             raise ConfigError(f"--map {method} maps the whole run at once: use map_epochs")
+        check_backend_fits_method(backend, method)
         keep_freed_memory()  # 18 % faster warm frames at 60,000 points (layerlapse.memory)
         self.method, self.n_neighbors, self.seed = method, n_neighbors, seed
+        # the aligned method's neighbour graphs and layouts (the other methods are one library's own fit)
+        self.backend: MapBackend = load_backend(backend if method == "aligned" else "umap-learn")
         self.state = state or MapState()
         self.previous_activations: np.ndarray | None = None  # set when continuing after a stored frame
         self.notes: list[str] = []  # what the last frame had to work around, for its caption
@@ -219,22 +252,22 @@ class EpochMapper:
     def _aligned(self, x: np.ndarray, usable: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
         warm = previous is not None and bool(np.isfinite(previous[usable]).all())
         if not warm:
-            xy, self.state.knn = _first_frame(x, self.n_neighbors, self.seed)
+            xy, self.state.knn = self.backend.first_frame(x, self.n_neighbors, self.seed)
             self.state.usable, self.previous_activations = usable, None
             return xy
         # the previous neighbour graph is reused only over the same rows
         same_rows = self.state.usable is not None and np.array_equal(self.state.usable, usable)
         if same_rows and self.state.knn is None and self.previous_activations is not None:
             # a resumed run: find the stored frame's neighbours again
-            self.state.knn = nearest_neighbors(self.previous_activations[usable], self.n_neighbors, seed=self.seed)[0]
+            self.state.knn = self.backend.neighbors(self.previous_activations[usable], self.n_neighbors,
+                                                    seed=self.seed)[0]
         previous_knn = self.state.knn if same_rows else None
-        knn, distances = nearest_neighbors(x, self.n_neighbors, seed=self.seed, start=previous_knn)
-        graph = _fuzzy_graph(x, knn, distances, self.seed)
+        knn, distances = self.backend.neighbors(x, self.n_neighbors, seed=self.seed, start=previous_knn)
         start = previous[usable]
         # each point is as free to move as its neighbourhood in the layer changed (all free over other rows)
         mobility = np.ones(len(x), np.float32) if previous_knn is None else mobility_of(moved_share(knn, previous_knn))
-        xy = _warm_layout(graph, start, self.seed, n_epochs=WARM_EPOCHS, learning_rate=WARM_LEARNING_RATE,
-                          mobility=mobility)
+        xy = self.backend.warm_layout(x, knn, distances, start, seed=self.seed, n_epochs=self.backend.warm_epochs,
+                                      learning_rate=WARM_LEARNING_RATE, mobility=mobility)
         self.state.knn, self.state.usable, self.previous_activations = knn, usable, None
         return procrustes_onto(xy, start)
 
@@ -255,11 +288,11 @@ def mobility_of(change: np.ndarray) -> np.ndarray:
     return (free ** MOBILITY_POWER).astype(np.float32)
 
 
-def map_epochs(method: str, epochs: list[np.ndarray], *, n_neighbors: int = 40, seed: int = 0
-               ) -> tuple[list[np.ndarray], list[list[str]]]:
+def map_epochs(method: str, epochs: list[np.ndarray], *, n_neighbors: int = 40, seed: int = 0,
+               backend: str = DEFAULT_BACKEND) -> tuple[list[np.ndarray], list[list[str]]]:
     """Every epoch of one layer with one method: the frames, and each frame's notes."""
     if method != "aligned-umap":
-        mapper = EpochMapper(method, n_neighbors=n_neighbors, seed=seed)
+        mapper = EpochMapper(method, n_neighbors=n_neighbors, seed=seed, backend=backend)
         frames, notes = [], []
         for activations in epochs:
             frames.append(mapper.next(activations))

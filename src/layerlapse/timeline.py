@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics
-from .project import DEFAULT_METHOD, EpochMapper, MapState, map_epochs
+from .project import DEFAULT_BACKEND, DEFAULT_METHOD, EpochMapper, MapState, map_epochs
 
 
 
@@ -37,10 +37,11 @@ class LayerTimeline:
     """Maps one layer's epochs in order and measures each frame on a fixed seeded subsample."""
 
     def __init__(self, layer: str, n_points: int, *, method: str = DEFAULT_METHOD, n_neighbors: int = 40,
-                 seed: int = 0) -> None:
+                 seed: int = 0, backend: str = DEFAULT_BACKEND) -> None:
         self.layer, self.method = layer, method
         # aligned-umap maps the whole run at once (map_whole_run); its timeline only measures
-        self.mapper = None if method == "aligned-umap" else EpochMapper(method, n_neighbors=n_neighbors, seed=seed)
+        self.mapper = None if method == "aligned-umap" else EpochMapper(method, n_neighbors=n_neighbors, seed=seed,
+                                                                         backend=backend)
         self.sample = metrics.quality_sample(n_points, seed)
         self._previous: SampledFrame | None = None  # the last frame's sampled activations and map
 
@@ -136,6 +137,7 @@ class WorkerSpec:
     n_neighbors: int
     seed: int
     resume_from: dict[str, int]  # layer -> last epoch already mapped and stored (its map is the next start)
+    backend: str = DEFAULT_BACKEND  # what runs the aligned map (layerlapse.map_backends)
 
 
 def _activation_path(run_path: str, layer: str, epoch: int) -> Path:
@@ -153,7 +155,7 @@ def _worker_main(spec: WorkerSpec, jobs: Any, results: Any) -> None:
 
         threadpool_limits(1)  # one core for the maps, the rest for training
         timelines = {layer: LayerTimeline(layer, spec.n_points, method=spec.method, n_neighbors=spec.n_neighbors,
-                                          seed=spec.seed) for layer in spec.layers}
+                                          seed=spec.seed, backend=spec.backend) for layer in spec.layers}
         for layer, epoch in spec.resume_from.items():
             timelines[layer].continue_from(np.load(_activation_path(spec.run_path, layer, epoch)),
                                            np.load(_map_path(spec.run_path, layer, epoch)))
