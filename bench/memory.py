@@ -1,10 +1,25 @@
-"""What keeping freed memory in the process (`layerlapse.memory`) changes: each case in fresh processes, with the
-setting on and off, interleaved.
+"""Memory: what keeping freed memory in the process (`layerlapse.memory`) changes, and the peak memory of whole runs.
 
-Times a 10,000-image capture of the reference network, the 12,000-image validation pass and one training epoch, with
-the minor page faults of each, on MNIST; the outputs are compared bit for bit between the two settings.
+The default: each case in fresh processes, with the setting on and off, interleaved. Times a 10,000-image capture of
+the reference network, the 12,000-image validation pass and one training epoch, with the minor page faults of each,
+on MNIST; the outputs are compared bit for bit between the two settings.
 
     LAYERLAPSE_DATA=../shared/data python bench/memory.py [--repeats 2]
+
+`--peaks`: the peak memory (VmHWM, the resident set's high-water mark) of each process of `layerlapse run --probe all`
+(the training process, which captures, stores, places the test set and draws; and the mapping worker) against the
+probe size (`--subset N --probe all`), the recorded layer's width (`hidden`, 512 values per image; `conv2D_3`, 32×14×14
+= 6,272) and the number of snapshots (epochs + 1). Maps by PCA (`--map pca`): the aligned UMAP of 60,000 points of
+6,272 values takes more than 15 minutes a frame on 2 cores; the worker's peak is then PCA's own float64 copies.
+`--src` runs another checkout's layerlapse (its `src` folder) for a before/after comparison.
+
+    LAYERLAPSE_DATA=../shared/data python bench/memory.py --peaks [--cases conv2D_3:60000:2,conv2D_3:60000:4]
+
+Measured (docs/benchmarks.md, 2026-12-02, 2 cores of an AMD EPYC, AVX2, shared with other work): the training process
+holds no snapshot whole any more (capture writes a batch at a time into the run folder, the run moves the file into
+place); its peak with conv2D_3 recorded is set by the test set's placement on the last map (`project.place_points`
+converts the last snapshot to float64: 8 bytes × probe × width) and does not grow with the number of snapshots, nor
+does the worker's (one snapshot in float32 and the mapping method's copies of it).
 """
 
 from __future__ import annotations
@@ -60,10 +75,97 @@ def one_process(keep: bool) -> dict:
     return json.loads(out.stdout.splitlines()[-1])
 
 
+WIDTHS = {"hidden": 512, "conv2D_3": 6272}  # values per image of the layers the peaks are measured for
+PEAK_CASES = "hidden:10000:2,hidden:60000:2,conv2D_3:10000:2,conv2D_3:30000:2,conv2D_3:60000:2,conv2D_3:60000:4"
+
+
+def process_peaks(command: list[str], env: dict[str, str]) -> dict[str, float]:
+    """Run `command`; the peak resident memory (MB, VmHWM) of it and of its mapping worker, read from /proc every
+    0.2 s (a high-water mark: only the last 0.2 s of a process can be missed), and its wall time."""
+    import time
+
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peaks = {"main_mb": 0.0, "worker_mb": 0.0}
+    while process.poll() is None:
+        for pid, role in [(process.pid, "main_mb"), *((child, "worker_mb") for child in _workers(process.pid))]:
+            peaks[role] = max(peaks[role], _high_water_mb(pid))
+        time.sleep(0.2)
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{process.stderr.read()[-2000:]}")
+    return {**peaks, "seconds": time.perf_counter() - started}
+
+
+def _workers(pid: int) -> list[int]:
+    """The mapping worker(s) among the children of `pid` (multiprocessing's spawned processes, not its tracker)."""
+    try:
+        children = open(f"/proc/{pid}/task/{pid}/children").read().split()
+    except OSError:
+        return []
+    found = []
+    for child in children:
+        try:
+            if b"spawn_main" in open(f"/proc/{child}/cmdline", "rb").read():
+                found.append(int(child))
+        except OSError:
+            continue
+    return found
+
+
+def _high_water_mb(pid: int) -> float:
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def run_peaks(layer: str, probe: int, epochs: int, src: str | None) -> dict[str, float]:
+    import tempfile
+
+    env = {**os.environ, **({"PYTHONPATH": src} if src else {})}
+    with tempfile.TemporaryDirectory(prefix="layerlapse-memory-") as folder:
+        command = [sys.executable, "-m", "layerlapse", "run", "--subset", str(probe), "--probe", "all",
+                   "--layer", layer, "--epochs", str(epochs), "--map", "pca", "--out", f"{folder}/run", "-q"]
+        return process_peaks(command, env)
+
+
+def peaks_table(cases: list[tuple[str, int, int]], repeats: int, src: str | None) -> None:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    print(f"# {datetime.date.today()} · {cpu} · {os.cpu_count()} cores · `layerlapse run --subset N --probe all "
+          f"--map pca` · {repeats} run(s) each, medians · {src or 'this checkout'}")
+    print("| layer (values per image) | probe | snapshots | one snapshot, float16 | training process: peak MB | "
+          "mapping worker: peak MB | s |")
+    print("|---|---|---|---|---|---|---|")
+    for layer, probe, epochs in cases:
+        runs = [run_peaks(layer, probe, epochs, src) for _ in range(repeats)]
+        median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+        print(f"| {layer} ({WIDTHS.get(layer, '?'):,}) | {probe:,} | {epochs + 1} | "
+              f"{probe * WIDTHS.get(layer, 0) * 2 / 1e6:,.0f} MB | {median['main_mb']:,.0f} | "
+              f"{median['worker_mb']:,.0f} | {median['seconds']:.0f} |", flush=True)
+
+
+def parse_cases(text: str) -> list[tuple[str, int, int]]:
+    cases = []
+    for case in text.split(","):
+        layer, probe, epochs = case.split(":")
+        cases.append((layer, int(probe), int(epochs)))
+    return cases
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--peaks", action="store_true", help="peak memory of whole runs (see the docstring)")
+    parser.add_argument("--cases", default=PEAK_CASES, help="layer:probe:epochs, comma-separated (with --peaks)")
+    parser.add_argument("--src", help="another checkout's src folder to measure (with --peaks)")
     args = parser.parse_args()
+    if args.peaks:
+        peaks_table(parse_cases(args.cases), args.repeats, args.src)
+        return
     runs: dict[bool, list[dict]] = {False: [], True: []}
     for _ in range(args.repeats):
         for keep in (False, True):  # interleaved, so both see the same machine
