@@ -148,6 +148,94 @@ def peaks_table(cases: list[tuple[str, int, int]], repeats: int, src: str | None
               f"{median['worker_mb']:,.0f} | {median['seconds']:.0f} |", flush=True)
 
 
+STAGE = r"""
+import json, resource, sys
+from layerlapse.config import RunConfig
+from layerlapse.store import load_run
+stage, out, layer, probe, epochs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+if stage == "record":
+    from layerlapse.train import record_run
+    config = RunConfig(dataset="mnist", layers=(layer,), train_subset=probe, probe=None, epochs=epochs, map_method="pca")
+    record_run(config, out, show_progress=False).close()
+else:
+    from layerlapse.pipeline import map_run, render_run
+    run = load_run(out)
+    (map_run if stage == "map" else render_run)(run, show_progress=False)
+    run.close()
+print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+STAGES_OF_A_RUN = (("record", "train, capture and store (no maps)"),
+                   ("map", "map every snapshot (PCA) and place the test images, in this process"),
+                   ("render", "frames, GIF, measures, report"))
+
+
+def stage_peaks(layer: str, probe: int, epochs: int, src: str | None) -> dict[str, float]:
+    """Each stage of one run in a fresh process (as `layerlapse render` redoes maps and drawings): its peak
+    resident memory in MB (ru_maxrss)."""
+    import tempfile
+
+    env = {**os.environ, **({"PYTHONPATH": src} if src else {})}
+    peaks = {}
+    with tempfile.TemporaryDirectory(prefix="layerlapse-memory-") as folder:
+        for stage, _ in STAGES_OF_A_RUN:
+            out = subprocess.run([sys.executable, "-c", STAGE, stage, f"{folder}/run", layer, str(probe), str(epochs)],
+                                 env=env, capture_output=True, text=True)
+            if out.returncode != 0:
+                raise RuntimeError(f"stage {stage} failed:\n{out.stderr[-2000:]}")
+            peaks[stage] = json.loads(out.stdout.splitlines()[-1])["peak_mb"]
+    return peaks
+
+
+SPOOL_SPEED = r"""
+import json, statistics, sys, tempfile, time
+import numpy as np, torch
+from layerlapse.capture import Recorder
+from layerlapse.config import RunConfig
+from layerlapse.data import load_dataset
+from layerlapse.models import build_model
+from layerlapse.store import RunFolder, npy_bytes
+from layerlapse.train import images_to_tensor, prepare_model
+
+layer, probe, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+torch.manual_seed(0)
+dataset = load_dataset("mnist")
+x = images_to_tensor(dataset.x_train[:probe], torch.device("cpu"))
+model = prepare_model(build_model((28, 28), 10), torch.device("cpu"))
+seconds = {"memory": [], "spooled": []}
+with tempfile.TemporaryDirectory() as folder, Recorder(model, [layer], x) as recorder:
+    run = RunFolder.create(f"{folder}/run", RunConfig(layers=(layer,)), {"name": "mnist"})
+    for repeat in range(repeats):
+        for how in ("memory", "spooled"):  # interleaved
+            recorder.spool_into(run if how == "spooled" else None)
+            started = time.perf_counter()
+            activations, _, _ = recorder.run_probe(x)
+            if how == "memory":  # as the session wrote it before: the whole file's bytes built in memory
+                run.write_bytes(f"activations/{layer}/epoch_{2 * repeat:03d}.npy", npy_bytes(activations[layer]))
+            else:
+                run.write_array(f"activations/{layer}/epoch_{2 * repeat + 1:03d}.npy", activations[layer])
+            seconds[how].append(time.perf_counter() - started)
+    same = all((run.path / f"activations/{layer}/epoch_{i:03d}.npy").read_bytes() ==
+               (run.path / f"activations/{layer}/epoch_{i + 1:03d}.npy").read_bytes() for i in range(0, 2 * repeats, 2))
+    run.close()
+print(json.dumps({how: statistics.median(values) for how, values in seconds.items()} | {"same": same}))
+"""
+
+
+def spool_speed(cases: list[tuple[str, int, int]], repeats: int) -> None:
+    """A snapshot captured and written, in memory (the file's bytes built whole, as before) against spooled into
+    the run folder a batch at a time: seconds, medians over `repeats` interleaved in one process."""
+    print(f"# {datetime.date.today()} · {os.cpu_count()} cores · capture + write of one snapshot · medians of "
+          f"{repeats}")
+    print("| layer | probe | in memory s | spooled s | ratio | files bit for bit the same |")
+    print("|---|---|---|---|---|---|")
+    for layer, probe, _ in cases:
+        out = subprocess.run([sys.executable, "-c", SPOOL_SPEED, layer, str(probe), str(repeats)],
+                             capture_output=True, text=True, check=True)
+        found = json.loads(out.stdout.splitlines()[-1])
+        print(f"| {layer} | {probe:,} | {found['memory']:.2f} | {found['spooled']:.2f} | "
+              f"{found['spooled'] / found['memory']:.2f} | {found['same']} |", flush=True)
+
+
 def parse_cases(text: str) -> list[tuple[str, int, int]]:
     cases = []
     for case in text.split(","):
@@ -161,10 +249,23 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--peaks", action="store_true", help="peak memory of whole runs (see the docstring)")
     parser.add_argument("--cases", default=PEAK_CASES, help="layer:probe:epochs, comma-separated (with --peaks)")
-    parser.add_argument("--src", help="another checkout's src folder to measure (with --peaks)")
+    parser.add_argument("--stages", action="store_true",
+                        help="peak memory of each stage (record, map, render) in a fresh process, per case")
+    parser.add_argument("--spool-speed", action="store_true",
+                        help="time a snapshot captured in memory against one spooled into the run folder")
+    parser.add_argument("--src", help="another checkout's src folder to measure (with --peaks or --stages)")
     args = parser.parse_args()
     if args.peaks:
         peaks_table(parse_cases(args.cases), args.repeats, args.src)
+        return
+    if args.spool_speed:
+        spool_speed(parse_cases(args.cases), args.repeats)
+        return
+    if args.stages:
+        for layer, probe, epochs in parse_cases(args.cases):
+            peaks = stage_peaks(layer, probe, epochs, args.src)
+            print(f"{layer} · probe {probe:,} · {epochs + 1} snapshots · {args.src or 'this checkout'}: " +
+                  ", ".join(f"{stage} {peaks[stage]:,.0f} MB" for stage, _ in STAGES_OF_A_RUN), flush=True)
         return
     runs: dict[bool, list[dict]] = {False: [], True: []}
     for _ in range(args.repeats):

@@ -28,6 +28,7 @@ from .atomic import TEMP_MARK, storage_error
 BLOCK_BYTES = 64 * 1024 * 1024  # rows read or written at once: large enough to stream, small beside a snapshot
 SPOOL_PREFIX = ".capture-"
 
+_DONT_NEED = getattr(mmap, "MADV_DONTNEED", None)  # Linux and the BSDs; elsewhere pages go when the file closes
 _numbers = itertools.count()
 # arrays this process preallocated in run folders, by id: (a weak reference to the array, its temp file)
 _spooled: dict[int, tuple[weakref.ref, Path]] = {}
@@ -64,9 +65,11 @@ def _reserve(path: Path, header: bytes, size: int) -> None:
         with open(path, "xb") as handle:
             handle.write(header)
             handle.flush()
-            if hasattr(os, "posix_fallocate"):
+            try:
                 os.posix_fallocate(handle.fileno(), 0, size)
-            else:
+            except (AttributeError, OSError) as error:  # no fallocate here: a sparse file, as np.memmap makes
+                if isinstance(error, OSError) and storage_error(error, path, size) is not None:
+                    raise
                 handle.truncate(size)
     except OSError as error:
         with contextlib.suppress(OSError):
@@ -114,9 +117,9 @@ def release_pages(array: np.ndarray) -> None:
     data is kept: a shared file mapping's written pages stay in the page cache and reach the file; a later read
     maps them in again."""
     mapping = _mapping_of(array)
-    if mapping is not None and hasattr(mapping, "madvise"):
+    if mapping is not None and _DONT_NEED is not None:
         with contextlib.suppress(OSError, ValueError):  # a closed mapping, or a kernel without madvise
-            mapping.madvise(mmap.MADV_DONTNEED)
+            mapping.madvise(_DONT_NEED)
 
 
 def _mapping_of(array: np.ndarray) -> mmap.mmap | None:

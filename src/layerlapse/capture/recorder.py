@@ -44,7 +44,9 @@ class Snapshot:
     """What the probe set looked like to the network at one epoch."""
 
     epoch: int
-    activations: dict[str, np.ndarray]  # layer name -> (n_probe, features), float16 (float32 where it overflows)
+    # layer name -> (n_probe, features), float16 (float32 where it overflows); recording into a run folder, a
+    # read-only memory map of the run's file (written a batch at a time, never whole in memory)
+    activations: dict[str, np.ndarray]
     probabilities: np.ndarray | None  # (n_probe, n_classes), float32; None when the output is not class scores
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # per-sample output shape before flattening
 
@@ -91,6 +93,8 @@ class Recorder:
     key; one for all layers or a dict per layer). Outputs of more than one dimension per input are reduced to a row
     by `reduce`: "flatten" (the default), "mean" (over space for conv maps, over tokens for sequences) or "first"
     (the first token). Activations are stored as float16, or float32 for a layer whose values do not fit.
+    Recording into a run folder, each snapshot is written a batch at a time straight into the run's file and its
+    activations are memory-mapped from it (read-only), so memory does not grow with the probe or the layer's width.
 
     A snapshot runs in eval() mode under no_grad on the model's device, then restores the mode the model was in;
     hooks are removed by `close()` (or leaving a `with` block). `batch_size` 250 measured 2× faster than 1000 on a
@@ -231,7 +235,8 @@ class Recorder:
         return snapshot
 
     def take(self, epoch: int) -> Snapshot:
-        """Run the probe set through the model, without writing anything: `store` it when its metrics are known."""
+        """Run the probe set through the model, without committing anything: `store` it when its metrics are known.
+        (Recording into a run folder, the arrays go into temp files there, listed only once stored.)"""
         captured = self.capture("probe")
         return Snapshot(epoch, captured.activations, captured.probabilities,
                         {name: tuple(info["shape"]) for name, info in self._info.items()})
@@ -349,7 +354,7 @@ class Recorder:
                                 "output": "first tensor" if self._select[name] is None else repr(self._select[name])}
         target = activations[name]
         if values.device.type != "cpu" and target.dtype == np.float16:
-            values = values.to(torch.float16)  # half the bytes to move (an overflow is caught after the pass)
+            values = values.to(torch.float16)  # half the bytes to move (an overflow is caught just below)
         _copy_into(target[rows], values)
         self._info[name]["dtype"] = str(target.dtype)
         # a batch's check, on its float16 rows only (a few MB): a whole-snapshot check would read a spooled file back
