@@ -10,16 +10,19 @@ on MNIST; the outputs are compared bit for bit between the two settings.
 (the training process, which captures, stores, places the test set and draws; and the mapping worker) against the
 probe size (`--subset N --probe all`), the recorded layer's width (`hidden`, 512 values per image; `conv2D_3`, 32×14×14
 = 6,272) and the number of snapshots (epochs + 1). Maps by PCA (`--map pca`): the aligned UMAP of 60,000 points of
-6,272 values takes more than 15 minutes a frame on 2 cores; the worker's peak is then PCA's own float64 copies.
+6,272 values did not finish one frame in 13 minutes here; the worker's peak is then PCA's float64 copies.
 `--src` runs another checkout's layerlapse (its `src` folder) for a before/after comparison.
 
-    LAYERLAPSE_DATA=../shared/data python bench/memory.py --peaks [--cases conv2D_3:60000:2,conv2D_3:60000:4]
+    LAYERLAPSE_DATA=../shared/data python bench/memory.py --peaks [--cases conv2D_3:60000:1,conv2D_3:60000:3]
+    LAYERLAPSE_DATA=../shared/data python bench/memory.py --stages|--spool-speed [--cases hidden:10000:1]
 
-Measured (docs/benchmarks.md, 2026-12-02, 2 cores of an AMD EPYC, AVX2, shared with other work): the training process
-holds no snapshot whole any more (capture writes a batch at a time into the run folder, the run moves the file into
-place); its peak with conv2D_3 recorded is set by the test set's placement on the last map (`project.place_points`
-converts the last snapshot to float64: 8 bytes × probe × width) and does not grow with the number of snapshots, nor
-does the worker's (one snapshot in float32 and the mapping method's copies of it).
+Measured (docs/benchmarks.md, 2026-12-02, AMD EPYC, AVX2, 2 cores shared with other work; MB are MiB): the
+bound, with `--map pca` and the default test probe and test set, is training process ≤ 2,000 MB + 16 bytes × probe ×
+width, mapping worker ≤ 300 MB + 24 bytes × probe × width, whatever the number of snapshots. At `--probe all` with
+conv2D_3 recorded (3 snapshots): 7,638 and 8,856 MB; 10,000 images, 2 and 4 snapshots: 2,361 and 2,326 MB, 1,671
+and 1,672 MB. Capture and store hold no snapshot (1,029 MB while writing the 60,000 × 6,272 one, 2,437 MB before
+this change); both peaks are set by `project.place_points` (float64 and a masked copy of the last snapshot) and by the
+mapper's copies (`EpochMapper.next`'s `x[usable]`, PCA's float64), 16 and 24 bytes per value.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def one_process(keep: bool) -> dict:
 
 
 WIDTHS = {"hidden": 512, "conv2D_3": 6272}  # values per image of the layers the peaks are measured for
-PEAK_CASES = "hidden:10000:2,hidden:60000:2,conv2D_3:10000:2,conv2D_3:30000:2,conv2D_3:60000:2,conv2D_3:60000:4"
+PEAK_CASES = "hidden:10000:1,conv2D_3:10000:1,conv2D_3:10000:3,conv2D_3:60000:2"  # the 60,000 one: 48 min here
 
 
 def process_peaks(command: list[str], env: dict[str, str]) -> dict[str, float]:
@@ -155,7 +158,8 @@ from layerlapse.store import load_run
 stage, out, layer, probe, epochs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 if stage == "record":
     from layerlapse.train import record_run
-    config = RunConfig(dataset="mnist", layers=(layer,), train_subset=probe, probe=None, epochs=epochs, map_method="pca")
+    config = RunConfig(dataset="mnist", layers=(layer,), train_subset=probe, probe=None, epochs=epochs,
+                       map_method="pca")
     record_run(config, out, show_progress=False).close()
 else:
     from layerlapse.pipeline import map_run, render_run
