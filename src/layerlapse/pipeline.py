@@ -156,8 +156,10 @@ def _map_missing(run: RunFolder, target: RunFolder | MapStage, method: str, n_po
                 continue
             if method == "aligned-umap":  # one joint fit over every epoch
                 epochs = list(range(run.epochs_complete + 1))
-                frames = map_whole_run(layer, epochs, [run.activations(layer, e) for e in epochs], method=method,
-                                       n_neighbors=config.n_neighbors, seed=config.seed)
+                # AlignedUMAP holds every epoch at once anyway: read whole, not as one open memory map per epoch
+                whole = [run.read_array(layout.activations(layer, e)) for e in epochs]
+                frames = map_whole_run(layer, epochs, whole, method=method, n_neighbors=config.n_neighbors,
+                                       seed=config.seed)
                 _store_frames(run, frames, target, method)
                 advance(len(epochs))
                 continue

@@ -329,9 +329,12 @@ def aligned_umap_maps(epochs: list[np.ndarray], *, n_neighbors: int = 40, seed: 
 
 def usable_rows(activations: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """float32 activations (n, features), the mask of rows that are all finite, and a note when some are not (also
-    given as a warning with the count)."""
-    x = np.asarray(activations, dtype=np.float32).reshape(len(activations), -1)
-    usable = np.isfinite(x).all(axis=1)
+    given as a warning with the count). Converted and checked a block of rows at a time: a memory-mapped float16
+    snapshot is read into its float32 copy without a second whole copy or a mask as large as the snapshot."""
+    from .blocks import finite_rows, float32_rows
+
+    x = float32_rows(activations)
+    usable = finite_rows(x)
     notes = []
     if not usable.all():
         bad = int((~usable).sum())

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import layout
+from . import blocks, layout
 from . import lock as run_lock
 from .atomic import atomic_output, remove_temp_files, sha256_file, storage_error, write_bytes
 from .config import RunConfig
@@ -293,10 +293,12 @@ class RunFolder:
                                           f"holds {data_bytes:,}")
         return tuple(shape), dtype
 
-    def read_array(self, relpath: str) -> np.ndarray:
+    def read_array(self, relpath: str, *, mapped: bool = False) -> np.ndarray:
+        """A listed .npy file; `mapped` gives a read-only memory map, whose rows are read from the file as they are
+        used (a snapshot of a wide layer need never sit whole in memory)."""
         self.array_header(relpath)  # never ask numpy to allocate what the file cannot hold
         try:
-            return np.load(self.local(relpath), allow_pickle=False)
+            return np.load(self.local(relpath), mmap_mode="r" if mapped else None, allow_pickle=False)
         except (ValueError, OSError, EOFError) as error:
             raise self._damaged(relpath, str(error)) from None
 
@@ -308,7 +310,8 @@ class RunFolder:
             raise self._damaged(relpath, str(error) or type(error).__name__) from None
 
     def activations(self, layer: str, epoch: int) -> np.ndarray:
-        return self.read_array(layout.activations(layer, epoch))
+        """A snapshot's activations (n_probe, features), memory-mapped and read-only."""
+        return self.read_array(layout.activations(layer, epoch), mapped=True)
 
     def read_rows(self, relpath: str, rows: np.ndarray) -> np.ndarray:
         """Rows `rows` of a listed 2-D-or-more .npy file, read through a memory map: a sample of a wide layer's
@@ -364,8 +367,42 @@ class RunFolder:
                               "restore it, or record the run again with --force")
 
     # ---- writing -------------------------------------------------------------------------------------------------
-    def write_array(self, relpath: str, array: np.ndarray) -> Path:
-        return self.write_bytes(relpath, npy_bytes(array))
+    def write_array(self, relpath: str, array: np.ndarray, dtype: np.dtype | type | None = None) -> Path:
+        """Write `array` (as `dtype`, if given) to `relpath` and list it. An array preallocated in this run folder by
+        `empty_array` is moved into place; a large one is written a block of rows at a time, so a snapshot is never
+        copied whole in memory; the file's bytes are the same either way (np.save's)."""
+        dtype = array.dtype if dtype is None else np.dtype(dtype)
+        if dtype == array.dtype and (spooled := blocks.spooled_file(array, self.path)) is not None:
+            return self._adopt(relpath, array, spooled)
+        if array.nbytes <= blocks.BLOCK_BYTES:
+            return self.write_bytes(relpath, npy_bytes(array.astype(dtype, copy=False)))
+        return self._write_in_blocks(relpath, array, dtype)
+
+    def empty_array(self, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+        """An uninitialised array backed by a temp file inside this run folder, for a capture to fill a batch at a
+        time; `write_array` later moves the file into place (no copy). Until then it is listed nowhere, and a
+        resumed run deletes it if this process dies."""
+        self.hold()
+        return blocks.spooled_empty(self.path, shape, dtype)
+
+    def _adopt(self, relpath: str, array: np.ndarray, spooled: Path) -> Path:
+        self.hold()
+        target = self.local(relpath)
+        blocks.adopt(array, target)
+        self.manifest["files"][relpath] = sha256_file(target)  # read back through the page cache, not the mapping
+        return target
+
+    def _write_in_blocks(self, relpath: str, array: np.ndarray, dtype: np.dtype) -> Path:
+        self.hold()
+        target = self.local(relpath)
+        digest = hashlib.sha256()
+        size = len(blocks.npy_header(array.shape, dtype)) + array.size * dtype.itemsize
+        with atomic_output(target, size=size) as temp, open(temp, "wb") as handle:
+            for chunk in blocks.npy_chunks(array, dtype):
+                handle.write(chunk)
+                digest.update(chunk)  # the bytes in hand, not a re-read
+        self.manifest["files"][relpath] = digest.hexdigest()
+        return target
 
     def write_json(self, relpath: str, obj: Any) -> Path:
         return self.write_bytes(relpath, json_bytes(obj))

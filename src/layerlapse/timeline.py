@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics
+from .blocks import finite_rows, float32_rows
 from .project import DEFAULT_BACKEND, DEFAULT_METHOD, EpochMapper, MapState, map_epochs
 
 
@@ -47,15 +48,17 @@ class LayerTimeline:
 
     def continue_from(self, activations: np.ndarray, xy: np.ndarray) -> None:
         """Carry on after a stored frame (a resumed run): its map is the next frame's start."""
-        activations = np.asarray(activations, dtype=np.float32).reshape(len(activations), -1)
+        activations = float32_rows(activations)
         xy = np.asarray(xy, dtype=np.float32)
-        usable = np.isfinite(activations).all(axis=1) & np.isfinite(xy).all(axis=1)
+        usable = finite_rows(activations) & np.isfinite(xy).all(axis=1)
         self.mapper.state = MapState(xy=xy, knn=None, usable=usable)
         self.mapper.previous_activations = activations
         self._previous = SampledFrame(activations[self.sample], xy[self.sample])
 
     def next(self, epoch: int, activations: np.ndarray) -> Frame:
-        activations = np.asarray(activations, dtype=np.float32).reshape(len(activations), -1)
+        """The frame of `activations` (n, features), any float dtype; a memory-mapped snapshot becomes float32 a
+        block at a time, so it is never in memory twice."""
+        activations = float32_rows(activations)
         started = time.perf_counter()
         xy = self.mapper.next(activations)
         seconds = time.perf_counter() - started
@@ -121,7 +124,7 @@ def map_whole_run(layer: str, epochs: list[int], activations: list[np.ndarray], 
     frames, notes = map_epochs(method, activations, n_neighbors=n_neighbors, seed=seed)
     seconds = (time.perf_counter() - started) / max(len(frames), 1)
     timeline = LayerTimeline(layer, len(activations[0]), method=method, n_neighbors=n_neighbors, seed=seed)
-    return [timeline._measured(epoch, np.asarray(x, dtype=np.float32).reshape(len(x), -1), xy, note, seconds)
+    return [timeline._measured(epoch, float32_rows(x), xy, note, seconds)
             for epoch, x, xy, note in zip(epochs, activations, frames, notes)]
 
 
@@ -148,6 +151,11 @@ def _map_path(run_path: str, layer: str, epoch: int) -> Path:
     return Path(run_path) / "maps" / layer / f"epoch_{epoch:03d}.npy"
 
 
+def _mapped(path: Path) -> np.ndarray:
+    """A committed snapshot, memory-mapped: the frame reads it a block at a time (see `LayerTimeline.next`)."""
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
 def _worker_main(spec: WorkerSpec, jobs: Any, results: Any) -> None:
     """Map each epoch sent on `jobs` for every layer, in order; send Frames (or an error text) on `results`."""
     try:
@@ -157,11 +165,11 @@ def _worker_main(spec: WorkerSpec, jobs: Any, results: Any) -> None:
         timelines = {layer: LayerTimeline(layer, spec.n_points, method=spec.method, n_neighbors=spec.n_neighbors,
                                           seed=spec.seed, backend=spec.backend) for layer in spec.layers}
         for layer, epoch in spec.resume_from.items():
-            timelines[layer].continue_from(np.load(_activation_path(spec.run_path, layer, epoch)),
+            timelines[layer].continue_from(_mapped(_activation_path(spec.run_path, layer, epoch)),
                                            np.load(_map_path(spec.run_path, layer, epoch)))
         while (epoch := _next_job(jobs)) is not None:
             for layer, timeline in timelines.items():
-                results.put(timeline.next(epoch, np.load(_activation_path(spec.run_path, layer, epoch))))
+                results.put(timeline.next(epoch, _mapped(_activation_path(spec.run_path, layer, epoch))))
     except BaseException as error:  # the main process decides what to do; it maps in-process instead
         results.put(f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=3)}")
     finally:

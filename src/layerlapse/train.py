@@ -246,6 +246,7 @@ def record_run(config: RunConfig, out: str, *, data_dir: str | None = None, forc
     try:
         with recorder:
             session.run = session._open()
+            recorder.spool_into(session.run)  # snapshots written a batch at a time into the run folder
             with session.run.noting_failure():
                 _train_and_record(session, recorder, config, dataset, x, model, optimizer, probe_indices, device,
                                   show_progress)

@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 from ..config import RunConfig
 from ..errors import ConfigError, LayerNotFoundError
+from ..blocks import release_pages
 from ..memory import keep_freed_memory
 from ..models import SameConv2d
 from ..modes import evaluating
@@ -43,7 +44,9 @@ class Snapshot:
     """What the probe set looked like to the network at one epoch."""
 
     epoch: int
-    activations: dict[str, np.ndarray]  # layer name -> (n_probe, features), float16 (float32 where it overflows)
+    # layer name -> (n_probe, features), float16 (float32 where it overflows); recording into a run folder, a
+    # read-only memory map of the run's file (written a batch at a time, never whole in memory)
+    activations: dict[str, np.ndarray]
     probabilities: np.ndarray | None  # (n_probe, n_classes), float32; None when the output is not class scores
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # per-sample output shape before flattening
 
@@ -90,6 +93,8 @@ class Recorder:
     key; one for all layers or a dict per layer). Outputs of more than one dimension per input are reduced to a row
     by `reduce`: "flatten" (the default), "mean" (over space for conv maps, over tokens for sequences) or "first"
     (the first token). Activations are stored as float16, or float32 for a layer whose values do not fit.
+    Recording into a run folder, each snapshot is written a batch at a time straight into the run's file and its
+    activations are memory-mapped from it (read-only), so memory does not grow with the probe or the layer's width.
 
     A snapshot runs in eval() mode under no_grad on the model's device, then restores the mode the model was in;
     hooks are removed by `close()` (or leaving a `with` block). `batch_size` 250 measured 2× faster than 1000 on a
@@ -124,9 +129,10 @@ class Recorder:
         self._info: dict[str, dict[str, Any]] = {}
         self._batch_outputs: dict[str, Any] = {}
         self._capturing = False  # the hooks keep outputs only during a snapshot, never a training batch's graph
-        # layers whose values do not fit float16: stored as float32. Checked once per snapshot, after the pass, not
-        # per batch: a per-batch check's temporaries put the next batch's large tensors on fresh pages (test_memory)
+        # layers whose values do not fit float16: stored as float32 from the first batch that overflows on (the
+        # pass then starts again, so the snapshot is as if float32 from its start)
         self._wide: set[str] = set()
+        self._spool: RunFolder | None = None  # where snapshots are written a batch at a time (spool_into)
         self._handles = [module.register_forward_hook(self._hook(name)) for name, module in self._modules.items()]
         self.session: RecordingSession | None = None
         self._session_args = None
@@ -164,6 +170,13 @@ class Recorder:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        self._spool = None
+
+    def spool_into(self, run: RunFolder | None) -> None:
+        """Write each probe pass's activations a batch at a time into files inside `run` (which `run.write_array`
+        moves into place when the snapshot is committed) rather than into arrays in memory: a snapshot of a wide
+        layer then never sits whole in memory, and `Snapshot.activations` are memory-mapped. None: in memory."""
+        self._spool = run
 
     def _hook(self, name: str):
         def keep_output(module: nn.Module, inputs: object, output: Any) -> None:
@@ -214,13 +227,16 @@ class Recorder:
         """Run the probe through the model and record every chosen layer now. With a run folder, the snapshot is
         written and committed with `metrics` as its history row; snapshots go forward (a repeated or earlier epoch
         or step is an error), and the first one need not be the untrained network."""
+        if self._session_args is not None:
+            self.spool_into(self._opened_run())  # written into the run folder as it is taken
         snapshot = self.take(epoch if epoch is not None else -1)
         if self._session_args is not None:
             self.store(snapshot, metrics, step=step)
         return snapshot
 
     def take(self, epoch: int) -> Snapshot:
-        """Run the probe set through the model, without writing anything: `store` it when its metrics are known."""
+        """Run the probe set through the model, without committing anything: `store` it when its metrics are known.
+        (Recording into a run folder, the arrays go into temp files there, listed only once stored.)"""
         captured = self.capture("probe")
         return Snapshot(epoch, captured.activations, captured.probabilities,
                         {name: tuple(info["shape"]) for name, info in self._info.items()})
@@ -229,8 +245,7 @@ class Recorder:
               extra: Any = None) -> int:
         """Write a snapshot to the run folder and commit it, with `metrics` as its history row."""
         session = self._recording()
-        if session.run is None:
-            session.run = session._open()
+        self._opened_run()
         epoch = snapshot.epoch if snapshot.epoch >= 0 else None
         if epoch is None and step is None and session.schedule.by_steps:
             raise ConfigError("this Recorder takes snapshots by step: pass step=... (or call step_end(step))")
@@ -269,6 +284,7 @@ class Recorder:
         probabilities: np.ndarray | None = None
         scores = True
         start = 0
+        overflowed: list[str] = []
         self._capturing = True
         try:
             # no_grad, not inference_mode: no faster here (measured), and inference tensors a model caches in its
@@ -287,16 +303,16 @@ class Recorder:
                         _copy_into(probabilities[rows], torch.softmax(logits.float(), dim=1))
                     else:
                         probabilities = None
-                    for name in self.layers:
-                        self._keep_rows(activations, name, rows, n)
+                    overflowed = [name for name in self.layers if self._keep_rows(activations, name, rows, n)]
+                    if overflowed:
+                        break
                     start += rows_in_batch
         finally:
             self._capturing = False
             self._batch_outputs.clear()
-        overflowed = [name for name, values in activations.items()
-                      if values.dtype == np.float16 and np.isinf(values).any()]
         if overflowed:  # values beyond float16's range (or infinite ones): such a layer is float32 from now on
             self._wide.update(overflowed)
+            activations.clear()  # the float16 files go (a spooled file is deleted with its array)
             return self.run_probe(inputs)
         if start != n:
             raise ConfigError(f"the {inputs.what} gave {start:,} inputs where it gave {n:,} before: a probe must be "
@@ -313,9 +329,9 @@ class Recorder:
                               f"{_first_layer_expects(self.model)}; torch said: "
                               f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
 
-    def _keep_rows(self, activations: dict[str, np.ndarray], name: str, rows: slice, n: int) -> None:
+    def _keep_rows(self, activations: dict[str, np.ndarray], name: str, rows: slice, n: int) -> bool:
         """One batch of a layer's output, reduced to rows and copied into its array (float16, or float32 once a
-        value does not fit float16)."""
+        value does not fit float16). True when the batch held a value float16 cannot: the pass must be redone."""
         if name not in self._batch_outputs:
             raise ConfigError(f"layer {name!r} did not run in the model's forward pass: record a layer the model "
                               "uses (see `layerlapse layers`)")
@@ -332,15 +348,23 @@ class Recorder:
         values = tensor if how == "flatten" else reduce_rows(tensor, how, channels_first, name)
         columns = values[0].numel() if len(values) else 0
         if name not in activations:
-            activations[name] = np.empty((n, columns), dtype=np.float32 if name in self._wide else np.float16)
+            activations[name] = self._empty((n, columns), np.float32 if name in self._wide else np.float16)
             self._info[name] = {"shape": list(tensor.shape[1:]), "columns": int(columns), "reduction": how,
                                 "caption": describe_reduction(how, tuple(tensor.shape[1:]), channels_first),
                                 "output": "first tensor" if self._select[name] is None else repr(self._select[name])}
         target = activations[name]
         if values.device.type != "cpu" and target.dtype == np.float16:
-            values = values.to(torch.float16)  # half the bytes to move (an overflow is caught after the pass)
+            values = values.to(torch.float16)  # half the bytes to move (an overflow is caught just below)
         _copy_into(target[rows], values)
         self._info[name]["dtype"] = str(target.dtype)
+        # a batch's check, on its float16 rows only (a few MB): a whole-snapshot check would read a spooled file back
+        overflowed = target.dtype == np.float16 and bool(np.isinf(target[rows]).any())
+        release_pages(target)  # written rows go to the file; the process keeps none of them
+        return overflowed
+
+    def _empty(self, shape: tuple[int, int], dtype: type) -> np.ndarray:
+        """A layer's array for one pass: in the run folder being recorded (spool_into), else in memory."""
+        return self._spool.empty_array(shape, dtype) if self._spool is not None else np.empty(shape, dtype=dtype)
 
     # ---- inside ------------------------------------------------------------------------------------------------------
     def _labels_of(self, which: str, given: Any) -> np.ndarray | None:
@@ -391,6 +415,12 @@ class Recorder:
 
             session.on_snapshot = MapAlongside(config.map_method)
         return session
+
+    def _opened_run(self) -> RunFolder:
+        session = self._recording()
+        if session.run is None:
+            session.run = session._open()
+        return session.run
 
     def _recording(self) -> RecordingSession:
         if self.session is None and self._session_args is not None:

@@ -23,6 +23,7 @@ from .. import layout
 from ..config import RunConfig
 from ..errors import ConfigError, RunFolderError
 
+from ..blocks import largest_finite_magnitude
 from ..store import snapshot_labels
 
 if TYPE_CHECKING:
@@ -179,6 +180,7 @@ class RecordingSession:
         run = self._started()
         index = run.epochs_complete + 1
         label = self._check_order(step, epoch, index)
+        spool_into(self.capture, run)
         captured = captured if captured is not None else self.capture.capture("probe")
         self._check_captured(captured, "probe", len(self.inputs.labels))
         if index == 0:
@@ -187,11 +189,11 @@ class RecordingSession:
             test = self.capture.capture("test_probe")
             self._check_captured(test, "test probe", len(self.inputs.test_probe_labels))
             for layer, values in test.activations.items():
-                run.write_array(layout.test_probe_activations(layer, index), storable(values))
+                run.write_array(layout.test_probe_activations(layer, index), values, storage_dtype(values))
             if test.probabilities is not None:
                 run.write_array(layout.test_probe_predictions(index), test.probabilities)
         for layer, values in captured.activations.items():
-            run.write_array(layout.activations(layer, index), storable(values))
+            run.write_array(layout.activations(layer, index), values, storage_dtype(values))
         if captured.probabilities is not None:
             run.write_array(layout.predictions(index), captured.probabilities)
         if extra is not None:
@@ -216,11 +218,12 @@ class RecordingSession:
             if step > last.get("step", -1):
                 self.snapshot(step=step, epoch=epoch)
         if self.inputs.test_labels is not None and run.manifest["test"] is None:
+            spool_into(self.capture, run)
             test = self.capture.capture("test_set")
             self._check_captured(test, "test set", len(self.inputs.test_labels))
             run.write_array(layout.TEST_LABELS, self.inputs.test_labels)
             for layer, values in test.activations.items():
-                run.write_array(layout.test_activations(layer), storable(values))
+                run.write_array(layout.test_activations(layer), values, storage_dtype(values))
             summary = dict(test_metrics or {})
             if test.probabilities is not None:
                 run.write_array(layout.TEST_PREDICTIONS, test.probabilities)
@@ -386,15 +389,21 @@ def first_token_refused(layer: str, shape: tuple[int, ...]) -> ConfigError:
                        f"outputs {shape} per input: use reduce='mean' or 'flatten' for it")
 
 
-def storable(values: np.ndarray) -> np.ndarray:
-    """Activations as they are stored: float16, half the bytes, unless a value would not fit (|x| > 65504, which
-    float16 turns into inf): then float32, never a silent inf."""
-    if values.dtype == np.float16 or values.dtype != np.float32 and values.dtype.kind != "f":
-        return values if values.dtype == np.float16 else values.astype(np.float32)
-    finite = values[np.isfinite(values)]
-    if finite.size and float(np.abs(finite).max()) > FLOAT16_MAX:
-        return values.astype(np.float32, copy=False)
-    return values.astype(np.float16)
+def storage_dtype(values: np.ndarray) -> np.dtype:
+    """How activations are stored: float16, half the bytes, unless a value would not fit (|x| > 65504, which
+    float16 turns into inf): then float32, never a silent inf. Values that are not floats are stored as float32.
+    Read a block of rows at a time (a snapshot may be a memory-mapped file of hundreds of MB)."""
+    if values.dtype == np.float16 or values.dtype.kind != "f":
+        return np.dtype(np.float16 if values.dtype == np.float16 else np.float32)
+    return np.dtype(np.float32 if largest_finite_magnitude(values) > FLOAT16_MAX else np.float16)
+
+
+def spool_into(capture: Capture, run: RunFolder) -> None:
+    """Have a capture that can (the torch Recorder) write its arrays a batch at a time into files inside `run`,
+    which the run then moves into place, instead of holding them whole in memory."""
+    spool = getattr(capture, "spool_into", None)  # optional: the Keras callback captures in memory
+    if spool is not None:
+        spool(run)
 
 
 def loss_and_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
