@@ -230,7 +230,8 @@ class EpochMapper:
         previous = self.state.xy
         if previous is not None and len(previous) != len(x):
             previous = None
-        xy[usable] = self._map(x[usable], usable, previous)
+        # every row usable (the rule): the rows themselves, not a copy as large as the snapshot (bench/memory.py)
+        xy[usable] = self._map(x if usable.all() else x[usable], usable, previous)
         self.state.xy = xy
         return xy
 
