@@ -106,6 +106,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=100.0, help="size budget of the report, MB")
     parser.add_argument("--no-webgl", action="store_true", help="Chromium without WebGL (the canvas fallback)")
     parser.add_argument("--drag-frames", type=int, default=120, help="animation frames of the continuous drag")
+    parser.add_argument("--renderer", choices=("auto", "webgl"), default="auto",
+                        help="webgl: the page's address asks for WebGL even where it is software")
     args = parser.parse_args()
     run = load_run(args.run)
     with tempfile.TemporaryDirectory() as folder:
@@ -139,10 +141,11 @@ def measure(path: Path, args: argparse.Namespace) -> tuple[list[dict], dict[str,
                     route.abort()
 
             page.route("**/*", only_the_report)
-            page.goto(path.as_uri())
+            page.goto(path.as_uri() + ("#renderer=webgl" if args.renderer == "webgl" else ""))
             page.wait_for_function("window.layerlapseReady === true", timeout=60_000)
             timings = page.evaluate("window.layerlapse.timings")
             timings.update(webgl=page.evaluate("window.layerlapse.state().webgl"), blocked=len(blocked),
+                           renderer=page.evaluate("window.layerlapse.state().renderer"),
                            points=page.evaluate("window.layerlapse.state().total"))
             loads.append(timings)
             if attempt == 0:
@@ -163,7 +166,8 @@ def report(run: RunFolder, size: int, written_s: float, warned: list[str], loads
     def median(key: str) -> float:
         return statistics.median(load[key] for load in loads)
 
-    backend = "SwiftShader WebGL" if loads[0]["webgl"] else "canvas (no WebGL)"
+    backend = (f"SwiftShader WebGL, points drawn by: {loads[0]['renderer']}" if loads[0]["webgl"]
+               else f"no WebGL, points drawn by: {loads[0]['renderer']}")
     print(f"# {datetime.date.today()} · {platform.node()} · {platform.processor() or platform.machine()} · "
           f"{os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f}) · headless Chromium {version}, "
           f"{backend} · {args.loads} loads, {args.moves} slider moves of each kind")
