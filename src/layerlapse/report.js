@@ -362,13 +362,11 @@ function layerlapseShow(models, data, arrays, timings) {
     dataMapPending = dataMapPending || dataMap;
     if (paintPending || (!maps && !dataMap)) return;
     paintPending = true;
-    requestAnimationFrame(() => {
-      paintPending = false;
-      paintNow();
-    });
+    requestAnimationFrame(() => { if (paintPending) paintNow(); });
   }
 
   function paintNow() {
+    paintPending = false;
     const from = state.tween ? state.tween.from : state.epoch;
     const t = state.tween ? state.tween.t : 1;
     views.forEach((view, k) => {
@@ -769,6 +767,9 @@ function layerlapseShow(models, data, arrays, timings) {
     state.epoch = epoch;
     state.tween = null;
     drawFrame();
+    // painted now, not in the next animation frame: Bokeh runs the slider's callback after the frame's callbacks
+    // were chosen, so a paint requested here waited a frame more (bench/report_speed.py)
+    paintNow();
     if (models.slider.value !== epoch) models.slider.value = epoch;  // its callback comes back here: drawn already
   }
 
