@@ -23,28 +23,35 @@ function makePointLayer(options) {
   // no depth, stencil or kept buffer: in software WebGL each costs a pass over the whole canvas every frame
   let gl = webgl ? (canvas.getContext("webgl", {premultipliedAlpha: true, antialias: false, depth: false,
                                                  stencil: false, preserveDrawingBuffer: false}) || null) : null;
+  const browserWebgl = gl !== null;
+  // Software WebGL (SwiftShader, llvmpipe: a VM or a machine without a GPU) rasterises each point as a primitive,
+  // about 2 µs a point on a busy 2-core CPU: 60,000 points took ~110 ms a frame, where this file's own CPU splatting
+  // (below) takes a fraction of that (bench/report_speed.py). There the splatting draws instead, unless the page's
+  // address asks for WebGL (#renderer=webgl); the shaders are then never compiled and the context is given back.
+  if (gl && softwareWebgl(gl) && !/renderer=webgl/.test(window.location.hash)) {
+    giveBack(gl);
+    gl = null;
+    canvas = makeCanvas();
+  }
   let program = null;
   if (gl) {
     try {
       program = makeProgram(gl);
-    } catch (error) {  // a WebGL that cannot run these shaders: the 2-D canvas draws instead
+    } catch (error) {  // a WebGL that cannot run these shaders: the CPU draws instead
       console.warn(`layerlapse: drawing the points without WebGL: ${error.message}`);
+      giveBack(gl);
       gl = null;
       canvas = makeCanvas();
     }
   }
-  // Software WebGL (SwiftShader, llvmpipe: a VM or a machine without a GPU) rasterises each point as a primitive,
-  // about 2 µs a point on a busy 2-core CPU: 60,000 points took ~110 ms a frame, where this file's own CPU splatting
-  // (below) takes a fraction of that (bench/report_speed.py). There the splatting draws instead, unless the page's
-  // address asks for WebGL (#renderer=webgl).
-  const browserWebgl = gl !== null;
-  if (gl && softwareWebgl(gl) && !/renderer=webgl/.test(window.location.hash)) {
-    gl = null;
-    program = null;
-    canvas = makeCanvas();
-  }
   const context2d = gl ? null : canvas.getContext("2d");
   const renderer = gl ? "webgl" : "cpu";
+
+  // A context not drawn with is lost at once: browsers keep only some (Chromium 16) and drop the oldest
+  function giveBack(context) {
+    const lose = context.getExtension("WEBGL_lose_context");
+    if (lose) lose.loseContext();
+  }
 
   function softwareWebgl(context) {
     const info = context.getExtension("WEBGL_debug_renderer_info");
