@@ -8,9 +8,11 @@ worker maps epoch t on one core while epoch t+1 trains. This script measures wha
    from the moment the worker has caught up with epoch 1 (so the cold first map of epoch 0 is not counted) to the
    moment it has caught up with the last epoch, plus drawing those epochs' frames.
 
-    LAYERLAPSE_DATA=../shared/data python bench/alongside.py --probe 60000 --epochs 4
+    LAYERLAPSE_DATA=../shared/data python bench/alongside.py --probe 60000 --epochs 4 --schedules yield,fixed,between
 
-Prints both per-epoch times and the share the pictures add, with the wait for the last map (once per run) shared by
+`--schedules` compares ways of sharing the cores in one session (see `layerlapse.threads`): "yield" (the run's
+rule: training gives the worker a core while it maps), "fixed" (training keeps its threads: the rule before) and
+"between" (each epoch waits for the last one's map). Prints the per-epoch times and the share the pictures add, with the wait for the last map (once per run) shared by
 the timed epochs, and by the 15 epochs of the reference run. Training only runs before and after the recorded run
 (its median over both is the baseline), so a change in load shows in its spread; still, run it on a quiet machine.
 """
@@ -18,24 +20,27 @@ the timed epochs, and by the 15 epochs of the reference run. Training only runs 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from layerlapse import render
+from layerlapse import render, threads
 from layerlapse.config import RunConfig
 from layerlapse.data import load_dataset
 from layerlapse.memory import keep_freed_memory
 from layerlapse.models import build_model
 from layerlapse.pipeline import MapAlongside
 from layerlapse.store import epoch_file
+from layerlapse.threads import TrainingThreads
 from layerlapse.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, record_run, split_validation,
                               train_epoch)
 
@@ -59,10 +64,30 @@ def training_only(config: RunConfig) -> list[float]:
     return seconds
 
 
-def recorded_run(config: RunConfig, folder: Path) -> tuple[float, float, list[float], float]:
-    """Wall seconds per epoch of a recorded run with the map alongside (epochs 2..N, caught up), the seconds to draw
-    one frame, the training seconds per epoch that the run's history gives for the same epochs, and the wait for the
-    last map after the last epoch (once per run, however many epochs)."""
+# how the map and the training share the cores (see layerlapse.threads)
+SCHEDULES = {
+    "yield": "map alongside; training gives the worker a core while it maps (layerlapse's rule)",
+    "fixed": "map alongside; training keeps all its threads (the rule before it)",
+    "between": "map between epochs: the next epoch waits for the map (training yields meanwhile, idle anyway)",
+}
+
+
+@contextlib.contextmanager
+def schedule_rule(schedule: str) -> Iterator[None]:
+    """The thread rule of a schedule: "fixed" takes the yield away for the run."""
+    kept = TrainingThreads.yielding
+    if schedule == "fixed":
+        TrainingThreads.yielding = staticmethod(lambda full: full)
+    try:
+        yield
+    finally:
+        TrainingThreads.yielding = kept
+
+
+def recorded_run(config: RunConfig, folder: Path, schedule: str = "yield") -> tuple[float, float, list[float], float]:
+    """Wall seconds per epoch of a recorded run with the map made as `schedule` says (epochs 2..N, caught up), the
+    seconds to draw one frame, the training seconds per epoch that the run's history gives for the same epochs, and
+    the wait for the last map after the last epoch (once per run, however many epochs)."""
     alongside = MapAlongside(config.map_method)
     marks: dict[str, float] = {}
 
@@ -70,12 +95,14 @@ def recorded_run(config: RunConfig, folder: Path) -> tuple[float, float, list[fl
         alongside(run, epoch)
         if epoch == config.epochs:
             marks["last"] = time.perf_counter()  # training is over; what follows is the wait for the last map
-        if epoch in (1, config.epochs):
+        if epoch in (1, config.epochs) or schedule == "between":
             alongside.catch_up(run)
+        if epoch in (1, config.epochs):
             marks["start" if epoch == 1 else "end"] = time.perf_counter()
 
     try:
-        run = record_run(config, str(folder), force=True, show_progress=False, on_epoch=on_epoch)
+        with schedule_rule(schedule):
+            run = record_run(config, str(folder), force=True, show_progress=False, on_epoch=on_epoch)
     finally:
         alongside.stop()
     epochs = range(2, config.epochs + 1)
@@ -96,30 +123,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--probe", type=int, default=60_000)
     parser.add_argument("--epochs", type=int, default=4, help="at least 3: epochs 2..N are timed")
+    parser.add_argument("--schedules", default="yield", help=f"comma-separated, of {', '.join(SCHEDULES)}")
     args = parser.parse_args()
+    schedules = args.schedules.split(",")
+    if unknown := set(schedules) - set(SCHEDULES):
+        parser.error(f"unknown schedule {', '.join(sorted(unknown))}: choose from {', '.join(SCHEDULES)}")
     keep_freed_memory()  # as a run has it: the training-only epochs too, so both sides use the same allocator
     config = RunConfig(dataset="mnist", epochs=args.epochs, probe=None if args.probe >= 60_000 else args.probe)
     plain = training_only(config)[1:]
-    with tempfile.TemporaryDirectory() as folder:
-        wall, frame, history, last_wait = recorded_run(config, Path(folder) / "run")
+    measured = {}
+    for schedule in schedules:
+        with tempfile.TemporaryDirectory() as folder:
+            measured[schedule] = recorded_run(config, Path(folder) / "run", schedule)
     plain += training_only(config)[1:]  # before and after, so a change in load shows in the spread
     train = statistics.median(plain)
-    per_epoch = wall + frame
-    print(f"# {datetime.date.today()} · {platform.node()} · {os.cpu_count()} cores · torch {torch.__version__} · "
-          f"probe {args.probe:,} · epochs 2–{args.epochs} timed")
-    print("| | seconds per epoch |")
-    print("|---|---|")
-    print(f"| training only (train + validation), median | {train:.2f} ({', '.join(f'{s:.1f}' for s in plain)}) |")
-    print(f"| recorded run, map alongside, until the worker caught up | {wall:.2f} |")
-    print(f"| drawing one frame | {frame:.2f} |")
-    print(f"| the recorded run's own training time (history), median | {np.median(history):.2f} |")
-    print(f"| of which, once per run: the wait for the last map after the last epoch | {last_wait:.2f} |")
-    print(f"\nthe pictures add {per_epoch - train:.1f} s = {100 * (per_epoch - train) / train:.0f} % to a "
-          f"{train:.1f} s training epoch (the last map's wait shared by {args.epochs - 1} epochs)")
+    print(f"# {datetime.date.today()} · {platform.node()} · {platform.processor() or platform.machine()} "
+          f"{cpu_flags()} · {threads.available_cores()} cores · torch {torch.__version__} · probe {args.probe:,} · "
+          f"epochs 2–{args.epochs} timed")
+    print(f"training only (train + validation), median {train:.2f} s ({', '.join(f'{s:.1f}' for s in plain)})\n")
+    print("| schedule | wall s/epoch until caught up | drawing a frame | run's own training (history, median) | "
+          "last map's wait | the pictures add | shared over 15 epochs |")
+    print("|---|---|---|---|---|---|---|")
     timed, reference_epochs = args.epochs - 1, 15
-    shared = (wall * timed - last_wait) / timed + last_wait / reference_epochs + frame - train
-    print(f"in the {reference_epochs}-epoch reference run, the wait shared by all its epochs: {shared:.1f} s = "
-          f"{100 * shared / train:.0f} %")
+    for schedule, (wall, frame, history, last_wait) in measured.items():
+        added = wall + frame - train
+        shared = (wall * timed - last_wait) / timed + last_wait / reference_epochs + frame - train
+        print(f"| {schedule}: {SCHEDULES[schedule]} | {wall:.2f} | {frame:.2f} | {np.median(history):.2f} | "
+              f"{last_wait:.2f} | {added:.1f} s = {100 * added / train:.0f} % | {shared:.1f} s = "
+              f"{100 * shared / train:.0f} % |")
+
+
+def cpu_flags() -> str:
+    """The vector instructions that decide the kernels' speed: AVX-512 or AVX2 only."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return ""
+    return "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
 
 
 if __name__ == "__main__":

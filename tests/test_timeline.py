@@ -24,6 +24,7 @@ from layerlapse import metrics
 from layerlapse.config import RunConfig
 from layerlapse.project import MapWarning
 from layerlapse.store import RunFolder, epoch_file, load_run
+from layerlapse.threads import training_threads
 from layerlapse.timeline import BackgroundMapper, Frame, LayerTimeline, WorkerSpec, map_whole_run, measure, measured
 
 N_POINTS, N_NEIGHBORS, SEED = 300, 15, 0
@@ -309,6 +310,25 @@ def test_caught_up_waits_for_every_submitted_epoch_and_the_worker_takes_more(pca
         worker.stop()
     assert [frame.epoch for frame in first] == [EPOCHS[0]] * len(LAYERS)
     assert_same_frames(first + rest, pca[1])
+
+
+def test_the_worker_raises_its_flag_while_it_maps_and_training_watches_it(run_path: Path) -> None:
+    """The flag the training threads follow (layerlapse.threads): up during a map, down once the frame is sent, and
+    no longer watched once the worker stops."""
+    worker = BackgroundMapper(spec(run_path, "aligned"))
+    try:
+        assert worker.share in training_threads.shares and not worker.share.busy
+        worker.submit(EPOCHS[0])
+        seen_busy, deadline = False, time.monotonic() + 120
+        while not seen_busy and time.monotonic() < deadline and worker._process.is_alive():
+            seen_busy = worker.share.busy
+            time.sleep(0.002)
+        frames = worker.caught_up()
+        assert seen_busy and not worker.share.busy
+        assert [frame.epoch for frame in frames] == [EPOCHS[0]] * len(LAYERS)
+    finally:
+        worker.stop()
+    assert worker.share not in training_threads.shares
 
 
 def test_caught_up_returns_when_the_worker_was_killed(run_path: Path) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import metrics
 from .blocks import finite_rows, float32_rows
+from .threads import CoreShare, limit_worker_threads, training_threads, worker_environment
 from .project import DEFAULT_BACKEND, DEFAULT_METHOD, EpochMapper, MapState, map_epochs
 
 
@@ -156,12 +157,11 @@ def _mapped(path: Path) -> np.ndarray:
     return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
-def _worker_main(spec: WorkerSpec, jobs: Any, results: Any) -> None:
-    """Map each epoch sent on `jobs` for every layer, in order; send Frames (or an error text) on `results`."""
+def _worker_main(spec: WorkerSpec, jobs: Any, results: Any, share: CoreShare) -> None:
+    """Map each epoch sent on `jobs` for every layer, in order; send Frames (or an error text) on `results`. The
+    share's flag is up while it maps, so the training process gives it a core then (`layerlapse.threads`)."""
     try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)  # one core for the maps, the rest for training
+        limit_worker_threads()
         timelines = {layer: LayerTimeline(layer, spec.n_points, method=spec.method, n_neighbors=spec.n_neighbors,
                                           seed=spec.seed, backend=spec.backend) for layer in spec.layers}
         for layer, epoch in spec.resume_from.items():
@@ -169,7 +169,9 @@ def _worker_main(spec: WorkerSpec, jobs: Any, results: Any) -> None:
                                            np.load(_map_path(spec.run_path, layer, epoch)))
         while (epoch := _next_job(jobs)) is not None:
             for layer, timeline in timelines.items():
-                results.put(timeline.next(epoch, _mapped(_activation_path(spec.run_path, layer, epoch))))
+                with share.mapping():
+                    frame = timeline.next(epoch, _mapped(_activation_path(spec.run_path, layer, epoch)))
+                results.put(frame)
     except BaseException as error:  # the main process decides what to do; it maps in-process instead
         results.put(f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=3)}")
     finally:
@@ -201,10 +203,12 @@ class BackgroundMapper:
     def __init__(self, spec: WorkerSpec) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's threads
         self._jobs, self._results = context.Queue(), context.Queue()
-        self._process = context.Process(target=_worker_main, args=(spec, self._jobs, self._results), daemon=True,
-                                        name="layerlapse-mapper")
-        with _main_script_hidden():
+        self.share = CoreShare(context)
+        self._process = context.Process(target=_worker_main, args=(spec, self._jobs, self._results, self.share),
+                                        daemon=True, name="layerlapse-mapper")
+        with _main_script_hidden(), worker_environment():
             self._process.start()
+        training_threads.watch(self.share)
         self.error: str | None = None
         self._done = False
         self._frames_per_epoch = len(spec.layers)
@@ -258,6 +262,7 @@ class BackgroundMapper:
             self._process.terminate()
         self._process.join(timeout=10)
         self._done = True
+        training_threads.forget(self.share)  # the training threads it had before
         for pipe in (self._jobs, self._results):  # their feeder threads and semaphores, now rather than at exit
             pipe.close()
             pipe.cancel_join_thread()

@@ -31,6 +31,7 @@ from ..blocks import release_pages
 from ..memory import keep_freed_memory
 from ..models import SameConv2d
 from ..modes import evaluating
+from ..threads import fit_training_threads
 from .probe import CHANNELS_FIRST, ProbeInputs, first_tensor, reduce_rows
 from .session import (REDUCTIONS, Captured, Inputs, RecordingSession, Schedule, describe_reduction,
                       own_run_config)
@@ -134,6 +135,8 @@ class Recorder:
         self._wide: set[str] = set()
         self._spool: RunFolder | None = None  # where snapshots are written a batch at a time (spool_into)
         self._handles = [module.register_forward_hook(self._hook(name)) for name, module in self._modules.items()]
+        # while the mapping worker maps, training gives it a core (layerlapse.threads): checked before each batch
+        self._handles.append(model.register_forward_pre_hook(fit_training_threads))
         self.session: RecordingSession | None = None
         self._session_args = None
         if out is not None or run is not None:

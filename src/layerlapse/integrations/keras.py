@@ -32,6 +32,7 @@ from ..capture.session import (FLOAT16_MAX, REDUCTIONS, Captured, Inputs, Record
                                describe_reduction, first_token_refused)
 from ..config import RunConfig
 from ..errors import ConfigError, LayerNotFoundError, RunFolderError
+from ..threads import training_threads
 from . import IntegrationError, check_version, require  # noqa: F401 - IntegrationError: what users catch
 
 MINIMUM_KERAS = (3, 0)
@@ -117,6 +118,10 @@ class LayerlapseCallback(keras.callbacks.Callback):
         self._epoch = epoch
         if self.session.run is None:  # the first epoch of this fit (`initial_epoch` when it continues training)
             self._guarded(self.session.start, step=self._step if self.schedule.by_steps else None, epoch=epoch)
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        if keras.backend.backend() == "torch":  # torch's threads give the mapping worker a core while it maps
+            training_threads.fit()
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self._step += 1
