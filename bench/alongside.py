@@ -10,9 +10,9 @@ worker maps epoch t on one core while epoch t+1 trains. This script measures wha
 
     LAYERLAPSE_DATA=../shared/data python bench/alongside.py --probe 60000 --epochs 4 --schedules yield,fixed,between
 
-`--schedules` compares ways of sharing the cores in one session (see `layerlapse.threads`): "yield" (the run's
-rule: training gives the worker a core while it maps), "fixed" (training keeps its threads: the rule before) and
-"between" (each epoch waits for the last one's map). Prints the per-epoch times and the share the pictures add, with the wait for the last map (once per run) shared by
+`--schedules` compares ways of sharing the cores in one session (see `layerlapse.threads`): "fixed" (the default:
+training keeps its threads, the worker one), "yield" (training gives the worker a core while it maps) and "between"
+(each epoch waits for the last one's map). Prints the per-epoch times and the share the pictures add, with the wait for the last map (once per run) shared by
 the timed epochs, and by the 15 epochs of the reference run. Training only runs before and after the recorded run
 (its median over both is the baseline), so a change in load shows in its spread; still, run it on a quiet machine.
 """
@@ -40,7 +40,7 @@ from layerlapse.memory import keep_freed_memory
 from layerlapse.models import build_model
 from layerlapse.pipeline import MapAlongside
 from layerlapse.store import epoch_file
-from layerlapse.threads import TrainingThreads
+from layerlapse.threads import training_threads
 from layerlapse.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, record_run, split_validation,
                               train_epoch)
 
@@ -66,25 +66,24 @@ def training_only(config: RunConfig) -> list[float]:
 
 # how the map and the training share the cores (see layerlapse.threads)
 SCHEDULES = {
-    "yield": "map alongside; training gives the worker a core while it maps (layerlapse's rule)",
-    "fixed": "map alongside; training keeps all its threads (the rule before it)",
-    "between": "map between epochs: the next epoch waits for the map (training yields meanwhile, idle anyway)",
+    "fixed": "map alongside; training keeps all its threads (the default)",
+    "yield": "map alongside; training gives the worker a core while it maps (training_threads.yield_cores)",
+    "between": "map between epochs: the next epoch waits for the map",
 }
 
 
 @contextlib.contextmanager
 def schedule_rule(schedule: str) -> Iterator[None]:
-    """The thread rule of a schedule: "fixed" takes the yield away for the run."""
-    kept = TrainingThreads.yielding
-    if schedule == "fixed":
-        TrainingThreads.yielding = staticmethod(lambda full: full)
+    """The thread rule of a schedule: "yield" turns the training's yield on for the run."""
+    kept = training_threads.yield_cores
+    training_threads.yield_cores = schedule == "yield"
     try:
         yield
     finally:
-        TrainingThreads.yielding = kept
+        training_threads.yield_cores = kept
 
 
-def recorded_run(config: RunConfig, folder: Path, schedule: str = "yield") -> tuple[float, float, list[float], float]:
+def recorded_run(config: RunConfig, folder: Path, schedule: str = "fixed") -> tuple[float, float, list[float], float]:
     """Wall seconds per epoch of a recorded run with the map made as `schedule` says (epochs 2..N, caught up), the
     seconds to draw one frame, the training seconds per epoch that the run's history gives for the same epochs, and
     the wait for the last map after the last epoch (once per run, however many epochs)."""
@@ -123,7 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--probe", type=int, default=60_000)
     parser.add_argument("--epochs", type=int, default=4, help="at least 3: epochs 2..N are timed")
-    parser.add_argument("--schedules", default="yield", help=f"comma-separated, of {', '.join(SCHEDULES)}")
+    parser.add_argument("--schedules", default="fixed", help=f"comma-separated, of {', '.join(SCHEDULES)}")
     args = parser.parse_args()
     schedules = args.schedules.split(",")
     if unknown := set(schedules) - set(SCHEDULES):

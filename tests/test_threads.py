@@ -1,5 +1,5 @@
-"""Tests for the thread budgets: the worker's libraries held to one thread, and the training threads giving the
-worker a core while (and only while) it maps, through the Recorder's hook on the model."""
+"""Tests for the thread budgets: the worker's libraries held to one thread, and, when asked, the training threads
+giving the worker a core while (and only while) it maps, through the Recorder's hook on the model."""
 
 from __future__ import annotations
 
@@ -53,8 +53,20 @@ def test_a_worker_process_holds_every_library_to_one_thread() -> None:
     assert out.strip() == "[1, 1, [1]]"
 
 
+def test_by_default_training_keeps_its_threads_while_the_worker_maps(two_cores: None, share: CoreShare) -> None:
+    """Off by default: a seeded run's weights must not depend on when the worker happens to map."""
+    budget = TrainingThreads()
+    budget.watch(share)
+    share.flag.value = 1
+    budget.fit()
+    assert torch.get_num_threads() == 2
+    budget.forget(share)
+    assert torch.get_num_threads() == 2
+
+
 def test_training_gives_a_core_while_the_worker_maps_and_takes_it_back(two_cores: None, share: CoreShare) -> None:
     budget = TrainingThreads()
+    budget.yield_cores = True
     budget.watch(share)
     budget.fit()
     assert torch.get_num_threads() == 2  # the worker waits: training keeps both cores
@@ -73,7 +85,9 @@ def test_training_gives_a_core_while_the_worker_maps_and_takes_it_back(two_cores
 
 def test_without_a_worker_the_users_threads_are_left_alone(two_cores: None) -> None:
     torch.set_num_threads(1)
-    TrainingThreads().fit()
+    budget = TrainingThreads()
+    budget.yield_cores = True
+    budget.fit()
     assert torch.get_num_threads() == 1
 
 
@@ -84,7 +98,9 @@ def test_the_yield_leaves_the_worker_a_core_and_keeps_a_smaller_choice(monkeypat
     assert TrainingThreads.yielding(full) == expected
 
 
-def test_a_recorded_models_forward_pass_follows_the_worker(two_cores: None, share: CoreShare) -> None:
+def test_a_recorded_models_forward_pass_follows_the_worker(two_cores: None, share: CoreShare,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(training_threads, "yield_cores", True)
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
     with Recorder(model, ["1"], torch.zeros(5, 4)):
         training_threads.watch(share)

@@ -1,13 +1,18 @@
 """Thread budgets: who gets the cores while a run trains in one process and maps in another.
 
-The mapping worker keeps to one thread (its libraries are told so before they start, and again once loaded). The
-training process keeps its threads while the worker waits, and gives one core up while the worker maps: on a 2-core
-machine, two training threads beside a busy worker made an epoch 3.6× slower (22 s alone, 80 s beside it:
-OpenMP's threads wait for each other at every operator, and one of them has no core), one thread beside it 2.0×
-slower (45 s), and switching between the two as the worker starts and stops costs nothing measurable
-(`bench/alongside.py` compares the schedules). The training side switches in a forward pre-hook that the Recorder
-puts on the model, so every loop that records through it (the built-in one, your own, Lightning, Hugging Face)
-follows the same rule; a model that Keras runs on TensorFlow keeps TensorFlow's threads.
+The mapping worker keeps to one thread: its libraries are told so before they load, and held to it after (numba's
+threads were not limited before). The training process keeps the threads torch has.
+
+It can also give a core up while, and only while, the worker maps (`training_threads.yield_cores = True`): the
+worker raises a flag around each frame, and a forward pre-hook that the Recorder puts on the model sets torch's
+threads before each batch, so every loop that records through it follows (the built-in one, your own, Lightning,
+Hugging Face; Keras on torch per batch). Measured on 2 cores (AVX-512, `bench/core_share.py`): beside a worker
+mapping back to back, an epoch with two training threads took 64-67 s against 21-23 s alone (OpenMP's threads meet
+at every operator, and one of them has no core), with one thread 34-36 s. In a whole run (`bench/alongside.py
+--schedules`) it took the recorded epochs' training from 29.9 s to 25.3 s but the epoch's wall time only from 40.6 s
+to 39.5 s. It is off by default because it costs what a seeded run promises: torch's sums split across threads
+differently with one thread than with two, so when the flag happens to be up changes the trained weights in their
+last bits, and a run resumed after a kill no longer equals the uninterrupted one.
 """
 
 from __future__ import annotations
@@ -79,10 +84,12 @@ class CoreShare:
 
 
 class TrainingThreads:
-    """The training process's side: its threads, as many as it had while no worker maps, one core fewer while one
-    does. Called on the training thread (OpenMP's thread count belongs to the thread that sets it)."""
+    """The training process's side: with `yield_cores`, its threads as many as it had while no worker maps and one
+    core fewer while one does. Called on the training thread (OpenMP's thread count belongs to the thread that sets
+    it)."""
 
     def __init__(self) -> None:
+        self.yield_cores = False  # off: a seeded run's weights would depend on the worker's timing (see above)
         self.shares: list[CoreShare] = []
         self.full: int | None = None  # the training threads when the first worker started
         self.current: int | None = None
@@ -98,13 +105,14 @@ class TrainingThreads:
 
     def fit(self) -> None:
         """Set the training threads for whether a worker maps right now; cheap when nothing changes."""
-        if self.full is None and not self.shares:
-            return  # no worker has started: the threads are the user's
-        import torch
-
+        if self.full is None and not (self.shares and self.yield_cores):
+            return  # nothing to yield to, or not asked to: the threads are the user's
+        torch = sys.modules.get("torch")  # a process that trains has it; this module never loads it
+        if torch is None:
+            return
         if self.full is None:
             self.full = self.current = torch.get_num_threads()
-        busy = any(share.busy for share in self.shares)
+        busy = self.yield_cores and any(share.busy for share in self.shares)
         wanted = self.yielding(self.full) if busy else self.full
         if wanted != self.current:
             torch.set_num_threads(wanted)
