@@ -331,19 +331,9 @@ function makePointLayer(options) {
           rim.push(r > edge - 1.2 / radius ? 1 : 0);
         }
       }
-      masks.set(key, {dx: Int32Array.from(dx), dy: Int32Array.from(dy), rim: Uint8Array.from(rim), reach,
-                      offsets: null, offsetsWidth: 0});
+      masks.set(key, {dx: Int32Array.from(dx), dy: Int32Array.from(dy), rim: Uint8Array.from(rim)});
     }
     return masks.get(key);
-  }
-
-  // A mask's pixels as offsets into the premultiplied buffer of a canvas `width` pixels wide.
-  function maskOffsets(mask, width) {
-    if (mask.offsetsWidth !== width) {
-      mask.offsets = Int32Array.from(mask.dx, (dx, m) => (mask.dy[m] * width + dx) * 4);
-      mask.offsetsWidth = width;
-    }
-    return mask.offsets;
   }
 
   function draw2d(from, to, t) {
@@ -363,11 +353,9 @@ function makePointLayer(options) {
       const [x0, x1, y0, y1] = set.limits;
       const kx = (x1 - x0) / COORD_STEPS, ky = (y1 - y0) / COORD_STEPS;
       const count = set.order === null ? set.n : set.order.length;
-      const order = set.order, look = set.look, fixed = set.fixedColor, vx0 = view.x0, vy0 = view.y0;
-      const {dx, dy, rim, reach} = mask, offsets = maskOffsets(mask, width), covered = offsets.length;
       for (let k = 0; k < count; k++) {
-        const i = order === null ? k : order[k];
-        const alpha = look[2 * i] / 255;
+        const i = set.order === null ? k : set.order[k];
+        const alpha = set.look[2 * i] / 255;
         const toX = b[2 * i];
         if (alpha <= 0 || toX === NOT_DRAWN) continue;
         let cx = toX, cy = b[2 * i + 1];
@@ -376,36 +364,19 @@ function makePointLayer(options) {
           cx = fromX + (cx - fromX) * blend;
           cy = a[2 * i + 1] + (cy - a[2 * i + 1]) * blend;
         }
-        const px = Math.round((x0 + cx * kx - vx0) * sx), py = Math.round(height - (y0 + cy * ky - vy0) * sy);
-        const outline = look[2 * i + 1] > 0;
-        const c = fixed ? 0 : i;
-        // each covered pixel: ink × weight over what is there × keep; the same products for every pixel of the point
-        const keep = 1 - alpha, weight = 1 - keep;
-        const r = colors[3 * c] * weight, g = colors[3 * c + 1] * weight, bl = colors[3 * c + 2] * weight;
-        if (!outline && px >= reach && py >= reach && px < width - reach && py < height - reach) {
-          const centre = (py * width + px) * 4;  // the whole marker is on the canvas: no pixel needs checking
-          for (let m = 0; m < covered; m++) {
-            const o = centre + offsets[m];
-            pixels[o] = r + pixels[o] * keep;
-            pixels[o + 1] = g + pixels[o + 1] * keep;
-            pixels[o + 2] = bl + pixels[o + 2] * keep;
-            pixels[o + 3] = weight + pixels[o + 3] * keep;
-          }
-          continue;
-        }
-        for (let m = 0; m < covered; m++) {
-          const x = px + dx[m], y = py + dy[m];
+        const px = Math.round((x0 + cx * kx - view.x0) * sx), py = Math.round(height - (y0 + cy * ky - view.y0) * sy);
+        const outline = set.look[2 * i + 1] > 0;
+        const c = set.fixedColor ? 0 : i;
+        const r = colors[3 * c], g = colors[3 * c + 1], bl = colors[3 * c + 2];
+        for (let m = 0; m < mask.dx.length; m++) {
+          const x = px + mask.dx[m], y = py + mask.dy[m];
           if (x < 0 || y < 0 || x >= width || y >= height) continue;
-          const o = (y * width + x) * 4;
-          if (outline && rim[m]) {  // the outline: opaque black over whatever was there
-            pixels[o] = pixels[o + 1] = pixels[o + 2] = 0;
-            pixels[o + 3] = 1;
-          } else {
-            pixels[o] = r + pixels[o] * keep;
-            pixels[o + 1] = g + pixels[o + 1] * keep;
-            pixels[o + 2] = bl + pixels[o + 2] * keep;
-            pixels[o + 3] = weight + pixels[o + 3] * keep;
-          }
+          const o = (y * width + x) * 4, keep = 1 - (outline && mask.rim[m] ? Math.max(alpha, 1) : alpha);
+          const ink = outline && mask.rim[m] ? 0 : 1, weight = 1 - keep;
+          pixels[o] = r * ink * weight + pixels[o] * keep;
+          pixels[o + 1] = g * ink * weight + pixels[o + 1] * keep;
+          pixels[o + 2] = bl * ink * weight + pixels[o + 2] * keep;
+          pixels[o + 3] = weight + pixels[o + 3] * keep;
         }
       }
     }
