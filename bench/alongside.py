@@ -12,8 +12,8 @@ worker maps epoch t on one core while epoch t+1 trains. This script measures wha
 
 `--schedules` compares ways of sharing the cores in one session (see `layerlapse.threads`): "fixed" (the default:
 training keeps its threads, the worker one), "yield" (training gives the worker a core while it maps) and "between"
-(each epoch waits for the last one's map). Prints the per-epoch times and the share the pictures add, with the wait for the last map (once per run) shared by
-the timed epochs, and by the 15 epochs of the reference run. Training only runs before and after the recorded run
+(each epoch waits for the last one's map). Prints the per-epoch times and the share the pictures add, with the wait
+for the last map (once per run) shared by the timed epochs, and by the 15 epochs of the reference run. Training only runs before and after the recorded run
 (its median over both is the baseline), so a change in load shows in its spread; still, run it on a quiet machine.
 """
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import os
 import platform
 import statistics
 import tempfile
@@ -43,6 +42,7 @@ from layerlapse.store import epoch_file
 from layerlapse.threads import training_threads
 from layerlapse.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, record_run, split_validation,
                               train_epoch)
+from maps import cpu_flags, cpu_name  # beside this script
 
 
 def training_only(config: RunConfig) -> list[float]:
@@ -136,8 +136,8 @@ def main() -> None:
             measured[schedule] = recorded_run(config, Path(folder) / "run", schedule)
     plain += training_only(config)[1:]  # before and after, so a change in load shows in the spread
     train = statistics.median(plain)
-    print(f"# {datetime.date.today()} · {platform.node()} · {platform.processor() or platform.machine()} "
-          f"{cpu_flags()} · {threads.available_cores()} cores · torch {torch.__version__} · probe {args.probe:,} · "
+    print(f"# {datetime.date.today()} · {platform.node()} · {cpu_name()} ({cpu_flags()}) · "
+          f"{threads.available_cores()} cores · torch {torch.__version__} · probe {args.probe:,} · "
           f"epochs 2–{args.epochs} timed")
     print(f"training only (train + validation), median {train:.2f} s ({', '.join(f'{s:.1f}' for s in plain)})\n")
     print("| schedule | wall s/epoch until caught up | drawing a frame | run's own training (history, median) | "
@@ -150,15 +150,6 @@ def main() -> None:
         print(f"| {schedule}: {SCHEDULES[schedule]} | {wall:.2f} | {frame:.2f} | {np.median(history):.2f} | "
               f"{last_wait:.2f} | {added:.1f} s = {100 * added / train:.0f} % | {shared:.1f} s = "
               f"{100 * shared / train:.0f} % |")
-
-
-def cpu_flags() -> str:
-    """The vector instructions that decide the kernels' speed: AVX-512 or AVX2 only."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return ""
-    return "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
 
 
 if __name__ == "__main__":

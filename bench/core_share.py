@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from alongside import cpu_flags  # noqa: E402  (beside this script)
+from maps import cpu_flags  # noqa: E402  (beside this script)
 
 COLD_FRAME_SECONDS = 90  # the worker's first frame (a full UMAP fit) is left to finish before training starts
 

@@ -30,7 +30,7 @@ BENCH = Path(__file__).resolve().parent
 TRAINING, OURS, ARTICLE = "training only", "layerlapse run --probe all", "the article's pipeline (Keras)"
 
 sys.path.insert(0, str(BENCH))
-from alongside import cpu_flags  # noqa: E402  (beside this script)
+from maps import cpu_flags  # noqa: E402  (beside this script)
 
 
 def timed(name: str, command: list[str], log: Path) -> float:

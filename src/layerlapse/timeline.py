@@ -159,7 +159,7 @@ def _mapped(path: Path) -> np.ndarray:
 
 def _worker_main(spec: WorkerSpec, jobs: Any, results: Any, share: CoreShare) -> None:
     """Map each epoch sent on `jobs` for every layer, in order; send Frames (or an error text) on `results`. The
-    share's flag is up while it maps, so the training process gives it a core then (`layerlapse.threads`)."""
+    share's flag is up while it maps, for the training's thread rule (`layerlapse.threads`)."""
     try:
         limit_worker_threads()
         timelines = {layer: LayerTimeline(layer, spec.n_points, method=spec.method, n_neighbors=spec.n_neighbors,

@@ -135,7 +135,7 @@ class Recorder:
         self._wide: set[str] = set()
         self._spool: RunFolder | None = None  # where snapshots are written a batch at a time (spool_into)
         self._handles = [module.register_forward_hook(self._hook(name)) for name, module in self._modules.items()]
-        # while the mapping worker maps, training gives it a core (layerlapse.threads): checked before each batch
+        # the training threads' rule while a mapping worker maps (layerlapse.threads), before each forward pass
         self._handles.append(model.register_forward_pre_hook(fit_training_threads))
         self.session: RecordingSession | None = None
         self._session_args = None

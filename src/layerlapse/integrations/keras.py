@@ -120,7 +120,7 @@ class LayerlapseCallback(keras.callbacks.Callback):
             self._guarded(self.session.start, step=self._step if self.schedule.by_steps else None, epoch=epoch)
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        if keras.backend.backend() == "torch":  # torch's threads give the mapping worker a core while it maps
+        if keras.backend.backend() == "torch":  # torch's threads follow the mapping worker (layerlapse.threads)
             training_threads.fit()
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
