@@ -134,6 +134,50 @@ def test_each_point_is_placed_independently_of_the_others(n_features: int) -> No
         np.testing.assert_array_equal(shuffled, whole)
 
 
+def test_a_memory_mapped_reference_is_read_a_block_at_a_time(tmp_path, monkeypatch) -> None:
+    """A stored float16 snapshot is searched block by block: never copied whole (as float32 it would be 16 MiB
+    here, as float64 32 MiB), and the blocks (and query chunks) change nothing in the result."""
+    import tracemalloc
+
+    from layerlapse import blocks
+
+    rng = np.random.default_rng(7)
+    values = rng.normal(size=(16_000, 256)).astype(np.float16)
+    np.save(tmp_path / "snapshot.npy", values)
+    reference = np.load(tmp_path / "snapshot.npy", mmap_mode="r")
+    reference_xy = rng.uniform(-10, 10, size=(len(values), 2)).astype(np.float32)
+    reference_xy[5] = np.nan  # a reference point without a position is never used
+    new = (values[rng.choice(len(values), 100)].astype(np.float32)
+           + rng.normal(scale=0.3, size=(100, 256)).astype(np.float32))
+    monkeypatch.setattr(blocks, "BLOCK_BYTES", 1024 * 1024)
+    tracemalloc.start()
+    placed = place_points(reference, reference_xy, new)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 6 * 1024 * 1024, f"{peak / 2**20:.1f} MiB"
+    usable = np.isfinite(reference_xy).all(axis=1)
+    by_hand = [placed_by_hand(values[usable].astype(np.float32), reference_xy[usable], row[None], PLACEMENT_NEIGHBORS)
+               for row in new]  # a row at a time: the oracle's broadcast would take GBs at once
+    np.testing.assert_allclose(placed, np.concatenate(by_hand), rtol=1e-5, atol=1e-5)
+
+
+def test_equally_near_reference_points_are_taken_in_row_order_whatever_the_batch() -> None:
+    """Many reference rows at one distance (a dead ReLU layer's zero rows): the lowest rows win, as in an exact
+    search, and a point lands where it lands alone or among others."""
+    rng = np.random.default_rng(8)
+    reference = rng.normal(size=(3_000, 16)).astype(np.float32)
+    reference[100:2_100] = 0.0
+    reference_xy = rng.uniform(-10, 10, size=(len(reference), 2)).astype(np.float32)
+    new = np.concatenate([np.zeros((2, 16), np.float32), rng.normal(size=(30, 16)).astype(np.float32)])
+    new[2:12] *= 0.01  # next to the zero rows, all at the same distance from each
+    placed = place_points(reference, reference_xy, new)
+    np.testing.assert_array_equal(placed[:2], reference_xy[[100, 100]])  # a zero row lands on the first zero row
+    np.testing.assert_allclose(placed[2:], placed_by_hand(reference, reference_xy, new[2:], PLACEMENT_NEIGHBORS),
+                               rtol=1e-5, atol=1e-5)
+    one_at_a_time = np.concatenate([place_points(reference, reference_xy, new[i:i + 1]) for i in range(len(new))])
+    np.testing.assert_allclose(one_at_a_time, placed, rtol=1e-6, atol=1e-6)
+
+
 def test_mismatched_reference_lengths_are_refused() -> None:
     reference, reference_xy = reference_set(4, n_points=12)
     with pytest.raises(ValueError, match=r"^12 reference activations but 11 positions$"):

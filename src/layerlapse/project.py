@@ -36,6 +36,8 @@ from .memory import keep_freed_memory
 from .paths import cache_root
 
 PLACEMENT_NEIGHBORS = 10
+PLACEMENT_FIRST_ROWS = 1024  # place_points' screen: its first block, which sets each query's bar for the rest
+PLACEMENT_SCREEN = 2  # candidates per neighbour that place_points' float32 screen keeps for the exact ranking
 DEFAULT_METHOD = "aligned"
 DEFAULT_BACKEND = "auto"  # umap-learn on CPU, TorchDR where CUDA and TorchDR are present (layerlapse.map_backends)
 # Warm frames of the aligned method (anchored_sgd): UMAP's optimisation from the last frame at its full learning
@@ -358,23 +360,23 @@ def place_points(reference_activations: np.ndarray, reference_xy: np.ndarray, ne
 
     Each new point depends only on itself and the reference set, unlike `umap.transform`, whose results change
     with the batch they come in (lmcinnes/umap#158, #566, #1224). Reference points without a position (NaN) are
-    not used; new points whose activations are not finite get NaN.
+    not used; new points whose activations are not finite get NaN. The reference (a memory-mapped snapshot, say) is
+    read a block of rows at a time and never copied whole (`nearest_reference_rows`).
     """
-    from sklearn.neighbors import NearestNeighbors
-
     if len(reference_activations) != len(reference_xy):
         raise ValueError(f"{len(reference_activations)} reference activations but {len(reference_xy)} positions")
-    reference = np.asarray(reference_activations, dtype=np.float64).reshape(len(reference_activations), -1)
-    new = np.asarray(new_activations, dtype=np.float64).reshape(len(new_activations), -1)
-    known = np.isfinite(reference).all(axis=1) & np.isfinite(reference_xy).all(axis=1)
-    finite = np.isfinite(new).all(axis=1)
+    from .blocks import finite_rows, float32_rows
+
+    new = float32_rows(new_activations)
+    positions = np.asarray(reference_xy, dtype=np.float64)
+    finite = finite_rows(new)
     placed = np.full((len(new), 2), np.nan, dtype=np.float32)
-    if not known.any() or not finite.any():
+    if not finite.any():
         return placed
-    reference, positions = reference[known], np.asarray(reference_xy, dtype=np.float64)[known]
-    k = min(k, len(reference))
-    index = NearestNeighbors(n_neighbors=k).fit(reference)
-    distances, neighbors = index.kneighbors(new[finite])
+    distances, neighbors = nearest_reference_rows(reference_activations, np.isfinite(positions).all(axis=1),
+                                                  new[finite], k)
+    if distances.shape[1] == 0:  # no reference point is usable
+        return placed
     excess = distances - distances[:, :1]
     sigma = np.maximum(excess.mean(axis=1, keepdims=True), 1e-12)
     weights = np.exp(-excess / sigma)
@@ -385,6 +387,87 @@ def place_points(reference_activations: np.ndarray, reference_xy: np.ndarray, ne
     weights[duplicate, 0] = 1.0
     placed[finite] = np.einsum("nk,nkd->nd", weights, positions[neighbors])
     return placed
+
+
+def nearest_reference_rows(reference: np.ndarray, allowed: np.ndarray, queries: np.ndarray, k: int
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """Each query row's k nearest reference rows among the `allowed` ones with finite values: (distances, rows),
+    nearest first, equal distances in row order; fewer than k columns when fewer rows qualify.
+
+    A screen in float32 over blocks of the reference (its rows never all in memory, nor as float64: a 60,000 × 6,272
+    snapshot would take 3 GB so) keeps PLACEMENT_SCREEN × k candidates per query; their exact float64 distances then
+    rank them, so the result is the exact search's unless more rows than that tie within float32's rounding. The
+    blocks do not depend on the queries: a query's result does not depend on the others."""
+    from .blocks import BLOCK_BYTES, release_pages
+
+    n, width = len(reference), queries.shape[1]
+    flat = np.asanyarray(reference).reshape(n, width) if n else np.zeros((0, width), np.float32)
+    keep = max(1, min(n, PLACEMENT_SCREEN * k))
+    best = np.full((len(queries), keep), np.inf, dtype=np.float32)
+    best_rows = np.full((len(queries), keep), -1, dtype=np.int64)
+    query_norms = np.einsum("ij,ij->i", queries, queries)
+    row_step = max(1, BLOCK_BYTES // (4 * max(width, 1)))  # a block's float32 rows
+    first = min(n, max(PLACEMENT_FIRST_ROWS, keep))  # a small first block sets each query's bar for the rest
+    # a chunk of queries: its distances to a block, and to the first block as candidates (~40 bytes each: index,
+    # row, distance, order), each within BLOCK_BYTES
+    query_step = max(1, min(BLOCK_BYTES // (4 * row_step), BLOCK_BYTES // (40 * max(first, 1))))
+    bounds = [0, *range(first, n, row_step), n] if n else [0]
+    usable = 0
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        block = np.asarray(flat[start:stop], dtype=np.float32)
+        release_pages(flat)
+        ok = allowed[start:stop] & np.isfinite(block).all(axis=1)
+        usable += int(ok.sum())
+        block_norms = np.einsum("ij,ij->i", block, block)
+        for low in range(0, len(queries), query_step):
+            chunk = slice(low, low + query_step)
+            squared = query_norms[chunk, None] + block_norms[None, :] - 2.0 * (queries[chunk] @ block.T)
+            squared[:, ~ok] = np.inf
+            best[chunk], best_rows[chunk] = _keep_closest(best[chunk], best_rows[chunk], squared, start)
+    best_rows[~np.isfinite(best)] = -1
+    return _exact_ranking(flat, queries, best_rows, min(k, usable))
+
+
+def _keep_closest(best: np.ndarray, best_rows: np.ndarray, squared: np.ndarray, offset: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's `keep` closest of its kept candidates and a block's rows (`offset` on), ties to the lower row.
+    Only the block's rows closer than a query's farthest kept one are looked at."""
+    queries_of, rows = np.nonzero(squared < best.max(axis=1, keepdims=True))
+    if len(rows) == 0:
+        return best, best_rows
+    m, keep = best.shape
+    queries_of = np.concatenate([np.repeat(np.arange(m), keep), queries_of])
+    distances = np.concatenate([best.ravel(), squared[queries_of[m * keep:], rows]])
+    rows = np.concatenate([best_rows.ravel(), rows + offset])
+    order = np.lexsort((rows, distances, queries_of))  # by query, then distance, then row
+    counts = keep + np.bincount(queries_of[m * keep:], minlength=m)
+    take = order[((np.cumsum(counts) - counts)[:, None] + np.arange(keep)).ravel()]
+    return distances[take].reshape(m, keep), rows[take].reshape(m, keep)
+
+
+def _exact_ranking(flat: np.ndarray, queries: np.ndarray, candidates: np.ndarray, k: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest of each query's candidate rows (-1: none) by exact float64 distance, ties in row order."""
+    from .blocks import BLOCK_BYTES
+
+    distances = np.empty((len(queries), k), dtype=np.float64)
+    neighbors = np.empty((len(queries), k), dtype=np.int64)
+    if k == 0:  # no usable reference row
+        return distances, neighbors
+    width, none = queries.shape[1], np.iinfo(np.int64).max
+    step = max(1, BLOCK_BYTES // (8 * max(width, 1) * max(candidates.shape[1], 1)))
+    for start in range(0, len(queries), step):
+        # in row order, the missing (-1) last, so the stable sort below breaks ties by row
+        chunk = np.sort(np.where(candidates[start:start + step] < 0, none, candidates[start:start + step]), axis=1)
+        missing = chunk == none
+        wanted, where = np.unique(np.where(missing, 0, chunk), return_inverse=True)
+        rows = np.asarray(flat[wanted], dtype=np.float64)[where.reshape(chunk.shape)]
+        exact = np.sqrt(((queries[start:start + step, None, :].astype(np.float64) - rows) ** 2).sum(axis=2))
+        exact[missing] = np.inf
+        order = np.argsort(exact, axis=1, kind="stable")[:, :k]
+        distances[start:start + step] = np.take_along_axis(exact, order, axis=1)
+        neighbors[start:start + step] = np.take_along_axis(chunk, order, axis=1)
+    return distances, neighbors
 
 
 LEGACY_METHODS = {"umap": "independent"}  # the name runs recorded before there was a choice
