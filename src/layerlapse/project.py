@@ -245,9 +245,9 @@ class EpochMapper:
         return self._aligned(x, usable, previous)
 
     def _pca(self, x: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
-        from sklearn.decomposition import PCA
+        from .pca import principal_plane
 
-        xy = PCA(n_components=2, random_state=self.seed).fit_transform(x.astype(np.float64)).astype(np.float32)
+        xy = principal_plane(x, self.seed)  # scikit-learn's PCA, a block of rows at a time (no float64 copy)
         if previous is not None and np.isfinite(previous).all():
             xy = procrustes_onto(xy, previous)
         return xy
