@@ -37,3 +37,20 @@ def test_no_float64_copy_of_the_rows_is_made(monkeypatch) -> None:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 8 * 1024 * 1024, f"{peak / 2**20:.1f} MiB"
+
+
+def test_a_pca_frame_copies_no_snapshot(monkeypatch) -> None:
+    """The mapper's checks (finite rows, a constant layer) and the plane all go a block at a time: a frame's peak
+    stays well under the float32 rows it is given (16 MB here)."""
+    import tracemalloc
+
+    from layerlapse.project import EpochMapper
+
+    x = low_rank(20_000, 200)
+    monkeypatch.setattr(blocks, "BLOCK_BYTES", 1024 * 1024)
+    mapper = EpochMapper("pca")
+    tracemalloc.start()
+    xy = mapper.next(x)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert np.isfinite(xy).all() and peak < 8 * 1024 * 1024, f"{peak / 2**20:.1f} MiB"

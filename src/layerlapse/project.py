@@ -223,7 +223,7 @@ class EpochMapper:
     def next(self, activations: np.ndarray) -> np.ndarray:
         x, usable, self.notes = usable_rows(activations)
         xy = np.full((len(x), 2), np.nan, dtype=np.float32)
-        if not usable.any() or _constant(x[usable]):
+        if not usable.any() or _constant(x, usable):
             self.notes.append("all activations are equal: nothing to map")
             xy[usable] = 0.0
             self.state = MapState()
@@ -347,8 +347,17 @@ def usable_rows(activations: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[s
     return x, usable, notes
 
 
-def _constant(x: np.ndarray) -> bool:
-    return bool(np.all(x == x[0]))
+def _constant(x: np.ndarray, usable: np.ndarray) -> bool:
+    """Whether every usable row of `x` equals the first, a block of rows at a time (`x[usable] == ...` would make
+    a copy of the snapshot and a mask as large: 5 bytes a value, 1.9 GB at 60,000 × 6,272)."""
+    from .blocks import row_blocks
+
+    first, start = x[int(np.argmax(usable))], 0
+    for block in row_blocks(x):
+        rows, start = usable[start:start + len(block)], start + len(block)
+        if not np.all(block[rows] == first):
+            return False
+    return True
 
 
 # ---- new points --------------------------------------------------------------------------------------------------
