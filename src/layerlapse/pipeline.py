@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -308,41 +307,27 @@ def render_run(run: RunFolder, *, show_progress: bool = True, measure_sample: in
         if measure_sample is not None:  # a wrong size is said before anything is drawn
             check_sample_size(measure_sample, len(labels))
         maps = {layer: _checked_maps(run, layer, len(labels)) for layer in run.layers}  # all inputs before drawing
-        # the layer measures (numpy and BLAS, which let go of the GIL) on a second thread while this one draws:
-        # about a second and a half a snapshot of the reference run's layer, that the drawing no longer waits for
-        measuring = ThreadPoolExecutor(1, thread_name_prefix="layerlapse-measures")
-        measured_later = measuring.submit(measure_run, run, sample_size=measure_sample)
-        try:
-            written = _draw_run(run, maps, labels, class_names, show_progress)
-            measured = measured_later.result()
-        finally:
-            measuring.shutdown(wait=True, cancel_futures=True)
+        written = []
+        if run.has(layout.PROBE_IMAGES):
+            written.append(render.draw_samples(run.read_array(layout.PROBE_IMAGES), labels, class_names,
+                                               run.local(layout.figure("samples"))))
+        for position, layer in enumerate(run.layers):
+            written += _draw_layer(run, layer, maps[layer], labels, class_names, main=position == 0,
+                                   show_progress=show_progress)
+        written += _draw_layers_together(run, maps, labels, class_names, show_progress)
+        if run.history:
+            x, x_label = _curve_axis(run)
+            written.append(render.draw_curves(run.history, run.local(layout.figure("curves")), x=x, x_label=x_label))
+        if run.manifest["test"] is not None:
+            written.append(_draw_confusion(run, class_names))
+        written += _draw_dynamics(run, show_progress)
+        measured = measure_run(run, sample_size=measure_sample, show_progress=show_progress)
         written += _draw_layer_measures(run, measured)
         written.append(render.write_json(_metrics(run, measured), run.local(layout.METRICS)))
         written.append(report.write_report(run))
         for path in written:
             run.add_file(path.relative_to(run.path).as_posix())
         run.commit()
-    return written
-
-
-def _draw_run(run: RunFolder, maps: dict[str, dict[int, np.ndarray]], labels: np.ndarray, class_names: list[str],
-              show_progress: bool) -> list[Path]:
-    """Samples, each layer's frames and GIF, the layers together, curves, confusion matrix and the dynamics."""
-    written = []
-    if run.has(layout.PROBE_IMAGES):
-        written.append(render.draw_samples(run.read_array(layout.PROBE_IMAGES), labels, class_names,
-                                           run.local(layout.figure("samples"))))
-    for position, layer in enumerate(run.layers):
-        written += _draw_layer(run, layer, maps[layer], labels, class_names, main=position == 0,
-                               show_progress=show_progress)
-    written += _draw_layers_together(run, maps, labels, class_names, show_progress)
-    if run.history:
-        x, x_label = _curve_axis(run)
-        written.append(render.draw_curves(run.history, run.local(layout.figure("curves")), x=x, x_label=x_label))
-    if run.manifest["test"] is not None:
-        written.append(_draw_confusion(run, class_names))
-    written += _draw_dynamics(run, show_progress)
     return written
 
 
