@@ -16,13 +16,11 @@ probe size (`--subset N --probe all`), the recorded layer's width (`hidden`, 512
     LAYERLAPSE_DATA=../shared/data python bench/memory.py --peaks [--cases conv2D_3:60000:1,conv2D_3:60000:3]
     LAYERLAPSE_DATA=../shared/data python bench/memory.py --stages|--spool-speed [--cases hidden:10000:1]
 
-Measured (docs/benchmarks.md, 2026-12-02, AMD EPYC, AVX2, 2 cores shared with other work; MB are MiB): the
-bound, with `--map pca` and the default test probe and test set, is training process ≤ 2,000 MB + 16 bytes × probe ×
-width, mapping worker ≤ 300 MB + 24 bytes × probe × width, whatever the number of snapshots. At `--probe all` with
-conv2D_3 recorded (3 snapshots): 7,638 and 8,856 MB; 10,000 images, 2 and 4 snapshots: 2,361 and 2,326 MB, 1,671
-and 1,672 MB. Capture and store hold no snapshot (1,029 MB while writing the 60,000 × 6,272 one, 2,437 MB before
-this change); both peaks are set by `project.place_points` (float64 and a masked copy of the last snapshot) and by the
-mapper's copies (`EpochMapper.next`'s `x[usable]`, PCA's float64), 16 and 24 bytes per value.
+Measured (docs/benchmarks.md, 2026-12-02, AMD EPYC, 2 cores; MB are MiB): the bound, with `--map pca` and the
+default test probe and test set, is training process ≤ 2,000 MB (since `project.place_points` reads the snapshot a
+block at a time: 1,508-1,537 MB at 10,000 images of conv2D_3, 2,315-2,362 MB before), mapping worker ≤ 300 MB + 24
+bytes × probe × width (PCA's float64 copies), whatever the number of snapshots. Capture and store hold no snapshot
+(1,029 MB while writing the 60,000 × 6,272 one, 2,437 MB before they wrote by blocks).
 """
 
 from __future__ import annotations
