@@ -10,6 +10,8 @@ block. Signs as scikit-learn gives them: each component's largest loading is pos
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from .blocks import row_blocks
@@ -39,10 +41,17 @@ def _column_mean(x: np.ndarray) -> np.ndarray:
     return total / max(len(x), 1)
 
 
+def _centred_blocks(x: np.ndarray, mean: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+    """Each block's rows of `x` and the block as float64, less the mean: one block's float64 copy at a time."""
+    start = 0
+    for block in row_blocks(x):
+        yield slice(start, start + len(block)), block.astype(np.float64) - mean
+        start += len(block)
+
+
 def _from_covariance(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
     scatter = np.zeros((x.shape[1], x.shape[1]), dtype=np.float64)
-    for block in row_blocks(x):
-        centred = block.astype(np.float64) - mean
+    for _, centred in _centred_blocks(x, mean):
         scatter += centred.T @ centred
     _, vectors = np.linalg.eigh(scatter)  # ascending
     return vectors[:, ::-1][:, :2].T.copy()
@@ -63,18 +72,14 @@ def _randomized(x: np.ndarray, mean: np.ndarray, seed: int) -> np.ndarray:
 def _times(x: np.ndarray, mean: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """(x - mean) @ matrix, a block of rows at a time, in float64."""
     out = np.empty((len(x), matrix.shape[1]), dtype=np.float64)
-    start = 0
-    for block in row_blocks(x):
-        out[start:start + len(block)] = (block.astype(np.float64) - mean) @ matrix
-        start += len(block)
+    for rows, centred in _centred_blocks(x, mean):
+        out[rows] = centred @ matrix
     return out
 
 
-def _transposed_times(x: np.ndarray, mean: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """(x - mean).T @ rows, a block of rows at a time, in float64."""
-    out = np.zeros((x.shape[1], rows.shape[1]), dtype=np.float64)
-    start = 0
-    for block in row_blocks(x):
-        out += (block.astype(np.float64) - mean).T @ rows[start:start + len(block)]
-        start += len(block)
+def _transposed_times(x: np.ndarray, mean: np.ndarray, by_row: np.ndarray) -> np.ndarray:
+    """(x - mean).T @ by_row, a block of rows at a time, in float64."""
+    out = np.zeros((x.shape[1], by_row.shape[1]), dtype=np.float64)
+    for rows, centred in _centred_blocks(x, mean):
+        out += centred.T @ by_row[rows]
     return out

@@ -410,7 +410,7 @@ def nearest_reference_rows(reference: np.ndarray, allowed: np.ndarray, queries: 
     from .blocks import BLOCK_BYTES, release_pages
 
     n, width = len(reference), queries.shape[1]
-    flat = np.asanyarray(reference).reshape(n, width) if n else np.zeros((0, width), np.float32)
+    flat = np.asanyarray(reference).reshape(n, width)
     keep = max(1, min(n, PLACEMENT_SCREEN * k))
     best = np.full((len(queries), keep), np.inf, dtype=np.float32)
     best_rows = np.full((len(queries), keep), -1, dtype=np.int64)
@@ -420,7 +420,7 @@ def nearest_reference_rows(reference: np.ndarray, allowed: np.ndarray, queries: 
     # a chunk of queries: its distances to a block, and to the first block as candidates (~40 bytes each: index,
     # row, distance, order), each within BLOCK_BYTES
     query_step = max(1, min(BLOCK_BYTES // (4 * row_step), BLOCK_BYTES // (40 * max(first, 1))))
-    bounds = [0, *range(first, n, row_step), n] if n else [0]
+    bounds = [0, *range(first, n, row_step), n]
     usable = 0
     for start, stop in zip(bounds[:-1], bounds[1:]):
         block = np.asarray(flat[start:stop], dtype=np.float32)
@@ -467,7 +467,8 @@ def _exact_ranking(flat: np.ndarray, queries: np.ndarray, candidates: np.ndarray
     step = max(1, BLOCK_BYTES // (8 * max(width, 1) * max(candidates.shape[1], 1)))
     for start in range(0, len(queries), step):
         # in row order, the missing (-1) last, so the stable sort below breaks ties by row
-        chunk = np.sort(np.where(candidates[start:start + step] < 0, none, candidates[start:start + step]), axis=1)
+        chunk = candidates[start:start + step]
+        chunk = np.sort(np.where(chunk < 0, none, chunk), axis=1)
         missing = chunk == none
         wanted, where = np.unique(np.where(missing, 0, chunk), return_inverse=True)
         rows = np.asarray(flat[wanted], dtype=np.float64)[where.reshape(chunk.shape)]
