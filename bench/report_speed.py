@@ -1,6 +1,7 @@
 """Size and speed of a run's report.html: the file, its load in headless Chromium, and a slider move.
 
-    python bench/report_speed.py RUN_DIR [--loads 5] [--moves 15] [--settle-ms 500] [--budget 25] [--no-webgl]
+    python bench/report_speed.py RUN_DIR [--loads 5] [--moves 15] [--settle-ms 500] [--budget 25]
+                                 [--graphics swiftshader|chromium|no-webgl]
 
 The report is written to a temporary file (the run folder is not touched). What is measured, each a median:
 
@@ -16,9 +17,14 @@ The report is written to a temporary file (the run folder is not touched). What 
 - a continuous drag: the slider moves a snapshot in every animation frame for --drag-frames frames; the frames a
   second the page keeps, paced by the browser, and again with every frame's map read back.
 
-Chromium gets the test suite's flags: SwiftShader's software WebGL (or none with --no-webgl, the point layer's
-2-D canvas fallback), and no background networking. Every request other than the report file itself is blocked and
-counted. Without a GPU, WebGL is emulated on the CPU, so the WebGL numbers here are a worst case.
+Chromium's graphics (--graphics; the header prints what chrome://gpu says of its compositing and WebGL):
+- swiftshader (the default, the test suite's flags `--use-angle=swiftshader --enable-unsafe-swiftshader`): Chromium
+  takes SwiftShader for a GPU and does everything through it, WebGL, rasterising and compositing the page;
+- chromium: no graphics flags, Chromium's own choice; on a machine without a GPU it composites the page in software
+  and gives WebGL through SwiftShader ("Software only" for both in chrome://gpu), as a browser in a VM does;
+- no-webgl (or --no-webgl): WebGL off, the point layer's 2-D canvas fallback.
+No background networking either way. Every request other than the report file itself is blocked and counted.
+Without a GPU, WebGL is emulated on the CPU, so the WebGL numbers here are a worst case.
 
 Run folders of the sizes issue 15 names are made by bench/report_runs.py.
 """
@@ -30,6 +36,7 @@ import datetime
 import math
 import os
 import platform
+import re
 import shutil
 import statistics
 import tempfile
@@ -46,6 +53,13 @@ QUIET = ["--no-sandbox", "--disable-background-networking", "--disable-component
          "--no-first-run", "--disable-default-apps", "--disable-extensions"]
 SOFTWARE_WEBGL = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 NO_WEBGL = ["--disable-webgl", "--disable-3d-apis"]
+GRAPHICS = {"swiftshader": SOFTWARE_WEBGL, "chromium": [], "no-webgl": NO_WEBGL}
+
+# chrome://gpu's text (its feature status sits in a shadow root): how Chromium composites the page, gives WebGL
+GPU_PAGE_TEXT = """() => {
+    const view = document.querySelector('info-view');
+    return (view && view.shadowRoot ? view.shadowRoot.textContent : '') + document.body.innerText;
+}"""
 
 # reading a pixel back waits until the (here software) GPU has drawn the map's points
 READ_PIXEL = """const readPixel = (canvas) => {
@@ -104,7 +118,10 @@ def main() -> None:
     parser.add_argument("--moves", type=int, default=15, help="slider moves to time")
     parser.add_argument("--settle-ms", type=int, default=500, help="idle time before each single slider move")
     parser.add_argument("--budget", type=float, default=100.0, help="size budget of the report, MB")
-    parser.add_argument("--no-webgl", action="store_true", help="Chromium without WebGL (the canvas fallback)")
+    parser.add_argument("--graphics", choices=tuple(GRAPHICS), default="swiftshader",
+                        help="Chromium's graphics flags (see above)")
+    parser.add_argument("--no-webgl", action="store_const", dest="graphics", const="no-webgl",
+                        help="the same as --graphics no-webgl")
     parser.add_argument("--drag-frames", type=int, default=120, help="animation frames of the continuous drag")
     parser.add_argument("--renderer", choices=("auto", "webgl"), default="auto",
                         help="webgl: the page's address asks for WebGL even where it is software")
@@ -125,8 +142,14 @@ def measure(path: Path, args: argparse.Namespace) -> tuple[list[dict], dict[str,
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM,
-                                         args=[*QUIET, *(NO_WEBGL if args.no_webgl else SOFTWARE_WEBGL)])
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=[*QUIET, *GRAPHICS[args.graphics]])
+        page = browser.new_page()
+        page.goto("chrome://gpu")
+        page.wait_for_timeout(1000)
+        text = page.evaluate(GPU_PAGE_TEXT)
+        args.gpu_status = {feature: (re.search(rf"{feature}:\s*([A-Za-z ,.]+?)\s*(?:\*|$)", text) or [None, "?"])[1]
+                           for feature in ("Compositing", "WebGL")}
+        page.close()
         loads, moves = [], []
         for attempt in range(args.loads):
             context = browser.new_context(viewport={"width": 1200, "height": 1000})
@@ -166,8 +189,9 @@ def report(run: RunFolder, size: int, written_s: float, warned: list[str], loads
     def median(key: str) -> float:
         return statistics.median(load[key] for load in loads)
 
-    backend = (f"SwiftShader WebGL, points drawn by: {loads[0]['renderer']}" if loads[0]["webgl"]
-               else f"no WebGL, points drawn by: {loads[0]['renderer']}")
+    status = args.gpu_status
+    backend = (f"--graphics {args.graphics} (chrome://gpu: compositing {status['Compositing']}; WebGL "
+               f"{status['WebGL']}), points drawn by: {loads[0]['renderer']}")
     print(f"# {datetime.date.today()} · {platform.node()} · {platform.processor() or platform.machine()} · "
           f"{os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f}) · headless Chromium {version}, "
           f"{backend} · {args.loads} loads, {args.moves} slider moves of each kind")

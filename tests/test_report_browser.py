@@ -522,3 +522,70 @@ def test_webgl_and_the_cpu_paint_the_same_points_alike(browser: Any, reports: Re
         finally:
             opened.page.close()
     assert painted["cpu"] > 200 and 0.6 < painted["webgl"] / painted["cpu"] < 1.6, painted
+
+
+def cpu_splat_reference(xy: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, outline: np.ndarray, diameter: int,
+                        width: int, height: int) -> np.ndarray:
+    """What the point layer's CPU drawing should paint, one pixel at a time: each point in order, its round marker's
+    pixels that lie on the canvas blended "over" in premultiplied float32 (an outlined marker's rim opaque black),
+    then the straight RGBA bytes the layer puts on the canvas."""
+    radius, reach = diameter / 2, math.ceil(diameter / 2)
+    shift = 0.0 if diameter % 2 else 0.5
+    mask = [(x, y, math.hypot(x + shift, y + shift) / radius > 1 - 1.2 / radius)
+            for y in range(-reach, reach + 1) for x in range(-reach, reach + 1)
+            if math.hypot(x + shift, y + shift) / radius <= 1]
+    pixels = np.zeros((height, width, 4), np.float32)
+    for (px, py), color, a, outlined in zip(xy, rgb, alpha, outline):
+        keep = 1 - a
+        ink = np.array([*(np.float64(color) * (1 - keep)), 1 - keep])
+        for dx, dy, rim in mask:
+            x, y = px + dx, py + dy
+            if 0 <= x < width and 0 <= y < height:
+                pixels[y, x] = (0, 0, 0, 1) if outlined and rim else ink + pixels[y, x].astype(np.float64) * keep
+    straight = np.zeros_like(pixels)
+    drawn = pixels[..., 3] > 0
+    straight[drawn, :3] = pixels[drawn, :3] * (255 / pixels[drawn, 3:4].astype(np.float64))
+    straight[..., 3] = pixels[..., 3] * 255
+    return np.floor(straight).astype(np.int64)
+
+
+def test_the_cpu_drawing_blends_each_marker_over_the_last_also_where_the_canvas_cuts_it(browser: Any) -> None:
+    """The point layer's CPU drawing (pointlayer.js's draw2d, which takes a quicker loop for a marker that lies
+    wholly on the canvas) against a pixel-by-pixel reference: markers inside, cut by each edge, off the canvas,
+    overlapping, translucent and outlined."""
+    width, height, n, diameter = 40, 30, 120, 5
+    rng = np.random.default_rng(3)
+    xy = np.column_stack([rng.integers(-4, width + 4, n), rng.integers(-4, height + 4, n)])
+    xy[:4] = [[0, 0], [width - 1, height - 1], [width - 2, 1], [1, height - 2]]  # cut by the edges
+    labels = rng.integers(0, 3, n)
+    alpha = rng.integers(40, 256, n)
+    outline = (rng.random(n) < 0.2).astype(int) * 255
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c"]
+    page = browser.new_page()
+    try:
+        page.set_content("<html><body></body></html>")
+        page.add_script_tag(content=(Path(report.__file__).parent / "pointlayer.js").read_text(encoding="utf-8"))
+        # codes: pixel centres as data, so the marker's centre is exactly the pixel (x, y) counted from the top
+        painted = page.evaluate("""([xy, labels, alpha, outline, palette, width, height, diameter]) => {
+            const layer = makePointLayer({webgl: false});
+            const codes = new Uint16Array(xy.length * 2);
+            xy.forEach(([x, y], i) => { codes[2 * i] = x + 100; codes[2 * i + 1] = height - 1 - y + 100; });
+            layer.addSet('points', {n: xy.length, frameCount: 1, frames: () => codes, size: diameter,
+                                    limits: [0, 65534, 0, 65534]});
+            layer.setColors('points', {values: labels, low: -0.5, high: palette.length - 0.5, palette});
+            layer.setLooks('points', {alpha: Uint8Array.from(alpha), outline: Uint8Array.from(outline), order: null});
+            layer.place(0, 0, width, height, {x0: 100, x1: 100 + width, y0: 99, y1: 99 + height});
+            layer.draw(0, 0, 1);
+            return Array.from(layer.canvas.getContext('2d').getImageData(0, 0, width, height).data);
+        }""", [xy.tolist(), labels.tolist(), alpha.tolist(), outline.tolist(), palette, width, height, diameter])
+    finally:
+        page.close()
+    got = np.array(painted).reshape(height, width, 4)
+    rgb = np.array([[int(color[k:k + 2], 16) / 255 for k in (1, 3, 5)] for color in palette])[labels]
+    want = cpu_splat_reference(xy, rgb, alpha / 255, outline > 0, diameter, width, height)
+    assert (want[..., 3] > 0).sum() > 400 and (want[..., 3] == 0).sum() > 50  # a busy canvas, with gaps
+    assert np.array_equal(got[..., 3] > 0, want[..., 3] > 0)
+    assert np.abs(got[..., 3] - want[..., 3]).max() <= 1
+    # colour bytes go through the canvas's own premultiplied store: the fainter a pixel, the coarser
+    opaque_enough = want[..., 3] >= 64
+    assert np.abs(got[..., :3] - want[..., :3])[opaque_enough].max() <= 4

@@ -331,9 +331,19 @@ function makePointLayer(options) {
           rim.push(r > edge - 1.2 / radius ? 1 : 0);
         }
       }
-      masks.set(key, {dx: Int32Array.from(dx), dy: Int32Array.from(dy), rim: Uint8Array.from(rim)});
+      masks.set(key, {dx: Int32Array.from(dx), dy: Int32Array.from(dy), rim: Uint8Array.from(rim), reach,
+                      offsets: null, width: 0});
     }
     return masks.get(key);
+  }
+
+  // A marker's pixels as offsets into the RGBA buffer of a canvas `width` pixels wide, from its centre's
+  function maskOffsets(mask, width) {
+    if (mask.width !== width) {
+      mask.offsets = Int32Array.from(mask.dx, (dx, m) => (mask.dy[m] * width + dx) * 4);
+      mask.width = width;
+    }
+    return mask.offsets;
   }
 
   function draw2d(from, to, t) {
@@ -349,6 +359,7 @@ function makePointLayer(options) {
       if (!set.visible || set.look === null || (set.tone === null && !set.fixedColor)) continue;
       const a = set.frames(from), b = set.frames(to), blend = from === to ? 1 : t;
       const mask = markerMask(Math.max(1, Math.round(set.size * view.ratio)), set.star);
+      const offsets = maskOffsets(mask, width), reach = mask.reach, size = mask.dx.length;
       const colors = colorTable(set);
       const [x0, x1, y0, y1] = set.limits;
       const kx = (x1 - x0) / COORD_STEPS, ky = (y1 - y0) / COORD_STEPS;
@@ -367,15 +378,53 @@ function makePointLayer(options) {
         const px = Math.round((x0 + cx * kx - view.x0) * sx), py = Math.round(height - (y0 + cy * ky - view.y0) * sy);
         const outline = set.look[2 * i + 1] > 0;
         const c = set.fixedColor ? 0 : i;
-        const r = colors[3 * c], g = colors[3 * c + 1], bl = colors[3 * c + 2];
-        for (let m = 0; m < mask.dx.length; m++) {
+        // "over" in premultiplied colour: the ink's share is `weight`, the pixel keeps the rest (an outlined marker's
+        // rim is opaque black); the same arithmetic, operation for operation, whichever loop runs
+        const keep = 1 - alpha, weight = 1 - keep;
+        const r = colors[3 * c] * weight, g = colors[3 * c + 1] * weight, bl = colors[3 * c + 2] * weight;
+        if (px >= reach && py >= reach && px + reach < width && py + reach < height) {
+          // the whole marker on the canvas (nearly every point): no bounds to check, offsets precomputed
+          const centre = (py * width + px) * 4;
+          if (!outline) {
+            for (let m = 0; m < size; m++) {
+              const o = centre + offsets[m];
+              pixels[o] = r + pixels[o] * keep;
+              pixels[o + 1] = g + pixels[o + 1] * keep;
+              pixels[o + 2] = bl + pixels[o + 2] * keep;
+              pixels[o + 3] = weight + pixels[o + 3] * keep;
+            }
+            continue;
+          }
+          for (let m = 0; m < size; m++) {
+            const o = centre + offsets[m];
+            if (mask.rim[m]) {
+              pixels[o] = 0;
+              pixels[o + 1] = 0;
+              pixels[o + 2] = 0;
+              pixels[o + 3] = 1;
+              continue;
+            }
+            pixels[o] = r + pixels[o] * keep;
+            pixels[o + 1] = g + pixels[o + 1] * keep;
+            pixels[o + 2] = bl + pixels[o + 2] * keep;
+            pixels[o + 3] = weight + pixels[o + 3] * keep;
+          }
+          continue;
+        }
+        for (let m = 0; m < size; m++) {
           const x = px + mask.dx[m], y = py + mask.dy[m];
           if (x < 0 || y < 0 || x >= width || y >= height) continue;
-          const o = (y * width + x) * 4, keep = 1 - (outline && mask.rim[m] ? Math.max(alpha, 1) : alpha);
-          const ink = outline && mask.rim[m] ? 0 : 1, weight = 1 - keep;
-          pixels[o] = r * ink * weight + pixels[o] * keep;
-          pixels[o + 1] = g * ink * weight + pixels[o + 1] * keep;
-          pixels[o + 2] = bl * ink * weight + pixels[o + 2] * keep;
+          const o = (y * width + x) * 4;
+          if (outline && mask.rim[m]) {
+            pixels[o] = 0;
+            pixels[o + 1] = 0;
+            pixels[o + 2] = 0;
+            pixels[o + 3] = 1;
+            continue;
+          }
+          pixels[o] = r + pixels[o] * keep;
+          pixels[o + 1] = g + pixels[o + 1] * keep;
+          pixels[o + 2] = bl + pixels[o + 2] * keep;
           pixels[o + 3] = weight + pixels[o + 3] * keep;
         }
       }
