@@ -346,6 +346,22 @@ function makePointLayer(options) {
     return mask.offsets;
   }
 
+  // One pixel of the premultiplied buffer (at offset o) under a marker: ink of premultiplied colour (r, g, bl) and
+  // share `weight` over what is there, which keeps the share `keep`; or an outline's opaque black.
+  function inkPixel(o, r, g, bl, weight, keep) {
+    pixels[o] = r + pixels[o] * keep;
+    pixels[o + 1] = g + pixels[o + 1] * keep;
+    pixels[o + 2] = bl + pixels[o + 2] * keep;
+    pixels[o + 3] = weight + pixels[o + 3] * keep;
+  }
+
+  function blackPixel(o) {
+    pixels[o] = 0;
+    pixels[o + 1] = 0;
+    pixels[o + 2] = 0;
+    pixels[o + 3] = 1;
+  }
+
   function draw2d(from, to, t) {
     const width = canvas.width, height = canvas.height;
     if (image === null || image.width !== width || image.height !== height) {
@@ -386,46 +402,20 @@ function makePointLayer(options) {
           // the whole marker on the canvas (nearly every point): no bounds to check, offsets precomputed
           const centre = (py * width + px) * 4;
           if (!outline) {
-            for (let m = 0; m < size; m++) {
-              const o = centre + offsets[m];
-              pixels[o] = r + pixels[o] * keep;
-              pixels[o + 1] = g + pixels[o + 1] * keep;
-              pixels[o + 2] = bl + pixels[o + 2] * keep;
-              pixels[o + 3] = weight + pixels[o + 3] * keep;
-            }
+            for (let m = 0; m < size; m++) inkPixel(centre + offsets[m], r, g, bl, weight, keep);
             continue;
           }
           for (let m = 0; m < size; m++) {
-            const o = centre + offsets[m];
-            if (mask.rim[m]) {
-              pixels[o] = 0;
-              pixels[o + 1] = 0;
-              pixels[o + 2] = 0;
-              pixels[o + 3] = 1;
-              continue;
-            }
-            pixels[o] = r + pixels[o] * keep;
-            pixels[o + 1] = g + pixels[o + 1] * keep;
-            pixels[o + 2] = bl + pixels[o + 2] * keep;
-            pixels[o + 3] = weight + pixels[o + 3] * keep;
+            if (mask.rim[m]) blackPixel(centre + offsets[m]);
+            else inkPixel(centre + offsets[m], r, g, bl, weight, keep);
           }
           continue;
         }
         for (let m = 0; m < size; m++) {
           const x = px + mask.dx[m], y = py + mask.dy[m];
           if (x < 0 || y < 0 || x >= width || y >= height) continue;
-          const o = (y * width + x) * 4;
-          if (outline && mask.rim[m]) {
-            pixels[o] = 0;
-            pixels[o + 1] = 0;
-            pixels[o + 2] = 0;
-            pixels[o + 3] = 1;
-            continue;
-          }
-          pixels[o] = r + pixels[o] * keep;
-          pixels[o + 1] = g + pixels[o + 1] * keep;
-          pixels[o + 2] = bl + pixels[o + 2] * keep;
-          pixels[o + 3] = weight + pixels[o + 3] * keep;
+          if (outline && mask.rim[m]) blackPixel((y * width + x) * 4);
+          else inkPixel((y * width + x) * 4, r, g, bl, weight, keep);
         }
       }
     }
