@@ -421,6 +421,39 @@ def test_the_compare_select_draws_a_second_map_that_follows_the_slider(opened: O
     opened.assert_clean()
 
 
+def test_a_wide_window_gives_the_side_column_the_room_the_map_leaves(browser: Any, reports: Reports) -> None:
+    """At a laptop's 1,024 px the side column keeps its width; on a wide monitor the curves and the confusion matrix
+    take the room the map (about as wide as tall) leaves, back when a second map is compared, and never wider than
+    the window."""
+    opened = open_report(browser, reports.plain)
+    try:
+        def widths() -> dict:
+            return opened.js(f"""({{curve: {model('layerlapse-accuracy')}.width,
+                confusion: {model('layerlapse-confusion-plot')}.width, map: {model('layerlapse-map')}.width,
+                scroll: document.documentElement.scrollWidth, window: document.documentElement.clientWidth}})""")
+
+        def resized(width: int, height: int) -> dict:
+            opened.page.set_viewport_size({"width": width, "height": height})
+            opened.page.wait_for_timeout(600)  # report.js fits the page 150 ms after the last resize
+            return widths()
+
+        laptop = resized(1024, 700)
+        assert laptop["curve"] == laptop["confusion"] == report.SIDE_WIDTH
+        wide = resized(1920, 1080)
+        assert wide["map"] > laptop["map"] and wide["curve"] == wide["confusion"] > report.SIDE_WIDTH
+        assert wide["curve"] <= report.SIDE_WIDTH_MAX and wide["scroll"] <= wide["window"]
+        opened.js(f"{model('layerlapse-compare')}.value = 'flat1'")
+        opened.page.wait_for_timeout(300)
+        assert widths()["curve"] == report.SIDE_WIDTH  # the second map takes the room
+        opened.js("window.layerlapse.setCompare(null)")
+        opened.page.wait_for_timeout(300)
+        assert widths()["curve"] == wide["curve"]
+        assert resized(1024, 700)["curve"] == report.SIDE_WIDTH
+        opened.assert_clean()
+    finally:
+        opened.page.close()
+
+
 def test_the_layer_measures_marker_follows_the_slider(opened: Opened) -> None:
     markers = ["layerlapse-measures-marker", "layerlapse-cka-marker-height", "layerlapse-cka-marker-width"]
     assert [opened.js(f"{model(name)}.location") for name in markers] == [EPOCHS] * 3

@@ -866,6 +866,22 @@ function layerlapseShow(models, data, arrays, timings) {
       const second = Math.max(compareSize[0], room - width - 10);
       resize(views[1].plot, second, Math.min(height, second));
     }
+    // a window wider than the map needs (a wide monitor): the side column's curves and matrices take the rest
+    widenSide(models.side, comparing ? sideWidth
+      : Math.min(data.layout.sideWidthMax, sideWidth + Math.max(0, room - width - 10)));
+  }
+
+  // Every panel of the side column (and of the layouts within it) that is as wide as the column, as wide as
+  // `width`; heights stay.
+  let sideShown = data.layout.sideWidth;
+  function widenSide(side, width) {
+    if (Math.abs(width - sideShown) <= 4) return;
+    const widen = (model) => {
+      if (model.children) model.children.forEach(widen);
+      else if (model.width === sideShown) model.setv({width});
+    };
+    widen(side);
+    sideShown = width;
   }
 
   function resize(plot, width, height) {

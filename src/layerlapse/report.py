@@ -55,7 +55,8 @@ slider), `-play`, `-layer`, `-show-test`, `-misclassified`, `-pinned`, `-figures
 `-loss`; `-color-by`, `-color-mapper`, `-color-bar`; the second map's `-compare` (its select), `-compare-map`,
 `-compare-trail`; `-data-map`, `-data-map-colors`, `-data-map-color-bar`, `-region`, `-selection`, `-hardest`,
 `-forgotten`; `-cka`, `-cka-cells`, `-measures`, `-measures-source`, `-changes` and the markers `-measures-marker`,
-`-cka-marker-height`, `-cka-marker-width`), so `Bokeh.documents[0].get_model_by_name(...)` finds them.
+`-cka-marker-height`, `-cka-marker-width`; `-side`, the column beside the map, which report.js widens in a
+wide window), so `Bokeh.documents[0].get_model_by_name(...)` finds them.
 
 Torch is never imported here: a stored run folder is all the report needs.
 """
@@ -600,7 +601,8 @@ def payload(content: ReportContent, blobs: Blobs) -> str:
         "sequentialPalette": sequential_palette(),
         "regions": {key: code for key, (code, _) in REGIONS.items()},
         "selectionThumbnails": SELECTION_THUMBNAILS,
-        "layout": {"mapSize": MAP_SIZE, "compareSize": COMPARE_SIZE, "sideWidth": SIDE_WIDTH},
+        "layout": {"mapSize": MAP_SIZE, "compareSize": COMPARE_SIZE, "sideWidth": SIDE_WIDTH,
+                   "sideWidthMax": SIDE_WIDTH_MAX},
         "strips": {name: _strip_points(content.probe, rows) for name, rows in content.strips.items()},
         "measures": content.measures,
     }, allow_nan=False).replace("<", "\\u003c")  # within a <script> tag: no "</script>" can end it early
@@ -773,6 +775,7 @@ def header_html(content: ReportContent) -> str:
 MAP_SIZE = (600, 540)
 COMPARE_SIZE = (420, 420)  # the second map, beside the first: smaller, so the shown layer's map stays the largest
 SIDE_WIDTH = 360
+SIDE_WIDTH_MAX = 600  # in a window wider than the map needs, the side column (curves, matrices) takes the rest
 DATA_MAP_SIZE = (310, 300)
 SELECTION_WIDTH = MAP_SIZE[0] - DATA_MAP_SIZE[0] - 20
 STRIP_WIDTH = MAP_SIZE[0] // 2 - 15
@@ -796,7 +799,10 @@ def build_layout(content: ReportContent, document: Document) -> LayoutDOM:
     strips = _strip_divs(content)
     measures = _measures_panel(content)
     class_renderers = _class_legend(views[0]["plot"], content.class_names, class_colors(len(content.class_names)))
+    side = column(pinned, figures, *[plot for plot, _ in curves], *([confusion[0]] if confusion else []),
+                  *([measures["layout"]] if measures else []), name="layerlapse-side")
     models = {**_map_models(views), "colorMapper": mapper, "colorBar": _color_bar(views[0]["plot"], mapper),
+              "side": side,
               "classRenderers": class_renderers, **controls, "pinned": pinned, "figures": figures,
               "spans": [span for _, span in curves] + (measures["spans"] if measures else []),
               "confusion": confusion[1] if confusion else None,
@@ -808,14 +814,12 @@ def build_layout(content: ReportContent, document: Document) -> LayoutDOM:
                      f".getElementById('{PAYLOAD_TAG}').textContent);")
     document.js_on_event("document_ready", start)
     _wire_events(views, controls, class_renderers, data_map)
-    side = [pinned, figures, *[plot for plot, _ in curves], *([confusion[0]] if confusion else []),
-            *([measures["layout"]] if measures else [])]
     header = Div(text=header_html(content), width=MAP_SIZE[0] + SIDE_WIDTH + 20, name="layerlapse-header")
     below = [*([data_map["layout"]] if data_map else []), *([row(*strips.values())] if strips else [])]
     map_column = column(row(controls["play"], controls["slider"], controls["layer"], controls["compare"]),
                         row(controls["showTest"], controls["highlightWrong"], controls["colorBy"]),
                         views[0]["plot"], *below)
-    return column(header, row(map_column, views[1]["plot"], column(*side)))
+    return column(header, row(map_column, views[1]["plot"], side))
 
 
 def _map_models(views: list[dict]) -> dict:
