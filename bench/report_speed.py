@@ -143,13 +143,7 @@ def measure(path: Path, args: argparse.Namespace) -> tuple[list[dict], dict[str,
 
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=[*QUIET, *GRAPHICS[args.graphics]])
-        page = browser.new_page()
-        page.goto("chrome://gpu")
-        page.wait_for_timeout(1000)
-        text = page.evaluate(GPU_PAGE_TEXT)
-        args.gpu_status = {feature: (re.search(rf"{feature}:\s*([A-Za-z ,.]+?)\s*(?:\*|$)", text) or [None, "?"])[1]
-                           for feature in ("Compositing", "WebGL")}
-        page.close()
+        args.gpu_status = gpu_status(browser)
         loads, moves = [], []
         for attempt in range(args.loads):
             context = browser.new_context(viewport={"width": 1200, "height": 1000})
@@ -182,6 +176,18 @@ def measure(path: Path, args: argparse.Namespace) -> tuple[list[dict], dict[str,
         version = browser.version
         browser.close()
     return loads, moves, version
+
+
+def gpu_status(browser: Any) -> dict[str, str]:
+    """What chrome://gpu says of this browser's compositing and WebGL ("Software only...", "Hardware accelerated")."""
+    page = browser.new_page()
+    page.goto("chrome://gpu")
+    page.wait_for_timeout(1000)
+    text = page.evaluate(GPU_PAGE_TEXT)
+    page.close()
+    found = {feature: re.search(rf"{feature}:\s*([A-Za-z ,.]+?)\s*(?:\*|$)", text)
+             for feature in ("Compositing", "WebGL")}
+    return {feature: match[1] if match else "?" for feature, match in found.items()}
 
 
 def report(run: RunFolder, size: int, written_s: float, warned: list[str], loads: list[dict], moves: dict[str, list],
