@@ -379,33 +379,17 @@ function makePointLayer(options) {
         const outline = set.look[2 * i + 1] > 0;
         const c = set.fixedColor ? 0 : i;
         // "over" in premultiplied colour: the ink's share is `weight`, the pixel keeps the rest (an outlined marker's
-        // rim is opaque black); the same arithmetic, operation for operation, whichever loop runs. It is written out
-        // in each loop on purpose: as small functions, Chromium 150's V8 did not inline them and a million-point
+        // rim is opaque black); the same arithmetic, operation for operation, in either loop. It is written out
+        // in both on purpose: as small functions, Chromium 150's V8 did not inline them and a million-point
         // step took 119 ms instead of 71 (bench/report_speed.py)
         const keep = 1 - alpha, weight = 1 - keep;
         const r = colors[3 * c] * weight, g = colors[3 * c + 1] * weight, bl = colors[3 * c + 2] * weight;
-        if (px >= reach && py >= reach && px + reach < width && py + reach < height) {
-          // the whole marker on the canvas (nearly every point): no bounds to check, offsets precomputed
-          const centre = (py * width + px) * 4;
-          if (!outline) {
-            for (let m = 0; m < size; m++) {
-              const o = centre + offsets[m];
-              pixels[o] = r + pixels[o] * keep;
-              pixels[o + 1] = g + pixels[o + 1] * keep;
-              pixels[o + 2] = bl + pixels[o + 2] * keep;
-              pixels[o + 3] = weight + pixels[o + 3] * keep;
-            }
-            continue;
-          }
+        const inside = px >= reach && py >= reach && px + reach < width && py + reach < height;
+        const centre = (py * width + px) * 4;
+        if (inside && !outline) {
+          // nearly every point: the whole marker on the canvas, no outline; no bounds to check, offsets precomputed
           for (let m = 0; m < size; m++) {
             const o = centre + offsets[m];
-            if (mask.rim[m]) {
-              pixels[o] = 0;
-              pixels[o + 1] = 0;
-              pixels[o + 2] = 0;
-              pixels[o + 3] = 1;
-              continue;
-            }
             pixels[o] = r + pixels[o] * keep;
             pixels[o + 1] = g + pixels[o + 1] * keep;
             pixels[o + 2] = bl + pixels[o + 2] * keep;
@@ -414,9 +398,12 @@ function makePointLayer(options) {
           continue;
         }
         for (let m = 0; m < size; m++) {
-          const x = px + mask.dx[m], y = py + mask.dy[m];
-          if (x < 0 || y < 0 || x >= width || y >= height) continue;
-          const o = (y * width + x) * 4;
+          let o = centre + offsets[m];
+          if (!inside) {
+            const x = px + mask.dx[m], y = py + mask.dy[m];
+            if (x < 0 || y < 0 || x >= width || y >= height) continue;
+            o = (y * width + x) * 4;
+          }
           if (outline && mask.rim[m]) {
             pixels[o] = 0;
             pixels[o + 1] = 0;
