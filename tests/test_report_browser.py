@@ -425,30 +425,40 @@ def test_a_wide_window_gives_the_side_column_the_room_the_map_leaves(browser: An
     """At a laptop's 1,024 px the side column keeps its width; on a wide monitor the curves and the confusion matrix
     take the room the map (about as wide as tall) leaves, back when a second map is compared, and never wider than
     the window."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     opened = open_report(browser, reports.plain)
     try:
-        def widths() -> dict:
-            return opened.js(f"""({{curve: {model('layerlapse-accuracy')}.width,
-                confusion: {model('layerlapse-confusion-plot')}.width, map: {model('layerlapse-map')}.width,
-                scroll: document.documentElement.scrollWidth, window: document.documentElement.clientWidth}})""")
+        sizes = f"""({{curve: {model('layerlapse-accuracy')}.width,
+            confusion: {model('layerlapse-confusion-plot')}.width, map: {model('layerlapse-map')}.width,
+            scroll: document.documentElement.scrollWidth, window: document.documentElement.clientWidth}})"""
 
-        def resized(width: int, height: int) -> dict:
-            opened.page.set_viewport_size({"width": width, "height": height})
-            opened.page.wait_for_timeout(600)  # report.js fits the page 150 ms after the last resize
-            return widths()
+        def widths_once(condition: str) -> dict:
+            """The widths once `condition` (JavaScript over them, named `w`) holds, or as they are after 10 s:
+            report.js fits the page 150 ms after the last resize, and a busy machine takes a second more."""
+            try:
+                opened.page.wait_for_function(f"(() => {{ const w = {sizes}; return {condition}; }})()",
+                                              timeout=10_000)
+            except PlaywrightTimeout:
+                pass  # the assertion below says what the widths are
+            return opened.js(sizes)
 
-        laptop = resized(1024, 700)
-        assert laptop["curve"] == laptop["confusion"] == report.SIDE_WIDTH
-        wide = resized(1920, 1080)
+        fitted_narrow = f"w.curve === {report.SIDE_WIDTH} && w.scroll <= w.window"
+        opened.page.set_viewport_size({"width": 1024, "height": 700})
+        laptop = widths_once(fitted_narrow)
+        assert laptop["curve"] == laptop["confusion"] == report.SIDE_WIDTH and laptop["scroll"] <= laptop["window"]
+        opened.page.set_viewport_size({"width": 1920, "height": 1080})
+        wide = widths_once(f"w.curve > {report.SIDE_WIDTH} && w.map > {laptop['map']}")
         assert wide["map"] > laptop["map"] and wide["curve"] == wide["confusion"] > report.SIDE_WIDTH
         assert wide["curve"] <= report.SIDE_WIDTH_MAX and wide["scroll"] <= wide["window"]
         opened.js(f"{model('layerlapse-compare')}.value = 'flat1'")
-        opened.page.wait_for_timeout(300)
-        assert widths()["curve"] == report.SIDE_WIDTH  # the second map takes the room
+        # the second map takes the room
+        assert widths_once(f"w.curve === {report.SIDE_WIDTH}")["curve"] == report.SIDE_WIDTH
         opened.js("window.layerlapse.setCompare(null)")
-        opened.page.wait_for_timeout(300)
-        assert widths()["curve"] == wide["curve"]
-        assert resized(1024, 700)["curve"] == report.SIDE_WIDTH
+        assert widths_once(f"w.curve === {wide['curve']}")["curve"] == wide["curve"]
+        opened.page.set_viewport_size({"width": 1024, "height": 700})
+        back = widths_once(fitted_narrow)
+        assert back["curve"] == report.SIDE_WIDTH and back["scroll"] <= back["window"]
         opened.assert_clean()
     finally:
         opened.page.close()
