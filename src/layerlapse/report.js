@@ -853,7 +853,7 @@ function layerlapseShow(models, data, arrays, timings) {
   function fitToWindow() {
     const plotted = plotView(views[0].plot);
     if (!plotted) return;
-    const {mapSize, compareSize, sideWidth} = data.layout;
+    const {mapSize, compareSize, sideWidth, sideWidthMax} = data.layout;
     const top = plotted.el.getBoundingClientRect().top + window.scrollY;
     const room = document.documentElement.clientWidth - sideWidth - 56;  // the gaps between columns, a scrollbar
     const height = Math.max(mapSize[1], Math.min(window.innerHeight - top - 16, 1200));
@@ -867,20 +867,19 @@ function layerlapseShow(models, data, arrays, timings) {
       resize(views[1].plot, second, Math.min(height, second));
     }
     // a window wider than the map needs (a wide monitor): the side column's curves and matrices take the rest
-    widenSide(models.side, comparing ? sideWidth
-      : Math.min(data.layout.sideWidthMax, sideWidth + Math.max(0, room - width - 10)));
+    widenSide(comparing ? sideWidth : Math.min(sideWidthMax, sideWidth + Math.max(0, room - width - 10)));
   }
 
   // Every panel of the side column (and of the layouts within it) that is as wide as the column, as wide as
   // `width`; heights stay.
   let sideShown = data.layout.sideWidth;
-  function widenSide(side, width) {
+  function widenSide(width) {
     if (Math.abs(width - sideShown) <= 4) return;
     const widen = (model) => {
       if (model.children) model.children.forEach(widen);
       else if (model.width === sideShown) model.setv({width});
     };
-    widen(side);
+    widen(models.side);
     sideShown = width;
   }
 
