@@ -88,20 +88,22 @@ def _say_holder(descriptor: int) -> None:
     """Write who holds the lock into the lock file, for the message another writer gets (best effort)."""
     text = json.dumps({"pid": os.getpid(), "command": " ".join(_command()),
                        "since": time.strftime("%Y-%m-%d %H:%M:%S")})
-    try:
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, text.encode(), 0)
+    data = text.encode()
+    try:  # over the old record, then cut to length: the file is never empty on the way (a reader waits it out)
+        os.pwrite(descriptor, data, 0)
+        os.ftruncate(descriptor, len(data))
     except OSError:  # a full disk must not stop the writer that holds the lock
         pass
 
 
-def _holder(descriptor: int, wait_s: float = 1.0) -> str:
+def _holder(descriptor: int, wait_s: float = 2.0) -> str:
     """Who holds the lock, from its record. The holder writes the record just after taking the lock, so a record
-    naming a process that has ended is the last writer's: wait a little for the new one (seen as a race between two
-    `--resume` started at once, where the loser named the long-gone process of the interrupted run)."""
+    that is missing, half-written or names a process that has ended is not the holder's yet: wait a little for it
+    (seen as races between two `--resume` started at once, where the loser named the long-gone process of the
+    interrupted run, or read a fresh lock file before its holder had written anything)."""
     deadline = time.monotonic() + wait_s
     info = _record(descriptor)
-    while info is not None and not _alive(info.get("pid")) and time.monotonic() < deadline:
+    while (info is None or not _alive(info.get("pid"))) and time.monotonic() < deadline:
         time.sleep(0.02)
         info = _record(descriptor)
     if info is None or not _alive(info.get("pid")):
