@@ -206,6 +206,9 @@ def test_every_n_steps_labels_snapshots_by_step(tmp_path: Path) -> None:
 def test_ddp_writes_one_run_that_matches_one_process(one_process_run: Path, tmp_path: Path) -> None:
     result = run_script(tmp_path, out=str(tmp_path / "run"), devices=2)
     assert result.returncode == 0, result.stderr[-3000:]
+    # neither rank aborted at exit (rank 1's abort leaves rank 0's exit code 0): 7 fits in 20 did with torch's object
+    # collectives, see layerlapse.integrations.collectives
+    assert "terminate called" not in result.stderr, result.stderr[-3000:]
     ddp, single = load_run(tmp_path / "run"), load_run(one_process_run)
     assert ddp.manifest["training"]["processes"] == 2 and ddp.manifest["training"]["strategy"] == "DDPStrategy"
     assert ddp.epochs_complete == EPOCHS and len(ddp.history) == EPOCHS and ddp.manifest["test"]["size"] == 197

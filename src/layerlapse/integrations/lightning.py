@@ -80,7 +80,7 @@ from ..capture.recorder import Recorder
 from ..capture.session import Captured, Schedule
 from ..config import RunConfig
 from ..errors import ConfigError, LayerlapseError
-from . import IntegrationError, require  # noqa: F401 - IntegrationError: what users catch
+from . import IntegrationError, collectives, require  # noqa: F401 - IntegrationError: what users catch
 from . import check_version as check_lightning_version
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ class LayerlapseCallback(pl.Callback):
         except BaseException as error:
             failure, fingerprint = error, {}
         if world > 1:  # every rank learns of any rank's failure, so none waits for a rank that has stopped
-            reports = _all_gather(_report(failure, fingerprint))
+            reports = collectives.all_gather(_report(failure, fingerprint))
             _raise_first_failure(reports, rank, failure)
             check_same_probe(reports)
         elif failure is not None:
@@ -293,9 +293,9 @@ class RankShares:
         """The activations of `which`, whole (rank 0)."""
         if self.world == 1:
             return self.recorder.capture(which)
-        _broadcast(("capture", which))
+        collectives.broadcast(("capture", which))
         share, error = self._own_share(which)
-        shares = _gather(share)
+        shares = collectives.gather(share)
         if error is not None:
             raise error
         captured = _assemble(shares, which)
@@ -315,15 +315,15 @@ class RankShares:
         try:
             result = event()
         except BaseException as error:
-            _broadcast(("failed", f"{type(error).__name__}: {error}"))
+            collectives.broadcast(("failed", f"{type(error).__name__}: {error}"))
             raise
-        _broadcast(("done", None))
+        collectives.broadcast(("done", None))
         return result
 
     def follow(self) -> None:
         own_error: BaseException | None = None
         while True:
-            command, argument = _broadcast(None)
+            command, argument = collectives.broadcast(None)
             if command == "done":
                 return
             if command == "failed":
@@ -332,7 +332,7 @@ class RankShares:
                 raise LayerlapseError(f"rank 0 stopped recording ({argument}): see rank 0's error")
             share, error = self._own_share(argument)
             own_error = own_error or error
-            _gather(share)  # an error too, so that rank 0 stops instead of waiting for this rank
+            collectives.gather(share)  # an error too, so that rank 0 stops instead of waiting for this rank
 
     def fingerprint(self) -> dict[str, str]:
         """A checksum of each input set this rank was given (probe, labels, test probe, test set)."""
@@ -450,28 +450,6 @@ def _hash_tensors(digest: Any, value: Any) -> None:
             _hash_tensors(digest, item)
     else:
         digest.update(repr(value).encode())
-
-
-# ---- the collectives -------------------------------------------------------------------------------------------------
-def _broadcast(value: Any) -> Any:
-    """Rank 0's `value` on every rank."""
-    box = [value]
-    torch.distributed.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def _gather(value: Any) -> list[Any]:
-    """Every rank's `value`, in rank order, on rank 0 ([] elsewhere)."""
-    distributed = torch.distributed
-    gathered = [None] * distributed.get_world_size() if distributed.get_rank() == 0 else None
-    distributed.gather_object(value, gathered, dst=0)
-    return gathered or []
-
-
-def _all_gather(value: Any) -> list[Any]:
-    gathered = [None] * torch.distributed.get_world_size()
-    torch.distributed.all_gather_object(gathered, value)
-    return gathered
 
 
 def _report(error: BaseException | None, value: Any) -> Any:
