@@ -3,9 +3,10 @@ layerlapse's own collectives (`layerlapse.integrations.collectives`) and with to
 (`broadcast_object_list`, `gather_object`, `all_gather_object`), which the callback used before. The two are run in
 turn, fit by fit, so that both see the same machine.
 
-Each fit: a small MLP on sklearn's 8x8 digits, 2 epochs, the callback recording two layers of a 200-image probe
-(draw=False), and nothing after `trainer.fit`, as in a script that ends there. A fit counts as aborted when either
-rank printed "terminate called" (rank 1's abort does not change rank 0's exit code) or rank 0's exit code is not 0.
+Each fit: a small MLP on sklearn's 8x8 digits, 2 epochs with validation, the callback recording two layers of a
+200-image probe and the 197 test digits (draw=False), and nothing after `trainer.fit`, as in a script that ends
+there. A fit counts as aborted when either rank printed "terminate called" (rank 1's abort does not change rank 0's
+exit code) or rank 0's exit code is not 0.
 
     python bench/ddp_exit.py --fits 20
 """
@@ -54,6 +55,10 @@ class Digits(pl.LightningModule):
         self.log("loss", loss, on_step=False, on_epoch=True)
         return loss
 
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", nn.functional.cross_entropy(self(x), y))
+
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
@@ -89,13 +94,15 @@ if __name__ == "__main__":
     digits = load_digits()
     x, y = torch.tensor(digits.images / 16, dtype=torch.float32), torch.tensor(digits.target)
     train = TensorDataset(x[:1600], y[:1600])
+    test = TensorDataset(x[1600:], y[1600:])
     callback = LayerlapseCallback(["net.2", "net.4"], DataLoader(Subset(train, range(0, 1600, 8)), batch_size=50),
-                                  out=settings["out"], class_names=[str(d) for d in range(10)], draw=False)
+                                  out=settings["out"], class_names=[str(d) for d in range(10)], test_set=test,
+                                  draw=False)
     trainer = pl.Trainer(max_epochs=2, accelerator="cpu", devices=2, strategy="ddp", callbacks=[callback],
                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, use_distributed_sampler=False, default_root_dir=settings["out"])
     sampler = DistributedSampler(train, 2, int(os.environ.get("LOCAL_RANK", 0)), shuffle=False)
-    trainer.fit(Digits(), DataLoader(train, batch_size=32, sampler=sampler))
+    trainer.fit(Digits(), DataLoader(train, batch_size=32, sampler=sampler), DataLoader(test, batch_size=100))
 '''
 
 
