@@ -66,41 +66,33 @@ time.sleep(600)
 """
 
 
+def refused_beside(folder: Path, script: str, pattern: str) -> None:
+    """Run `script` (it takes the lock of `folder`, prints "locked", then holds it), then take the lock here: refused
+    with a message matching `pattern`, where "{pid}" stands for the holder's pid."""
+    holder = subprocess.Popen([sys.executable, "-c", script, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunFolderError, match=pattern.replace("{pid}", str(holder.pid))):
+            lock.acquire(folder)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+
+
 def test_a_record_left_by_an_ended_writer_is_not_taken_for_the_new_holder(tmp_path: Path) -> None:
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = int(ended.stdout)  # a process that has ended, as the interrupted run's writer had
     (tmp_path / lock.LOCK).write_text(f'{{"pid": {stale}, "command": "layerlapse", "since": "2026-01-01 00:00:00"}}')
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_THEN_SAY, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(RunFolderError, match=rf"by another process \(pid {holder.pid}, "):
-            lock.acquire(tmp_path)
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
+    refused_beside(tmp_path, HOLD_THEN_SAY, r"by another process \(pid {pid}, ")
 
 
 def test_a_lock_file_its_holder_has_not_written_yet_is_waited_for(tmp_path: Path) -> None:
     (tmp_path / lock.LOCK).touch()  # a fresh lock file, as the first of two `--resume` started at once creates it
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_THEN_SAY, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(RunFolderError, match=rf"by another process \(pid {holder.pid}, "):
-            lock.acquire(tmp_path)
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
+    refused_beside(tmp_path, HOLD_THEN_SAY, r"by another process \(pid {pid}, ")
 
 
 def test_a_holder_that_never_says_who_it_is_is_reported_after_the_wait(tmp_path: Path) -> None:
     (tmp_path / lock.LOCK).touch()
     silent = HOLD_THEN_SAY.replace("lock._say_holder(descriptor)", "pass")
-    holder = subprocess.Popen([sys.executable, "-c", silent, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(RunFolderError, match=r"by another process \(a process that has not said who it is\): "
-                                                 r"wait for it to finish or stop it"):
-            lock.acquire(tmp_path)
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
+    refused_beside(tmp_path, silent, r"by another process \(a process that has not said who it is\): "
+                                     r"wait for it to finish or stop it")

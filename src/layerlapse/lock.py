@@ -100,7 +100,7 @@ def _holder(descriptor: int, wait_s: float = 2.0) -> str:
     """Who holds the lock, from its record. The holder writes the record just after taking the lock, so a record
     that is missing, half-written or names a process that has ended is not the holder's yet: wait a little for it
     (seen as races between two `--resume` started at once, where the loser named the long-gone process of the
-    interrupted run, or read a fresh lock file before its holder had written anything)."""
+    interrupted run, or read the record in the moment its holder had emptied it to write its own)."""
     deadline = time.monotonic() + wait_s
     info = _record(descriptor)
     while (info is None or not _alive(info.get("pid"))) and time.monotonic() < deadline:
