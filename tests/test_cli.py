@@ -256,9 +256,9 @@ def test_run_writes_every_file_and_reports_the_test_accuracy(digits_run: tuple[P
     assert sorted(p.name for p in (out / "frames").iterdir()) == ["epoch_000.png", "epoch_001.png", "epoch_002.png"]
     assert temp_files(out) == []
     accuracy = json.loads((out / "metrics.json").read_text())["test_accuracy"]
-    assert f"test accuracy {accuracy:.4f}" in stdout
-    assert "lapse.gif" in stdout
-    assert stdout.splitlines()[-1] == f"explore the run: open {out}/report.html in any browser (it works offline)"
+    assert stdout.splitlines() == [f"test accuracy {accuracy:.4f}",
+                                   f"wrote {out}/report.html: open it in any browser, offline",
+                                   "beside it: lapse.gif, lapse.mp4, frames/, figures/ and metrics.json"]
 
 
 def test_probe_all_records_every_training_image(digits_run: tuple[Path, str]) -> None:
@@ -343,9 +343,15 @@ def test_readme_mnist_command_parses_every_option(mnist_root: Path, tmp_path: Pa
 
 def test_demo_replaces_an_earlier_run_in_its_folder(digits_run: tuple[Path, str], run_copy: Path) -> None:
     """`layerlapse demo` (here with --epochs 1): digits, every training image, replacing the run that was there."""
+    from layerlapse.pipeline import COMPILING
+
     result = runner.invoke(app, ["demo", "--out", str(run_copy), "--epochs", "1"])
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
-    assert f"wrote {run_copy}/lapse.gif" in result.stdout
+    assert f"wrote {run_copy}/report.html: open it in any browser, offline" in result.stdout.splitlines()
+    said = result.stderr.splitlines()  # after the epoch: what it waits for, the frames the worker had left first
+    drawing = said.index("drawing the frames and figures, measuring the layers, writing the report")
+    assert said[0].startswith("epoch 1/1: loss ")
+    assert all(line.startswith("mapping snapshot ") or line == COMPILING for line in said[1:drawing]), said
     manifest = json.loads((run_copy / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["epochs_complete"] == 1
     assert manifest["config"]["dataset"] == "digits" and manifest["config"]["probe"] is None

@@ -1,4 +1,5 @@
-"""jitcache.enable_disk_cache: umap's and pynndescent's numba code loaded from NUMBA_CACHE_DIR, same results.
+"""jitcache.enable_disk_cache: umap's and pynndescent's numba code loaded from NUMBA_CACHE_DIR, same results; and
+jitcache.map_code_on_disk: whether that code is there yet, told from numba's own file names.
 
 The check runs in a fresh interpreter (what the cache is for), in the tests' NUMBA_CACHE_DIR (conftest.py): a cold
 cache takes a second run, the first compiling and saving."""
@@ -68,3 +69,53 @@ def test_enable_disk_cache_loads_from_disk_and_gives_the_same_results() -> None:
     assert result["again"] == 0  # everything it can enable already was
     assert result["hits"]["smooth_knn_dist"] > 0 and result["hits"]["init_random"] > 0
     assert result["same"] == {"smooth_knn_dist": True, "init_random": True}
+
+
+# --- map_code_on_disk: whether a first map will compile (the run says so while it waits) ----------------------------
+
+
+def numba_index_path(package: str, module: str, function: str) -> Path:
+    """Where numba itself puts the function's index file in the tests' NUMBA_CACHE_DIR (conftest.py)."""
+    import importlib
+
+    from numba.core.caching import FunctionCache
+
+    found = getattr(importlib.import_module(f"{package}.{module}"), function)
+    return Path(FunctionCache(getattr(found, "py_func", found))._cache_file._index_path)
+
+
+def test_the_index_files_looked_for_are_the_ones_numba_writes() -> None:
+    from layerlapse.jitcache import MAP_FUNCTIONS, _index_file
+    from layerlapse.project import import_umap
+
+    import_umap()  # numba reads NUMBA_CACHE_DIR when first imported: the tests' folder
+    for function in MAP_FUNCTIONS:
+        assert _index_file(*function)[0] == numba_index_path(*function), function
+
+
+def test_map_code_on_disk_needs_every_index_file_newer_than_its_source(tmp_path: Path, monkeypatch) -> None:
+    from layerlapse.jitcache import MAP_FUNCTIONS, _index_file, map_code_on_disk
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    assert map_code_on_disk() is False  # an empty cache: the first map compiles
+    indexes = [_index_file(*function) for function in MAP_FUNCTIONS]
+    for index, _ in indexes[:-1]:
+        index.parent.mkdir(parents=True, exist_ok=True)
+        index.touch()
+    assert map_code_on_disk() is False  # umap's layout, compiled last in a fit, is not there yet
+    last, source = indexes[-1]
+    last.touch()
+    assert map_code_on_disk() is True
+    older = source.stat().st_mtime - 60
+    os.utime(last, (older, older))  # written before its source changed: numba compiles it again
+    assert map_code_on_disk() is False
+
+
+def test_map_code_on_disk_claims_nothing_where_it_cannot_tell(monkeypatch) -> None:
+    import layerlapse.jitcache as jitcache
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "")  # numba then caches beside the sources, or in a folder of its own
+    assert jitcache.map_code_on_disk() is None
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    monkeypatch.setattr(jitcache, "MAP_FUNCTIONS", (("umap", "layouts", "a_function_umap_does_not_have"),))
+    assert jitcache.map_code_on_disk() is None

@@ -283,12 +283,14 @@ def _print_dynamics(found: dict) -> None:
 
 
 def _say_written(run_folder, quiet: bool) -> None:
+    """The run's last words: the test accuracy, then the report first (the one file to open), then the rest."""
     if quiet:
         return
     test = run_folder.manifest["test"]
-    accuracy = f"test accuracy {test['accuracy']:.4f}; " if test else ""
-    typer.echo(f"{accuracy}wrote {run_folder.path}/lapse.gif, lapse.mp4, frames/, figures/ and metrics.json")
-    typer.echo(f"explore the run: open {run_folder.path}/report.html in any browser (it works offline)")
+    if test:
+        typer.echo(f"test accuracy {test['accuracy']:.4f}")
+    typer.echo(f"wrote {run_folder.path}/report.html: open it in any browser, offline")
+    typer.echo("beside it: lapse.gif, lapse.mp4, frames/, figures/ and metrics.json")
 
 
 @contextlib.contextmanager

@@ -21,13 +21,27 @@ gives their module-level dispatchers numba's file cache (in NUMBA_CACHE_DIR, els
   save: pynndescent's ``nn_descent`` and ``nn_descent_internal``, ~10 s) and functions compiled at import.
 
 Anything unexpected in numba's internals (another version) means no cache, never an error.
+
+:func:`map_code_on_disk` tells, without importing numba or umap, whether the cache already holds the map's code, so
+a first run can say why it waits.
 """
 from __future__ import annotations
 
+import ast
+import hashlib
+import importlib.util
 import os
 import sys
+from pathlib import Path
+
+from .paths import cache_root
 
 _PACKAGES = ("umap", "pynndescent")
+# What a first map compiles, about a minute between them (measured: pynndescent's trees 13 s at import, umap's fit
+# 15 s, a quiet 2-core machine): two functions of each package, (package, module, function), found by numba's
+# file names. umap's layout is compiled last in a fit, so its index file appears only once the compiling is done.
+MAP_FUNCTIONS = (("pynndescent", "rp_trees", "make_euclidean_tree"), ("pynndescent", "rp_trees", "search_flat_tree"),
+                 ("umap", "umap_", "smooth_knn_dist"), ("umap", "layouts", "_optimize_layout_euclidean_single_epoch"))
 
 
 def enable_disk_cache() -> int:
@@ -109,3 +123,60 @@ def enable_disk_cache() -> int:
         except Exception:  # e.g. no place for this file's cache: leave it uncached
             continue
     return enabled
+
+
+def map_code_on_disk() -> bool | None:
+    """Whether numba's disk cache holds the map's compiled code (MAP_FUNCTIONS' index files, none older than its
+    source: numba discards an index whose source changed since). False: the next map compiles it, about a minute.
+    None: cannot tell (a package or function not found, NUMBA_CACHE_DIR set empty), so nothing should be claimed."""
+    found = [_index_file(*function) for function in MAP_FUNCTIONS]
+    if None in found:
+        return None
+    return all(index.is_file() and index.stat().st_mtime >= source.stat().st_mtime for index, source in found)
+
+
+def _index_file(package: str, module: str, function: str) -> tuple[Path, Path] | None:
+    """Where numba keeps the index of `function`'s compiled code (numba.core.caching's file names), and its source."""
+    package_folder = _package_folder(package)
+    folder = None if package_folder is None else _cache_folder(package_folder)
+    if folder is None:
+        return None
+    source = package_folder / f"{module}.py"
+    line = _first_line(source, function)
+    if line is None:
+        return None
+    python = f"py{sys.version_info[0]}{sys.version_info[1]}{getattr(sys, 'abiflags', '')}"
+    return folder / f"{module}.{function}-{line}.{python}.nbi", source
+
+
+def _cache_folder(package_folder: Path) -> Path | None:
+    """numba's cache folder for a package's files: <NUMBA_CACHE_DIR>/<package folder's name>_<sha1 of its path>.
+    NUMBA_CACHE_DIR as project.import_umap leaves it (layerlapse's own folder when unset); set empty, numba writes
+    beside the sources or elsewhere, so None."""
+    chosen = os.environ.get("NUMBA_CACHE_DIR")
+    if chosen == "":
+        return None
+    root = Path(chosen) if chosen else cache_root() / "numba"
+    return root / f"{package_folder.name}_{hashlib.sha1(str(package_folder).encode()).hexdigest()}"
+
+
+def _package_folder(package: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(package)  # finds without importing it (umap takes seconds)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None:
+        return None
+    return Path(os.path.abspath(spec.origin)).parent
+
+
+def _first_line(source: Path, function: str) -> int | None:
+    """The line numba names the function's files by (its code's first line: the first decorator's, if any)."""
+    try:
+        tree = ast.parse(source.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == function:
+            return min([node.lineno, *(decorator.lineno for decorator in node.decorator_list)])
+    return None

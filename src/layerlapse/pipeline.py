@@ -8,6 +8,8 @@ import hashlib
 import json
 import os
 import shutil
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ from .dynamics import SampleDynamics, probe_dynamics, test_probe_dynamics
 from .measures import check_sample_size, measure_run, what_changed_when
 from .config import REPORT_BUDGET_MB, RunConfig
 from .errors import RunFolderError
+from .jitcache import map_code_on_disk
 from .progress import note, progress_bar
 from .metrics import QUALITY_K, QUALITY_SAMPLE
 from .metrics import caption as quality_caption
@@ -26,6 +29,9 @@ from .map_backends import resolve_backend
 from .project import LEGACY_METHODS, METHOD_LABELS, check_method, place_points
 from .store import RunFolder, is_untrained, json_bytes, npy_bytes
 from .timeline import BackgroundMapper, Frame, LayerTimeline, WorkerSpec, map_whole_run
+
+COMPILING = "compiling the map's code first (first run only, about a minute)"
+POLL_SECONDS = 0.05  # how often the wait after training looks for the worker's next frame
 
 
 def run_experiment(config: RunConfig, out: str | os.PathLike, *, data_dir: str | None = None, force: bool = False,
@@ -55,9 +61,12 @@ def run_experiment(config: RunConfig, out: str | os.PathLike, *, data_dir: str |
             run.close()  # the run's lock, held since it was created or reopened
 
 
-def complete_run(run: RunFolder, alongside: MapAlongside | None = None, *, show_progress: bool = False) -> None:
+def complete_run(run: RunFolder, alongside: MapAlongside | None = None, *, show_progress: bool | None = None) -> None:
     """The recipe's end for a recorded run: wait for the maps made alongside training, map what is missing, draw
-    every picture and the report, and commit the run as complete."""
+    every picture and the report, and commit the run as complete. `show_progress` None (a Recorder's or a
+    callback's finish): bars and notes, down to where the report is, only when stderr is a terminal, so a training
+    script run by hand says what its last minute waits for while its logs and a notebook stay as they were."""
+    show_progress = sys.stderr.isatty() if show_progress is None else show_progress
     try:
         with run.noting_failure():
             if isinstance(alongside, MapAlongside):
@@ -65,6 +74,7 @@ def complete_run(run: RunFolder, alongside: MapAlongside | None = None, *, show_
             map_run(run, show_progress=show_progress)
             render_run(run, show_progress=show_progress)
         run.commit("complete")
+        note(f"wrote {run.local(layout.REPORT)}: open it in any browser, offline", enabled=show_progress)
     finally:
         if isinstance(alongside, MapAlongside):
             alongside.stop()
@@ -76,6 +86,9 @@ class MapAlongside:
     def __init__(self, method: str) -> None:
         self.method = method
         self.worker: BackgroundMapper | None = None
+        # the frames submitted and not yet stored, as (snapshot, layer) in the order the worker maps them
+        self.waiting_for: list[tuple[int, str]] = []
+        self.heard_from = False  # whether the worker has sent a frame: its first one compiles the map's code
 
     def __call__(self, run: RunFolder, epoch: int) -> None:
         # a resumed run keeps the method its maps were made with
@@ -91,27 +104,71 @@ class MapAlongside:
                 str(run.path), run.layers, int(run.manifest["dataset"]["probe_size"]), self.method,
                 run.config.n_neighbors, run.config.seed, resume_from, _map_backend(run, self.method)))
             for earlier in range(min(resume_from.values(), default=-1) + 1, epoch):
-                self.worker.submit(earlier)  # epochs recorded before this process started
+                self._submit(run, earlier)  # epochs recorded before this process started
+        self._submit(run, epoch)
+        self._store(run, self.worker.finished_frames())
+
+    def _submit(self, run: RunFolder, epoch: int) -> None:
         self.worker.submit(epoch)
-        _store_frames(run, self.worker.finished_frames(), run, self.method)
+        self.waiting_for += [(epoch, layer) for layer in run.layers]  # the worker maps every layer of an epoch
+
+    def _store(self, run: RunFolder, frames: list[Frame]) -> None:
+        _store_frames(run, frames, run, self.method)
+        stored = {(frame.epoch, frame.layer) for frame in frames}
+        self.waiting_for = [frame for frame in self.waiting_for if frame not in stored]
+        self.heard_from = self.heard_from or bool(frames)
 
     def catch_up(self, run: RunFolder) -> None:
         """Wait for the frames of every epoch submitted so far and store them; the worker stays for later epochs."""
         if self.worker is not None:
-            _store_frames(run, self.worker.caught_up(), run, self.method)
+            self._store(run, self.worker.caught_up())
 
     def finish(self, run: RunFolder, *, show_progress: bool) -> None:
-        """Wait for the frames still being mapped; if the worker failed, map_run maps what is missing here."""
+        """Wait for the frames still being mapped, saying which; if the worker failed, map_run maps what is missing
+        here."""
         if self.worker is None:
             return
-        _store_frames(run, self.worker.finished_frames(wait=True), run, self.method)
+        self._wait_saying_what_for(run, show_progress)
+        self._store(run, self.worker.finished_frames(wait=True))
         if self.worker.error:
             note(f"the mapping worker stopped ({self.worker.error.splitlines()[0]}); mapping the rest here",
                  enabled=show_progress)
 
+    def _wait_saying_what_for(self, run: RunFolder, show_progress: bool) -> None:
+        """Store each frame as it comes and name the one waited for next ("mapping snapshot 9 of 16 …"), and why the
+        worker's first frame takes long on a first run. The worker is polled: finished_frames(wait=True) gives every
+        frame at once, at the end."""
+        named = None
+        self._store(run, self.worker.finished_frames())
+        while self.waiting_for and not self.worker.error:  # an error: map_run maps the rest in this process
+            if self.waiting_for[0] != named:
+                named = self.waiting_for[0]
+                note(_mapping_line(run, *named), enabled=show_progress)
+                if not self.heard_from and _first_map_compiles(run, self.method):
+                    note(COMPILING, enabled=show_progress)
+            frames = self.worker.finished_frames()
+            if frames:
+                self._store(run, frames)
+            else:
+                time.sleep(POLL_SECONDS)
+
     def stop(self) -> None:
         if self.worker is not None:
             self.worker.stop()
+
+
+def _mapping_line(run: RunFolder, snapshot: int, layer: str) -> str:
+    """"mapping snapshot 9 of 16 (epoch 8, layer hidden)": counted from 1, as a person counts what is left."""
+    title = run.snapshot_title(snapshot)
+    return (f"mapping snapshot {snapshot + 1} of {run.epochs_complete + 1} ({title[:1].lower()}{title[1:]}, "
+            f"layer {layer})")
+
+
+def _first_map_compiles(run: RunFolder, method: str) -> bool:
+    """Whether a process's first umap-learn map will compile its numba code now: a method that runs umap-learn, and
+    none of that code in numba's disk cache yet (layerlapse.jitcache; a cache it cannot read claims nothing)."""
+    uses_umap_learn = method != "pca" and _map_backend(run, method) == "umap-learn"
+    return uses_umap_learn and map_code_on_disk() is False
 
 
 def map_run(run: RunFolder, *, method: str | None = None, show_progress: bool = True) -> None:
@@ -150,6 +207,8 @@ def _map_missing(run: RunFolder, target: RunFolder | MapStage, method: str, n_po
     config = run.config
     todo = {layer: list(range(_mapped_through(run, target, layer) + 1, run.epochs_complete + 1))
             for layer in run.layers}
+    if any(todo.values()) and _first_map_compiles(run, method):
+        note(COMPILING, enabled=show_progress)
     with progress_bar(f"mapping ({method})", sum(map(len, todo.values())), enabled=show_progress) as advance:
         for layer, epochs in todo.items():
             if not epochs:
@@ -307,6 +366,9 @@ def render_run(run: RunFolder, *, show_progress: bool = True, measure_sample: in
         if measure_sample is not None:  # a wrong size is said before anything is drawn
             check_sample_size(measure_sample, len(labels))
         maps = {layer: _checked_maps(run, layer, len(labels)) for layer in run.layers}  # all inputs before drawing
+        # said once, also where no bar is drawn (a log): after the maps, this is what a run waits for (20 s for the
+        # demo's digits, most of it measuring the layers)
+        note("drawing the frames and figures, measuring the layers, writing the report", enabled=show_progress)
         written = []
         if run.has(layout.PROBE_IMAGES):
             written.append(render.draw_samples(run.read_array(layout.PROBE_IMAGES), labels, class_names,

@@ -11,8 +11,9 @@ Advance = Callable[[int], None]
 
 @contextlib.contextmanager
 def progress_bar(description: str, total: int, *, enabled: bool = True) -> Iterator[Advance]:
-    """Yield `advance(n)`; draws a rich bar on stderr only when stderr is a terminal."""
-    if not (enabled and sys.stderr.isatty()):
+    """Yield `advance(n)`; draws a rich bar on stderr only when stderr is a terminal and there is something to do
+    (a bar of 0/0 says nothing: mapping a run whose maps were all made alongside training, say)."""
+    if not (enabled and total > 0 and sys.stderr.isatty()):
         yield lambda n=1: None
         return
     from rich.console import Console

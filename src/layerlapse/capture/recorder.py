@@ -203,9 +203,10 @@ class Recorder:
 
     def finish(self, *, draw: bool | None = None, step: int | None = None, epoch: int | None = None) -> RunFolder:
         """Record the test set (if given), then map every snapshot and draw the frames, GIF, figures and report;
-        the run is then complete and its lock given back. `draw=False` stops after recording (`layerlapse render RUN`
-        maps and draws it later). Under a step schedule,
-        `step` (and `epoch`) take a last snapshot of the final network when that step was not due."""
+        the run is then complete and its lock given back; in a terminal it says on stderr what it waits for and,
+        last, where the report is. `draw=False` stops after recording (`layerlapse render RUN` maps and draws it
+        later). Under a step schedule, `step` (and `epoch`) take a last snapshot of the final network when that step
+        was not due."""
         session = self._recording()
         try:
             session.finish(step=step, epoch=epoch)
