@@ -112,7 +112,7 @@ def test_the_dynamics_command_lists_the_hardest_and_most_forgotten_images(digits
     import subprocess
     import sys
 
-    from layerlapse.dynamics import probe_dynamics
+    from layerlapse.dynamics import cartography_regions, probe_dynamics, region_counts, region_cut_offs
 
     command = [sys.executable, "-m", "layerlapse", "dynamics", str(digits_run.path), "--top", "3"]
     table = subprocess.run(command, capture_output=True, text=True, timeout=120)
@@ -123,6 +123,8 @@ def test_the_dynamics_command_lists_the_hardest_and_most_forgotten_images(digits
     assert found["images"] == 300 and found["snapshots"] == [1, 2]
     assert [row["index"] for row in found["hardest"]] == list(np.argsort(d.confidence, kind="stable")[:3])
     assert found["never_learned"] == int(d.never_learned.sum())
+    assert found["regions"]["counts"] == region_counts(cartography_regions(d.confidence, d.variability))
+    assert found["regions"]["definition"] == region_cut_offs(d.variability).definition()
     assert max(row["forgetting_events"] for row in found["most_forgotten"]) == int(d.forgetting_events.max())
     assert [row["snapshot"] for row in found["largest_change"]["hidden"]] in ([1, 2], [2, 1])
     measured = json.loads((digits_run.path / "dynamics" / "layers.json").read_text())["layers"]["hidden"]
@@ -200,3 +202,100 @@ def test_predictions_that_do_not_fit_the_labels_are_a_one_line_run_folder_error(
                                              r"per-image dynamics \(labels must be class indices 0..2"):
         probe_dynamics(run)
     run.close()
+
+
+# ---- the data map's regions, on hand-made runs whose answer is known -----------------------------------------------
+
+
+SNAPSHOTS = 15
+
+
+def run_of(*groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities (snapshots × images × 2 classes, label 0) from groups of true-class probability curves, each
+    group (snapshots × images)."""
+    true = np.concatenate(groups, axis=1)
+    return np.stack([true, 1 - true], axis=2), np.zeros(true.shape[1], dtype=np.int64)
+
+
+def steady(level: float, n: int, seed: int = 0) -> np.ndarray:
+    """n images whose true class's probability stays near `level` at every snapshot."""
+    noise = np.random.default_rng(seed).normal(0, 0.01, (SNAPSHOTS, n))
+    return np.clip(level + noise, 0.001, 0.999)
+
+
+def swinging(n: int) -> np.ndarray:
+    """n images right and wrong by turns (0.9, 0.1, 0.9, ...), each starting at its own phase."""
+    t = np.arange(SNAPSHOTS)[:, None] + np.arange(n)[None, :]
+    return np.where(t % 2 == 0, 0.9, 0.1)
+
+
+def rising_from_chance(learned_at: np.ndarray) -> np.ndarray:
+    """Images whose true class's probability rises from chance (0.1) to 0.99, each about its own snapshot."""
+    t = np.arange(SNAPSHOTS)[:, None]
+    return 0.1 + 0.89 / (1 + np.exp(-1.5 * (t - np.asarray(learned_at)[None, :])))
+
+
+def regions_of(probabilities: np.ndarray, labels: np.ndarray) -> tuple[list[str], object]:
+    from layerlapse.dynamics import REGIONS, cartography_regions, region_cut_offs
+
+    found = sample_dynamics(probabilities, labels)
+    names = {code: name for name, code in REGIONS.items()} | {0: "none"}
+    cut_offs = region_cut_offs(found.variability)
+    return [names[int(code)] for code in cartography_regions(found.confidence, found.variability)], cut_offs
+
+
+def test_a_run_whose_images_hold_still_keeps_the_fixed_cut_offs() -> None:
+    p, labels = run_of(steady(0.95, 40), steady(0.05, 20, seed=1), swinging(10), steady(0.5, 5, seed=2))
+    regions, cut_offs = regions_of(p, labels)
+    assert regions == ["easy"] * 40 + ["hard"] * 20 + ["ambiguous"] * 10 + ["none"] * 5
+    assert (cut_offs.ambiguous_from, cut_offs.steady_below) == (0.2, 0.2) and not cut_offs.follows_the_run
+    assert cut_offs.definition() == ("ambiguous = variability ≥ 0.200; easy / hard to learn = variability < 0.200 "
+                                     "and confidence ≥ 0.75 / ≤ 0.25: fixed cut-offs, as only 10 of the 75 images "
+                                     "(13%) vary by ≥ 0.2")
+
+
+def test_a_run_rising_from_chance_puts_no_more_than_half_its_images_in_one_region() -> None:
+    from layerlapse.dynamics import AMBIGUOUS_VARIABILITY, region_counts
+
+    learned_at = np.random.default_rng(0).uniform(0.5, 6.0, 200)  # the demo's: most learned in the first epochs
+    p, labels = run_of(rising_from_chance(np.sort(learned_at)), steady(0.05, 6))
+    found = sample_dynamics(p, labels)
+    assert (found.variability >= AMBIGUOUS_VARIABILITY).mean() > 0.85  # what the fixed cut-off called ambiguous
+    regions, cut_offs = regions_of(p, labels)
+    counts = region_counts(np.array([{"none": 0, "easy": 1, "ambiguous": 2, "hard": 3}[r] for r in regions]))
+    assert max(counts.values()) <= len(regions) / 2, counts
+    assert regions[:20] == ["easy"] * 20  # learned first: confidently right over the run
+    assert regions[180:200] == ["ambiguous"] * 20  # learned last: swung from wrong to right
+    assert regions[200:] == ["hard"] * 6  # never learned
+    assert cut_offs.follows_the_run and cut_offs.ambiguous_from > cut_offs.steady_below > AMBIGUOUS_VARIABILITY
+    assert cut_offs.definition().endswith("vary by ≥ 0.2, the fixed cut-off, so the cut-offs follow the run's own "
+                                          "thirds of variability, as dataset cartography selects by thirds")
+    assert f"{int((found.variability >= 0.2).sum())} of the 206 images" in cut_offs.definition()
+
+
+def test_a_run_whose_images_all_swing_calls_them_all_ambiguous_and_says_so() -> None:
+    p, labels = run_of(swinging(30))
+    regions, cut_offs = regions_of(p, labels)
+    assert regions == ["ambiguous"] * 30
+    assert "30 of the 30 images (100%) vary by ≥ 0.2" in cut_offs.definition()
+
+
+def test_a_run_whose_images_nearly_all_swing_states_it_beside_the_thirds() -> None:
+    swing = np.random.default_rng(4).uniform(0.30, 0.40, 30)  # each image swings by its own ± around 0.5
+    p, labels = run_of(0.5 + (swinging(30) - 0.5) / 0.4 * swing[None, :])
+    regions, cut_offs = regions_of(p, labels)
+    assert regions.count("ambiguous") == 10  # the run's most varying third
+    assert "30 of the 30 images (100%) vary by ≥ 0.2, the fixed cut-off" in cut_offs.definition()
+
+
+@pytest.mark.parametrize("confidence, variability, message", [
+    ([0.5, 0.5], [0.1], "confidence has 2 images but variability 1: pass the two measures of the same images"),
+    ([0.5, 1.5], [0.1, 0.1], r"confidence must lie in \[0, 1\] \(it is computed from probabilities\), found 1.5"),
+    ([0.5], [0.7], r"variability must lie in \[0, 0.5\] \(it is computed from probabilities\), found 0.7"),
+    ([[0.5]], [0.1], r"confidence must be one value per image, shape \(n,\), got \(1, 1\)"),
+])
+def test_regions_of_measures_that_do_not_fit_are_refused_with_the_fix(confidence, variability, message) -> None:
+    from layerlapse.dynamics import cartography_regions
+
+    with pytest.raises(ValueError, match=message):
+        cartography_regions(np.asarray(confidence), np.asarray(variability))

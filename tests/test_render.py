@@ -161,14 +161,98 @@ def test_curves_without_validation_and_without_history(tmp_path: Path) -> None:
         render.draw_curves([], tmp_path / "empty.png")
 
 
-def test_train_test_draws_gold_stars_over_the_map(tmp_path: Path) -> None:
-    train_xy, train_labels = clustered_map(3000)
-    test_xy, _ = clustered_map(100, seed=5)
-    test_xy[0] = np.nan
-    path = render.draw_train_test(train_xy, train_labels, test_xy, DIGITS, tmp_path / "train_test.png",
-                                  title="Test set on the final training map")
+PURE_RED = (255, 0, 0)  # render.MISCLASSIFIED_COLOR: the ring around a misclassified test point
+
+
+def threes_on_a_map_of_zeros(n_test: int, wrong: int) -> tuple[np.ndarray, np.ndarray, render.PlacedTestPoints]:
+    """A training map of class 0 and test images of class 3 placed on it, the first `wrong` predicted as 5."""
+    rng = np.random.default_rng(1)
+    train_xy = rng.normal(0, 3, (2000, 2))
+    predicted = np.full(n_test, 3)
+    predicted[:wrong] = 5
+    test = render.PlacedTestPoints(rng.normal(0, 3, (n_test, 2)), np.full(n_test, 3), predicted)
+    return train_xy, np.zeros(2000, dtype=int), test
+
+
+def test_train_test_draws_test_points_in_their_class_colour_and_rings_the_misclassified(tmp_path: Path) -> None:
+    train_xy, train_labels, right = threes_on_a_map_of_zeros(60, wrong=0)
+    path = render.draw_train_test(train_xy, train_labels, right, DIGITS, tmp_path / "right.png", title="t")
     assert png_size(path) == (800, 704)
-    assert count_colour(path, GOLD, map_box()) > 200
+    assert count_colour(path, TAB10_RED, map_box()) > 300  # class 3's colour, where no training point is red
+    assert count_colour(path, GOLD, map_box()) == 0  # no longer the article's gold stars
+    *_, some_wrong = threes_on_a_map_of_zeros(60, wrong=6)
+    ringed = render.draw_train_test(train_xy, train_labels, some_wrong, DIGITS, tmp_path / "wrong.png", title="t")
+    # six rings of 40 and more pure red pixels each, beside the legend's own ring: seen at a glance
+    assert count_colour(ringed, PURE_RED, map_box()) - count_colour(path, PURE_RED, map_box()) > 6 * 40
+
+
+def legend_of(test: render.PlacedTestPoints, *, every_wrong: bool = True) -> list[str]:
+    from matplotlib.figure import Figure
+
+    axes = Figure().add_subplot()
+    render.draw_test_points(axes, test, 10, every_wrong=every_wrong)
+    return [text.get_text() for text in axes.get_legend().get_texts()]
+
+
+def test_a_large_test_set_is_sampled_keeping_every_misclassified_and_the_legend_says_how_many() -> None:
+    *_, test = threes_on_a_map_of_zeros(10_000, wrong=91)
+    drawn = render.drawn_test_rows(test)
+    assert len(drawn) == render.TEST_POINTS_DRAWN_AT_MOST and set(range(91)) <= set(drawn.tolist())
+    np.testing.assert_array_equal(drawn, render.drawn_test_rows(test))  # seeded: the same every time
+    assert legend_of(test) == ["test images: 500 of 10,000 (seeded sample)", "misclassified: 91"]
+    *_, small = threes_on_a_map_of_zeros(300, wrong=4)
+    assert legend_of(small) == ["test images: all 300", "misclassified: 4"]
+
+
+def test_frames_draw_the_same_test_sample_whatever_was_misclassified() -> None:
+    *_, early = threes_on_a_map_of_zeros(2000, wrong=1500)
+    *_, late = threes_on_a_map_of_zeros(2000, wrong=10)
+    early_rows = render.drawn_test_rows(early, every_wrong=False)
+    np.testing.assert_array_equal(early_rows, render.drawn_test_rows(late, every_wrong=False))
+    legend = legend_of(late, every_wrong=False)
+    assert legend[0] == "test images: 500 of 2,000 (seeded sample)"
+    assert legend[1] == f"misclassified: {int((early_rows < 10).sum())} of 10 drawn"
+
+
+def test_a_frame_draws_its_test_points_over_the_map(tmp_path: Path) -> None:
+    train_xy, train_labels, test = threes_on_a_map_of_zeros(60, wrong=6)
+    plain = render.draw_frame(train_xy, train_labels, DIGITS, tmp_path / "plain.png", title="Epoch 1")
+    with_test = render.draw_frame(train_xy, train_labels, DIGITS, tmp_path / "test.png", title="Epoch 1", test=test)
+    assert png_size(with_test) == png_size(plain) == (800, 704)
+    assert count_colour(plain, TAB10_RED, map_box()) == 0 < count_colour(with_test, TAB10_RED, map_box())
+    assert count_colour(with_test, PURE_RED, map_box()) > 6 * 40
+
+
+def test_test_points_that_do_not_fit_are_refused_with_the_fix() -> None:
+    with pytest.raises(ValueError, match=r"test predicted must have shape \(3,\), one predicted class per test "
+                                         r"point, got \(2,\); pass the argmax of the test predictions"):
+        render.PlacedTestPoints(np.zeros((3, 2)), np.zeros(3, dtype=int), np.zeros(2, dtype=int))
+    with pytest.raises(ValueError, match=r"labels must have shape \(3,\) to match test xy"):
+        render.PlacedTestPoints(np.zeros((3, 2)), np.zeros(4, dtype=int))
+    with pytest.raises(ValueError, match=r"test labels must be class indices 0..9, found 0..12: pass the test set's "
+                                         r"own labels"):
+        legend_of(render.PlacedTestPoints(np.zeros((2, 2)), np.array([0, 12])))
+
+
+def test_the_data_map_counts_and_states_the_run_s_regions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from layerlapse.dynamics import cartography_regions, region_counts, region_cut_offs
+
+    rng = np.random.default_rng(2)  # a run that rose from chance: every image varies by 0.15-0.4
+    variability, confidence = rng.uniform(0.15, 0.4, 900), rng.uniform(0.3, 0.95, 900)
+    figures = []
+    monkeypatch.setattr(render, "_save_png", lambda figure, path: figures.append(figure) or Path(path))
+    render.draw_data_map(confidence, variability, rng.uniform(0, 1, 900), tmp_path / "d.png", snapshots="epoch 1-9")
+    cut_offs = region_cut_offs(variability)
+    counts = region_counts(cartography_regions(confidence, variability))
+    axes = figures[0].axes[0]
+    borders = sorted({round(line.get_xdata()[0], 6) for line in axes.get_lines() if line.get_linestyle() == "--"})
+    assert borders[-2:] == [round(cut_offs.steady_below, 6), round(cut_offs.ambiguous_from, 6)]
+    words = [text.get_text() for text in axes.texts]
+    assert f"ambiguous: {counts['ambiguous']:,} ({counts['ambiguous'] / 900:.0%})" in words
+    assert f"easy to learn: {counts['easy']:,} ({counts['easy'] / 900:.0%})" in words
+    stated = " ".join(text.get_text().replace("\n", " ") for text in figures[0].texts)
+    assert stated.startswith(f"Regions: ambiguous = variability ≥ {cut_offs.ambiguous_from:.3f} (the run's most")
+    assert "follow the run's own thirds of variability" in stated
 
 
 def test_confusion_figure(tmp_path: Path) -> None:
@@ -654,7 +738,8 @@ def test_rendering_never_touches_pyplot_and_imports_matplotlib_lazily(tmp_path: 
         render.write_gif(frames, out / "lapse.gif")
         render.draw_samples(rng.random((4, 8, 8)), labels[:4], names, out / "samples.png")
         render.draw_curves([dict(loss=1.0, acc=0.5, val_loss=1.0, val_acc=0.5)], out / "curves.png")
-        render.draw_train_test(xy, labels, xy[:5], names, out / "train_test.png", title="t")
+        render.draw_train_test(xy, labels, render.PlacedTestPoints(xy[:5], labels[:5]), names,
+                               out / "train_test.png", title="t")
         render.draw_confusion(render.confusion_matrix(labels, labels, 10), names, out / "confusion.png", title="c")
         render.write_json({{"ok": True}}, out / "metrics.json")
         measures = {{"snapshots": [0, 1], "titles": ["a", "b"], "knn_k": 10, "sample_size": 50,

@@ -23,6 +23,7 @@ import pytest
 from layerlapse import report
 from layerlapse.errors import ConfigError, RunFolderError
 from layerlapse.render import common_limits
+from layerlapse.dynamics import SampleDynamics
 from layerlapse.store import RunFolder, epoch_file, load_run
 
 HOSTILE_NAMES = ["</script><img src=x onerror=alert(1)>", "<img src=x onerror=window.__xss=1>",
@@ -324,7 +325,7 @@ def test_payload_packs_each_image_s_dynamics_in_one_byte_each(run: RunFolder) ->
     assert keys == ["confidence", "variability", "correctness", "firstLearned", "forgetting"]
 
 
-def test_cartography_regions_use_fixed_cut_offs_and_the_report_names_the_same_codes() -> None:
+def test_a_run_whose_images_hold_still_keeps_the_fixed_cut_offs_and_the_report_names_the_same_codes() -> None:
     from layerlapse import dynamics
 
     confidence = np.array([0.99, 0.80, 0.74, 0.50, 0.26, 0.25, 0.05, 0.90, 0.10])
@@ -333,6 +334,60 @@ def test_cartography_regions_use_fixed_cut_offs_and_the_report_names_the_same_co
     assert list(dynamics.cartography_regions(confidence, variability)) == [easy, easy, 0, ambiguous, 0, hard, hard,
                                                                            ambiguous, ambiguous]
     assert {key: code for key, (code, _) in report.REGIONS.items()} == dynamics.REGIONS
+
+
+def rising_from_chance(run: RunFolder) -> SampleDynamics:
+    """Dynamics of the run's probe as in a run that starts near chance: every image's true class at 0.1 at the first
+    trained snapshot, and anywhere from 0.3 to 0.99 at the second, so that most vary by more than 0.2."""
+    from layerlapse.dynamics import sample_dynamics
+
+    labels = run.probe_labels()
+    probabilities = np.full((2, len(labels), 10), 0.1)
+    probabilities[1] = 0.0
+    later = np.random.default_rng(5).uniform(0.3, 0.99, len(labels))
+    probabilities[1, np.arange(len(labels)), labels] = later
+    probabilities[1, np.arange(len(labels)), (labels + 1) % 10] = 1 - later
+    return sample_dynamics(probabilities, labels, snapshots=np.array([1, 2]))
+
+
+def test_the_page_states_the_run_s_regions_counts_them_and_draws_their_borders(run: RunFolder,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import layerlapse.dynamics
+    from bokeh.models import Segment
+
+    from layerlapse.dynamics import cartography_regions, region_counts, region_cut_offs
+
+    found = rising_from_chance(run)
+    monkeypatch.setattr(layerlapse.dynamics, "probe_dynamics", lambda folder: found)
+    cut_offs = region_cut_offs(found.variability)
+    counts = region_counts(cartography_regions(found.confidence, found.variability))
+    assert cut_offs.follows_the_run  # the run's thirds, not the fixed 0.2
+    data = payload_of(run)
+    assert data["regionCutOffs"]["definition"] == cut_offs.definition()
+    assert data["regionCutOffs"]["counts"] == counts
+    np.testing.assert_array_equal(data["probe"]["dynamics"]["region"],
+                                  cartography_regions(found.confidence, found.variability))
+    options = layout_model(run, "layerlapse-region").options
+    assert options[1:] == [("easy", f"easy to learn ({counts['easy']})"),
+                           ("ambiguous", f"ambiguous ({counts['ambiguous']})"),
+                           ("hard", f"hard to learn ({counts['hard']})")]
+    segments = [renderer.data_source.data for renderer in layout_model(run, "layerlapse-data-map").renderers
+                if isinstance(renderer.glyph, Segment)]
+    upright = {x0 for data in segments for x0, x1 in zip(data["x0"], data["x1"]) if x0 == x1}
+    # the run's two cut-offs (as the payload rounds them), and the fixed one they moved past, dotted
+    assert upright == {round(cut_offs.ambiguous_from, 4), round(cut_offs.steady_below, 4), 0.2}
+
+
+def test_test_points_carry_the_figures_colours_and_the_toggle_counts_them(run: RunFolder) -> None:
+    from layerlapse import render
+
+    data = payload_of(run)
+    assert data["marks"] == {"testEdge": render.TEST_EDGE_COLOR, "misclassified": render.MISCLASSIFIED_COLOR,
+                             "halo": render.MISCLASSIFIED_HALO_COLOR}
+    assert data["testImages"] == run.manifest["test"]["size"] == 360 and data["test"]["n"] == 100
+    assert layout_model(run, "layerlapse-show-test").label == "test points (100 of 360)"
+    forget_files(run, "test/probe/")
+    assert layout_model(run, "layerlapse-show-test").label == "no test points"
 
 
 def test_subsample_keeps_the_dynamics_with_their_points(run: RunFolder) -> None:

@@ -273,11 +273,24 @@ def test_the_layer_selector_switches_the_map(opened: Opened, reports: Reports) -
     opened.assert_clean()
 
 
-def test_toggles_place_the_test_points_and_outline_the_misclassified(opened: Opened, reports: Reports) -> None:
+def test_toggles_place_the_test_points_and_ring_the_misclassified(opened: Opened, reports: Reports) -> None:
     opened.js(f"{DOC}.get_model_by_name('layerlapse-show-test').active = true")
     assert opened.state()["testShown"] == point_source_rows(opened)["test"] == TEST_PROBE
+    run = load_run(reports.run)
+    test_labels = run.read_array("test/probe/labels.npy")
+    test_wrong = np.flatnonzero(run.read_array(f"test/probe/predictions/{epoch_file(EPOCHS)}").argmax(axis=1)
+                                != test_labels)
+    test = opened.js("window.layerlapse.points(0, 'test')")
+    assert [test_labels[i] for i in test["point"]] == test["value"]  # each in its class colour
+    # the misclassified test points ringed, on top, whether or not the probe's misclassified are highlighted
+    ringed = [i for i, outline in zip(test["point"], test["outline"]) if outline > 0]
+    assert ringed == test_wrong.tolist() == test["point"][len(test["point"]) - len(ringed):]
+    figures = opened.page.locator("text=test points (diamonds)")
+    assert (f"test points (diamonds): {TEST_PROBE} test images (a sample of the run's 360), {len(test_wrong)} "
+            "misclassified at this epoch (ringed in red)") in figures.inner_text()
+    assert opened.page.locator("button", has_text=f"test points ({TEST_PROBE} of 360)").count() == 1
     opened.js(f"{DOC}.get_model_by_name('layerlapse-misclassified').active = true")
-    wrong = int(np.sum(load_run(reports.run).predictions(EPOCHS).argmax(axis=1) != reports.labels))
+    wrong = int(np.sum(run.predictions(EPOCHS).argmax(axis=1) != reports.labels))
     assert point_source_rows(opened)["outlined"] == wrong
     figures = opened.page.locator("text=misclassified at this epoch")
     assert f"{wrong} of the page's {PROBE} probe points misclassified" in figures.inner_text()
@@ -354,7 +367,7 @@ def alphas_by_point(opened: Opened, where: str) -> dict[int, float]:
 
 
 def test_a_data_map_region_highlights_its_images_on_the_map_and_lists_them(opened: Opened, reports: Reports) -> None:
-    from layerlapse.dynamics import probe_dynamics
+    from layerlapse.dynamics import probe_dynamics, region_cut_offs
     from layerlapse.report import REGIONS, SELECTION_THUMBNAILS, cartography_regions
 
     found = probe_dynamics(load_run(reports.run))
@@ -365,12 +378,16 @@ def test_a_data_map_region_highlights_its_images_on_the_map_and_lists_them(opene
         alpha = alphas_by_point(opened, where)
         assert min(alpha[i] for i in hard) >= 0.85 > 0.12 >= max(a for i, a in alpha.items() if i not in set(hard))
     listed = opened.page.locator(".layerlapse-selection")
-    assert f"{len(hard)} selected" in listed.inner_text()
+    assert f"{len(hard)} selected (hard to learn)" in listed.inner_text()
+    # what "hard to learn" means in this run, with its cut-offs, stated beside the images it selected
+    definition = region_cut_offs(found.variability).definition()
+    assert f"Regions: {definition}." in listed.inner_text()
     assert listed.locator(".layerlapse-pick img").count() == min(len(hard), SELECTION_THUMBNAILS)
     listed.locator(".layerlapse-pick").nth(1).click()  # a listed thumbnail pins its image
     assert opened.state()["pinned"] == {"set": "probe", "i": int(hard[1])}
     opened.js(f"{model('layerlapse-region')}.value = 'none'")
     assert opened.state()["selected"] is None
+    assert f"Regions: {definition}." in listed.inner_text()  # stated before anything is chosen, too
     opened.assert_clean()
 
 
@@ -567,24 +584,40 @@ def test_webgl_and_the_cpu_paint_the_same_points_alike(browser: Any, reports: Re
     assert painted["cpu"] > 200 and 0.6 < painted["webgl"] / painted["cpu"] < 1.6, painted
 
 
-def cpu_splat_reference(xy: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, outline: np.ndarray, diameter: int,
-                        width: int, height: int) -> np.ndarray:
-    """What the point layer's CPU drawing should paint, one pixel at a time: each point in order, its round marker's
-    pixels that lie on the canvas blended "over" in premultiplied float32 (an outlined marker's rim opaque black),
-    then the straight RGBA bytes the layer puts on the canvas."""
-    radius, reach = diameter / 2, math.ceil(diameter / 2)
+def marker_mask(diameter: int, diamond: bool, ring: int = 0, halo: int = 0) -> list[tuple[int, int, str]]:
+    """A marker's pixels as (dx, dy, part): "fill", "rim" (within 1.2 pixels of its edge), and with a ring (pixels,
+    halo included) "halo" and "ring" outside it, from the circle through its tips."""
+    radius, reach = diameter / 2, math.ceil(diameter / 2 + ring)
     shift = 0.0 if diameter % 2 else 0.5
-    mask = [(x, y, math.hypot(x + shift, y + shift) / radius > 1 - 1.2 / radius)
-            for y in range(-reach, reach + 1) for x in range(-reach, reach + 1)
-            if math.hypot(x + shift, y + shift) / radius <= 1]
+    mask = []
+    for y in range(-reach, reach + 1):
+        for x in range(-reach, reach + 1):
+            round_ = math.hypot(x + shift, y + shift) / radius
+            r = (abs(x + shift) + abs(y + shift)) / radius if diamond else round_
+            if r <= 1:
+                mask.append((x, y, "rim" if r > 1 - 1.2 / radius else "fill"))
+            elif ring and 1 < round_ <= 1 + ring / radius:
+                mask.append((x, y, "halo" if round_ <= 1 + halo / radius else "ring"))
+    return mask
+
+
+def cpu_splat_reference(xy: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, outline: np.ndarray, diameter: int,
+                        width: int, height: int, *, diamond: bool = False, edge: tuple | None = None) -> np.ndarray:
+    """What the point layer's CPU drawing should paint, one pixel at a time: each point in order, its marker's
+    pixels that lie on the canvas blended "over" in premultiplied float32 (an edge opaque on its rim where the set
+    has one; an outlined point ringed outside its marker: a white halo of 1 pixel, then 2 of pure red), then the
+    straight RGBA bytes the layer puts on the canvas."""
+    plain, ringed = marker_mask(diameter, diamond), marker_mask(diameter, diamond, ring=3, halo=1)
+    opaque = {"halo": (1, 1, 1, 1), "ring": (1, 0, 0, 1), "rim": None if edge is None else (*edge, 1)}
     pixels = np.zeros((height, width, 4), np.float32)
     for (px, py), color, a, outlined in zip(xy, rgb, alpha, outline):
         keep = 1 - a
         ink = np.array([*(np.float64(color) * (1 - keep)), 1 - keep])
-        for dx, dy, rim in mask:
+        for dx, dy, part in ringed if outlined else plain:
             x, y = px + dx, py + dy
             if 0 <= x < width and 0 <= y < height:
-                pixels[y, x] = (0, 0, 0, 1) if outlined and rim else ink + pixels[y, x].astype(np.float64) * keep
+                mark = opaque.get(part)
+                pixels[y, x] = mark if mark is not None else ink + pixels[y, x].astype(np.float64) * keep
     straight = np.zeros_like(pixels)
     drawn = pixels[..., 3] > 0
     straight[drawn, :3] = pixels[drawn, :3] * (255 / pixels[drawn, 3:4].astype(np.float64))
@@ -592,10 +625,12 @@ def cpu_splat_reference(xy: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, outl
     return np.floor(straight).astype(np.int64)
 
 
-def test_the_cpu_drawing_blends_each_marker_over_the_last_also_where_the_canvas_cuts_it(browser: Any) -> None:
+@pytest.mark.parametrize("shape, edge", [("circle", None), ("diamond", "#1a1a1a")])
+def test_the_cpu_drawing_blends_each_marker_over_the_last_also_where_the_canvas_cuts_it(browser: Any, shape: str,
+                                                                                        edge: str | None) -> None:
     """The point layer's CPU drawing (pointlayer.js's draw2d, which takes a quicker loop for a marker that lies
     wholly on the canvas) against a pixel-by-pixel reference: markers inside, cut by each edge, off the canvas,
-    overlapping, translucent and outlined."""
+    overlapping, translucent and ringed; round probe points, and diamonds with a dark edge as test points are."""
     width, height, n, diameter = 40, 30, 120, 5
     rng = np.random.default_rng(3)
     xy = np.column_stack([rng.integers(-4, width + 4, n), rng.integers(-4, height + 4, n)])
@@ -609,23 +644,26 @@ def test_the_cpu_drawing_blends_each_marker_over_the_last_also_where_the_canvas_
         page.set_content("<html><body></body></html>")
         page.add_script_tag(content=(Path(report.__file__).parent / "pointlayer.js").read_text(encoding="utf-8"))
         # codes: pixel centres as data, so the marker's centre is exactly the pixel (x, y) counted from the top
-        painted = page.evaluate("""([xy, labels, alpha, outline, palette, width, height, diameter]) => {
+        painted = page.evaluate("""([xy, labels, alpha, outline, palette, width, height, diameter, shape, edge]) => {
             const layer = makePointLayer({webgl: false});
             const codes = new Uint16Array(xy.length * 2);
             xy.forEach(([x, y], i) => { codes[2 * i] = x + 100; codes[2 * i + 1] = height - 1 - y + 100; });
             layer.addSet('points', {n: xy.length, frameCount: 1, frames: () => codes, size: diameter,
-                                    limits: [0, 65534, 0, 65534]});
+                                    limits: [0, 65534, 0, 65534], shape, edge, ring: '#ff0000', halo: '#ffffff'});
             layer.setColors('points', {values: labels, low: -0.5, high: palette.length - 0.5, palette});
             layer.setLooks('points', {alpha: Uint8Array.from(alpha), outline: Uint8Array.from(outline), order: null});
             layer.place(0, 0, width, height, {x0: 100, x1: 100 + width, y0: 99, y1: 99 + height});
             layer.draw(0, 0, 1);
             return Array.from(layer.canvas.getContext('2d').getImageData(0, 0, width, height).data);
-        }""", [xy.tolist(), labels.tolist(), alpha.tolist(), outline.tolist(), palette, width, height, diameter])
+        }""", [xy.tolist(), labels.tolist(), alpha.tolist(), outline.tolist(), palette, width, height, diameter,
+               shape, edge])
     finally:
         page.close()
     got = np.array(painted).reshape(height, width, 4)
     rgb = np.array([[int(color[k:k + 2], 16) / 255 for k in (1, 3, 5)] for color in palette])[labels]
-    want = cpu_splat_reference(xy, rgb, alpha / 255, outline > 0, diameter, width, height)
+    edge_rgb = None if edge is None else tuple(int(edge[k:k + 2], 16) / 255 for k in (1, 3, 5))
+    want = cpu_splat_reference(xy, rgb, alpha / 255, outline > 0, diameter, width, height, diamond=shape == "diamond",
+                               edge=edge_rgb)
     assert (want[..., 3] > 0).sum() > 400 and (want[..., 3] == 0).sum() > 50  # a busy canvas, with gaps
     assert np.array_equal(got[..., 3] > 0, want[..., 3] > 0)
     assert np.abs(got[..., 3] - want[..., 3]).max() <= 1

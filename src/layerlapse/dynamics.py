@@ -25,13 +25,18 @@ from .store import RunFolder, is_untrained
 
 NOT_YET = -1  # first_learned / learned_from of an image never right (or not right at the last snapshot)
 
-# Dataset cartography's regions of the data map, with fixed cut-offs so that a region means the same in every run:
-# Swayamdipta et al. pick training subsets by rank (a third each), which on MNIST would call a third of the images
-# "hard to learn" at a confidence of 0.98. Ambiguous: the true class's probability swings (variability ≥ 0.2); of the
-# rest, easy to learn: confidently right (confidence ≥ 0.75), hard to learn: confidently wrong (≤ 0.25).
+# Dataset cartography's regions of the data map. Swayamdipta et al. select by rank, a third of the images each; ranks
+# alone would call a third of MNIST "hard to learn" at a confidence of 0.98, and fixed cut-offs alone call 91 % of a
+# run that starts near chance "ambiguous" (every image's probability rises through the range there). So the cut-offs
+# are the fixed ones where the run's images hold still, and follow the run's own thirds of variability where its
+# images vary more (region_cut_offs): ambiguous = the third that varied most, and never less than
+# AMBIGUOUS_VARIABILITY; steady = the third that varied least, or everything under AMBIGUOUS_VARIABILITY; of the
+# steady, easy to learn = confidently right (confidence >= EASY_CONFIDENCE), hard to learn = confidently wrong
+# (<= HARD_CONFIDENCE). Images between the thirds, or steady at a middling confidence, are in no region.
 AMBIGUOUS_VARIABILITY = 0.2
 EASY_CONFIDENCE = 0.75
 HARD_CONFIDENCE = 0.25
+RUN_SHARE = 1 / 3  # the share of a run's images each of its rank cut-offs takes, as Swayamdipta et al. select
 REGIONS = {"easy": 1, "ambiguous": 2, "hard": 3}  # codes; 0 is no region
 
 
@@ -96,15 +101,95 @@ def sample_dynamics(probabilities: np.ndarray, labels: np.ndarray, snapshots: np
     )
 
 
-def cartography_regions(confidence: np.ndarray, variability: np.ndarray) -> np.ndarray:
-    """Each image's region of the data map as a REGIONS code (uint8), 0 where it is in none."""
-    confidence, variability = np.asarray(confidence), np.asarray(variability)
+@dataclass(frozen=True)
+class RegionCutOffs:
+    """Where a run's data map splits into regions: variability >= ambiguous_from is ambiguous; variability <
+    steady_below is steady, and then easy to learn (confidence >= easy_confidence) or hard to learn (<=
+    hard_confidence); `swinging` counts the images at or past the fixed AMBIGUOUS_VARIABILITY, so that a run whose
+    images nearly all swing says so even where the run's thirds moved the cut-offs."""
+
+    ambiguous_from: float
+    steady_below: float
+    easy_confidence: float
+    hard_confidence: float
+    images: int
+    swinging: int
+
+    @property
+    def follows_the_run(self) -> bool:
+        """Whether the run's thirds moved a cut-off past the fixed one (its images varied more than it allows)."""
+        return self.ambiguous_from > AMBIGUOUS_VARIABILITY or self.steady_below > AMBIGUOUS_VARIABILITY
+
+    def definition(self) -> str:
+        """The regions' definition in words, with this run's numbers: what the figure and the page state."""
+        moved = " (the run's most varying third)" if self.ambiguous_from > AMBIGUOUS_VARIABILITY else ""
+        steady_moved = " (its least varying third)" if self.steady_below > AMBIGUOUS_VARIABILITY else ""
+        words = (f"ambiguous = variability ≥ {self.ambiguous_from:.3f}{moved}; easy / hard to learn = variability < "
+                 f"{self.steady_below:.3f}{steady_moved} and confidence ≥ {self.easy_confidence:g} / ≤ "
+                 f"{self.hard_confidence:g}")
+        swinging = f"{self.swinging:,} of the {self.images:,} images ({self.swinging / max(self.images, 1):.0%})"
+        if self.follows_the_run:
+            return (f"{words}. {swinging} vary by ≥ {AMBIGUOUS_VARIABILITY:g}, the fixed cut-off, so the cut-offs "
+                    "follow the run's own thirds of variability, as dataset cartography selects by thirds")
+        return f"{words}: fixed cut-offs, as only {swinging} vary by ≥ {AMBIGUOUS_VARIABILITY:g}"
+
+    def as_dict(self) -> dict:
+        return {"ambiguous_from": round(self.ambiguous_from, 4), "steady_below": round(self.steady_below, 4),
+                "easy_confidence": self.easy_confidence, "hard_confidence": self.hard_confidence,
+                "images": self.images, "swinging": self.swinging, "follows_the_run": self.follows_the_run,
+                "definition": self.definition()}
+
+
+def region_cut_offs(variability: np.ndarray) -> RegionCutOffs:
+    """The data map's cut-offs for a run, from its images' variability (see REGIONS above): the fixed ones where its
+    images hold still, its own thirds where they vary more."""
+    variability = _checked_measure(variability, "variability", 0.5)
+    finite = variability[np.isfinite(variability)]
+    if len(finite):
+        least_third, most_third = np.quantile(finite.astype(np.float64), [RUN_SHARE, 1 - RUN_SHARE])
+    else:
+        least_third = most_third = AMBIGUOUS_VARIABILITY
+    return RegionCutOffs(ambiguous_from=max(AMBIGUOUS_VARIABILITY, float(most_third)),
+                         steady_below=max(AMBIGUOUS_VARIABILITY, float(least_third)),
+                         easy_confidence=EASY_CONFIDENCE, hard_confidence=HARD_CONFIDENCE, images=len(variability),
+                         swinging=int((finite >= AMBIGUOUS_VARIABILITY).sum()))
+
+
+def cartography_regions(confidence: np.ndarray, variability: np.ndarray, cut_offs: RegionCutOffs | None = None
+                        ) -> np.ndarray:
+    """Each image's region of the data map as a REGIONS code (uint8), 0 where it is in none; `cut_offs` default to
+    the run's own (region_cut_offs of this variability)."""
+    confidence = _checked_measure(confidence, "confidence", 1.0)
+    variability = _checked_measure(variability, "variability", 0.5)
+    if confidence.shape != variability.shape:
+        raise ValueError(f"confidence has {confidence.shape[0]} images but variability {variability.shape[0]}: pass "
+                         "the two measures of the same images (one SampleDynamics)")
+    cut_offs = region_cut_offs(variability) if cut_offs is None else cut_offs
     regions = np.zeros(len(confidence), dtype=np.uint8)
-    steady = variability < AMBIGUOUS_VARIABILITY
-    regions[~steady] = REGIONS["ambiguous"]
-    regions[steady & (confidence >= EASY_CONFIDENCE)] = REGIONS["easy"]
-    regions[steady & (confidence <= HARD_CONFIDENCE)] = REGIONS["hard"]
+    steady = variability < cut_offs.steady_below
+    regions[variability >= cut_offs.ambiguous_from] = REGIONS["ambiguous"]
+    regions[steady & (confidence >= cut_offs.easy_confidence)] = REGIONS["easy"]
+    regions[steady & (confidence <= cut_offs.hard_confidence)] = REGIONS["hard"]
     return regions
+
+
+def region_counts(regions: np.ndarray) -> dict[str, int]:
+    """How many images each region holds, and how many are in none."""
+    counts = np.bincount(np.asarray(regions, dtype=np.int64), minlength=max(REGIONS.values()) + 1)
+    return {**{name: int(counts[code]) for name, code in REGIONS.items()}, "none": int(counts[0])}
+
+
+def _checked_measure(values: np.ndarray, name: str, most: float) -> np.ndarray:
+    """A per-image measure as a 1-D array within [0, most] (NaN allowed: no region), or the one-line error."""
+    values = np.asarray(values)
+    if values.ndim != 1:
+        raise ValueError(f"{name} must be one value per image, shape (n,), got {values.shape}: pass "
+                         f"SampleDynamics.{name}")
+    outside = np.isfinite(values) & ((values < 0) | (values > most + 1e-6))
+    if outside.any():
+        raise ValueError(f"{name} must lie in [0, {most:g}] (it is computed from probabilities), found "
+                         f"{float(values[outside][0]):g}: pass the {name} that sample_dynamics computed")
+    return values
 
 
 def probe_dynamics(run: RunFolder) -> SampleDynamics | None:
@@ -151,11 +236,19 @@ def summary(run: RunFolder, top: int = 10) -> dict:
         "run": str(run.path), "images": len(found.confidence), "snapshots": [int(s) for s in found.snapshots],
         "never_learned": int(found.never_learned.sum()), "unforgettable": int(found.unforgettable.sum()),
         "forgotten_at_least_once": int((found.forgetting_events > 0).sum()),
+        "regions": region_summary(found),
         **ranked_images(run, found, top),
         "largest_change": {} if measures is None else {layer: changes[:top] for layer, changes
                                                         in what_changed_when(measures).items()},
         "layer_accuracy": {} if measures is None else _last_accuracies(measures),
     }
+
+
+def region_summary(found: SampleDynamics) -> dict:
+    """The data map's cut-offs for these dynamics, their definition in words and how many images each region holds."""
+    cut_offs = region_cut_offs(found.variability)
+    return {**cut_offs.as_dict(),
+            "counts": region_counts(cartography_regions(found.confidence, found.variability, cut_offs))}
 
 
 def _last_accuracies(measures: dict) -> dict[str, dict]:

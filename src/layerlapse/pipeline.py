@@ -513,17 +513,45 @@ def _draw_layer(run: RunFolder, layer: str, maps: dict[int, np.ndarray], labels:
             frames.append(render.draw_frame(maps[epoch], labels, class_names,
                                             run.local(layout.frame(frames_dir, epoch)),
                                             title=title, caption=_caption(run, layer, epoch, len(labels)),
-                                            limits=limits))
+                                            limits=limits, test=_test_probe_on(run, layer, epoch)))
             advance(1)
     written = [*frames, render.write_gif(frames, run.local(layout.lapse(layer, main, ".gif"))),
                render.write_mp4(frames, run.local(layout.lapse(layer, main, ".mp4")))]
     if run.has(layout.test_map(layer)):
         last = epochs[-1]
+        test_xy = run.read_array(layout.test_map(layer))
+        test = render.PlacedTestPoints(test_xy, run.labels(layout.TEST_LABELS, count=len(test_xy)),
+                                       _predicted(run, layout.TEST_PREDICTIONS, len(test_xy)), seed=_seed(run))
         written.append(render.draw_train_test(
-            maps[last], labels, run.read_array(layout.test_map(layer)), class_names,
-            run.local(layout.figure("train_test", None if main else layer)),
+            maps[last], labels, test, class_names, run.local(layout.figure("train_test", None if main else layer)),
             title=f"{run.snapshot_title(last)}: training map and test set"))
     return written
+
+
+def _test_probe_on(run: RunFolder, layer: str, epoch: int) -> render.PlacedTestPoints | None:
+    """The test probe placed on a layer's frame of `epoch`, with what the network predicted for it then; None where
+    the run recorded none."""
+    relpath = layout.test_probe_map(layer, epoch)
+    if not run.has(relpath) or not run.has(layout.TEST_PROBE_LABELS):
+        return None
+    xy = run.read_array(relpath)
+    return render.PlacedTestPoints(xy, run.labels(layout.TEST_PROBE_LABELS, count=len(xy)),
+                                   _predicted(run, layout.test_probe_predictions(epoch), len(xy)), seed=_seed(run))
+
+
+def _seed(run: RunFolder) -> int:
+    return int((run.manifest.get("config") or {}).get("seed", 0))  # a user's own run may store no config
+
+
+def _predicted(run: RunFolder, relpath: str, n_images: int) -> np.ndarray | None:
+    """The classes predicted in a stored predictions file, or None where it is missing or is not one score per
+    class for each of `n_images` images (a user's run that stored other outputs: nothing is marked misclassified)."""
+    if not run.has(relpath):
+        return None
+    scores = run.read_array(relpath)
+    if scores.shape != (n_images, len(run.class_names)):
+        return None
+    return scores.argmax(axis=1)
 
 
 def _curve_axis(run: RunFolder) -> tuple[list[int], str]:

@@ -6,7 +6,7 @@
 // with software WebGL; bench/report_speed.py). Here every frame's positions are uploaded to the GPU once, as 16-bit
 // codes within the layer's limits, and a step only chooses which two frames the shader blends between: playing glides
 // the points on the GPU (the blend factor is a uniform), and nothing per point is computed in JavaScript unless the
-// points' looks change (a selection, the misclassified outlined at a new epoch, a class hidden, a new colouring).
+// points' looks change (a selection, the misclassified ringed at a new epoch, a class hidden, a new colouring).
 //
 // Without WebGL, and with a WebGL that is software (SwiftShader in a VM without a GPU, where it is slower), the CPU
 // draws the same points in the same order, with the same colours and alphas, into a pixel buffer put on a 2-D
@@ -17,6 +17,9 @@ function makePointLayer(options) {
   const webgl = !options || options.webgl !== false;
   const NOT_DRAWN = 65535;
   const COORD_STEPS = 65534;
+  // An outlined point (a misclassified one) gets a ring around its marker, outside it so that the marker keeps its
+  // colour: a white halo, then the ring, in CSS pixels; a small marker with a one-pixel outline was hard to see.
+  const HALO_CSS_PX = 1, RING_CSS_PX = 2;
   const sets = new Map();  // name -> a set of points (see addSet)
   const view = {x0: 0, x1: 1, y0: 0, y1: 1, width: 1, height: 1, ratio: 1};
   let canvas = makeCanvas();
@@ -71,12 +74,13 @@ function makePointLayer(options) {
 
   // Each point: its codes in the frame blended from (aFrom) and to (aTo), its colour's place in the palette (aTone:
   // 0..1, or -1 for the missing colour), and its look (aLook: alpha, outline, both 0..1). The blend, the map's
-  // limits, the view and the marker are uniforms.
+  // limits, the view and the marker are uniforms. An outlined point's sprite is larger by its ring (uRingPx a side).
   function makeProgram(gl) {
     const vertex = `
       attribute vec2 aFrom; attribute vec2 aTo; attribute float aTone; attribute vec2 aLook;
       uniform float uBlend; uniform vec4 uLimits; uniform vec4 uView; uniform mediump float uSize;
-      varying float vTone; varying vec2 vLook;
+      uniform float uRingPx;
+      varying float vTone; varying vec2 vLook; varying float vSpan;
       void main() {
         vTone = aTone; vLook = aLook;
         bool fromDrawn = aFrom.x < 0.99999, toDrawn = aTo.x < 0.99999;
@@ -86,32 +90,34 @@ function makePointLayer(options) {
         vec2 data = vec2(uLimits.x + scaled.x * (uLimits.y - uLimits.x), uLimits.z + scaled.y * (uLimits.w - uLimits.z));
         vec2 clip = vec2((data.x - uView.x) / (uView.y - uView.x), (data.y - uView.z) / (uView.w - uView.z)) * 2.0 - 1.0;
         gl_Position = vec4(clip, 0.0, 1.0);
-        gl_PointSize = uSize;
+        vSpan = aLook.y > 0.0 ? uSize + 2.0 * uRingPx : uSize;
+        gl_PointSize = vSpan;
       }`;
-    // circle or five-pointed star, filled from the palette, with a black outline where aLook.y says
+    // a circle or a diamond filled from the palette, with an edge of uEdge where uEdgeOn says; an outlined point
+    // ringed outside its marker (within the circle through the marker's tips): uHalo, then uRing
     const fragment = `
       precision mediump float;
-      uniform sampler2D uPalette; uniform vec4 uMissing; uniform float uSize; uniform float uStar;
-      uniform float uOutlinePx; uniform vec3 uFixed; uniform float uFixedOn;
-      varying float vTone; varying vec2 vLook;
+      uniform sampler2D uPalette; uniform vec4 uMissing; uniform float uSize; uniform float uDiamond;
+      uniform float uLinePx; uniform float uEdgeOn; uniform vec3 uEdge; uniform vec3 uRing; uniform vec3 uHalo;
+      uniform float uHaloPx;
+      varying float vTone; varying vec2 vLook; varying float vSpan;
       void main() {
-        vec2 p = gl_PointCoord * 2.0 - 1.0;
-        float r = length(p);
-        float edge = 1.0;
-        if (uStar > 0.5) {
-          float angle = atan(p.x, -p.y);
-          float sector = mod(angle + 3.14159265, 1.25663706) / 1.25663706;  // 2π/5 per point
-          edge = mix(0.45, 1.0, 1.0 - abs(sector - 0.5) * 2.0);  // a tip at the sector's middle, straight up
-        }
+        vec2 p = (gl_PointCoord * 2.0 - 1.0) * (vSpan / uSize);  // in marker radii: the marker's edge at 1
         float px = 2.0 / uSize;  // one device pixel in these units
-        if (r > edge) discard;
-        vec3 fill = uFixedOn > 0.5 ? uFixed
-                  : vTone < 0.0 ? uMissing.rgb : texture2D(uPalette, vec2(vTone, 0.5)).rgb;
-        float alpha = vLook.x;
-        float line = uOutlinePx * px;
-        if (vLook.y > 0.0 && r > edge - line) { fill = vec3(0.0); alpha = max(alpha, vLook.y); }
-        float soft = clamp((edge - r) / px, 0.0, 1.0);  // a pixel of antialiasing at the rim
-        alpha *= soft;
+        float round = length(p);
+        float r = uDiamond > 0.5 ? abs(p.x) + abs(p.y) : round;
+        vec3 fill; float alpha;
+        if (r <= 1.0) {
+          fill = vTone < 0.0 ? uMissing.rgb : texture2D(uPalette, vec2(vTone, 0.5)).rgb;
+          alpha = vLook.x;
+          if (uEdgeOn > 0.5 && r > 1.0 - uLinePx * px) { fill = uEdge; alpha = 1.0; }
+          alpha *= clamp((1.0 - r) / px, 0.0, 1.0);  // a pixel of antialiasing at the rim
+        } else {
+          float outer = vSpan / uSize;
+          if (vLook.y <= 0.0 || round <= 1.0 || round > outer) discard;
+          fill = round <= 1.0 + uHaloPx * px ? uHalo : uRing;
+          alpha = clamp((outer - round) / px, 0.0, 1.0);
+        }
         gl_FragColor = vec4(fill * alpha, alpha);
       }`;
     const compiled = gl.createProgram();
@@ -126,8 +132,8 @@ function makePointLayer(options) {
     if (!gl.getProgramParameter(compiled, gl.LINK_STATUS)) throw new Error(gl.getProgramInfoLog(compiled));
     const where = {};
     for (const name of ["aFrom", "aTo", "aTone", "aLook"]) where[name] = gl.getAttribLocation(compiled, name);
-    for (const name of ["uBlend", "uLimits", "uView", "uSize", "uPalette", "uMissing", "uStar", "uOutlinePx",
-                        "uFixed", "uFixedOn"]) {
+    for (const name of ["uBlend", "uLimits", "uView", "uSize", "uPalette", "uMissing", "uDiamond", "uLinePx",
+                        "uEdgeOn", "uEdge", "uRing", "uHalo", "uRingPx", "uHaloPx"]) {
       where[name] = gl.getUniformLocation(compiled, name);
     }
     return {compiled, where};
@@ -183,11 +189,13 @@ function makePointLayer(options) {
   // ---- the sets of points ----------------------------------------------------------------------------------------
 
   // A set: n points, their positions per frame (`frames(k)` gives frame k's Uint16Array of (x, y) codes within
-  // `limits`), and how each is drawn: marker `size` in CSS pixels, `star` or circle, a `fixedColor` or colours.
-  function addSet(name, {n, frameCount, frames, limits, size, star = false, fixedColor = null}) {
-    const set = {name, n, frameCount, frames, limits, size, star, fixedColor, visible: true, tone: null,
-                 look: null, order: null, gpu: gl ? {positions: new Array(frameCount).fill(null)} : null,
-                 palette: null, missing: "#bbbbbb"};
+  // `limits`), and how each is drawn: marker `size` in CSS pixels, `shape` "circle" or "diamond", an `edge` colour
+  // around every marker (or null), and the `ring` and `halo` colours an outlined point is ringed with.
+  function addSet(name, {n, frameCount, frames, limits, size, shape = "circle", edge = null, ring = "#ff0000",
+                         halo = "#ffffff"}) {
+    const set = {name, n, frameCount, frames, limits, size, diamond: shape === "diamond", edge, ring, halo,
+                 visible: true, tone: null, look: null, order: null,
+                 gpu: gl ? {positions: new Array(frameCount).fill(null)} : null, palette: null, missing: "#bbbbbb"};
     sets.set(name, set);
     return set;
   }
@@ -270,7 +278,7 @@ function makePointLayer(options) {
     gl.useProgram(compiled);
     gl.uniform4f(where.uView, view.x0, view.x1, view.y0, view.y1);
     for (const set of sets.values()) {
-      if (!set.visible || set.look === null || (set.tone === null && !set.fixedColor)) continue;
+      if (!set.visible || set.look === null || set.tone === null) continue;
       const attribute = (location, gpuBuffer, size, type, normalized) => {
         gl.bindBuffer(gl.ARRAY_BUFFER, gpuBuffer);
         gl.enableVertexAttribArray(location);
@@ -279,24 +287,24 @@ function makePointLayer(options) {
       attribute(where.aFrom, framePositions(set, from), 2, gl.UNSIGNED_SHORT, true);
       attribute(where.aTo, framePositions(set, to), 2, gl.UNSIGNED_SHORT, true);
       attribute(where.aLook, set.gpu.look, 2, gl.UNSIGNED_BYTE, true);
-      if (set.tone !== null) {
-        attribute(where.aTone, set.gpu.tone, 1, gl.FLOAT, false);
-        gl.activeTexture(gl.TEXTURE0);
-        gl.bindTexture(gl.TEXTURE_2D, set.gpu.palette);
-      } else {
-        gl.disableVertexAttribArray(where.aTone);
-        gl.vertexAttrib1f(where.aTone, 0);
-      }
+      attribute(where.aTone, set.gpu.tone, 1, gl.FLOAT, false);
+      gl.activeTexture(gl.TEXTURE0);
+      gl.bindTexture(gl.TEXTURE_2D, set.gpu.palette);
       gl.uniform1i(where.uPalette, 0);
       gl.uniform1f(where.uBlend, from === to ? 1 : t);
       gl.uniform4f(where.uLimits, ...set.limits);
       gl.uniform1f(where.uSize, set.size * view.ratio);
-      gl.uniform1f(where.uStar, set.star ? 1 : 0);
-      gl.uniform1f(where.uOutlinePx, Math.max(1, Math.round(view.ratio)));
+      gl.uniform1f(where.uDiamond, set.diamond ? 1 : 0);
+      gl.uniform1f(where.uLinePx, Math.max(1, Math.round(view.ratio)));
       gl.uniform4f(where.uMissing, ...rgba(set.missing).map((v) => v / 255));
-      gl.uniform1f(where.uFixedOn, set.fixedColor ? 1 : 0);
-      gl.uniform3f(where.uFixed, ...(set.fixedColor ? rgba(set.fixedColor).slice(0, 3).map((v) => v / 255)
-                                                     : [0, 0, 0]));
+      gl.uniform1f(where.uEdgeOn, set.edge ? 1 : 0);
+      const unit = (color) => rgba(color).slice(0, 3).map((v) => v / 255);
+      gl.uniform3f(where.uEdge, ...unit(set.edge || "#000000"));
+      gl.uniform3f(where.uRing, ...unit(set.ring));
+      gl.uniform3f(where.uHalo, ...unit(set.halo));
+      const ring = ringPx(view.ratio);
+      gl.uniform1f(where.uRingPx, ring.ring);
+      gl.uniform1f(where.uHaloPx, ring.halo);
       if (set.gpu.order === null) gl.drawArrays(gl.POINTS, 0, set.n);
       else {
         gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, set.gpu.order);
@@ -310,28 +318,38 @@ function makePointLayer(options) {
   let image = null, pixels = null, buffer32 = null;
   const masks = new Map();
 
-  // The pixels a marker covers, as offsets from its centre with a flag for the rim (where an outline goes).
-  function markerMask(diameter, star) {
-    const key = `${diameter}:${star}`;
+  // An outlined marker's halo and halo + ring, in device pixels.
+  function ringPx(ratio) {
+    return {halo: Math.max(1, Math.round(HALO_CSS_PX * ratio)),
+            ring: Math.max(2, Math.round((HALO_CSS_PX + RING_CSS_PX) * ratio))};
+  }
+
+  // The pixels a marker covers, as offsets from its centre, each with its part (`part`): 0 the fill, 1 its rim
+  // (where an edge goes), and with a `ring` (device pixels, halo included) 2 the halo and 3 the ring, which lie
+  // outside the marker, from the circle through its tips.
+  const FILL = 0, RIM = 1, HALO = 2, RING = 3;
+  function markerMask(diameter, diamond, ring = 0, halo = 0) {
+    const key = `${diameter}:${diamond}:${ring}:${halo}`;
     if (!masks.has(key)) {
-      const radius = diameter / 2, dx = [], dy = [], rim = [];
-      const reach = Math.ceil(radius);
+      const radius = diameter / 2, dx = [], dy = [], part = [];
+      const reach = Math.ceil(radius + ring);
       for (let y = -reach; y <= reach; y++) {
         for (let x = -reach; x <= reach; x++) {
           const cx = x + (diameter % 2 ? 0 : 0.5), cy = y + (diameter % 2 ? 0 : 0.5);
-          const r = Math.hypot(cx, cy) / radius;
-          let edge = 1;
-          if (star) {
-            const sector = ((Math.atan2(cx, -cy) + Math.PI) % (2 * Math.PI / 5)) / (2 * Math.PI / 5);
-            edge = 0.45 + 0.55 * (1 - Math.abs(sector - 0.5) * 2);
+          const round = Math.hypot(cx, cy) / radius;
+          const r = diamond ? (Math.abs(cx) + Math.abs(cy)) / radius : round;
+          let kind;
+          if (r <= 1) kind = r > 1 - 1.2 / radius ? RIM : FILL;
+          else if (ring > 0 && round > 1 && round <= 1 + ring / radius) {
+            kind = round <= 1 + halo / radius ? HALO : RING;
           }
-          if (r > edge) continue;
+          else continue;
           dx.push(x);
           dy.push(y);
-          rim.push(r > edge - 1.2 / radius ? 1 : 0);
+          part.push(kind);
         }
       }
-      masks.set(key, {dx: Int32Array.from(dx), dy: Int32Array.from(dy), rim: Uint8Array.from(rim), reach,
+      masks.set(key, {dx: Int32Array.from(dx), dy: Int32Array.from(dy), part: Uint8Array.from(part), reach,
                       offsets: null, width: 0});
     }
     return masks.get(key);
@@ -355,12 +373,16 @@ function makePointLayer(options) {
     }
     pixels.fill(0);
     const sx = width / (view.x1 - view.x0), sy = height / (view.y1 - view.y0);
+    const ring = ringPx(view.ratio);
     for (const set of sets.values()) {
-      if (!set.visible || set.look === null || (set.tone === null && !set.fixedColor)) continue;
+      if (!set.visible || set.look === null || set.tone === null) continue;
       const a = set.frames(from), b = set.frames(to), blend = from === to ? 1 : t;
-      const mask = markerMask(Math.max(1, Math.round(set.size * view.ratio)), set.star);
-      const offsets = maskOffsets(mask, width), reach = mask.reach, size = mask.dx.length;
+      const diameter = Math.max(1, Math.round(set.size * view.ratio));
+      const plain = markerMask(diameter, set.diamond);
+      const ringed = markerMask(diameter, set.diamond, ring.ring, ring.halo);
+      const offsets = maskOffsets(plain, width), reach = plain.reach, size = plain.dx.length;
       const colors = colorTable(set);
+      const marks = [set.edge || "#000000", set.halo, set.ring].map((color) => rgba(color).map((v) => v / 255));
       const [x0, x1, y0, y1] = set.limits;
       const kx = (x1 - x0) / COORD_STEPS, ky = (y1 - y0) / COORD_STEPS;
       const count = set.order === null ? set.n : set.order.length;
@@ -377,17 +399,16 @@ function makePointLayer(options) {
         }
         const px = Math.round((x0 + cx * kx - view.x0) * sx), py = Math.round(height - (y0 + cy * ky - view.y0) * sy);
         const outline = set.look[2 * i + 1] > 0;
-        const c = set.fixedColor ? 0 : i;
-        // "over" in premultiplied colour: the ink's share is `weight`, the pixel keeps the rest (an outlined marker's
-        // rim is opaque black); the same arithmetic, operation for operation, in either loop. It is written out
+        // "over" in premultiplied colour: the ink's share is `weight`, the pixel keeps the rest (an edge, halo and
+        // ring are opaque); the same arithmetic, operation for operation, in either loop. It is written out
         // in both on purpose: as small functions, Chromium 150's V8 did not inline them and a million-point
         // step took 119 ms instead of 71 (bench/report_speed.py)
         const keep = 1 - alpha, weight = 1 - keep;
-        const r = colors[3 * c] * weight, g = colors[3 * c + 1] * weight, bl = colors[3 * c + 2] * weight;
+        const r = colors[3 * i] * weight, g = colors[3 * i + 1] * weight, bl = colors[3 * i + 2] * weight;
         const inside = px >= reach && py >= reach && px + reach < width && py + reach < height;
         const centre = (py * width + px) * 4;
-        if (inside && !outline) {
-          // nearly every point: the whole marker on the canvas, no outline; no bounds to check, offsets precomputed
+        if (inside && !outline && !set.edge) {
+          // nearly every point: the whole marker on the canvas, no edge or ring; no bounds to check, offsets ready
           for (let m = 0; m < size; m++) {
             const o = centre + offsets[m];
             pixels[o] = r + pixels[o] * keep;
@@ -397,17 +418,16 @@ function makePointLayer(options) {
           }
           continue;
         }
-        for (let m = 0; m < size; m++) {
-          let o = centre + offsets[m];
-          if (!inside) {
-            const x = px + mask.dx[m], y = py + mask.dy[m];
-            if (x < 0 || y < 0 || x >= width || y >= height) continue;
-            o = (y * width + x) * 4;
-          }
-          if (outline && mask.rim[m]) {
-            pixels[o] = 0;
-            pixels[o + 1] = 0;
-            pixels[o + 2] = 0;
+        const mask = outline ? ringed : plain;
+        for (let m = 0; m < mask.dx.length; m++) {
+          const x = px + mask.dx[m], y = py + mask.dy[m];
+          if (x < 0 || y < 0 || x >= width || y >= height) continue;
+          const o = (y * width + x) * 4, part = mask.part[m];
+          if (part > RIM || (part === RIM && set.edge)) {
+            const [mr, mg, mb] = marks[part === RIM ? 0 : part - 1];
+            pixels[o] = mr;
+            pixels[o + 1] = mg;
+            pixels[o + 2] = mb;
             pixels[o + 3] = 1;
             continue;
           }
@@ -432,12 +452,12 @@ function makePointLayer(options) {
     context2d.putImageData(image, 0, 0);
   }
 
-  // Each point's colour as r, g, b in 0..1 (one entry for a set of one fixed colour), kept until the colours change.
+  // Each point's colour as r, g, b in 0..1, kept until the colours change.
   function colorTable(set) {
     if (set.colorTable && set.colorTable.tone === set.tone) return set.colorTable.rgb;
-    const n = set.fixedColor ? 1 : set.n, rgb = new Float32Array(n * 3);
+    const n = set.n, rgb = new Float32Array(n * 3);
     for (let i = 0; i < n; i++) {
-      const [r, g, b] = rgba(set.fixedColor || fillOf(set, i));
+      const [r, g, b] = rgba(fillOf(set, i));
       rgb[3 * i] = r / 255;
       rgb[3 * i + 1] = g / 255;
       rgb[3 * i + 2] = b / 255;

@@ -11,6 +11,7 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from .atomic import atomic_output
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    from .dynamics import RegionCutOffs
     from matplotlib.axes import Axes
     from matplotlib.colors import ListedColormap, Normalize
     from matplotlib.figure import Figure
@@ -34,7 +36,19 @@ _FRAME_SIZE_PX = (800, 704)
 # same place, so the GIF does not wobble.
 _MAP_RECT = (0.03, 0.07, 0.76, 0.84)
 _COLORBAR_RECT = (0.81, 0.14, 0.025, 0.70)
-_TEST_STAR_COLOR = "gold"
+# How test points are told apart from the probe's, here and on the page (report.py passes these to report.js): the
+# class colour in a diamond with a dark edge, and a red ring on a white halo around each misclassified one, which
+# stands out on any class colour (tab10's own red included, through the halo).
+TEST_EDGE_COLOR = "#1a1a1a"
+MISCLASSIFIED_COLOR = "#ff0000"
+MISCLASSIFIED_HALO_COLOR = "#ffffff"
+# Past this many test points a figure draws a seeded sample, every misclassified one first (up to half of it), and
+# says so in its legend: 10,000 markers would bury the map they are placed on.
+TEST_POINTS_DRAWN_AT_MOST = 500
+_TEST_DIAMOND_AREA = 12.0  # points²: about 8 pixels tip to tip: above the map's dots, and small enough to see past
+_RING_AREA = 62.0  # points²: a ring whose halo just clears the diamond's tips
+_RING_WIDTH = 1.8  # points: 3.2 pixels at 128 dpi
+_HALO_WIDTH = 2.8  # points: half a point of white each side of the ring
 
 
 def _new_figure(size_px: tuple[int, int]) -> Figure:
@@ -172,13 +186,17 @@ def draw_frame(
     point_size: float | None = None,
     size_px: tuple[int, int] = _FRAME_SIZE_PX,
     limits: tuple[tuple[float, float], tuple[float, float]] | None = None,
+    test: PlacedTestPoints | None = None,
 ) -> Path:
     """Draw one epoch's 2-D map as a scatter coloured by class, exactly `size_px` pixels, so frames stack into a GIF.
-    `limits` ((x0, x1), (y0, y1)) fixes the view, the same for every frame of a time-lapse (`common_limits`)."""
+    `limits` ((x0, x1), (y0, y1)) fixes the view, the same for every frame of a time-lapse (`common_limits`); `test`,
+    the test images placed on this epoch's map, are drawn over it as `draw_test_points` draws them."""
     _check_frame_size(size_px)
     xy, labels = _check_points(xy, labels, "xy")
     figure = _new_figure(size_px)
     axes = _class_scatter(figure, xy, labels, class_names, point_size, limits)
+    if test is not None:  # the same sample on every frame of a run, so that the lapse does not flicker
+        draw_test_points(axes, test, len(class_names), every_wrong=False)
     axes.set_title(title, fontsize=12)
     if caption:
         figure.text(0.5, 0.012, caption, ha="center", va="bottom", fontsize=7,
@@ -199,28 +217,115 @@ def common_limits(maps: Sequence[np.ndarray], margin: float = 0.03
     return (float(low[0] - pad[0]), float(high[0] + pad[0])), (float(low[1] - pad[1]), float(high[1] + pad[1]))
 
 
+@dataclass(frozen=True)
+class PlacedTestPoints:
+    """Test images placed on a map: positions (n, 2), true classes (n,) and, where the run stored them, the classes
+    the network predicted (n,), so that the misclassified ones can be marked; `seed` picks the sample drawn when
+    there are more than TEST_POINTS_DRAWN_AT_MOST."""
+
+    xy: np.ndarray
+    labels: np.ndarray
+    predicted: np.ndarray | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        xy, labels = _check_points(self.xy, self.labels, "test xy")
+        object.__setattr__(self, "xy", xy)
+        object.__setattr__(self, "labels", labels)
+        if self.predicted is not None:
+            predicted = np.asarray(self.predicted)
+            if predicted.shape != labels.shape:
+                raise ValueError(f"test predicted must have shape {labels.shape}, one predicted class per test "
+                                 f"point, got {predicted.shape}; pass the argmax of the test predictions")
+            object.__setattr__(self, "predicted", predicted)
+
+    def wrong(self) -> np.ndarray:
+        """Which points the network got wrong (all False where the run stored no predictions)."""
+        if self.predicted is None:
+            return np.zeros(len(self.labels), dtype=bool)
+        return self.predicted != self.labels
+
+
+def drawn_test_rows(test: PlacedTestPoints, at_most: int = TEST_POINTS_DRAWN_AT_MOST, *, every_wrong: bool = True
+                    ) -> np.ndarray:
+    """The rows of the finite test points a figure draws, sorted: all of them when at most `at_most`, else a seeded
+    sample; with `every_wrong` it keeps every misclassified one (a random half of the sample where they are more)
+    and fills the rest with right ones, without it the sample depends on the seed and the number of points only."""
+    finite = np.flatnonzero(_finite_rows(test.xy))
+    if len(finite) <= at_most:
+        return finite
+    rng = np.random.default_rng(test.seed)
+    if not every_wrong:
+        return np.sort(rng.choice(finite, size=at_most, replace=False))
+    wrong = finite[test.wrong()[finite]]
+    right = finite[~test.wrong()[finite]]
+    if len(wrong) > at_most // 2:
+        wrong = rng.choice(wrong, size=max(at_most // 2, at_most - len(right)), replace=False)
+    right = rng.choice(right, size=min(len(right), at_most - len(wrong)), replace=False)
+    return np.sort(np.concatenate([wrong, right]))
+
+
+def draw_test_points(axes: Axes, test: PlacedTestPoints, n_classes: int, *, every_wrong: bool = True) -> None:
+    """The test points over a map: each in its class colour as a diamond with a dark edge, each misclassified one
+    ringed in red on a white halo, a sample where there are many (`drawn_test_rows`); the legend says how many are
+    drawn of how many, and how many are misclassified."""
+    from matplotlib.lines import Line2D
+
+    if len(test.labels) and (test.labels.min() < 0 or test.labels.max() >= n_classes):
+        raise ValueError(f"test labels must be class indices 0..{n_classes - 1}, found "
+                         f"{test.labels.min()}..{test.labels.max()}: pass the test set's own labels")
+    drawn = drawn_test_rows(test, every_wrong=every_wrong)
+    wrong = test.wrong()
+    ringed = drawn[wrong[drawn]]
+    # the right ones first, then the misclassified, ringed, over them: no other marker covers a ring
+    _draw_diamonds(axes, test, drawn[~wrong[drawn]], n_classes)
+    for width, color in ((_HALO_WIDTH, MISCLASSIFIED_HALO_COLOR), (_RING_WIDTH, MISCLASSIFIED_COLOR)):
+        axes.scatter(test.xy[ringed, 0], test.xy[ringed, 1], marker="o", s=_RING_AREA, facecolors="none",
+                     edgecolors=color, linewidths=width)
+    _draw_diamonds(axes, test, ringed, n_classes)
+    finite = int(_finite_rows(test.xy).sum())
+    handles = [Line2D([], [], marker="D", linestyle="", markersize=5, markerfacecolor="0.8",
+                      markeredgecolor=TEST_EDGE_COLOR, label=_test_legend(len(drawn), finite))]
+    if test.predicted is not None:
+        handles.append(Line2D([], [], marker="o", linestyle="", markersize=9, markerfacecolor="none",
+                              markeredgecolor=MISCLASSIFIED_COLOR, markeredgewidth=_RING_WIDTH,
+                              label=_misclassified_legend(len(ringed), int(wrong[_finite_rows(test.xy)].sum()))))
+    axes.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.85)
+
+
+def _draw_diamonds(axes: Axes, test: PlacedTestPoints, rows: np.ndarray, n_classes: int) -> None:
+    axes.scatter(test.xy[rows, 0], test.xy[rows, 1], marker="D", s=_TEST_DIAMOND_AREA, c=test.labels[rows],
+                 cmap=_class_colormap(n_classes), norm=_class_norm(n_classes), edgecolors=TEST_EDGE_COLOR,
+                 linewidths=0.7)
+
+
+def _test_legend(drawn: int, total: int) -> str:
+    if drawn == total:
+        return f"test images: all {total:,}"
+    return f"test images: {drawn:,} of {total:,} (seeded sample)"
+
+
+def _misclassified_legend(drawn: int, total: int) -> str:
+    if drawn == total:
+        return f"misclassified: {total:,}"
+    return f"misclassified: {drawn:,} of {total:,} drawn"
+
+
 def draw_train_test(
     train_xy: np.ndarray,
     train_labels: np.ndarray,
-    test_xy: np.ndarray,
+    test: PlacedTestPoints,
     class_names: Sequence[str],
     path: PathLike,
     *,
     title: str,
 ) -> Path:
-    """Draw the final training map coloured by class, with the test points placed on it as gold stars."""
+    """Draw the final training map coloured by class, with the test points placed on it as `draw_test_points`
+    draws them: class colours, a diamond with a dark edge, the misclassified ringed."""
     train_xy, train_labels = _check_points(train_xy, train_labels, "train_xy")
-    test_xy, _ = _check_points(test_xy, np.zeros(len(test_xy)), "test_xy")
     figure = _new_figure(_FRAME_SIZE_PX)
     axes = _class_scatter(figure, train_xy, train_labels, class_names, None)
-    keep = _finite_rows(test_xy)
-    # Stars must stay visible over the map however many there are, so they shrink only down to a readable size.
-    star_area = float(np.clip(4000.0 / max(int(keep.sum()), 1), 12.0, 80.0))
-    axes.scatter(
-        test_xy[keep, 0], test_xy[keep, 1], marker="*", s=star_area, color=_TEST_STAR_COLOR,
-        edgecolors="black", linewidths=0.3, label="test set",
-    )
-    axes.legend(loc="upper right", fontsize=8, markerscale=max(1.0, 60.0 / star_area) ** 0.5)
+    draw_test_points(axes, test, len(class_names))
     axes.set_title(title, fontsize=12)
     return _save_png(figure, path)
 
@@ -485,31 +590,54 @@ def _jsonable(value: Any) -> Any:
 def draw_data_map(confidence: np.ndarray, variability: np.ndarray, correctness: np.ndarray, path: PathLike, *,
                   snapshots: str) -> Path:
     """Dataset cartography's data map: each probe image at (variability, confidence) of its true class's
-    probability over the trained snapshots, coloured by the share of snapshots it was right."""
+    probability over the trained snapshots, coloured by the share of snapshots it was right, with the run's regions
+    (`layerlapse.dynamics.region_cut_offs`) drawn, counted and defined under it."""
+    from .dynamics import cartography_regions, region_counts, region_cut_offs
+
+    cut_offs = region_cut_offs(variability)
+    counts = region_counts(cartography_regions(confidence, variability, cut_offs))
     figure = _new_figure(_FRAME_SIZE_PX)
-    axes = figure.add_axes((0.10, 0.10, 0.68, 0.80))
+    axes = figure.add_axes((0.10, 0.19, 0.68, 0.73))
     points = axes.scatter(variability, confidence, c=correctness, cmap="RdYlGn", vmin=0.0, vmax=1.0, s=3,
                           linewidths=0, rasterized=True)
-    colorbar = figure.colorbar(points, cax=figure.add_axes((0.81, 0.10, 0.025, 0.80)))
+    colorbar = figure.colorbar(points, cax=figure.add_axes((0.81, 0.19, 0.025, 0.73)))
     colorbar.set_label("correctness (share of snapshots right)", fontsize=8)
     colorbar.ax.tick_params(labelsize=8)
     axes.set_xlabel("variability (std of the true class's probability)", fontsize=9)
     axes.set_ylabel("confidence (mean probability of the true class)", fontsize=9)
-    axes.set_xlim(-0.01, max(0.5, float(np.max(variability, initial=0.0)) * 1.05))
+    axes.set_xlim(-0.01, max(0.5, float(np.nanmax(variability, initial=0.0)) * 1.05))
     axes.set_ylim(-0.02, 1.02)
     axes.tick_params(labelsize=8)
-    from .dynamics import AMBIGUOUS_VARIABILITY, EASY_CONFIDENCE, HARD_CONFIDENCE
-
-    # the regions' cut-offs, the same the report selects by
-    axes.axvline(AMBIGUOUS_VARIABILITY, color="0.5", linewidth=0.8, linestyle="--")
-    for level in (EASY_CONFIDENCE, HARD_CONFIDENCE):
-        axes.plot([0, AMBIGUOUS_VARIABILITY], [level, level], color="0.5", linewidth=0.8, linestyle="--")
-    for x, y, text, where in ((0.02, 0.97, "easy to learn", "left"), (0.02, 0.03, "hard to learn", "left"),
-                              (0.98, 0.5, "ambiguous", "right")):
-        axes.text(x, y, text, transform=axes.transAxes, ha=where, va="center", fontsize=8, color="0.3",
-                  bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1.5})
+    _draw_region_borders(axes, cut_offs, counts)
     axes.set_title(f"Data map: {len(confidence):,} probe images over {snapshots}", fontsize=10)
+    figure.text(0.5, 0.012, _wrapped(f"Regions: {cut_offs.definition()}.", 760, 3), ha="center",
+                va="bottom", fontsize=7, color="0.25")
     return _save_png(figure, path)
+
+
+def _draw_region_borders(axes: Axes, cut_offs: RegionCutOffs, counts: Mapping[str, int]) -> None:
+    """The regions' borders, the same the report selects by, each region named with its count; where the run's
+    thirds moved the cut-offs, the fixed one stays as a faint dotted line."""
+    from .dynamics import AMBIGUOUS_VARIABILITY
+
+    border = {"color": "0.35", "linewidth": 0.9, "linestyle": "--"}
+    axes.axvline(cut_offs.ambiguous_from, **border)
+    if cut_offs.steady_below < cut_offs.ambiguous_from:
+        axes.axvline(cut_offs.steady_below, **border)
+    if cut_offs.follows_the_run:
+        axes.axvline(AMBIGUOUS_VARIABILITY, color="0.6", linewidth=0.8, linestyle=":")
+        axes.text(AMBIGUOUS_VARIABILITY, 0.5, f" fixed {AMBIGUOUS_VARIABILITY:g} ", rotation=90, ha="right",
+                  va="center", fontsize=7, color="0.5")
+    for level in (cut_offs.easy_confidence, cut_offs.hard_confidence):
+        axes.plot([axes.get_xlim()[0], cut_offs.steady_below], [level, level], **border)
+    box = {"facecolor": "white", "alpha": 0.85, "edgecolor": "none", "pad": 1.5}
+    total = max(sum(counts.values()), 1)
+    for x, y, name, key, where in ((0.02, 0.97, "easy to learn", "easy", "left"),
+                                   (0.02, 0.03, "hard to learn", "hard", "left"),
+                                   (0.98, 0.5, "ambiguous", "ambiguous", "right"),
+                                   (0.98, 0.03, "in no region", "none", "right")):
+        axes.text(x, y, f"{name}: {counts[key]:,} ({counts[key] / total:.0%})", transform=axes.transAxes, ha=where,
+                  va="center", fontsize=8, color="0.2", bbox=box)
 
 
 def write_json(obj: Any, path: PathLike) -> Path:

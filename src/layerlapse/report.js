@@ -258,9 +258,9 @@ function layerlapseShow(models, data, arrays, timings) {
     return models.classRenderers.map((renderer) => !renderer.visible);
   }
 
-  // The probe points' looks on every map, as pointlayer.js draws them: alpha and outline per point and the order
-  // (hidden classes left out; the misclassified on top when outlined, the selected on top of all), computed again
-  // only when what they depend on changed.
+  // The probe points' looks on every map, as pointlayer.js draws them: alpha and outline (a ring around the marker)
+  // per point and the order (hidden classes left out; the misclassified on top when ringed, the selected on top of
+  // all), computed again only when what they depend on changed.
   function probeLooks() {
     const probe = sets.probe;
     const hidden = hiddenClasses();
@@ -286,7 +286,7 @@ function layerlapseShow(models, data, arrays, timings) {
     return {alpha, outline, order: reordered ? passes.flat() : null};
   }
 
-  // Outlined misclassified points stand out; a selection dims every point outside it.
+  // Ringed misclassified points stand out; a selection dims every point outside it.
   function pointAlpha(wrong, highlight, i) {
     const base = data.marker.alpha;
     let alpha = !highlight ? base : wrong ? 1.0 : base * 0.2;
@@ -294,15 +294,23 @@ function layerlapseShow(models, data, arrays, timings) {
     return alpha;
   }
 
+  // The test points: every one whose class is shown, the misclassified at this epoch ringed and drawn on top, so
+  // that they are seen at a glance whether or not the probe's are highlighted.
   function testLooks() {
     if (!sets.test) return null;
     const hidden = hiddenClasses();
-    const key = hidden.join();
+    const key = [hidden.join(), state.epoch].join("|");
     if (key === state.testLooksKey) return null;
     state.testLooksKey = key;
-    const alpha = new Uint8Array(sets.test.n), outline = new Uint8Array(sets.test.n).fill(255);
-    for (let i = 0; i < sets.test.n; i++) alpha[i] = hidden[sets.test.labels[i]] ? 0 : 255;
-    return {alpha, outline, order: null};
+    const alpha = new Uint8Array(sets.test.n), outline = new Uint8Array(sets.test.n), passes = [[], []];
+    for (let i = 0; i < sets.test.n; i++) {
+      if (hidden[sets.test.labels[i]]) continue;
+      const wrong = isWrong("test", i);
+      alpha[i] = 255;
+      outline[i] = wrong ? 255 : 0;
+      passes[wrong ? 1 : 0].push(i);
+    }
+    return {alpha, outline, order: passes.flat()};
   }
 
   // A layer's points on a map's point layer: the probe's and the test probe's frames, as 16-bit codes per frame.
@@ -310,17 +318,20 @@ function layerlapseShow(models, data, arrays, timings) {
     if (view.layer === layer) return;
     view.layer = layer;
     const points = view.points;
-    for (const [name, star] of [["probe", false], ["test", true]]) {
+    for (const name of ["probe", "test"]) {
       const codes = layer.coords[name];
       if (!codes) {
         if (points.sets.has(name)) points.setVisible(name, false);
         continue;
       }
-      const n = sets[name].n;
-      points.addSet(name, {n, frameCount: data.epochs.length, limits: layer.limits, star,
+      const n = sets[name].n, test = name === "test";
+      // test points: their class colour in a diamond with a dark edge, apart from the probe's round dots
+      points.addSet(name, {n, frameCount: data.epochs.length, limits: layer.limits,
                            frames: (k) => codes.subarray(k * n * 2, (k + 1) * n * 2),
-                           size: star ? data.marker.testSize : data.marker.size,
-                           fixedColor: star ? data.testColor : null});
+                           size: test ? data.marker.testSize : data.marker.size, shape: test ? "diamond" : "circle",
+                           edge: test ? data.marks.testEdge : null, ring: data.marks.misclassified,
+                           halo: data.marks.halo});
+      if (test) points.setColors(name, classColors(sets.test.labels));
     }
     state.looksKey = state.testLooksKey = null;
     view.colored = null;
@@ -348,11 +359,13 @@ function layerlapseShow(models, data, arrays, timings) {
   // The colour of each probe point: its class, or a measure of its dynamics over the measure's palette.
   function pointColors() {
     const values = colorValues();
-    if (values === null) {
-      return {values: sets.probe.labels, low: -0.5, high: classPalette.length - 0.5, palette: classPalette};
-    }
+    if (values === null) return classColors(sets.probe.labels);
     const measure = data.colorBy.find((option) => option.key === state.colorBy);
     return {values, low: measure.low, high: measure.high, palette: measure.palette || data.sequentialPalette};
+  }
+
+  function classColors(labels) {
+    return {values: labels, low: -0.5, high: classPalette.length - 0.5, palette: classPalette};
   }
 
   // Painting waits for the next animation frame, so that a burst of changes (a slider dragged, the view panned)
@@ -463,9 +476,23 @@ function layerlapseShow(models, data, arrays, timings) {
       let wrong = 0;
       for (let i = 0; i < sets.probe.n; i++) if (isWrong("probe", i)) wrong++;
       lines.push(`${wrong.toLocaleString("en")} of the page's ${sets.probe.n.toLocaleString("en")} probe points ` +
-                 `misclassified at this epoch (outlined)`);
+                 `misclassified at this epoch (ringed in red)`);
     }
+    if (testShown(layer)) lines.push(testFigures());
     liveHtml(models.figures, lines.map(escapeHtml).join("<br>"), `title="${escapeHtml(MEASURES_HELP)}"`);
+  }
+
+  // The test points shown, of how many test images, and how many of them are misclassified at this epoch.
+  function testFigures() {
+    const test = sets.test, n = test.n.toLocaleString("en");
+    const of = data.testImages > test.n ? ` (a sample of the run's ${data.testImages.toLocaleString("en")})` : "";
+    let line = `test points (diamonds): ${n} test images${of}`;
+    if (test.predicted) {
+      let wrong = 0;
+      for (let i = 0; i < test.n; i++) if (isWrong("test", i)) wrong++;
+      line += `, ${wrong.toLocaleString("en")} misclassified at this epoch (ringed in red)`;
+    }
+    return line;
   }
 
   // What a Div shows as the slider moves, written into an element of its own inside the Div (made once through
@@ -673,19 +700,23 @@ function layerlapseShow(models, data, arrays, timings) {
 
   function drawSelectionList() {
     if (!models.selection) return;
+    // the regions' definition, with this run's cut-offs, before the thumbnails: what "ambiguous" means here
+    const regions = data.regionCutOffs ? `<div class="layerlapse-region-definition" style="font-size:11px;` +
+                                         `color:#444;margin:4px 0">Regions: ${escapeHtml(
+                                           data.regionCutOffs.definition)}.</div>` : "";
     if (state.selected === null) {
       models.selection.text = "<div class='layerlapse-selection'><i>choose a region, or drag a box or lasso on the " +
                               "data map or a map: the selected images are shown here and highlighted on the maps; " +
-                              "a click on one pins it</i></div>";
+                              `a click on one pins it</i>${regions}</div>`;
       return;
     }
     const shown = state.selected.slice(0, data.selectionThumbnails);
     const items = shown.map((i) => pickHtml(i, 40, `#${rowOf("probe", i)}`, "")).join("");
     const more = state.selected.length > shown.length ? ` · the first ${shown.length} shown` : "";
-    const region = state.region === "none" ? "" : ` (${escapeHtml(models.region.options.find(
-      ([key]) => key === state.region)[1].replace("region: ", ""))})`;
+    const region = state.region === "none" ? "" : ` (${escapeHtml(data.regionNames[state.region])})`;
     models.selection.text = `<div class="layerlapse-selection"><b class="layerlapse-selected-count">` +
                             `${state.selected.length.toLocaleString("en")} selected</b>${region}${more}` +
+                            `${region ? regions : ""}` +
                             `<div style="display:flex;flex-wrap:wrap;gap:2px;margin-top:4px">${items}</div></div>`;
     whenThumbnailsLoad(shown, drawSelectionList);
   }
@@ -1013,7 +1044,7 @@ function layerlapseShow(models, data, arrays, timings) {
       return {point: [], x: [], y: [], alpha: [], outline: [], value: []};
     }
     const rows = view.points.drawnRows(set, k === "dataMap" ? 0 : state.epoch);
-    const values = set !== "probe" ? null : k === "dataMap"
+    const values = set === "test" ? sets.test.labels : k === "dataMap"  // test points: always their class
       ? (state.dataMapByClass ? sets.probe.labels : Array.from(dynamics.correctness, (v) => v / 255))
       : colorValues() || sets.probe.labels;
     rows.value = values ? rows.point.map((i) => values[i]) : rows.point.map(() => null);

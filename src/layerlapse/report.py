@@ -17,8 +17,11 @@ gzip, unpacked by the browser's DecompressionStream; `Blobs`):
 - the confusion matrix of the whole probe per epoch, and each frame's figures as text;
 - the probe's per-image dynamics (`layerlapse.dynamics`), one byte each per point (`pack_dynamics`): what the map
   can be coloured by (`colorBy`: how each byte becomes a value, and the colour bar's range and title), the data map's
-  place (variability, confidence) and each point's cartography region (fixed cut-offs); the hardest and most forgotten
-  images (`strips`, as `layerlapse dynamics` lists them);
+  place (variability, confidence) and each point's cartography region (`regionCutOffs`: the run's cut-offs, their
+  definition in words and each region's count, `layerlapse.dynamics.region_cut_offs`); the hardest and most
+  forgotten images (`strips`, as `layerlapse dynamics` lists them);
+- the test points (the test probe, `testImages` the size of the run's whole test set): drawn in their class colour
+  as diamonds with a dark edge, the misclassified at the shown epoch ringed (`marks`: the colours, render.py's);
 - the shown layers' measures per frame (`layerlapse.measures`): k-NN and linear-probe accuracy, 1 − CKA to the
   previous frame, CKA between every pair of frames and the words naming its largest changes.
 
@@ -82,7 +85,7 @@ import numpy as np
 
 from .atomic import atomic_output
 from .dynamics import REGIONS as REGION_CODES
-from .dynamics import cartography_regions
+from .dynamics import cartography_regions, region_summary
 from .config import REPORT_BUDGET_MB
 from .errors import ConfigError, RunFolderError
 from . import layout
@@ -96,11 +99,10 @@ if TYPE_CHECKING:
 MB = 1_000_000  # the size budget is in SI megabytes, as file managers show sizes
 NOT_DRAWN = 65535  # the 16-bit code of a point a frame does not draw (NaN coordinates)
 COORD_STEPS = 65534  # codes 0..65534 span a layer's limits
-TEST_COLOR = "gold"
 THUMBNAIL_PX = 84  # thumbnails are shown about this big, in whole-pixel steps
 BUDGET_MARGIN = 0.98  # aim a little under what the budget holds: the PNG atlas's size is known once encoded
 VARIABILITY_MAX = 0.5  # a probability's standard deviation is at most 0.5: variability / 0.5 × 255 fills a byte
-# Dataset cartography's regions (layerlapse.dynamics.cartography_regions: fixed cut-offs), their codes and names
+# Dataset cartography's regions (layerlapse.dynamics.cartography_regions: the run's cut-offs), codes and names
 REGIONS = {key: (REGION_CODES[key], name)
            for key, name in (("easy", "easy to learn"), ("ambiguous", "ambiguous"), ("hard", "hard to learn"))}
 STRIP_SIZE = 12  # images in each of the hardest and most forgotten strips
@@ -188,6 +190,8 @@ class ReportContent:
     color_measures: list[dict] = dataclasses.field(default_factory=list)
     strips: dict[str, list[dict]] = dataclasses.field(default_factory=dict)
     measures: dict | None = None  # the layer measures, per page frame (`_page_measures`)
+    regions: dict | None = None  # the data map's cut-offs, definition and counts (`dynamics.region_summary`)
+    test_images: int = 0  # the run's whole test set, of which the test points are the recorded probe
 
 
 def read_content(run: RunFolder, layers: list[str]) -> ReportContent:
@@ -219,7 +223,9 @@ def read_content(run: RunFolder, layers: list[str]) -> ReportContent:
         notes=notes, seed=int(run.manifest.get("config", {}).get("seed", 0)),
         slider_title="snapshot" if run.manifest.get("snapshots") else "epoch",
         color_measures=[] if found is None else color_measures(found), strips=_strips(run, found),
-        measures=_page_measures(run, layers, epochs, notes))
+        measures=_page_measures(run, layers, epochs, notes),
+        regions=None if found is None else region_summary(found),
+        test_images=int((run.manifest.get("test") or {}).get("size") or (0 if test is None else len(test))))
 
 
 def _probe_dynamics(run: RunFolder, notes: list[str]) -> SampleDynamics | None:
@@ -595,11 +601,14 @@ def payload(content: ReportContent, blobs: Blobs) -> str:
         "confusion": None if content.confusion is None else blobs.array(content.confusion),
         "epochFigures": content.epoch_figures,
         "marker": marker_style(len(content.probe)),
-        "testColor": TEST_COLOR,
+        "marks": marks(),
+        "testImages": content.test_images,
         "variabilityMax": VARIABILITY_MAX,
         "colorBy": content.color_measures,
         "sequentialPalette": sequential_palette(),
         "regions": {key: code for key, (code, _) in REGIONS.items()},
+        "regionNames": {key: name for key, (_, name) in REGIONS.items()},
+        "regionCutOffs": content.regions,
         "selectionThumbnails": SELECTION_THUMBNAILS,
         "layout": {"mapSize": MAP_SIZE, "compareSize": COMPARE_SIZE, "sideWidth": SIDE_WIDTH,
                    "sideWidthMax": SIDE_WIDTH_MAX},
@@ -614,6 +623,13 @@ def _strip_points(points: Points, rows: list[dict]) -> list[dict]:
     return [{"i": int(i), "label": row["label"], "predicted": row["predicted"],
              "confidence": row["confidence"], "forgetting": row["forgetting_events"]}
             for i, row in zip(where, rows) if i < len(points.rows) and points.rows[i] == row["index"]]
+
+
+def marks() -> dict[str, str]:
+    """The colours that set test points and misclassified points apart, the PNG figures' own (layerlapse.render)."""
+    from .render import MISCLASSIFIED_COLOR, MISCLASSIFIED_HALO_COLOR, TEST_EDGE_COLOR
+
+    return {"testEdge": TEST_EDGE_COLOR, "misclassified": MISCLASSIFIED_COLOR, "halo": MISCLASSIFIED_HALO_COLOR}
 
 
 def correctness_palette() -> list[str]:
@@ -661,8 +677,8 @@ def class_colors(n_classes: int) -> list[str]:
 
 
 def marker_style(n_points: int) -> dict:
-    """Marker diameters in screen pixels (test points: larger stars) and alpha: many points get small, translucent
-    markers, as in the PNG frames."""
+    """Marker diameters in screen pixels (test points: larger diamonds) and alpha: many points get small,
+    translucent markers, as in the PNG frames."""
     size = float(np.clip(math.sqrt(16000.0 / max(n_points, 1)), 3.0, 9.0))
     return {"size": size, "testSize": float(np.clip(size * 1.8, 7.0, 13.0)),
             "alpha": float(np.clip(math.sqrt(2000.0 / max(n_points, 1)), 0.35, 0.9))}
@@ -849,9 +865,9 @@ def _color_bar(plot: Plot, mapper: LinearColorMapper) -> ColorBar:
 
 def _map_figure(content: ReportContent, prefix: str, size: tuple[int, int]) -> dict:
     """A map: axes, tools, the legend and the pinned point's trail, on a transparent background; its points (probe
-    points coloured by class or a measure, test points as gold stars, as the PNG frames draw them) lie under the
-    frame on report.js's point layer (pointlayer.js). Box and lasso select give their geometry to report.js, which
-    highlights the points inside on every map and in the data map."""
+    points coloured by class or a measure, test points as diamonds in their class colour, the misclassified ringed,
+    as the PNG frames draw them) lie under the frame on report.js's point layer (pointlayer.js). Box and lasso
+    select give their geometry to report.js, which highlights the points inside on every map and in the data map."""
     from bokeh.models import Range1d
     from bokeh.plotting import figure
 
@@ -929,9 +945,8 @@ def _controls(content: ReportContent) -> dict:
                    title="layer", disabled=len(content.layers) == 1, name="layerlapse-layer")
     compare = Select(options=compare_options(content.layers, content.layers[0]), value="none", width=120,
                      title="compare with", disabled=len(content.layers) == 1, name="layerlapse-compare")
-    show_test = Toggle(label="test points" if content.test is not None else "no test points", active=False,
-                       disabled=content.test is None, width=130, name="layerlapse-show-test",
-                       stylesheets=[TOGGLE_STYLE])
+    show_test = Toggle(label=shown_test_points_label(content), active=False, disabled=content.test is None, width=190,
+                       name="layerlapse-show-test", stylesheets=[TOGGLE_STYLE])
     wrong = Toggle(label="highlight misclassified" if content.probe.predicted is not None
                    else "no predictions stored", active=False, disabled=content.probe.predicted is None,
                    width=180, name="layerlapse-misclassified", stylesheets=[TOGGLE_STYLE])
@@ -940,6 +955,17 @@ def _controls(content: ReportContent) -> dict:
                       value="class", width=190, disabled=not content.color_measures, name="layerlapse-color-by")
     return {"slider": slider, "play": play, "layer": layer, "compare": compare, "showTest": show_test,
             "highlightWrong": wrong, "colorBy": color_by}
+
+
+def shown_test_points_label(content: ReportContent) -> str:
+    """The test points' toggle, with how many the page draws of the run's test set: "test points (1,000 of
+    10,000)"."""
+    if content.test is None:
+        return "no test points"
+    shown = len(content.test)
+    if shown >= content.test_images:
+        return f"test points ({shown:,})"
+    return f"test points ({shown:,} of {content.test_images:,})"
 
 
 # A toggle that is on looks on: filled, with a tick (Bokeh's own pressed look was a slightly darker grey)
@@ -1007,7 +1033,7 @@ def _data_map_panel(content: ReportContent) -> dict | None:
     _transparent_with_select_tools(plot)
     plot.toolbar.active_drag = plot.select_one({"type": BoxSelectTool})
     plot.xaxis.axis_label, plot.yaxis.axis_label = "variability", "confidence"
-    _region_cut_offs(plot)
+    _region_cut_offs(plot, content.regions)
     # the points are report.js's (pointlayer.js); it swaps this mapper's palette between correctness (red: never
     # right, green: always) and class, for what reads it
     mapper = LinearColorMapper(palette=correctness_palette(), low=0, high=1, name="layerlapse-data-map-colors")
@@ -1015,7 +1041,9 @@ def _data_map_panel(content: ReportContent) -> dict | None:
                    title_text_font_size="8pt", major_label_text_font_size="7pt", padding=3,
                    name="layerlapse-data-map-color-bar")  # shown while the data map is coloured by correctness
     plot.add_layout(bar, "below")
-    region = Select(options=[("none", "region: none")] + [(key, f"region: {label}")
+    counts = (content.regions or {}).get("counts", {})
+    # each region with how many probe images it holds (of the whole probe, also where the page shows a subsample)
+    region = Select(options=[("none", "region: none")] + [(key, f"{label} ({counts.get(key, 0):,})")
                                                          for key, (_, label) in REGIONS.items()],
                     value="none", width=170, name="layerlapse-region")
     color = Select(options=[("correctness", "colour: correctness"), ("class", "colour: class")],
@@ -1027,14 +1055,22 @@ def _data_map_panel(content: ReportContent) -> dict | None:
             "dataMapColor": color, "selection": selection, "layout": layout}
 
 
-def _region_cut_offs(plot: Plot) -> None:
-    """The regions' borders on the data map, as figures/data_map.png draws them: ambiguous right of the
-    variability cut-off; left of it, easy above the high confidence cut-off and hard below the low one."""
-    from .dynamics import AMBIGUOUS_VARIABILITY, EASY_CONFIDENCE, HARD_CONFIDENCE
+def _region_cut_offs(plot: Plot, regions: dict | None) -> None:
+    """The regions' borders on the data map, as figures/data_map.png draws them: ambiguous right of the ambiguous
+    cut-off; left of the steady one, easy above the high confidence cut-off and hard below the low one; where the
+    run's thirds moved them, the fixed cut-off dotted."""
+    from .dynamics import AMBIGUOUS_VARIABILITY
 
-    plot.segment(x0=[AMBIGUOUS_VARIABILITY, 0, 0], y0=[0, EASY_CONFIDENCE, HARD_CONFIDENCE],
-                 x1=[AMBIGUOUS_VARIABILITY, AMBIGUOUS_VARIABILITY, AMBIGUOUS_VARIABILITY],
-                 y1=[1.02, EASY_CONFIDENCE, HARD_CONFIDENCE], line_color="#555555", line_dash="dashed", line_width=1)
+    if regions is None:
+        return
+    ambiguous, steady = regions["ambiguous_from"], regions["steady_below"]
+    borders = [(ambiguous, 0, ambiguous, 1.02)] + ([(steady, 0, steady, 1.02)] if steady < ambiguous else [])
+    borders += [(0, level, steady, level) for level in (regions["easy_confidence"], regions["hard_confidence"])]
+    x0, y0, x1, y1 = (list(values) for values in zip(*borders))
+    plot.segment(x0=x0, y0=y0, x1=x1, y1=y1, line_color="#555555", line_dash="dashed", line_width=1)
+    if regions["follows_the_run"]:
+        plot.segment(x0=[AMBIGUOUS_VARIABILITY], y0=[0], x1=[AMBIGUOUS_VARIABILITY], y1=[1.02], line_color="#999999",
+                     line_dash="dotted", line_width=1)
 
 
 def _strip_divs(content: ReportContent) -> dict:
