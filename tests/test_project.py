@@ -6,7 +6,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from layerlapse.errors import ConfigError
 from layerlapse.anchored_sgd import optimise_layout
-from layerlapse.project import (EXACT_KNN_BELOW, MOBILE_FROM, PLACEMENT_NEIGHBORS, EpochMapper, MapWarning,
+from layerlapse.project import (EXACT_KNN_BELOW, MOBILE_FROM, PLACEMENT_NEIGHBORS, REFITTED_FROM, EpochMapper, MapWarning,
                                 import_umap, map_epochs, mobility_of, moved_share, nearest_neighbors,
                                 place_points, procrustes_onto, umap_map)
 
@@ -195,7 +195,8 @@ def drifting_epochs(n_epochs: int = 3, drift: float = 0.05) -> list[np.ndarray]:
 @pytest.mark.parametrize("method", ["aligned", "independent", "pca"])
 def test_every_method_maps_each_epoch_to_finite_float32(method: str) -> None:
     frames, notes = map_epochs(method, drifting_epochs(), n_neighbors=15)
-    assert len(frames) == 3 and notes == [[], [], []]
+    # nothing to work around; the aligned map may say that slow drift freed points
+    assert len(frames) == 3 and [[n for n in note if "slow drift" not in n] for note in notes] == [[], [], []]
     for xy in frames:
         assert xy.shape == (N_POINTS, 2) and xy.dtype == np.float32 and np.isfinite(xy).all()
 
@@ -244,6 +245,47 @@ def test_points_whose_neighbourhood_did_not_change_hold_their_places() -> None:
     np.testing.assert_allclose(distances[1], distances[0], atol=1e-4)  # ...and they have not moved among themselves
     assert np.linalg.norm(after[changed] - before[changed], axis=1).mean() > 5 * np.linalg.norm(
         after[kept] - before[kept], axis=1).mean()  # the points that changed did
+
+
+def slowly_regrouped(n_frames: int = 14) -> tuple[list[np.ndarray], np.ndarray]:
+    """Activations that move, a little each frame, from one grouping of the points to another (each point's new
+    group is unrelated to its old one), as a layer's late epochs do; and the points' new groups."""
+    before, _ = make_blobs(n_samples=N_POINTS, centers=4, n_features=20, cluster_std=1.0, random_state=0)
+    after, groups = make_blobs(n_samples=N_POINTS, centers=4, n_features=20, cluster_std=1.0, random_state=1)
+    return [((1 - t / (n_frames - 1)) * before + t / (n_frames - 1) * after).astype(np.float32)
+            for t in range(n_frames)], groups
+
+
+def group_agreement(xy: np.ndarray, groups: np.ndarray) -> float:
+    neighbours = NearestNeighbors(n_neighbors=11).fit(xy).kneighbors(xy)[1][:, 1:]
+    return float((groups[neighbours] == groups[:, None]).mean())
+
+
+def test_change_that_adds_up_over_many_frames_reaches_the_map(monkeypatch: pytest.MonkeyPatch) -> None:
+    epochs, groups = slowly_regrouped()
+    fresh = umap_map(epochs[-1], n_neighbors=15)
+    frames, notes = map_epochs("aligned", epochs, n_neighbors=15)
+    assert any("slow drift" in note for frame_notes in notes for note in frame_notes)  # the caption says so
+    assert group_agreement(frames[-1], groups) >= group_agreement(fresh, groups) - 0.02
+    assert trustworthiness(epochs[-1], frames[-1], n_neighbors=10) >= trustworthiness(epochs[-1], fresh,
+                                                                                       n_neighbors=10) - 0.01
+    # measured against the last frame only (each point's change forgotten once it was held), the drift is lost
+    monkeypatch.setattr("layerlapse.project.REFITTED_FROM", 0.0)
+    forgetful, _ = map_epochs("aligned", epochs, n_neighbors=15)
+    assert group_agreement(forgetful[-1], groups) < group_agreement(frames[-1], groups) - 0.02
+
+
+def test_a_held_point_is_measured_against_the_neighbours_it_was_fitted_to() -> None:
+    epochs, _ = slowly_regrouped()
+    mapper = EpochMapper("aligned", n_neighbors=15, seed=0)
+    mapper.next(epochs[0])
+    first_knn = mapper.state.knn.copy()
+    mapper.next(epochs[1])
+    mobility = mobility_of(moved_share(mapper.state.knn, first_knn))
+    held = mobility < REFITTED_FROM
+    assert held.any() and (~held).any()
+    np.testing.assert_array_equal(mapper.state.fitted_knn[held], first_knn[held])
+    np.testing.assert_array_equal(mapper.state.fitted_knn[~held], mapper.state.knn[~held])
 
 
 # ---- the warm layout ---------------------------------------------------------------------------------------------
@@ -384,3 +426,19 @@ def test_the_aligned_map_is_as_faithful_as_fresh_fits_and_stiller() -> None:
             ours, theirs = (change_quality(epochs[t - 1], x, xy[t - 1], xy[t]) for xy in (aligned, fresh))
             assert ours["map_neighbors_kept"] >= 0.8 * ours["layer_neighbors_kept"]
             assert ours["procrustes_disparity"] * 5 <= theirs["procrustes_disparity"]
+
+
+def test_a_mapper_continuing_after_a_stored_frame_maps_as_the_uninterrupted_one() -> None:
+    from layerlapse.timeline import LayerTimeline
+
+    epochs, _ = slowly_regrouped(6)
+    straight = LayerTimeline("layer", N_POINTS, n_neighbors=15)
+    frames = [straight.next(epoch, x).xy for epoch, x in enumerate(epochs)]
+    resumed = LayerTimeline("layer", N_POINTS, n_neighbors=15)
+    resumed.continue_from(epochs[3], frames[3], earlier=epochs[:3])
+    for epoch in (4, 5):
+        np.testing.assert_array_equal(resumed.next(epoch, epochs[epoch]).xy, frames[epoch])
+    # without the frames before it, the resumed mapper forgets how far each point drifted since it was fitted
+    forgetful = LayerTimeline("layer", N_POINTS, n_neighbors=15)
+    forgetful.continue_from(epochs[3], frames[3])
+    assert not np.array_equal(forgetful.next(4, epochs[4]).xy, frames[4])

@@ -116,7 +116,8 @@ def test_each_frame_is_a_float32_map_with_its_measures_notes_and_seconds(method:
     frames = request.getfixturevalue(method)[1]
     for frame in frames:
         assert frame.xy.shape == (N_POINTS, 2) and frame.xy.dtype == np.float32 and np.isfinite(frame.xy).all()
-        assert frame.quality["notes"] == []
+        # nothing worked around; the aligned map may say that slow drift freed points
+        assert all("slow drift" in note for note in frame.quality["notes"])
         assert isinstance(frame.quality["seconds"], float) and frame.quality["seconds"] >= 0
         expected = FRAME_KEYS if frame.epoch == 0 else FRAME_KEYS | CHANGE_KEYS
         assert set(frame.quality) == expected | {"notes", "seconds"}

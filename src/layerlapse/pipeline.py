@@ -226,7 +226,8 @@ def _map_missing(run: RunFolder, target: RunFolder | MapStage, method: str, n_po
                                      seed=config.seed, backend=_map_backend(run, method))
             if epochs[0] > 0:
                 timeline.continue_from(run.activations(layer, epochs[0] - 1),
-                                       target.read_array(layout.map_file(layer, epochs[0] - 1)))
+                                       target.read_array(layout.map_file(layer, epochs[0] - 1)),
+                                       [run.activations(layer, e) for e in range(epochs[0] - 1)])
             for epoch in epochs:
                 _store_frames(run, [timeline.next(epoch, run.activations(layer, epoch))], target, method)
                 advance(1)

@@ -5,9 +5,11 @@ Methods (`--map`):
 - `aligned` (default): UMAP whose epoch t starts from epoch t-1. The first frame is the article's (the same seeded
   umap-learn fit). Later frames: the k-nearest-neighbour search starts from the previous epoch's graph (pynndescent's
   `init_graph`); the layout continues from the previous one with UMAP's own optimisation at its full learning rate,
-  each point's steps scaled by how much of its neighbourhood in the layer changed (`anchored_sgd`), so points whose
-  neighbours changed are placed as a fresh fit would place them and the others hold still; then an orthogonal
-  Procrustes turn onto the previous frame. The neighbour search and the layouts run on a backend (`--map-backend`:
+  each point's steps scaled by how much of its neighbourhood in the layer changed since its position was last fitted
+  (`anchored_sgd`), so points whose neighbours changed are placed as a fresh fit would place them and the others
+  hold still; then an orthogonal Procrustes turn onto the previous frame. The change is counted from the neighbours
+  a point's position was fitted to, not from the last frame's: small changes that add up over many frames free the
+  point in the end, and a frame that frees points so says in its caption. The neighbour search and the layouts run on a backend (`--map-backend`:
   umap-learn, as described here, or TorchDR; layerlapse.map_backends); the rules above stay here whatever runs them.
 - `independent`: a fresh, seeded UMAP fit per epoch, as the article does (the reference; frames land in arbitrary
   rotations).
@@ -43,9 +45,18 @@ DEFAULT_BACKEND = "auto"  # umap-learn on CPU, TorchDR where CUDA and TorchDR ar
 # Warm frames of the aligned method (anchored_sgd): UMAP's optimisation from the last frame at its full learning
 # rate, each point's steps scaled by its mobility. Measured on MNIST runs by bench/maps.py (docs/benchmarks.md).
 WARM_EPOCHS = 50
+# up to UMAP's own cut for its epochs (500 below 10,000 points, 200 above), a warm frame takes this many times the
+# backend's epochs: freed points then settle into their clusters (issue 25: the worst class-agreement gap of the
+# digits demo 0.017 with 50 epochs, 0.008 with 150; still frames too, map ÷ layer kept 0.81 → 0.84)
+SMALL_MAP_POINTS = 10_000
+SMALL_MAP_EPOCHS_FACTOR = 3
 WARM_LEARNING_RATE = 1.0
 MOBILE_FROM = 0.15
-MOBILITY_POWER = 1.5
+MOBILITY_POWER = 2.5
+# a point at least this free has its position fitted to its new neighbours, and its change is measured from them
+# on; a point held or barely moved keeps being measured against the neighbours it was last fitted to, so change
+# that adds up over many frames frees it in the end (issue 25)
+REFITTED_FROM = 0.25
 EXACT_KNN_BELOW = 4096
 # NN-descent from the previous epoch's graph, measured at 60,000 MNIST points (epoch 1 → 2): 2 rounds of 12
 # candidates find 96 % of the exact 40 neighbours in 3.2 s, 20 candidates 99.6 % in 5.5 s, a cold search (umap's
@@ -200,6 +211,9 @@ class MapState:
     xy: np.ndarray | None = None
     knn: np.ndarray | None = None
     usable: np.ndarray | None = None  # the rows the graph was built on
+    # each row's layer neighbours when its map position was last fitted to them (`knn` of that frame): a held point
+    # is measured against these, so small changes that add up over many frames free it in the end
+    fitted_knn: np.ndarray | None = None
 
 
 class EpochMapper:
@@ -256,7 +270,7 @@ class EpochMapper:
         warm = previous is not None and bool(np.isfinite(previous[usable]).all())
         if not warm:
             xy, self.state.knn = self.backend.first_frame(x, self.n_neighbors, self.seed)
-            self.state.usable, self.previous_activations = usable, None
+            self.state.usable, self.state.fitted_knn, self.previous_activations = usable, None, None
             return xy
         # the previous neighbour graph is reused only over the same rows
         same_rows = self.state.usable is not None and np.array_equal(self.state.usable, usable)
@@ -267,12 +281,53 @@ class EpochMapper:
         previous_knn = self.state.knn if same_rows else None
         knn, distances = self.backend.neighbors(x, self.n_neighbors, seed=self.seed, start=previous_knn)
         start = previous[usable]
-        # each point is as free to move as its neighbourhood in the layer changed (all free over other rows)
-        mobility = np.ones(len(x), np.float32) if previous_knn is None else mobility_of(moved_share(knn, previous_knn))
-        xy = self.backend.warm_layout(x, knn, distances, start, seed=self.seed, n_epochs=self.backend.warm_epochs,
+        mobility, fitted, notes = refitted(knn, self.state.fitted_knn if same_rows else None, previous_knn)
+        self.notes.extend(notes)
+        xy = self.backend.warm_layout(x, knn, distances, start, seed=self.seed,
+                                      n_epochs=warm_epochs_for(len(x), self.backend.warm_epochs),
                                       learning_rate=WARM_LEARNING_RATE, mobility=mobility)
         self.state.knn, self.state.usable, self.previous_activations = knn, usable, None
+        self.state.fitted_knn = fitted
         return procrustes_onto(xy, start)
+
+
+    def replay(self, epochs: list[np.ndarray]) -> None:
+        """The neighbour graphs that mapping `epochs` in order would leave, without laying them out: what a mapper
+        that continues after the last of them (a resumed run, an epoch mapped again) needs to map the next frame
+        as the uninterrupted run did, its points measured against the neighbours they were last fitted to. The
+        graphs are found as the run found them, exactly below EXACT_KNN_BELOW rows; above, the first frame's
+        graph is pynndescent's own search rather than umap-learn's, so a resumed large run may differ slightly."""
+        if self.method != "aligned":
+            return
+        state = MapState()
+        for activations in epochs:
+            with warnings.catch_warnings():  # said when the frame was first mapped
+                warnings.simplefilter("ignore", MapWarning)
+                x, usable, _ = usable_rows(activations)
+            if not usable.any() or _constant(x, usable):
+                state = MapState()
+                continue
+            rows = x if usable.all() else x[usable]
+            same_rows = state.knn is not None and np.array_equal(state.usable, usable)
+            knn = self.backend.neighbors(rows, self.n_neighbors, seed=self.seed,
+                                         start=state.knn if same_rows else None)[0]
+            fitted = refitted(knn, state.fitted_knn, state.knn)[1] if same_rows else None
+            state = MapState(knn=knn, usable=usable, fitted_knn=fitted)
+        self.state = state
+
+
+def refitted(knn: np.ndarray, fitted_knn: np.ndarray | None, previous_knn: np.ndarray | None
+             ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """Each point's mobility in a warm frame, the neighbours each point's position is fitted to after it, and the
+    frame's note. A point is as free to move as its neighbourhood in the layer (`knn`, itself first) changed since
+    its position was last fitted (`fitted_knn`; the last frame's graph where that is not known, and all free
+    without either); a point freed to at least REFITTED_FROM is fitted to its new neighbours from then on."""
+    fitted = previous_knn if fitted_knn is None else fitted_knn
+    if fitted is None:
+        return np.ones(len(knn), np.float32), knn, []
+    mobility = mobility_of(moved_share(knn, fitted))
+    note = _drift_note(mobility, moved_share(knn, fitted if previous_knn is None else previous_knn))
+    return mobility, np.where((mobility >= REFITTED_FROM)[:, None], knn, fitted), note
 
 
 def moved_share(knn: np.ndarray, previous_knn: np.ndarray) -> np.ndarray:
@@ -280,6 +335,21 @@ def moved_share(knn: np.ndarray, previous_knn: np.ndarray) -> np.ndarray:
     from .metrics import shared_per_row
 
     return 1.0 - shared_per_row(knn[:, 1:], previous_knn)
+
+
+def warm_epochs_for(n_points: int, backend_epochs: int) -> int:
+    """A warm frame's optimisation epochs: the backend's, times SMALL_MAP_EPOCHS_FACTOR up to SMALL_MAP_POINTS
+    (where UMAP itself runs 2.5× its epochs above that size)."""
+    return backend_epochs * (SMALL_MAP_EPOCHS_FACTOR if n_points <= SMALL_MAP_POINTS else 1)
+
+
+def _drift_note(mobility: np.ndarray, step_change: np.ndarray) -> list[str]:
+    """The caption's note when points are refitted (freed to at least REFITTED_FROM) by change that added up over
+    several frames, where the frame's own change alone would have held them."""
+    drifted = int(((mobility >= REFITTED_FROM) & (mobility_of(step_change) < REFITTED_FROM)).sum())
+    if drifted == 0:
+        return []
+    return [f"{drifted:,} points freed by slow drift (neighbours changed over several snapshots)"]
 
 
 def mobility_of(change: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ import queue
 import time
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,13 +47,19 @@ class LayerTimeline:
         self.sample = metrics.quality_sample(n_points, seed)
         self._previous: SampledFrame | None = None  # the last frame's sampled activations and map
 
-    def continue_from(self, activations: np.ndarray, xy: np.ndarray) -> None:
-        """Carry on after a stored frame (a resumed run): its map is the next frame's start."""
+    def continue_from(self, activations: np.ndarray, xy: np.ndarray, earlier: Sequence[np.ndarray] = ()) -> None:
+        """Carry on after a stored frame (a resumed run): its map is the next frame's start. `earlier`, the
+        activations of the frames before it from the run's first, lets the aligned map find again which
+        neighbours each point was last fitted to (`EpochMapper.replay`); without them it starts counting afresh."""
         activations = float32_rows(activations)
         xy = np.asarray(xy, dtype=np.float32)
         usable = finite_rows(activations) & np.isfinite(xy).all(axis=1)
-        self.mapper.state = MapState(xy=xy, knn=None, usable=usable)
-        self.mapper.previous_activations = activations
+        if earlier:
+            self.mapper.replay([*earlier, activations])
+        if not earlier or not np.array_equal(self.mapper.state.usable, usable):
+            self.mapper.state = MapState(knn=None, usable=usable)
+            self.mapper.previous_activations = activations
+        self.mapper.state.xy = xy
         self._previous = SampledFrame(activations[self.sample], xy[self.sample])
 
     def next(self, epoch: int, activations: np.ndarray) -> Frame:
@@ -166,7 +172,8 @@ def _worker_main(spec: WorkerSpec, jobs: Any, results: Any, share: CoreShare) ->
                                           seed=spec.seed, backend=spec.backend) for layer in spec.layers}
         for layer, epoch in spec.resume_from.items():
             timelines[layer].continue_from(_mapped(_activation_path(spec.run_path, layer, epoch)),
-                                           np.load(_map_path(spec.run_path, layer, epoch)))
+                                           np.load(_map_path(spec.run_path, layer, epoch)),
+                                           [_mapped(_activation_path(spec.run_path, layer, e)) for e in range(epoch)])
         while (epoch := _next_job(jobs)) is not None:
             for layer, timeline in timelines.items():
                 with share.mapping():
