@@ -367,6 +367,8 @@ def render_run(run: RunFolder, *, show_progress: bool = True, measure_sample: in
         if measure_sample is not None:  # a wrong size is said before anything is drawn
             check_sample_size(measure_sample, len(labels))
         maps = {layer: _checked_maps(run, layer, len(labels)) for layer in run.layers}  # all inputs before drawing
+        for folder in layout.DRAWN_FOLDERS:  # a folder that links out is refused now, not after the note below
+            run.local(folder)
         # said once, also where no bar is drawn (a log): after the maps, this is what a run waits for (20 s for the
         # demo's digits, most of it measuring the layers)
         note("drawing the frames and figures, measuring the layers, writing the report", enabled=show_progress)

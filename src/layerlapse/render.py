@@ -34,7 +34,7 @@ _DPI = 128
 _FRAME_SIZE_PX = (800, 704)
 # Fixed rectangles (figure fractions) rather than tight or constrained layout: every frame then puts the map at the
 # same place, so the GIF does not wobble.
-_MAP_RECT = (0.03, 0.07, 0.76, 0.84)
+_MAP_RECT = (0.03, 0.075, 0.76, 0.835)  # room under the map for a caption of three lines
 _COLORBAR_RECT = (0.81, 0.14, 0.025, 0.70)
 # How test points are told apart from the probe's, here and on the page (report.py passes these to report.js): the
 # class colour in a diamond with a dark edge, and a red ring on a white halo around each misclassified one, which
@@ -199,7 +199,7 @@ def draw_frame(
         draw_test_points(axes, test, len(class_names), every_wrong=False)
     axes.set_title(title, fontsize=12)
     if caption:
-        figure.text(0.5, 0.012, caption, ha="center", va="bottom", fontsize=7,
+        figure.text(0.5, 0.004, _wrapped(caption, size_px[0] - 16, 3), ha="center", va="bottom", fontsize=7,
                     color="0.35")
     return _save_png(figure, path)
 
