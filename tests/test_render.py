@@ -199,7 +199,7 @@ def test_a_large_test_set_is_sampled_keeping_every_misclassified_and_the_legend_
     drawn = render.drawn_test_rows(test)
     assert len(drawn) == render.TEST_POINTS_DRAWN_AT_MOST and set(range(91)) <= set(drawn.tolist())
     np.testing.assert_array_equal(drawn, render.drawn_test_rows(test))  # seeded: the same every time
-    assert legend_of(test) == ["test images: 500 of 10,000 (seeded sample)", "misclassified: 91"]
+    assert legend_of(test) == ["test images: 300 of 10,000 (seeded sample)", "misclassified: 91"]
     *_, small = threes_on_a_map_of_zeros(300, wrong=4)
     assert legend_of(small) == ["test images: all 300", "misclassified: 4"]
 
@@ -210,7 +210,7 @@ def test_frames_draw_the_same_test_sample_whatever_was_misclassified() -> None:
     early_rows = render.drawn_test_rows(early, every_wrong=False)
     np.testing.assert_array_equal(early_rows, render.drawn_test_rows(late, every_wrong=False))
     legend = legend_of(late, every_wrong=False)
-    assert legend[0] == "test images: 500 of 2,000 (seeded sample)"
+    assert legend[0] == "test images: 300 of 2,000 (seeded sample)"
     assert legend[1] == f"misclassified: {int((early_rows < 10).sum())} of 10 drawn"
 
 

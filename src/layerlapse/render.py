@@ -44,8 +44,8 @@ MISCLASSIFIED_COLOR = "#ff0000"
 MISCLASSIFIED_HALO_COLOR = "#ffffff"
 # Past this many test points a figure draws a seeded sample, every misclassified one first (up to half of it), and
 # says so in its legend: 10,000 markers would bury the map they are placed on.
-TEST_POINTS_DRAWN_AT_MOST = 500
-_TEST_DIAMOND_AREA = 12.0  # points²: about 8 pixels tip to tip: above the map's dots, and small enough to see past
+TEST_POINTS_DRAWN_AT_MOST = 300
+_TEST_DIAMOND_AREA = 10.0  # points²: about 8 pixels tip to tip: above the map's dots, and small enough to see past
 _RING_AREA = 62.0  # points²: a ring whose halo just clears the diamond's tips
 _RING_WIDTH = 1.8  # points: 3.2 pixels at 128 dpi
 _HALO_WIDTH = 2.8  # points: half a point of white each side of the ring
