@@ -1,5 +1,7 @@
 """The one-writer lock: shared within a process, refused to another, freed by the kernel when its holder dies."""
 
+import fcntl
+import os
 import signal
 import subprocess
 import sys
@@ -84,6 +86,27 @@ def test_a_record_left_by_an_ended_writer_is_not_taken_for_the_new_holder(tmp_pa
     stale = int(ended.stdout)  # a process that has ended, as the interrupted run's writer had
     (tmp_path / lock.LOCK).write_text(f'{{"pid": {stale}, "command": "layerlapse", "since": "2026-01-01 00:00:00"}}')
     refused_beside(tmp_path, HOLD_THEN_SAY, r"by another process \(pid {pid}, ")
+
+
+def test_a_record_naming_a_live_process_that_does_not_hold_the_lock_is_not_taken_for_the_holder(
+        tmp_path: Path) -> None:
+    # CI's race: the run was made in the test process, whose record stayed; two `--resume` then raced on it, and the
+    # loser named the (live) test process before the winner had written its own record
+    (tmp_path / lock.LOCK).write_text(f'{{"pid": {os.getpid()}, "command": "layerlapse", "since": "2026-01-01"}}')
+    refused_beside(tmp_path, HOLD_THEN_SAY, r"by another process \(pid {pid}, ")
+
+
+def test_the_kernel_says_which_process_holds_a_flock(tmp_path: Path) -> None:
+    descriptor = os.open(tmp_path / "file", os.O_RDWR | os.O_CREAT)
+    try:
+        if lock._holds_flock(os.getpid(), descriptor) is None:
+            pytest.skip("/proc/locks cannot be read here")
+        assert lock._holds_flock(os.getpid(), descriptor) is False
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        assert lock._holds_flock(os.getpid(), descriptor) is True
+        assert lock._holds_flock(os.getpid() + 1, descriptor) is False
+    finally:
+        os.close(descriptor)
 
 
 def test_a_lock_file_its_holder_has_not_written_yet_is_waited_for(tmp_path: Path) -> None:

@@ -103,10 +103,10 @@ def _holder(descriptor: int, wait_s: float = 2.0) -> str:
     interrupted run, or read the record in the moment its holder had emptied it to write its own)."""
     deadline = time.monotonic() + wait_s
     info = _record(descriptor)
-    while (info is None or not _alive(info.get("pid"))) and time.monotonic() < deadline:
+    while not _names_holder(info, descriptor) and time.monotonic() < deadline:
         time.sleep(0.02)
         info = _record(descriptor)
-    if info is None or not _alive(info.get("pid")):
+    if not _names_holder(info, descriptor):
         return "a process that has not said who it is"
     try:
         command = str(info["command"])
@@ -115,6 +115,29 @@ def _holder(descriptor: int, wait_s: float = 2.0) -> str:
         return f"pid {int(info['pid'])}, `{command}`, since {str(info['since'])[:19]}"
     except (ValueError, KeyError, TypeError):
         return "a process that has not said who it is"
+
+
+def _names_holder(info: dict | None, descriptor: int) -> bool:
+    """Whether a record names the lock's holder: a live process that, where the kernel says (Linux), holds this
+    file's flock. A live process is not enough: an earlier writer's pid may belong to a process alive for another
+    reason (CI's test process made the run in-process, then two `--resume` raced on it)."""
+    return info is not None and _alive(info.get("pid")) and _holds_flock(info.get("pid"), descriptor) is not False
+
+
+def _holds_flock(pid: object, descriptor: int) -> bool | None:
+    """Whether process `pid` holds a flock on the file of `descriptor`, from /proc/locks; None where that cannot be
+    read (not Linux)."""
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    stat = os.fstat(descriptor)
+    file_id = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    for line in lines:  # "1: FLOCK  ADVISORY  WRITE 4242 fd:01:123456 0 EOF"
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == file_id and fields[4] == str(pid):
+            return True
+    return False
 
 
 def _record(descriptor: int) -> dict | None:
