@@ -9,8 +9,9 @@ Methods (`--map`):
   (`anchored_sgd`), so points whose neighbours changed are placed as a fresh fit would place them and the others
   hold still; then an orthogonal Procrustes turn onto the previous frame. The change is counted from the neighbours
   a point's position was fitted to, not from the last frame's: small changes that add up over many frames free the
-  point in the end, and a frame that frees points so says in its caption. The neighbour search and the layouts run on a backend (`--map-backend`:
-  umap-learn, as described here, or TorchDR; layerlapse.map_backends); the rules above stay here whatever runs them.
+  point in the end, and a frame that frees points so says in its caption. The neighbour search and the layouts run
+  on a backend (`--map-backend`: umap-learn, as described here, or TorchDR; layerlapse.map_backends); the rules
+  above stay here whatever runs them.
 - `independent`: a fresh, seeded UMAP fit per epoch, as the article does (the reference; frames land in arbitrary
   rotations).
 - `aligned-umap`: umap-learn's AlignedUMAP over the whole run at once (slow; cannot place new points itself).
@@ -282,15 +283,16 @@ class EpochMapper:
         previous_knn = self.state.knn if same_rows else None
         knn, distances = self.backend.neighbors(x, self.n_neighbors, seed=self.seed, start=previous_knn)
         start = previous[usable]
-        mobility, fitted, notes = refitted(knn, self.state.fitted_knn if same_rows else None, previous_knn)
-        self.notes.extend(notes)
+        fitted_knn = self.state.fitted_knn if same_rows else None
+        mobility, fitted = refitted(knn, fitted_knn, previous_knn)
+        if fitted_knn is not None and previous_knn is not None:  # otherwise nothing was measured over frames
+            self.notes.extend(_drift_note(mobility, moved_share(knn, previous_knn)))
         xy = self.backend.warm_layout(x, knn, distances, start, seed=self.seed,
                                       n_epochs=warm_epochs_for(len(x), self.backend.warm_epochs),
                                       learning_rate=WARM_LEARNING_RATE, mobility=mobility)
         self.state.knn, self.state.usable, self.previous_activations = knn, usable, None
         self.state.fitted_knn = fitted
         return procrustes_onto(xy, start)
-
 
     def replay(self, epochs: list[np.ndarray]) -> None:
         """The neighbour graphs that mapping `epochs` in order would leave, without laying them out: what a mapper
@@ -318,17 +320,16 @@ class EpochMapper:
 
 
 def refitted(knn: np.ndarray, fitted_knn: np.ndarray | None, previous_knn: np.ndarray | None
-             ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-    """Each point's mobility in a warm frame, the neighbours each point's position is fitted to after it, and the
-    frame's note. A point is as free to move as its neighbourhood in the layer (`knn`, itself first) changed since
-    its position was last fitted (`fitted_knn`; the last frame's graph where that is not known, and all free
-    without either); a point freed to at least REFITTED_FROM is fitted to its new neighbours from then on."""
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's mobility in a warm frame, and the neighbours each point's position is fitted to after it. A
+    point is as free to move as its neighbourhood in the layer (`knn`, itself first) changed since its position was
+    last fitted (`fitted_knn`; the last frame's graph where that is not known, and all free without either); a point
+    freed to at least REFITTED_FROM is fitted to its new neighbours from then on."""
     fitted = previous_knn if fitted_knn is None else fitted_knn
     if fitted is None:
-        return np.ones(len(knn), np.float32), knn, []
+        return np.ones(len(knn), np.float32), knn
     mobility = mobility_of(moved_share(knn, fitted))
-    note = _drift_note(mobility, moved_share(knn, fitted if previous_knn is None else previous_knn))
-    return mobility, np.where((mobility >= REFITTED_FROM)[:, None], knn, fitted), note
+    return mobility, np.where((mobility >= REFITTED_FROM)[:, None], knn, fitted)
 
 
 def moved_share(knn: np.ndarray, previous_knn: np.ndarray) -> np.ndarray:
