@@ -310,7 +310,7 @@ def test_snapshot_writes_its_arrays_into_the_run_folder(model: ReferenceCNN, pro
                                              "history.jsonl", "predictions/epoch_000.npy", "probe/images.npy",
                                              "probe/labels.npy"]
     opened = RunFolder.open(run.path)  # the snapshot committed its epoch
-    assert opened.epochs_complete == 0 and opened.history == [{"epoch": 0, "loss": 0.5}]
+    assert opened.epochs_complete == 0 and opened.history == [{"snapshot": 0, "epoch": 3, "loss": 0.5}]
     assert opened.manifest["snapshots"] == [{"epoch": 3}] and opened.snapshot_title(0) == "Epoch 3"
     np.testing.assert_array_equal(opened.read_array("probe/labels.npy"), labels)
     assert opened.read_array("probe/images.npy").dtype == np.uint8
@@ -332,7 +332,7 @@ def test_take_writes_nothing_and_store_writes_what_snapshot_writes(model: Refere
     with Recorder(model, ["hidden"], probe, labels=labels, run=other) as recorder:
         snapshot = recorder.snapshot(2, {"val_acc": 0.5})
     assert run.manifest["files"] == other.manifest["files"]
-    assert RunFolder.open(run.path).history == [{"epoch": 0, "val_acc": 0.5}]
+    assert RunFolder.open(run.path).history == [{"snapshot": 0, "epoch": 2, "val_acc": 0.5}]
     np.testing.assert_array_equal(taken.activations["hidden"], snapshot.activations["hidden"])
 
 

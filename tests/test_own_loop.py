@@ -270,6 +270,66 @@ def test_snapshots_that_repeat_or_go_back_are_refused_and_nothing_is_lost(digits
     assert RunFolder.open(tmp_path / "run").snapshot_title(1) == "Epoch 2"
 
 
+def test_an_epoch_end_that_repeats_or_goes_back_is_an_error_not_a_silent_drop(digits, tmp_path: Path) -> None:
+    x, y = digits
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    recorder = Recorder(model, ["1"], x[:100], labels=y[:100], out=tmp_path / "run", class_names=CLASSES, draw=False)
+    recorder.start()
+    assert recorder.epoch_end(1, metrics={"loss": 1.0})
+    before = (tmp_path / "run" / "manifest.json").read_bytes()
+    with pytest.raises(RunFolderError, match=r"^epoch 1 is already recorded \(snapshot 1\) in .*: record each epoch "
+                                             r"once, or start a new run \(force=True\) to record it again$"):
+        recorder.epoch_end(1, metrics={"loss": 0.5})
+    with pytest.raises(RunFolderError, match=r"^a snapshot at epoch 0 comes after epoch 1 in .*: snapshots go "
+                                             r"forward in training; record them in order$"):
+        recorder.epoch_end(0, metrics={"loss": 0.25})
+    assert (tmp_path / "run" / "manifest.json").read_bytes() == before  # the run as it was
+    recorder.close()
+
+
+def test_a_step_runs_history_says_snapshot_step_and_epoch_each_for_what_it_is(digits, tmp_path: Path) -> None:
+    # 2 epochs of 10 steps, a snapshot every 3 steps: the epoch ends (steps 10 and 20) fall between snapshots, and
+    # the last step is not due, so finish(step=20) takes a last snapshot there
+    from layerlapse import report
+
+    x, y = digits
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    recorder = Recorder(model, ["1"], x[:200], labels=y[:200], out=tmp_path / "run", class_names=CLASSES, every=3)
+    recorder.start()
+    step = 0
+    for epoch in (1, 2):
+        for start in range(0, 400, 40):
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(model(x[start:start + 40]), y[start:start + 40])
+            loss.backward()
+            optimizer.step()
+            step += 1
+            recorder.step_end(step, epoch=epoch, metrics={"loss": loss.item()})
+        recorder.epoch_end(epoch, metrics={"val_acc": 0.5 * epoch})
+    run = recorder.finish(step=step, epoch=2)
+    steps = [0, 3, 6, 9, 12, 15, 18, 20]
+    assert [label["step"] for label in run.manifest["snapshots"]] == steps
+    history = run.history
+    assert [row.get("snapshot") for row in history] == [1, 2, 3, None, 4, 5, 6, 7]  # 0 is untrained: no metrics
+    assert [row["step"] for row in history] == [3, 6, 9, 10, 12, 15, 18, 20]
+    assert [row["epoch"] for row in history] == [1, 1, 1, 1, 2, 2, 2, 2]
+    assert history[3] == {"step": 10, "epoch": 1, "val_acc": 0.5, "epoch_end": 1}  # between snapshots 3 and 4
+    assert history[7] == {"snapshot": 7, "step": 20, "epoch": 2, "val_acc": 1.0, "epoch_end": 2}  # the final one
+    assert all(set(row) - {"snapshot", "step", "epoch", "epoch_end"} for row in history)  # no empty row
+    stored = [json.loads(line) for line in (run.path / "history.jsonl").read_text().splitlines()]
+    assert stored == history
+    metrics = json.loads((run.path / "metrics.json").read_text())
+    assert metrics["history"] == history
+    # the report's curves and curves.png both put the rows at their optimizer step, and say so
+    content = report.read_content(run, run.layers)
+    curves = report._curve_figures(content.history, content.curve_axis, content.epochs)
+    assert [plot.xaxis[0].axis_label for plot, _ in curves] == ["optimizer step"] * 2
+    assert [list(plot.renderers[0].data_source.data["x"]) for plot, _ in curves] == [[3, 6, 9, 10, 12, 15, 18, 20]] * 2
+    assert report.page_payload((run.path / "report.html").read_text())["curveX"] == steps  # the marker's places
+
+
 def test_a_nan_metric_is_stored_as_null_with_a_note(digits, tmp_path: Path) -> None:
     x, y = digits
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
@@ -278,7 +338,8 @@ def test_a_nan_metric_is_stored_as_null_with_a_note(digits, tmp_path: Path) -> N
     recorder.epoch_end(1, metrics={"loss": float("nan"), "acc": torch.tensor(0.5)})
     recorder.epoch_end(2, metrics={"loss": float("inf"), "acc": 0.6})
     run = load_run(tmp_path / "run")
-    assert run.history == [{"epoch": 1, "loss": None, "acc": 0.5}, {"epoch": 2, "loss": None, "acc": 0.6}]
+    assert run.history == [{"snapshot": 1, "epoch": 1, "loss": None, "acc": 0.5},
+                           {"snapshot": 2, "epoch": 2, "loss": None, "acc": 0.6}]
     assert run.manifest["notes"] == ["snapshot 1: loss was nan (stored as null)",
                                      "snapshot 2: loss was inf (stored as null)"]
     recorder.finish(draw=True)  # the curves and report draw around the gap

@@ -9,7 +9,8 @@ import pytest
 from layerlapse.atomic import TEMP_MARK
 from layerlapse.config import RunConfig
 from layerlapse.errors import RunFolderError
-from layerlapse.store import MANIFEST, SCHEMA_VERSION, STATUSES, RunFolder, epoch_file, is_derived, load_run
+from layerlapse.store import (MANIFEST, SCHEMA_VERSION, STATUSES, RunFolder, curve_axis, epoch_file, is_derived,
+                              load_run)
 from layerlapse.layout import LOCK
 
 CONFIG = RunConfig(dataset="digits", epochs=3, layers=("hidden", "conv2D_1"), probe=None, n_neighbors=15)
@@ -201,14 +202,25 @@ def test_commit_refuses_an_unknown_status(tmp_path: Path) -> None:
 def test_record_epoch_keeps_the_history_of_earlier_epochs_only(tmp_path: Path) -> None:
     run = new_run(tmp_path)
     run.record_epoch(0, None)
-    rows = [{"epoch": epoch, "loss": 1.0 / epoch} for epoch in (1, 2, 3)]
+    rows = [{"snapshot": epoch, "epoch": epoch, "loss": 1.0 / epoch} for epoch in (1, 2, 3)]
     for epoch, row in enumerate(rows, start=1):
         run.record_epoch(epoch, row)
     assert manifest_on_disk(run)["epochs_complete"] == 3 and run.history == rows
-    run.record_epoch(2, {"epoch": 2, "loss": 0.25})  # epoch 2 recorded again, as after a resume
-    assert run.history == [rows[0], {"epoch": 2, "loss": 0.25}]
+    run.record_epoch(2, {"snapshot": 2, "epoch": 2, "loss": 0.25})  # epoch 2 recorded again, as after a resume
+    assert run.history == [rows[0], {"snapshot": 2, "epoch": 2, "loss": 0.25}]
     lines = (run.path / "history.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in lines] == run.history
+
+
+def test_an_older_runs_history_is_read_with_its_snapshots_labels(tmp_path: Path) -> None:
+    # before 2026-12-06 a row stored its snapshot's number under "epoch", whatever the snapshot's epoch and step
+    run = new_run(tmp_path)
+    run.manifest["snapshots"] = [{"step": 0, "epoch": 0}, {"step": 100, "epoch": 1}, {"step": 200, "epoch": 3}]
+    run.manifest["epochs_complete"] = 2
+    run.manifest["history"] = [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25, "epoch_end": 3}]
+    assert run.history == [{"snapshot": 1, "step": 100, "epoch": 1, "loss": 0.5},
+                           {"snapshot": 2, "step": 200, "epoch": 3, "loss": 0.25, "epoch_end": 3}]
+    assert curve_axis(run.manifest, run.history) == ([100, 200], [0, 100, 200], "optimizer step")
 
 
 def test_forget_unlists_a_file(tmp_path: Path) -> None:

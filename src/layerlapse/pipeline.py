@@ -27,7 +27,7 @@ from .metrics import caption as quality_caption
 from .metrics import short_caption
 from .map_backends import resolve_backend
 from .project import LEGACY_METHODS, METHOD_LABELS, check_method, place_points
-from .store import RunFolder, is_untrained, json_bytes, npy_bytes
+from .store import RunFolder, curve_axis, is_untrained, json_bytes, npy_bytes
 from .timeline import BackgroundMapper, Frame, LayerTimeline, WorkerSpec, map_whole_run
 
 COMPILING = "compiling the map's code first (first run only, about a minute)"
@@ -381,7 +381,7 @@ def render_run(run: RunFolder, *, show_progress: bool = True, measure_sample: in
                                    show_progress=show_progress)
         written += _draw_layers_together(run, maps, labels, class_names, show_progress)
         if run.history:
-            x, x_label = _curve_axis(run)
+            x, _, x_label = curve_axis(run.manifest, run.history)
             written.append(render.draw_curves(run.history, run.local(layout.figure("curves")), x=x, x_label=x_label))
         if run.manifest["test"] is not None:
             written.append(_draw_confusion(run, class_names))
@@ -557,21 +557,9 @@ def _predicted(run: RunFolder, relpath: str, n_images: int) -> np.ndarray | None
     return scores.argmax(axis=1)
 
 
-def _curve_axis(run: RunFolder) -> tuple[list[int], str]:
-    """Where each history row sits on the curves' x axis: its epoch, or its optimizer step for a run recorded by
-    step."""
-    labels = run.manifest.get("snapshots") or []
-    rows = [int(row.get("epoch", position + 1)) for position, row in enumerate(run.history)]
-    if labels and all("step" in labels[row] for row in rows if row < len(labels)):
-        return [labels[row]["step"] if row < len(labels) else row for row in rows], "optimizer step"
-    if labels:
-        return rows, "snapshot"
-    return rows, "epoch"
-
-
 def _caption(run: RunFolder, layer: str, epoch: int, n_points: int) -> str:
     """Two lines under a frame: what it shows, then how faithful it is (the stored measures and notes)."""
-    row = next((row for row in run.history if row.get("epoch") == epoch), {})
+    row = next((row for row in run.history if row.get("snapshot") == epoch), {})
     if is_untrained(run.manifest, epoch):
         accuracy = " · untrained"
     elif isinstance(row.get("val_acc"), (int, float)):

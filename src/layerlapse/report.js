@@ -524,6 +524,7 @@ function layerlapseShow(models, data, arrays, timings) {
   }
 
   function drawPanels() {
+    for (const span of models.curveSpans) span.location = data.curveX[state.epoch];  // its epoch or step
     for (const span of models.spans) span.location = state.epoch;
     drawConfusion();
     state.panelsEpoch = state.epoch;

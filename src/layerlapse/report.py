@@ -89,7 +89,7 @@ from .dynamics import cartography_regions, region_summary
 from .config import REPORT_BUDGET_MB
 from .errors import ConfigError, RunFolderError
 from . import layout
-from .store import RunFolder, is_untrained
+from .store import RunFolder, curve_axis, is_untrained
 
 if TYPE_CHECKING:
     from bokeh.document import Document
@@ -180,6 +180,7 @@ class ReportContent:
     probe_total: int
     test_total: int
     history: list[dict]
+    curve_axis: tuple[list[float], list[float], str]  # each history row's x, each snapshot's x, the axis' name
     confusion: np.ndarray | None  # (frames, classes, classes) of the whole probe: rows true, columns predicted
     epoch_figures: list[str]  # one line per frame: accuracy
     layer_figures: dict[str, list[str]]  # layer -> one line per frame: faithfulness measures and notes
@@ -216,7 +217,7 @@ def read_content(run: RunFolder, layers: list[str]) -> ReportContent:
         class_names=class_names, epochs=epochs, layers=layers,
         limits={layer: _limits(probe, test, layer) for layer in layers},
         probe=probe, test=test, probe_total=len(probe), test_total=0 if test is None else len(test),
-        history=list(run.history),
+        history=list(run.history), curve_axis=curve_axis(run.manifest, run.history),
         confusion=None if probe.predicted is None else _confusions(probe, len(class_names)),
         epoch_figures=[_epoch_figures(run, epoch, probe, frame) for frame, epoch in enumerate(epochs)],
         layer_figures={layer: [_layer_figures(run, layer, epoch) for epoch in epochs] for layer in layers},
@@ -377,7 +378,7 @@ def _summary(run: RunFolder, layers: list[str], epochs: list[int], n_probe: int)
 
 
 def _epoch_figures(run: RunFolder, epoch: int, probe: Points, frame: int) -> str:
-    row = next((row for row in run.history if row.get("epoch") == epoch), {})
+    row = next((row for row in run.history if row.get("snapshot") == epoch), {})
     parts = [run.snapshot_title(epoch).lower() + (" (untrained)" if is_untrained(run.manifest, epoch) else "")]
     if probe.predicted is not None:
         parts.append(f"probe accuracy {np.mean(probe.predicted[frame] == probe.labels):.4f}")
@@ -600,6 +601,7 @@ def payload(content: ReportContent, blobs: Blobs) -> str:
                     "figures": content.layer_figures[layer]} for layer in content.layers],
         "confusion": None if content.confusion is None else blobs.array(content.confusion),
         "epochFigures": content.epoch_figures,
+        "curveX": content.curve_axis[1],  # where the curves' marker stands at each snapshot
         "marker": marker_style(len(content.probe)),
         "marks": marks(),
         "testImages": content.test_images,
@@ -809,7 +811,7 @@ def build_layout(content: ReportContent, document: Document) -> LayoutDOM:
     # fixed sizes: a Div whose text changes then never makes Bokeh lay out the whole page again (~0.5 s)
     pinned = Div(text="", width=SIDE_WIDTH, height=90, name="layerlapse-pinned")
     figures = Div(text="", width=SIDE_WIDTH, height=95, name="layerlapse-figures", styles={"overflow-y": "auto"})
-    curves = _curve_figures(content.history, content.epochs)
+    curves = _curve_figures(content.history, content.curve_axis, content.epochs)
     confusion = _confusion_figure(content)
     data_map = _data_map_panel(content)
     strips = _strip_divs(content)
@@ -820,7 +822,7 @@ def build_layout(content: ReportContent, document: Document) -> LayoutDOM:
     models = {**_map_models(views), "colorMapper": mapper, "colorBar": _color_bar(views[0]["plot"], mapper),
               "side": side,
               "classRenderers": class_renderers, **controls, "pinned": pinned, "figures": figures,
-              "spans": [span for _, span in curves] + (measures["spans"] if measures else []),
+              "curveSpans": [span for _, span in curves], "spans": measures["spans"] if measures else [],
               "confusion": confusion[1] if confusion else None,
               **{key: value for key, value in (data_map or {}).items() if key != "layout"},
               "hardest": strips.get("hardest"), "forgotten": strips.get("forgotten"),
@@ -1141,10 +1143,12 @@ def _measure_curves(content: ReportContent) -> tuple[Plot, ColumnDataSource, Spa
     return plot, source, span
 
 
-def _curve_figures(history: list[dict], epochs: list[int]) -> list[tuple[Plot, Span]]:
-    """Accuracy and loss against epoch, train and validation, each with a vertical marker at the shown epoch. The x
-    axis spans the slider's epochs with half an epoch to spare, so the marker shows at epoch 0 (before the first
-    point) and off the border at the last; the legend sits above the plot, never on the curves."""
+def _curve_figures(history: list[dict], axis: tuple[list[float], list[float], str], epochs: list[int]
+                   ) -> list[tuple[Plot, Span]]:
+    """Accuracy and loss, train and validation, against what `axis` names (`store.curve_axis`: the epoch, or the
+    optimizer step of a run recorded by step), each with a vertical marker at the shown snapshot. The x axis spans
+    the slider's snapshots with some room to spare, so the marker shows at the first (before the first point) and
+    off the border at the last; the legend sits above the plot, never on the curves."""
     from bokeh.models import BasicTicker, ColumnDataSource, Range1d, Span
     from bokeh.plotting import figure
 
@@ -1157,23 +1161,25 @@ def _curve_figures(history: list[dict], epochs: list[int]) -> list[tuple[Plot, S
                 if any(isinstance(row.get(key), (int, float)) for row in history)]
         if not keys:
             continue
-        source = ColumnDataSource({"epoch": [row["epoch"] for row in history],
+        row_x, snapshot_x, x_name = axis
+        source = ColumnDataSource({"x": row_x,
                                    **{key: [float(row[key]) if isinstance(row.get(key), (int, float)) else math.nan
                                             for row in history] for key in keys}})
-        xs = [*source.data["epoch"], epochs[0], epochs[-1]]
+        xs = [*row_x, snapshot_x[epochs[0]], snapshot_x[epochs[-1]]]
+        room = 0.5 if x_name != "optimizer step" else max(0.5, (max(xs) - min(xs)) * 0.03)
         plot = figure(width=SIDE_WIDTH, height=175, title=title, tools="", toolbar_location=None,
-                      name=f"layerlapse-{title}", x_range=Range1d(min(xs) - 0.5, max(xs) + 0.5))
+                      name=f"layerlapse-{title}", x_range=Range1d(min(xs) - room, max(xs) + room))
         plot.yaxis.ticker.desired_num_ticks = 4  # 170 px of a dozen crowded ticks before
         for key, color in zip(keys, ("#1f77b4", "#ff7f0e")):
             label = "validation" if key.startswith("val_") else "training"
-            plot.line("epoch", key, source=source, color=color, line_width=2, legend_label=label)
-            plot.scatter("epoch", key, source=source, color=color, size=4)
+            plot.line("x", key, source=source, color=color, line_width=2, legend_label=label)
+            plot.scatter("x", key, source=source, color=color, size=4)
         legend = plot.legend[0]
         legend.orientation, legend.label_text_font_size = "horizontal", "8pt"
         legend.padding, legend.margin, legend.spacing = 2, 0, 8
         plot.add_layout(legend, "above")
-        plot.xaxis.axis_label = "epoch"
-        plot.xaxis.ticker = BasicTicker(min_interval=1)  # whole epochs
+        plot.xaxis.axis_label = x_name
+        plot.xaxis.ticker = BasicTicker(min_interval=1)  # whole epochs, steps or snapshots
         span = Span(location=0, dimension="height", line_color="black", line_dash="dashed", line_width=1.5)
         plot.add_layout(span)
         curves.append((plot, span))

@@ -247,7 +247,9 @@ class RunFolder:
 
     @property
     def history(self) -> list[dict[str, float]]:
-        return list(self.manifest["history"])
+        """The history's rows: "snapshot" (the number of the snapshot the row belongs to; absent from a row of
+        epoch-end metrics between two snapshots of a step run), "step" and "epoch" where known, then the metrics."""
+        return history_rows(self.manifest)
 
     @property
     def class_names(self) -> list[str]:
@@ -436,10 +438,17 @@ class RunFolder:
         self.commit()
 
     def record_epoch(self, epoch: int, history_row: dict[str, float] | None) -> None:
-        """Mark `epoch` complete (its files already written) and commit; the row joins the history."""
+        """Mark snapshot `epoch` complete (its files already written) and commit; the row (with its "snapshot"
+        number) joins the history in place of any row of that snapshot or of a later one, and of a row of epoch-end
+        metrics at its step (which it took in)."""
         if history_row is not None:
-            earlier = [row for row in self.history if row.get("epoch", 0) < epoch]
-            self.manifest["history"] = [*earlier, history_row]
+            step = history_row.get("step")
+            kept = [row for row in self.history if row.get("snapshot", -1) < epoch
+                    and not ("snapshot" not in row and step is not None and row.get("step") == step)]
+            rows = [*kept, history_row]
+            if all("step" in row for row in rows):  # a step run's rows in step order
+                rows.sort(key=lambda row: row["step"])
+            self.manifest["history"] = rows
             self.write_history()
         self.manifest["epochs_complete"] = epoch
         self.commit()
@@ -555,6 +564,35 @@ def snapshot_labels(manifest: dict[str, Any], count: int | None = None) -> list[
     count = int(manifest["epochs_complete"]) + 1 if count is None else count
     labels = manifest.get("snapshots") or []
     return [labels[i] if i < len(labels) else {"epoch": i} for i in range(count)]
+
+
+def history_rows(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The manifest's history with each row's "snapshot", "step" and "epoch" saying what they are. Runs recorded
+    before 2026-12-06 stored the snapshot's number under "epoch" (in a step run, or one whose first snapshot was not
+    epoch 0, that was not its epoch): such rows are read with their snapshot's own labels."""
+    rows = list(manifest["history"])
+    if not rows or any("snapshot" in row for row in rows):
+        return rows
+    labels = snapshot_labels(manifest)
+    read = []
+    for row in rows:
+        index = row.get("epoch")
+        label = labels[index] if _is_int(index) and 0 <= index < len(labels) else {}
+        metrics = {key: value for key, value in row.items() if key != "epoch"}
+        read.append({"snapshot": index, **label, **metrics} if _is_int(index) else dict(row))
+    return read
+
+
+def curve_axis(manifest: dict[str, Any], history: list[dict[str, Any]]) -> tuple[list[float], list[float], str]:
+    """Where the curves put each history row and each snapshot on their x axis, and the axis' name: the optimizer
+    step for a run recorded by step, the epoch for one recorded by epoch, or the snapshot's number where a row or a
+    snapshot lacks the label the others have."""
+    labels = snapshot_labels(manifest)
+    for key, name in (("step", "optimizer step"), ("epoch", "epoch")):
+        if labels and all(key in label for label in labels) and all(key in row for row in history):
+            return [row[key] for row in history], [label[key] for label in labels], name
+    return ([row.get("snapshot", position) for position, row in enumerate(history)], list(range(len(labels))),
+            "snapshot")
 
 
 def snapshot_title(manifest: dict[str, Any], index: int) -> str:

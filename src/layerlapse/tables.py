@@ -7,7 +7,7 @@ it directly; the columns:
 
 - `probe_row` the image's row in the run folder's arrays, `dataset_index` its index in the training set (where the
   run recorded it), `label` and `label_name`;
-- `snapshot` (0 is the first), `epoch` (and `step` for a run recorded by step), `x`, `y` (NaN where the frame does not
+- `snapshot` (0 is the first), `epoch` and, for a run recorded by step, `step` (each where every snapshot has it), `x`, `y` (NaN where the frame does not
   draw the point);
 - `predicted`, `predicted_name`, `confidence` (the predicted class's probability), `true_class_probability`, where the
   run stored predictions;
@@ -64,9 +64,10 @@ def _mapped_snapshots(run: RunFolder, layer: str) -> list[int]:
 
 def _snapshot_columns(run: RunFolder, snapshots: list[int], n: int) -> dict[str, np.ndarray]:
     labels = snapshot_labels(run.manifest)
-    columns = {"epoch": np.repeat(np.asarray([labels[s]["epoch"] for s in snapshots], dtype=np.int64), n)}
-    if all("step" in labels[s] for s in snapshots):
-        columns["step"] = np.repeat(np.asarray([labels[s]["step"] for s in snapshots], dtype=np.int64), n)
+    columns = {}
+    for key in ("epoch", "step"):  # a label only where every snapshot has it (a step run may not know its epochs)
+        if all(key in labels[s] for s in snapshots):
+            columns[key] = np.repeat(np.asarray([labels[s][key] for s in snapshots], dtype=np.int64), n)
     return columns
 
 

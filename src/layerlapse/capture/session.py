@@ -136,6 +136,8 @@ class RecordingSession:
     resume: bool = False
     on_snapshot: Callable[[RunFolder, int], None] | None = None
     run: RunFolder | None = None
+    _recorded_before: int = field(default=-1, init=False, repr=False)  # the last snapshot an earlier process made
+    _latest_step: int | None = field(default=None, init=False, repr=False)  # the last step step_end was told
 
     def __repr__(self) -> str:
         where = "not started" if self.run is None else f"{self.run.epochs_complete + 1} snapshots"
@@ -155,6 +157,8 @@ class RecordingSession:
 
     def step_end(self, step: int, *, epoch: int | None = None, metrics: dict[str, Any] | None = None) -> bool:
         """After `step` optimizer steps: a snapshot when the schedule has one due. Returns whether one was taken."""
+        if self.schedule.by_steps:
+            self._latest_step = step if self._latest_step is None else max(step, self._latest_step)
         if not self.schedule.by_steps or not self.schedule.due_at_step(step) or self._recorded(step=step):
             return False
         self.snapshot(step=step, epoch=epoch, metrics=metrics)
@@ -162,10 +166,11 @@ class RecordingSession:
 
     def epoch_end(self, epoch: int, *, step: int | None = None, metrics: dict[str, Any] | None = None) -> bool:
         """After epoch `epoch` (1 after the first): a snapshot, under the default schedule. Returns whether one was
-        taken; under a step schedule the metrics join the history row of the last snapshot instead."""
+        taken. Under a step schedule the metrics join the history at the epoch's last step (`step`, else the last
+        one `step_end` was told), in the row of a snapshot at that step or in a row of their own."""
         if self.schedule.by_steps:
             if metrics:
-                self._add_metrics(metrics, epoch)
+                self._add_metrics(metrics, epoch, step)
             return False
         if self._recorded(epoch=epoch):
             return False
@@ -198,11 +203,10 @@ class RecordingSession:
             run.write_array(layout.predictions(index), captured.probabilities)
         if extra is not None:
             extra(run, index)
-        row = None if metrics is None and index == 0 else {"epoch": index, **self._clean_metrics(metrics or {}, index)}
         if label is not None:
             run.manifest["snapshots"] = [*snapshot_labels(run.manifest, index), label]
         self._note_layers(run)
-        run.record_epoch(index, row)
+        run.record_epoch(index, self._history_row(index, metrics))
         if self.on_snapshot is not None:
             self.on_snapshot(run, index)
         return index
@@ -213,7 +217,7 @@ class RecordingSession:
         (status running) for the pipeline to map and draw it. Under a step schedule, a `step` that was not due gets a
         last snapshot, so the lapse ends with the trained network."""
         run = self._started()
-        if self.schedule.by_steps and step is not None and not self._recorded(step=step):
+        if self.schedule.by_steps and step is not None:
             last = snapshot_labels(run.manifest)[-1] if run.epochs_complete >= 0 else {}
             if step > last.get("step", -1):
                 self.snapshot(step=step, epoch=epoch)
@@ -252,7 +256,9 @@ class RecordingSession:
         from ..store import RunFolder
 
         if self.resume and (Path(self.out) / layout.MANIFEST).is_file():
-            return reopen_for_resume(self.out)
+            run = reopen_for_resume(self.out)
+            self._recorded_before = run.epochs_complete
+            return run
         dataset = {**self.dataset, "class_names": list(self.inputs.class_names),
                    "probe_size": int(len(self.inputs.labels))}
         run = RunFolder.create(self.out, self.config, dataset, force=self.force)
@@ -269,13 +275,15 @@ class RecordingSession:
         return self.run
 
     def _recorded(self, *, step: int | None = None, epoch: int | None = None) -> bool:
-        """Whether a resumed run already holds this step's or epoch's snapshot (a framework replays the event)."""
+        """Whether this step's or epoch's snapshot was recorded before this session resumed the run: a resumed fit
+        replays the events since its checkpoint, and those snapshots are kept as they are. A snapshot this session
+        took is not skipped: recording it again is an error (`_check_order`), never a silent drop."""
         run = self._started()
         labels = run.manifest.get("snapshots")
         if labels:
             key, value = ("step", step) if step is not None else ("epoch", epoch)
-            return any(label.get(key) == value for label in labels)
-        return epoch is not None and epoch <= run.epochs_complete
+            return any(label.get(key) == value for label in labels[:self._recorded_before + 1])
+        return epoch is not None and epoch <= self._recorded_before
 
     def _check_order(self, step: int | None, epoch: int | None, index: int) -> dict[str, int] | None:
         """The label of snapshot `index` ({"step", "epoch"}), or None when it is plainly epoch `index`; a one-line
@@ -338,17 +346,41 @@ class RecordingSession:
             clean[str(key)] = number
         return clean
 
-    def _add_metrics(self, metrics: dict[str, Any], epoch: int) -> None:
-        """Under a step schedule: an epoch's metrics join the last snapshot's history row, with the epoch."""
+    def _history_row(self, index: int, metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Snapshot `index`'s history row: its number, step and epoch, its metrics, and the epoch-end metrics already
+        recorded at its step; None for a snapshot with no metrics at all (no empty row on the curves)."""
         run = self._started()
-        index = run.epochs_complete
-        if index < 0:
+        label = snapshot_labels(run.manifest, index + 1)[index]
+        at_step = next((row for row in run.history if "snapshot" not in row and "step" in label
+                        and row.get("step") == label["step"]), {})
+        clean = self._clean_metrics(metrics or {}, index)
+        if not clean and not at_step:
+            return None
+        return {**at_step, "snapshot": index, **label, **_unlabelled(clean)}
+
+    def _add_metrics(self, metrics: dict[str, Any], epoch: int, step: int | None) -> None:
+        """Under a step schedule: an epoch's metrics join the history at the epoch's last step, in the row of the
+        snapshot at that step or in a row of their own ("step", "epoch", metrics), kept in step order."""
+        run = self._started()
+        if run.epochs_complete < 0:
             return
-        rows = [row for row in run.history if row.get("epoch") != index]
-        current = next((row for row in run.history if row.get("epoch") == index), {"epoch": index})
-        extra = {f"epoch_{key}" if key in ("epoch", "step") else key: value
-                 for key, value in self._clean_metrics(metrics, index).items()}
-        run.manifest["history"] = [*rows, {**current, **extra, "epoch_end": epoch}]
+        if step is None:
+            step = self._latest_step if self._latest_step is not None else snapshot_labels(run.manifest)[-1].get("step")
+        extra = {**_unlabelled(self._clean_metrics(metrics, run.epochs_complete)), "epoch_end": epoch}
+        rows = run.history
+        if step is None:  # snapshots labelled by epoch alone: the metrics join the last snapshot's row
+            index = run.epochs_complete
+            key, value, new = "snapshot", index, {"snapshot": index, **snapshot_labels(run.manifest)[index]}
+        else:
+            key, value, new = "step", step, {"step": step, "epoch": epoch}
+        position = next((i for i, row in enumerate(rows) if row.get(key) == value), None)
+        if position is not None:
+            rows[position] = {**rows[position], **extra}
+        else:
+            rows.append({**new, **extra})
+            if all("step" in row for row in rows):
+                rows.sort(key=lambda row: row["step"])
+        run.manifest["history"] = rows
         run.write_history()
         run.commit()
 
@@ -357,6 +389,11 @@ class RecordingSession:
         notes = run.manifest.setdefault("notes", [])
         if text not in notes:
             notes.append(text)
+
+
+def _unlabelled(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metrics named like the history's own labels (a user's "epoch" or "step") keep their value as metric_<name>."""
+    return {f"metric_{key}" if key in ("snapshot", "epoch", "step") else key: value for key, value in metrics.items()}
 
 
 def own_run_config(config: RunConfig | None, dataset: str, layers: list[str], probe_size: int,
