@@ -650,6 +650,23 @@ def test_report_elsewhere_leaves_the_run_folder_alone(run_copy: Path, tmp_path: 
     assert snapshot(run_copy) == before
 
 
+def test_report_on_a_run_being_written_says_that_a_report_elsewhere_works(run_copy: Path, tmp_path: Path,
+                                                                         main_here) -> None:
+    hold = ("import sys, time; from pathlib import Path; from layerlapse import lock; "
+            "held = lock.acquire(Path(sys.argv[1])); print('held', flush=True); time.sleep(600)")
+    writer = subprocess.Popen([sys.executable, "-c", hold, str(run_copy)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "held"
+        assert_error(main_here("report", run_copy), rf"is being written by another process \(pid {writer.pid}, .*\): "
+                                                    r"write the report outside it \(`layerlapse report RUN --out "
+                                                    r"now.html`\), or wait for the run to finish$")
+        result = main_here("report", run_copy, "--out", tmp_path / "now.html", "--quiet")
+        assert result.returncode == 0, result.stderr
+    finally:
+        writer.kill()
+        writer.wait()
+
+
 def test_render_says_a_report_over_its_budget_in_one_line(run_copy: Path, tmp_path: Path, main_here,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from layerlapse import load_run, report

@@ -27,5 +27,13 @@ class RunFolderError(LayerlapseError):
     """A run folder cannot be written, is damaged, or is in a state that forbids the request."""
 
 
+class RunBusyError(RunFolderError):
+    """Another process writes the run folder (holds its lock) now."""
+
+    def __init__(self, message: str, folder: object = None, holder: str = "") -> None:
+        super().__init__(message)
+        self.folder, self.holder = folder, holder
+
+
 class StorageError(RunFolderError):
     """The disk refused a write: full, read-only, or not ours to write."""

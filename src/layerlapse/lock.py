@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import RunFolderError
+from .errors import RunBusyError, RunFolderError
 from .layout import LOCK
 
 try:
@@ -71,8 +71,9 @@ def acquire(folder: Path) -> RunLock:
             holder = _holder(descriptor)
             os.close(descriptor)
             if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise RunFolderError(f"run folder {folder} is being written by another process ({holder}): wait "
-                                     "for it to finish or stop it; only one process writes a run at a time") from None
+                raise RunBusyError(f"run folder {folder} is being written by another process ({holder}): wait "
+                                   "for it to finish or stop it; only one process writes a run at a time",
+                                   folder, holder) from None
             raise RunFolderError(f"cannot lock run folder {folder} ({error.strerror or error})") from None
     _say_holder(descriptor)
     _HELD[key] = [descriptor, 1]

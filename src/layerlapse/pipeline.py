@@ -4,6 +4,8 @@ step can be redone on its own: `layerlapse render` maps (if needed) and draws a 
 
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 import json
 import os
@@ -19,7 +21,7 @@ from .atomic import atomic_output, write_bytes
 from .dynamics import SampleDynamics, probe_dynamics, test_probe_dynamics
 from .measures import check_sample_size, measure_run, what_changed_when
 from .config import REPORT_BUDGET_MB, RunConfig
-from .errors import RunFolderError
+from .errors import RunBusyError, RunFolderError
 from .jitcache import map_code_on_disk
 from .progress import note, progress_bar
 from .metrics import QUALITY_K, QUALITY_SAMPLE
@@ -482,7 +484,13 @@ def write_run_report(run: RunFolder, path: str | os.PathLike | None = None, *, s
     inside = path is None or Path(path).resolve().parent == run.path.resolve()
     if not inside:
         return report.write_report(run, path, size_budget_mb=size_budget_mb, layers=layers)
-    with run.writing():
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(run.writing())
+        except RunBusyError as busy:  # a running run: its report can still be written outside it, with no lock
+            raise RunBusyError(f"run folder {busy.folder} is being written by another process ({busy.holder}): "
+                               "write the report outside it (`layerlapse report RUN --out now.html`), or wait for "
+                               "the run to finish", busy.folder, busy.holder) from None
         name = "report.html" if path is None else Path(path).name
         written = report.write_report(run, run.local(name), size_budget_mb=size_budget_mb, layers=layers)
         run.add_file(name)
