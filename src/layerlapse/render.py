@@ -19,6 +19,7 @@ import numpy as np
 
 from .atomic import atomic_output
 from .errors import ConfigError
+from .store import metric_series
 
 if TYPE_CHECKING:
     from .dynamics import RegionCutOffs
@@ -378,13 +379,6 @@ def draw_samples(
     return _save_png(figure, path)
 
 
-def _series(history: Sequence[Mapping[str, float | None]], key: str) -> np.ndarray | None:
-    # A metric is plotted when some row has it; a row without it, or with null (a nan the run stored), is a gap.
-    if not any(isinstance(row.get(key), (int, float)) for row in history):
-        return None
-    return np.array([float(row[key]) if isinstance(row.get(key), (int, float)) else np.nan for row in history])
-
-
 def draw_curves(history: Sequence[Mapping[str, float | None]], path: PathLike, *,
                 x: Sequence[float] | None = None, x_label: str = "epoch") -> Path:
     """Draw accuracy and loss against epoch (1..E, or `x`), train and validation, in two panels side by side."""
@@ -395,11 +389,11 @@ def draw_curves(history: Sequence[Mapping[str, float | None]], path: PathLike, *
     epochs = np.arange(1, len(history) + 1) if x is None else np.asarray(x)
     figure = _new_figure((1280, 512))
     figure.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.9, wspace=0.22)
-    for axes, (metric, label) in zip(figure.subplots(1, 2), [("acc", "accuracy"), ("loss", "loss")]):
+    for axes, (metric, label) in zip(figure.subplots(1, 2, sharex=True), [("acc", "accuracy"), ("loss", "loss")]):
         for key, legend in [(metric, "train"), (f"val_{metric}", "validation")]:
-            values = _series(history, key)
-            if values is not None:
-                axes.plot(epochs, values, marker="o", markersize=4, label=legend)
+            series = metric_series(history, epochs, key)
+            if series is not None:
+                axes.plot(*series, marker="o", markersize=4, label=legend)
         axes.set_title(label, fontsize=11)
         axes.set_xlabel(x_label)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5

@@ -237,7 +237,7 @@ function layerlapseShow(models, data, arrays, timings) {
     if (points.predicted) {
       const k = state.epoch * points.n + i;
       const confidence = (points.confidence[k] / 255).toFixed(2);
-      lines.push(`epoch ${state.epoch}: predicted ${classNames[points.predicted[k]]} (${confidence})`);
+      lines.push(`${data.snapshotWord} ${state.epoch}: predicted ${classNames[points.predicted[k]]} (${confidence})`);
     }
     return lines;
   }
@@ -476,7 +476,7 @@ function layerlapseShow(models, data, arrays, timings) {
       let wrong = 0;
       for (let i = 0; i < sets.probe.n; i++) if (isWrong("probe", i)) wrong++;
       lines.push(`${wrong.toLocaleString("en")} of the page's ${sets.probe.n.toLocaleString("en")} probe points ` +
-                 `misclassified at this epoch (ringed in red)`);
+                 `misclassified at this ${data.snapshotWord} (ringed in red)`);
     }
     if (testShown(layer)) lines.push(testFigures());
     liveHtml(models.figures, lines.map(escapeHtml).join("<br>"), `title="${escapeHtml(MEASURES_HELP)}"`);
@@ -490,7 +490,7 @@ function layerlapseShow(models, data, arrays, timings) {
     if (test.predicted) {
       let wrong = 0;
       for (let i = 0; i < test.n; i++) if (isWrong("test", i)) wrong++;
-      line += `, ${wrong.toLocaleString("en")} misclassified at this epoch (ringed in red)`;
+      line += `, ${wrong.toLocaleString("en")} misclassified at this ${data.snapshotWord} (ringed in red)`;
     }
     return line;
   }

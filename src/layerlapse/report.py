@@ -89,7 +89,7 @@ from .dynamics import cartography_regions, region_summary
 from .config import REPORT_BUDGET_MB
 from .errors import ConfigError, RunFolderError
 from . import layout
-from .store import RunFolder, curve_axis, is_untrained
+from .store import RunFolder, curve_axis, is_untrained, metric_series
 
 if TYPE_CHECKING:
     from bokeh.document import Document
@@ -180,7 +180,6 @@ class ReportContent:
     probe_total: int
     test_total: int
     history: list[dict]
-    curve_axis: tuple[list[float], list[float], str]  # each history row's x, each snapshot's x, the axis' name
     confusion: np.ndarray | None  # (frames, classes, classes) of the whole probe: rows true, columns predicted
     epoch_figures: list[str]  # one line per frame: accuracy
     layer_figures: dict[str, list[str]]  # layer -> one line per frame: faithfulness measures and notes
@@ -193,6 +192,8 @@ class ReportContent:
     measures: dict | None = None  # the layer measures, per page frame (`_page_measures`)
     regions: dict | None = None  # the data map's cut-offs, definition and counts (`dynamics.region_summary`)
     test_images: int = 0  # the run's whole test set, of which the test points are the recorded probe
+    # each history row's x on the curves, each snapshot's, the axis' name (`store.curve_axis`); None: the epoch
+    curve_axis: tuple[list[float], list[float], str] | None = None
 
 
 def read_content(run: RunFolder, layers: list[str]) -> ReportContent:
@@ -601,7 +602,8 @@ def payload(content: ReportContent, blobs: Blobs) -> str:
                     "figures": content.layer_figures[layer]} for layer in content.layers],
         "confusion": None if content.confusion is None else blobs.array(content.confusion),
         "epochFigures": content.epoch_figures,
-        "curveX": content.curve_axis[1],  # where the curves' marker stands at each snapshot
+        "curveX": _curve_axis(content)[1],  # where the curves' marker stands at each snapshot
+        "snapshotWord": content.slider_title,  # "epoch", or "snapshot" where snapshots are not plainly epochs
         "marker": marker_style(len(content.probe)),
         "marks": marks(),
         "testImages": content.test_images,
@@ -811,7 +813,7 @@ def build_layout(content: ReportContent, document: Document) -> LayoutDOM:
     # fixed sizes: a Div whose text changes then never makes Bokeh lay out the whole page again (~0.5 s)
     pinned = Div(text="", width=SIDE_WIDTH, height=90, name="layerlapse-pinned")
     figures = Div(text="", width=SIDE_WIDTH, height=95, name="layerlapse-figures", styles={"overflow-y": "auto"})
-    curves = _curve_figures(content.history, content.curve_axis, content.epochs)
+    curves = _curve_figures(content.history, _curve_axis(content), content.epochs)
     confusion = _confusion_figure(content)
     data_map = _data_map_panel(content)
     strips = _strip_divs(content)
@@ -1143,6 +1145,13 @@ def _measure_curves(content: ReportContent) -> tuple[Plot, ColumnDataSource, Spa
     return plot, source, span
 
 
+def _curve_axis(content: ReportContent) -> tuple[list[float], list[float], str]:
+    if content.curve_axis is not None:
+        return content.curve_axis
+    rows = [row.get("snapshot", row.get("epoch", position)) for position, row in enumerate(content.history)]
+    return rows, list(range(max(content.epochs, default=0) + 1)), "epoch"
+
+
 def _curve_figures(history: list[dict], axis: tuple[list[float], list[float], str], epochs: list[int]
                    ) -> list[tuple[Plot, Span]]:
     """Accuracy and loss, train and validation, against what `axis` names (`store.curve_axis`: the epoch, or the
@@ -1162,9 +1171,6 @@ def _curve_figures(history: list[dict], axis: tuple[list[float], list[float], st
         if not keys:
             continue
         row_x, snapshot_x, x_name = axis
-        source = ColumnDataSource({"x": row_x,
-                                   **{key: [float(row[key]) if isinstance(row.get(key), (int, float)) else math.nan
-                                            for row in history] for key in keys}})
         xs = [*row_x, snapshot_x[epochs[0]], snapshot_x[epochs[-1]]]
         room = 0.5 if x_name != "optimizer step" else max(0.5, (max(xs) - min(xs)) * 0.03)
         plot = figure(width=SIDE_WIDTH, height=175, title=title, tools="", toolbar_location=None,
@@ -1172,8 +1178,10 @@ def _curve_figures(history: list[dict], axis: tuple[list[float], list[float], st
         plot.yaxis.ticker.desired_num_ticks = 4  # 170 px of a dozen crowded ticks before
         for key, color in zip(keys, ("#1f77b4", "#ff7f0e")):
             label = "validation" if key.startswith("val_") else "training"
-            plot.line("x", key, source=source, color=color, line_width=2, legend_label=label)
-            plot.scatter("x", key, source=source, color=color, size=4)
+            x, values = metric_series(history, row_x, key)
+            source = ColumnDataSource({"x": x, "y": values})
+            plot.line("x", "y", source=source, color=color, line_width=2, legend_label=label)
+            plot.scatter("x", "y", source=source, color=color, size=4)
         legend = plot.legend[0]
         legend.orientation, legend.label_text_font_size = "horizontal", "8pt"
         legend.padding, legend.margin, legend.spacing = 2, 0, 8
@@ -1199,7 +1207,7 @@ def _confusion_figure(content: ReportContent) -> tuple[Plot, ColumnDataSource] |
     source = ColumnDataSource({"true": true, "predicted": predicted, "share": np.zeros(classes * classes),
                                "count": [""] * (classes * classes), "ink": ["black"] * (classes * classes)},
                               name="layerlapse-confusion")
-    plot = figure(width=SIDE_WIDTH, height=SIDE_WIDTH, title="confusion of the probe at the shown epoch", tools="",
+    plot = figure(width=SIDE_WIDTH, height=SIDE_WIDTH, title=f"confusion of the probe at the shown {content.slider_title}", tools="",
                   toolbar_location=None, x_range=Range1d(-0.5, classes - 0.5),
                   y_range=Range1d(classes - 0.5, -0.5), name="layerlapse-confusion-plot")
     shade = LinearColorMapper(palette=list(reversed(Blues256)), low=0.0, high=1.0)

@@ -595,6 +595,17 @@ def curve_axis(manifest: dict[str, Any], history: list[dict[str, Any]]) -> tuple
             "snapshot")
 
 
+def metric_series(history: list[dict[str, Any]], x: list[float], key: str
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
+    """A metric's points (x, value), from the rows that hold it: a row of other metrics (a step run's epoch-end row
+    among its snapshots' rows) is left out, a null (a nan the run stored) is a gap. None when no row has a number."""
+    if not any(isinstance(row.get(key), (int, float)) for row in history):
+        return None
+    rows = [(position, row[key]) for position, row in zip(x, history) if key in row]
+    return (np.array([position for position, _ in rows], dtype=float),
+            np.array([float(value) if isinstance(value, (int, float)) else np.nan for _, value in rows]))
+
+
 def snapshot_title(manifest: dict[str, Any], index: int) -> str:
     """How a frame, the report's slider and the curves name snapshot `index`: "Epoch 3", or "Step 512 · epoch 2"."""
     label = snapshot_labels(manifest)[index] if index <= int(manifest["epochs_complete"]) else {"epoch": index}
