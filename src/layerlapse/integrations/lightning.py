@@ -56,8 +56,9 @@ snapshots of epochs the resumed fit replays are not written again.
 
 Several processes (DDP, any strategy whose processes each hold the whole model): each rank runs its own contiguous
 share of the probe, test probe and test set through the model, rank 0 gathers the shares in probe order and is the
-only one that writes. Every rank must be given the same probe (checked when the fit starts). Strategies that shard
-the model (FSDP, DeepSpeed, model parallel) are refused.
+only one that writes. Every rank must be given the same probe (checked when the fit starts). Metrics logged with
+`self.log(..., sync_dist=True)`, as Lightning advises under DDP, are stored as their average over the ranks; without
+it, as rank 0's. Strategies that shard the model (FSDP, DeepSpeed, model parallel) are refused.
 """
 
 from __future__ import annotations
@@ -201,8 +202,11 @@ class LayerlapseCallback(pl.Callback):
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         # no step under the epoch schedule: its frames are titled "Epoch N", as the built-in loop's are
         epoch, step = trainer.current_epoch + 1, trainer.global_step if self.schedule.by_steps else None
-        self._together(lambda session: session.epoch_end(epoch, step=step,
-                                                         metrics=epoch_metrics(trainer.callback_metrics)))
+        # read on every rank, before the callback's own collectives: reading a metric logged with sync_dist=True
+        # averages it over the ranks (a collective of Lightning's), so a read on rank 0 alone, inside the event,
+        # waited for ranks that were waiting in the event's broadcast
+        metrics = epoch_metrics(trainer.callback_metrics)
+        self._together(lambda session: session.epoch_end(epoch, step=step, metrics=metrics))
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         step = trainer.global_step if self.schedule.by_steps else None
