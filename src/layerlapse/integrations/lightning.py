@@ -40,7 +40,8 @@ Copy, paste, run (about a minute on a laptop CPU; it writes runs/digits-lightnin
         callback = LayerlapseCallback(layers=["net.1", "net.3"], probe=probe, out="runs/digits-lightning",
                                       class_names=[str(d) for d in range(10)], dataset="digits", test_set=test,
                                       force=True)
-        trainer = pl.Trainer(max_epochs=5, callbacks=[callback], logger=False, enable_checkpointing=False)
+        checkpoints = pl.callbacks.ModelCheckpoint(dirpath="runs/digits-lightning-checkpoints", save_last=True)
+        trainer = pl.Trainer(max_epochs=5, callbacks=[callback, checkpoints], logger=False)
         trainer.fit(Digits(), DataLoader(train, batch_size=32, shuffle=True))
         print(callback.run.path / "report.html")
 
@@ -52,7 +53,9 @@ lists them). The epoch's metrics come from `trainer.callback_metrics`: log them 
 
 Resuming: the callback's state (its run folder) is saved in Lightning's checkpoints, so `trainer.fit(...,
 ckpt_path=...)` with the same callback settings continues the same run folder after its last committed snapshot;
-snapshots of epochs the resumed fit replays are not written again.
+snapshots of epochs the resumed fit replays are not written again. Above, a fit stopped by Ctrl-C or a killed job
+continues with `trainer.fit(..., ckpt_path="runs/digits-lightning-checkpoints/last.ckpt")` (the checkpoints are kept
+outside the run folder, which holds only what layerlapse writes).
 
 Several processes (DDP, any strategy whose processes each hold the whole model): each rank runs its own contiguous
 share of the probe, test probe and test set through the model, rank 0 gathers the shares in probe order and is the
