@@ -150,6 +150,31 @@ def test_every_n_steps_labels_the_snapshots_by_step_and_logits_are_softmaxed(tmp
     assert np.allclose(np.load(tmp_path / "run/predictions/epoch_004.npy"), softmax, atol=1e-5)
 
 
+# what model.fit was given, and what the manifest should state: Keras batches arrays by 32 when fit names no batch
+# size, and ignores validation_split when fit is given validation_data as well
+FIT_SETTINGS = {
+    "batch_and_split": ({"batch_size": 128, "validation_split": 0.1}, 128, 0.1),
+    "keras_default_batch": ({}, 32, None),
+    "validation_data_not_split": ({"batch_size": 64, "validation_split": 0.1, "validation_data": "held out"}, 64, None),
+}
+
+
+@pytest.mark.parametrize("case", FIT_SETTINGS)
+def test_the_manifest_states_the_batch_size_and_validation_split_of_the_fit(tmp_path: Path, digits,
+                                                                          case: str) -> None:
+    x, y = digits
+    settings, batch_size, validation_split = FIT_SETTINGS[case]
+    if "validation_data" in settings:
+        settings = {**settings, "validation_data": (x[1500:1600], y[1500:1600])}
+    callback = LayerlapseCallback("hidden", probe=x[:100], labels=y[:100], out=tmp_path / "run", class_names=DIGITS,
+                                  draw=False)
+    small_model().fit(x[:500], y[:500], epochs=1, verbose=0, callbacks=[callback], **settings)
+    recorded = manifest(tmp_path / "run")
+    assert recorded["config"]["batch_size"] == batch_size and recorded["training"]["batch_size"] == batch_size
+    assert recorded["config"]["validation_split"] == validation_split
+    assert recorded["training"].get("validation_split") == validation_split
+
+
 def test_a_second_fit_needs_a_new_callback(tmp_path: Path, digits) -> None:
     x, y = digits
     callback = LayerlapseCallback("hidden", probe=x[:100], labels=y[:100], out=tmp_path / "run", class_names=DIGITS,

@@ -399,10 +399,11 @@ def _unlabelled(metrics: dict[str, Any]) -> dict[str, Any]:
 def own_run_config(config: RunConfig | None, dataset: str, layers: list[str], probe_size: int,
                    test_probe_size: int | None, training: dict[str, Any] | None) -> RunConfig:
     """The settings of a run recorded from a user's loop: their data's name, their layers and probe, the training
-    settings they state (batch size, learning rate, epochs) and the map settings (from `config` when given)."""
+    settings they state (batch size, learning rate, epochs, validation split) and the map settings (from `config`
+    when given)."""
     base = config or RunConfig(loop="own")
     stated = {key: value for key, value in (training or {}).items()
-              if key in ("epochs", "batch_size", "learning_rate", "seed")}
+              if key in ("epochs", "batch_size", "learning_rate", "validation_split", "seed")}
     values = {**base.to_dict(), "loop": "own", "dataset": dataset, "layers": list(layers), "probe": probe_size,
               "test_probe": test_probe_size or 0, "train_subset": None, "validation_split": None, "device": "auto",
               "epochs": None, "batch_size": None, "learning_rate": None, **stated}

@@ -22,7 +22,9 @@ when they are already probabilities (a softmax output), softmaxed when they are 
 from __future__ import annotations
 
 import difflib
+import math
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -235,7 +237,8 @@ class LayerlapseCallback(keras.callbacks.Callback):
                               None if test_probe is None else len(test_probe), training)
 
     def _stated_by_keras(self) -> dict[str, Any]:
-        """What the fit itself says about its training: framework, optimizer, learning rate, epochs."""
+        """What the fit itself says about its training: framework, optimizer, learning rate, epochs, batch size and
+        validation split."""
         stated: dict[str, Any] = {"framework": f"keras {keras.__version__} ({keras.backend.backend()})"}
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is not None:
@@ -248,7 +251,7 @@ class LayerlapseCallback(keras.callbacks.Callback):
         epochs = (self.params or {}).get("epochs")
         if isinstance(epochs, int) and epochs > 0:
             stated["epochs"] = epochs
-        return stated
+        return {**stated, **fit_arguments(self.model)}
 
     def _labels(self, which: str, labels: Any, argument: str) -> np.ndarray | None:
         data = self._inputs.get(which)
@@ -281,6 +284,55 @@ class LayerlapseCallback(keras.callbacks.Callback):
         stop = getattr(session.on_snapshot, "stop", None)
         if stop is not None:
             stop()
+
+
+def fit_arguments(model: Any) -> dict[str, Any]:
+    """The batch size and validation split of the `model.fit` that is running, where they are known. Keras tells
+    callbacks only the epochs and steps (`Callback.params`), so they are read from the running fit's own frame: the
+    batch size its data adapter batches by (Keras' default, 32, when fit names none; none for a dataset that hides
+    it), the split only when Keras held it out (it ignores the split when fit is given validation_data too)."""
+    fit = _running_fit(model)
+    if fit is None:
+        return {}
+    stated: dict[str, Any] = {}
+    batch_size = getattr(getattr(fit["epoch_iterator"], "data_adapter", None), "batch_size", None)
+    if isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size > 0:
+        stated["batch_size"] = batch_size
+    split = fit.get("validation_split")
+    if isinstance(split, float) and 0.0 < split < 1.0 and _held_out(split, fit.get("x"), fit.get("val_x")):
+        stated["validation_split"] = split
+    return stated
+
+
+def _running_fit(model: Any) -> dict[str, Any] | None:
+    """The local variables of Keras' `fit` of `model` that called this callback (the same names on every backend
+    that trains: TensorFlow, JAX, PyTorch); None when there is none (a callback called by hand)."""
+    frame = sys._getframe(1)
+    try:
+        while frame is not None:
+            if frame.f_code.co_name == "fit" and frame.f_locals.get("self") is model \
+                    and "epoch_iterator" in frame.f_locals:
+                return dict(frame.f_locals)
+            frame = frame.f_back
+        return None
+    finally:
+        del frame  # a frame held here would keep every caller's locals alive
+
+
+def _held_out(split: float, train: Any, validation: Any) -> bool:
+    """Whether Keras made `validation` by holding out `split` of the fit's data: its rule keeps the first
+    floor(rows x (1 - split)) rows for training and the rest for validation."""
+    kept, held = _rows(train), _rows(validation)
+    return kept is not None and held is not None and kept == math.floor((kept + held) * (1.0 - split))
+
+
+def _rows(data: Any) -> int | None:
+    """The number of rows of an array, or of the first array of a list or dict of them; None for anything else."""
+    try:
+        first = keras.tree.flatten(data)[0]
+        return int(first.shape[0])
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
 
 
 def keras_metrics(logs: dict[str, Any] | None) -> dict[str, float]:

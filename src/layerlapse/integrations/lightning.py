@@ -40,7 +40,8 @@ Copy, paste, run (about a minute on a laptop CPU; it writes runs/digits-lightnin
         callback = LayerlapseCallback(layers=["net.1", "net.3"], probe=probe, out="runs/digits-lightning",
                                       class_names=[str(d) for d in range(10)], dataset="digits", test_set=test,
                                       force=True)
-        trainer = pl.Trainer(max_epochs=5, callbacks=[callback], logger=False, enable_checkpointing=False)
+        checkpoints = pl.callbacks.ModelCheckpoint(dirpath="runs/digits-lightning-checkpoints", save_last=True)
+        trainer = pl.Trainer(max_epochs=5, callbacks=[callback, checkpoints], logger=False)
         trainer.fit(Digits(), DataLoader(train, batch_size=32, shuffle=True))
         print(callback.run.path / "report.html")
 
@@ -52,12 +53,15 @@ lists them). The epoch's metrics come from `trainer.callback_metrics`: log them 
 
 Resuming: the callback's state (its run folder) is saved in Lightning's checkpoints, so `trainer.fit(...,
 ckpt_path=...)` with the same callback settings continues the same run folder after its last committed snapshot;
-snapshots of epochs the resumed fit replays are not written again.
+snapshots of epochs the resumed fit replays are not written again. Above, a fit stopped by Ctrl-C or a killed job
+continues with `trainer.fit(..., ckpt_path="runs/digits-lightning-checkpoints/last.ckpt")` (the checkpoints are kept
+outside the run folder, which holds only what layerlapse writes).
 
 Several processes (DDP, any strategy whose processes each hold the whole model): each rank runs its own contiguous
 share of the probe, test probe and test set through the model, rank 0 gathers the shares in probe order and is the
-only one that writes. Every rank must be given the same probe (checked when the fit starts). Strategies that shard
-the model (FSDP, DeepSpeed, model parallel) are refused.
+only one that writes. Every rank must be given the same probe (checked when the fit starts). Metrics logged with
+`self.log(..., sync_dist=True)`, as Lightning advises under DDP, are stored as their average over the ranks; without
+it, as rank 0's. Strategies that shard the model (FSDP, DeepSpeed, model parallel) are refused.
 """
 
 from __future__ import annotations
@@ -201,8 +205,11 @@ class LayerlapseCallback(pl.Callback):
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         # no step under the epoch schedule: its frames are titled "Epoch N", as the built-in loop's are
         epoch, step = trainer.current_epoch + 1, trainer.global_step if self.schedule.by_steps else None
-        self._together(lambda session: session.epoch_end(epoch, step=step,
-                                                         metrics=epoch_metrics(trainer.callback_metrics)))
+        # read on every rank, before the callback's own collectives: reading a metric logged with sync_dist=True
+        # averages it over the ranks (a collective of Lightning's), so a read on rank 0 alone, inside the event,
+        # waited for ranks that were waiting in the event's broadcast
+        metrics = epoch_metrics(trainer.callback_metrics)
+        self._together(lambda session: session.epoch_end(epoch, step=step, metrics=metrics))
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         step = trainer.global_step if self.schedule.by_steps else None
