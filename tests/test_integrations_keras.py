@@ -86,7 +86,7 @@ def test_a_fit_records_a_complete_run_folder(keras_run: Path) -> None:
                     *(f"activations/conv/epoch_{epoch:03d}.npy" for epoch in range(3))):
         assert (keras_run / relpath).is_file(), relpath
     # Keras' accuracy and val_accuracy are the history's acc and val_acc, which the curves and captions read
-    assert [sorted(row) for row in recorded["history"]] == [["acc", "epoch", "loss", "val_acc", "val_loss"]] * 2
+    assert [sorted(row) for row in recorded["history"]] == [["acc", "epoch", "loss", "snapshot", "val_acc", "val_loss"]] * 2
     assert recorded["history"][-1]["val_acc"] > 0.5
     assert recorded["training"]["framework"].endswith("(torch)") and recorded["training"]["epochs"] == 2
     assert recorded["training"]["optimizer"] == "Adam" and recorded["config"]["learning_rate"] == 0.003

@@ -153,6 +153,7 @@ class LayerlapseCallback(pl.Callback):
         self.recorder_: Recorder | None = None
         self.shares_: RankShares | None = None
         self._finished: RunFolder | None = None
+        self._last_step = -1  # the optimizer step of the last batch-end event
 
     def __repr__(self) -> str:
         return (f"LayerlapseCallback(out={str(self.out)!r}, layers={self._capture_args['layers']!r}, "
@@ -195,10 +196,14 @@ class LayerlapseCallback(pl.Callback):
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         # here, not in on_fit_start: a resumed fit has its epoch and step back only now
         step = trainer.global_step if self.schedule.by_steps else None
+        self._last_step = trainer.global_step
         self._together(lambda session: session.start(step=step, epoch=trainer.current_epoch))
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         step = trainer.global_step
+        if step == self._last_step:  # a batch that only accumulated gradients: no optimizer step, no new snapshot
+            return
+        self._last_step = step
         if self.schedule.by_steps and self.schedule.due_at_step(step):  # the same answer on every rank
             self._together(lambda session: session.step_end(step, epoch=trainer.current_epoch))
 
