@@ -540,13 +540,12 @@ def test_corrupt_dataset_files_are_named_in_one_error_line(mnist_contents: dict[
     assert snapshot(data_dir) == before  # the bad file is neither deleted nor "repaired" by a download
 
 
-def test_unknown_layer_lists_the_names_and_suggests_the_closest(tmp_path: Path, main_here) -> None:
+def test_unknown_layer_names_the_closest_and_the_command_that_lists_them(tmp_path: Path, main_here) -> None:
     out = tmp_path / "out"
     result = main_here("run", "--dataset", "digits", "--layer", "hiden", "--out", out)
-    line = assert_error(result, r"unknown layer 'hiden' \(did you mean 'hidden'\?\): the model has ")
-    listed = line.split("the model has ", 1)[1].split(";")[0].split(", ")
-    assert listed == LAYER_NAMES
-    assert "layerlapse layers" in line
+    line = assert_error(result, r"^error: unknown layer 'hiden' \(did you mean 'hidden'\?\): the model has "
+                                rf"{len(LAYER_NAMES)} layers; `layerlapse layers` lists them$")
+    assert len(line) < 200 + len("error: ")
     assert not out.exists()
 
 

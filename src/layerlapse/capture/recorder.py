@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..config import RunConfig
-from ..errors import ConfigError, LayerNotFoundError
+from ..errors import ConfigError, unknown_layer
 from ..blocks import release_pages
 from ..memory import keep_freed_memory
 from ..models import SameConv2d
@@ -57,20 +57,16 @@ class Snapshot:
         return f"Snapshot(epoch={self.epoch}, probe={n}, layers={{{layers}}})"
 
 
-def find_layers(model: nn.Module, names: Iterable[str]) -> dict[str, nn.Module]:
-    """The named modules, or a LayerNotFoundError that lists what exists and the closest matches."""
+def find_layers(model: nn.Module, names: Iterable[str],
+                listing: str = "model.named_modules()") -> dict[str, nn.Module]:
+    """The named modules, or a LayerNotFoundError that names the closest matches and how to list the rest
+    (`listing`)."""
     modules = dict(model.named_modules())
     modules.pop("", None)
-    found = {}
-    for name in names:
-        if name not in modules:
-            close = difflib.get_close_matches(name, list(modules), n=3)
-            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-            shown = ", ".join(list(modules)[:40]) + (", …" if len(modules) > 40 else "")
-            raise LayerNotFoundError(f"unknown layer {name!r}{hint}: the model has {shown}; see `layerlapse layers` "
-                                     "(for your own model: `layerlapse layers --model package.module:factory`)")
-        found[name] = modules[name]
-    return found
+    unknown = next((name for name in names if name not in modules), None)
+    if unknown is not None:
+        raise unknown_layer(unknown, list(modules), listing)
+    return {name: modules[name] for name in names}
 
 
 class Recorder:

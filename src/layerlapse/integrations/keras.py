@@ -21,7 +21,6 @@ when they are already probabilities (a softmax output), softmaxed when they are 
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -31,7 +30,7 @@ import numpy as np
 from ..capture.session import (FLOAT16_MAX, REDUCTIONS, Captured, Inputs, RecordingSession, Schedule,
                                describe_reduction, first_token_refused)
 from ..config import RunConfig
-from ..errors import ConfigError, LayerNotFoundError, RunFolderError
+from ..errors import ConfigError, RunFolderError, unknown_layer
 from ..threads import training_threads
 from . import IntegrationError, check_version, require  # noqa: F401 - IntegrationError: what users catch
 
@@ -187,13 +186,9 @@ class LayerlapseCallback(keras.callbacks.Callback):
     def _recording_model(self, model: Any) -> Any:
         """A model of the same weights that outputs the recorded layers' outputs and then the model's own output."""
         names = [layer.name for layer in model.layers]
-        for name in self.layers:
-            if name not in names:
-                close = difflib.get_close_matches(name, names, n=3)
-                hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-                shown = ", ".join(names[:40]) + (", …" if len(names) > 40 else "")
-                raise LayerNotFoundError(f"unknown layer {name!r}{hint}: the Keras model has {shown}; name one of its "
-                                         "layers (model.summary() lists them)")
+        unknown = next((name for name in self.layers if name not in names), None)
+        if unknown is not None:
+            raise unknown_layer(unknown, names, "model.summary()", model="the Keras model")
         self._spatial = {name: any(word in type(model.get_layer(name)).__name__ for word in SPATIAL_WORDS)
                          for name in self.layers}
         try:
