@@ -6,7 +6,7 @@ from torch.nn import functional as F
 
 from layerlapse.capture import Recorder, Snapshot, _pad_border, find_layers, layer_table, stratified_probe
 from layerlapse.config import RunConfig
-from layerlapse.errors import LayerlapseError, LayerNotFoundError
+from layerlapse.errors import ConfigError, LayerlapseError, LayerNotFoundError
 from layerlapse.models import ReferenceCNN, SameConv2d
 from layerlapse.store import RunFolder
 
@@ -424,3 +424,98 @@ def test_layer_table_lists_every_layer_with_its_output_shape(model: ReferenceCNN
     assert model.training and hooks_left(model) == 0
     big = {name: shape for name, _, shape in layer_table(ReferenceCNN((28, 28)), (1, 28, 28))}
     assert big["pool2"] == (32, 7, 7) and big["flat1"] == (1568,)
+
+
+# ---- a probe that does not fit: where it failed ----------------------------------------------------------------------
+def pre_hooks_left(model: nn.Module) -> int:
+    return sum(len(module._forward_pre_hooks) for module in model.modules())
+
+
+def test_a_probe_of_the_wrong_image_size_names_the_layer_that_failed(model: ReferenceCNN) -> None:
+    """The convolutions take 12×12 images as well as 8×8; the first Linear does not, and is named, not conv2D_1."""
+    big = torch.zeros(5, 12, 12, dtype=torch.uint8)
+    with Recorder(model, ["hidden"], big) as recorder:
+        before = pre_hooks_left(model)
+        with pytest.raises(ConfigError, match=r"^the probe does not fit the model: a batch of shape \(5, 1, 12, 12\) "
+                                              r"float32 failed in layer 'hidden' \(Linear, takes 128 features per "
+                                              r"input\); torch said: mat1 and mat2 shapes cannot be multiplied"):
+            recorder.snapshot(0)
+        assert pre_hooks_left(model) == before  # the hooks that followed the pass are gone
+
+
+def test_a_probe_that_fails_in_the_model_s_own_forward_says_after_which_layer() -> None:
+    class Flattens(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3)
+            self.fc = nn.Linear(2 * 6 * 6, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.conv(x).view(-1, 2 * 6 * 6))
+
+    with pytest.raises(ConfigError, match=r"a batch of shape \(5, 1, 10, 10\) float32 failed in Flattens\.forward "
+                                          r"itself, after layer 'conv'; torch said: shape '\[-1, 72\]' is invalid"):
+        with Recorder(Flattens(), ["fc"], torch.zeros(5, 1, 10, 10)) as recorder:
+            recorder.snapshot(0)
+
+
+# ---- the layer table of a text model ---------------------------------------------------------------------------------
+class TextNet(nn.Module):
+    """As BERT is built: an embeddings module around nn.Embedding (so the first module is not an Embedding)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embeddings = nn.ModuleDict({"words": nn.Embedding(50, 8), "norm": nn.LayerNorm(8)})
+        self.rnn = nn.GRU(8, 6, batch_first=True)
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        hidden = self.embeddings["norm"](self.embeddings["words"](input_ids))
+        if attention_mask is not None:
+            hidden = hidden * attention_mask.unsqueeze(-1)
+        return self.head(self.rnn(hidden)[0][:, -1])
+
+
+def test_layer_table_of_a_token_id_model_positional_or_by_keyword() -> None:
+    table = {name: shape for name, _, shape in layer_table(TextNet(), (16,))}
+    assert table["embeddings.words"] == (16, 8) and table["rnn"] == (16, 6) and table["head"] == (2,)
+    keywords = {name: shape for name, _, shape in layer_table(TextNet(), (16,),
+                                                              keywords=["input_ids", "attention_mask"])}
+    assert keywords == table
+
+
+def test_layer_table_tries_token_ids_when_floats_are_refused_for_their_kind() -> None:
+    class Lookup(nn.Module):
+        """Token ids looked up in a table of its own, without an nn.Embedding to say it takes them."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.table = nn.Parameter(torch.randn(50, 8))
+            self.head = nn.Linear(8, 2)
+
+        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+            return self.head(self.table[input_ids].mean(1))
+
+    assert {name: shape for name, _, shape in layer_table(Lookup(), (16,))} == {"head": (2,)}
+    with pytest.raises(ConfigError, match=r"^the model does not take inputs of shape \(16,\) as floats: it failed in "
+                                          r"Lookup\.forward itself, before any layer; torch said: tensors used as "
+                                          r"indices must be"):
+        layer_table(Lookup(), (16,), dtype="float")
+
+
+def test_layer_table_with_floats_named_says_where_they_were_refused() -> None:
+    model = TextNet()
+    with pytest.raises(ConfigError, match=r"^the model does not take inputs of shape \(16,\) as floats: it failed in "
+                                          r"layer 'embeddings.words' \(Embedding, takes integer token ids below 50\); "
+                                          r"torch said: Expected tensor for argument #1 'indices'"):
+        layer_table(model, (16,), dtype="float")
+    assert hooks_left(model) == 0 and pre_hooks_left(model) == 0
+    with pytest.raises(ConfigError, match=r"^the input dtype must be one of auto, float, long \(--input-dtype\), got "
+                                          r"'int'$"):
+        layer_table(model, (16,), dtype="int")
+
+
+def test_layer_table_of_the_wrong_image_size_names_the_layer_that_failed(model: ReferenceCNN) -> None:
+    with pytest.raises(ConfigError, match=r"^the model does not take inputs of shape \(1, 12, 12\) as floats: it "
+                                          r"failed in layer 'hidden' \(Linear, takes 128 features per input\); "):
+        layer_table(model, (1, 12, 12))

@@ -311,10 +311,10 @@ def test_bad_recording_input_is_one_line(tmp_path: Path, kwargs: dict, error: ty
     assert not (tmp_path / "run").exists()  # nothing written
 
 
-def test_a_probe_that_does_not_fit_says_the_shape_and_what_the_first_layer_takes() -> None:
+def test_a_probe_that_does_not_fit_says_the_shape_and_what_the_layer_that_failed_takes() -> None:
     model = nn.Sequential(nn.Linear(100, 10))
     with pytest.raises(ConfigError, match=r"^the probe does not fit the model: a batch of shape \(30, 784\) float32 "
-                                          r"where its first layer '0' \(Linear\) takes 100 features per input; "
+                                          r"failed in layer '0' \(Linear, takes 100 features per input\); "
                                           r"torch said: mat1 and mat2 shapes cannot be multiplied"):
         with Recorder(model, ["0"], torch.zeros(30, 784)) as recorder:
             recorder.snapshot(0)

@@ -122,10 +122,26 @@ def layers(
              "with no arguments, or a model object), imported from the current folder or the installed packages.",
     )] = None,
     input_shape: Annotated[Optional[str], typer.Option(
-        help="The shape of one input to your model, such as 1,28,28 or 784: gives each layer's output shape.",
+        help="The shape of one input to your model, such as 1,28,28 or 784, or 16 for 16 tokens: gives each "
+             "layer's output shape.",
+    )] = None,
+    input_dtype: Annotated[str, typer.Option(
+        help="What the input holds: float, long (integer token ids), or auto: floats, and token ids for a model "
+             "that starts with an Embedding or refuses floats for not being Long or Int.",
+    )] = "auto",
+    input_name: Annotated[Optional[list[str]], typer.Option(
+        help="Pass the input by keyword, as Hugging Face models take it; repeat for several, each of "
+             "--input-shape: --input-name input_ids --input-name attention_mask. A name ending in ids or mask "
+             "is integer, a mask all ones.",
     )] = None,
 ) -> None:
-    """List a network's named layers (names for --layer, or for Recorder(layers=...)) with their output shapes."""
+    """List a network's named layers (names for --layer, or for Recorder(layers=...)) with their output shapes.
+
+    Your own models: an image model, a text model of 16 token ids, a Hugging Face model by keyword:
+    layerlapse layers --model mymodels:cnn --input-shape 1,28,28
+    layerlapse layers --model mymodels:lstm --input-shape 16
+    layerlapse layers --model mymodels:bert --input-shape 16 --input-name input_ids --input-name attention_mask
+    """
     from .capture import layer_table
 
     if model is None:
@@ -135,14 +151,16 @@ def layers(
         height, width = IMAGE_SIZES[dataset]
         network, shape = build_model((height, width), 10), (1, height, width)
     else:
-        from .capture.recorder import load_model
+        from .capture.listing import load_model
 
         network, shape = load_model(model), _parse_shape(input_shape)
-    rows = layer_table(network, shape)
+    rows = layer_table(network, shape, dtype=input_dtype, keywords=input_name or ())
     width = max([len("layer"), *(len(name) for name, _, _ in rows)])
     typer.echo(f"{'layer':<{width}} {'type':<20} output per {'image' if model is None else 'input'}")
+    # without a shape nothing runs; with one, a module the pass never called (a ModuleList) has no output
+    missing = "(give --input-shape)" if shape is None else "(not called)"
     for name, kind, out_shape in rows:
-        shown = " × ".join(map(str, out_shape)) if out_shape is not None else "(give --input-shape)"
+        shown = " × ".join(map(str, out_shape)) if out_shape is not None else missing
         typer.echo(f"{name:<{width}} {kind:<20} {shown}")
 
 

@@ -12,10 +12,8 @@ The same `Recorder` serves the built-in training loop and users' own loops:
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import os
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,6 +30,7 @@ from ..memory import keep_freed_memory
 from ..models import SameConv2d
 from ..modes import evaluating
 from ..threads import fit_training_threads
+from .misfit import SHAPE_WORDS, describe_batch, failed_in, first_line
 from .probe import CHANNELS_FIRST, ProbeInputs, first_tensor, reduce_rows
 from .session import (REDUCTIONS, Captured, Inputs, RecordingSession, Schedule, describe_reduction,
                       own_run_config)
@@ -323,11 +322,11 @@ class Recorder:
         try:
             return self.model(*args, **kwargs)
         except (RuntimeError, TypeError, ValueError, IndexError) as error:
-            if not _SHAPE_WORDS.search(str(error)):
+            if not SHAPE_WORDS.search(str(error)):
                 raise  # not a probe that does not fit: the model's own error, as it is
-            raise ConfigError(f"the {inputs.what} does not fit the model: a batch of {_describe_batch(args, kwargs)} "
-                              f"{_first_layer_expects(self.model)}; torch said: "
-                              f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+            where = failed_in(self.model, lambda: self.model(*args, **kwargs))
+            raise ConfigError(f"the {inputs.what} does not fit the model: a batch of {describe_batch(args, kwargs)} "
+                              f"failed in {where}; torch said: {first_line(error)}") from None
 
     def _keep_rows(self, activations: dict[str, np.ndarray], name: str, rows: slice, n: int) -> bool:
         """One batch of a layer's output, reduced to rows and copied into its array (float16, or float32 once a
@@ -457,33 +456,6 @@ def _class_scores(output: Any) -> torch.Tensor | None:
     return tensor if tensor.dim() == 2 and tensor.is_floating_point() else None
 
 
-def _describe_batch(args: tuple, kwargs: dict) -> str:
-    def one(value: Any) -> str:
-        return f"shape {tuple(value.shape)} {str(value.dtype).replace('torch.', '')}" \
-            if isinstance(value, torch.Tensor) else type(value).__name__
-    parts = [one(value) for value in args] + [f"{key}={one(value)}" for key, value in kwargs.items()]
-    return ", ".join(parts)
-
-
-# what torch says when an input does not fit a layer (shapes, sizes, dimensions, channels, dtypes, arguments)
-_SHAPE_WORDS = re.compile(r"shape|size|dimension|channels|expected|mat1|must match|dtype|argument|index out of range",
-                          re.IGNORECASE)
-
-
-def _first_layer_expects(model: nn.Module) -> str:
-    """What the model's first layer with weights takes, in words."""
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Linear):
-            return f"where its first layer {name!r} (Linear) takes {module.in_features} features per input"
-        if isinstance(module, nn.modules.conv._ConvNd):
-            dims = len(module.kernel_size)
-            return (f"where its first layer {name!r} ({type(module).__name__}) takes (N, {module.in_channels}, "
-                    f"{', '.join('HWD'[:dims]) if dims > 1 else 'L'}) inputs")
-        if isinstance(module, nn.Embedding):
-            return f"where its first layer {name!r} (Embedding) takes token ids below {module.num_embeddings}"
-    return "for this model"
-
-
 def _copy_into(target: np.ndarray, values: torch.Tensor) -> None:
     """`values` written into the rows `target` of a preallocated array, cast and flattened per sample in one pass."""
     torch.from_numpy(target).view(values.shape).copy_(values)
@@ -542,63 +514,3 @@ def stratified_probe(labels: np.ndarray, size: int | None, seed: int) -> np.ndar
 
     chosen, _ = train_test_split(np.arange(len(labels)), train_size=size, stratify=labels, random_state=seed)
     return np.sort(chosen)
-
-
-def layer_table(model: nn.Module, input_shape: tuple[int, ...] | None
-                ) -> list[tuple[str, str, tuple[int, ...] | None]]:
-    """(name, module type, output shape per input) for every named module, from one forward pass of zeros of
-    `input_shape` (integer zeros for a model that starts with an Embedding); shapes are None without a shape or for
-    modules the pass did not reach. A module that returns a tuple or dict shows its first tensor's shape."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    named = [(name, module) for name, module in model.named_modules() if name]
-
-    def hook_for(name: str):
-        def keep_shape(module: nn.Module, inputs: object, output: Any) -> None:
-            with contextlib.suppress(ConfigError):
-                shapes[name] = tuple(first_tensor(output).shape[1:])
-        return keep_shape
-
-    if input_shape is not None:
-        first = next((module for _, module in named if not isinstance(module, (nn.Sequential, nn.ModuleList))), None)
-        dtype = torch.long if isinstance(first, nn.Embedding) else torch.float32
-        handles = [module.register_forward_hook(hook_for(name)) for name, module in named]
-        try:
-            with evaluating(model), torch.no_grad():
-                model(torch.zeros((1, *input_shape), dtype=dtype, device=_model_device(model)))
-        except (RuntimeError, TypeError, ValueError, IndexError) as error:
-            raise ConfigError(f"the model does not take inputs of shape {tuple(input_shape)} "
-                              f"{_first_layer_expects(model)}; torch said: {str(error).splitlines()[0]}") from None
-        finally:
-            for handle in handles:
-                handle.remove()
-    return [(name, type(module).__name__, shapes.get(name) if input_shape is not None else None)
-            for name, module in named]
-
-
-def load_model(spec: str) -> nn.Module:
-    """The model `package.module:factory` names: a module attribute that is a model, or a function or class that
-    returns one when called without arguments. The current folder is searched first, as `python -m` would."""
-    import importlib
-    import sys
-
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise ConfigError(f"--model must be package.module:factory (a function, class or model in that module), "
-                          f"got {spec!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ConfigError(f"cannot import {module_name!r} for --model ({error}): run from the folder that holds it, "
-                          "or install its package") from None
-    factory = getattr(module, attribute, None)
-    if factory is None:
-        close = difflib.get_close_matches(attribute, [name for name in dir(module) if not name.startswith("_")], 3)
-        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
-        raise ConfigError(f"{module_name} has no {attribute!r}{hint}: name a function, class or model in it")
-    model = factory if isinstance(factory, nn.Module) or not callable(factory) else factory()
-    if not isinstance(model, nn.Module):
-        raise ConfigError(f"{spec} gave {type(model).__name__}, not a torch.nn.Module: name a function or class that "
-                          "returns your model")
-    return model
