@@ -426,6 +426,204 @@ def test_layer_table_lists_every_layer_with_its_output_shape(model: ReferenceCNN
     assert big["pool2"] == (32, 7, 7) and big["flat1"] == (1568,)
 
 
+# ---- sequences: the last step, by attention mask or lengths, and layouts -------------------------------------------
+class Reader(nn.Module):
+    """An LSTM over 6 steps of 5 features, its last step classified: batch first, or (steps, batch) when not."""
+
+    def __init__(self, batch_first: bool = True, bidirectional: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.rnn = nn.LSTM(5, 4, num_layers=2, batch_first=batch_first, bidirectional=bidirectional)
+        self.head = nn.Linear(8 if bidirectional else 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sequence, _ = self.rnn(x if self.rnn.batch_first else x.transpose(0, 1))
+        return self.head(sequence[:, -1] if self.rnn.batch_first else sequence[-1])
+
+
+def final_states(model: Reader, x: torch.Tensor) -> torch.Tensor:
+    """The oracle: the top layer's final hidden state h_n, of each direction."""
+    with torch.no_grad():
+        _, (h_n, _) = model.rnn(x if model.rnn.batch_first else x.transpose(0, 1))
+    return torch.cat(list(h_n[-2:]), dim=1) if model.rnn.bidirectional else h_n[-1]
+
+
+def sequences(n: int = 14) -> torch.Tensor:
+    return torch.randn(n, 6, 5, generator=torch.Generator().manual_seed(2))
+
+
+def test_reduce_last_takes_a_recurrent_layer_s_last_step() -> None:
+    model, x = Reader(), sequences()
+    with Recorder(model, ["rnn"], x, reduce="last") as recorder:
+        snapshot = recorder.snapshot(0)
+        caption = recorder.layer_info()["rnn"]["caption"]
+    np.testing.assert_allclose(snapshot.activations["rnn"], final_states(model, x).numpy(), atol=1e-3)
+    assert caption == "last step"
+
+
+def test_a_batch_first_false_layer_is_taken_batch_first_even_when_its_steps_equal_the_batch() -> None:
+    """(steps, batch, features): with 6 steps and batches of 6, it was taken as 6 inputs of their own, silently."""
+    model, x = Reader(batch_first=False), sequences(12)
+    with Recorder(model, ["rnn"], x, batch_size=6) as flat:
+        flattened = flat.snapshot(0).activations["rnn"]
+    with torch.no_grad():
+        batch_first = model.rnn(x.transpose(0, 1))[0].transpose(0, 1)  # (12, 6, 4)
+    np.testing.assert_allclose(flattened, batch_first.reshape(12, -1).numpy(), atol=1e-3)
+    with Recorder(model, ["rnn"], x, reduce="last", batch_size=6) as last:
+        np.testing.assert_allclose(last.snapshot(0).activations["rnn"], final_states(model, x).numpy(), atol=1e-3)
+
+
+def test_reduce_last_of_a_bidirectional_layer_is_each_direction_s_final_state() -> None:
+    model, x = Reader(bidirectional=True), sequences()
+    with Recorder(model, ["rnn"], x, reduce="last") as recorder:
+        snapshot = recorder.snapshot(0)
+        caption = recorder.layer_info()["rnn"]["caption"]
+    np.testing.assert_allclose(snapshot.activations["rnn"], final_states(model, x).numpy(), atol=1e-3)
+    assert caption == "last step forward, first backward"
+
+
+class Packed(nn.Module):
+    """An LSTM over sequences of their own lengths: padded tokens and lengths in, a PackedSequence through it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(30, 5)
+        self.rnn = nn.LSTM(5, 4, batch_first=True)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = nn.utils.rnn.pack_padded_sequence(self.embed(tokens), lengths.cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        _, (h_n, _) = self.rnn(packed)
+        return self.head(h_n[-1])
+
+
+def padded_tokens(n: int = 14, steps: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(3)
+    lengths = torch.randint(1, steps + 1, (n,), generator=generator)
+    tokens = torch.randint(1, 30, (n, steps), generator=generator)
+    tokens[torch.arange(steps) >= lengths[:, None]] = 0  # padding
+    return tokens, lengths
+
+
+def test_reduce_last_and_mean_of_packed_sequences_follow_each_input_s_length() -> None:
+    model = Packed()
+    tokens, lengths = padded_tokens()
+    with Recorder(model, ["rnn"], (tokens, lengths), reduce="last", batch_size=5) as last, \
+            Recorder(model, ["rnn"], (tokens, lengths), reduce="mean", batch_size=5) as mean:
+        last_rows, mean_rows = last.snapshot(0).activations["rnn"], mean.snapshot(0).activations["rnn"]
+        captions = last.layer_info()["rnn"]["caption"], mean.layer_info()["rnn"]["caption"]
+    with torch.no_grad():
+        _, (h_n, _) = model.rnn(nn.utils.rnn.pack_padded_sequence(model.embed(tokens), lengths, batch_first=True,
+                                                                  enforce_sorted=False))
+        steps = [model.rnn(model.embed(tokens[i:i + 1, :length]))[0][0] for i, length in enumerate(lengths)]
+    np.testing.assert_allclose(last_rows, h_n[-1].numpy(), atol=1e-3)
+    np.testing.assert_allclose(mean_rows, torch.stack([s.mean(0) for s in steps]).numpy(), atol=1e-3)
+    assert captions == ("last step (by sequence lengths)", "mean over steps (by sequence lengths)")
+
+
+def test_flattening_packed_sequences_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"^reduce='flatten' of the packed sequences of layer 'rnn' would give each "
+                                          r"batch its own width: use reduce='last', 'mean' or 'first' for it$"):
+        with Recorder(Packed(), ["rnn"], padded_tokens()) as recorder:
+            recorder.snapshot(0)
+
+
+class Tagger(nn.Module):
+    """Token ids and an attention mask in, as Hugging Face models take them: a transformer layer over the tokens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(30, 8)
+        self.encoder = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, batch_first=True)
+        self.halves = Halves()
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(self.embed(input_ids), src_key_padding_mask=attention_mask == 0)
+        return self.head(self.halves(hidden).mean(1))
+
+
+class Halves(nn.Module):
+    """Every second token: a layer whose tokens are not the attention mask's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, ::2]
+
+
+def masked_tokens() -> dict[str, torch.Tensor]:
+    tokens, _ = padded_tokens(steps=6)
+    lengths = torch.tensor([2, 3, 1, 4, 6, 5, 2, 1, 3, 4, 2, 5, 1, 3])
+    mask = (torch.arange(6) < lengths[:, None]).long()
+    mask[:4] = mask[:4].flip(1)  # the first four padded on the left, as some tokenizers pad
+    return {"input_ids": tokens * mask, "attention_mask": mask}
+
+
+def test_reduce_last_takes_each_input_s_last_real_token_by_its_attention_mask() -> None:
+    model, probe = Tagger(), masked_tokens()
+    with Recorder(model, ["encoder"], probe, reduce="last", batch_size=5) as recorder:
+        snapshot = recorder.snapshot(0)
+        caption = recorder.layer_info()["encoder"]["caption"]
+    with torch.no_grad():
+        hidden = model.encoder(model.embed(probe["input_ids"]), src_key_padding_mask=probe["attention_mask"] == 0)
+    mask = probe["attention_mask"]
+    last = [int(torch.nonzero(row)[-1]) for row in mask]  # the oracle: each row's last 1
+    assert last[0] == 5 and last[-1] < 5  # padded on the left, and on the right
+    np.testing.assert_allclose(snapshot.activations["encoder"], hidden[torch.arange(len(mask)), last].numpy(),
+                               atol=1e-3)
+    assert caption == "last token (by attention mask)"
+
+
+def test_reduce_last_by_an_attention_mask_that_does_not_fit_the_layer_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"^reduce='last' finds each input's last token by its attention_mask of 6 "
+                                          r"tokens, but layer 'halves' outputs \(3, 8\) per input: use "
+                                          r"reduce='mean' or 'first' for it$"):
+        with Recorder(Tagger(), ["halves"], masked_tokens(), reduce="last") as recorder:
+            recorder.snapshot(0)
+
+
+def test_reduce_last_of_a_conv_map_is_refused_with_the_fix() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    with pytest.raises(ConfigError, match=r"^reduce='last' takes the last token of \(tokens, features\) outputs, but "
+                                          r"layer '0' outputs \(4, 6, 6\) per input: use reduce='mean' or 'flatten'"):
+        with Recorder(model, ["0"], torch.zeros(5, 1, 8, 8), reduce="last") as recorder:
+            recorder.snapshot(0)
+
+
+def test_reduce_first_on_a_recurrent_layer_warns_that_it_read_one_step() -> None:
+    with pytest.warns(UserWarning, match=r"^reduce='first' records recurrent layer 'rnn' after its first step, which "
+                                         r"has read the first input only: reduce='last' records it after the whole"):
+        Recorder(Reader(), ["rnn"], sequences(), reduce="first").close()
+
+
+def test_a_recurrent_layer_s_hidden_state_is_refused_with_the_way_to_its_last_step() -> None:
+    with pytest.raises(ConfigError, match=r"^the selected output of layer 'rnn' has shape \(2, 14, 4\): a recurrent "
+                                          r"layer's hidden state is \(layers, batch, features\); record its sequence "
+                                          r"\(output=0\) with reduce='last' instead$"):
+        with Recorder(Reader(), ["rnn"], sequences(), output=1) as recorder:
+            recorder.snapshot(0)
+
+
+def test_an_output_of_steps_then_batch_from_an_unknown_layout_is_refused() -> None:
+    class StepsFirst(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.transpose(0, 1)
+
+    model = nn.Sequential(StepsFirst(), nn.Flatten(1), nn.Linear(14 * 5, 2))
+    with pytest.raises(ConfigError, match=r"^the output of layer '0' has shape \(6, 14, 5\), \(steps, batch, "
+                                          r"features\) for a batch of 14: make the layer batch_first=True, or select"):
+        with Recorder(model, ["0"], sequences()) as recorder:
+            recorder.snapshot(0)
+
+
+def test_an_entry_the_output_lacks_is_named_without_a_doubled_quote() -> None:
+    with pytest.raises(ConfigError, match=r"^the output of layer 'rnn' has no entry 5: it holds a tuple of 2"):
+        with Recorder(Reader(), ["rnn"], sequences(), output=5) as recorder:
+            recorder.snapshot(0)
+
+
 # ---- a probe that does not fit: where it failed ----------------------------------------------------------------------
 def pre_hooks_left(model: nn.Module) -> int:
     return sum(len(module._forward_pre_hooks) for module in model.modules())

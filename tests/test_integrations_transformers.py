@@ -168,6 +168,31 @@ def test_a_module_the_model_lacks_is_named_with_close_matches(tmp_path: Path) ->
     assert not (tmp_path / "run").exists()
 
 
+def tiny_bert() -> transformers.BertModel:
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=32, max_position_embeddings=16)
+    return transformers.BertModel(config)
+
+
+def test_reduce_last_takes_each_text_s_last_real_token_by_its_attention_mask() -> None:
+    from layerlapse.capture import Recorder
+
+    model = tiny_bert()
+    lengths = torch.tensor([3, 8, 1, 5, 6, 2])
+    mask = (torch.arange(8) < lengths[:, None]).long()
+    probe = {"input_ids": torch.randint(1, 50, (6, 8), generator=torch.Generator().manual_seed(0)) * mask,
+             "attention_mask": mask}
+    layer = "encoder.layer.1" if any(name == "encoder.layer.1" for name, _ in model.named_modules()) else "layers.1"
+    with Recorder(model, [layer], probe, reduce="last", batch_size=4) as recorder:
+        rows = recorder.snapshot(0).activations[layer]
+        caption = recorder.layer_info()[layer]["caption"]
+    with torch.no_grad():
+        hidden = model.eval()(**probe).last_hidden_state  # the last block's output: the recorded layer's
+    np.testing.assert_allclose(rows, hidden[torch.arange(6), lengths - 1].numpy(), atol=2e-3)
+    assert caption == "last token (by attention mask)"
+
+
 def test_logged_metrics_are_the_latest_of_each_without_timings() -> None:
     logs = [{"loss": 2.0, "epoch": 0.5, "step": 5}, {"loss": 1.5, "learning_rate": 1e-3, "epoch": 1.0},
             {"eval_loss": 1.2, "eval_accuracy": 0.7, "eval_runtime": 3.0, "eval_samples_per_second": 9.0},

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,8 @@ from ..models import SameConv2d
 from ..modes import evaluating
 from ..threads import fit_training_threads
 from .misfit import SHAPE_WORDS, describe_batch, failed_in, first_line
-from .probe import CHANNELS_FIRST, ProbeInputs, first_tensor, reduce_rows
+from .probe import (CHANNELS_FIRST, LayerOutput, ProbeInputs, first_output, first_tensor, layer_output,
+                    not_one_row_per_input, reduce_rows)
 from .session import (REDUCTIONS, Captured, Inputs, RecordingSession, Schedule, describe_reduction,
                       own_run_config)
 
@@ -87,8 +89,11 @@ class Recorder:
     taken from it when it yields them; see `layerlapse.capture.probe`). A recorded module may return a tensor, a
     tuple, a list, a dict or a ModelOutput: the first tensor is taken unless `output` selects one (a position or a
     key; one for all layers or a dict per layer). Outputs of more than one dimension per input are reduced to a row
-    by `reduce`: "flatten" (the default), "mean" (over space for conv maps, over tokens for sequences) or "first"
-    (the first token). Activations are stored as float16, or float32 for a layer whose values do not fit.
+    by `reduce`: "flatten" (the default), "mean" (over space for conv maps, over tokens for sequences), "first"
+    (the first token) or "last" (the last real token or step: by the probe's `attention_mask` when it has one, by
+    the lengths of a PackedSequence; a recurrent layer's natural summary). The sequences of a layer made with
+    batch_first=False are taken batch first. Activations are stored as float16, or float32 for a layer whose values
+    do not fit.
     Recording into a run folder, each snapshot is written a batch at a time straight into the run's file and its
     activations are memory-mapped from it (read-only), so memory does not grow with the probe or the layer's width.
 
@@ -117,6 +122,7 @@ class Recorder:
         self._modules = find_layers(model, self.layers)
         self._reduce = _per_layer(reduce, self.layers, "reduce", REDUCTIONS)
         self._select = _per_layer(output, self.layers, "output")
+        _warn_of_a_first_step(self._modules, self._reduce, self._select)
         self._inputs = {"probe": ProbeInputs(probe, what="probe", batch_size=batch_size)}
         for which, data in (("test_probe", test_probe), ("test_set", test_set)):
             if data is not None:
@@ -124,6 +130,7 @@ class Recorder:
         self.labels = self._labels_of("probe", labels)
         self._info: dict[str, dict[str, Any]] = {}
         self._batch_outputs: dict[str, Any] = {}
+        self._attention_mask: torch.Tensor | None = None  # the batch's, during a snapshot: where its tokens end
         self._capturing = False  # the hooks keep outputs only during a snapshot, never a training batch's graph
         # layers whose values do not fit float16: stored as float32 from the first batch that overflows on (the
         # pass then starts again, so the snapshot is as if float32 from its start)
@@ -292,6 +299,7 @@ class Recorder:
                 for args, kwargs, rows_in_batch in inputs.batches(self.device, self.channels_last):
                     rows = slice(start, start + rows_in_batch)
                     self._batch_outputs.clear()
+                    self._attention_mask = kwargs.get("attention_mask")  # where each input's tokens end
                     logits = self._forward(inputs, args, kwargs)
                     if scores:
                         logits = _class_scores(logits)
@@ -309,6 +317,7 @@ class Recorder:
         finally:
             self._capturing = False
             self._batch_outputs.clear()
+            self._attention_mask = None
         if overflowed:  # values beyond float16's range (or infinite ones): such a layer is float32 from now on
             self._wide.update(overflowed)
             activations.clear()  # the float16 files go (a spooled file is deleted with its array)
@@ -334,22 +343,20 @@ class Recorder:
         if name not in self._batch_outputs:
             raise ConfigError(f"layer {name!r} did not run in the model's forward pass: record a layer the model "
                               "uses (see `layerlapse layers`)")
-        tensor = first_tensor(self._batch_outputs[name], self._select[name], where=f"layer {name!r}'s output")
-        if tensor.dim() == 0 or len(tensor) != rows.stop - rows.start:
-            raise ConfigError(f"layer {name!r}'s output {'selected ' if self._select[name] is not None else ''}has "
-                              f"shape {tuple(tensor.shape)}, whose first dimension is not the batch of "
-                              f"{rows.stop - rows.start}: select an output with one row per input (output=...)")
+        layer = self._layer_output(name, rows.stop - rows.start)
+        tensor = layer.tensor
         # torch's images are (N, C, H, W): 4-D and larger outputs are always channels first; a 3-D one is a
         # sequence (N, tokens, features) unless a conv, pooling or norm layer made it (N, C, L)
         channels_first = tensor.dim() >= 4 or isinstance(self._modules[name], CHANNELS_FIRST)
         how = self._reduce[name]
-        # flattening is left to the copy, which reads a channels_last map in place: one pass, not two
-        values = tensor if how == "flatten" else reduce_rows(tensor, how, channels_first, name)
+        values = reduce_rows(layer, how, channels_first, name)
         columns = values[0].numel() if len(values) else 0
         if name not in activations:
             activations[name] = self._empty((n, columns), np.float32 if name in self._wide else np.float16)
             self._info[name] = {"shape": list(tensor.shape[1:]), "columns": int(columns), "reduction": how,
-                                "caption": describe_reduction(how, tuple(tensor.shape[1:]), channels_first),
+                                "caption": describe_reduction(how, tuple(tensor.shape[1:]), channels_first,
+                                                              unit=layer.unit, by=layer.ends_by(how),
+                                                              bidirectional=layer.bidirectional),
                                 "output": "first tensor" if self._select[name] is None else repr(self._select[name])}
         target = activations[name]
         if values.device.type != "cpu" and target.dtype == np.float16:
@@ -360,6 +367,18 @@ class Recorder:
         overflowed = target.dtype == np.float16 and bool(np.isinf(target[rows]).any())
         release_pages(target)  # written rows go to the file; the process keeps none of them
         return overflowed
+
+    def _layer_output(self, name: str, batch: int) -> LayerOutput:
+        """The batch's output of layer `name`, batch first, with what says where its sequences end; an output whose
+        first dimension is not the batch is refused, saying which dimension is."""
+        select = self._select[name]
+        found = first_output(self._batch_outputs[name], select, where=f"the output of layer {name!r}")
+        layer = layer_output(found, self._modules[name], sequence=select in (None, 0),
+                             attention_mask=self._attention_mask)
+        tensor = layer.tensor
+        if tensor.dim() == 0 or len(tensor) != batch:
+            raise not_one_row_per_input(name, self._modules[name], tuple(tensor.shape), batch, select)
+        return layer
 
     def _empty(self, shape: tuple[int, int], dtype: type) -> np.ndarray:
         """A layer's array for one pass: in the run folder being recorded (spool_into), else in memory."""
@@ -428,6 +447,17 @@ class Recorder:
             raise ValueError("this Recorder writes no run folder: create it with out=\"runs/NAME\" (and the "
                              "probe's labels and class_names) to record the lapse")
         return self.session
+
+
+def _warn_of_a_first_step(modules: dict[str, nn.Module], reduce: dict[str, str],
+                          select: dict[str, Any]) -> None:
+    """reduce='first' on a recurrent layer's sequence keeps its state after one step: the first input alone. A
+    choice, but seldom the one meant (an LSTM over an image's rows read its first row)."""
+    for name, module in modules.items():
+        if reduce[name] == "first" and isinstance(module, nn.RNNBase) and not module.bidirectional \
+                and select[name] in (None, 0):
+            warnings.warn(f"reduce='first' records recurrent layer {name!r} after its first step, which has read the "
+                          "first input only: reduce='last' records it after the whole sequence", stacklevel=3)
 
 
 def _per_layer(value: Any, layers: list[str], name: str, allowed: tuple[str, ...] | None = None) -> dict[str, Any]:

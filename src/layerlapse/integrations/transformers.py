@@ -45,9 +45,10 @@ class LayerlapseCallback(transformers.TrainerCallback):
 
     The settings are the `Recorder`'s (`layerlapse.capture.Recorder`): `labels` when the probe does not carry them,
     `test_probe` and `test_set` with their labels, `every` ("epoch", a number of optimizer steps, or "log"), `reduce`
-    ("flatten", "mean" over tokens, "first" token; one for all layers or a dict per layer), `output` (which entry of
-    a tuple or ModelOutput a layer's output gives). `resume` is decided by the Trainer unless given: a training
-    resumed from a checkpoint continues the run folder, a new one creates it (`force=True` replaces an old one).
+    ("flatten", "mean" over tokens, "first" token, "last" token: the last real one by the probe's "attention_mask";
+    one for all layers or a dict per layer), `output` (which entry of a tuple or ModelOutput a layer's output
+    gives). `resume` is decided by the Trainer unless given: a training resumed from a checkpoint continues the run
+    folder, a new one creates it (`force=True` replaces an old one).
     After a `train()` that raised, `close()` marks the run failed (resumable) and gives back its lock.
     """
 
