@@ -657,6 +657,24 @@ def test_a_probe_that_fails_in_the_model_s_own_forward_says_after_which_layer() 
             recorder.snapshot(0)
 
 
+# ---- labels given twice ----------------------------------------------------------------------------------------------
+def test_labels_given_both_by_the_loader_and_by_labels_must_agree(tmp_path) -> None:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = torch.zeros(12, 4), torch.arange(12) % 3
+    model = nn.Sequential(nn.Linear(4, 3))
+    loader = DataLoader(TensorDataset(x, y), batch_size=5)
+    with Recorder(model, ["0"], loader, labels=y.numpy()) as recorder:  # the same labels: taken
+        np.testing.assert_array_equal(recorder.labels, y.numpy())
+    with pytest.raises(ConfigError, match=r"^the probe's labels differ from the labels its items yield: give them one "
+                                          r"way, either in the items or as labels=$"):
+        Recorder(model, ["0"], loader, labels=(y.numpy() + 1) % 3)
+    with pytest.raises(ConfigError, match=r"^the test set's labels differ .* as test_labels=$"):
+        Recorder(model, ["0"], x, labels=y, out=tmp_path / "run", class_names=list("abc"), test_set=loader,
+                 test_labels=np.zeros(12, dtype=int))
+    assert not (tmp_path / "run").exists()
+
+
 # ---- the layer table of a text model ---------------------------------------------------------------------------------
 class TextNet(nn.Module):
     """As BERT is built: an embeddings module around nn.Embedding (so the first module is not an Embedding)."""

@@ -20,7 +20,7 @@ from sklearn.datasets import load_digits  # noqa: E402
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments  # noqa: E402
 from transformers import ViTConfig, ViTForImageClassification  # noqa: E402
 
-from layerlapse.errors import LayerNotFoundError  # noqa: E402
+from layerlapse.errors import ConfigError, LayerNotFoundError  # noqa: E402
 from layerlapse.integrations.transformers import LayerlapseCallback, logged_metrics  # noqa: E402
 
 LAYERLAPSE = Path(sys.executable).parent / "layerlapse"
@@ -191,6 +191,17 @@ def test_reduce_last_takes_each_text_s_last_real_token_by_its_attention_mask() -
         hidden = model.eval()(**probe).last_hidden_state  # the last block's output: the recorded layer's
     np.testing.assert_allclose(rows, hidden[torch.arange(6), lengths - 1].numpy(), atol=2e-3)
     assert caption == "last token (by attention mask)"
+
+
+def test_labels_given_both_in_the_dict_and_as_labels_must_agree(tmp_path: Path) -> None:
+    pixels, labels = torch.zeros(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
+    callback = LayerlapseCallback(LAYER, probe={"pixel_values": pixels, "labels": labels}, labels=labels,
+                                  out=tmp_path / "run")
+    assert "labels" not in callback._recorder_args["probe"]  # the same labels: taken once, not passed to the model
+    with pytest.raises(ConfigError, match=r"^labels= differs from the 'labels' entry of the dict it labels: give the "
+                                          r"labels one way, in the dict or as labels=$"):
+        LayerlapseCallback(LAYER, probe={"pixel_values": pixels, "labels": labels}, labels=labels.flip(0),
+                           out=tmp_path / "run")
 
 
 def test_logged_metrics_are_the_latest_of_each_without_timings() -> None:

@@ -387,14 +387,17 @@ class Recorder:
     # ---- inside ------------------------------------------------------------------------------------------------------
     def _labels_of(self, which: str, given: Any) -> np.ndarray | None:
         inputs = self._inputs.get(which)
-        labels = given if given is not None else (inputs.labels if inputs is not None else None)
+        yielded = inputs.labels if inputs is not None else None
+        labels = _as_array(given) if given is not None else yielded
         if labels is None:
             return None
-        labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
+        what = which.replace("_", " ")
         if inputs is not None and len(labels) != len(inputs):
-            what = which.replace("_", " ")
             raise ConfigError(f"the {what} labels hold {len(labels):,} entries but the {what} {len(inputs):,} "
                               "inputs: give one label per input")
+        if given is not None and yielded is not None and not np.array_equal(labels, yielded):
+            raise ConfigError(f"the {what}'s labels differ from the labels its items yield: give them one way, "
+                              f"either in the items or as {_LABEL_ARGUMENTS[which]}=")
         return labels
 
     def _session(self, out: Any, run: RunFolder | None, class_names: Sequence[str] | None, dataset: str,
@@ -458,6 +461,14 @@ def _warn_of_a_first_step(modules: dict[str, nn.Module], reduce: dict[str, str],
                 and select[name] in (None, 0):
             warnings.warn(f"reduce='first' records recurrent layer {name!r} after its first step, which has read the "
                           "first input only: reduce='last' records it after the whole sequence", stacklevel=3)
+
+
+# the Recorder's argument for the labels of each input it takes
+_LABEL_ARGUMENTS = {"probe": "labels", "test_probe": "test_probe_labels", "test_set": "test_labels"}
+
+
+def _as_array(labels: Any) -> np.ndarray:
+    return np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
 
 
 def _per_layer(value: Any, layers: list[str], name: str, allowed: tuple[str, ...] | None = None) -> dict[str, Any]:

@@ -29,8 +29,11 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from ..capture.session import Schedule
 from ..config import RunConfig
+from ..errors import ConfigError
 from . import require
 
 transformers = require("transformers", "transformers", (4, 40), what="transformers")
@@ -65,8 +68,8 @@ class LayerlapseCallback(transformers.TrainerCallback):
         self.resume = resume
         self.draw = draw
         probe, labels = _labels_from(probe, labels)
-        test_probe, test_probe_labels = _labels_from(test_probe, test_probe_labels)
-        test_set, test_labels = _labels_from(test_set, test_labels)
+        test_probe, test_probe_labels = _labels_from(test_probe, test_probe_labels, "test_probe_labels")
+        test_set, test_labels = _labels_from(test_set, test_labels, "test_labels")
         self._recorder_args = dict(
             probe=probe, labels=labels, class_names=class_names, dataset=dataset, test_probe=test_probe,
             test_probe_labels=test_probe_labels, test_set=test_set, test_labels=test_labels, every=every,
@@ -192,13 +195,20 @@ def logged_metrics(entries: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     return metrics
 
 
-def _labels_from(data: Any, labels: Any) -> tuple[Any, Any]:
-    """A dict probe's "labels" (or "label") entry taken out as its labels, as the model's own batches carry them."""
-    if labels is None and isinstance(data, Mapping):
-        key = next((key for key in ("labels", "label") if key in data), None)
-        if key is not None:
-            return {name: value for name, value in data.items() if name != key}, data[key]
-    return data, labels
+def _labels_from(data: Any, labels: Any, argument: str = "labels") -> tuple[Any, Any]:
+    """A dict probe's "labels" (or "label") entry taken out as its labels, as the model's own batches carry them;
+    labels given also as `argument` must be the same."""
+    key = next((key for key in ("labels", "label") if key in data), None) if isinstance(data, Mapping) else None
+    if key is None:
+        return data, labels
+    if labels is not None and not np.array_equal(_as_array(labels), _as_array(data[key])):
+        raise ConfigError(f"{argument}= differs from the {key!r} entry of the dict it labels: give the labels one "
+                          f"way, in the dict or as {argument}=")
+    return {name: value for name, value in data.items() if name != key}, data[key] if labels is None else labels
+
+
+def _as_array(values: Any) -> np.ndarray:
+    return np.asarray(values.cpu() if hasattr(values, "cpu") else values)
 
 
 def _class_names(model: Any) -> list[str] | None:
