@@ -143,6 +143,16 @@ def test_python_dash_m_layerlapse_help_works(tmp_path: Path) -> None:
     result = layerlapse("--help", env=offline_env(tmp_path), cwd=tmp_path, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "render" in result.stdout and "layers" in result.stdout
+    assert re.search(r"--help\s+Show this message and exit", result.stdout), result.stdout  # not `--help <bool>`
+
+
+@pytest.mark.parametrize("command", ["run", "export", "dynamics", "layers"])
+def test_flags_show_no_value_in_help(command: str) -> None:
+    """A flag takes no value: Typer 0.29 showed `--help <bool>`, `--force <bool>` as if it took one."""
+    result = runner.invoke(app, [command, "--help"], terminal_width=120)
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.stdout, result.stdout
+    assert re.search(r"--help\s+Show this message and exit", result.stdout)
 
 
 def test_importing_the_cli_loads_neither_torch_nor_umap(tmp_path: Path) -> None:

@@ -10,14 +10,36 @@ import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+import typer.core
 
 from .config import DATASETS, IMAGE_SIZES, MAP_BACKENDS, MAP_METHODS, REPORT_BUDGET_MB, RunConfig, parse_probe
 from .errors import ConfigError, LayerlapseError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+class _FlagsTakeNoValue:
+    """--help shows no value for a flag (--help, --force, --quiet): it takes none. Typer 0.29 shows a flag's type,
+    `--help <bool>`, as if it took one; an empty metavar shows nothing in every Typer."""
+
+    def get_params(self, ctx: Any) -> list[Any]:  # click's Context: Typer 0.29 ships a click of its own
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+        return params
+
+
+class _Group(_FlagsTakeNoValue, typer.core.TyperGroup):
+    pass
+
+
+class _Command(_FlagsTakeNoValue, typer.core.TyperCommand):
+    pass
+
+
+app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="A time-lapse of a neural network's hidden representations while it learns.")
 
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder holding the dataset's IDX files "
@@ -32,7 +54,7 @@ BACKEND_HELP = (f"What runs the aligned map: {', '.join(MAP_BACKENDS)}. auto is 
                 "run records the choice, so a resumed run or a redraw keeps it.")
 
 
-@app.command()
+@app.command(cls=_Command)
 def run(
     dataset: Annotated[str, typer.Option(help=f"One of {', '.join(DATASETS)}.")] = "mnist",
     epochs: Annotated[int, typer.Option(help="Training epochs (a frame before training and after each).")] = 15,
@@ -70,7 +92,7 @@ def run(
     _say_written(finished, quiet)
 
 
-@app.command()
+@app.command(cls=_Command)
 def demo(
     out: Annotated[Path, typer.Option(help="Run folder to write (replaced if it holds an earlier run).")]
     = Path("runs/demo"),
@@ -87,7 +109,7 @@ def demo(
     _say_written(finished, quiet)
 
 
-@app.command()
+@app.command(cls=_Command)
 def render(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `layerlapse run` or `demo`.")],
     map_method: Annotated[Optional[str], typer.Option("--map", help=MAP_HELP + " Default: the run's own; another "
@@ -114,7 +136,7 @@ def render(
         typer.echo(f"redrew {len(written)} files in {run_dir}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def layers(
     dataset: Annotated[str, typer.Option(help="Sets the input size: 28×28 for MNIST, 8×8 for digits.")] = "mnist",
     model: Annotated[Optional[str], typer.Option(
@@ -174,7 +196,7 @@ def _parse_shape(text: str | None) -> tuple[int, ...] | None:
     return shape
 
 
-@app.command()
+@app.command(cls=_Command)
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `layerlapse run` or `demo`.")],
     out: Annotated[Optional[Path], typer.Option(help="File to write (default: RUN_DIR/report.html).")] = None,
@@ -196,7 +218,7 @@ def report(
         typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): open it in any browser, offline")
 
 
-@app.command()
+@app.command(cls=_Command)
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `layerlapse run` or `demo`.")],
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Write the files of TensorBoard's embedding "
@@ -241,7 +263,7 @@ def export(
     typer.echo(f"view them: tensorboard --logdir {shlex.quote(str(folder))}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def dynamics(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `layerlapse run`, `demo` or your own loop.")],
     top: Annotated[int, typer.Option(help="How many images (and snapshots) each list shows.")] = 10,
