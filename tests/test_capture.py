@@ -6,7 +6,7 @@ from torch.nn import functional as F
 
 from layerlapse.capture import Recorder, Snapshot, _pad_border, find_layers, layer_table, stratified_probe
 from layerlapse.config import RunConfig
-from layerlapse.errors import LayerlapseError, LayerNotFoundError
+from layerlapse.errors import ConfigError, LayerlapseError, LayerNotFoundError
 from layerlapse.models import ReferenceCNN, SameConv2d
 from layerlapse.store import RunFolder
 
@@ -275,22 +275,52 @@ def test_a_layer_named_twice_is_recorded_once(model: ReferenceCNN, probe: torch.
 
 
 # ---- naming layers ---------------------------------------------------------------------------------------------------
-def test_an_unknown_layer_lists_the_layers_and_the_close_match(model: ReferenceCNN, probe: torch.Tensor) -> None:
-    with pytest.raises(LayerNotFoundError, match=r"^unknown layer 'hiden' \(did you mean 'hidden'") as caught:
+def test_an_unknown_layer_names_the_close_match_the_count_and_how_to_list(model: ReferenceCNN,
+                                                                          probe: torch.Tensor) -> None:
+    with pytest.raises(LayerNotFoundError, match=r"^unknown layer 'hiden' \(did you mean 'hidden'\?\): the model has "
+                                                 r"14 layers; model\.named_modules\(\) lists them$") as caught:
         Recorder(model, ["hidden", "hiden"], probe)
-    message = str(caught.value)
-    assert "\n" not in message and message.endswith("see `layerlapse layers` (for your own model: `layerlapse "
-                                                      "layers --model package.module:factory`)")
-    assert "the model has conv2D_1, conv2D_2, acti1, pool1, drop1, conv2D_3, conv2D_4, acti2, pool2, drop2, flat1, " \
-           "hidden, acti3, end;" in message
     assert isinstance(caught.value, KeyError) and isinstance(caught.value, LayerlapseError)
     assert hooks_left(model) == 0  # nothing was hooked before the check
 
 
 def test_an_unknown_layer_without_a_close_match(model: ReferenceCNN) -> None:
-    with pytest.raises(LayerNotFoundError, match=r"^unknown layer 'xyzzy': the model has conv2D_1") as caught:
+    with pytest.raises(LayerNotFoundError, match=r"^unknown layer 'xyzzy': the model has 14 layers; ") as caught:
         find_layers(model, ["xyzzy"])
     assert "did you mean" not in str(caught.value)
+
+
+def bert_like() -> nn.Module:
+    """A module tree named as a 12-layer BERT names its modules: 250 names, some 45 characters long."""
+    def block() -> nn.Module:
+        attention = nn.ModuleDict({"self": nn.ModuleDict({key: nn.Linear(2, 2) for key in ("query", "key", "value")}),
+                                   "output": nn.ModuleDict({"dense": nn.Linear(2, 2), "LayerNorm": nn.LayerNorm(2)})})
+        return nn.ModuleDict({"attention": attention, "intermediate": nn.ModuleDict({"dense": nn.Linear(2, 2)}),
+                              "output": nn.ModuleDict({"dense": nn.Linear(2, 2), "LayerNorm": nn.LayerNorm(2)})})
+    encoder = nn.ModuleDict({"layer": nn.ModuleList([block() for _ in range(12)])})
+    return nn.ModuleDict({"bert": nn.ModuleDict({"encoder": encoder, "pooler": nn.Linear(2, 2)})})
+
+
+@pytest.mark.parametrize(("asked", "closest"), [
+    ("bert.encoder.layers.11.output", "bert.encoder.layer.11.output"),
+    ("bert.encoder.layer.11.attention.output.LayerNrom", "bert.encoder.layer.11.attention.output.LayerNorm"),
+    ("encoder.layer.11" + "x" * 10_000, None),
+])
+def test_an_unknown_layer_of_a_large_model_is_one_short_line(asked: str, closest: str | None) -> None:
+    model = bert_like()
+    with pytest.raises(LayerNotFoundError) as caught:
+        find_layers(model, [asked])
+    message = str(caught.value)
+    count = len(list(model.named_modules())) - 1
+    assert len(message) < 200 and "\n" not in message, (len(message), message)
+    assert f"the model has {count:,} layers; model.named_modules() lists them" in message
+    if closest is not None:
+        assert message.startswith(f"unknown layer {asked!r} (did you mean {closest!r}"), message
+
+
+def test_find_layers_names_how_its_caller_lists_layers(model: ReferenceCNN) -> None:
+    with pytest.raises(LayerNotFoundError, match=r"; `layerlapse layers` lists them$"):
+        find_layers(model, ["hiden"], "`layerlapse layers`")
 
 
 def test_find_layers_reaches_nested_modules() -> None:
@@ -394,3 +424,314 @@ def test_layer_table_lists_every_layer_with_its_output_shape(model: ReferenceCNN
     assert model.training and hooks_left(model) == 0
     big = {name: shape for name, _, shape in layer_table(ReferenceCNN((28, 28)), (1, 28, 28))}
     assert big["pool2"] == (32, 7, 7) and big["flat1"] == (1568,)
+
+
+# ---- sequences: the last step, by attention mask or lengths, and layouts -------------------------------------------
+class Reader(nn.Module):
+    """An LSTM over 6 steps of 5 features, its last step classified: batch first, or (steps, batch) when not."""
+
+    def __init__(self, batch_first: bool = True, bidirectional: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.rnn = nn.LSTM(5, 4, num_layers=2, batch_first=batch_first, bidirectional=bidirectional)
+        self.head = nn.Linear(8 if bidirectional else 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sequence, _ = self.rnn(x if self.rnn.batch_first else x.transpose(0, 1))
+        return self.head(sequence[:, -1] if self.rnn.batch_first else sequence[-1])
+
+
+def final_states(model: Reader, x: torch.Tensor) -> torch.Tensor:
+    """The oracle: the top layer's final hidden state h_n, of each direction."""
+    with torch.no_grad():
+        _, (h_n, _) = model.rnn(x if model.rnn.batch_first else x.transpose(0, 1))
+    return torch.cat(list(h_n[-2:]), dim=1) if model.rnn.bidirectional else h_n[-1]
+
+
+def sequences(n: int = 14) -> torch.Tensor:
+    return torch.randn(n, 6, 5, generator=torch.Generator().manual_seed(2))
+
+
+def test_reduce_last_takes_a_recurrent_layer_s_last_step() -> None:
+    model, x = Reader(), sequences()
+    with Recorder(model, ["rnn"], x, reduce="last") as recorder:
+        snapshot = recorder.snapshot(0)
+        caption = recorder.layer_info()["rnn"]["caption"]
+    np.testing.assert_allclose(snapshot.activations["rnn"], final_states(model, x).numpy(), atol=1e-3)
+    assert caption == "last step"
+
+
+def test_a_batch_first_false_layer_is_taken_batch_first_even_when_its_steps_equal_the_batch() -> None:
+    """(steps, batch, features): with 6 steps and batches of 6, it was taken as 6 inputs of their own, silently."""
+    model, x = Reader(batch_first=False), sequences(12)
+    with Recorder(model, ["rnn"], x, batch_size=6) as flat:
+        flattened = flat.snapshot(0).activations["rnn"]
+    with torch.no_grad():
+        batch_first = model.rnn(x.transpose(0, 1))[0].transpose(0, 1)  # (12, 6, 4)
+    np.testing.assert_allclose(flattened, batch_first.reshape(12, -1).numpy(), atol=1e-3)
+    with Recorder(model, ["rnn"], x, reduce="last", batch_size=6) as last:
+        np.testing.assert_allclose(last.snapshot(0).activations["rnn"], final_states(model, x).numpy(), atol=1e-3)
+
+
+def test_reduce_last_of_a_bidirectional_layer_is_each_direction_s_final_state() -> None:
+    model, x = Reader(bidirectional=True), sequences()
+    with Recorder(model, ["rnn"], x, reduce="last") as recorder:
+        snapshot = recorder.snapshot(0)
+        caption = recorder.layer_info()["rnn"]["caption"]
+    np.testing.assert_allclose(snapshot.activations["rnn"], final_states(model, x).numpy(), atol=1e-3)
+    assert caption == "last step forward, first backward"
+
+
+class Packed(nn.Module):
+    """An LSTM over sequences of their own lengths: padded tokens and lengths in, a PackedSequence through it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(30, 5)
+        self.rnn = nn.LSTM(5, 4, batch_first=True)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = nn.utils.rnn.pack_padded_sequence(self.embed(tokens), lengths.cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        _, (h_n, _) = self.rnn(packed)
+        return self.head(h_n[-1])
+
+
+def padded_tokens(n: int = 14, steps: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(3)
+    lengths = torch.randint(1, steps + 1, (n,), generator=generator)
+    tokens = torch.randint(1, 30, (n, steps), generator=generator)
+    tokens[torch.arange(steps) >= lengths[:, None]] = 0  # padding
+    return tokens, lengths
+
+
+def test_reduce_last_and_mean_of_packed_sequences_follow_each_input_s_length() -> None:
+    model = Packed()
+    tokens, lengths = padded_tokens()
+    with Recorder(model, ["rnn"], (tokens, lengths), reduce="last", batch_size=5) as last, \
+            Recorder(model, ["rnn"], (tokens, lengths), reduce="mean", batch_size=5) as mean:
+        last_rows, mean_rows = last.snapshot(0).activations["rnn"], mean.snapshot(0).activations["rnn"]
+        captions = last.layer_info()["rnn"]["caption"], mean.layer_info()["rnn"]["caption"]
+    with torch.no_grad():
+        _, (h_n, _) = model.rnn(nn.utils.rnn.pack_padded_sequence(model.embed(tokens), lengths, batch_first=True,
+                                                                  enforce_sorted=False))
+        steps = [model.rnn(model.embed(tokens[i:i + 1, :length]))[0][0] for i, length in enumerate(lengths)]
+    np.testing.assert_allclose(last_rows, h_n[-1].numpy(), atol=1e-3)
+    np.testing.assert_allclose(mean_rows, torch.stack([s.mean(0) for s in steps]).numpy(), atol=1e-3)
+    assert captions == ("last step (by sequence lengths)", "mean over steps (by sequence lengths)")
+
+
+def test_flattening_packed_sequences_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"^reduce='flatten' of the packed sequences of layer 'rnn' would give each "
+                                          r"batch its own width: use reduce='last', 'mean' or 'first' for it$"):
+        with Recorder(Packed(), ["rnn"], padded_tokens()) as recorder:
+            recorder.snapshot(0)
+
+
+class Tagger(nn.Module):
+    """Token ids and an attention mask in, as Hugging Face models take them: a transformer layer over the tokens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(30, 8)
+        self.encoder = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, batch_first=True)
+        self.halves = Halves()
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(self.embed(input_ids), src_key_padding_mask=attention_mask == 0)
+        return self.head(self.halves(hidden).mean(1))
+
+
+class Halves(nn.Module):
+    """Every second token: a layer whose tokens are not the attention mask's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, ::2]
+
+
+def masked_tokens() -> dict[str, torch.Tensor]:
+    tokens, _ = padded_tokens(steps=6)
+    lengths = torch.tensor([2, 3, 1, 4, 6, 5, 2, 1, 3, 4, 2, 5, 1, 3])
+    mask = (torch.arange(6) < lengths[:, None]).long()
+    mask[:4] = mask[:4].flip(1)  # the first four padded on the left, as some tokenizers pad
+    return {"input_ids": tokens * mask, "attention_mask": mask}
+
+
+def test_reduce_last_takes_each_input_s_last_real_token_by_its_attention_mask() -> None:
+    model, probe = Tagger(), masked_tokens()
+    with Recorder(model, ["encoder"], probe, reduce="last", batch_size=5) as recorder:
+        snapshot = recorder.snapshot(0)
+        caption = recorder.layer_info()["encoder"]["caption"]
+    with torch.no_grad():
+        hidden = model.encoder(model.embed(probe["input_ids"]), src_key_padding_mask=probe["attention_mask"] == 0)
+    mask = probe["attention_mask"]
+    last = [int(torch.nonzero(row)[-1]) for row in mask]  # the oracle: each row's last 1
+    assert last[0] == 5 and last[-1] < 5  # padded on the left, and on the right
+    np.testing.assert_allclose(snapshot.activations["encoder"], hidden[torch.arange(len(mask)), last].numpy(),
+                               atol=1e-3)
+    assert caption == "last token (by attention mask)"
+
+
+def test_reduce_last_by_an_attention_mask_that_does_not_fit_the_layer_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"^reduce='last' finds each input's last token by its attention_mask of 6 "
+                                          r"tokens, but layer 'halves' outputs \(3, 8\) per input: use "
+                                          r"reduce='mean' or 'first' for it$"):
+        with Recorder(Tagger(), ["halves"], masked_tokens(), reduce="last") as recorder:
+            recorder.snapshot(0)
+
+
+def test_reduce_last_of_a_conv_map_is_refused_with_the_fix() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    with pytest.raises(ConfigError, match=r"^reduce='last' takes the last token of \(tokens, features\) outputs, but "
+                                          r"layer '0' outputs \(4, 6, 6\) per input: use reduce='mean' or 'flatten'"):
+        with Recorder(model, ["0"], torch.zeros(5, 1, 8, 8), reduce="last") as recorder:
+            recorder.snapshot(0)
+
+
+def test_reduce_first_on_a_recurrent_layer_warns_that_it_read_one_step() -> None:
+    with pytest.warns(UserWarning, match=r"^reduce='first' records recurrent layer 'rnn' after its first step, which "
+                                         r"has read the first input only: reduce='last' records it after the whole"):
+        Recorder(Reader(), ["rnn"], sequences(), reduce="first").close()
+
+
+def test_a_recurrent_layer_s_hidden_state_is_refused_with_the_way_to_its_last_step() -> None:
+    with pytest.raises(ConfigError, match=r"^the selected output of layer 'rnn' has shape \(2, 14, 4\): a recurrent "
+                                          r"layer's hidden state is \(layers, batch, features\); record its sequence "
+                                          r"\(output=0\) with reduce='last' instead$"):
+        with Recorder(Reader(), ["rnn"], sequences(), output=1) as recorder:
+            recorder.snapshot(0)
+
+
+def test_an_output_of_steps_then_batch_from_an_unknown_layout_is_refused() -> None:
+    class StepsFirst(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.transpose(0, 1)
+
+    model = nn.Sequential(StepsFirst(), nn.Flatten(1), nn.Linear(14 * 5, 2))
+    with pytest.raises(ConfigError, match=r"^the output of layer '0' has shape \(6, 14, 5\), \(steps, batch, "
+                                          r"features\) for a batch of 14: make the layer batch_first=True, or select"):
+        with Recorder(model, ["0"], sequences()) as recorder:
+            recorder.snapshot(0)
+
+
+def test_an_entry_the_output_lacks_is_named_without_a_doubled_quote() -> None:
+    with pytest.raises(ConfigError, match=r"^the output of layer 'rnn' has no entry 5: it holds a tuple of 2"):
+        with Recorder(Reader(), ["rnn"], sequences(), output=5) as recorder:
+            recorder.snapshot(0)
+
+
+# ---- a probe that does not fit: where it failed ----------------------------------------------------------------------
+def pre_hooks_left(model: nn.Module) -> int:
+    return sum(len(module._forward_pre_hooks) for module in model.modules())
+
+
+def test_a_probe_of_the_wrong_image_size_names_the_layer_that_failed(model: ReferenceCNN) -> None:
+    """The convolutions take 12×12 images as well as 8×8; the first Linear does not, and is named, not conv2D_1."""
+    big = torch.zeros(5, 12, 12, dtype=torch.uint8)
+    with Recorder(model, ["hidden"], big) as recorder:
+        before = pre_hooks_left(model)
+        with pytest.raises(ConfigError, match=r"^the probe does not fit the model: a batch of shape \(5, 1, 12, 12\) "
+                                              r"float32 failed in layer 'hidden' \(Linear, takes 128 features per "
+                                              r"input\); torch said: mat1 and mat2 shapes cannot be multiplied"):
+            recorder.snapshot(0)
+        assert pre_hooks_left(model) == before  # the hooks that followed the pass are gone
+
+
+def test_a_probe_that_fails_in_the_model_s_own_forward_says_after_which_layer() -> None:
+    class Flattens(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3)
+            self.fc = nn.Linear(2 * 6 * 6, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.conv(x).view(-1, 2 * 6 * 6))
+
+    with pytest.raises(ConfigError, match=r"a batch of shape \(5, 1, 10, 10\) float32 failed in Flattens\.forward "
+                                          r"itself, after layer 'conv'; torch said: shape '\[-1, 72\]' is invalid"):
+        with Recorder(Flattens(), ["fc"], torch.zeros(5, 1, 10, 10)) as recorder:
+            recorder.snapshot(0)
+
+
+# ---- labels given twice ----------------------------------------------------------------------------------------------
+def test_labels_given_both_by_the_loader_and_by_labels_must_agree(tmp_path) -> None:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = torch.zeros(12, 4), torch.arange(12) % 3
+    model = nn.Sequential(nn.Linear(4, 3))
+    loader = DataLoader(TensorDataset(x, y), batch_size=5)
+    with Recorder(model, ["0"], loader, labels=y.numpy()) as recorder:  # the same labels: taken
+        np.testing.assert_array_equal(recorder.labels, y.numpy())
+    with pytest.raises(ConfigError, match=r"^the probe's labels differ from the labels its items yield: give them one "
+                                          r"way, either in the items or as labels=$"):
+        Recorder(model, ["0"], loader, labels=(y.numpy() + 1) % 3)
+    with pytest.raises(ConfigError, match=r"^the test set's labels differ .* as test_labels=$"):
+        Recorder(model, ["0"], x, labels=y, out=tmp_path / "run", class_names=list("abc"), test_set=loader,
+                 test_labels=np.zeros(12, dtype=int))
+    assert not (tmp_path / "run").exists()
+
+
+# ---- the layer table of a text model ---------------------------------------------------------------------------------
+class TextNet(nn.Module):
+    """As BERT is built: an embeddings module around nn.Embedding (so the first module is not an Embedding)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embeddings = nn.ModuleDict({"words": nn.Embedding(50, 8), "norm": nn.LayerNorm(8)})
+        self.rnn = nn.GRU(8, 6, batch_first=True)
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        hidden = self.embeddings["norm"](self.embeddings["words"](input_ids))
+        if attention_mask is not None:
+            hidden = hidden * attention_mask.unsqueeze(-1)
+        return self.head(self.rnn(hidden)[0][:, -1])
+
+
+def test_layer_table_of_a_token_id_model_positional_or_by_keyword() -> None:
+    table = {name: shape for name, _, shape in layer_table(TextNet(), (16,))}
+    assert table["embeddings.words"] == (16, 8) and table["rnn"] == (16, 6) and table["head"] == (2,)
+    keywords = {name: shape for name, _, shape in layer_table(TextNet(), (16,),
+                                                              keywords=["input_ids", "attention_mask"])}
+    assert keywords == table
+
+
+def test_layer_table_tries_token_ids_when_floats_are_refused_for_their_kind() -> None:
+    class Lookup(nn.Module):
+        """Token ids looked up in a table of its own, without an nn.Embedding to say it takes them."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.table = nn.Parameter(torch.randn(50, 8))
+            self.head = nn.Linear(8, 2)
+
+        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+            return self.head(self.table[input_ids].mean(1))
+
+    assert {name: shape for name, _, shape in layer_table(Lookup(), (16,))} == {"head": (2,)}
+    with pytest.raises(ConfigError, match=r"^the model does not take inputs of shape \(16,\) as floats: it failed in "
+                                          r"Lookup\.forward itself, before any layer; torch said: tensors used as "
+                                          r"indices must be"):
+        layer_table(Lookup(), (16,), dtype="float")
+
+
+def test_layer_table_with_floats_named_says_where_they_were_refused() -> None:
+    model = TextNet()
+    with pytest.raises(ConfigError, match=r"^the model does not take inputs of shape \(16,\) as floats: it failed in "
+                                          r"layer 'embeddings.words' \(Embedding, takes integer token ids below 50\); "
+                                          r"torch said: Expected tensor for argument #1 'indices'"):
+        layer_table(model, (16,), dtype="float")
+    assert hooks_left(model) == 0 and pre_hooks_left(model) == 0
+    with pytest.raises(ConfigError, match=r"^the input dtype must be one of auto, float, long \(--input-dtype\), got "
+                                          r"'int'$"):
+        layer_table(model, (16,), dtype="int")
+
+
+def test_layer_table_of_the_wrong_image_size_names_the_layer_that_failed(model: ReferenceCNN) -> None:
+    with pytest.raises(ConfigError, match=r"^the model does not take inputs of shape \(1, 12, 12\) as floats: it "
+                                          r"failed in layer 'hidden' \(Linear, takes 128 features per input\); "):
+        layer_table(model, (1, 12, 12))

@@ -143,6 +143,16 @@ def test_python_dash_m_layerlapse_help_works(tmp_path: Path) -> None:
     result = layerlapse("--help", env=offline_env(tmp_path), cwd=tmp_path, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "render" in result.stdout and "layers" in result.stdout
+    assert re.search(r"--help\s+Show this message and exit", result.stdout), result.stdout  # not `--help <bool>`
+
+
+@pytest.mark.parametrize("command", ["run", "export", "dynamics", "layers"])
+def test_flags_show_no_value_in_help(command: str) -> None:
+    """A flag takes no value: Typer 0.29 showed `--help <bool>`, `--force <bool>` as if it took one."""
+    result = runner.invoke(app, [command, "--help"], terminal_width=120)
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.stdout, result.stdout
+    assert re.search(r"--help\s+Show this message and exit", result.stdout)
 
 
 def test_importing_the_cli_loads_neither_torch_nor_umap(tmp_path: Path) -> None:
@@ -226,12 +236,57 @@ def test_layers_of_your_own_model_with_output_shapes(tmp_path: Path) -> None:
     (["--model", "mymodels:not_a_model"], r"mymodels:not_a_model gave int, not a torch\.nn\.Module"),
     (["--model", "mymodels:make", "--input-shape", "1,x"], r"--input-shape must be whole numbers separated by "),
     (["--model", "mymodels:make", "--input-shape", "3,5,5"],
-     r"the model does not take inputs of shape \(3, 5, 5\) where its first layer 'stem' \(Conv2d\) takes "
-     r"\(N, 1, H, W\) inputs; torch said: "),
+     r"the model does not take inputs of shape \(3, 5, 5\) as floats: it failed in layer 'stem' \(Conv2d, takes "
+     r"\(N, 1, H, W\) inputs\); torch said: "),
+    (["--model", "mymodels:make", "--input-shape", "1,5,5", "--input-dtype", "int"],
+     r"the input dtype must be one of auto, float, long \(--input-dtype\), got 'int'$"),
 ])
 def test_layers_of_your_own_model_errors_are_one_line(tmp_path: Path, args: list[str], pattern: str) -> None:
     (tmp_path / "mymodels.py").write_text(OWN_MODEL)
     assert_error(layerlapse("layers", *args, env=offline_env(tmp_path), cwd=tmp_path, timeout=120), pattern)
+
+
+TEXT_MODEL = """
+import torch
+from torch import nn
+
+
+class Embeddings(nn.Module):  # as BERT is built: the model's first module is not itself an nn.Embedding
+    def __init__(self):
+        super().__init__()
+        self.words = nn.Embedding(100, 8)
+        self.norm = nn.LayerNorm(8)
+
+    def forward(self, input_ids):
+        return self.norm(self.words(input_ids))
+
+
+class Text(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embeddings = Embeddings()
+        self.lstm = nn.LSTM(8, 6, batch_first=True)
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, input_ids, attention_mask=None):
+        hidden = self.embeddings(input_ids)
+        if attention_mask is not None:
+            hidden = hidden * attention_mask.unsqueeze(-1)
+        return self.head(self.lstm(hidden)[0][:, -1])
+"""
+
+
+@pytest.mark.parametrize("by_keyword", [False, True])
+def test_layers_of_a_token_id_model_positional_or_by_keyword(tmp_path: Path, by_keyword: bool) -> None:
+    """Floats were fed: "Expected tensor ... Long, Int; but got torch.FloatTensor". Token ids are tried now."""
+    (tmp_path / "textmodels.py").write_text(TEXT_MODEL)
+    keywords = ["--input-name", "input_ids", "--input-name", "attention_mask"] if by_keyword else []
+    result = layerlapse("layers", "--model", "textmodels:Text", "--input-shape", "16", *keywords,
+                        env=offline_env(tmp_path), cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    table = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[1:]}
+    assert table["embeddings.words"] == ["Embedding", "16", "×", "8"]
+    assert table["lstm"] == ["LSTM", "16", "×", "6"] and table["head"] == ["Linear", "2"]
 
 
 def test_cli_runner_shows_the_error_type_that_main_turns_into_exit_code_2() -> None:
@@ -540,13 +595,12 @@ def test_corrupt_dataset_files_are_named_in_one_error_line(mnist_contents: dict[
     assert snapshot(data_dir) == before  # the bad file is neither deleted nor "repaired" by a download
 
 
-def test_unknown_layer_lists_the_names_and_suggests_the_closest(tmp_path: Path, main_here) -> None:
+def test_unknown_layer_names_the_closest_and_the_command_that_lists_them(tmp_path: Path, main_here) -> None:
     out = tmp_path / "out"
     result = main_here("run", "--dataset", "digits", "--layer", "hiden", "--out", out)
-    line = assert_error(result, r"unknown layer 'hiden' \(did you mean 'hidden'\?\): the model has ")
-    listed = line.split("the model has ", 1)[1].split(";")[0].split(", ")
-    assert listed == LAYER_NAMES
-    assert "layerlapse layers" in line
+    line = assert_error(result, r"^error: unknown layer 'hiden' \(did you mean 'hidden'\?\): the model has "
+                                rf"{len(LAYER_NAMES)} layers; `layerlapse layers` lists them$")
+    assert len(line) < 200 + len("error: ")
     assert not out.exists()
 
 

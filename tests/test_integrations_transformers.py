@@ -20,7 +20,7 @@ from sklearn.datasets import load_digits  # noqa: E402
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments  # noqa: E402
 from transformers import ViTConfig, ViTForImageClassification  # noqa: E402
 
-from layerlapse.errors import LayerNotFoundError  # noqa: E402
+from layerlapse.errors import ConfigError, LayerNotFoundError  # noqa: E402
 from layerlapse.integrations.transformers import LayerlapseCallback, logged_metrics  # noqa: E402
 
 LAYERLAPSE = Path(sys.executable).parent / "layerlapse"
@@ -160,10 +160,48 @@ def test_only_the_main_process_records(tmp_path: Path) -> None:
 
 def test_a_module_the_model_lacks_is_named_with_close_matches(tmp_path: Path) -> None:
     callback = LayerlapseCallback("vit.encoder.layer.1", probe=DigitImages(slice(0, 100)), out=tmp_path / "run")
-    with pytest.raises(LayerNotFoundError, match=r"unknown layer 'vit.encoder.layer.1' \(did you mean "
-                                                 r"'vit.layers.1'.*\): the model has vit, vit.embeddings"):
+    with pytest.raises(LayerNotFoundError, match=r"^unknown layer 'vit.encoder.layer.1' \(did you mean "
+                                                 r"'vit.layers.1'.*\): the model has \d+ layers; "
+                                                 r"model\.named_modules\(\) lists them$") as caught:
         train(tmp_path / "trainer", [callback]).train()
+    assert len(str(caught.value)) < 200
     assert not (tmp_path / "run").exists()
+
+
+def tiny_bert() -> transformers.BertModel:
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=32, max_position_embeddings=16)
+    return transformers.BertModel(config)
+
+
+def test_reduce_last_takes_each_text_s_last_real_token_by_its_attention_mask() -> None:
+    from layerlapse.capture import Recorder
+
+    model = tiny_bert()
+    lengths = torch.tensor([3, 8, 1, 5, 6, 2])
+    mask = (torch.arange(8) < lengths[:, None]).long()
+    probe = {"input_ids": torch.randint(1, 50, (6, 8), generator=torch.Generator().manual_seed(0)) * mask,
+             "attention_mask": mask}
+    layer = "encoder.layer.1" if any(name == "encoder.layer.1" for name, _ in model.named_modules()) else "layers.1"
+    with Recorder(model, [layer], probe, reduce="last", batch_size=4) as recorder:
+        rows = recorder.snapshot(0).activations[layer]
+        caption = recorder.layer_info()[layer]["caption"]
+    with torch.no_grad():
+        hidden = model.eval()(**probe).last_hidden_state  # the last block's output: the recorded layer's
+    np.testing.assert_allclose(rows, hidden[torch.arange(6), lengths - 1].numpy(), atol=2e-3)
+    assert caption == "last token (by attention mask)"
+
+
+def test_labels_given_both_in_the_dict_and_as_labels_must_agree(tmp_path: Path) -> None:
+    pixels, labels = torch.zeros(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
+    callback = LayerlapseCallback(LAYER, probe={"pixel_values": pixels, "labels": labels}, labels=labels,
+                                  out=tmp_path / "run")
+    assert "labels" not in callback._recorder_args["probe"]  # the same labels: taken once, not passed to the model
+    with pytest.raises(ConfigError, match=r"^labels= differs from the 'labels' entry of the dict it labels: give the "
+                                          r"labels one way, in the dict or as labels=$"):
+        LayerlapseCallback(LAYER, probe={"pixel_values": pixels, "labels": labels}, labels=labels.flip(0),
+                           out=tmp_path / "run")
 
 
 def test_logged_metrics_are_the_latest_of_each_without_timings() -> None:

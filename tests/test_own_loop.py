@@ -89,8 +89,8 @@ def test_a_resnet_style_net_records_a_nested_block_and_a_tuple_returning_gru(dig
     info = run.manifest["layer_info"]
     assert info["blocks.1"]["shape"] == [8, 8, 8] and info["blocks.1"]["columns"] == 8  # mean over the 8×8 space
     assert info["blocks.1"]["caption"] == "mean over space"
-    assert info["gru"]["shape"] == [64, 16] and info["gru"]["columns"] == 16  # the GRU's first output, over tokens
-    assert info["gru"]["caption"] == "mean over tokens" and info["gru"]["output"] == "first tensor"
+    assert info["gru"]["shape"] == [64, 16] and info["gru"]["columns"] == 16  # the GRU's first output, over steps
+    assert info["gru"]["caption"] == "mean over steps" and info["gru"]["output"] == "first tensor"
     assert run.activations("gru", 2).shape == (600, 16)
     assert run.manifest["config"]["loop"] == "own" and run.manifest["config"]["dataset"] == "digits-resnet"
     assert run.manifest["config"]["batch_size"] == 50 and run.manifest["training"]["optimizer"] == "Adam"
@@ -182,18 +182,19 @@ def test_a_selected_output_and_the_first_token(tmp_path: Path) -> None:
     torch.manual_seed(0)
     tokens = torch.randint(0, 20, (50, 7))
     model = Encoder()
-    with Recorder(model, ["rnn", "embed"], tokens, output={"rnn": 0}, reduce="first") as recorder:
+    with pytest.warns(UserWarning, match=r"reduce='first' records recurrent layer 'rnn' after its first step"), \
+            Recorder(model, ["rnn", "embed"], tokens, output={"rnn": 0}, reduce="first") as recorder:
         snapshot = recorder.snapshot(0)
     sequence = model.rnn(model.embed(tokens))[0]  # (50, 7, 6): the GRU's first output, one row per token
     assert snapshot.activations["rnn"].shape == (50, 6)
     np.testing.assert_allclose(snapshot.activations["rnn"], sequence[:, 0].detach().numpy(), atol=1e-3)
     np.testing.assert_allclose(snapshot.activations["embed"], model.embed(tokens)[:, 0].detach().numpy(), atol=1e-3)
-    with pytest.raises(ConfigError, match=r"layer 'rnn''s output has no entry 5: it holds a tuple of 2"):
+    with pytest.raises(ConfigError, match=r"the output of layer 'rnn' has no entry 5: it holds a tuple of 2"):
         with Recorder(model, ["rnn"], tokens, output=5) as recorder:
             recorder.snapshot(0)
     # the GRU's second output is its hidden state, (layers, N, 6): not one row per input, and said so
-    with pytest.raises(ConfigError, match=r"^layer 'rnn''s output selected has shape \(1, 50, 6\), whose first "
-                                          r"dimension is not the batch of 50: select an output with one row per"):
+    with pytest.raises(ConfigError, match=r"^the selected output of layer 'rnn' has shape \(1, 50, 6\): a recurrent "
+                                          r"layer's hidden state is \(layers, batch, features\); record its sequence"):
         with Recorder(model, ["rnn"], tokens, output=1) as recorder:
             recorder.snapshot(0)
 
@@ -362,7 +363,7 @@ def test_a_nan_metric_is_stored_as_null_with_a_note(digits, tmp_path: Path) -> N
     ({"labels": np.arange(50) % 10, "class_names": CLASSES, "every": 0}, ConfigError,
      r"^every must be 'epoch', 'log' or a whole number of optimizer steps of at least 1, got 0$"),
     ({"labels": np.arange(50) % 10, "class_names": CLASSES, "reduce": "avg"}, ConfigError,
-     r"^reduce for layer '0' must be one of flatten, mean, first, got 'avg'$"),
+     r"^reduce for layer '0' must be one of flatten, mean, first, last, got 'avg'$"),
 ])
 def test_bad_recording_input_is_one_line(tmp_path: Path, kwargs: dict, error: type, message: str) -> None:
     model = nn.Sequential(nn.Linear(64, 10))
@@ -372,10 +373,10 @@ def test_bad_recording_input_is_one_line(tmp_path: Path, kwargs: dict, error: ty
     assert not (tmp_path / "run").exists()  # nothing written
 
 
-def test_a_probe_that_does_not_fit_says_the_shape_and_what_the_first_layer_takes() -> None:
+def test_a_probe_that_does_not_fit_says_the_shape_and_what_the_layer_that_failed_takes() -> None:
     model = nn.Sequential(nn.Linear(100, 10))
     with pytest.raises(ConfigError, match=r"^the probe does not fit the model: a batch of shape \(30, 784\) float32 "
-                                          r"where its first layer '0' \(Linear\) takes 100 features per input; "
+                                          r"failed in layer '0' \(Linear, takes 100 features per input\); "
                                           r"torch said: mat1 and mat2 shapes cannot be multiplied"):
         with Recorder(model, ["0"], torch.zeros(30, 784)) as recorder:
             recorder.snapshot(0)
@@ -390,9 +391,8 @@ def test_a_shuffling_probe_loader_is_refused(digits) -> None:
 
 def test_an_unknown_module_lists_close_matches_from_that_model() -> None:
     model = ResNetish()
-    with pytest.raises(LayerNotFoundError, match=r"^unknown layer 'blocks.2' \(did you mean .*'blocks.1'"
-                                                 r".*the model has stem, blocks, blocks.0, .*layerlapse layers --model "
-                                                 r"package.module:factory"):
+    with pytest.raises(LayerNotFoundError, match=r"^unknown layer 'blocks.2' \(did you mean .*'blocks.1'.*\): the "
+                                                 r"model has \d+ layers; model\.named_modules\(\) lists them$"):
         Recorder(model, ["blocks.2"], torch.zeros(4, 1, 8, 8))
 
 

@@ -10,14 +10,36 @@ import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+import typer.core
 
 from .config import DATASETS, IMAGE_SIZES, MAP_BACKENDS, MAP_METHODS, REPORT_BUDGET_MB, RunConfig, parse_probe
 from .errors import ConfigError, LayerlapseError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+class _FlagsTakeNoValue:
+    """--help shows no value for a flag (--help, --force, --quiet): it takes none. Typer 0.29 shows a flag's type,
+    `--help <bool>`, as if it took one; an empty metavar shows nothing in every Typer."""
+
+    def get_params(self, ctx: Any) -> list[Any]:  # click's Context: Typer 0.29 ships a click of its own
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+        return params
+
+
+class _Group(_FlagsTakeNoValue, typer.core.TyperGroup):
+    pass
+
+
+class _Command(_FlagsTakeNoValue, typer.core.TyperCommand):
+    pass
+
+
+app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="A time-lapse of a neural network's hidden representations while it learns.")
 
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder holding the dataset's IDX files "
@@ -32,7 +54,7 @@ BACKEND_HELP = (f"What runs the aligned map: {', '.join(MAP_BACKENDS)}. auto is 
                 "run records the choice, so a resumed run or a redraw keeps it.")
 
 
-@app.command()
+@app.command(cls=_Command)
 def run(
     dataset: Annotated[str, typer.Option(help=f"One of {', '.join(DATASETS)}.")] = "mnist",
     epochs: Annotated[int, typer.Option(help="Training epochs (a frame before training and after each).")] = 15,
@@ -70,7 +92,7 @@ def run(
     _say_written(finished, quiet)
 
 
-@app.command()
+@app.command(cls=_Command)
 def demo(
     out: Annotated[Path, typer.Option(help="Run folder to write (replaced if it holds an earlier run).")]
     = Path("runs/demo"),
@@ -87,7 +109,7 @@ def demo(
     _say_written(finished, quiet)
 
 
-@app.command()
+@app.command(cls=_Command)
 def render(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `layerlapse run` or `demo`.")],
     map_method: Annotated[Optional[str], typer.Option("--map", help=MAP_HELP + " Default: the run's own; another "
@@ -114,7 +136,7 @@ def render(
         typer.echo(f"redrew {len(written)} files in {run_dir}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def layers(
     dataset: Annotated[str, typer.Option(help="Sets the input size: 28×28 for MNIST, 8×8 for digits.")] = "mnist",
     model: Annotated[Optional[str], typer.Option(
@@ -122,10 +144,26 @@ def layers(
              "with no arguments, or a model object), imported from the current folder or the installed packages.",
     )] = None,
     input_shape: Annotated[Optional[str], typer.Option(
-        help="The shape of one input to your model, such as 1,28,28 or 784: gives each layer's output shape.",
+        help="The shape of one input to your model, such as 1,28,28 or 784, or 16 for 16 tokens: gives each "
+             "layer's output shape.",
+    )] = None,
+    input_dtype: Annotated[str, typer.Option(
+        help="What the input holds: float, long (integer token ids), or auto: floats, and token ids for a model "
+             "that starts with an Embedding or refuses floats for not being Long or Int.",
+    )] = "auto",
+    input_name: Annotated[Optional[list[str]], typer.Option(
+        help="Pass the input by keyword, as Hugging Face models take it; repeat for several, each of "
+             "--input-shape: --input-name input_ids --input-name attention_mask. A name ending in ids or mask "
+             "is integer, a mask all ones.",
     )] = None,
 ) -> None:
-    """List a network's named layers (names for --layer, or for Recorder(layers=...)) with their output shapes."""
+    """List a network's named layers (names for --layer, or for Recorder(layers=...)) with their output shapes.
+
+    Your own models: an image model, a text model of 16 token ids, a Hugging Face model by keyword:
+    layerlapse layers --model mymodels:cnn --input-shape 1,28,28
+    layerlapse layers --model mymodels:lstm --input-shape 16
+    layerlapse layers --model mymodels:bert --input-shape 16 --input-name input_ids --input-name attention_mask
+    """
     from .capture import layer_table
 
     if model is None:
@@ -135,14 +173,16 @@ def layers(
         height, width = IMAGE_SIZES[dataset]
         network, shape = build_model((height, width), 10), (1, height, width)
     else:
-        from .capture.recorder import load_model
+        from .capture.listing import load_model
 
         network, shape = load_model(model), _parse_shape(input_shape)
-    rows = layer_table(network, shape)
+    rows = layer_table(network, shape, dtype=input_dtype, keywords=input_name or ())
     width = max([len("layer"), *(len(name) for name, _, _ in rows)])
     typer.echo(f"{'layer':<{width}} {'type':<20} output per {'image' if model is None else 'input'}")
+    # without a shape nothing runs; with one, a module the pass never called (a ModuleList) has no output
+    missing = "(give --input-shape)" if shape is None else "(not called)"
     for name, kind, out_shape in rows:
-        shown = " × ".join(map(str, out_shape)) if out_shape is not None else "(give --input-shape)"
+        shown = " × ".join(map(str, out_shape)) if out_shape is not None else missing
         typer.echo(f"{name:<{width}} {kind:<20} {shown}")
 
 
@@ -156,7 +196,7 @@ def _parse_shape(text: str | None) -> tuple[int, ...] | None:
     return shape
 
 
-@app.command()
+@app.command(cls=_Command)
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `layerlapse run` or `demo`.")],
     out: Annotated[Optional[Path], typer.Option(help="File to write (default: RUN_DIR/report.html).")] = None,
@@ -178,7 +218,7 @@ def report(
         typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): open it in any browser, offline")
 
 
-@app.command()
+@app.command(cls=_Command)
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `layerlapse run` or `demo`.")],
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Write the files of TensorBoard's embedding "
@@ -223,7 +263,7 @@ def export(
     typer.echo(f"view them: tensorboard --logdir {shlex.quote(str(folder))}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def dynamics(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `layerlapse run`, `demo` or your own loop.")],
     top: Annotated[int, typer.Option(help="How many images (and snapshots) each list shows.")] = 10,

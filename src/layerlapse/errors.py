@@ -3,6 +3,13 @@
 Every message is one line: what is wrong, then what to do about it. The CLI prints it and exits with code 2.
 """
 
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+SHORT_LINE = 200  # an unknown-name message stays under this, however many names the model has
+
 
 class LayerlapseError(Exception):
     """A problem with the user's input or environment, explained in one line with its fix."""
@@ -21,6 +28,22 @@ class LayerNotFoundError(LayerlapseError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+def unknown_layer(name: str, known: Sequence[str], listing: str, model: str = "the model") -> LayerNotFoundError:
+    """The error for a layer name the model lacks: the closest names that fit one short line, how many layers there
+    are, and how to list them. (Listing them all buried the fix: a BERT has hundreds of modules.)"""
+    tail = f": {model} has {len(known):,} layers; {listing} lists them"
+    close = difflib.get_close_matches(name, list(known), n=3)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""  # the closest, always
+    for count in range(2, len(close) + 1):  # the next ones while the line stays short
+        longer = f" (did you mean {', '.join(map(repr, close[:count]))}?)"
+        if len(f"unknown layer {name!r}{longer}{tail}") >= SHORT_LINE:
+            break
+        hint = longer
+    room = max(min(SHORT_LINE - 1 - len(f"unknown layer ''{hint}{tail}"), 80), 20)
+    shown = name if len(name) <= room else name[:room - 1] + "…"  # a name of 10,000 characters, say
+    return LayerNotFoundError(f"unknown layer {shown!r}{hint}{tail}")
 
 
 class RunFolderError(LayerlapseError):

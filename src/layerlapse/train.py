@@ -226,7 +226,7 @@ def record_run(config: RunConfig, out: str, *, data_dir: str | None = None, forc
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
     model = prepare_model(build_model(dataset.x_train.shape[1:], len(dataset.class_names)), device)
-    find_layers(model, config.layers)  # fail on an unknown layer before anything is written
+    find_layers(model, config.layers, "`layerlapse layers`")  # an unknown layer fails before any writing
     optimizer = make_optimizer(model, config.learning_rate)
     probe_indices = stratified_probe(dataset.y_train, config.probe, config.seed)
     if len(probe_indices) <= config.n_neighbors:

@@ -9,15 +9,17 @@ The probe must be the same inputs in the same order at every snapshot, so a load
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from ..errors import ConfigError
-from .session import first_token_refused
+from .session import mask_does_not_fit, sequence_reduction_refused
 
 LABEL_KEYS = ("labels", "label")
 # modules whose outputs are (N, C, *space), channels first: "mean" averages the space, never the channels
@@ -130,26 +132,47 @@ def split_labels(batch: Any) -> tuple[Any, Any]:
 
 def first_tensor(output: Any, select: int | str | None = None, where: str = "output") -> torch.Tensor:
     """The tensor a module's output holds: itself, the one `select`ed (a position or a key), or by default the first
-    tensor in a tuple, list, dict or Hugging Face ModelOutput."""
+    tensor in a tuple, list, dict or Hugging Face ModelOutput (a PackedSequence as its padded tensor)."""
+    found = first_output(output, select, where)
+    return pad_packed_sequence(found, batch_first=True)[0] if isinstance(found, PackedSequence) else found
+
+
+def first_output(output: Any, select: int | str | None = None, where: str = "output") -> torch.Tensor | PackedSequence:
+    """As `first_tensor`, but a PackedSequence (a recurrent layer's output for packed inputs) as it is: it knows
+    where each input's sequence ends."""
     if select is not None:
         try:
             chosen = output[select]
         except (KeyError, IndexError, TypeError):
             raise ConfigError(f"{where} has no entry {select!r}: it holds {describe_output(output)}; choose one of "
                               "those with output=...") from None
-        return first_tensor(chosen, None, where)
-    if isinstance(output, torch.Tensor):
+        return first_output(chosen, None, where)
+    if isinstance(output, (torch.Tensor, PackedSequence)):  # a PackedSequence is a tuple: checked before tuples
         return output
     values = list(output.values()) if isinstance(output, Mapping) else output \
         if isinstance(output, (tuple, list)) else []
     for value in values:
         if isinstance(value, torch.Tensor) or isinstance(value, (tuple, list, Mapping)):
             try:
-                return first_tensor(value, None, where)
+                return first_output(value, None, where)
             except ConfigError:
                 continue
     raise ConfigError(f"{where} holds no tensor ({describe_output(output)}): record a layer whose output is a "
                       "tensor, or select one with output=...")
+
+
+def not_one_row_per_input(name: str, module: nn.Module, shape: tuple[int, ...], batch: int,
+                          select: int | str | None) -> ConfigError:
+    """The error for a recorded output whose first dimension is not the batch, with the fix that fits it."""
+    output = f"the {'selected ' if select is not None else ''}output of layer {name!r} has shape {shape}"
+    if isinstance(module, nn.RNNBase) and select not in (None, 0):
+        return ConfigError(f"{output}: a recurrent layer's hidden state is (layers, batch, features); record its "
+                           "sequence (output=0) with reduce='last' instead")
+    if len(shape) == 3 and shape[1] == batch:
+        return ConfigError(f"{output}, (steps, batch, features) for a batch of {batch}: make the layer "
+                           "batch_first=True, or select an output with one row per input (output=...)")
+    return ConfigError(f"{output}, whose first dimension is not the batch of {batch}: select an output with one "
+                       "row per input (output=...)")
 
 
 def describe_output(output: Any) -> str:
@@ -163,17 +186,93 @@ def describe_output(output: Any) -> str:
     return type(output).__name__
 
 
-def reduce_rows(output: torch.Tensor, how: str, channels_first: bool, layer: str) -> torch.Tensor:
-    """A batch of a layer's outputs as one row per input: flattened, averaged over space or tokens, or the first
-    token. `channels_first` outputs are (N, C, *space); other 3-D outputs are sequences (N, tokens, features)."""
+@dataclass(frozen=True)
+class LayerOutput:
+    """A recorded layer's output for one batch, batch first, with what says where each input's sequence ends."""
+
+    tensor: torch.Tensor
+    lengths: torch.Tensor | None = None  # per input, its real steps, when a PackedSequence says so
+    attention_mask: torch.Tensor | None = None  # (N, tokens) of the batch, when the probe gives one
+    unit: str = "token"  # what the sequence's positions are: tokens, or a recurrent layer's steps
+    bidirectional: bool = False  # a recurrent layer's features: the forward direction's, then the backward's
+
+    def ends_by(self, how: str) -> str | None:
+        """What says where each input's sequence ends, for reduction `how`, in the caption's words."""
+        if self.lengths is not None and how in ("mean", "last"):
+            return "sequence lengths"
+        return "attention mask" if self.attention_mask is not None and how == "last" else None
+
+
+def layer_output(found: torch.Tensor | PackedSequence, module: nn.Module, *, sequence: bool,
+                 attention_mask: torch.Tensor | None = None) -> LayerOutput:
+    """`found` (what `first_output` took from the layer's output) batch first: a PackedSequence padded, with its
+    lengths; the sequence of a module made with batch_first=False (RNN, LSTM, GRU, attention, transformer layers:
+    (steps, batch, features)) transposed. `sequence`: `found` is the module's first output, its sequence."""
+    recurrent = sequence and isinstance(module, nn.RNNBase)
+    unit, bidirectional = ("step", bool(module.bidirectional)) if recurrent else ("token", False)
+    if isinstance(found, PackedSequence):
+        tensor, lengths = pad_packed_sequence(found, batch_first=True)
+        return LayerOutput(tensor, lengths.to(tensor.device), None, unit, bidirectional)
+    if sequence and getattr(module, "batch_first", True) is False and found.dim() == 3:
+        found = found.transpose(0, 1)
+    mask = attention_mask if attention_mask is not None and attention_mask.dim() == 2 else None
+    return LayerOutput(found, None, mask, unit, bidirectional)
+
+
+def reduce_rows(layer: LayerOutput, how: str, channels_first: bool, name: str) -> torch.Tensor:
+    """A batch of a layer's outputs as one row per input: as it is (to be flattened by the copy into the row array,
+    which reads a channels_last map in place), averaged over space or tokens, or the first or last token. Outputs
+    of 4-D and more and `channels_first` ones are (N, C, *space); other 3-D outputs are sequences (N, tokens,
+    features)."""
+    output = layer.tensor
+    if how == "flatten" and layer.lengths is not None:
+        raise ConfigError(f"reduce='flatten' of the packed sequences of layer {name!r} would give each batch its "
+                          "own width: use reduce='last', 'mean' or 'first' for it")
     if output.dim() <= 2 or how == "flatten":
-        return output.reshape(len(output), -1) if output.dim() != 2 else output
+        return output
     if how == "mean":
-        dims = tuple(range(2, output.dim())) if channels_first else tuple(range(1, output.dim() - 1))
-        return output.float().mean(dim=dims)
+        return _mean(layer, channels_first)
     if channels_first or output.dim() != 3:
-        raise first_token_refused(layer, tuple(output.shape[1:]))
-    return output[:, 0]
+        raise sequence_reduction_refused(how, name, tuple(output.shape[1:]))
+    if how == "first":
+        return output[:, 0]
+    return _last(layer, name)
+
+
+def _mean(layer: LayerOutput, channels_first: bool) -> torch.Tensor:
+    output = layer.tensor
+    if layer.lengths is not None:  # over each input's own steps: the padding after them is zeros
+        return output.float().sum(dim=1) / layer.lengths.unsqueeze(1)
+    dims = tuple(range(2, output.dim())) if channels_first else tuple(range(1, output.dim() - 1))
+    return output.float().mean(dim=dims)
+
+
+def _last(layer: LayerOutput, name: str) -> torch.Tensor:
+    """Each input's last real token or step; of a bidirectional recurrent layer, its forward direction's last step
+    and its backward direction's first (where each direction has read the whole sequence)."""
+    output = layer.tensor
+    positions = None if layer.lengths is None else layer.lengths - 1
+    if layer.attention_mask is not None:
+        if layer.attention_mask.shape[1] != output.shape[1]:
+            raise mask_does_not_fit(name, layer.attention_mask.shape[1], tuple(output.shape[1:]))
+        positions = last_real_positions(layer.attention_mask)
+    if positions is None:
+        last = output[:, -1]
+    else:
+        last = output[torch.arange(len(output), device=output.device), positions.to(output.device)]
+    if not layer.bidirectional:
+        return last
+    half = output.shape[2] // 2
+    return torch.cat([last[:, :half], output[:, 0, half:]], dim=1)
+
+
+def last_real_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Per row of an attention mask (1 for a real token, 0 for padding, on either side), its last real token's
+    position; the last position for a row of no real token."""
+    real = attention_mask != 0
+    tokens = real.shape[1]
+    from_the_end = real.flip(1).int().argmax(dim=1)  # the first real token from the end
+    return torch.where(real.any(dim=1), tokens - 1 - from_the_end, tokens - 1)
 
 
 def to_float_images(batch: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:

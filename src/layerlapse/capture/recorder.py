@@ -12,10 +12,9 @@ The same `Recorder` serves the built-in training loop and users' own loops:
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import os
-import re
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,13 +25,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..config import RunConfig
-from ..errors import ConfigError, LayerNotFoundError
+from ..errors import ConfigError, unknown_layer
 from ..blocks import release_pages
 from ..memory import keep_freed_memory
 from ..models import SameConv2d
 from ..modes import evaluating
 from ..threads import fit_training_threads
-from .probe import CHANNELS_FIRST, ProbeInputs, first_tensor, reduce_rows
+from .misfit import SHAPE_WORDS, describe_batch, failed_in, first_line
+from .probe import (CHANNELS_FIRST, LayerOutput, ProbeInputs, first_output, first_tensor, layer_output,
+                    not_one_row_per_input, reduce_rows)
 from .session import (REDUCTIONS, Captured, Inputs, RecordingSession, Schedule, describe_reduction,
                       own_run_config)
 
@@ -57,20 +58,16 @@ class Snapshot:
         return f"Snapshot(epoch={self.epoch}, probe={n}, layers={{{layers}}})"
 
 
-def find_layers(model: nn.Module, names: Iterable[str]) -> dict[str, nn.Module]:
-    """The named modules, or a LayerNotFoundError that lists what exists and the closest matches."""
+def find_layers(model: nn.Module, names: Iterable[str],
+                listing: str = "model.named_modules()") -> dict[str, nn.Module]:
+    """The named modules, or a LayerNotFoundError that names the closest matches and how to list the rest
+    (`listing`)."""
     modules = dict(model.named_modules())
     modules.pop("", None)
-    found = {}
-    for name in names:
-        if name not in modules:
-            close = difflib.get_close_matches(name, list(modules), n=3)
-            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-            shown = ", ".join(list(modules)[:40]) + (", …" if len(modules) > 40 else "")
-            raise LayerNotFoundError(f"unknown layer {name!r}{hint}: the model has {shown}; see `layerlapse layers` "
-                                     "(for your own model: `layerlapse layers --model package.module:factory`)")
-        found[name] = modules[name]
-    return found
+    unknown = next((name for name in names if name not in modules), None)
+    if unknown is not None:
+        raise unknown_layer(unknown, list(modules), listing)
+    return {name: modules[name] for name in names}
 
 
 class Recorder:
@@ -92,8 +89,11 @@ class Recorder:
     taken from it when it yields them; see `layerlapse.capture.probe`). A recorded module may return a tensor, a
     tuple, a list, a dict or a ModelOutput: the first tensor is taken unless `output` selects one (a position or a
     key; one for all layers or a dict per layer). Outputs of more than one dimension per input are reduced to a row
-    by `reduce`: "flatten" (the default), "mean" (over space for conv maps, over tokens for sequences) or "first"
-    (the first token). Activations are stored as float16, or float32 for a layer whose values do not fit.
+    by `reduce`: "flatten" (the default), "mean" (over space for conv maps, over tokens for sequences), "first"
+    (the first token) or "last" (the last real token or step: by the probe's `attention_mask` when it has one, by
+    the lengths of a PackedSequence; a recurrent layer's natural summary). The sequences of a layer made with
+    batch_first=False are taken batch first. Activations are stored as float16, or float32 for a layer whose values
+    do not fit.
     Recording into a run folder, each snapshot is written a batch at a time straight into the run's file and its
     activations are memory-mapped from it (read-only), so memory does not grow with the probe or the layer's width.
 
@@ -122,6 +122,7 @@ class Recorder:
         self._modules = find_layers(model, self.layers)
         self._reduce = _per_layer(reduce, self.layers, "reduce", REDUCTIONS)
         self._select = _per_layer(output, self.layers, "output")
+        _warn_of_a_first_step(self._modules, self._reduce, self._select)
         self._inputs = {"probe": ProbeInputs(probe, what="probe", batch_size=batch_size)}
         for which, data in (("test_probe", test_probe), ("test_set", test_set)):
             if data is not None:
@@ -129,6 +130,7 @@ class Recorder:
         self.labels = self._labels_of("probe", labels)
         self._info: dict[str, dict[str, Any]] = {}
         self._batch_outputs: dict[str, Any] = {}
+        self._attention_mask: torch.Tensor | None = None  # the batch's, during a snapshot: where its tokens end
         self._capturing = False  # the hooks keep outputs only during a snapshot, never a training batch's graph
         # layers whose values do not fit float16: stored as float32 from the first batch that overflows on (the
         # pass then starts again, so the snapshot is as if float32 from its start)
@@ -297,6 +299,7 @@ class Recorder:
                 for args, kwargs, rows_in_batch in inputs.batches(self.device, self.channels_last):
                     rows = slice(start, start + rows_in_batch)
                     self._batch_outputs.clear()
+                    self._attention_mask = kwargs.get("attention_mask")  # where each input's tokens end
                     logits = self._forward(inputs, args, kwargs)
                     if scores:
                         logits = _class_scores(logits)
@@ -314,6 +317,7 @@ class Recorder:
         finally:
             self._capturing = False
             self._batch_outputs.clear()
+            self._attention_mask = None
         if overflowed:  # values beyond float16's range (or infinite ones): such a layer is float32 from now on
             self._wide.update(overflowed)
             activations.clear()  # the float16 files go (a spooled file is deleted with its array)
@@ -327,11 +331,11 @@ class Recorder:
         try:
             return self.model(*args, **kwargs)
         except (RuntimeError, TypeError, ValueError, IndexError) as error:
-            if not _SHAPE_WORDS.search(str(error)):
+            if not SHAPE_WORDS.search(str(error)):
                 raise  # not a probe that does not fit: the model's own error, as it is
-            raise ConfigError(f"the {inputs.what} does not fit the model: a batch of {_describe_batch(args, kwargs)} "
-                              f"{_first_layer_expects(self.model)}; torch said: "
-                              f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+            where = failed_in(self.model, lambda: self.model(*args, **kwargs))
+            raise ConfigError(f"the {inputs.what} does not fit the model: a batch of {describe_batch(args, kwargs)} "
+                              f"failed in {where}; torch said: {first_line(error)}") from None
 
     def _keep_rows(self, activations: dict[str, np.ndarray], name: str, rows: slice, n: int) -> bool:
         """One batch of a layer's output, reduced to rows and copied into its array (float16, or float32 once a
@@ -339,22 +343,20 @@ class Recorder:
         if name not in self._batch_outputs:
             raise ConfigError(f"layer {name!r} did not run in the model's forward pass: record a layer the model "
                               "uses (see `layerlapse layers`)")
-        tensor = first_tensor(self._batch_outputs[name], self._select[name], where=f"layer {name!r}'s output")
-        if tensor.dim() == 0 or len(tensor) != rows.stop - rows.start:
-            raise ConfigError(f"layer {name!r}'s output {'selected ' if self._select[name] is not None else ''}has "
-                              f"shape {tuple(tensor.shape)}, whose first dimension is not the batch of "
-                              f"{rows.stop - rows.start}: select an output with one row per input (output=...)")
+        layer = self._layer_output(name, rows.stop - rows.start)
+        tensor = layer.tensor
         # torch's images are (N, C, H, W): 4-D and larger outputs are always channels first; a 3-D one is a
         # sequence (N, tokens, features) unless a conv, pooling or norm layer made it (N, C, L)
         channels_first = tensor.dim() >= 4 or isinstance(self._modules[name], CHANNELS_FIRST)
         how = self._reduce[name]
-        # flattening is left to the copy, which reads a channels_last map in place: one pass, not two
-        values = tensor if how == "flatten" else reduce_rows(tensor, how, channels_first, name)
+        values = reduce_rows(layer, how, channels_first, name)
         columns = values[0].numel() if len(values) else 0
         if name not in activations:
             activations[name] = self._empty((n, columns), np.float32 if name in self._wide else np.float16)
             self._info[name] = {"shape": list(tensor.shape[1:]), "columns": int(columns), "reduction": how,
-                                "caption": describe_reduction(how, tuple(tensor.shape[1:]), channels_first),
+                                "caption": describe_reduction(how, tuple(tensor.shape[1:]), channels_first,
+                                                              unit=layer.unit, by=layer.ends_by(how),
+                                                              bidirectional=layer.bidirectional),
                                 "output": "first tensor" if self._select[name] is None else repr(self._select[name])}
         target = activations[name]
         if values.device.type != "cpu" and target.dtype == np.float16:
@@ -366,6 +368,18 @@ class Recorder:
         release_pages(target)  # written rows go to the file; the process keeps none of them
         return overflowed
 
+    def _layer_output(self, name: str, batch: int) -> LayerOutput:
+        """The batch's output of layer `name`, batch first, with what says where its sequences end; an output whose
+        first dimension is not the batch is refused, saying which dimension is."""
+        select = self._select[name]
+        found = first_output(self._batch_outputs[name], select, where=f"the output of layer {name!r}")
+        layer = layer_output(found, self._modules[name], sequence=select in (None, 0),
+                             attention_mask=self._attention_mask)
+        tensor = layer.tensor
+        if tensor.dim() == 0 or len(tensor) != batch:
+            raise not_one_row_per_input(name, self._modules[name], tuple(tensor.shape), batch, select)
+        return layer
+
     def _empty(self, shape: tuple[int, int], dtype: type) -> np.ndarray:
         """A layer's array for one pass: in the run folder being recorded (spool_into), else in memory."""
         return self._spool.empty_array(shape, dtype) if self._spool is not None else np.empty(shape, dtype=dtype)
@@ -373,14 +387,17 @@ class Recorder:
     # ---- inside ------------------------------------------------------------------------------------------------------
     def _labels_of(self, which: str, given: Any) -> np.ndarray | None:
         inputs = self._inputs.get(which)
-        labels = given if given is not None else (inputs.labels if inputs is not None else None)
+        yielded = inputs.labels if inputs is not None else None
+        labels = _as_array(given) if given is not None else yielded
         if labels is None:
             return None
-        labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
+        what = which.replace("_", " ")
         if inputs is not None and len(labels) != len(inputs):
-            what = which.replace("_", " ")
             raise ConfigError(f"the {what} labels hold {len(labels):,} entries but the {what} {len(inputs):,} "
                               "inputs: give one label per input")
+        if given is not None and yielded is not None and not np.array_equal(labels, yielded):
+            raise ConfigError(f"the {what}'s labels differ from the labels its items yield: give them one way, "
+                              f"either in the items or as {_LABEL_ARGUMENTS[which]}=")
         return labels
 
     def _session(self, out: Any, run: RunFolder | None, class_names: Sequence[str] | None, dataset: str,
@@ -435,6 +452,25 @@ class Recorder:
         return self.session
 
 
+def _warn_of_a_first_step(modules: dict[str, nn.Module], reduce: dict[str, str],
+                          select: dict[str, Any]) -> None:
+    """reduce='first' on a recurrent layer's sequence keeps its state after one step: the first input alone. A
+    choice, but seldom the one meant (an LSTM over an image's rows read its first row)."""
+    for name, module in modules.items():
+        if reduce[name] == "first" and isinstance(module, nn.RNNBase) and not module.bidirectional \
+                and select[name] in (None, 0):
+            warnings.warn(f"reduce='first' records recurrent layer {name!r} after its first step, which has read the "
+                          "first input only: reduce='last' records it after the whole sequence", stacklevel=3)
+
+
+# the Recorder's argument for the labels of each input it takes
+_LABEL_ARGUMENTS = {"probe": "labels", "test_probe": "test_probe_labels", "test_set": "test_labels"}
+
+
+def _as_array(labels: Any) -> np.ndarray:
+    return np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
+
+
 def _per_layer(value: Any, layers: list[str], name: str, allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
     chosen = value if isinstance(value, dict) else {layer: value for layer in layers}
     unknown = sorted(set(chosen) - set(layers))
@@ -459,33 +495,6 @@ def _class_scores(output: Any) -> torch.Tensor | None:
     except ConfigError:
         return None
     return tensor if tensor.dim() == 2 and tensor.is_floating_point() else None
-
-
-def _describe_batch(args: tuple, kwargs: dict) -> str:
-    def one(value: Any) -> str:
-        return f"shape {tuple(value.shape)} {str(value.dtype).replace('torch.', '')}" \
-            if isinstance(value, torch.Tensor) else type(value).__name__
-    parts = [one(value) for value in args] + [f"{key}={one(value)}" for key, value in kwargs.items()]
-    return ", ".join(parts)
-
-
-# what torch says when an input does not fit a layer (shapes, sizes, dimensions, channels, dtypes, arguments)
-_SHAPE_WORDS = re.compile(r"shape|size|dimension|channels|expected|mat1|must match|dtype|argument|index out of range",
-                          re.IGNORECASE)
-
-
-def _first_layer_expects(model: nn.Module) -> str:
-    """What the model's first layer with weights takes, in words."""
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Linear):
-            return f"where its first layer {name!r} (Linear) takes {module.in_features} features per input"
-        if isinstance(module, nn.modules.conv._ConvNd):
-            dims = len(module.kernel_size)
-            return (f"where its first layer {name!r} ({type(module).__name__}) takes (N, {module.in_channels}, "
-                    f"{', '.join('HWD'[:dims]) if dims > 1 else 'L'}) inputs")
-        if isinstance(module, nn.Embedding):
-            return f"where its first layer {name!r} (Embedding) takes token ids below {module.num_embeddings}"
-    return "for this model"
 
 
 def _copy_into(target: np.ndarray, values: torch.Tensor) -> None:
@@ -546,63 +555,3 @@ def stratified_probe(labels: np.ndarray, size: int | None, seed: int) -> np.ndar
 
     chosen, _ = train_test_split(np.arange(len(labels)), train_size=size, stratify=labels, random_state=seed)
     return np.sort(chosen)
-
-
-def layer_table(model: nn.Module, input_shape: tuple[int, ...] | None
-                ) -> list[tuple[str, str, tuple[int, ...] | None]]:
-    """(name, module type, output shape per input) for every named module, from one forward pass of zeros of
-    `input_shape` (integer zeros for a model that starts with an Embedding); shapes are None without a shape or for
-    modules the pass did not reach. A module that returns a tuple or dict shows its first tensor's shape."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    named = [(name, module) for name, module in model.named_modules() if name]
-
-    def hook_for(name: str):
-        def keep_shape(module: nn.Module, inputs: object, output: Any) -> None:
-            with contextlib.suppress(ConfigError):
-                shapes[name] = tuple(first_tensor(output).shape[1:])
-        return keep_shape
-
-    if input_shape is not None:
-        first = next((module for _, module in named if not isinstance(module, (nn.Sequential, nn.ModuleList))), None)
-        dtype = torch.long if isinstance(first, nn.Embedding) else torch.float32
-        handles = [module.register_forward_hook(hook_for(name)) for name, module in named]
-        try:
-            with evaluating(model), torch.no_grad():
-                model(torch.zeros((1, *input_shape), dtype=dtype, device=_model_device(model)))
-        except (RuntimeError, TypeError, ValueError, IndexError) as error:
-            raise ConfigError(f"the model does not take inputs of shape {tuple(input_shape)} "
-                              f"{_first_layer_expects(model)}; torch said: {str(error).splitlines()[0]}") from None
-        finally:
-            for handle in handles:
-                handle.remove()
-    return [(name, type(module).__name__, shapes.get(name) if input_shape is not None else None)
-            for name, module in named]
-
-
-def load_model(spec: str) -> nn.Module:
-    """The model `package.module:factory` names: a module attribute that is a model, or a function or class that
-    returns one when called without arguments. The current folder is searched first, as `python -m` would."""
-    import importlib
-    import sys
-
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise ConfigError(f"--model must be package.module:factory (a function, class or model in that module), "
-                          f"got {spec!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ConfigError(f"cannot import {module_name!r} for --model ({error}): run from the folder that holds it, "
-                          "or install its package") from None
-    factory = getattr(module, attribute, None)
-    if factory is None:
-        close = difflib.get_close_matches(attribute, [name for name in dir(module) if not name.startswith("_")], 3)
-        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
-        raise ConfigError(f"{module_name} has no {attribute!r}{hint}: name a function, class or model in it")
-    model = factory if isinstance(factory, nn.Module) or not callable(factory) else factory()
-    if not isinstance(model, nn.Module):
-        raise ConfigError(f"{spec} gave {type(model).__name__}, not a torch.nn.Module: name a function or class that "
-                          "returns your model")
-    return model

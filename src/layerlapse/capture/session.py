@@ -29,7 +29,8 @@ from ..store import snapshot_labels
 if TYPE_CHECKING:
     from ..store import RunFolder
 
-REDUCTIONS = ("flatten", "mean", "first")  # how a layer's output of more than one dimension per input becomes a row
+# how a layer's output of more than one dimension per input becomes a row
+REDUCTIONS = ("flatten", "mean", "first", "last")
 FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504: larger activations are stored as float32
 STEP_KEYS = ("step", "epoch")  # what labels a snapshot besides its number
 
@@ -410,21 +411,33 @@ def own_run_config(config: RunConfig | None, dataset: str, layers: list[str], pr
     return RunConfig.from_dict(values)
 
 
-def describe_reduction(how: str, shape: tuple[int, ...], spatial: bool) -> str:
-    """The reduction as the caption says it (`spatial`: the output is a feature map, not a sequence)."""
+def describe_reduction(how: str, shape: tuple[int, ...], spatial: bool, *, unit: str = "token",
+                       by: str | None = None, bidirectional: bool = False) -> str:
+    """The reduction as the caption says it: `spatial`, the output is a feature map, not a sequence; `unit`, what
+    the sequence holds ("token", or "step" for a recurrent layer); `by`, what said where each sequence ends
+    ("attention mask", "sequence lengths"); `bidirectional`, a recurrent layer whose backward half ends first."""
     if len(shape) <= 1:
         return "as is"
     if how == "flatten":
         return f"flattened from {'×'.join(map(str, shape))}"
+    told = f" (by {by})" if by else ""
     if how == "mean":
-        return "mean over space" if spatial else "mean over tokens"
-    return "first token"
+        return "mean over space" if spatial else f"mean over {unit}s{told}"
+    if how == "last" and bidirectional:
+        return f"last {unit} forward, first backward{told}"
+    return f"last {unit}{told}" if how == "last" else f"first {unit}"
 
 
-def first_token_refused(layer: str, shape: tuple[int, ...]) -> ConfigError:
-    """The error for reduce='first' on an output that is not a sequence of tokens."""
-    return ConfigError(f"reduce='first' takes the first token of (tokens, features) outputs, but layer {layer!r} "
+def sequence_reduction_refused(how: str, layer: str, shape: tuple[int, ...]) -> ConfigError:
+    """The error for reduce='first' or 'last' on an output that is not a sequence of tokens or steps."""
+    return ConfigError(f"reduce={how!r} takes the {how} token of (tokens, features) outputs, but layer {layer!r} "
                        f"outputs {shape} per input: use reduce='mean' or 'flatten' for it")
+
+
+def mask_does_not_fit(layer: str, mask_tokens: int, shape: tuple[int, ...]) -> ConfigError:
+    """The error for reduce='last' by an attention mask on a layer whose tokens are not the mask's."""
+    return ConfigError(f"reduce='last' finds each input's last token by its attention_mask of {mask_tokens} tokens, "
+                       f"but layer {layer!r} outputs {shape} per input: use reduce='mean' or 'first' for it")
 
 
 def storage_dtype(values: np.ndarray) -> np.dtype:

@@ -15,13 +15,13 @@ on the probe at the start of training (the untrained network), after every epoch
 The same code runs on every Keras 3 backend (TensorFlow, JAX, PyTorch: set `KERAS_BACKEND` before importing keras);
 everything it hands layerlapse is numpy. Keras outputs are channels-last: `reduce="mean"` averages a conv layer's
 (H, W, C) output over H and W and a sequence's (tokens, features) over the tokens; `reduce="first"` takes a
-sequence's first token. The model's output, when it holds one score per class, gives the predictions: as they are
+sequence's first token, `reduce="last"` its last (the last real one by the probe's "attention_mask", when the probe
+is a dict that has one). The model's output, when it holds one score per class, gives the predictions: as they are
 when they are already probabilities (a softmax output), softmaxed when they are logits.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import sys
@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from ..capture.session import (FLOAT16_MAX, REDUCTIONS, Captured, Inputs, RecordingSession, Schedule,
-                               describe_reduction, first_token_refused)
+                               describe_reduction, mask_does_not_fit, sequence_reduction_refused)
 from ..config import RunConfig
-from ..errors import ConfigError, LayerNotFoundError, RunFolderError
+from ..errors import ConfigError, RunFolderError, unknown_layer
 from ..threads import training_threads
 from . import IntegrationError, check_version, require  # noqa: F401 - IntegrationError: what users catch
 
@@ -60,8 +60,8 @@ class LayerlapseCallback(keras.callbacks.Callback):
     `probe` is the model's input for the probe (an array, or a list or dict of arrays for a model of several
     inputs) and `labels` its class indices (one-hot rows are taken too); `test_probe` (with `test_probe_labels`) is
     recorded beside it at every snapshot, and `test_set` (with `test_labels`) once, after the last epoch.
-    `reduce` ("flatten", "mean", "first"; one for every layer or a dict per layer) turns an output of more than one
-    dimension per input into a row. `every` is "epoch" (the default), a number of optimizer steps, or "log".
+    `reduce` ("flatten", "mean", "first", "last"; one for every layer or a dict per layer) turns an output of more
+    than one dimension per input into a row. `every` is "epoch" (the default), a number of optimizer steps, or "log".
     `draw=False` stops after recording (`layerlapse render RUN` maps and draws later). A fit that was stopped can be
     continued in the same run folder: `resume=True`, and `model.fit(..., initial_epoch=...)` from your checkpoint.
     """
@@ -175,8 +175,10 @@ class LayerlapseCallback(keras.callbacks.Callback):
                 model.train(was_training)
         outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
         activations = {}
+        inputs = self._inputs[which]
+        mask = inputs.get("attention_mask") if isinstance(inputs, dict) else None  # where each input's tokens end
         for name, values in zip(self.layers, outputs):
-            activations[name] = self._rows(name, np.asarray(values))
+            activations[name] = self._rows(name, np.asarray(values), mask)
         scores = outputs[len(self.layers)] if len(outputs) > len(self.layers) else None
         if scores is None:
             return Captured(activations)
@@ -189,13 +191,9 @@ class LayerlapseCallback(keras.callbacks.Callback):
     def _recording_model(self, model: Any) -> Any:
         """A model of the same weights that outputs the recorded layers' outputs and then the model's own output."""
         names = [layer.name for layer in model.layers]
-        for name in self.layers:
-            if name not in names:
-                close = difflib.get_close_matches(name, names, n=3)
-                hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-                shown = ", ".join(names[:40]) + (", …" if len(names) > 40 else "")
-                raise LayerNotFoundError(f"unknown layer {name!r}{hint}: the Keras model has {shown}; name one of its "
-                                         "layers (model.summary() lists them)")
+        unknown = next((name for name in self.layers if name not in names), None)
+        if unknown is not None:
+            raise unknown_layer(unknown, names, "model.summary()", model="the Keras model")
         self._spatial = {name: any(word in type(model.get_layer(name)).__name__ for word in SPATIAL_WORDS)
                          for name in self.layers}
         try:
@@ -206,14 +204,18 @@ class LayerlapseCallback(keras.callbacks.Callback):
                               "the callback records layers of a Functional or Sequential Keras model; build yours "
                               "with keras.Input(...) and the functional API") from None
 
-    def _rows(self, name: str, values: np.ndarray) -> np.ndarray:
+    def _rows(self, name: str, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         spatial = values.ndim > 3 or self._spatial[name]
-        rows = reduce_rows(values, self.reduce[name], spatial, name)
+        how = self.reduce[name]
+        rows = reduce_rows(values, how, spatial, name, mask)
+        recurrent = any(word in type(self.model.get_layer(name)).__name__ for word in ("RNN", "LSTM", "GRU"))
+        caption = describe_reduction(how, values.shape[1:], spatial, unit="step" if recurrent else "token",
+                                     by="attention mask" if mask is not None and how == "last" else None)
         finite = rows[np.isfinite(rows)]
         fits = not finite.size or float(np.abs(finite).max()) <= FLOAT16_MAX
         self._info[name] = {"shape": list(values.shape[1:]), "columns": int(rows.shape[1]),
                             "reduction": self.reduce[name],
-                            "caption": describe_reduction(self.reduce[name], values.shape[1:], spatial),
+                            "caption": caption,
                             "output": "layer.output", "dtype": "float16" if fits else "float32"}
         return rows
 
@@ -364,16 +366,25 @@ def class_probabilities(scores: np.ndarray, n_classes: int) -> np.ndarray | None
     return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def reduce_rows(values: np.ndarray, how: str, spatial: bool, layer: str) -> np.ndarray:
+def reduce_rows(values: np.ndarray, how: str, spatial: bool, layer: str,
+                attention_mask: np.ndarray | None = None) -> np.ndarray:
     """A layer's channels-last outputs as one row per input: flattened, averaged over space or tokens (every axis
-    but the first and the last), or a sequence's first token."""
+    but the first and the last), or a sequence's first or last token (the last real one by `attention_mask`)."""
     if values.ndim <= 2 or how == "flatten":
         return values.reshape(len(values), -1)
     if how == "mean":
         return values.mean(axis=tuple(range(1, values.ndim - 1)), dtype=np.float32)
     if spatial or values.ndim != 3:
-        raise first_token_refused(layer, tuple(values.shape[1:]))
-    return values[:, 0]
+        raise sequence_reduction_refused(how, layer, tuple(values.shape[1:]))
+    if how == "first":
+        return values[:, 0]
+    if attention_mask is None:
+        return values[:, -1]
+    mask = np.asarray(attention_mask) != 0
+    if mask.ndim != 2 or mask.shape[1] != values.shape[1]:
+        raise mask_does_not_fit(layer, mask.shape[-1], tuple(values.shape[1:]))
+    last = np.where(mask.any(axis=1), mask.shape[1] - 1 - mask[:, ::-1].argmax(axis=1), mask.shape[1] - 1)
+    return values[np.arange(len(values)), last]
 
 
 def class_indices(labels: Any) -> np.ndarray:

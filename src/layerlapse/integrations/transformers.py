@@ -29,8 +29,11 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from ..capture.session import Schedule
 from ..config import RunConfig
+from ..errors import ConfigError
 from . import require
 
 transformers = require("transformers", "transformers", (4, 40), what="transformers")
@@ -45,9 +48,10 @@ class LayerlapseCallback(transformers.TrainerCallback):
 
     The settings are the `Recorder`'s (`layerlapse.capture.Recorder`): `labels` when the probe does not carry them,
     `test_probe` and `test_set` with their labels, `every` ("epoch", a number of optimizer steps, or "log"), `reduce`
-    ("flatten", "mean" over tokens, "first" token; one for all layers or a dict per layer), `output` (which entry of
-    a tuple or ModelOutput a layer's output gives). `resume` is decided by the Trainer unless given: a training
-    resumed from a checkpoint continues the run folder, a new one creates it (`force=True` replaces an old one).
+    ("flatten", "mean" over tokens, "first" token, "last" token: the last real one by the probe's "attention_mask";
+    one for all layers or a dict per layer), `output` (which entry of a tuple or ModelOutput a layer's output
+    gives). `resume` is decided by the Trainer unless given: a training resumed from a checkpoint continues the run
+    folder, a new one creates it (`force=True` replaces an old one).
     After a `train()` that raised, `close()` marks the run failed (resumable) and gives back its lock.
     """
 
@@ -64,8 +68,8 @@ class LayerlapseCallback(transformers.TrainerCallback):
         self.resume = resume
         self.draw = draw
         probe, labels = _labels_from(probe, labels)
-        test_probe, test_probe_labels = _labels_from(test_probe, test_probe_labels)
-        test_set, test_labels = _labels_from(test_set, test_labels)
+        test_probe, test_probe_labels = _labels_from(test_probe, test_probe_labels, "test_probe_labels")
+        test_set, test_labels = _labels_from(test_set, test_labels, "test_labels")
         self._recorder_args = dict(
             probe=probe, labels=labels, class_names=class_names, dataset=dataset, test_probe=test_probe,
             test_probe_labels=test_probe_labels, test_set=test_set, test_labels=test_labels, every=every,
@@ -191,13 +195,20 @@ def logged_metrics(entries: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     return metrics
 
 
-def _labels_from(data: Any, labels: Any) -> tuple[Any, Any]:
-    """A dict probe's "labels" (or "label") entry taken out as its labels, as the model's own batches carry them."""
-    if labels is None and isinstance(data, Mapping):
-        key = next((key for key in ("labels", "label") if key in data), None)
-        if key is not None:
-            return {name: value for name, value in data.items() if name != key}, data[key]
-    return data, labels
+def _labels_from(data: Any, labels: Any, argument: str = "labels") -> tuple[Any, Any]:
+    """A dict probe's "labels" (or "label") entry taken out as its labels, as the model's own batches carry them;
+    labels given also as `argument` must be the same."""
+    key = next((key for key in ("labels", "label") if key in data), None) if isinstance(data, Mapping) else None
+    if key is None:
+        return data, labels
+    if labels is not None and not np.array_equal(_as_array(labels), _as_array(data[key])):
+        raise ConfigError(f"{argument}= differs from the {key!r} entry of the dict it labels: give the labels one "
+                          f"way, in the dict or as {argument}=")
+    return {name: value for name, value in data.items() if name != key}, data[key] if labels is None else labels
+
+
+def _as_array(values: Any) -> np.ndarray:
+    return np.asarray(values.cpu() if hasattr(values, "cpu") else values)
 
 
 def _class_names(model: Any) -> list[str] | None:
