@@ -349,7 +349,7 @@ def test_importing_export_loads_neither_torch_nor_tensorboard() -> None:
      ({"epoch": -1}, ConfigError, r"^epoch -1 is not in run folder .*, which holds epochs 0 to 2"),
      ({"epoch": True}, ConfigError, r"^epoch True is not in run folder"),
      ({"epoch": 1, "layer": "hiden"}, ConfigError,
-      r"^layer 'hiden' was not recorded in run folder .*, which holds hidden: pass --layer with one of those$")],
+      r"^layer 'hiden' was not recorded in .* \(did you mean 'hidden'\?\): it holds hidden$")],
 )
 def test_bad_input_is_one_line_with_its_fix(digits_run: Path, tmp_path: Path, options: dict, error: type,
                                             pattern: str) -> None:
@@ -430,7 +430,7 @@ def test_cli_export_prints_warnings_as_one_line_each(tmp_path: Path, main_here,
     ("arguments", "pattern"),
     [(["--epoch", "1"], r"^error: say which format to export: --tensorboard"),
      (["--tensorboard", "--parquet", "--epoch", "1"], r"^error: say which format to export: .* one at a time"),
-     (["--parquet", "--layer", "end"], r"--layer must name recorded layers of .* \(hidden\), got end"),
+     (["--parquet", "--layer", "end"], r"^error: layer 'end' was not recorded in .*: it holds hidden$"),
      (["--tensorboard", "--epoch", "5"], r"epoch 5 is not in run folder .*, which holds epochs 0 to 2"),
      (["--tensorboard", "--epoch", "1", "--layer", "end"], r"layer 'end' was not recorded"),
      (["--tensorboard", "--epoch", "1", "{not_a_run}"], r"holds no manifest\.json")],

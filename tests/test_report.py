@@ -260,8 +260,17 @@ def test_a_layer_without_maps_gives_one_line_with_the_fix(run: RunFolder) -> Non
 
 
 def test_an_unknown_layer_is_named_with_the_recorded_ones(run: RunFolder) -> None:
-    with pytest.raises(RunFolderError, match=r"layers must name recorded layers .* \(hidden, flat1\), got \['end'\]"):
+    with pytest.raises(ConfigError, match=r"^layer 'end' was not recorded in .*: it holds hidden, flat1$"):
         report.write_report(run, layers=["end"])
+
+
+def test_an_unknown_layer_of_a_run_with_many_layers_is_one_short_line() -> None:
+    from layerlapse.errors import not_recorded
+
+    recorded = [f"bert.encoder.layer.{k}.attention.output.dense" for k in range(40)]
+    message = str(not_recorded(["bert.encoder.layer.7.attention.output.dens"], recorded, "runs/bert"))
+    assert len(message) < 200 and "did you mean 'bert.encoder.layer.7.attention.output.dense'?" in message
+    assert message.endswith("it holds 40 layers (manifest.json's \"layers\")")
 
 
 def test_epochs_not_mapped_yet_are_left_out_and_said(run: RunFolder) -> None:

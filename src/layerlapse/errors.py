@@ -46,6 +46,20 @@ def unknown_layer(name: str, known: Sequence[str], listing: str, model: str = "t
     return LayerNotFoundError(f"unknown layer {shown!r}{hint}{tail}")
 
 
+def not_recorded(layers: Sequence[str], recorded: Sequence[str], where: object) -> ConfigError:
+    """The error for layers a run folder did not record (a report's, an export's choice): the closest recorded name,
+    and the recorded ones while they fit one short line."""
+    unknown = [layer for layer in layers if layer not in recorded]
+    if not unknown:
+        return ConfigError(f"no layer chosen: name at least one of the layers recorded in {where}")
+    name = unknown[0] if len(unknown[0]) <= 60 else unknown[0][:59] + "…"
+    close = difflib.get_close_matches(unknown[0], list(recorded), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    listed = ", ".join(recorded)
+    holds = listed if len(listed) <= 60 else f"{len(recorded)} layers (manifest.json's \"layers\")"
+    return ConfigError(f"layer {name!r} was not recorded in {where}{hint}: it holds {holds}")
+
+
 class RunFolderError(LayerlapseError):
     """A run folder cannot be written, is damaged, or is in a state that forbids the request."""
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .atomic import atomic_output, write_bytes
-from .errors import ConfigError, RunFolderError
+from .errors import ConfigError, RunFolderError, not_recorded
 from . import layout
 from .layout import epoch_file
 from .store import RunFolder
@@ -112,8 +112,7 @@ def _chosen_layer(run: RunFolder, layer: str | None) -> str:
     if layer is None:
         return run.layers[0]
     if layer not in run.layers:
-        raise ConfigError(f"layer {layer!r} was not recorded in run folder {run.path}, which holds "
-                          f"{', '.join(run.layers)}: pass --layer with one of those")
+        raise not_recorded([layer], run.layers, run.path)
     return layer
 
 

@@ -87,7 +87,7 @@ from .atomic import atomic_output
 from .dynamics import REGIONS as REGION_CODES
 from .dynamics import cartography_regions, region_summary
 from .config import REPORT_BUDGET_MB
-from .errors import ConfigError, RunFolderError
+from .errors import ConfigError, RunFolderError, not_recorded
 from . import layout
 from .store import RunFolder, curve_axis, is_untrained, metric_series
 
@@ -297,8 +297,7 @@ def _chosen_layers(run: RunFolder, layers: Sequence[str] | None) -> list[str]:
     chosen = list(dict.fromkeys(layers))
     unknown = [layer for layer in chosen if layer not in run.layers]
     if unknown or not chosen:
-        raise RunFolderError(f"layers must name recorded layers of {run.path} ({', '.join(run.layers)}), "
-                             f"got {list(layers)!r}")
+        raise not_recorded(chosen, run.layers, run.path)
     return chosen
 
 

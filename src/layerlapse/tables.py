@@ -28,7 +28,7 @@ import numpy as np
 from . import layout
 from .atomic import atomic_output
 from .dynamics import REGIONS, cartography_regions, probe_dynamics
-from .errors import ConfigError, LayerlapseError, RunFolderError
+from .errors import ConfigError, LayerlapseError, RunFolderError, not_recorded
 from .store import RunFolder, snapshot_labels
 
 INSTALL_HINT = "writing Parquet needs pyarrow: pip install 'layerlapse[parquet]' (or pip install pyarrow)"
@@ -109,8 +109,7 @@ def write_parquet(run: RunFolder, out_dir: str | os.PathLike, *, layers: list[st
     chosen = list(run.layers) if layers is None else list(dict.fromkeys(layers))
     unknown = [layer for layer in chosen if layer not in run.layers]
     if unknown or not chosen:
-        raise ConfigError(f"--layer must name recorded layers of {run.path} ({', '.join(run.layers)}), got "
-                          f"{', '.join(unknown) or 'none'}")
+        raise not_recorded(chosen, run.layers, run.path)
     pyarrow, parquet = _pyarrow()
     tables = {layer: pyarrow.table(layer_table(run, layer)) for layer in chosen}
     written = []
