@@ -206,8 +206,9 @@ def report(
                                                        "(default: every recorded layer).")] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Write the run's interactive report.html (one offline file: map with epoch slider, hover, trails, curves,
-    confusion matrix) from the stored run, without training and without torch."""
+    """Write the run's interactive report.html from the stored run, without training or torch.
+
+    One offline file: the map with its slider, hover, trails, curves and confusion matrix."""
     from .pipeline import write_run_report
     from .store import load_run
 
@@ -233,8 +234,9 @@ def export(
     out: Annotated[Optional[Path], typer.Option(help="Folder to write (default: RUN_DIR/tensorboard/LAYER or "
                                                 "/epoch_NNN, RUN_DIR/tables).")] = None,
 ) -> None:
-    """Export a stored run for another tool: TensorBoard's projector (every snapshot in one logdir, or one epoch),
-    or Parquet tables (every snapshot)."""
+    """Export a stored run for another tool: TensorBoard's projector or Parquet tables.
+
+    TensorBoard: every snapshot in one logdir, or one epoch; Parquet: every snapshot."""
     import shlex
 
     from .export import ExportWarning, export_tensorboard
@@ -269,9 +271,10 @@ def dynamics(
     top: Annotated[int, typer.Option(help="How many images (and snapshots) each list shows.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON, for scripts.")] = False,
 ) -> None:
-    """What each probe image went through: the hardest, most forgotten and latest-learned images over the trained
-    snapshots (dataset cartography's confidence, forgetting events), and the snapshots where each layer changed
-    most. Reads the stored run; trains nothing."""
+    """What each probe image went through, and when each layer changed most; reads the stored run.
+
+    The hardest, most forgotten and latest-learned images over the trained snapshots (dataset cartography's
+    confidence, forgetting events), and the snapshots where each layer changed most. Trains nothing."""
     import json
 
     from .dynamics import summary
