@@ -752,7 +752,7 @@ def test_report_over_its_budget_warns_in_one_line_and_says_so_on_the_page(run_co
 @pytest.mark.parametrize(("args", "pattern"), [
     (["--budget", "0"], r"size_budget_mb must be a positive number of megabytes, got 0\.0$"),
     (["--budget", "-3"], r"size_budget_mb must be a positive number of megabytes, got -3\.0$"),
-    (["--layer", "hiden"], r"^layer 'hiden' was not recorded in .* \(did you mean 'hidden'\?\): it holds hidden$"),
+    (["--layer", "hiden"], r"^error: layer 'hiden' was not recorded in .* \(did you mean 'hidden'\?\): it holds hidden$"),
 ])
 def test_report_bad_settings_are_one_error_line(run_copy: Path, tmp_path: Path, args: list[str], pattern: str) -> None:
     before = snapshot(run_copy)
