@@ -170,6 +170,25 @@ def test_force_replaces_a_run_but_keeps_the_files_it_did_not_list(area: Area, ma
     assert area.manifest()["epochs_complete"] == 1 and not (area.run / "activations/hidden/epoch_002.npy").exists()
 
 
+def test_force_deletes_only_listed_files_it_can_prove_are_its_own(area: Area, main_here) -> None:
+    """A manifest with the format marker is no proof: a listed file whose content does not match its checksum, or
+    whose name is none the run writes (a crafted manifest listing bin/sh with its right checksum), stays."""
+    theirs = {"bin/sh": b"#!a shell of the user's", "etc/passwd": b"root:x:0:0::/root:/bin/sh\n",
+              "notes/mine.txt": b"listed with its right checksum, under a name layerlapse never writes"}
+    manifest = area.manifest()
+    for relpath, data in theirs.items():
+        (area.run / relpath).parent.mkdir(exist_ok=True)
+        (area.run / relpath).write_bytes(data)
+    manifest["files"]["bin/sh"] = "0" * 64
+    manifest["files"]["etc/passwd"] = hashlib.sha256(b"another file").hexdigest()
+    manifest["files"]["notes/mine.txt"] = hashlib.sha256(theirs["notes/mine.txt"]).hexdigest()
+    area.write_manifest(manifest)
+    result = main_here(*RUN_ARGS, "--epochs", "1", "--out", area.run, "--force")
+    assert result.returncode == 0, result.stderr
+    assert {relpath: (area.run / relpath).read_bytes() for relpath in theirs} == theirs
+    assert area.manifest()["epochs_complete"] == 1 and "bin/sh" not in area.manifest()["files"]
+
+
 # ---- links out of the run ------------------------------------------------------------------------------------------
 
 

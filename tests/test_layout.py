@@ -49,3 +49,14 @@ def test_the_side_by_side_lapse_never_takes_a_recorded_layers_name() -> None:
     assert layout.side_by_side_name(["hidden", "end"]) == "layers"
     assert layout.side_by_side_name(["layers", "layers_"]) == "layers__"
     assert layout.lapse(layout.side_by_side_name(["layers"]), False, ".gif") != layout.lapse("layers", False, ".gif")
+
+
+@pytest.mark.parametrize(("relpath", "written"), [
+    ("activations/hidden/epoch_003.npy", True), ("figures/train_test_flat1.png", True), ("frames/epoch_000.png", True),
+    ("frames/layer1.0/epoch_012.png", True), ("lapse.gif", True), ("lapse_layer1.0.mp4", True),
+    ("dynamics/layers.json", True), ("report.html", True), ("history.jsonl", True),
+    ("bin/sh", False), ("etc/passwd", False), ("notes/mine.txt", False), ("my-report.html", False),
+    ("frames/epoch_000.jpg", False), ("figures/sub/x.png", False), ("lapse.gif.bak", False),
+])
+def test_only_names_a_run_writes_count_as_its_files(relpath: str, written: bool) -> None:
+    assert layout.is_run_file(relpath) is written

@@ -32,6 +32,11 @@ _RECORDED_FILE = re.compile("|".join([
     rf"test/probe/predictions/{_EPOCH}\.npy",
     rf"maps/{_PLAIN}/(?:{_EPOCH}\.npy|test\.npy|quality\.json|test/{_EPOCH}\.npy)",
 ]))
+_DRAWN_FILE = re.compile("|".join([
+    r"history\.jsonl", r"metrics\.json", r"report\.html", rf"lapse(?:_{_PLAIN})?\.(?:gif|mp4)",
+    rf"figures/{_PLAIN}\.png", rf"frames/(?:{_PLAIN}/)?{_EPOCH}\.png", r"dynamics/(?:probe|test_probe)\.npz",
+    r"dynamics/layers\.json",
+]))
 
 
 PROBE_LABELS = "probe/labels.npy"
@@ -180,3 +185,9 @@ def relpath_problem(relpath: object) -> str | None:
 def is_recorded_file(relpath: str) -> bool:
     """Whether `relpath` is a name the recording or the maps write (so an unlisted one is a killed writer's)."""
     return _RECORDED_FILE.fullmatch(relpath) is not None
+
+
+def is_run_file(relpath: str) -> bool:
+    """Whether `relpath` is a name a run writes and lists: recorded data, or a drawing under its default name. Only
+    such a file may be deleted with the run (--force), whatever a manifest lists."""
+    return is_recorded_file(relpath) or _DRAWN_FILE.fullmatch(relpath) is not None

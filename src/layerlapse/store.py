@@ -74,7 +74,7 @@ class RunFolder:
     def create(cls, path: str | os.PathLike, config: RunConfig, dataset: dict[str, Any], *,
                force: bool = False) -> RunFolder:
         """Start a new run folder; refuses a non-empty folder unless `force` and it provably holds a layerlapse run,
-        of which only the files it lists (and the folders it made, once empty) are deleted."""
+        of which only what it provably made is deleted (`_delete_listed`)."""
         folder = Path(path)
         if folder.exists() and not folder.is_dir():
             raise RunFolderError(f"{folder} is a file, not a folder: choose another --out")
@@ -530,11 +530,12 @@ class RunFolder:
 
     # ---- deleting (--force) --------------------------------------------------------------------------------------
     def _delete_listed(self) -> None:
-        """Delete the files this run lists, its manifest, leftover temp files and the folders it made once they are
-        empty; a file the manifest does not list is never touched."""
-        for relpath in self.manifest["files"]:
+        """Delete what this run provably made: each listed file under a name a run writes whose content matches its
+        checksum (a manifest is no proof: it can list anything), leftover temp files, its manifest, and the folders
+        it made once they are empty. Anything else stays."""
+        for relpath, digest in self.manifest["files"].items():
             file = self.local(relpath)
-            if file.is_file():
+            if layout.is_run_file(relpath) and file.is_file() and sha256_file(file) == digest:
                 file.unlink()
         maps = self.path / "maps"
         if maps.is_dir() and not maps.is_symlink():
