@@ -189,6 +189,75 @@ def test_force_deletes_only_listed_files_it_can_prove_are_its_own(area: Area, ma
     assert area.manifest()["epochs_complete"] == 1 and "bin/sh" not in area.manifest()["files"]
 
 
+# ---- temporaries: only what a killed writer of this run provably made is removed ----------------------------------
+
+LOOKALIKES = {  # a user's own files, named as layerlapse's temporaries are or were
+    ".notes.txt.tmp-1234": b"a user's notes", "frames/.sketch.png.tmp-42": b"a sketch",
+    "activations/hidden/.epoch_009.npy.tmp-77": b"an array of the user's",
+    "figures/.chart.png.tmp-0123456789abcdef": b"a token no writer of this run had",
+    "maps/.new-ideas/plan.txt": b"plans", "maps/.old-hidden/keep.txt": b"an old map the user keeps",
+    "maps/.old-0123456789abcdef-hidden/keep.txt": b"the same, under a token no writer had",
+}
+
+
+def plant_lookalikes(run: Path) -> None:
+    for relpath, data in LOOKALIKES.items():
+        (run / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (run / relpath).write_bytes(data)
+
+
+def assert_lookalikes_kept(run: Path) -> None:
+    kept = {relpath: (run / relpath).read_bytes() for relpath in LOOKALIKES if (run / relpath).is_file()}
+    assert kept == LOOKALIKES
+
+
+@pytest.mark.parametrize("command", ["report", "resume", "force"])
+def test_files_that_only_look_like_temporaries_are_kept(area: Area, main_here, command: str) -> None:
+    plant_lookalikes(area.run)
+    interrupt(area)
+    args = {"report": ["report", area.run], "resume": [*RUN_ARGS, "--out", area.run, "--resume"],
+            "force": [*RUN_ARGS, "--epochs", "1", "--out", area.run, "--force"]}[command]
+    result = main_here(*args)
+    assert result.returncode == 0, result.stderr
+    assert_lookalikes_kept(area.run)
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from layerlapse.atomic import atomic_output
+from layerlapse.store import RunFolder
+run = RunFolder.open_for_writing(sys.argv[1])
+(run.stage_maps("hidden") / "epoch_000.npy").write_bytes(b"a staged map")
+spooled = run.empty_array((10, 3), "float16")
+with atomic_output(run.local("frames/epoch_000.png")) as temporary:
+    temporary.write_bytes(b"half a frame")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_what_a_killed_writer_left_is_removed_by_the_next_resume_and_lookalikes_are_kept(area: Area,
+                                                                                           main_here) -> None:
+    plant_lookalikes(area.run)
+    interrupt(area)
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(area.run)], capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    left = sorted(hidden_but_lookalikes(area.run))
+    assert len(left) == 3, left  # the frame's temp file, the spooled array, the staged maps
+    assert left[0].startswith(".capture-") and left[1].startswith("frames/.epoch_000.png.tmp-"), left
+    assert left[2].startswith("maps/.new-") and left[2].endswith("-hidden"), left
+    result = main_here(*RUN_ARGS, "--out", area.run, "--resume")
+    assert result.returncode == 0, result.stderr
+    assert_lookalikes_kept(area.run)
+    assert hidden_but_lookalikes(area.run) == set()
+
+
+def hidden_but_lookalikes(run: Path) -> set[str]:
+    """Every file or folder of `run` with a hidden name but the lock and the user's lookalikes (and their folders)."""
+    hidden = {path.relative_to(run).as_posix() for path in run.rglob(".*")}
+    return {relpath for relpath in hidden - {".layerlapse-lock"}
+            if not any(lookalike == relpath or lookalike.startswith(relpath + "/") for lookalike in LOOKALIKES)}
+
+
 # ---- links out of the run ------------------------------------------------------------------------------------------
 
 
@@ -283,14 +352,31 @@ def test_a_redraw_swaps_every_map_in_and_leaves_no_stage_behind(area: Area, main
     assert sorted(path.name for path in (area.run / "maps").iterdir()) == ["hidden"]
 
 
+KILLED_IN_A_SWAP = """
+import hashlib, os, shutil, signal, sys
+from layerlapse.store import RunFolder
+run = RunFolder.open_for_writing(sys.argv[1])
+staged = run.stage_maps("hidden")
+shutil.copytree(run.path / "maps" / "hidden", staged, dirs_exist_ok=True)
+(staged / "epoch_000.npy").write_bytes(b"a half-swapped new map")
+run.stage_maps("other")  # a second layer's stage, not swapped in yet
+files = {path.relative_to(staged).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+         for path in staged.rglob("*") if path.is_file()}
+run.commit = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)  # killed after the renames, before it
+run.swap_maps({"hidden": files}, {"method": "pca"})
+"""
+
+
 def test_a_redraw_killed_between_its_renames_is_undone_by_the_next_writer(area: Area, main_here) -> None:
-    """As if killed after the old maps moved aside and before the commit: the next writer puts them back."""
+    """Killed after the old maps moved aside and the new ones in, before the commit: the next writer puts the old
+    ones back and drops the stages."""
     maps_before = map_files(area.run)
     maps = area.run / "maps"
-    (maps / "hidden").rename(maps / ".old-hidden")
-    shutil.copytree(maps / ".old-hidden", maps / "hidden")
-    (maps / "hidden" / "epoch_000.npy").write_bytes(b"a half-swapped new map")
-    (maps / ".new-other").mkdir()
+    killed = subprocess.run([sys.executable, "-c", KILLED_IN_A_SWAP, str(area.run)], capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (maps / "hidden" / "epoch_000.npy").read_bytes() == b"a half-swapped new map"
+    left = sorted(path.name[:5] if path.name.startswith(".") else path.name for path in maps.iterdir())
+    assert left == [".new-", ".old-", "hidden"]  # the stage of "other", the old maps of "hidden", the new ones
     result = main_here("render", area.run, "-q")
     assert result.returncode == 0, result.stderr
     assert map_files(area.run) == maps_before
@@ -377,6 +463,38 @@ def test_a_second_writer_is_told_who_holds_the_run_and_a_killed_holder_frees_it_
     resumed = main_here(*RUN_ARGS, "--out", area.run, "--resume")  # the kernel freed the lock with the holder
     assert resumed.returncode == 0, resumed.stderr
     assert area.manifest()["status"] == "complete" and area.manifest()["epochs_complete"] == 3
+
+
+def test_a_lock_file_hard_linked_to_a_file_outside_is_replaced_never_written_through(area: Area,
+                                                                                     main_here) -> None:
+    lock = area.run / ".layerlapse-lock"
+    lock.unlink()
+    os.link(area.outside / "victim.txt", lock)
+    result = main_here("report", area.run)
+    assert result.returncode == 0, result.stderr
+    assert lock.stat().st_nlink == 1 and not lock.samefile(area.outside / "victim.txt")
+    assert json.loads(lock.read_text())["pid"] == os.getpid()
+
+
+def test_hard_link_copies_of_a_run_do_not_block_each_other_s_writers(area: Area, main_here) -> None:
+    """As hard-link backups (cp -al, rsync --link-dest) make them: one copied while no one writes the run, one while
+    a writer holds it. Each copy's writer goes ahead; a second writer of the run itself is still refused."""
+    idle_copy, busy_copy = area.run.parent / "idle-copy", area.run.parent / "busy-copy"
+    subprocess.run(["cp", "-al", area.run, idle_copy], check=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(area.run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        subprocess.run(["cp", "-al", area.run, busy_copy], check=True)
+        before = {relpath: digest for relpath, digest in hashes(area.run).items() if relpath != ".layerlapse-lock"}
+        for copy in (idle_copy, busy_copy):
+            result = main_here("report", copy)
+            assert result.returncode == 0, result.stderr
+        assert_error(main_here("report", area.run), rf"is being written by another process \(pid {holder.pid}, ")
+        after = {relpath: digest for relpath, digest in hashes(area.run).items() if relpath != ".layerlapse-lock"}
+        assert after == before  # the copies' writes never reached the run's files
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
 
 
 def test_two_resumes_at_once_one_runs_and_the_other_is_told(area: Area) -> None:

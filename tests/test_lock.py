@@ -64,7 +64,7 @@ descriptor = os.open(Path(sys.argv[1]) / lock.LOCK, os.O_RDWR)
 fcntl.flock(descriptor, fcntl.LOCK_EX)  # the lock taken, its record not written yet: the moment of the race
 print("locked", flush=True)
 time.sleep(0.3)
-lock._say_holder(descriptor)
+lock._say_holder(Path(sys.argv[1]), descriptor)
 time.sleep(600)
 """
 
@@ -117,6 +117,6 @@ def test_a_lock_file_its_holder_has_not_written_yet_is_waited_for(tmp_path: Path
 
 def test_a_holder_that_never_says_who_it_is_is_reported_after_the_wait(tmp_path: Path) -> None:
     (tmp_path / lock.LOCK).touch()
-    silent = HOLD_THEN_SAY.replace("lock._say_holder(descriptor)", "pass")
+    silent = HOLD_THEN_SAY.replace("lock._say_holder(Path(sys.argv[1]), descriptor)", "pass")
     refused_beside(tmp_path, silent, r"by another process \(a process that has not said who it is\): "
                                      r"wait for it to finish or stop it")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from .atomic import temp_name
+
 MANIFEST = "manifest.json"
 LOCK = ".layerlapse-lock"  # held (flock) by the one process writing the run; never listed, never deleted by us
 # Folders of recorded data: a killed writer may leave files here that the manifest does not list yet.
@@ -131,9 +133,9 @@ def side_by_side_name(layers: list[str]) -> str:
 
 
 def side_by_side_frame_name(epoch: int) -> str:
-    """The file name, in frames/, of a frame of the side-by-side lapse while its GIF and MP4 are made: a temp name,
-    never listed (removed after; a killed writer's copy is removed as any temp file is)."""
-    return f".tmp-side-by-side-{epoch_file(epoch, '.png')}"
+    """The file name, in frames/, of a frame of the side-by-side lapse while its GIF and MP4 are made: a temp name
+    with this process's token, never listed (removed after; a killed writer's copy is removed as any temp file is)."""
+    return temp_name(f"side-by-side-{epoch_file(epoch, '.png')}")
 
 
 def figure(name: str, layer: str | None = None) -> str:

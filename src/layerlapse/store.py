@@ -14,6 +14,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -24,7 +25,8 @@ import numpy as np
 
 from . import blocks, layout
 from . import lock as run_lock
-from .atomic import atomic_output, remove_temp_files, sha256_file, storage_error, write_bytes
+from .atomic import (TOKEN_PATTERN, atomic_output, process_token, remove_temp_files, sha256_file, storage_error,
+                     write_bytes)
 from .config import RunConfig
 from .errors import ConfigError, RunFolderError
 from .layout import MANIFEST, RECORDED_FOLDERS, epoch_file  # noqa: F401 - epoch_file re-exported for callers
@@ -38,7 +40,10 @@ STATUSES = ("running", "interrupted", "failed", "complete")
 MAX_MANIFEST_BYTES = 64_000_000  # a run of 10 layers × 1,000 epochs lists ~50,000 files: a few MB
 # derived from the recorded data: redrawn freely, so not checked before they are overwritten
 DERIVED = ("figures/", "frames/", "dynamics/", "lapse", layout.METRICS, layout.HISTORY, layout.REPORT)
-OLD_MAPS, NEW_MAPS = ".old-", ".new-"  # beside maps/<layer> while a redraw swaps a layer's maps in
+# Beside maps/<layer> while a redraw swaps a layer's maps in: maps/.new-<token>-<layer> (staged) and
+# maps/.old-<token>-<layer> (moved aside), with the writer's token, so only a killed writer's are ever touched after.
+OLD_MAPS, NEW_MAPS = ".old-", ".new-"
+_SWAP_FOLDER = re.compile(rf"\.(old|new)-({TOKEN_PATTERN})-(.+)")
 
 
 def is_derived(relpath: str) -> bool:
@@ -91,7 +96,7 @@ class RunFolder:
             if old is not None:
                 if _read_manifest_text(folder) != old._manifest_text:  # another writer committed meanwhile
                     old = _proven_run(folder)
-                old._delete_listed()
+                old._delete_listed(held.leftover_tokens)
             manifest = {"schema_version": SCHEMA_VERSION, "format": FORMAT, "status": "running", "created": _now(),
                         "config": config.to_dict(), "dataset": dataset, "layers": list(config.layers),
                         "epochs_complete": -1, "history": [], "test": None, "files": {}}
@@ -135,21 +140,26 @@ class RunFolder:
                                      "(truncated or altered); restore it, or record the run again with --force")
 
     def _in_swapped_out_maps(self, relpath: str, expected: str) -> bool:
-        """A map file a killed redraw moved aside (maps/.old-<layer>/) that still matches the manifest: the run is
-        whole, and its next writer moves it back (see `_recover_map_swaps`)."""
+        """A map file a killed redraw moved aside (maps/.old-<token>-<layer>/) that still matches the manifest: the
+        run is whole, and its next writer moves it back (see `_recover_map_swaps`)."""
         parts = relpath.split("/", 2)
-        if parts[0] != "maps" or len(parts) != 3:
+        maps = self.path / "maps"
+        if parts[0] != "maps" or len(parts) != 3 or maps.is_symlink() or not maps.is_dir():
             return False
-        moved = self.path / "maps" / f"{OLD_MAPS}{parts[1]}" / parts[2]
-        if moved.parent.is_symlink() or moved.is_symlink() or not moved.is_file():
-            return False
-        return sha256_file(moved) == expected
+        for folder in maps.iterdir():
+            made = _SWAP_FOLDER.fullmatch(folder.name)
+            if made is None or made.group(1) != "old" or made.group(3) != parts[1] or folder.is_symlink():
+                continue
+            moved = folder / parts[2]
+            if not moved.is_symlink() and moved.is_file() and sha256_file(moved) == expected:
+                return True
+        return False
 
     def discard_uncommitted(self) -> None:
-        """Before resuming: drop what a killed writer wrote after the manifest's last commit. Only files named as
-        the recording names them are deleted; anything else in the folder is the user's and stays."""
+        """Before resuming: drop what a killed writer wrote after the manifest's last commit: its temp files (those
+        with its token) and unlisted files named as the recording names them; anything else is the user's and stays."""
         self.hold()
-        remove_temp_files(self.path)
+        remove_temp_files(self.path, self._lock.leftover_tokens)
         listed = set(self.manifest["files"])
         for folder_name in RECORDED_FOLDERS:
             top = self.local(folder_name)
@@ -199,7 +209,7 @@ class RunFolder:
             return
         text = _read_manifest_text(self.path)
         manifest = check_manifest(_parse_manifest(text, self.path), self.path)
-        recovered = _recover_map_swaps(self, manifest)
+        recovered = _recover_map_swaps(self, manifest, self._lock.leftover_tokens)
         changed = text != self._manifest_text
         if changed:
             self.manifest, self._manifest_text = manifest, text
@@ -501,7 +511,7 @@ class RunFolder:
     def stage_maps(self, layer: str) -> Path:
         """An empty folder beside maps/<layer> to write a layer's new maps into before `swap_maps`."""
         self.hold()
-        staged = self.local("maps") / f"{NEW_MAPS}{layer}"
+        staged = self.local("maps") / _swap_folder(NEW_MAPS, layer)
         _remove_tree(staged)
         staged.mkdir(parents=True)
         return staged
@@ -513,11 +523,11 @@ class RunFolder:
         self.hold()
         maps = self.local("maps")
         for layer in staged:
-            current, old = maps / layer, maps / f"{OLD_MAPS}{layer}"
+            current, old = maps / layer, maps / _swap_folder(OLD_MAPS, layer)
             _remove_tree(old)
             if current.exists() or current.is_symlink():
                 os.rename(current, old)
-            os.rename(maps / f"{NEW_MAPS}{layer}", current)
+            os.rename(maps / _swap_folder(NEW_MAPS, layer), current)
         for relpath in [relpath for relpath in self.manifest["files"] if relpath.startswith("maps/")]:
             self.forget(relpath)
         for layer, files in staged.items():
@@ -526,23 +536,21 @@ class RunFolder:
         self.manifest["maps"] = maps_info
         self.commit()
         for layer in staged:
-            _remove_tree(maps / f"{OLD_MAPS}{layer}")
+            _remove_tree(maps / _swap_folder(OLD_MAPS, layer))
 
     # ---- deleting (--force) --------------------------------------------------------------------------------------
-    def _delete_listed(self) -> None:
+    def _delete_listed(self, leftover_tokens: tuple[str, ...]) -> None:
         """Delete what this run provably made: each listed file under a name a run writes whose content matches its
-        checksum (a manifest is no proof: it can list anything), leftover temp files, its manifest, and the folders
-        it made once they are empty. Anything else stays."""
+        checksum (a manifest is no proof: it can list anything), the temp files and swap folders of its killed
+        writers (`leftover_tokens`), its manifest, and the folders it made once they are empty. Anything else stays."""
+        _recover_map_swaps(self, self.manifest, leftover_tokens)  # the listed maps back where they are listed
         for relpath, digest in self.manifest["files"].items():
             file = self.local(relpath)
             if layout.is_run_file(relpath) and file.is_file() and sha256_file(file) == digest:
                 file.unlink()
-        maps = self.path / "maps"
-        if maps.is_dir() and not maps.is_symlink():
-            for child in maps.iterdir():
-                if child.name.startswith((OLD_MAPS, NEW_MAPS)) and child.is_dir() and not child.is_symlink():
-                    _remove_tree(child)
-        remove_temp_files(self.path)
+        for child in _swap_folders(self.path, leftover_tokens):
+            _remove_tree(child)
+        remove_temp_files(self.path, leftover_tokens)
         (self.path / MANIFEST).unlink(missing_ok=True)
         for root, _, _ in sorted(os.walk(self.path), key=lambda entry: -len(entry[0])):
             relpath = Path(root).relative_to(self.path)
@@ -762,20 +770,33 @@ def _proven_run(folder: Path) -> RunFolder:
     return run
 
 
-def _recover_map_swaps(run: RunFolder, manifest: dict[str, Any]) -> bool:
-    """Finish or undo the map swaps a killed writer left: a layer whose listed maps are what maps/<layer> holds was
-    committed (its .old- folder goes); otherwise the old maps come back. Staged (.new-) folders are dropped."""
+def _swap_folder(prefix: str, layer: str) -> str:
+    """The name, in maps/, of a layer's staged (NEW_MAPS) or moved-aside (OLD_MAPS) maps, with this writer's token."""
+    return f"{prefix}{process_token()}-{layer}"
+
+
+def _swap_folders(folder: Path, tokens: tuple[str, ...]) -> list[Path]:
+    """The swap folders in maps/ that writers with these `tokens` made: a folder named alike by anyone else (or with
+    another token) is not a redraw's and stays."""
+    maps = folder / "maps"
+    if not tokens or not maps.is_dir() or maps.is_symlink():
+        return []
+    made = [(child, _SWAP_FOLDER.fullmatch(child.name)) for child in sorted(maps.iterdir())]
+    return [child for child, match in made
+            if match is not None and match.group(2) in tokens and child.is_dir() and not child.is_symlink()]
+
+
+def _recover_map_swaps(run: RunFolder, manifest: dict[str, Any], tokens: tuple[str, ...]) -> bool:
+    """Finish or undo the map swaps that killed writers (with these `tokens`) left: a layer whose listed maps are
+    what maps/<layer> holds was committed (its .old- folder goes); otherwise the old maps come back. Staged (.new-)
+    folders are dropped."""
     maps = run.path / "maps"
-    if not maps.is_dir() or maps.is_symlink():
-        return False
     recovered = False
-    for child in sorted(maps.iterdir()):
-        if child.is_symlink() or not child.is_dir():
-            continue
-        if child.name.startswith(NEW_MAPS):
+    for child in _swap_folders(run.path, tokens):
+        kind, layer = _SWAP_FOLDER.fullmatch(child.name).group(1, 3)
+        if kind == "new":
             _remove_tree(child)
-        elif child.name.startswith(OLD_MAPS):
-            layer = child.name[len(OLD_MAPS):]
+        elif layer in manifest["layers"]:  # else not a name this run gave: left as it is
             current = maps / layer
             listed = {relpath: digest for relpath, digest in manifest["files"].items()
                       if relpath.startswith(f"{layout.map_folder(layer)}/")}
