@@ -409,6 +409,44 @@ def test_fewer_class_names_than_classes_is_one_line(area: Area, main_here) -> No
                                           r"give every class a name there")
 
 
+def recorder(out: Path, *, layer: str = "hidden", class_names: list[str] | None = None, width: int = 8,
+             draw: bool = False):
+    """A Recorder of a tiny network on 60 random inputs, with a test set; `layer` names its first Linear (of
+    `width` outputs)."""
+    import torch
+    from torch import nn
+
+    from layerlapse import Recorder
+
+    torch.manual_seed(0)
+    model = nn.Sequential()
+    model.add_module(layer, nn.Linear(4, width))
+    model.add_module("end", nn.Linear(width, 2))
+    inputs, labels = torch.rand(60, 4), np.arange(60) % 2
+    return Recorder(model, [layer], inputs, labels=labels, out=str(out), class_names=class_names or ["a", "b"],
+                    test_set=inputs, test_labels=labels, batch_size=30, draw=draw)
+
+
+@pytest.mark.parametrize(("names", "expected"), [
+    ({"layer": "a/b"}, r"layer 'a/b' cannot be recorded: 'a/b' holds a path separator or a control character; "
+                       r"a layer's name becomes a folder of the run: rename the module"),
+    ({"class_names": ["a", "b" * 10_000]}, r"class name 1 \('bbbb.*…\) cannot be recorded: it is 10,000 "
+                                            r"characters long, over the 1,000 a run holds; give every class a name "
+                                            r"of at most 1,000 characters"),
+    ({"class_names": ["a", "b" * 1_000_000]}, r"class name 1 .* is 1,000,000 characters long, over the 1,000"),
+])
+def test_the_recorder_refuses_at_once_a_name_the_reader_would_refuse(tmp_path: Path, names: dict,
+                                                                      expected: str) -> None:
+    from layerlapse.errors import ConfigError
+
+    recording = recorder(tmp_path / "run", **names)
+    with pytest.raises(ConfigError) as raised:
+        recording.start()
+    assert "\n" not in str(raised.value) and len(str(raised.value)) < 300
+    assert re.search(expected, str(raised.value)), str(raised.value)
+    assert not (tmp_path / "run" / "manifest.json").exists()
+
+
 # ---- checkpoints ---------------------------------------------------------------------------------------------------
 
 

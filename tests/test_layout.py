@@ -60,3 +60,11 @@ def test_the_side_by_side_lapse_never_takes_a_recorded_layers_name() -> None:
 ])
 def test_only_names_a_run_writes_count_as_its_files(relpath: str, written: bool) -> None:
     assert layout.is_run_file(relpath) is written
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    ("b" * 1001, "it is 1,001 characters long, over the 1,000 a run holds"), (7, "7 is not text"),
+])
+def test_class_names_a_run_cannot_hold(name: object, why: str) -> None:
+    assert layout.class_name_problem(name) == why
+    assert layout.class_name_problem("T-shirt/top") is None and layout.class_name_problem("") is None

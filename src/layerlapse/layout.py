@@ -20,6 +20,7 @@ RECORDED_FOLDERS = ("probe", "activations", "predictions", "checkpoints", "test"
 DRAWN_FOLDERS = ("figures", "frames", "tensorboard", "dynamics", "tables")
 
 _MAX_NAME_BYTES = 200
+MAX_CLASS_NAME_CHARS = 1000  # what a run holds (figures shorten long names); a 1 MB name took minutes to draw
 _EPOCH = r"epoch_\d{3,}"
 _PLAIN = r"[^/\\\x00-\x1f.][^/\\\x00-\x1f]*"  # one component, not hidden: temp files and the lock start with "."
 _RECORDED_FILE = re.compile("|".join([
@@ -158,16 +159,32 @@ def table_file(layer: str) -> str:
 
 
 def plain_name_problem(name: object) -> str | None:
-    """Why `name` cannot be one component of a path inside a run folder, or None when it can."""
+    """Why `name` cannot be one component of a path inside a run folder, or None when it can. The rule for a
+    layer's name, at recording and at reading (`store.check_manifest`)."""
     if not isinstance(name, str) or not name:
-        return f"{name!r} is not a non-empty string"
+        return f"{shown(name)} is not a non-empty string"
     if name in (".", "..") or name.startswith("."):
-        return f"{name!r} starts with a dot"
+        return f"{shown(name)} starts with a dot"
     if any(char in name for char in "/\\") or any(ord(char) < 32 for char in name):
-        return f"{name!r} holds a path separator or a control character"
+        return f"{shown(name)} holds a path separator or a control character"
     if len(name.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
-        return f"{name[:40]!r}… is longer than {_MAX_NAME_BYTES} bytes"
+        return f"{shown(name)} is longer than {_MAX_NAME_BYTES} bytes"
     return None
+
+
+def class_name_problem(name: object) -> str | None:
+    """Why `name` cannot be a class name of a run, or None when it can: the rule at recording and at reading."""
+    if not isinstance(name, str):
+        return f"{shown(name)} is not text"
+    if len(name) > MAX_CLASS_NAME_CHARS:
+        return f"it is {len(name):,} characters long, over the {MAX_CLASS_NAME_CHARS:,} a run holds"
+    return None
+
+
+def shown(value: object, at_most: int = 40) -> str:
+    """`value` as a message shows it: its repr, cut with '…' past `at_most` characters."""
+    text = repr(value)
+    return text if len(text) <= at_most else f"{text[:at_most - 1]}…"
 
 
 def relpath_problem(relpath: object) -> str | None:

@@ -79,8 +79,10 @@ class RunFolder:
     def create(cls, path: str | os.PathLike, config: RunConfig, dataset: dict[str, Any], *,
                force: bool = False) -> RunFolder:
         """Start a new run folder; refuses a non-empty folder unless `force` and it provably holds a layerlapse run,
-        of which only what it provably made is deleted (`_delete_listed`)."""
+        of which only what it provably made is deleted (`_delete_listed`). Names the reader would refuse (a layer
+        `a/b`, a class name of a megabyte) are a one-line ConfigError before anything is written."""
         folder = Path(path)
+        check_names_to_record(config.layers, dataset.get("class_names"))
         if folder.exists() and not folder.is_dir():
             raise RunFolderError(f"{folder} is a file, not a folder: choose another --out")
         old = None
@@ -494,12 +496,14 @@ class RunFolder:
             return self._manifest_text
 
     def commit(self, status: str | None = None) -> None:
-        """Write the manifest, last, listing every file written so far."""
+        """Write the manifest, last, listing every file written so far. It is never one its reader would refuse:
+        names that cannot be read back are a one-line error instead, and the last manifest stays."""
         self.hold()
         if status is not None:
             if status not in STATUSES:
                 raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
             self.manifest["status"] = status
+        check_names_to_record(self.manifest["layers"], self.manifest["dataset"].get("class_names"))
         self.manifest["format"] = FORMAT
         self.manifest["updated"] = _now()
         text = json.dumps(self.manifest, indent=2, allow_nan=False) + "\n"
@@ -701,7 +705,7 @@ def _check_dataset(manifest: dict[str, Any], wrong: Any) -> None:
         raise wrong("dataset", "a table")
     names = dataset.get("class_names")
     if names is not None:
-        if not isinstance(names, list) or not all(isinstance(name, str) and len(name) <= 1000 for name in names):
+        if not isinstance(names, list) or any(layout.class_name_problem(name) is not None for name in names):
             raise wrong("dataset.class_names", "a list of class names (text)")
     if dataset.get("name") is not None and not isinstance(dataset["name"], str):
         raise wrong("dataset.name", "text")
@@ -733,6 +737,19 @@ def _check_files(manifest: dict[str, Any], where: Path) -> None:
         if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
             raise RunFolderError(f"{where} is damaged: the checksum of {relpath} is not a sha256; restore it, or "
                                  "record the run again with --force")
+
+
+def check_names_to_record(layers: Any, class_names: Any) -> None:
+    """Layer and class names held, before a run is recorded with them, to the rule its reader holds them to
+    (`check_manifest`, through `layout`): a one-line ConfigError now, never a run every command calls damaged."""
+    for layer in layers:
+        if (problem := layout.plain_name_problem(layer)) is not None:
+            raise ConfigError(f"layer {layout.shown(layer)} cannot be recorded: {problem}; a layer's name becomes a "
+                              "folder of the run: rename the module")
+    for position, name in enumerate(class_names or []):
+        if (problem := layout.class_name_problem(name)) is not None:
+            raise ConfigError(f"class name {position} ({layout.shown(name, 24)}) cannot be recorded: {problem}; give "
+                              f"every class a name of at most {layout.MAX_CLASS_NAME_CHARS:,} characters")
 
 
 def _entry(manifest: dict[str, Any], entry: str) -> Any:
