@@ -409,6 +409,16 @@ def test_fewer_class_names_than_classes_is_one_line(area: Area, main_here) -> No
                                           r"give every class a name there")
 
 
+def test_a_long_class_name_is_shortened_in_the_confusion_matrix(area: Area, main_here) -> None:
+    manifest = area.manifest()
+    manifest["dataset"]["class_names"][3] = "a class name as long as a reader accepts " * 24  # 984 characters
+    area.write_manifest(manifest)
+    result = main_here("render", area.run, "-q")
+    assert result.returncode == 0, result.stderr
+    assert area.manifest()["files"]["figures/confusion.png"] == hashlib.sha256(
+        (area.run / "figures/confusion.png").read_bytes()).hexdigest()
+
+
 def recorder(out: Path, *, layer: str = "hidden", class_names: list[str] | None = None, width: int = 8,
              draw: bool = False):
     """A Recorder of a tiny network on 60 random inputs, with a test set; `layer` names its first Linear (of
@@ -425,6 +435,14 @@ def recorder(out: Path, *, layer: str = "hidden", class_names: list[str] | None 
     inputs, labels = torch.rand(60, 4), np.arange(60) % 2
     return Recorder(model, [layer], inputs, labels=labels, out=str(out), class_names=class_names or ["a", "b"],
                     test_set=inputs, test_labels=labels, batch_size=30, draw=draw)
+
+
+def test_a_recorder_with_a_long_class_name_and_a_test_set_finishes(tmp_path: Path) -> None:
+    recording = recorder(tmp_path / "run", class_names=["a", "a class named at length " * 4], draw=True)
+    recording.start()
+    recording.epoch_end(1)
+    run = recording.finish()
+    assert run.status == "complete" and run.has("figures/confusion.png")
 
 
 @pytest.mark.parametrize(("names", "expected"), [
