@@ -465,6 +465,33 @@ def test_the_recorder_refuses_at_once_a_name_the_reader_would_refuse(tmp_path: P
     assert not (tmp_path / "run" / "manifest.json").exists()
 
 
+# ---- activations with no columns -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["render"], ["render", "--map", "pca"]])
+def test_activations_with_no_columns_are_one_line(area: Area, main_here, command: list[str]) -> None:
+    for relpath in area.manifest()["files"]:
+        if "activations/" in relpath:
+            rows = np.load(area.run / relpath).shape[0]
+            np.save(area.run / relpath, np.zeros((rows, 0), np.float16))
+            area.relist(relpath)
+    before = recorded(area.run)
+    assert_error(main_here(command[0], area.run, *command[1:]),
+                 r"run folder .* is damaged: activations/hidden/epoch_00\d\.npy cannot be read \(it holds no values "
+                 r"per input: shape \(1437, 0\)\); restore it, or record the run again with --force")
+    assert recorded(area.run) == before
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors is a no-op")
+def test_the_recorder_refuses_a_layer_with_no_outputs(tmp_path: Path) -> None:
+    from layerlapse.errors import ConfigError
+
+    recording = recorder(tmp_path / "run", width=0)
+    with pytest.raises(ConfigError, match=r"layer 'hidden' gives no values per input \(its activations are of "
+                                          r"shape \(60, 0\)\): record a layer that outputs something"):
+        recording.start()
+
+
 # ---- checkpoints ---------------------------------------------------------------------------------------------------
 
 

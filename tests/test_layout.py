@@ -62,6 +62,15 @@ def test_only_names_a_run_writes_count_as_its_files(relpath: str, written: bool)
     assert layout.is_run_file(relpath) is written
 
 
+@pytest.mark.parametrize(("relpath", "layer"), [
+    ("activations/layer1.0/epoch_000.npy", "layer1.0"), ("test/activations/hidden.npy", "hidden"),
+    ("test/probe/activations/end/epoch_002.npy", "end"), ("maps/hidden/epoch_000.npy", None),
+    ("predictions/epoch_000.npy", None),
+])
+def test_activation_files_name_their_layer(relpath: str, layer: str | None) -> None:
+    assert layout.activations_layer(relpath) == layer
+
+
 @pytest.mark.parametrize(("name", "why"), [
     ("b" * 1001, "it is 1,001 characters long, over the 1,000 a run holds"), (7, "7 is not text"),
 ])

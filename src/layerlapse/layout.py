@@ -40,6 +40,8 @@ _DRAWN_FILE = re.compile("|".join([
     rf"figures/{_PLAIN}\.png", rf"frames/(?:{_PLAIN}/)?{_EPOCH}\.png", r"dynamics/(?:probe|test_probe)\.npz",
     r"dynamics/layers\.json",
 ]))
+_ACTIVATIONS_FILE = re.compile(
+    rf"(?:test/probe/)?activations/({_PLAIN})/{_EPOCH}\.npy|test/activations/({_PLAIN})\.npy")
 
 
 PROBE_LABELS = "probe/labels.npy"
@@ -210,3 +212,9 @@ def is_run_file(relpath: str) -> bool:
     """Whether `relpath` is a name a run writes and lists: recorded data, or a drawing under its default name. Only
     such a file may be deleted with the run (--force), whatever a manifest lists."""
     return is_recorded_file(relpath) or _DRAWN_FILE.fullmatch(relpath) is not None
+
+
+def activations_layer(relpath: str) -> str | None:
+    """The layer whose activations `relpath` holds (probe, test probe or test set), or None for another file."""
+    found = _ACTIVATIONS_FILE.fullmatch(relpath)
+    return None if found is None else found.group(1) or found.group(2)

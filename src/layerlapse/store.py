@@ -299,6 +299,8 @@ class RunFolder:
             raise self._damaged(relpath, str(error).splitlines()[0] if str(error) else type(error).__name__)
         if dtype.hasobject:
             raise self._damaged(relpath, "it holds Python objects, which layerlapse never unpickles")
+        if (problem := _activations_problem(relpath, tuple(shape))) is not None:
+            raise self._damaged(relpath, problem)
         expected = math.prod(shape) * dtype.itemsize
         if data_bytes != expected:
             raise self._damaged(relpath, f"its header promises {expected:,} bytes of {shape} {dtype} but the file "
@@ -384,6 +386,10 @@ class RunFolder:
         `empty_array` is moved into place; a large one is written a block of rows at a time, so a snapshot is never
         copied whole in memory; the file's bytes are the same either way (np.save's)."""
         dtype = array.dtype if dtype is None else np.dtype(dtype)
+        if (problem := _activations_problem(relpath, array.shape)) is not None:
+            raise ConfigError(f"layer {layout.shown(layout.activations_layer(relpath))} gives no values per input "
+                              f"(its activations are of shape {array.shape}): record a layer that outputs something "
+                              "(layerlapse maps each input's values)")
         if dtype == array.dtype and (spooled := blocks.spooled_file(array, self.path)) is not None:
             return self._adopt(relpath, array, spooled)
         if array.nbytes <= blocks.BLOCK_BYTES:
@@ -750,6 +756,14 @@ def check_names_to_record(layers: Any, class_names: Any) -> None:
         if (problem := layout.class_name_problem(name)) is not None:
             raise ConfigError(f"class name {position} ({layout.shown(name, 24)}) cannot be recorded: {problem}; give "
                               f"every class a name of at most {layout.MAX_CLASS_NAME_CHARS:,} characters")
+
+
+def _activations_problem(relpath: str, shape: tuple[int, ...]) -> str | None:
+    """Why an array of `shape` cannot be the activations at `relpath` (None for another file): a map needs at least
+    one value per input. The rule when a run is recorded (`write_array`) and when it is read (`array_header`)."""
+    if layout.activations_layer(relpath) is None or len(shape) < 2 or math.prod(shape[1:]) > 0:
+        return None
+    return f"it holds no values per input: shape {shape}"
 
 
 def _entry(manifest: dict[str, Any], entry: str) -> Any:
