@@ -615,6 +615,37 @@ def test_sigkill_during_the_final_drawing_then_resume_completes(area: Area) -> N
     assert not list(area.run.rglob(".*.tmp-*"))
 
 
+# ---- the manifest's size ---------------------------------------------------------------------------------------------
+
+
+def test_report_on_a_manifest_near_the_cap_keeps_it_readable(area: Area, main_here) -> None:
+    """63 MB of accented text on disk (2 bytes a character) once grew past the 64 MB cap when written again, and
+    every command, --force included, then refused the run."""
+    manifest = area.manifest()
+    manifest["padding"] = "é" * 31_500_000
+    (area.run / "manifest.json").write_bytes(json.dumps(manifest, ensure_ascii=False).encode())
+    result = main_here("report", area.run)
+    assert result.returncode == 0, result.stderr
+    assert (area.run / "manifest.json").stat().st_size <= 64_000_000
+    from layerlapse import load_run
+
+    assert load_run(area.run).manifest["padding"] == manifest["padding"]
+
+
+def test_a_manifest_that_would_pass_the_cap_is_not_written_and_the_old_one_stays(area: Area, main_here) -> None:
+    manifest = area.manifest()
+    del manifest["files"]["report.html"]  # the report adds its line to a manifest already at the cap
+    manifest["padding"] = ""
+    compact = json.dumps(manifest, separators=(",", ":"))
+    manifest["padding"] = "x" * (64_000_000 - len(compact) - 10)
+    text = json.dumps(manifest, separators=(",", ":")).encode()
+    (area.run / "manifest.json").write_bytes(text)
+    assert_error(main_here("report", area.run),
+                 r"run folder .*: its manifest would grow to 64\.0 MB, over the 64 MB layerlapse reads back, so it "
+                 r"was not written \(the run stays as last committed\)")
+    assert (area.run / "manifest.json").read_bytes() == text
+
+
 # ---- full and read-only disks, for real --------------------------------------------------------------------------
 
 

@@ -497,13 +497,14 @@ class RunFolder:
         if manifest.is_symlink() or not manifest.is_file():
             return self._manifest_text
         try:
-            return manifest.read_text()
-        except OSError:
+            return manifest.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError):
             return self._manifest_text
 
     def commit(self, status: str | None = None) -> None:
         """Write the manifest, last, listing every file written so far. It is never one its reader would refuse:
-        names that cannot be read back are a one-line error instead, and the last manifest stays."""
+        names that cannot be read back, or a manifest past the size a reader takes, are a one-line error instead,
+        and the last manifest stays."""
         self.hold()
         if status is not None:
             if status not in STATUSES:
@@ -512,10 +513,10 @@ class RunFolder:
         check_names_to_record(self.manifest["layers"], self.manifest["dataset"].get("class_names"))
         self.manifest["format"] = FORMAT
         self.manifest["updated"] = _now()
-        text = json.dumps(self.manifest, indent=2, allow_nan=False) + "\n"
-        with atomic_output(self.path / MANIFEST, size=len(text)) as temp:
-            temp.write_text(text)
-        self._manifest_text = text
+        data = _manifest_bytes(self.manifest, self.path)
+        with atomic_output(self.path / MANIFEST, size=len(data)) as temp:
+            temp.write_bytes(data)
+        self._manifest_text = data.decode("utf-8")
 
     # ---- replacing every map of the run at once (a redraw with another method) -----------------------------------
     def stage_maps(self, layer: str) -> Path:
@@ -764,6 +765,28 @@ def _activations_problem(relpath: str, shape: tuple[int, ...]) -> str | None:
     if layout.activations_layer(relpath) is None or len(shape) < 2 or math.prod(shape[1:]) > 0:
         return None
     return f"it holds no values per input: shape {shape}"
+
+
+def _manifest_bytes(manifest: dict[str, Any], folder: Path) -> bytes:
+    """The manifest as written: indented for a person to read, compact where that would pass the size a reader
+    takes (MAX_MANIFEST_BYTES), and never past it: a one-line RunFolderError instead."""
+    for indent in (2, None):
+        data = _utf8_json(manifest, indent)
+        if len(data) <= MAX_MANIFEST_BYTES:
+            return data
+    raise RunFolderError(f"run folder {folder}: its manifest would grow to {len(data) / 1e6:.1f} MB, over the "
+                         f"{MAX_MANIFEST_BYTES / 1e6:.0f} MB layerlapse reads back, so it was not written (the run "
+                         "stays as last committed): record fewer snapshots or layers in one run")
+
+
+def _utf8_json(obj: Any, indent: int | None) -> bytes:
+    """JSON in UTF-8, text as it is (escaped, "é" takes 6 bytes, not 2: a manifest read near the cap outgrew it)."""
+    separators = None if indent else (",", ":")
+    text = json.dumps(obj, indent=indent, separators=separators, allow_nan=False, ensure_ascii=False)
+    try:
+        return (text + "\n").encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, read from a \ud800 escape, has no UTF-8: escape as it came
+        return (json.dumps(obj, indent=indent, separators=separators, allow_nan=False) + "\n").encode()
 
 
 def _entry(manifest: dict[str, Any], entry: str) -> Any:
