@@ -1,6 +1,7 @@
 """The one-writer lock: shared within a process, refused to another, freed by the kernel when its holder dies."""
 
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -120,3 +121,45 @@ def test_a_holder_that_never_says_who_it_is_is_reported_after_the_wait(tmp_path:
     silent = HOLD_THEN_SAY.replace("lock._say_holder(Path(sys.argv[1]), descriptor)", "pass")
     refused_beside(tmp_path, silent, r"by another process \(a process that has not said who it is\): "
                                      r"wait for it to finish or stop it")
+
+
+KILLED = """
+import os, signal, sys
+from pathlib import Path
+from layerlapse import atomic, lock
+held = lock.acquire(Path(sys.argv[1]))
+print(atomic.process_token(), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_writer_that_gives_the_lock_back_leaves_no_token_and_a_killed_one_does(tmp_path: Path) -> None:
+    from layerlapse import atomic
+
+    lock.acquire(tmp_path).release()
+    record = json.loads((tmp_path / lock.LOCK).read_text())
+    assert record["token"] == atomic.process_token() and record["released"] is True
+    killed = subprocess.run([sys.executable, "-c", KILLED, str(tmp_path)], capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    held = lock.acquire(tmp_path)
+    assert held.leftover_tokens == (killed.stdout.strip(),)  # its temp files are the next writer's to remove
+    held.release()
+    assert lock.acquire(tmp_path).leftover_tokens == (killed.stdout.strip(),)  # the record keeps it for the next
+
+
+def test_a_lock_file_hard_linked_elsewhere_is_replaced_unless_this_folder_s_writer_holds_it(tmp_path: Path) -> None:
+    run, elsewhere = tmp_path / "run", tmp_path / "elsewhere.txt"
+    run.mkdir()
+    elsewhere.write_text("someone's file")
+    os.link(elsewhere, run / lock.LOCK)
+    lock.acquire(run).release()
+    assert elsewhere.read_text() == "someone's file" and (run / lock.LOCK).stat().st_nlink == 1
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        os.link(run / lock.LOCK, tmp_path / "backup-lock")  # a hard-link backup taken while the run is written
+        with pytest.raises(RunFolderError, match=rf"is being written by another process \(pid {holder.pid}, "):
+            lock.acquire(run)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()

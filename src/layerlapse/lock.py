@@ -199,17 +199,17 @@ def _replacing(folder: Path) -> Iterator[None]:
     a replacement never lands after another writer found its lock file in place. Where a file system cannot lock
     a folder: best effort, the checks still run."""
     try:
-        descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
+        descriptor: int | None = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
     except OSError:
-        yield
-        return
+        descriptor = None
     try:
-        if fcntl is not None:
+        if descriptor is not None and fcntl is not None:
             with contextlib.suppress(OSError):
                 fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(descriptor)
+        if descriptor is not None:
+            os.close(descriptor)  # and with it the folder's flock
 
 
 def _in_place(folder: Path, descriptor: int) -> bool:
