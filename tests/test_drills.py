@@ -170,6 +170,94 @@ def test_force_replaces_a_run_but_keeps_the_files_it_did_not_list(area: Area, ma
     assert area.manifest()["epochs_complete"] == 1 and not (area.run / "activations/hidden/epoch_002.npy").exists()
 
 
+def test_force_deletes_only_listed_files_it_can_prove_are_its_own(area: Area, main_here) -> None:
+    """A manifest with the format marker is no proof: a listed file whose content does not match its checksum, or
+    whose name is none the run writes (a crafted manifest listing bin/sh with its right checksum), stays."""
+    theirs = {"bin/sh": b"#!a shell of the user's", "etc/passwd": b"root:x:0:0::/root:/bin/sh\n",
+              "notes/mine.txt": b"listed with its right checksum, under a name layerlapse never writes"}
+    manifest = area.manifest()
+    for relpath, data in theirs.items():
+        (area.run / relpath).parent.mkdir(exist_ok=True)
+        (area.run / relpath).write_bytes(data)
+    manifest["files"]["bin/sh"] = "0" * 64
+    manifest["files"]["etc/passwd"] = hashlib.sha256(b"another file").hexdigest()
+    manifest["files"]["notes/mine.txt"] = hashlib.sha256(theirs["notes/mine.txt"]).hexdigest()
+    area.write_manifest(manifest)
+    result = main_here(*RUN_ARGS, "--epochs", "1", "--out", area.run, "--force")
+    assert result.returncode == 0, result.stderr
+    assert {relpath: (area.run / relpath).read_bytes() for relpath in theirs} == theirs
+    assert area.manifest()["epochs_complete"] == 1 and "bin/sh" not in area.manifest()["files"]
+
+
+# ---- temporaries: only what a killed writer of this run provably made is removed ----------------------------------
+
+LOOKALIKES = {  # a user's own files, named as layerlapse's temporaries are or were
+    ".notes.txt.tmp-1234": b"a user's notes", "frames/.sketch.png.tmp-42": b"a sketch",
+    "activations/hidden/.epoch_009.npy.tmp-77": b"an array of the user's",
+    "figures/.chart.png.tmp-0123456789abcdef": b"a token no writer of this run had",
+    "maps/.new-ideas/plan.txt": b"plans", "maps/.old-hidden/keep.txt": b"an old map the user keeps",
+    "maps/.old-0123456789abcdef-hidden/keep.txt": b"the same, under a token no writer had",
+}
+
+
+def plant_lookalikes(run: Path) -> None:
+    for relpath, data in LOOKALIKES.items():
+        (run / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (run / relpath).write_bytes(data)
+
+
+def assert_lookalikes_kept(run: Path) -> None:
+    kept = {relpath: (run / relpath).read_bytes() for relpath in LOOKALIKES if (run / relpath).is_file()}
+    assert kept == LOOKALIKES
+
+
+@pytest.mark.parametrize("command", ["report", "resume", "force"])
+def test_files_that_only_look_like_temporaries_are_kept(area: Area, main_here, command: str) -> None:
+    plant_lookalikes(area.run)
+    interrupt(area)
+    args = {"report": ["report", area.run], "resume": [*RUN_ARGS, "--out", area.run, "--resume"],
+            "force": [*RUN_ARGS, "--epochs", "1", "--out", area.run, "--force"]}[command]
+    result = main_here(*args)
+    assert result.returncode == 0, result.stderr
+    assert_lookalikes_kept(area.run)
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from layerlapse.atomic import atomic_output
+from layerlapse.store import RunFolder
+run = RunFolder.open_for_writing(sys.argv[1])
+(run.stage_maps("hidden") / "epoch_000.npy").write_bytes(b"a staged map")
+spooled = run.empty_array((10, 3), "float16")
+with atomic_output(run.local("frames/epoch_000.png")) as temporary:
+    temporary.write_bytes(b"half a frame")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_what_a_killed_writer_left_is_removed_by_the_next_resume_and_lookalikes_are_kept(area: Area,
+                                                                                           main_here) -> None:
+    plant_lookalikes(area.run)
+    interrupt(area)
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(area.run)], capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    left = sorted(hidden_but_lookalikes(area.run))
+    assert len(left) == 3, left  # the frame's temp file, the spooled array, the staged maps
+    assert left[0].startswith(".capture-") and left[1].startswith("frames/.epoch_000.png.tmp-"), left
+    assert left[2].startswith("maps/.new-") and left[2].endswith("-hidden"), left
+    result = main_here(*RUN_ARGS, "--out", area.run, "--resume")
+    assert result.returncode == 0, result.stderr
+    assert_lookalikes_kept(area.run)
+    assert hidden_but_lookalikes(area.run) == set()
+
+
+def hidden_but_lookalikes(run: Path) -> set[str]:
+    """Every file or folder of `run` with a hidden name but the lock and the user's lookalikes (and their folders)."""
+    hidden = {path.relative_to(run).as_posix() for path in run.rglob(".*")}
+    return {relpath for relpath in hidden - {".layerlapse-lock"}
+            if not any(lookalike == relpath or lookalike.startswith(relpath + "/") for lookalike in LOOKALIKES)}
+
+
 # ---- links out of the run ------------------------------------------------------------------------------------------
 
 
@@ -264,14 +352,31 @@ def test_a_redraw_swaps_every_map_in_and_leaves_no_stage_behind(area: Area, main
     assert sorted(path.name for path in (area.run / "maps").iterdir()) == ["hidden"]
 
 
+KILLED_IN_A_SWAP = """
+import hashlib, os, shutil, signal, sys
+from layerlapse.store import RunFolder
+run = RunFolder.open_for_writing(sys.argv[1])
+staged = run.stage_maps("hidden")
+shutil.copytree(run.path / "maps" / "hidden", staged, dirs_exist_ok=True)
+(staged / "epoch_000.npy").write_bytes(b"a half-swapped new map")
+run.stage_maps("other")  # a second layer's stage, not swapped in yet
+files = {path.relative_to(staged).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+         for path in staged.rglob("*") if path.is_file()}
+run.commit = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)  # killed after the renames, before it
+run.swap_maps({"hidden": files}, {"method": "pca"})
+"""
+
+
 def test_a_redraw_killed_between_its_renames_is_undone_by_the_next_writer(area: Area, main_here) -> None:
-    """As if killed after the old maps moved aside and before the commit: the next writer puts them back."""
+    """Killed after the old maps moved aside and the new ones in, before the commit: the next writer puts the old
+    ones back and drops the stages."""
     maps_before = map_files(area.run)
     maps = area.run / "maps"
-    (maps / "hidden").rename(maps / ".old-hidden")
-    shutil.copytree(maps / ".old-hidden", maps / "hidden")
-    (maps / "hidden" / "epoch_000.npy").write_bytes(b"a half-swapped new map")
-    (maps / ".new-other").mkdir()
+    killed = subprocess.run([sys.executable, "-c", KILLED_IN_A_SWAP, str(area.run)], capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (maps / "hidden" / "epoch_000.npy").read_bytes() == b"a half-swapped new map"
+    left = sorted(path.name[:5] if path.name.startswith(".") else path.name for path in maps.iterdir())
+    assert left == [".new-", ".old-", "hidden"]  # the stage of "other", the old maps of "hidden", the new ones
     result = main_here("render", area.run, "-q")
     assert result.returncode == 0, result.stderr
     assert map_files(area.run) == maps_before
@@ -302,6 +407,89 @@ def test_fewer_class_names_than_classes_is_one_line(area: Area, main_here) -> No
     for command in (["render", area.run], ["report", area.run]):
         assert_error(main_here(*command), r"holds class 9 but the manifest names 9 classes \(dataset\.class_names\): "
                                           r"give every class a name there")
+
+
+def test_a_long_class_name_is_shortened_in_the_confusion_matrix(area: Area, main_here) -> None:
+    manifest = area.manifest()
+    manifest["dataset"]["class_names"][3] = "a class name as long as a reader accepts " * 24  # 984 characters
+    area.write_manifest(manifest)
+    result = main_here("render", area.run, "-q")
+    assert result.returncode == 0, result.stderr
+    assert area.manifest()["files"]["figures/confusion.png"] == hashlib.sha256(
+        (area.run / "figures/confusion.png").read_bytes()).hexdigest()
+
+
+def recorder(out: Path, *, layer: str = "hidden", class_names: list[str] | None = None, width: int = 8,
+             draw: bool = False):
+    """A Recorder of a tiny network on 60 random inputs, with a test set; `layer` names its first Linear (of
+    `width` outputs)."""
+    import torch
+    from torch import nn
+
+    from layerlapse import Recorder
+
+    torch.manual_seed(0)
+    model = nn.Sequential()
+    model.add_module(layer, nn.Linear(4, width))
+    model.add_module("end", nn.Linear(width, 2))
+    inputs, labels = torch.rand(60, 4), np.arange(60) % 2
+    return Recorder(model, [layer], inputs, labels=labels, out=str(out), class_names=class_names or ["a", "b"],
+                    test_set=inputs, test_labels=labels, batch_size=30, draw=draw)
+
+
+def test_a_recorder_with_a_long_class_name_and_a_test_set_finishes(tmp_path: Path) -> None:
+    recording = recorder(tmp_path / "run", class_names=["a", "a class named at length " * 4], draw=True)
+    recording.start()
+    recording.epoch_end(1)
+    run = recording.finish()
+    assert run.status == "complete" and run.has("figures/confusion.png")
+
+
+@pytest.mark.parametrize(("names", "expected"), [
+    ({"layer": "a/b"}, r"layer 'a/b' cannot be recorded: 'a/b' holds a path separator or a control character; "
+                       r"a layer's name becomes a folder of the run: rename the module"),
+    ({"class_names": ["a", "b" * 10_000]}, r"class name 1 \('bbbb.*…\) cannot be recorded: it is 10,000 "
+                                            r"characters long, over the 1,000 a run holds; give every class a name "
+                                            r"of at most 1,000 characters"),
+    ({"class_names": ["a", "b" * 1_000_000]}, r"class name 1 .* is 1,000,000 characters long, over the 1,000"),
+])
+def test_the_recorder_refuses_at_once_a_name_the_reader_would_refuse(tmp_path: Path, names: dict,
+                                                                      expected: str) -> None:
+    from layerlapse.errors import ConfigError
+
+    recording = recorder(tmp_path / "run", **names)
+    with pytest.raises(ConfigError) as raised:
+        recording.start()
+    assert "\n" not in str(raised.value) and len(str(raised.value)) < 300
+    assert re.search(expected, str(raised.value)), str(raised.value)
+    assert not (tmp_path / "run" / "manifest.json").exists()
+
+
+# ---- activations with no columns -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["render"], ["render", "--map", "pca"]])
+def test_activations_with_no_columns_are_one_line(area: Area, main_here, command: list[str]) -> None:
+    for relpath in area.manifest()["files"]:
+        if "activations/" in relpath:
+            rows = np.load(area.run / relpath).shape[0]
+            np.save(area.run / relpath, np.zeros((rows, 0), np.float16))
+            area.relist(relpath)
+    before = recorded(area.run)
+    assert_error(main_here(command[0], area.run, *command[1:]),
+                 r"run folder .* is damaged: activations/hidden/epoch_00\d\.npy cannot be read \(it holds no values "
+                 r"per input: shape \(1437, 0\)\); restore it, or record the run again with --force")
+    assert recorded(area.run) == before
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors is a no-op")
+def test_the_recorder_refuses_a_layer_with_no_outputs(tmp_path: Path) -> None:
+    from layerlapse.errors import ConfigError
+
+    recording = recorder(tmp_path / "run", width=0)
+    with pytest.raises(ConfigError, match=r"layer 'hidden' gives no values per input \(its activations are of "
+                                          r"shape \(60, 0\)\): record a layer that outputs something"):
+        recording.start()
 
 
 # ---- checkpoints ---------------------------------------------------------------------------------------------------
@@ -360,6 +548,38 @@ def test_a_second_writer_is_told_who_holds_the_run_and_a_killed_holder_frees_it_
     assert area.manifest()["status"] == "complete" and area.manifest()["epochs_complete"] == 3
 
 
+def test_a_lock_file_hard_linked_to_a_file_outside_is_replaced_never_written_through(area: Area,
+                                                                                     main_here) -> None:
+    lock = area.run / ".layerlapse-lock"
+    lock.unlink()
+    os.link(area.outside / "victim.txt", lock)
+    result = main_here("report", area.run)
+    assert result.returncode == 0, result.stderr
+    assert lock.stat().st_nlink == 1 and not lock.samefile(area.outside / "victim.txt")
+    assert json.loads(lock.read_text())["pid"] == os.getpid()
+
+
+def test_hard_link_copies_of_a_run_do_not_block_each_other_s_writers(area: Area, main_here) -> None:
+    """As hard-link backups (cp -al, rsync --link-dest) make them: one copied while no one writes the run, one while
+    a writer holds it. Each copy's writer goes ahead; a second writer of the run itself is still refused."""
+    idle_copy, busy_copy = area.run.parent / "idle-copy", area.run.parent / "busy-copy"
+    subprocess.run(["cp", "-al", area.run, idle_copy], check=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(area.run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        subprocess.run(["cp", "-al", area.run, busy_copy], check=True)
+        before = {relpath: digest for relpath, digest in hashes(area.run).items() if relpath != ".layerlapse-lock"}
+        for copy in (idle_copy, busy_copy):
+            result = main_here("report", copy)
+            assert result.returncode == 0, result.stderr
+        assert_error(main_here("report", area.run), rf"is being written by another process \(pid {holder.pid}, ")
+        after = {relpath: digest for relpath, digest in hashes(area.run).items() if relpath != ".layerlapse-lock"}
+        assert after == before  # the copies' writes never reached the run's files
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+
+
 def test_two_resumes_at_once_one_runs_and_the_other_is_told(area: Area) -> None:
     interrupt(area)
     command = [sys.executable, "-m", "layerlapse", *RUN_ARGS, "--out", str(area.run), "--resume"]
@@ -393,6 +613,37 @@ def test_sigkill_during_the_final_drawing_then_resume_completes(area: Area) -> N
 
     load_run(area.run)  # every listed file whole
     assert not list(area.run.rglob(".*.tmp-*"))
+
+
+# ---- the manifest's size ---------------------------------------------------------------------------------------------
+
+
+def test_report_on_a_manifest_near_the_cap_keeps_it_readable(area: Area, main_here) -> None:
+    """63 MB of accented text on disk (2 bytes a character) once grew past the 64 MB cap when written again, and
+    every command, --force included, then refused the run."""
+    manifest = area.manifest()
+    manifest["padding"] = "é" * 31_500_000
+    (area.run / "manifest.json").write_bytes(json.dumps(manifest, ensure_ascii=False).encode())
+    result = main_here("report", area.run)
+    assert result.returncode == 0, result.stderr
+    assert (area.run / "manifest.json").stat().st_size <= 64_000_000
+    from layerlapse import load_run
+
+    assert load_run(area.run).manifest["padding"] == manifest["padding"]
+
+
+def test_a_manifest_that_would_pass_the_cap_is_not_written_and_the_old_one_stays(area: Area, main_here) -> None:
+    manifest = area.manifest()
+    del manifest["files"]["report.html"]  # the report adds its line to a manifest already at the cap
+    manifest["padding"] = ""
+    compact = json.dumps(manifest, separators=(",", ":"))
+    manifest["padding"] = "x" * (64_000_000 - len(compact) - 10)
+    text = json.dumps(manifest, separators=(",", ":")).encode()
+    (area.run / "manifest.json").write_bytes(text)
+    assert_error(main_here("report", area.run),
+                 r"run folder .*: its manifest would grow to 64\.0 MB, over the 64 MB layerlapse reads back, so it "
+                 r"was not written \(the run stays as last committed\)")
+    assert (area.run / "manifest.json").read_bytes() == text
 
 
 # ---- full and read-only disks, for real --------------------------------------------------------------------------

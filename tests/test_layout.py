@@ -49,3 +49,31 @@ def test_the_side_by_side_lapse_never_takes_a_recorded_layers_name() -> None:
     assert layout.side_by_side_name(["hidden", "end"]) == "layers"
     assert layout.side_by_side_name(["layers", "layers_"]) == "layers__"
     assert layout.lapse(layout.side_by_side_name(["layers"]), False, ".gif") != layout.lapse("layers", False, ".gif")
+
+
+@pytest.mark.parametrize(("relpath", "written"), [
+    ("activations/hidden/epoch_003.npy", True), ("figures/train_test_flat1.png", True), ("frames/epoch_000.png", True),
+    ("frames/layer1.0/epoch_012.png", True), ("lapse.gif", True), ("lapse_layer1.0.mp4", True),
+    ("dynamics/layers.json", True), ("report.html", True), ("history.jsonl", True),
+    ("bin/sh", False), ("etc/passwd", False), ("notes/mine.txt", False), ("my-report.html", False),
+    ("frames/epoch_000.jpg", False), ("figures/sub/x.png", False), ("lapse.gif.bak", False),
+])
+def test_only_names_a_run_writes_count_as_its_files(relpath: str, written: bool) -> None:
+    assert layout.is_run_file(relpath) is written
+
+
+@pytest.mark.parametrize(("relpath", "layer"), [
+    ("activations/layer1.0/epoch_000.npy", "layer1.0"), ("test/activations/hidden.npy", "hidden"),
+    ("test/probe/activations/end/epoch_002.npy", "end"), ("maps/hidden/epoch_000.npy", None),
+    ("predictions/epoch_000.npy", None),
+])
+def test_activation_files_name_their_layer(relpath: str, layer: str | None) -> None:
+    assert layout.activations_layer(relpath) == layer
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    ("b" * 1001, "it is 1,001 characters long, over the 1,000 a run holds"), (7, "7 is not text"),
+])
+def test_class_names_a_run_cannot_hold(name: object, why: str) -> None:
+    assert layout.class_name_problem(name) == why
+    assert layout.class_name_problem("T-shirt/top") is None and layout.class_name_problem("") is None

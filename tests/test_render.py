@@ -267,6 +267,16 @@ def test_confusion_figure(tmp_path: Path) -> None:
         render.draw_confusion(matrix, ["a", "b", "c"], tmp_path / "bad.png", title="Confusion")
 
 
+def test_confusion_figure_shortens_long_class_names(tmp_path: Path) -> None:
+    """From 82 characters on a name once left the heatmap no room (a traceback); a run holds names of 1,000."""
+    matrix = render.confusion_matrix(np.arange(20) % 2, np.arange(20) % 2, 2)
+    for length in (82, 1000):
+        path = render.draw_confusion(matrix, ["a", "x" * length], tmp_path / f"confusion_{length}.png", title="C")
+        assert png_size(path) == (800, 704)
+    _, _, side = render._confusion_layout([render._shortened("x" * 1000, render._CONFUSION_NAME_CHARS)])
+    assert side >= 400 and render._shortened("x" * 1000, 24) == "x" * 23 + "…"
+
+
 # --- numbers and JSON -----------------------------------------------------------------------------------------------
 
 

@@ -107,7 +107,10 @@ def test_force_deletes_nothing_when_manifest_json_is_not_a_run_s(tmp_path: Path)
 def test_force_replaces_a_run_folder(tmp_path: Path) -> None:
     old = recorded_run(tmp_path)
     old.commit("complete")
-    (old.path / "activations" / "hidden" / f".x{TEMP_MARK}1").write_bytes(b"half")
+    old.close()
+    killed = "0123456789abcdef"  # a writer killed with its temp file half written: its token stays in the record
+    (old.path / LOCK).write_text(json.dumps({"pid": 0, "command": "layerlapse run", "token": killed}))
+    (old.path / "activations" / "hidden" / f".x{TEMP_MARK}{killed}").write_bytes(b"half")
     new = RunFolder.create(old.path, CONFIG, DATASET, force=True)
     assert files_under(new.path).keys() == {LOCK, MANIFEST}
     assert sorted(path.name for path in new.path.iterdir()) == [LOCK, MANIFEST]  # emptied sub-folders are gone too
@@ -344,15 +347,22 @@ def test_discard_uncommitted_keeps_only_what_the_manifest_lists(tmp_path: Path) 
     for file in uncommitted:
         file.parent.mkdir(parents=True, exist_ok=True)
         file.write_bytes(b"written after the last commit")
-    temp_files = [run.path / f".{MANIFEST}{TEMP_MARK}99", run.path / "figures" / f".frame_001.png{TEMP_MARK}99"]
+    run.close()
+    killed = "0123456789abcdef"  # the writer that left them was killed: its token stays in the lock's record
+    (run.path / LOCK).write_text(json.dumps({"pid": 0, "command": "layerlapse run", "token": killed}))
+    temp_files = [run.path / f".{MANIFEST}{TEMP_MARK}{killed}",
+                  run.path / "figures" / f".frame_001.png{TEMP_MARK}{killed}"]
     for file in temp_files:
         file.write_bytes(b"half")
     drawing = run.path / "figures" / "frame_001.png"  # unlisted, but not recorded data
     drawing.write_bytes(b"png")
+    lookalike = run.path / "figures" / f".sketch.png{TEMP_MARK}99"  # a user's, named as temp files once were
+    lookalike.write_bytes(b"mine")
     opened = RunFolder.open(run.path)
     opened.discard_uncommitted()
     assert not any(file.exists() for file in uncommitted + temp_files)
     assert (run.path / ACTIVATIONS).is_file() and drawing.is_file() and (run.path / MANIFEST).is_file()
+    assert lookalike.read_bytes() == b"mine"
     assert (run.path / "figures" / "frame_000.png").is_file()
     RunFolder.open(run.path)
 

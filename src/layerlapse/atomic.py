@@ -1,4 +1,10 @@
-"""Writing files so that a reader never sees half of one: temp file in the same folder, flush, fsync, rename."""
+"""Writing files so that a reader never sees half of one: temp file in the same folder, flush, fsync, rename.
+
+A temp file is named `.<final name>.tmp-<token>`, where the token is this process's own random one (`process_token`).
+The writer of a run records its token in the run's lock file (`layerlapse.lock`), so the next writer can tell the
+temp files a killed writer left from a user's files that merely look like them: it removes only names that end in
+a token it read there (`remove_temp_files`).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,35 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
+import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from .errors import StorageError
 
 TEMP_MARK = ".tmp-"
+TOKEN_PATTERN = "[0-9a-f]{16}"
+_TEMP_NAME = re.compile(rf"\..+{re.escape(TEMP_MARK)}({TOKEN_PATTERN})")
+_token: tuple[int, str] | None = None  # (pid, token): a forked child draws its own
+
+
+def process_token() -> str:
+    """This process's random token (16 hex digits), which every temp file it makes carries."""
+    global _token
+    if _token is None or _token[0] != os.getpid():
+        _token = (os.getpid(), secrets.token_hex(8))
+    return _token[1]
+
+
+def is_token(value: object) -> bool:
+    return isinstance(value, str) and re.fullmatch(TOKEN_PATTERN, value) is not None
+
+
+def temp_name(final_name: str) -> str:
+    """The name of this process's temp file for `final_name`, in the same folder."""
+    return f".{final_name}{TEMP_MARK}{process_token()}"
 
 
 @contextlib.contextmanager
@@ -23,7 +51,7 @@ def atomic_output(path: str | os.PathLike, *, size: int | None = None) -> Iterat
     where the caller knows it); the file that was there before stays whole.
     """
     final = Path(path)
-    temp = final.with_name(f".{final.name}{TEMP_MARK}{os.getpid()}")
+    temp = final.with_name(temp_name(final.name))
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         yield temp
@@ -80,12 +108,17 @@ def _megabytes(n_bytes: int) -> str:
     return f"{n_bytes / 1e6:.1f} MB" if n_bytes >= 100_000 else f"{n_bytes:,} bytes"
 
 
-def remove_temp_files(folder: Path) -> None:
-    """Delete temp files a killed process left behind (symbolic links to folders are not followed)."""
+def remove_temp_files(folder: Path, tokens: Collection[str]) -> None:
+    """Delete the temp files that killed writers with these `tokens` left in `folder`; a name that only looks like
+    one (another token, or none) is a user's file and stays. Links are neither followed nor removed."""
+    if not tokens:
+        return
     for root, _, files in os.walk(folder):
         for name in files:
-            if name.startswith(".") and TEMP_MARK in name:
-                (Path(root) / name).unlink(missing_ok=True)
+            made = _TEMP_NAME.fullmatch(name)
+            path = Path(root) / name
+            if made is not None and made.group(1) in tokens and not path.is_symlink():
+                path.unlink(missing_ok=True)
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import TEMP_MARK, storage_error
+from .atomic import storage_error, temp_name
 
 BLOCK_BYTES = 64 * 1024 * 1024  # rows read or written at once: large enough to stream, small beside a snapshot
-SPOOL_PREFIX = ".capture-"
+SPOOL_PREFIX = ".capture-"  # then a number, ".npy" and the temp mark with the process's token
 
 _DONT_NEED = getattr(mmap, "MADV_DONTNEED", None)  # Linux and the BSDs; elsewhere pages go when the file closes
 _numbers = itertools.count()
@@ -42,13 +42,13 @@ def rows_per_block(row_bytes: int, block_bytes: int | None = None) -> int:
 def spooled_empty(folder: Path, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
     """An uninitialised array backed by a new .npy file in `folder`, for a capture to fill a batch at a time.
 
-    The file has a temp name (as `atomic` names them), so a killed run's leftovers are deleted when it resumes; it
-    is deleted with the array unless `adopt` moved it into place first.
+    The file has a temp name (as `atomic` names them, with this process's token), so a killed run's leftovers are
+    deleted when it resumes; it is deleted with the array unless `adopt` moved it into place first.
     """
     dtype, shape = np.dtype(dtype), tuple(int(size) for size in shape)
     if math.prod(shape) == 0:
         return np.empty(shape, dtype=dtype)  # nothing to spool (and an empty file cannot be mapped)
-    path = Path(os.path.abspath(folder)) / f"{SPOOL_PREFIX}{next(_numbers)}.npy{TEMP_MARK}{os.getpid()}"
+    path = Path(os.path.abspath(folder)) / temp_name(f"{SPOOL_PREFIX[1:]}{next(_numbers)}.npy")
     header = npy_header(shape, dtype)
     _reserve(path, header, len(header) + math.prod(shape) * dtype.itemsize)
     array = np.memmap(path, dtype=dtype, mode="r+", offset=len(header), shape=shape)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from .atomic import temp_name
+
 MANIFEST = "manifest.json"
 LOCK = ".layerlapse-lock"  # held (flock) by the one process writing the run; never listed, never deleted by us
 # Folders of recorded data: a killed writer may leave files here that the manifest does not list yet.
@@ -18,6 +20,7 @@ RECORDED_FOLDERS = ("probe", "activations", "predictions", "checkpoints", "test"
 DRAWN_FOLDERS = ("figures", "frames", "tensorboard", "dynamics", "tables")
 
 _MAX_NAME_BYTES = 200
+MAX_CLASS_NAME_CHARS = 1000  # what a run holds (figures shorten long names); a 1 MB name took minutes to draw
 _EPOCH = r"epoch_\d{3,}"
 _PLAIN = r"[^/\\\x00-\x1f.][^/\\\x00-\x1f]*"  # one component, not hidden: temp files and the lock start with "."
 _RECORDED_FILE = re.compile("|".join([
@@ -32,6 +35,13 @@ _RECORDED_FILE = re.compile("|".join([
     rf"test/probe/predictions/{_EPOCH}\.npy",
     rf"maps/{_PLAIN}/(?:{_EPOCH}\.npy|test\.npy|quality\.json|test/{_EPOCH}\.npy)",
 ]))
+_DRAWN_FILE = re.compile("|".join([
+    r"history\.jsonl", r"metrics\.json", r"report\.html", rf"lapse(?:_{_PLAIN})?\.(?:gif|mp4)",
+    rf"figures/{_PLAIN}\.png", rf"frames/(?:{_PLAIN}/)?{_EPOCH}\.png", r"dynamics/(?:probe|test_probe)\.npz",
+    r"dynamics/layers\.json",
+]))
+_ACTIVATIONS_FILE = re.compile(
+    rf"(?:test/probe/)?activations/({_PLAIN})/{_EPOCH}\.npy|test/activations/({_PLAIN})\.npy")
 
 
 PROBE_LABELS = "probe/labels.npy"
@@ -126,9 +136,9 @@ def side_by_side_name(layers: list[str]) -> str:
 
 
 def side_by_side_frame_name(epoch: int) -> str:
-    """The file name, in frames/, of a frame of the side-by-side lapse while its GIF and MP4 are made: a temp name,
-    never listed (removed after; a killed writer's copy is removed as any temp file is)."""
-    return f".tmp-side-by-side-{epoch_file(epoch, '.png')}"
+    """The file name, in frames/, of a frame of the side-by-side lapse while its GIF and MP4 are made: a temp name
+    with this process's token, never listed (removed after; a killed writer's copy is removed as any temp file is)."""
+    return temp_name(f"side-by-side-{epoch_file(epoch, '.png')}")
 
 
 def figure(name: str, layer: str | None = None) -> str:
@@ -151,16 +161,32 @@ def table_file(layer: str) -> str:
 
 
 def plain_name_problem(name: object) -> str | None:
-    """Why `name` cannot be one component of a path inside a run folder, or None when it can."""
+    """Why `name` cannot be one component of a path inside a run folder, or None when it can. The rule for a
+    layer's name, at recording and at reading (`store.check_manifest`)."""
     if not isinstance(name, str) or not name:
-        return f"{name!r} is not a non-empty string"
+        return f"{shown(name)} is not a non-empty string"
     if name in (".", "..") or name.startswith("."):
-        return f"{name!r} starts with a dot"
+        return f"{shown(name)} starts with a dot"
     if any(char in name for char in "/\\") or any(ord(char) < 32 for char in name):
-        return f"{name!r} holds a path separator or a control character"
+        return f"{shown(name)} holds a path separator or a control character"
     if len(name.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
-        return f"{name[:40]!r}… is longer than {_MAX_NAME_BYTES} bytes"
+        return f"{shown(name)} is longer than {_MAX_NAME_BYTES} bytes"
     return None
+
+
+def class_name_problem(name: object) -> str | None:
+    """Why `name` cannot be a class name of a run, or None when it can: the rule at recording and at reading."""
+    if not isinstance(name, str):
+        return f"{shown(name)} is not text"
+    if len(name) > MAX_CLASS_NAME_CHARS:
+        return f"it is {len(name):,} characters long, over the {MAX_CLASS_NAME_CHARS:,} a run holds"
+    return None
+
+
+def shown(value: object, at_most: int = 40) -> str:
+    """`value` as a message shows it: its repr, cut with '…' past `at_most` characters."""
+    text = repr(value)
+    return text if len(text) <= at_most else f"{text[:at_most - 1]}…"
 
 
 def relpath_problem(relpath: object) -> str | None:
@@ -180,3 +206,15 @@ def relpath_problem(relpath: object) -> str | None:
 def is_recorded_file(relpath: str) -> bool:
     """Whether `relpath` is a name the recording or the maps write (so an unlisted one is a killed writer's)."""
     return _RECORDED_FILE.fullmatch(relpath) is not None
+
+
+def is_run_file(relpath: str) -> bool:
+    """Whether `relpath` is a name a run writes and lists: recorded data, or a drawing under its default name. Only
+    such a file may be deleted with the run (--force), whatever a manifest lists."""
+    return is_recorded_file(relpath) or _DRAWN_FILE.fullmatch(relpath) is not None
+
+
+def activations_layer(relpath: str) -> str | None:
+    """The layer whose activations `relpath` holds (probe, test probe or test set), or None for another file."""
+    found = _ACTIVATIONS_FILE.fullmatch(relpath)
+    return None if found is None else found.group(1) or found.group(2)

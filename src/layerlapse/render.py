@@ -418,8 +418,17 @@ def confusion_matrix(true: np.ndarray, predicted: np.ndarray, n_classes: int) ->
     return np.bincount(pairs, minlength=n_classes * n_classes).reshape(n_classes, n_classes).astype(np.int64)
 
 
+_CONFUSION_NAME_CHARS = 24  # past this a class name is cut with '…': the heatmap keeps 450 of its 560 pixels
+
+
+def _shortened(name: str, at_most: int) -> str:
+    """`name` as a figure labels it: cut with '…' past `at_most` characters."""
+    return name if len(name) <= at_most else name[:at_most - 1].rstrip() + "…"
+
+
 def _confusion_layout(class_names: Sequence[str]) -> tuple[int, int, int]:
-    """Left and bottom margins and the heatmap's side, in pixels, leaving room for the longest class name."""
+    """Left and bottom margins and the heatmap's side, in pixels, leaving room for the longest class name (as
+    shortened)."""
     label_px = 8 * max(len(str(name)) for name in class_names)  # about 8 px a character at 8 points and 128 dpi
     left = max(96, 40 + label_px)
     bottom = max(72, 48 + int(0.7 * label_px)) if label_px > 24 else 72
@@ -434,6 +443,7 @@ def draw_confusion(matrix: np.ndarray, class_names: Sequence[str], path: PathLik
     if matrix.shape != (n_classes, n_classes):
         raise ValueError(f"matrix must have shape ({n_classes}, {n_classes}) to match class_names, got {matrix.shape}")
     width, height = _FRAME_SIZE_PX
+    class_names = [_shortened(str(name), _CONFUSION_NAME_CHARS) for name in class_names]
     left, bottom, side = _confusion_layout(class_names)
     figure = _new_figure(_FRAME_SIZE_PX)
     # A square heatmap (imshow keeps cells square) with a colour bar of exactly its height beside it.

@@ -14,6 +14,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -24,7 +25,8 @@ import numpy as np
 
 from . import blocks, layout
 from . import lock as run_lock
-from .atomic import atomic_output, remove_temp_files, sha256_file, storage_error, write_bytes
+from .atomic import (TOKEN_PATTERN, atomic_output, process_token, remove_temp_files, sha256_file, storage_error,
+                     write_bytes)
 from .config import RunConfig
 from .errors import ConfigError, RunFolderError
 from .layout import MANIFEST, RECORDED_FOLDERS, epoch_file  # noqa: F401 - epoch_file re-exported for callers
@@ -38,7 +40,10 @@ STATUSES = ("running", "interrupted", "failed", "complete")
 MAX_MANIFEST_BYTES = 64_000_000  # a run of 10 layers × 1,000 epochs lists ~50,000 files: a few MB
 # derived from the recorded data: redrawn freely, so not checked before they are overwritten
 DERIVED = ("figures/", "frames/", "dynamics/", "lapse", layout.METRICS, layout.HISTORY, layout.REPORT)
-OLD_MAPS, NEW_MAPS = ".old-", ".new-"  # beside maps/<layer> while a redraw swaps a layer's maps in
+# Beside maps/<layer> while a redraw swaps a layer's maps in: maps/.new-<token>-<layer> (staged) and
+# maps/.old-<token>-<layer> (moved aside), with the writer's token, so only a killed writer's are ever touched after.
+OLD_MAPS, NEW_MAPS = ".old-", ".new-"
+_SWAP_FOLDER = re.compile(rf"\.(old|new)-({TOKEN_PATTERN})-(.+)")
 
 
 def is_derived(relpath: str) -> bool:
@@ -74,8 +79,10 @@ class RunFolder:
     def create(cls, path: str | os.PathLike, config: RunConfig, dataset: dict[str, Any], *,
                force: bool = False) -> RunFolder:
         """Start a new run folder; refuses a non-empty folder unless `force` and it provably holds a layerlapse run,
-        of which only the files it lists (and the folders it made, once empty) are deleted."""
+        of which only what it provably made is deleted (`_delete_listed`). Names the reader would refuse (a layer
+        `a/b`, a class name of a megabyte) are a one-line ConfigError before anything is written."""
         folder = Path(path)
+        check_names_to_record(config.layers, dataset.get("class_names"))
         if folder.exists() and not folder.is_dir():
             raise RunFolderError(f"{folder} is a file, not a folder: choose another --out")
         old = None
@@ -91,7 +98,7 @@ class RunFolder:
             if old is not None:
                 if _read_manifest_text(folder) != old._manifest_text:  # another writer committed meanwhile
                     old = _proven_run(folder)
-                old._delete_listed()
+                old._delete_listed(held.leftover_tokens)
             manifest = {"schema_version": SCHEMA_VERSION, "format": FORMAT, "status": "running", "created": _now(),
                         "config": config.to_dict(), "dataset": dataset, "layers": list(config.layers),
                         "epochs_complete": -1, "history": [], "test": None, "files": {}}
@@ -135,21 +142,26 @@ class RunFolder:
                                      "(truncated or altered); restore it, or record the run again with --force")
 
     def _in_swapped_out_maps(self, relpath: str, expected: str) -> bool:
-        """A map file a killed redraw moved aside (maps/.old-<layer>/) that still matches the manifest: the run is
-        whole, and its next writer moves it back (see `_recover_map_swaps`)."""
+        """A map file a killed redraw moved aside (maps/.old-<token>-<layer>/) that still matches the manifest: the
+        run is whole, and its next writer moves it back (see `_recover_map_swaps`)."""
         parts = relpath.split("/", 2)
-        if parts[0] != "maps" or len(parts) != 3:
+        maps = self.path / "maps"
+        if parts[0] != "maps" or len(parts) != 3 or maps.is_symlink() or not maps.is_dir():
             return False
-        moved = self.path / "maps" / f"{OLD_MAPS}{parts[1]}" / parts[2]
-        if moved.parent.is_symlink() or moved.is_symlink() or not moved.is_file():
-            return False
-        return sha256_file(moved) == expected
+        for folder in maps.iterdir():
+            made = _SWAP_FOLDER.fullmatch(folder.name)
+            if made is None or made.group(1) != "old" or made.group(3) != parts[1] or folder.is_symlink():
+                continue
+            moved = folder / parts[2]
+            if not moved.is_symlink() and moved.is_file() and sha256_file(moved) == expected:
+                return True
+        return False
 
     def discard_uncommitted(self) -> None:
-        """Before resuming: drop what a killed writer wrote after the manifest's last commit. Only files named as
-        the recording names them are deleted; anything else in the folder is the user's and stays."""
+        """Before resuming: drop what a killed writer wrote after the manifest's last commit: its temp files (those
+        with its token) and unlisted files named as the recording names them; anything else is the user's and stays."""
         self.hold()
-        remove_temp_files(self.path)
+        remove_temp_files(self.path, self._lock.leftover_tokens)
         listed = set(self.manifest["files"])
         for folder_name in RECORDED_FOLDERS:
             top = self.local(folder_name)
@@ -199,7 +211,7 @@ class RunFolder:
             return
         text = _read_manifest_text(self.path)
         manifest = check_manifest(_parse_manifest(text, self.path), self.path)
-        recovered = _recover_map_swaps(self, manifest)
+        recovered = _recover_map_swaps(self, manifest, self._lock.leftover_tokens)
         changed = text != self._manifest_text
         if changed:
             self.manifest, self._manifest_text = manifest, text
@@ -289,6 +301,8 @@ class RunFolder:
             raise self._damaged(relpath, str(error).splitlines()[0] if str(error) else type(error).__name__)
         if dtype.hasobject:
             raise self._damaged(relpath, "it holds Python objects, which layerlapse never unpickles")
+        if (problem := _activations_problem(relpath, tuple(shape))) is not None:
+            raise self._damaged(relpath, problem)
         expected = math.prod(shape) * dtype.itemsize
         if data_bytes != expected:
             raise self._damaged(relpath, f"its header promises {expected:,} bytes of {shape} {dtype} but the file "
@@ -374,6 +388,10 @@ class RunFolder:
         `empty_array` is moved into place; a large one is written a block of rows at a time, so a snapshot is never
         copied whole in memory; the file's bytes are the same either way (np.save's)."""
         dtype = array.dtype if dtype is None else np.dtype(dtype)
+        if (problem := _activations_problem(relpath, array.shape)) is not None:
+            raise ConfigError(f"layer {layout.shown(layout.activations_layer(relpath))} gives no values per input "
+                              f"(its activations are of shape {array.shape}): record a layer that outputs something "
+                              "(layerlapse maps each input's values)")
         if dtype == array.dtype and (spooled := blocks.spooled_file(array, self.path)) is not None:
             return self._adopt(relpath, array, spooled)
         if array.nbytes <= blocks.BLOCK_BYTES:
@@ -488,29 +506,32 @@ class RunFolder:
         if manifest.is_symlink() or not manifest.is_file():
             return self._manifest_text
         try:
-            return manifest.read_text()
-        except OSError:
+            return manifest.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError):
             return self._manifest_text
 
     def commit(self, status: str | None = None) -> None:
-        """Write the manifest, last, listing every file written so far."""
+        """Write the manifest, last, listing every file written so far. It is never one its reader would refuse:
+        names that cannot be read back, or a manifest past the size a reader takes, are a one-line error instead,
+        and the last manifest stays."""
         self.hold()
         if status is not None:
             if status not in STATUSES:
                 raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
             self.manifest["status"] = status
+        check_names_to_record(self.manifest["layers"], self.manifest["dataset"].get("class_names"))
         self.manifest["format"] = FORMAT
         self.manifest["updated"] = _now()
-        text = json.dumps(self.manifest, indent=2, allow_nan=False) + "\n"
-        with atomic_output(self.path / MANIFEST, size=len(text)) as temp:
-            temp.write_text(text)
-        self._manifest_text = text
+        data = _manifest_bytes(self.manifest, self.path)
+        with atomic_output(self.path / MANIFEST, size=len(data)) as temp:
+            temp.write_bytes(data)
+        self._manifest_text = data.decode("utf-8")
 
     # ---- replacing every map of the run at once (a redraw with another method) -----------------------------------
     def stage_maps(self, layer: str) -> Path:
         """An empty folder beside maps/<layer> to write a layer's new maps into before `swap_maps`."""
         self.hold()
-        staged = self.local("maps") / f"{NEW_MAPS}{layer}"
+        staged = self.local("maps") / _swap_folder(NEW_MAPS, layer)
         _remove_tree(staged)
         staged.mkdir(parents=True)
         return staged
@@ -522,11 +543,11 @@ class RunFolder:
         self.hold()
         maps = self.local("maps")
         for layer in staged:
-            current, old = maps / layer, maps / f"{OLD_MAPS}{layer}"
+            current, old = maps / layer, maps / _swap_folder(OLD_MAPS, layer)
             _remove_tree(old)
             if current.exists() or current.is_symlink():
                 os.rename(current, old)
-            os.rename(maps / f"{NEW_MAPS}{layer}", current)
+            os.rename(maps / _swap_folder(NEW_MAPS, layer), current)
         for relpath in [relpath for relpath in self.manifest["files"] if relpath.startswith("maps/")]:
             self.forget(relpath)
         for layer, files in staged.items():
@@ -535,22 +556,21 @@ class RunFolder:
         self.manifest["maps"] = maps_info
         self.commit()
         for layer in staged:
-            _remove_tree(maps / f"{OLD_MAPS}{layer}")
+            _remove_tree(maps / _swap_folder(OLD_MAPS, layer))
 
     # ---- deleting (--force) --------------------------------------------------------------------------------------
-    def _delete_listed(self) -> None:
-        """Delete the files this run lists, its manifest, leftover temp files and the folders it made once they are
-        empty; a file the manifest does not list is never touched."""
-        for relpath in self.manifest["files"]:
+    def _delete_listed(self, leftover_tokens: tuple[str, ...]) -> None:
+        """Delete what this run provably made: each listed file under a name a run writes whose content matches its
+        checksum (a manifest is no proof: it can list anything), the temp files and swap folders of its killed
+        writers (`leftover_tokens`), its manifest, and the folders it made once they are empty. Anything else stays."""
+        _recover_map_swaps(self, self.manifest, leftover_tokens)  # the listed maps back where they are listed
+        for relpath, digest in self.manifest["files"].items():
             file = self.local(relpath)
-            if file.is_file():
+            if layout.is_run_file(relpath) and file.is_file() and sha256_file(file) == digest:
                 file.unlink()
-        maps = self.path / "maps"
-        if maps.is_dir() and not maps.is_symlink():
-            for child in maps.iterdir():
-                if child.name.startswith((OLD_MAPS, NEW_MAPS)) and child.is_dir() and not child.is_symlink():
-                    _remove_tree(child)
-        remove_temp_files(self.path)
+        for child in _swap_folders(self.path, leftover_tokens):
+            _remove_tree(child)
+        remove_temp_files(self.path, leftover_tokens)
         (self.path / MANIFEST).unlink(missing_ok=True)
         for root, _, _ in sorted(os.walk(self.path), key=lambda entry: -len(entry[0])):
             relpath = Path(root).relative_to(self.path)
@@ -741,7 +761,7 @@ def _check_dataset(manifest: dict[str, Any], wrong: Any) -> None:
         raise wrong("dataset", "a table")
     names = dataset.get("class_names")
     if names is not None:
-        if not isinstance(names, list) or not all(isinstance(name, str) and len(name) <= 1000 for name in names):
+        if not isinstance(names, list) or any(layout.class_name_problem(name) is not None for name in names):
             raise wrong("dataset.class_names", "a list of class names (text)")
     if dataset.get("name") is not None and not isinstance(dataset["name"], str):
         raise wrong("dataset.name", "text")
@@ -773,6 +793,49 @@ def _check_files(manifest: dict[str, Any], where: Path) -> None:
         if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
             raise RunFolderError(f"{where} is damaged: the checksum of {relpath} is not a sha256; restore it, or "
                                  "record the run again with --force")
+
+
+def check_names_to_record(layers: Any, class_names: Any) -> None:
+    """Layer and class names held, before a run is recorded with them, to the rule its reader holds them to
+    (`check_manifest`, through `layout`): a one-line ConfigError now, never a run every command calls damaged."""
+    for layer in layers:
+        if (problem := layout.plain_name_problem(layer)) is not None:
+            raise ConfigError(f"layer {layout.shown(layer)} cannot be recorded: {problem}; a layer's name becomes a "
+                              "folder of the run: rename the module")
+    for position, name in enumerate(class_names or []):
+        if (problem := layout.class_name_problem(name)) is not None:
+            raise ConfigError(f"class name {position} ({layout.shown(name, 24)}) cannot be recorded: {problem}; give "
+                              f"every class a name of at most {layout.MAX_CLASS_NAME_CHARS:,} characters")
+
+
+def _activations_problem(relpath: str, shape: tuple[int, ...]) -> str | None:
+    """Why an array of `shape` cannot be the activations at `relpath` (None for another file): a map needs at least
+    one value per input. The rule when a run is recorded (`write_array`) and when it is read (`array_header`)."""
+    if layout.activations_layer(relpath) is None or len(shape) < 2 or math.prod(shape[1:]) > 0:
+        return None
+    return f"it holds no values per input: shape {shape}"
+
+
+def _manifest_bytes(manifest: dict[str, Any], folder: Path) -> bytes:
+    """The manifest as written: indented for a person to read, compact where that would pass the size a reader
+    takes (MAX_MANIFEST_BYTES), and never past it: a one-line RunFolderError instead."""
+    for indent in (2, None):
+        data = _utf8_json(manifest, indent)
+        if len(data) <= MAX_MANIFEST_BYTES:
+            return data
+    raise RunFolderError(f"run folder {folder}: its manifest would grow to {len(data) / 1e6:.1f} MB, over the "
+                         f"{MAX_MANIFEST_BYTES / 1e6:.0f} MB layerlapse reads back, so it was not written (the run "
+                         "stays as last committed): record fewer snapshots or layers in one run")
+
+
+def _utf8_json(obj: Any, indent: int | None) -> bytes:
+    """JSON in UTF-8, text as it is (escaped, "é" takes 6 bytes, not 2: a manifest read near the cap outgrew it)."""
+    separators = None if indent else (",", ":")
+    text = json.dumps(obj, indent=indent, separators=separators, allow_nan=False, ensure_ascii=False)
+    try:
+        return (text + "\n").encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, read from a \ud800 escape, has no UTF-8: escape as it came
+        return (json.dumps(obj, indent=indent, separators=separators, allow_nan=False) + "\n").encode()
 
 
 def _entry(manifest: dict[str, Any], entry: str) -> Any:
@@ -810,20 +873,33 @@ def _proven_run(folder: Path) -> RunFolder:
     return run
 
 
-def _recover_map_swaps(run: RunFolder, manifest: dict[str, Any]) -> bool:
-    """Finish or undo the map swaps a killed writer left: a layer whose listed maps are what maps/<layer> holds was
-    committed (its .old- folder goes); otherwise the old maps come back. Staged (.new-) folders are dropped."""
+def _swap_folder(prefix: str, layer: str) -> str:
+    """The name, in maps/, of a layer's staged (NEW_MAPS) or moved-aside (OLD_MAPS) maps, with this writer's token."""
+    return f"{prefix}{process_token()}-{layer}"
+
+
+def _swap_folders(folder: Path, tokens: tuple[str, ...]) -> list[Path]:
+    """The swap folders in maps/ that writers with these `tokens` made: a folder named alike by anyone else (or with
+    another token) is not a redraw's and stays."""
+    maps = folder / "maps"
+    if not tokens or not maps.is_dir() or maps.is_symlink():
+        return []
+    made = [(child, _SWAP_FOLDER.fullmatch(child.name)) for child in sorted(maps.iterdir())]
+    return [child for child, match in made
+            if match is not None and match.group(2) in tokens and child.is_dir() and not child.is_symlink()]
+
+
+def _recover_map_swaps(run: RunFolder, manifest: dict[str, Any], tokens: tuple[str, ...]) -> bool:
+    """Finish or undo the map swaps that killed writers (with these `tokens`) left: a layer whose listed maps are
+    what maps/<layer> holds was committed (its .old- folder goes); otherwise the old maps come back. Staged (.new-)
+    folders are dropped."""
     maps = run.path / "maps"
-    if not maps.is_dir() or maps.is_symlink():
-        return False
     recovered = False
-    for child in sorted(maps.iterdir()):
-        if child.is_symlink() or not child.is_dir():
-            continue
-        if child.name.startswith(NEW_MAPS):
+    for child in _swap_folders(run.path, tokens):
+        kind, layer = _SWAP_FOLDER.fullmatch(child.name).group(1, 3)
+        if kind == "new":
             _remove_tree(child)
-        elif child.name.startswith(OLD_MAPS):
-            layer = child.name[len(OLD_MAPS):]
+        elif layer in manifest["layers"]:  # else not a name this run gave: left as it is
             current = maps / layer
             listed = {relpath: digest for relpath, digest in manifest["files"].items()
                       if relpath.startswith(f"{layout.map_folder(layer)}/")}
