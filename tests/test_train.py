@@ -317,7 +317,8 @@ def test_history_rows_hold_every_metric(uninterrupted: Path) -> None:
     history = manifest(uninterrupted)["history"]
     assert [row["epoch"] for row in history] == [1, 2, 3, 4, 5, 6]
     for row in history:
-        assert set(row) == {"epoch", "loss", "acc", "val_loss", "val_acc", "seconds"}
+        assert set(row) == {"snapshot", "epoch", "loss", "acc", "val_loss", "val_acc", "seconds"}
+        assert row["snapshot"] == row["epoch"]  # the built-in loop snapshots every epoch from the start
         assert all(math.isfinite(value) for value in row.values())
         assert 0 <= row["acc"] <= 1 and 0 <= row["val_acc"] <= 1 and row["seconds"] > 0
     assert history[-1]["loss"] < history[0]["loss"] and history[-1]["val_acc"] > history[0]["val_acc"]  # it learns
