@@ -101,6 +101,52 @@ class Recorder:
     hooks are removed by `close()` (or leaving a `with` block). `batch_size` 250 measured 2× faster than 1000 on a
     2-core CPU for the reference network (its largest batch tensor stays under glibc's 32 MB heap threshold and in
     L3); creating a Recorder also has glibc keep freed blocks for the next batch (`layerlapse.memory`).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network; its layers are hooked, its weights never changed.
+    layers : str or list of str
+        Names from `model.named_modules()` (`layerlapse layers --model ...` lists them with output shapes).
+    probe : tensor, array, tuple, dict, Dataset or DataLoader
+        The fixed inputs recorded at every snapshot, run in batches on the model's device (a loader: no shuffling).
+    labels : array-like of int, optional
+        One class index per probe input, unless the probe yields `(input, label)` pairs or dicts with "labels".
+    out : path, optional
+        The run folder to record into; without it (or `run`), `snapshot()` returns arrays and writes nothing.
+    run : RunFolder, optional
+        An open run folder to record into instead of `out`.
+    class_names : list of str, optional
+        One name per class index (legend, report, confusion matrix); default "0", "1", ….
+    dataset : str
+        Your data's name, stored in the manifest.
+    test_probe, test_probe_labels : optional
+        Test inputs placed on every frame (same forms as `probe`), and their labels where they carry none.
+    test_set, test_labels : optional
+        Test inputs recorded once at `finish()` for the confusion matrix and test accuracy, and their labels.
+    every : "epoch", "log" or int
+        When snapshots are taken: after every epoch (`epoch_end`), at log-spaced steps, or every N optimizer steps
+        (`step_end`).
+    reduce : "flatten", "mean", "first" or "last", or a dict per layer
+        How an output of more than one dimension per input becomes a row.
+    output : int, str or dict per layer, optional
+        Which output of a layer that returns several to record (a position or a key); default the first tensor.
+    training : dict, optional
+        The settings your loop used (batch size, learning rate, …), stored in the manifest.
+    config : RunConfig, optional
+        The map's settings (neighbours, seed, method); default the reference run's.
+    force : bool
+        Replace a finished run already in `out` (only files that run provably wrote).
+    resume : bool
+        Continue the interrupted run in `out` after its last committed snapshot.
+    batch_size : int
+        Inputs per forward pass of a snapshot.
+    device : torch.device or str, optional
+        Where the probe runs; default the model's device.
+    channels_last : bool
+        Run the probe in channels-last memory format (as a model trained that way expects).
+    draw : bool
+        Whether `finish()` maps and draws the run (else `layerlapse render RUN` does it later).
     """
 
     def __init__(self, model: nn.Module, layers: Sequence[str] | str, probe: Any, *,
