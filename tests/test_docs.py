@@ -82,3 +82,11 @@ def test_the_command_line_page_names_every_command() -> None:
     commands = [command.name or command.callback.__name__ for command in app.registered_commands]
     assert commands and all(f"`layerlapse {command}" in page for command in commands), commands
 
+
+def test_the_readme_is_short_and_its_links_and_pictures_exist() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 150
+    targets = re.findall(r"\]\(([^)\s]+)\)", readme)
+    assert any(target.startswith("docs/images/") for target in targets)
+    local = [target.split("#")[0] for target in targets if not re.match(r"[a-z]+:", target)]
+    assert not [target for target in local if not (ROOT / target).exists()]
