@@ -4,6 +4,7 @@ public name, every page is in its nav, and the README stays a page a newcomer re
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -27,15 +28,19 @@ pytest.importorskip("mkdocstrings_handlers.python", reason="mkdocstrings[python]
 
 
 def public_names() -> list[str]:
-    """What `layerlapse/__init__.py` exports, read from its source as the API reference's Griffe extension reads it."""
+    """What `layerlapse/__init__.py` exports: its lazy `_EXPORTS`, read from source as the API reference's Griffe
+    extension reads it, or else its `__all__` (less `__version__`)."""
     sys.path.insert(0, str(DOCS))
     try:
         from griffe_lazy_exports import lazy_exports
     finally:
         sys.path.remove(str(DOCS))
-    exports = lazy_exports((ROOT / "src" / "layerlapse" / "__init__.py").read_text())
-    assert exports, "layerlapse/__init__.py has no _EXPORTS dict for the API reference to read"
-    return [f"layerlapse.{name}" for name in exports]
+    source = (ROOT / "src" / "layerlapse" / "__init__.py").read_text()
+    names = lazy_exports(source) or next((ast.literal_eval(node.value) for node in ast.parse(source).body
+                                          if isinstance(node, ast.Assign) and any(isinstance(target, ast.Name)
+                                          and target.id == "__all__" for target in node.targets)), [])
+    assert names, "layerlapse/__init__.py names no public names (_EXPORTS or __all__) for the API reference"
+    return [f"layerlapse.{name}" for name in names if name != "__version__"]
 
 
 def offline() -> list[str]:
