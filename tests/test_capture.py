@@ -7,8 +7,8 @@ from torch.nn import functional as F
 from layerlapse.capture import Recorder, Snapshot, _pad_border, find_layers, layer_table, stratified_probe
 from layerlapse.config import RunConfig
 from layerlapse.errors import ConfigError, LayerlapseError, LayerNotFoundError
-from layerlapse.models import ReferenceCNN, SameConv2d
-from layerlapse.store import RunFolder
+from layerlapse.reference.models import ReferenceCNN, SameConv2d
+from layerlapse.store.run import RunFolder
 
 N_PROBE = 40
 

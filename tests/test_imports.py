@@ -29,8 +29,8 @@ def test_the_package_keeps_every_import_rule() -> None:
 
 
 @pytest.mark.parametrize(("module", "line", "contract"), [
-    ("store.py", "import torch", "without torch"),
-    ("report.py", "from . import pipeline", "does not call back into the recipe"),
+    ("store/run.py", "import torch", "without torch"),
+    ("report/page.py", "from ..recipe import steps", "does not call back into the recipe"),
     ("capture/recorder.py", "import lightning", "only inside their own integration module"),
 ])
 def test_a_broken_rule_fails_the_check(tmp_path: Path, module: str, line: str, contract: str) -> None:
@@ -46,8 +46,9 @@ def test_a_broken_rule_fails_the_check(tmp_path: Path, module: str, line: str, c
 
 def test_reading_and_drawing_a_run_loads_no_framework() -> None:
     """At run time too: the modules `layerlapse render` and `report` use import none of torch or the frameworks."""
-    code = ("import sys, layerlapse.store, layerlapse.report, layerlapse.render, layerlapse.export, "
-            "layerlapse.project, layerlapse.timeline, layerlapse.metrics, layerlapse.capture.session, layerlapse.cli; "
+    code = ("import sys, layerlapse.store.run, layerlapse.report.page, layerlapse.render.figures, "
+            "layerlapse.export.tensorboard, layerlapse.maps.project, layerlapse.maps.timeline, "
+            "layerlapse.maps.faithfulness, layerlapse.capture.session, layerlapse.cli; "
             "loaded = [m for m in ('torch', 'lightning', 'keras', 'transformers') if m in sys.modules]; "
             "print(loaded); sys.exit(bool(loaded))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from layerlapse.models import ReferenceCNN, SameConv2d, build_model
+from layerlapse.reference.models import ReferenceCNN, SameConv2d, build_model
 
 LAYER_NAMES = ["conv2D_1", "conv2D_2", "acti1", "pool1", "drop1", "conv2D_3", "conv2D_4", "acti2", "pool2", "drop2",
                "flat1", "hidden", "acti3", "end"]
@@ -177,7 +177,7 @@ def test_probabilities_are_the_softmax_of_the_logits() -> None:
 
 
 def test_fast_dropout_drops_at_the_rate_and_keeps_the_expectation() -> None:
-    from layerlapse.models import FastDropout
+    from layerlapse.reference.models import FastDropout
 
     torch.manual_seed(0)
     out = FastDropout(0.2)(torch.ones(2000, 1000))
@@ -188,7 +188,7 @@ def test_fast_dropout_drops_at_the_rate_and_keeps_the_expectation() -> None:
 
 
 def test_fast_dropout_is_seeded_identity_in_eval_and_passes_gradients_through_the_mask() -> None:
-    from layerlapse.models import FastDropout
+    from layerlapse.reference.models import FastDropout
 
     layer = FastDropout(0.2)
     x = torch.rand(64, 32, requires_grad=True)

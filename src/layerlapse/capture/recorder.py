@@ -26,11 +26,11 @@ from torch.nn import functional as F
 
 from ..config import RunConfig
 from ..errors import ConfigError, unknown_layer
-from ..blocks import release_pages
-from ..memory import keep_freed_memory
-from ..models import SameConv2d
-from ..modes import evaluating
-from ..threads import fit_training_threads
+from ..store.blocks import release_pages
+from .._util.memory import keep_freed_memory
+from ..reference.models import SameConv2d
+from .modes import evaluating
+from .._util.threads import fit_training_threads
 from .misfit import SHAPE_WORDS, describe_batch, failed_in, first_line
 from .probe import (CHANNELS_FIRST, LayerOutput, ProbeInputs, first_output, first_tensor, layer_output,
                     not_one_row_per_input, reduce_rows)
@@ -38,7 +38,7 @@ from .session import (REDUCTIONS, Captured, Inputs, RecordingSession, Schedule, 
                       own_run_config)
 
 if TYPE_CHECKING:
-    from ..store import RunFolder
+    from ..store.run import RunFolder
 
 
 @dataclass
@@ -100,7 +100,7 @@ class Recorder:
     A snapshot runs in eval() mode under no_grad on the model's device, then restores the mode the model was in;
     hooks are removed by `close()` (or leaving a `with` block). `batch_size` 250 measured 2× faster than 1000 on a
     2-core CPU for the reference network (its largest batch tensor stays under glibc's 32 MB heap threshold and in
-    L3); creating a Recorder also has glibc keep freed blocks for the next batch (`layerlapse.memory`).
+    L3); creating a Recorder also has glibc keep freed blocks for the next batch (`layerlapse._util.memory`).
     """
 
     def __init__(self, model: nn.Module, layers: Sequence[str] | str, probe: Any, *,
@@ -112,7 +112,7 @@ class Recorder:
                  config: RunConfig | None = None, force: bool = False, resume: bool = False,
                  batch_size: int = 250, device: torch.device | str | None = None, channels_last: bool = False,
                  draw: bool = True) -> None:
-        keep_freed_memory()  # snapshots in half the time: no page faults on every batch (layerlapse.memory)
+        keep_freed_memory()  # snapshots in half the time: no page faults on every batch (layerlapse._util.memory)
         self.model = model
         self.layers = list(dict.fromkeys([layers] if isinstance(layers, str) else layers))  # a repeat is one
         self.batch_size = batch_size
@@ -137,7 +137,7 @@ class Recorder:
         self._wide: set[str] = set()
         self._spool: RunFolder | None = None  # where snapshots are written a batch at a time (spool_into)
         self._handles = [module.register_forward_hook(self._hook(name)) for name, module in self._modules.items()]
-        # the training threads' rule while a mapping worker maps (layerlapse.threads), before each forward pass
+        # the training threads' rule while a mapping worker maps (layerlapse._util.threads), before each forward pass
         self._handles.append(model.register_forward_pre_hook(fit_training_threads))
         self.session: RecordingSession | None = None
         self._session_args = None
@@ -213,7 +213,7 @@ class Recorder:
         try:
             session.finish(step=step, epoch=epoch)
             if self.draw if draw is None else draw:
-                from ..pipeline import complete_run  # the recipe's last steps: map, measure, draw
+                from ..recipe.steps import complete_run  # the recipe's last steps: map, measure, draw
 
                 complete_run(session.run, session.on_snapshot)
             else:  # recorded in full; `layerlapse render RUN` maps and draws it later
@@ -432,7 +432,7 @@ class Recorder:
                                    training=dict(training or {}), schedule=Schedule(every), force=force,
                                    resume=resume, run=run)
         if run is None and self.draw:
-            from ..pipeline import MapAlongside  # map each snapshot in a worker while training goes on
+            from ..recipe.steps import MapAlongside  # map each snapshot in a worker while training goes on
 
             session.on_snapshot = MapAlongside(config.map_method)
         return session

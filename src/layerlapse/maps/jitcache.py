@@ -34,7 +34,7 @@ import os
 import sys
 from pathlib import Path
 
-from .paths import cache_root
+from .._util.paths import cache_root
 
 _PACKAGES = ("umap", "pynndescent")
 # What a first map compiles, about a minute between them (measured: pynndescent's trees 13 s at import, umap's fit

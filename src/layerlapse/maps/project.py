@@ -10,7 +10,7 @@ Methods (`--map`):
   hold still; then an orthogonal Procrustes turn onto the previous frame. The change is counted from the neighbours
   a point's position was fitted to, not from the last frame's: small changes that add up over many frames free the
   point in the end, and a frame that frees points so says in its caption. The neighbour search and the layouts run
-  on a backend (`--map-backend`: umap-learn, as described here, or TorchDR; layerlapse.map_backends); the rules
+  on a backend (`--map-backend`: umap-learn, as described here, or TorchDR; layerlapse.maps.backend); the rules
   above stay here whatever runs them.
 - `independent`: a fresh, seeded UMAP fit per epoch, as the article does (the reference; frames land in arbitrary
   rotations).
@@ -31,18 +31,18 @@ from typing import Any
 
 import numpy as np
 
-from .config import MAP_METHODS as METHODS
-from .config import check_backend_fits_method
-from .errors import ConfigError
-from .map_backends import MapBackend, load_backend
-from .memory import keep_freed_memory
-from .paths import cache_root
+from ..config import MAP_METHODS as METHODS
+from ..config import check_backend_fits_method
+from ..errors import ConfigError
+from .backend import MapBackend, load_backend
+from .._util.memory import keep_freed_memory
+from .._util.paths import cache_root
 
 PLACEMENT_NEIGHBORS = 10
 PLACEMENT_FIRST_ROWS = 1024  # place_points' screen: its first block, which sets each query's bar for the rest
 PLACEMENT_SCREEN = 2  # candidates per neighbour that place_points' float32 screen keeps for the exact ranking
 DEFAULT_METHOD = "aligned"
-DEFAULT_BACKEND = "auto"  # umap-learn on CPU, TorchDR where CUDA and TorchDR are present (layerlapse.map_backends)
+DEFAULT_BACKEND = "auto"  # umap-learn on CPU, TorchDR where CUDA and TorchDR are present (layerlapse.maps.backend)
 # Warm frames of the aligned method (anchored_sgd): UMAP's optimisation from the last frame at its full learning
 # rate, each point's steps scaled by its mobility. Measured on MNIST runs by bench/maps.py (docs/benchmarks.md).
 WARM_EPOCHS = 50
@@ -173,7 +173,7 @@ def _warm_layout(graph: Any, start: np.ndarray, seed: int, *, n_epochs: int, lea
 
 
 class UmapLearnBackend:
-    """The `umap-learn` map backend (layerlapse.map_backends): umap-learn's seeded fit for a cold frame,
+    """The `umap-learn` map backend (layerlapse.maps.backend): umap-learn's seeded fit for a cold frame,
     pynndescent's search from the last graph, and UMAP's optimisation continued by `anchored_sgd`."""
 
     name = "umap-learn"
@@ -200,7 +200,7 @@ class UmapLearnBackend:
 
 def procrustes_onto(xy: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """`xy` rotated or reflected (no scaling) about its centre to best match `reference`, moved onto its centre."""
-    from .metrics import turned_onto
+    from .faithfulness import turned_onto
 
     return turned_onto(xy, reference).astype(np.float32)
 
@@ -228,7 +228,7 @@ class EpochMapper:
             check_method(method, n_neighbors + 1, n_neighbors)
             raise ConfigError(f"--map {method} maps the whole run at once: use map_epochs")
         check_backend_fits_method(backend, method)
-        keep_freed_memory()  # 18 % faster warm frames at 60,000 points (layerlapse.memory)
+        keep_freed_memory()  # 18 % faster warm frames at 60,000 points (layerlapse._util.memory)
         self.method, self.n_neighbors, self.seed = method, n_neighbors, seed
         # the aligned method's neighbour graphs and layouts (the other methods are one library's own fit)
         self.backend: MapBackend = load_backend(backend if method == "aligned" else "umap-learn")
@@ -334,7 +334,7 @@ def refitted(knn: np.ndarray, fitted_knn: np.ndarray | None, previous_knn: np.nd
 
 def moved_share(knn: np.ndarray, previous_knn: np.ndarray) -> np.ndarray:
     """Per point, the share of its layer-space neighbours (itself left out) that were not its neighbours before."""
-    from .metrics import shared_per_row
+    from .faithfulness import shared_per_row
 
     return 1.0 - shared_per_row(knn[:, 1:], previous_knn)
 
@@ -406,7 +406,7 @@ def usable_rows(activations: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[s
     """float32 activations (n, features), the mask of rows that are all finite, and a note when some are not (also
     given as a warning with the count). Converted and checked a block of rows at a time: a memory-mapped float16
     snapshot is read into its float32 copy without a second whole copy or a mask as large as the snapshot."""
-    from .blocks import finite_rows, float32_rows
+    from ..store.blocks import finite_rows, float32_rows
 
     x = float32_rows(activations)
     usable = finite_rows(x)
@@ -422,7 +422,7 @@ def usable_rows(activations: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[s
 def _constant(x: np.ndarray, usable: np.ndarray) -> bool:
     """Whether every usable row of `x` equals the first, a block of rows at a time (`x[usable] == ...` would make
     a copy of the snapshot and a mask as large: 5 bytes a value, 1.9 GB at 60,000 × 6,272)."""
-    from .blocks import row_blocks
+    from ..store.blocks import row_blocks
 
     first, start = x[int(np.argmax(usable))], 0
     for block in row_blocks(x):
@@ -446,7 +446,7 @@ def place_points(reference_activations: np.ndarray, reference_xy: np.ndarray, ne
     """
     if len(reference_activations) != len(reference_xy):
         raise ValueError(f"{len(reference_activations)} reference activations but {len(reference_xy)} positions")
-    from .blocks import finite_rows, float32_rows
+    from ..store.blocks import finite_rows, float32_rows
 
     new = float32_rows(new_activations)
     positions = np.asarray(reference_xy, dtype=np.float64)
@@ -479,7 +479,7 @@ def nearest_reference_rows(reference: np.ndarray, allowed: np.ndarray, queries: 
     snapshot would take 3 GB so) keeps PLACEMENT_SCREEN × k candidates per query; their exact float64 distances then
     rank them, so the result is the exact search's unless more rows than that tie within float32's rounding. The
     blocks do not depend on the queries: a query's result does not depend on the others."""
-    from .blocks import BLOCK_BYTES, release_pages
+    from ..store.blocks import BLOCK_BYTES, release_pages
 
     n, width = len(reference), queries.shape[1]
     flat = np.asanyarray(reference).reshape(n, width)
@@ -529,7 +529,7 @@ def _keep_closest(best: np.ndarray, best_rows: np.ndarray, squared: np.ndarray, 
 def _exact_ranking(flat: np.ndarray, queries: np.ndarray, candidates: np.ndarray, k: int
                    ) -> tuple[np.ndarray, np.ndarray]:
     """The k nearest of each query's candidate rows (-1: none) by exact float64 distance, ties in row order."""
-    from .blocks import BLOCK_BYTES
+    from ..store.blocks import BLOCK_BYTES
 
     distances = np.empty((len(queries), k), dtype=np.float64)
     neighbors = np.empty((len(queries), k), dtype=np.int64)
