@@ -85,7 +85,7 @@ def test_shapes_that_do_not_fit_are_refused_with_the_fix(shape, labels, message)
 def digits_run(tmp_path_factory):
     """A real run folder: a tiny digits run, trained for two epochs."""
     from layerlapse.config import RunConfig
-    from layerlapse.recipe.steps import run_experiment
+    from layerlapse.reference.experiment import run_experiment
     from layerlapse.store.run import load_run
 
     path = tmp_path_factory.mktemp("dynamics") / "run"

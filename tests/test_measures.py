@@ -19,7 +19,7 @@ from layerlapse.measures.representation import linear_cka, measure_sample, probe
 def two_layer_run(tmp_path_factory):
     """A tiny digits run recording two layers for three epochs (test probe on), drawn by the pipeline."""
     from layerlapse.config import RunConfig
-    from layerlapse.recipe.steps import run_experiment
+    from layerlapse.reference.experiment import run_experiment
     from layerlapse.store.run import load_run
 
     path = tmp_path_factory.mktemp("measures") / "run"

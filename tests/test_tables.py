@@ -17,7 +17,7 @@ pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is a dev dependency:
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory) -> Path:
     from layerlapse.config import RunConfig
-    from layerlapse.recipe.steps import run_experiment
+    from layerlapse.reference.experiment import run_experiment
 
     path = tmp_path_factory.mktemp("tables") / "run"
     run_experiment(RunConfig(dataset="digits", epochs=2, probe=300, map_method="pca", layers=("hidden", "end")),

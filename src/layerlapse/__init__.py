@@ -28,7 +28,7 @@ _EXPORTS = {
     "change_quality": "maps.faithfulness",
     "render_run": "recipe.steps",
     "map_run": "recipe.steps",
-    "run_experiment": "recipe.steps",
+    "run_experiment": "reference.experiment",
     "export_tensorboard": "export.tensorboard",
     "write_report": "report.page",
     "sample_dynamics": "measures.dynamics",

@@ -78,7 +78,7 @@ def run(
     quiet: Quiet = False,
 ) -> None:
     """Train the reference CNN, record LAYER every epoch, map it with UMAP and draw the time-lapse."""
-    from .recipe.steps import run_experiment
+    from .reference.experiment import run_experiment
 
     if resume and force:
         raise LayerlapseError("--resume and --force contradict each other: pass one of them")
@@ -101,7 +101,7 @@ def demo(
     quiet: Quiet = False,
 ) -> None:
     """The whole pipeline offline in a few minutes, on scikit-learn's bundled 8×8 digits."""
-    from .recipe.steps import run_experiment
+    from .reference.experiment import run_experiment
 
     config = RunConfig(dataset="digits", epochs=epochs, probe=None, map_method=map_method)
     with _report_warnings_as_lines():

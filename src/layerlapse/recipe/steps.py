@@ -1,5 +1,9 @@
-"""The recipe: record (train + capture + store) → map → draw. Each step reads and writes the run folder, so any
-step can be redone on its own: `layerlapse render` maps (if needed) and draws a stored run without torch.
+"""The recipe's steps after recording: map → measure → draw → report. Each step reads and writes the run folder, so
+any step can be redone on its own: `layerlapse render` maps (if needed) and draws a stored run without torch.
+
+Recording (`layerlapse.reference.experiment`, a Recorder, a framework's callback) stands above these steps and calls
+them to complete a run (`complete_run`); nothing here imports a recorder or the built-in loop, so no import comes back
+round.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from ..report import page as report
 from ..store.atomic import atomic_output, write_bytes
 from ..measures.dynamics import SampleDynamics, probe_dynamics, test_probe_dynamics
 from ..measures.layers import check_sample_size, measure_run, what_changed_when
-from ..config import REPORT_BUDGET_MB, RunConfig
+from ..config import REPORT_BUDGET_MB
 from ..errors import RunBusyError, RunFolderError
 from ..maps.jitcache import map_code_on_disk
 from .._util.progress import note, progress_bar
@@ -36,33 +40,6 @@ from ..maps.timeline import BackgroundMapper, Frame, LayerTimeline, WorkerSpec, 
 
 COMPILING = "compiling the map's code first (first run only, about a minute)"
 POLL_SECONDS = 0.05  # how often the wait after training looks for the worker's next frame
-
-
-def run_experiment(config: RunConfig, out: str | os.PathLike, *, data_dir: str | None = None, force: bool = False,
-                   resume: bool = False, show_progress: bool = True, background: bool = True) -> RunFolder:
-    """Train, record, map and draw: the whole reference experiment into the run folder `out`.
-
-    With `background`, a worker process maps epoch t while epoch t+1 trains, so the run waits only for the last map.
-    """
-    from ..reference.train import record_run  # torch is only needed here
-
-    alongside = MapAlongside(config.map_method) if background and config.map_method != "aligned-umap" else None
-    run = None
-    try:
-        run = record_run(config, str(out), data_dir=data_dir, force=force, resume=resume,
-                         show_progress=show_progress, on_epoch=alongside)
-        with run.noting_failure():
-            if alongside is not None:
-                alongside.finish(run, show_progress=show_progress)
-            map_run(run, show_progress=show_progress)
-            render_run(run, show_progress=show_progress)
-        run.commit("complete")
-        return run
-    finally:
-        if alongside is not None:
-            alongside.stop()
-        if run is not None:
-            run.close()  # the run's lock, held since it was created or reopened
 
 
 def complete_run(run: RunFolder, alongside: MapAlongside | None = None, *, show_progress: bool | None = None) -> None:
