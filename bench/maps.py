@@ -191,15 +191,17 @@ def goals(size: int, results: dict[str, list[dict]]) -> bool:
 
 
 def override(setting: str) -> None:
-    """NAME=VALUE: one of layerlapse.maps.project's numeric settings, for this process."""
-    from layerlapse.maps import project
+    """NAME=VALUE: one of the aligned method's numeric settings (layerlapse.maps.project's, or the umap-learn
+    backend's: WARM_EPOCHS), for this process."""
+    from layerlapse.maps import project, umap_learn
 
     name, _, value = setting.partition("=")
-    current = getattr(project, name, None)
+    module = project if hasattr(project, name) else umap_learn
+    current = getattr(module, name, None)
     if not name.isupper() or not isinstance(current, (int, float)):
-        raise SystemExit(f"--set {setting}: not a numeric setting of layerlapse.maps.project")
-    setattr(project, name, type(current)(value))
-    print(f"setting {name} = {getattr(project, name)}")
+        raise SystemExit(f"--set {setting}: not a numeric setting of layerlapse.maps.project or .umap_learn")
+    setattr(module, name, type(current)(value))
+    print(f"setting {name} = {getattr(module, name)}")
 
 
 def _maybe(value: float | None) -> str:
@@ -220,7 +222,7 @@ def main() -> None:
                         "mapping worker)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="try another setting of the aligned method, e.g. --set MOBILE_FROM=0.2 --set "
-                             "WARM_EPOCHS=40 (a constant of layerlapse.maps.project)")
+                             "WARM_EPOCHS=40 (a constant of layerlapse.maps.project or .umap_learn)")
     args = parser.parse_args()
     for setting in args.set:
         override(setting)

@@ -86,7 +86,7 @@ def numba_index_path(package: str, module: str, function: str) -> Path:
 
 def test_the_index_files_looked_for_are_the_ones_numba_writes() -> None:
     from layerlapse.maps.jitcache import MAP_FUNCTIONS, _index_file
-    from layerlapse.maps.project import import_umap
+    from layerlapse.maps.umap_learn import import_umap
 
     import_umap()  # numba reads NUMBA_CACHE_DIR when first imported: the tests' folder
     for function in MAP_FUNCTIONS:

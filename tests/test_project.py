@@ -6,9 +6,9 @@ from sklearn.neighbors import NearestNeighbors
 
 from layerlapse.errors import ConfigError
 from layerlapse.maps.anchored_sgd import optimise_layout
-from layerlapse.maps.project import (EXACT_KNN_BELOW, MOBILE_FROM, PLACEMENT_NEIGHBORS, REFITTED_FROM, EpochMapper, MapWarning,
-                                import_umap, map_epochs, mobility_of, moved_share, nearest_neighbors,
-                                place_points, procrustes_onto, umap_map)
+from layerlapse.maps.project import (MOBILE_FROM, PLACEMENT_NEIGHBORS, REFITTED_FROM, EpochMapper, MapWarning,
+                                     map_epochs, mobility_of, moved_share, place_points, procrustes_onto, umap_map)
+from layerlapse.maps.umap_learn import EXACT_KNN_BELOW, import_umap, nearest_neighbors
 
 N_POINTS = 300
 

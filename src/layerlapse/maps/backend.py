@@ -11,7 +11,8 @@ point is to move, the Procrustes turn onto the last frame, the placement of new 
 
 Backends (`--map-backend`):
 
-- `umap-learn`: umap-learn and pynndescent on the CPU, the code path layerlapse has always had.
+- `umap-learn`: umap-learn and pynndescent on the CPU, the code path layerlapse has always had;
+  `layerlapse.maps.umap_learn`.
 - `torchdr`: TorchDR's UMAP on torch, on CUDA when present (`pip install 'layerlapse[torchdr]'`); `layerlapse.maps.torchdr`.
 - `auto`: `torchdr` where CUDA and TorchDR are both present, `umap-learn` everywhere else. On a 2-core CPU a warm
   frame of MNIST took 8.4× (10,000 points) to 12× (60,000) as long with TorchDR as with umap-learn, and was no more
@@ -61,7 +62,7 @@ def load_backend(name: str) -> MapBackend:
         from .torchdr import TorchDRBackend
 
         return TorchDRBackend()
-    from .project import UmapLearnBackend
+    from .umap_learn import UmapLearnBackend
 
     return UmapLearnBackend()
 
