@@ -11,24 +11,20 @@ The same `Recorder` serves the built-in training loop and users' own loops:
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from ..config import RunConfig
 from ..errors import ConfigError, unknown_layer
 from ..store.blocks import release_pages
 from .._util.memory import keep_freed_memory
-from ..reference.models import SameConv2d
 from .modes import evaluating
 from .._util.threads import fit_training_threads
 from .misfit import SHAPE_WORDS, describe_batch, failed_in, first_line
@@ -295,7 +291,7 @@ class Recorder:
         try:
             # no_grad, not inference_mode: no faster here (measured), and inference tensors a model caches in its
             # forward pass would break its training afterwards
-            with evaluating(self.model), torch.no_grad(), _padding_only_the_border(self.model):
+            with evaluating(self.model), torch.no_grad():
                 for args, kwargs, rows_in_batch in inputs.batches(self.device, self.channels_last):
                     rows = slice(start, start + rows_in_batch)
                     self._batch_outputs.clear()
@@ -500,46 +496,6 @@ def _class_scores(output: Any) -> torch.Tensor | None:
 def _copy_into(target: np.ndarray, values: torch.Tensor) -> None:
     """`values` written into the rows `target` of a preallocated array, cast and flattened per sample in one pass."""
     torch.from_numpy(target).view(values.shape).copy_(values)
-
-
-@contextlib.contextmanager
-def _padding_only_the_border(model: nn.Module) -> Iterator[None]:
-    """The model's SameConv2d layers, for the block, pad by writing their input and then zeros only around it.
-
-    F.pad first fills the whole padded tensor with zeros, an extra pass over the largest tensors of the reference
-    network: 6-17 % of a snapshot's CPU time in torch.profiler (more while other processes load the memory), ~1 %
-    this way. The padded tensor is the same, bit for bit, and hooks see the same inputs and outputs; a subclass, or a
-    layer whose forward was replaced, keeps its own forward.
-    """
-    patched = [module for module in model.modules() if type(module) is SameConv2d and "forward" not in vars(module)]
-    for module in patched:
-        module.forward = functools.partial(_conv_padding_the_border, module)
-    try:
-        yield
-    finally:
-        for module in patched:
-            del module.forward
-
-
-def _conv_padding_the_border(conv: SameConv2d, x: torch.Tensor) -> torch.Tensor:
-    return conv._conv_forward(_pad_border(x, conv._pad), conv.weight, conv.bias)
-
-
-def _pad_border(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
-    """F.pad(x, pad) with zeros, for (N, C, H, W) tensors, as F.pad lays it out, without zeroing the interior first."""
-    if x.dim() != 4:
-        return F.pad(x, pad)
-    left, right, top, bottom = pad
-    n, c, h, w = x.shape
-    layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() \
-        else torch.contiguous_format
-    out = torch.empty((n, c, top + h + bottom, left + w + right), dtype=x.dtype, device=x.device, memory_format=layout)
-    out[:, :, top:top + h, left:left + w] = x
-    out[:, :, :top].zero_()
-    out[:, :, top + h:].zero_()
-    out[:, :, top:top + h, :left].zero_()
-    out[:, :, top:top + h, left + w:].zero_()
-    return out
 
 
 def _model_device(model: nn.Module) -> torch.device:
