@@ -11,9 +11,9 @@ it directly; the columns:
   draw the point);
 - `predicted`, `predicted_name`, `confidence` (the predicted class's probability), `true_class_probability`, where the
   run stored predictions;
-- the dynamics of `layerlapse.measures.dynamics`, where the run has two trained snapshots with predictions: `mean_confidence`,
-  `variability`, `correctness`, `first_learned`, `learned_from`, `forgetting_events`, `never_learned`,
-  `unforgettable`, and `region` (easy / ambiguous / hard to learn, or empty).
+- the dynamics of `layerlapse.measures.dynamics`, where the run has two trained snapshots with predictions:
+  `mean_confidence`, `variability`, `correctness`, `first_learned`, `learned_from`, `forgetting_events`,
+  `never_learned`, `unforgettable`, and `region` (easy / ambiguous / hard to learn, or empty).
 
 pyarrow writes the file: `pip install layerlapse[parquet]`. Torch is never needed.
 """

@@ -221,9 +221,9 @@ def _dynamics(run: RunFolder, predictions, read_labels, name: str) -> SampleDyna
 
 def summary(run: RunFolder, top: int = 10) -> dict:
     """What `layerlapse dynamics` shows: counts, the hardest, most forgotten and latest-learned probe images, and per
-    layer the snapshots where its representation changed most (`layerlapse.measures.layers`: 1 − linear CKA to the snapshot
-    before, with the share of 10-NN kept). Raises RunFolderError when the run has fewer than two trained snapshots
-    with predictions."""
+    layer the snapshots where its representation changed most (`layerlapse.measures.layers`: 1 − linear CKA to the
+    snapshot before, with the share of 10-NN kept). Raises RunFolderError when the run has fewer than two trained
+    snapshots with predictions."""
     from .layers import layer_measures, what_changed_when
 
     found = probe_dynamics(run)

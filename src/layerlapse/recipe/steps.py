@@ -1,5 +1,5 @@
-"""The recipe's steps after recording: map → measure → draw → report. Each step reads and writes the run folder, so
-any step can be redone on its own: `layerlapse render` maps (if needed) and draws a stored run without torch.
+"""The recipe's steps after recording: map → measure → draw → report. Each step reads and writes the run folder,
+so any step can be redone on its own: `layerlapse render` maps (if needed) and draws a stored run without torch.
 
 Recording (`layerlapse.reference.experiment`, a Recorder, a framework's callback) stands above these steps and calls
 them to complete a run (`complete_run`); nothing here imports a recorder or the built-in loop, so no import comes back

@@ -15,9 +15,9 @@ gzip, unpacked by the browser's DecompressionStream; `Blobs`):
 - thumbnails: every image once, as a tile of PNG atlases of ATLAS_IMAGES images (base64 PNG in their own tags),
   decoded when one of their images is first shown;
 - the confusion matrix of the whole probe per epoch, and each frame's figures as text;
-- the probe's per-image dynamics (`layerlapse.measures.dynamics`), one byte each per point (`pack_dynamics`): what the map
-  can be coloured by (`colorBy`: how each byte becomes a value, and the colour bar's range and title), the data map's
-  place (variability, confidence) and each point's cartography region (`regionCutOffs`: the run's cut-offs, their
+- the probe's per-image dynamics (`layerlapse.measures.dynamics`), one byte each per point (`pack_dynamics`): what the
+  map can be coloured by (`colorBy`: how each byte becomes a value, and the colour bar's range and title), the data
+  map's place (variability, confidence) and each point's cartography region (`regionCutOffs`: the run's cut-offs, their
   definition in words and each region's count, `layerlapse.measures.dynamics.region_cut_offs`); the hardest and most
   forgotten images (`strips`, as `layerlapse dynamics` lists them);
 - the test points (the test probe, `testImages` the size of the run's whole test set): drawn in their class colour
@@ -629,7 +629,8 @@ def _strip_points(points: Points, rows: list[dict]) -> list[dict]:
 
 
 def marks() -> dict[str, str]:
-    """The colours that set test points and misclassified points apart, the PNG figures' own (layerlapse.render.figures)."""
+    """The colours that set test points and misclassified points apart, the PNG figures' own
+    (layerlapse.render.figures)."""
     from ..render.figures import MISCLASSIFIED_COLOR, MISCLASSIFIED_HALO_COLOR, TEST_EDGE_COLOR
 
     return {"testEdge": TEST_EDGE_COLOR, "misclassified": MISCLASSIFIED_COLOR, "halo": MISCLASSIFIED_HALO_COLOR}
