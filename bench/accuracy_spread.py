@@ -23,11 +23,11 @@ import time
 import torch
 from torch import nn
 
-from layerlapse import train
+from layerlapse.reference import train
 from layerlapse.config import RunConfig
-from layerlapse.data import load_dataset
-from layerlapse.models import FastDropout, build_model
-from layerlapse.train import evaluate, images_to_tensor, make_optimizer, prepare_model, split_validation, train_epoch
+from layerlapse.reference.data import load_dataset
+from layerlapse.reference.models import FastDropout, build_model
+from layerlapse.reference.train import evaluate, images_to_tensor, make_optimizer, prepare_model, split_validation, train_epoch
 from seed_table import print_seed_table  # beside this script
 
 VARIANTS = ("layerlapse", "torch-epsilon", "plain")

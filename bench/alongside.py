@@ -10,7 +10,7 @@ worker maps epoch t on one core while epoch t+1 trains. This script measures wha
 
     LAYERLAPSE_DATA=../shared/data python bench/alongside.py --probe 60000 --epochs 4 --schedules yield,fixed,between
 
-`--schedules` compares ways of sharing the cores in one session (see `layerlapse.threads`): "fixed" (the default:
+`--schedules` compares ways of sharing the cores in one session (see `layerlapse._util.threads`): "fixed" (the default:
 training keeps its threads, the worker one), "yield" (training gives the worker a core while it maps) and "between"
 (each epoch waits for the last one's map). Prints the per-epoch times and the share the pictures add, with the wait
 for the last map (once per run) shared by the timed epochs, and by the 15 epochs of the reference run. Training only runs before and after the recorded run
@@ -32,15 +32,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from layerlapse import render, threads
+from layerlapse.render import figures as render
+from layerlapse._util import threads
 from layerlapse.config import RunConfig
-from layerlapse.data import load_dataset
-from layerlapse.memory import keep_freed_memory
-from layerlapse.models import build_model
-from layerlapse.pipeline import MapAlongside
-from layerlapse.store import epoch_file
-from layerlapse.threads import training_threads
-from layerlapse.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, record_run, split_validation,
+from layerlapse.reference.data import load_dataset
+from layerlapse._util.memory import keep_freed_memory
+from layerlapse.reference.models import build_model
+from layerlapse.recipe.steps import MapAlongside
+from layerlapse.store.run import epoch_file
+from layerlapse._util.threads import training_threads
+from layerlapse.reference.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, record_run, split_validation,
                               train_epoch)
 from maps import cpu_flags, cpu_name  # beside this script
 
@@ -64,7 +65,7 @@ def training_only(config: RunConfig) -> list[float]:
     return seconds
 
 
-# how the map and the training share the cores (see layerlapse.threads)
+# how the map and the training share the cores (see layerlapse._util.threads)
 SCHEDULES = {
     "fixed": "map alongside; training keeps all its threads (the default)",
     "yield": "map alongside; training gives the worker a core while it maps (training_threads.yield_cores)",

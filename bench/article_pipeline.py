@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from keras_reference import article_model  # noqa: E402  (beside this script)
-from layerlapse.data import load_dataset  # noqa: E402  (numpy only)
+from layerlapse.reference.data import load_dataset  # noqa: E402  (numpy only)
 
 
 class Stages:

@@ -20,10 +20,10 @@ import torch
 
 from layerlapse.capture import Recorder
 from layerlapse.capture.probe import to_float_images
-from layerlapse.data import load_dataset
-from layerlapse.models import build_model
-from layerlapse.modes import evaluating
-from layerlapse.train import images_to_tensor, prepare_model
+from layerlapse.reference.data import load_dataset
+from layerlapse.reference.models import build_model
+from layerlapse.capture.modes import evaluating
+from layerlapse.reference.train import images_to_tensor, prepare_model
 
 
 def old_run_probe(recorder: Recorder, inputs: torch.Tensor, batch_size: int = 1000):

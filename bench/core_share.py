@@ -1,5 +1,5 @@
 """What a busy mapping worker does to a training epoch, by the training's thread count: the measurement behind
-`layerlapse.threads`.
+`layerlapse._util.threads`.
 
 Trains two epochs of the reference recipe (train + validation) with N torch threads, alone or beside a process that
 maps a stored run's snapshots back to back (the aligned map, as the run's worker does, one thread), and prints the
@@ -31,8 +31,8 @@ COLD_FRAME_SECONDS = 90  # the worker's first frame (a full UMAP fit) is left to
 
 def mapping_loop(run_path: str, stop, frame_seconds) -> None:
     """The worker's work, without end: snapshots 1 and 2 in turn, each from the last, on one thread."""
-    from layerlapse.threads import limit_worker_threads
-    from layerlapse.timeline import LayerTimeline
+    from layerlapse._util.threads import limit_worker_threads
+    from layerlapse.maps.timeline import LayerTimeline
 
     limit_worker_threads()
     snapshots = [np.load(Path(run_path) / "activations" / "hidden" / f"epoch_{epoch:03d}.npy", mmap_mode="r")
@@ -52,9 +52,9 @@ def training_epochs(threads: int, epochs: int = 2) -> list[float]:
     """Seconds of each epoch (train + validation) of the reference recipe with `threads` torch threads."""
     import torch
 
-    from layerlapse.data import load_dataset
-    from layerlapse.models import build_model
-    from layerlapse.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, split_validation,
+    from layerlapse.reference.data import load_dataset
+    from layerlapse.reference.models import build_model
+    from layerlapse.reference.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, split_validation,
                                   train_epoch)
 
     torch.set_num_threads(threads)

@@ -27,13 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from layerlapse import metrics, render
+from layerlapse.maps import faithfulness as metrics
+from layerlapse.render import figures as render
 from layerlapse.capture import Recorder
-from layerlapse.data import load_dataset
-from layerlapse.models import build_model
-from layerlapse.project import EpochMapper, umap_map
-from layerlapse.timeline import measured
-from layerlapse.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, rows_in_probe,
+from layerlapse.reference.data import load_dataset
+from layerlapse.reference.models import build_model
+from layerlapse.maps.project import EpochMapper, umap_map
+from layerlapse.maps.timeline import measured
+from layerlapse.reference.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, rows_in_probe,
                               split_validation, train_epoch)
 
 

@@ -31,8 +31,8 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from layerlapse.capture import stratified_probe  # noqa: E402
-from layerlapse.data import load_dataset  # noqa: E402
-from layerlapse.models import build_model  # noqa: E402
+from layerlapse.reference.data import load_dataset  # noqa: E402
+from layerlapse.reference.models import build_model  # noqa: E402
 
 CLASSES = [str(digit) for digit in range(10)]
 

@@ -39,7 +39,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import layers  # noqa: E402
 
-from layerlapse.data import load_dataset  # noqa: E402  (numpy only: no torch needed)
+from layerlapse.reference.data import load_dataset  # noqa: E402  (numpy only: no torch needed)
 from seed_table import print_seed_table  # noqa: E402  (beside this script)
 
 

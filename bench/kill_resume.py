@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from layerlapse.atomic import sha256_file
+from layerlapse.store.atomic import sha256_file
 
 
 def epochs_complete(out: Path) -> int:

@@ -5,7 +5,7 @@
 
 Each `--run FOLDER[:N]` maps the run's first recorded layer (or `FOLDER[:N]@LAYER`) over every snapshot, with its
 first N probe points when N is given (the probe is a stratified sample, so its first N rows are one too). Each frame
-is mapped twice, in order, with the code a run uses (`layerlapse.timeline.LayerTimeline`): by the aligned method and
+is mapped twice, in order, with the code a run uses (`layerlapse.maps.timeline.LayerTimeline`): by the aligned method and
 by the article's fresh, seeded UMAP of the same activations (the baseline; `--cache DIR` keeps its measures, which
 layerlapse does not change). Per frame, on the run's 3,000-point quality sample as `quality.json` stores it:
 trustworthiness and continuity (k = 10); on every point: 10-NN class agreement (the share of each point's 10 nearest
@@ -37,9 +37,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from maps import cpu_flags, cpu_name, limit_threads, override  # noqa: E402 - the bench's neighbour
 
-from layerlapse import metrics  # noqa: E402
-from layerlapse.store import load_run  # noqa: E402
-from layerlapse.timeline import LayerTimeline  # noqa: E402
+from layerlapse.maps import faithfulness as metrics  # noqa: E402
+from layerlapse.store.run import load_run  # noqa: E402
+from layerlapse.maps.timeline import LayerTimeline  # noqa: E402
 
 GOAL_FAITHFUL = 0.005
 GOAL_CLASSES = 0.01
@@ -155,7 +155,7 @@ def main() -> None:
     parser.add_argument("--frames", action="store_true", help="print every frame of every run too")
     parser.add_argument("--json", type=Path, default=None, help="write every frame's measures here")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="another setting of the aligned method (a constant of layerlapse.project)")
+                        help="another setting of the aligned method (a constant of layerlapse.maps.project)")
     args = parser.parse_args()
     for setting in args.set:
         override(setting)

@@ -20,7 +20,7 @@ is printed too); disparity ≥ 5× lower (median over the changes); the mean fra
 frames (the fresh UMAP, which layerlapse does not change) to compare later versions of the other methods quickly.
 
 Map backends (issue 15): a method written METHOD@BACKEND runs the aligned map with that backend
-(layerlapse.map_backends), e.g. `--methods independent,aligned,aligned@torchdr`. Every method maps with `--threads`
+(layerlapse.maps.backend), e.g. `--methods independent,aligned,aligned@torchdr`. Every method maps with `--threads`
 threads (default 1, as the mapping worker of a run has), so the backends are timed alike.
 """
 
@@ -39,9 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from layerlapse import metrics
-from layerlapse.store import load_run
-from layerlapse.timeline import LayerTimeline
+from layerlapse.maps import faithfulness as metrics
+from layerlapse.store.run import load_run
+from layerlapse.maps.timeline import LayerTimeline
 
 GOAL_FAITHFUL = 0.005  # trustworthiness and continuity at most this far below the baseline, on every frame
 GOAL_KEPT = 0.8  # map 10-NN kept ≥ this × layer 10-NN kept (median over the changes)
@@ -191,15 +191,17 @@ def goals(size: int, results: dict[str, list[dict]]) -> bool:
 
 
 def override(setting: str) -> None:
-    """NAME=VALUE: one of layerlapse.project's numeric settings, for this process."""
-    from layerlapse import project
+    """NAME=VALUE: one of the aligned method's numeric settings (layerlapse.maps.project's, or the umap-learn
+    backend's: WARM_EPOCHS), for this process."""
+    from layerlapse.maps import project, umap_learn
 
     name, _, value = setting.partition("=")
-    current = getattr(project, name, None)
+    module = project if hasattr(project, name) else umap_learn
+    current = getattr(module, name, None)
     if not name.isupper() or not isinstance(current, (int, float)):
-        raise SystemExit(f"--set {setting}: not a numeric setting of layerlapse.project")
-    setattr(project, name, type(current)(value))
-    print(f"setting {name} = {getattr(project, name)}")
+        raise SystemExit(f"--set {setting}: not a numeric setting of layerlapse.maps.project or .umap_learn")
+    setattr(module, name, type(current)(value))
+    print(f"setting {name} = {getattr(module, name)}")
 
 
 def _maybe(value: float | None) -> str:
@@ -220,7 +222,7 @@ def main() -> None:
                         "mapping worker)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="try another setting of the aligned method, e.g. --set MOBILE_FROM=0.2 --set "
-                             "WARM_EPOCHS=40 (a constant of layerlapse.project)")
+                             "WARM_EPOCHS=40 (a constant of layerlapse.maps.project or .umap_learn)")
     args = parser.parse_args()
     for setting in args.set:
         override(setting)

@@ -24,7 +24,7 @@ from maps import cpu_name
 
 def training_epoch(repeats: int) -> list[float]:
     """Seconds of one training epoch of the reference CNN on MNIST (48,000 images, batch 100), `repeats` times."""
-    from layerlapse.train import train_epoch
+    from layerlapse.reference.train import train_epoch
 
     _, x, y, model, optimizer, train_indices, _ = reference_training()
     return [timed(lambda: train_epoch(model, optimizer, x, y, train_indices, 100, seed=repeat + 1,
@@ -33,9 +33,9 @@ def training_epoch(repeats: int) -> list[float]:
 
 def stages(run, folder: Path) -> dict:
     """Each added stage of render as a function of no arguments, writing into `folder`."""
-    from layerlapse import render
-    from layerlapse.dynamics import probe_dynamics, test_probe_dynamics
-    from layerlapse.measures import measure_run
+    from layerlapse.render import figures as render
+    from layerlapse.measures.dynamics import probe_dynamics, test_probe_dynamics
+    from layerlapse.measures.layers import measure_run
 
     def dynamics() -> None:
         for name, found in (("probe", probe_dynamics(run)), ("test_probe", test_probe_dynamics(run))):
@@ -61,7 +61,7 @@ def stages(run, folder: Path) -> dict:
 
 
 def main() -> None:
-    from layerlapse.store import load_run
+    from layerlapse.store.run import load_run
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)

@@ -1,4 +1,4 @@
-"""Memory: what keeping freed memory in the process (`layerlapse.memory`) changes, and the peak memory of whole runs.
+"""Memory: what keeping freed memory in the process (`layerlapse._util.memory`) changes, and the peak memory of whole runs.
 
 The default: each case in fresh processes, with the setting on and off, interleaved. Times a 10,000-image capture of
 the reference network, the 12,000-image validation pass and one training epoch, with the minor page faults of each,
@@ -38,10 +38,10 @@ ONE_PROCESS = r"""
 import hashlib, json, resource, time
 import torch
 from layerlapse.capture import Recorder
-from layerlapse.data import load_dataset
-from layerlapse.memory import keep_freed_memory
-from layerlapse.models import build_model
-from layerlapse.train import evaluate, images_to_tensor, make_optimizer, prepare_model, split_validation, train_epoch
+from layerlapse.reference.data import load_dataset
+from layerlapse._util.memory import keep_freed_memory
+from layerlapse.reference.models import build_model
+from layerlapse.reference.train import evaluate, images_to_tensor, make_optimizer, prepare_model, split_validation, train_epoch
 
 def timed(fn):
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -152,15 +152,15 @@ def peaks_table(cases: list[tuple[str, int, int]], repeats: int, src: str | None
 STAGE = r"""
 import json, resource, sys
 from layerlapse.config import RunConfig
-from layerlapse.store import load_run
+from layerlapse.store.run import load_run
 stage, out, layer, probe, epochs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 if stage == "record":
-    from layerlapse.train import record_run
+    from layerlapse.reference.train import record_run
     config = RunConfig(dataset="mnist", layers=(layer,), train_subset=probe, probe=None, epochs=epochs,
                        map_method="pca")
     record_run(config, out, show_progress=False).close()
 else:
-    from layerlapse.pipeline import map_run, render_run
+    from layerlapse.recipe.steps import map_run, render_run
     run = load_run(out)
     (map_run if stage == "map" else render_run)(run, show_progress=False)
     run.close()
@@ -193,10 +193,10 @@ import json, statistics, sys, tempfile, time
 import numpy as np, torch
 from layerlapse.capture import Recorder
 from layerlapse.config import RunConfig
-from layerlapse.data import load_dataset
-from layerlapse.models import build_model
-from layerlapse.store import RunFolder, npy_bytes
-from layerlapse.train import images_to_tensor, prepare_model
+from layerlapse.reference.data import load_dataset
+from layerlapse.reference.models import build_model
+from layerlapse.store.run import RunFolder, npy_bytes
+from layerlapse.reference.train import images_to_tensor, prepare_model
 
 layer, probe, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 torch.manual_seed(0)

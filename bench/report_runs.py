@@ -24,11 +24,11 @@ import torch
 from torch import nn
 
 from layerlapse import Recorder
-from layerlapse import layout
+from layerlapse.store import layout
 from layerlapse.config import RunConfig
-from layerlapse.measures import measure_run
-from layerlapse.pipeline import map_run
-from layerlapse.store import RunFolder, load_run
+from layerlapse.measures.layers import measure_run
+from layerlapse.recipe.steps import map_run
+from layerlapse.store.run import RunFolder, load_run
 
 MNIST_POINTS = 60_000
 MIXTURE_DIMS = 32
@@ -37,7 +37,7 @@ MIXTURE_DIMS = 32
 def probe_data(points: int, seed: int) -> tuple[torch.Tensor, np.ndarray, list[str], str]:
     """Inputs, labels, class names and the dataset's name."""
     if points <= MNIST_POINTS:
-        from layerlapse.data import load_dataset
+        from layerlapse.reference.data import load_dataset
 
         mnist = load_dataset("mnist")
         return (torch.from_numpy(mnist.x_train[:points]), mnist.y_train[:points].astype(np.int64),

@@ -45,8 +45,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from layerlapse.report import write_report
-from layerlapse.store import RunFolder, load_run
+from layerlapse.report.page import write_report
+from layerlapse.store.run import RunFolder, load_run
 
 CHROMIUM = os.environ.get("LAYERLAPSE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 QUIET = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",

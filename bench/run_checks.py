@@ -16,8 +16,8 @@ import statistics
 import time
 from collections.abc import Callable
 
-from layerlapse import layout
-from layerlapse.store import RunFolder
+from layerlapse.store import layout
+from layerlapse.store.run import RunFolder
 
 
 def median_seconds(action: Callable[[], object], repeats: int) -> float:

@@ -22,7 +22,7 @@ def assert_error(result: subprocess.CompletedProcess[str], pattern: str) -> str:
 def assert_runs_clean(script: str, package_file: str) -> None:
     """Run `script` (dedented) in a fresh Python that imports the package next to `package_file`; it must print
     "clean" and nothing else, and exit 0."""
-    source = Path(package_file).resolve().parents[1]
+    source = next(folder for folder in Path(package_file).resolve().parents if folder.name == "layerlapse").parent
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
                             timeout=120, env={**os.environ, "PYTHONPATH": str(source)})
     assert result.returncode == 0, result.stderr

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from layerlapse import atomic
+from layerlapse.store import atomic
 
 
 def test_atomic_output_replaces_the_file_only_when_the_body_succeeds(tmp_path: Path) -> None:

@@ -17,15 +17,15 @@ import pytest
 import torch
 from torch import nn
 
-from layerlapse import blocks
-from layerlapse.atomic import TEMP_MARK
+from layerlapse.store import blocks
+from layerlapse.store.atomic import TEMP_MARK
 from layerlapse.capture import Recorder
 from layerlapse.capture.session import reopen_for_resume, storage_dtype
 from layerlapse.config import RunConfig
-from layerlapse.models import ReferenceCNN
-from layerlapse.project import usable_rows
-from layerlapse.store import RunFolder, npy_bytes
-from layerlapse.timeline import LayerTimeline
+from layerlapse.reference.models import ReferenceCNN
+from layerlapse.maps.project import usable_rows
+from layerlapse.store.run import RunFolder, npy_bytes
+from layerlapse.maps.timeline import LayerTimeline
 
 N_PROBE = 40
 
@@ -307,12 +307,12 @@ def test_maps_and_their_measures_from_memory_maps_are_those_from_arrays_in_memor
 
 
 def test_layer_measures_from_memory_maps_are_those_from_arrays_in_memory(tmp_path: Path) -> None:
-    from layerlapse.measures import measure_run
-    from layerlapse.representation import probe_accuracies
+    from layerlapse.measures.layers import measure_run
+    from layerlapse.measures.representation import probe_accuracies
 
     run = recorded_run(tmp_path)
     measured = measure_run(run, sample_size=200)
-    from layerlapse.representation import measure_sample
+    from layerlapse.measures.representation import measure_sample
 
     sample = measure_sample(300, int(run.config.seed), 200)
     labels = run.probe_labels()[sample]
@@ -324,7 +324,7 @@ def test_layer_measures_from_memory_maps_are_those_from_arrays_in_memory(tmp_pat
 
 
 def test_the_mapping_worker_reads_memory_maps(tmp_path: Path) -> None:
-    from layerlapse.timeline import _activation_path, _mapped
+    from layerlapse.maps.timeline import _activation_path, _mapped
 
     run = recorded_run(tmp_path, epochs=1)
     read = _mapped(_activation_path(str(run.path), "1", 1))

@@ -398,7 +398,7 @@ def test_readme_mnist_command_parses_every_option(mnist_root: Path, tmp_path: Pa
 
 def test_demo_replaces_an_earlier_run_in_its_folder(digits_run: tuple[Path, str], run_copy: Path) -> None:
     """`layerlapse demo` (here with --epochs 1): digits, every training image, replacing the run that was there."""
-    from layerlapse.pipeline import COMPILING
+    from layerlapse.recipe.steps import COMPILING
 
     result = runner.invoke(app, ["demo", "--out", str(run_copy), "--epochs", "1"])
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
@@ -706,7 +706,7 @@ def test_report_elsewhere_leaves_the_run_folder_alone(run_copy: Path, tmp_path: 
 
 def test_report_on_a_run_being_written_says_that_a_report_elsewhere_works(run_copy: Path, tmp_path: Path,
                                                                          main_here) -> None:
-    hold = ("import sys, time; from pathlib import Path; from layerlapse import lock; "
+    hold = ("import sys, time; from pathlib import Path; from layerlapse.store import lock; "
             "held = lock.acquire(Path(sys.argv[1])); print('held', flush=True); time.sleep(600)")
     writer = subprocess.Popen([sys.executable, "-c", hold, str(run_copy)], stdout=subprocess.PIPE, text=True)
     try:
@@ -723,7 +723,8 @@ def test_report_on_a_run_being_written_says_that_a_report_elsewhere_works(run_co
 
 def test_render_says_a_report_over_its_budget_in_one_line(run_copy: Path, tmp_path: Path, main_here,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from layerlapse import load_run, report
+    from layerlapse import load_run
+    from layerlapse.report import page as report
 
     full = report.write_report(load_run(run_copy), tmp_path / "full.html")
     budget = full.stat().st_size / 1e6 - 0.05  # a little short of what every point needs

@@ -1,4 +1,4 @@
-"""Tests for layerlapse.data: IDX reading and its error messages, where files are found, download, digits, real MNIST.
+"""Tests for layerlapse.reference.data: IDX reading and its error messages, where files are found, download, digits, real MNIST.
 
 Every test runs offline: an autouse fixture points the mirrors at a closed local port, the cache at tmp_path and
 removes LAYERLAPSE_DATA. Downloads are tested for real against an http.server on 127.0.0.1.
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from layerlapse import data
-from layerlapse.data import IDX_FILES, Dataset, load_dataset, read_idx
+from layerlapse.reference import data
+from layerlapse.reference.data import IDX_FILES, Dataset, load_dataset, read_idx
 from layerlapse.errors import DatasetError
 
 REAL_DATA = os.environ.get("LAYERLAPSE_DATA")  # read before the sandbox fixture removes it

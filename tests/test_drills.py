@@ -224,8 +224,8 @@ def test_files_that_only_look_like_temporaries_are_kept(area: Area, main_here, c
 
 KILLED_WRITER = """
 import os, signal, sys
-from layerlapse.atomic import atomic_output
-from layerlapse.store import RunFolder
+from layerlapse.store.atomic import atomic_output
+from layerlapse.store.run import RunFolder
 run = RunFolder.open_for_writing(sys.argv[1])
 (run.stage_maps("hidden") / "epoch_000.npy").write_bytes(b"a staged map")
 spooled = run.empty_array((10, 3), "float16")
@@ -354,7 +354,7 @@ def test_a_redraw_swaps_every_map_in_and_leaves_no_stage_behind(area: Area, main
 
 KILLED_IN_A_SWAP = """
 import hashlib, os, shutil, signal, sys
-from layerlapse.store import RunFolder
+from layerlapse.store.run import RunFolder
 run = RunFolder.open_for_writing(sys.argv[1])
 staged = run.stage_maps("hidden")
 shutil.copytree(run.path / "maps" / "hidden", staged, dirs_exist_ok=True)
@@ -521,7 +521,7 @@ def test_a_malicious_checkpoint_is_refused_without_advice_to_unpickle_it(area: A
 
 HOLD = """
 import sys, time
-from layerlapse.store import RunFolder
+from layerlapse.store.run import RunFolder
 run = RunFolder.open_for_writing(sys.argv[1])
 print("holding", flush=True)
 time.sleep(600)

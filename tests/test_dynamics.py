@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from layerlapse.dynamics import NOT_YET, sample_dynamics
+from layerlapse.measures.dynamics import NOT_YET, sample_dynamics
 
 
 def probabilities_from(right: list[list[int]], true_probability: list[list[float]] | None = None,
@@ -85,8 +85,8 @@ def test_shapes_that_do_not_fit_are_refused_with_the_fix(shape, labels, message)
 def digits_run(tmp_path_factory):
     """A real run folder: a tiny digits run, trained for two epochs."""
     from layerlapse.config import RunConfig
-    from layerlapse.pipeline import run_experiment
-    from layerlapse.store import load_run
+    from layerlapse.reference.experiment import run_experiment
+    from layerlapse.store.run import load_run
 
     path = tmp_path_factory.mktemp("dynamics") / "run"
     config = RunConfig(dataset="digits", epochs=2, probe=300, test_probe=0, map_method="pca")
@@ -95,7 +95,7 @@ def digits_run(tmp_path_factory):
 
 
 def test_a_stored_runs_dynamics_leave_out_the_untrained_snapshot(digits_run) -> None:
-    from layerlapse.dynamics import probe_dynamics
+    from layerlapse.measures.dynamics import probe_dynamics
 
     run = digits_run
     d = probe_dynamics(run)
@@ -112,7 +112,7 @@ def test_the_dynamics_command_lists_the_hardest_and_most_forgotten_images(digits
     import subprocess
     import sys
 
-    from layerlapse.dynamics import cartography_regions, probe_dynamics, region_counts, region_cut_offs
+    from layerlapse.measures.dynamics import cartography_regions, probe_dynamics, region_counts, region_cut_offs
 
     command = [sys.executable, "-m", "layerlapse", "dynamics", str(digits_run.path), "--top", "3"]
     table = subprocess.run(command, capture_output=True, text=True, timeout=120)
@@ -155,8 +155,8 @@ def test_the_dynamics_command_refuses_a_bad_top_and_a_run_without_trained_predic
                  r"fewer than two trained snapshots with stored predictions, so there are no dynamics: record at "
                  r"least two")
     # render still draws everything else, and says once why there is no data map
-    from layerlapse.pipeline import render_run
-    from layerlapse.store import load_run
+    from layerlapse.recipe.steps import render_run
+    from layerlapse.store.run import load_run
 
     (copy / "figures" / "data_map.png").unlink()
     (copy / "dynamics" / "probe.npz").unlink()
@@ -173,7 +173,7 @@ def test_the_dynamics_command_refuses_a_bad_top_and_a_run_without_trained_predic
 def test_render_stores_the_dynamics_without_pickle_and_draws_the_data_map(digits_run) -> None:
     from PIL import Image
 
-    from layerlapse.dynamics import probe_dynamics
+    from layerlapse.measures.dynamics import probe_dynamics
 
     run = digits_run
     assert "dynamics/probe.npz" in run.manifest["files"] and "figures/data_map.png" in run.manifest["files"]
@@ -187,9 +187,9 @@ def test_render_stores_the_dynamics_without_pickle_and_draws_the_data_map(digits
 def test_predictions_that_do_not_fit_the_labels_are_a_one_line_run_folder_error(digits_run, tmp_path) -> None:
     import shutil
 
-    from layerlapse.dynamics import probe_dynamics
+    from layerlapse.measures.dynamics import probe_dynamics
     from layerlapse.errors import RunFolderError
-    from layerlapse.store import load_run
+    from layerlapse.store.run import load_run
 
     copy = tmp_path / "run"
     shutil.copytree(digits_run.path, copy)
@@ -236,7 +236,7 @@ def rising_from_chance(learned_at: np.ndarray) -> np.ndarray:
 
 
 def regions_of(probabilities: np.ndarray, labels: np.ndarray) -> tuple[list[str], object]:
-    from layerlapse.dynamics import REGIONS, cartography_regions, region_cut_offs
+    from layerlapse.measures.dynamics import REGIONS, cartography_regions, region_cut_offs
 
     found = sample_dynamics(probabilities, labels)
     names = {code: name for name, code in REGIONS.items()} | {0: "none"}
@@ -255,7 +255,7 @@ def test_a_run_whose_images_hold_still_keeps_the_fixed_cut_offs() -> None:
 
 
 def test_a_run_rising_from_chance_puts_no_more_than_half_its_images_in_one_region() -> None:
-    from layerlapse.dynamics import AMBIGUOUS_VARIABILITY, region_counts
+    from layerlapse.measures.dynamics import AMBIGUOUS_VARIABILITY, region_counts
 
     learned_at = np.random.default_rng(0).uniform(0.5, 6.0, 200)  # the demo's: most learned in the first epochs
     p, labels = run_of(rising_from_chance(np.sort(learned_at)), steady(0.05, 6))
@@ -295,7 +295,7 @@ def test_a_run_whose_images_nearly_all_swing_states_it_beside_the_thirds() -> No
     ([[0.5]], [0.1], r"confidence must be one value per image, shape \(n,\), got \(1, 1\)"),
 ])
 def test_regions_of_measures_that_do_not_fit_are_refused_with_the_fix(confidence, variability, message) -> None:
-    from layerlapse.dynamics import cartography_regions
+    from layerlapse.measures.dynamics import cartography_regions
 
     with pytest.raises(ValueError, match=message):
         cartography_regions(np.asarray(confidence), np.asarray(variability))

@@ -1,4 +1,4 @@
-"""Tests for layerlapse.export and `layerlapse export`: the files are read back by TensorBoard's own projector plugin.
+"""Tests for layerlapse.export.tensorboard and `layerlapse export`: the files are read back by TensorBoard's own projector plugin.
 
 The oracle is the plugin itself (tensorboard is a development dependency): `ProjectorServer` builds it on the export
 folder, as `tensorboard --logdir FOLDER` does, and asks it through the HTTP routes the projector page calls, so the
@@ -21,11 +21,11 @@ import pytest
 from cli_helpers import assert_error, assert_runs_clean
 from PIL import Image
 
-from layerlapse import export
+from layerlapse.export import tensorboard as export
 from layerlapse.config import RunConfig
 from layerlapse.errors import ConfigError, RunFolderError
-from layerlapse.export import ExportWarning, export_tensorboard
-from layerlapse.store import RunFolder, epoch_file, load_run
+from layerlapse.export.tensorboard import ExportWarning, export_tensorboard
+from layerlapse.store.run import RunFolder, epoch_file, load_run
 
 PAGE_ROWS = 100_000  # the num_rows the projector page asks the plugin for
 PAGE_SPRITE_MAX_PX = 8192  # the page refuses a larger sprite
@@ -333,7 +333,7 @@ def test_the_config_written_by_hand_is_the_one_tensorboard_writes(monkeypatch: p
 def test_importing_export_loads_neither_torch_nor_tensorboard() -> None:
     script = textwrap.dedent("""
         import sys
-        import layerlapse.export
+        import layerlapse.export.tensorboard
         assert "torch" not in sys.modules and "tensorboard" not in sys.modules, sorted(sys.modules)
         print("clean")
     """)

@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 
 from layerlapse import RunConfig, load_run, map_run, run_experiment
-from layerlapse import pipeline
-from layerlapse.progress import progress_bar
-from layerlapse.timeline import Frame
+from layerlapse.recipe import steps as pipeline
+from layerlapse._util.progress import progress_bar
+from layerlapse.maps.timeline import Frame
 
 MAPPING = ["mapping snapshot 1 of 2 (epoch 0, layer hidden)", "mapping snapshot 2 of 2 (epoch 1, layer hidden)"]
 

@@ -24,13 +24,13 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDatas
 
 pl = pytest.importorskip("lightning.pytorch")
 
-from layerlapse import layout  # noqa: E402
+from layerlapse.store import layout  # noqa: E402
 from layerlapse.capture.probe import ProbeInputs  # noqa: E402
 from layerlapse.errors import ConfigError, LayerNotFoundError  # noqa: E402
 from layerlapse.integrations import IntegrationError  # noqa: E402
 from layerlapse.integrations.lightning import (  # noqa: E402
     LayerlapseCallback, check_same_probe, check_version, epoch_metrics, rank_share, share_rows)
-from layerlapse.store import is_derived, load_run  # noqa: E402
+from layerlapse.store.run import is_derived, load_run  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 LAYERS = ["act1", "fc2"]

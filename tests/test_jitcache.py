@@ -21,7 +21,7 @@ SCRIPT = r"""
 import json
 import numpy as np
 import umap, pynndescent
-from layerlapse.jitcache import enable_disk_cache
+from layerlapse.maps.jitcache import enable_disk_cache
 from pynndescent.distances import squared_euclidean
 from pynndescent.pynndescent_ import init_random
 from pynndescent.utils import make_heap
@@ -85,8 +85,8 @@ def numba_index_path(package: str, module: str, function: str) -> Path:
 
 
 def test_the_index_files_looked_for_are_the_ones_numba_writes() -> None:
-    from layerlapse.jitcache import MAP_FUNCTIONS, _index_file
-    from layerlapse.project import import_umap
+    from layerlapse.maps.jitcache import MAP_FUNCTIONS, _index_file
+    from layerlapse.maps.umap_learn import import_umap
 
     import_umap()  # numba reads NUMBA_CACHE_DIR when first imported: the tests' folder
     for function in MAP_FUNCTIONS:
@@ -94,7 +94,7 @@ def test_the_index_files_looked_for_are_the_ones_numba_writes() -> None:
 
 
 def test_map_code_on_disk_needs_every_index_file_newer_than_its_source(tmp_path: Path, monkeypatch) -> None:
-    from layerlapse.jitcache import MAP_FUNCTIONS, _index_file, map_code_on_disk
+    from layerlapse.maps.jitcache import MAP_FUNCTIONS, _index_file, map_code_on_disk
 
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
     assert map_code_on_disk() is False  # an empty cache: the first map compiles
@@ -112,7 +112,7 @@ def test_map_code_on_disk_needs_every_index_file_newer_than_its_source(tmp_path:
 
 
 def test_map_code_on_disk_claims_nothing_where_it_cannot_tell(monkeypatch) -> None:
-    import layerlapse.jitcache as jitcache
+    import layerlapse.maps.jitcache as jitcache
 
     monkeypatch.setenv("NUMBA_CACHE_DIR", "")  # numba then caches beside the sources, or in a folder of its own
     assert jitcache.map_code_on_disk() is None

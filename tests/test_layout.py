@@ -2,8 +2,8 @@
 
 import pytest
 
-from layerlapse import layout
-from layerlapse.layout import is_recorded_file, plain_name_problem, relpath_problem
+from layerlapse.store import layout
+from layerlapse.store.layout import is_recorded_file, plain_name_problem, relpath_problem
 
 
 @pytest.mark.parametrize("name", ["hidden", "conv2D_1", "layer1.0.conv1", "encoder.layers.11", "β-layer"])

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from layerlapse import lock
+from layerlapse.store import lock
 from layerlapse.errors import RunFolderError
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from layerlapse import lock
+from layerlapse.store import lock
 held = lock.acquire(Path(sys.argv[1]))
 print("held", flush=True)
 time.sleep(600)
@@ -60,7 +60,7 @@ def test_a_lock_file_that_is_a_link_is_refused(tmp_path: Path) -> None:
 HOLD_THEN_SAY = """
 import fcntl, os, sys, time
 from pathlib import Path
-from layerlapse import lock
+from layerlapse.store import lock
 descriptor = os.open(Path(sys.argv[1]) / lock.LOCK, os.O_RDWR)
 fcntl.flock(descriptor, fcntl.LOCK_EX)  # the lock taken, its record not written yet: the moment of the race
 print("locked", flush=True)
@@ -126,7 +126,8 @@ def test_a_holder_that_never_says_who_it_is_is_reported_after_the_wait(tmp_path:
 KILLED = """
 import os, signal, sys
 from pathlib import Path
-from layerlapse import atomic, lock
+from layerlapse.store import atomic
+from layerlapse.store import lock
 held = lock.acquire(Path(sys.argv[1]))
 print(atomic.process_token(), flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
@@ -134,7 +135,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 
 def test_a_writer_that_gives_the_lock_back_leaves_no_token_and_a_killed_one_does(tmp_path: Path) -> None:
-    from layerlapse import atomic
+    from layerlapse.store import atomic
 
     lock.acquire(tmp_path).release()
     record = json.loads((tmp_path / lock.LOCK).read_text())

@@ -1,4 +1,4 @@
-"""The map backends (layerlapse.map_backends): the choice, its errors, and the torchdr backend keeping the aligned
+"""The map backends (layerlapse.maps.backend): the choice, its errors, and the torchdr backend keeping the aligned
 map's promises on CPU with the real library: a faithful first frame, a warm start that holds still what did not
 change and moves what did, the Procrustes turn onto the last frame, and new points placed as on any map."""
 
@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from layerlapse import metrics
+from layerlapse.maps import faithfulness as metrics
 from layerlapse.cli import app
 from layerlapse.config import RunConfig
 from layerlapse.errors import ConfigError
-from layerlapse.map_backends import load_backend, resolve_backend
-from layerlapse.project import EpochMapper, MapState, place_points, procrustes_onto
+from layerlapse.maps.backend import load_backend, resolve_backend
+from layerlapse.maps.project import EpochMapper, MapState, place_points, procrustes_onto
 
 N_NEIGHBORS = 15
 
@@ -132,7 +132,7 @@ def test_new_points_are_placed_on_its_map_one_by_one_as_in_a_batch(torchdr_frame
 
 
 def test_the_umap_learn_backend_is_the_default_where_there_is_no_gpu() -> None:
-    from layerlapse.map_torchdr import cuda_present
+    from layerlapse.maps.torchdr import cuda_present
 
     expected = "umap-learn" if not cuda_present() else resolve_backend("auto")
     assert resolve_backend("auto") == expected
@@ -171,7 +171,7 @@ def test_its_neighbours_are_the_exact_ones_itself_first() -> None:
     pytest.importorskip("torchdr", reason="TorchDR is a development extra: pip install -e '.[dev]'")
     from sklearn.neighbors import NearestNeighbors
 
-    from layerlapse.map_torchdr import TorchDRBackend
+    from layerlapse.maps.torchdr import TorchDRBackend
 
     x = np.random.default_rng(3).normal(size=(500, 12)).astype(np.float32)
     indices, distances = TorchDRBackend().neighbors(x, 10, seed=0)
@@ -183,7 +183,7 @@ def test_its_neighbours_are_the_exact_ones_itself_first() -> None:
 
 def test_without_faiss_a_large_set_is_refused_before_memory_runs_out(monkeypatch) -> None:
     pytest.importorskip("torchdr", reason="TorchDR is a development extra: pip install -e '.[dev]'")
-    from layerlapse.map_torchdr import TorchDRBackend
+    from layerlapse.maps.torchdr import TorchDRBackend
 
     monkeypatch.setitem(sys.modules, "faiss", None)  # an import of it fails, as where it is not installed
     backend = TorchDRBackend()
@@ -203,8 +203,8 @@ def test_the_cli_refuses_a_bad_backend_before_training(tmp_path) -> None:
 
 @pytest.mark.slow  # trains the digits network and draws a run: about a minute on a busy 2-core machine
 def test_a_run_records_the_backend_its_aligned_maps_were_made_with(tmp_path) -> None:
-    from layerlapse.pipeline import map_run
-    from layerlapse.store import load_run
+    from layerlapse.recipe.steps import map_run
+    from layerlapse.store.run import load_run
 
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["run", "--dataset", "digits", "--epochs", "1", "--probe", "300", "--neighbors",

@@ -10,17 +10,17 @@ import sys
 import numpy as np
 import pytest
 
-from layerlapse import layout
+from layerlapse.store import layout
 from layerlapse.errors import ConfigError
-from layerlapse.representation import linear_cka, measure_sample, probe_accuracies
+from layerlapse.measures.representation import linear_cka, measure_sample, probe_accuracies
 
 
 @pytest.fixture(scope="module")
 def two_layer_run(tmp_path_factory):
     """A tiny digits run recording two layers for three epochs (test probe on), drawn by the pipeline."""
     from layerlapse.config import RunConfig
-    from layerlapse.pipeline import run_experiment
-    from layerlapse.store import load_run
+    from layerlapse.reference.experiment import run_experiment
+    from layerlapse.store.run import load_run
 
     path = tmp_path_factory.mktemp("measures") / "run"
     config = RunConfig(dataset="digits", epochs=3, probe=300, test_probe=100, map_method="pca",
@@ -30,14 +30,14 @@ def two_layer_run(tmp_path_factory):
 
 
 def _copy(run, tmp_path):
-    from layerlapse.store import load_run
+    from layerlapse.store.run import load_run
 
     shutil.copytree(run.path, tmp_path / "run")
     return load_run(tmp_path / "run")
 
 
 def test_every_measure_matches_its_definition_on_the_stored_sample(two_layer_run) -> None:
-    from layerlapse.measures import measure_run
+    from layerlapse.measures.layers import measure_run
 
     run = two_layer_run
     measured = measure_run(run)
@@ -78,7 +78,7 @@ def test_render_stores_the_measures_and_names_what_changed_when(two_layer_run) -
     assert metrics["layer_measures"] == stored
     assert metrics["what_changed_when"] == {layer: stored["layers"][layer]["largest_change"]
                                             for layer in ("hidden", "end")}
-    from layerlapse.dynamics import sample_dynamics
+    from layerlapse.measures.dynamics import sample_dynamics
 
     stacked = np.stack([run.read_array(layout.test_probe_predictions(s)) for s in (1, 2, 3)])
     expected = sample_dynamics(stacked, run.labels(layout.TEST_PROBE_LABELS), snapshots=np.array([1, 2, 3]))
@@ -89,7 +89,7 @@ def test_render_stores_the_measures_and_names_what_changed_when(two_layer_run) -
 
 
 def test_the_stored_measures_are_reused_only_while_they_fit_the_run(two_layer_run, tmp_path, monkeypatch) -> None:
-    from layerlapse import measures
+    from layerlapse.measures import layers as measures
 
     run = _copy(two_layer_run, tmp_path)
     stored = measures.layer_measures(run)
@@ -105,7 +105,7 @@ def test_the_stored_measures_are_reused_only_while_they_fit_the_run(two_layer_ru
 
 
 def test_rows_that_are_not_finite_are_left_out_and_counted(two_layer_run, tmp_path) -> None:
-    from layerlapse.measures import measure_run
+    from layerlapse.measures.layers import measure_run
 
     run = _copy(two_layer_run, tmp_path)
     broken = run.activations("hidden", 2).astype(np.float32)
@@ -125,7 +125,7 @@ def test_rows_that_are_not_finite_are_left_out_and_counted(two_layer_run, tmp_pa
 
 
 def test_a_layer_of_one_column_and_a_constant_layer_are_measured(two_layer_run, tmp_path) -> None:
-    from layerlapse.measures import measure_run
+    from layerlapse.measures.layers import measure_run
 
     run = _copy(two_layer_run, tmp_path)
     with run.writing():
@@ -141,7 +141,7 @@ def test_a_layer_of_one_column_and_a_constant_layer_are_measured(two_layer_run, 
 
 
 def test_the_gram_matrices_are_made_smaller_to_fit_the_memory_they_may_take(two_layer_run, monkeypatch) -> None:
-    from layerlapse import measures
+    from layerlapse.measures import layers as measures
 
     monkeypatch.setattr(measures, "CKA_MEMORY", 4 * 2 * 4 * 100 ** 2)  # room for 100 rows, 2 layers, 4 snapshots
     found = measures.measure_run(two_layer_run)
@@ -152,8 +152,8 @@ def test_the_gram_matrices_are_made_smaller_to_fit_the_memory_they_may_take(two_
 def test_a_sample_larger_than_the_probe_is_refused_before_anything_is_drawn(two_layer_run, tmp_path) -> None:
     from cli_helpers import assert_error
 
-    from layerlapse.measures import layer_measures
-    from layerlapse.pipeline import render_run
+    from layerlapse.measures.layers import layer_measures
+    from layerlapse.recipe.steps import render_run
 
     run = _copy(two_layer_run, tmp_path)
     with pytest.raises(ConfigError, match=r"the measures' sample size 5,000 is larger than the probe \(300 images\): "

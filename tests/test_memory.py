@@ -16,9 +16,9 @@ SNAPSHOT_FAULTS = """
 import resource
 import torch
 from layerlapse.capture import Recorder
-from layerlapse.memory import keep_freed_memory
-from layerlapse.models import build_model
-from layerlapse.train import prepare_model
+from layerlapse._util.memory import keep_freed_memory
+from layerlapse.reference.models import build_model
+from layerlapse.reference.train import prepare_model
 
 model = prepare_model(build_model((28, 28), 10), torch.device("cpu"))
 probe = torch.rand(2000, 1, 28, 28)
@@ -48,7 +48,7 @@ def test_a_recorder_keeps_freed_memory_so_a_snapshot_does_not_page_fault_on_ever
 
 
 def test_keep_freed_memory_is_applied_once_and_says_so() -> None:
-    code = ("from layerlapse import memory\n"
+    code = ("from layerlapse._util import memory\n"
             "first = memory.keep_freed_memory()\n"
             "memory._apply = lambda: (_ for _ in ()).throw(AssertionError('applied twice'))\n"
             "print(first, memory.keep_freed_memory())")

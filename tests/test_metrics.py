@@ -7,7 +7,7 @@ from sklearn.datasets import load_digits, make_blobs
 from sklearn.decomposition import PCA
 from sklearn.manifold import trustworthiness
 
-from layerlapse.metrics import (QUALITY_K, caption, change_quality, frame_quality, neighbor_indices, neighbourhoods,
+from layerlapse.maps.faithfulness import (QUALITY_K, caption, change_quality, frame_quality, neighbor_indices, neighbourhoods,
                                 procrustes_disparity, quality_sample, shared_per_row, shared_share,
                                 temporal_correlation)
 
@@ -295,7 +295,7 @@ def test_caption_of_a_frame_without_measures_is_empty() -> None:
 
 
 def test_the_short_caption_keeps_only_trust_and_continuity() -> None:
-    from layerlapse.metrics import short_caption
+    from layerlapse.maps.faithfulness import short_caption
 
     assert short_caption({"trustworthiness": 0.98512, "continuity": 0.9831, "knn_preservation": 0.4}) == (
         "trust 0.985 · cont. 0.983")

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from layerlapse.models import ReferenceCNN, SameConv2d, build_model
+from layerlapse.reference.models import ReferenceCNN, SameConv2d, build_model, pad_border
 
 LAYER_NAMES = ["conv2D_1", "conv2D_2", "acti1", "pool1", "drop1", "conv2D_3", "conv2D_4", "acti2", "pool2", "drop2",
                "flat1", "hidden", "acti3", "end"]
@@ -177,7 +177,7 @@ def test_probabilities_are_the_softmax_of_the_logits() -> None:
 
 
 def test_fast_dropout_drops_at_the_rate_and_keeps_the_expectation() -> None:
-    from layerlapse.models import FastDropout
+    from layerlapse.reference.models import FastDropout
 
     torch.manual_seed(0)
     out = FastDropout(0.2)(torch.ones(2000, 1000))
@@ -188,7 +188,7 @@ def test_fast_dropout_drops_at_the_rate_and_keeps_the_expectation() -> None:
 
 
 def test_fast_dropout_is_seeded_identity_in_eval_and_passes_gradients_through_the_mask() -> None:
-    from layerlapse.models import FastDropout
+    from layerlapse.reference.models import FastDropout
 
     layer = FastDropout(0.2)
     x = torch.rand(64, 32, requires_grad=True)
@@ -200,3 +200,32 @@ def test_fast_dropout_is_seeded_identity_in_eval_and_passes_gradients_through_th
     torch.testing.assert_close(x.grad, first.detach() / x.detach())  # d(x·mask)/dx = mask
     layer.eval()
     assert torch.equal(layer(x), x)
+
+
+# ---- the net pads only its border when no gradient is kept (a snapshot, an evaluation) -----------------------------
+@pytest.mark.parametrize("pad", [(0, 1, 0, 1), (1, 1, 1, 1), (1, 2, 1, 2), (0, 0, 0, 0), (2, 0, 1, 3)])
+@pytest.mark.parametrize("shape", [(3, 32, 7, 5), (3, 1, 6, 6), (1, 4, 2, 3)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_padding_only_the_border_is_f_pad_bit_for_bit(pad, shape, channels_last: bool) -> None:
+    x = torch.randn(shape)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    expected, padded = F.pad(x, pad), pad_border(x, pad)
+    assert torch.equal(padded, expected) and padded.stride() == expected.stride()
+
+
+def test_padding_only_the_border_passes_other_inputs_to_f_pad() -> None:
+    x = torch.randn(2, 5, 5)  # an unbatched image
+    assert torch.equal(pad_border(x, (0, 1, 0, 1)), F.pad(x, (0, 1, 0, 1)))
+
+
+def test_same_conv2d_pads_its_border_itself_without_gradients_and_with_f_pad_when_training() -> None:
+    torch.manual_seed(0)
+    conv = SameConv2d(3, 4, kernel_size=2)
+    x = torch.randn(2, 3, 7, 7)
+    reference = F.conv2d(F.pad(x, conv._pad), conv.weight, conv.bias)
+    with torch.no_grad():
+        assert torch.equal(conv(x), reference)
+    trained = conv(x)  # gradients on: F.pad, whose backward autograd knows
+    trained.sum().backward()
+    assert torch.equal(trained.detach(), reference) and conv.weight.grad is not None

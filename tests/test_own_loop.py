@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from layerlapse import Recorder, load_run
 from layerlapse.errors import ConfigError, LayerNotFoundError, RunFolderError
-from layerlapse.store import RunFolder
+from layerlapse.store.run import RunFolder
 
 CLASSES = [str(digit) for digit in range(10)]
 
@@ -103,7 +103,7 @@ def test_a_resnet_style_net_records_a_nested_block_and_a_tuple_returning_gru(dig
 
 
 def test_an_mlp_on_fashion_mnist_records_two_layers_with_loader_probe_and_test_images(tmp_path: Path) -> None:
-    from layerlapse.data import load_dataset
+    from layerlapse.reference.data import load_dataset
 
     try:
         data = load_dataset("fashion-mnist", download=False)
@@ -291,7 +291,7 @@ def test_an_epoch_end_that_repeats_or_goes_back_is_an_error_not_a_silent_drop(di
 def test_a_step_runs_history_says_snapshot_step_and_epoch_each_for_what_it_is(digits, tmp_path: Path) -> None:
     # 2 epochs of 10 steps, a snapshot every 3 steps: the epoch ends (steps 10 and 20) fall between snapshots, and
     # the last step is not due, so finish(step=20) takes a last snapshot there
-    from layerlapse import report
+    from layerlapse.report import page as report
 
     x, y = digits
     torch.manual_seed(0)
@@ -427,7 +427,7 @@ def test_a_dataset_of_dicts_gives_labels_and_keyword_inputs(digits) -> None:
 
 
 def test_the_caption_states_the_reduction(digits, tmp_path: Path) -> None:
-    from layerlapse.pipeline import _caption
+    from layerlapse.recipe.steps import _caption
 
     x, y = digits
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Flatten(), nn.Linear(256, 10))
@@ -466,7 +466,7 @@ def test_an_own_loop_resumes_its_run_folder_without_rewriting_finished_snapshots
 def test_one_snapshot_and_a_run_without_predictions_draw_what_they_can(digits, tmp_path: Path) -> None:
     """A run of one snapshot has no dynamics and a run whose model gives no class scores has no predictions: each
     says so, and the layer measures and every other picture are still drawn."""
-    from layerlapse.dynamics import summary
+    from layerlapse.measures.dynamics import summary
     from layerlapse.errors import RunFolderError
 
     torch.manual_seed(0)

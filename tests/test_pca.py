@@ -1,11 +1,12 @@
-"""layerlapse.pca: scikit-learn's PCA (the same plane, the same signs) a block of rows at a time."""
+"""layerlapse.maps.pca: scikit-learn's PCA (the same plane, the same signs) a block of rows at a time."""
 
 import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 
-from layerlapse import blocks, pca
-from layerlapse.pca import principal_plane
+from layerlapse.store import blocks
+from layerlapse.maps import pca
+from layerlapse.maps.pca import principal_plane
 
 
 def low_rank(n: int, width: int, seed: int = 0) -> np.ndarray:
@@ -44,7 +45,7 @@ def test_a_pca_frame_copies_no_snapshot(monkeypatch) -> None:
     stays well under the float32 rows it is given (16 MB here)."""
     import tracemalloc
 
-    from layerlapse.project import EpochMapper
+    from layerlapse.maps.project import EpochMapper
 
     x = low_rank(20_000, 200)
     monkeypatch.setattr(blocks, "BLOCK_BYTES", 1024 * 1024)

@@ -17,10 +17,10 @@ from PIL import Image
 
 from layerlapse import RunConfig, load_run, map_run, place_points, render_run, run_experiment
 from layerlapse.capture import Recorder
-from layerlapse.data import load_dataset
+from layerlapse.reference.data import load_dataset
 from layerlapse.errors import ConfigError, RunFolderError
-from layerlapse.models import build_model
-from layerlapse.store import RunFolder
+from layerlapse.reference.models import build_model
+from layerlapse.store.run import RunFolder
 
 CONFIG = RunConfig(dataset="digits", epochs=2, layers=("hidden", "flat1"), probe=300, n_neighbors=15)
 FEATURES = {"hidden": 512, "flat1": 128}  # flat1 on 8×8 digits: 32 channels × 2 × 2
@@ -171,7 +171,7 @@ def test_every_frame_is_measured_and_the_measures_are_stored(two_layer_run: Path
 
 
 def test_each_frame_s_caption_names_the_method_and_its_measures(two_layer_run: Path) -> None:
-    from layerlapse.pipeline import _caption
+    from layerlapse.recipe.steps import _caption
 
     caption = _caption(load_run(two_layer_run), "hidden", 2, 300)
     first, second = caption.split("\n")
@@ -274,8 +274,8 @@ def test_the_readme_s_own_loop_with_a_run_folder_turns_into_pictures(tmp_path: P
 
 
 def test_mapping_alongside_training_uses_the_method_the_run_was_recorded_with(tmp_path: Path) -> None:
-    from layerlapse.pipeline import MapAlongside
-    from layerlapse.train import record_run
+    from layerlapse.recipe.steps import MapAlongside
+    from layerlapse.reference.train import record_run
 
     config = RunConfig(dataset="digits", epochs=1, probe=300, n_neighbors=15, map_method="pca", test_probe=0)
     alongside = MapAlongside("aligned")  # as a resumed command's own default would ask

@@ -5,10 +5,10 @@ from sklearn.manifold import trustworthiness
 from sklearn.neighbors import NearestNeighbors
 
 from layerlapse.errors import ConfigError
-from layerlapse.anchored_sgd import optimise_layout
-from layerlapse.project import (EXACT_KNN_BELOW, MOBILE_FROM, PLACEMENT_NEIGHBORS, REFITTED_FROM, EpochMapper, MapWarning,
-                                import_umap, map_epochs, mobility_of, moved_share, nearest_neighbors,
-                                place_points, procrustes_onto, umap_map)
+from layerlapse.maps.anchored_sgd import optimise_layout
+from layerlapse.maps.project import (MOBILE_FROM, PLACEMENT_NEIGHBORS, REFITTED_FROM, EpochMapper, MapWarning,
+                                     map_epochs, mobility_of, moved_share, place_points, procrustes_onto, umap_map)
+from layerlapse.maps.umap_learn import EXACT_KNN_BELOW, import_umap, nearest_neighbors
 
 N_POINTS = 300
 
@@ -139,7 +139,7 @@ def test_a_memory_mapped_reference_is_read_a_block_at_a_time(tmp_path, monkeypat
     here, as float64 32 MiB), and the blocks (and query chunks) change nothing in the result."""
     import tracemalloc
 
-    from layerlapse import blocks
+    from layerlapse.store import blocks
 
     rng = np.random.default_rng(7)
     values = rng.normal(size=(16_000, 256)).astype(np.float16)
@@ -270,7 +270,7 @@ def test_change_that_adds_up_over_many_frames_reaches_the_map(monkeypatch: pytes
     assert trustworthiness(epochs[-1], frames[-1], n_neighbors=10) >= trustworthiness(epochs[-1], fresh,
                                                                                        n_neighbors=10) - 0.01
     # measured against the last frame only (each point's change forgotten once it was held), the drift is lost
-    monkeypatch.setattr("layerlapse.project.REFITTED_FROM", 0.0)
+    monkeypatch.setattr("layerlapse.maps.project.REFITTED_FROM", 0.0)
     forgetful, _ = map_epochs("aligned", epochs, n_neighbors=15)
     assert group_agreement(forgetful[-1], groups) < group_agreement(frames[-1], groups) - 0.02
 
@@ -411,7 +411,7 @@ def test_the_aligned_map_is_as_faithful_as_fresh_fits_and_stiller() -> None:
     layer keeps, with at least 5× less Procrustes disparity than fresh fits."""
     from sklearn.datasets import load_digits
 
-    from layerlapse.metrics import change_quality, frame_quality
+    from layerlapse.maps.faithfulness import change_quality, frame_quality
 
     digits = load_digits()
     centres = np.random.default_rng(0).normal(size=(10, 64)) * 8
@@ -429,7 +429,7 @@ def test_the_aligned_map_is_as_faithful_as_fresh_fits_and_stiller() -> None:
 
 
 def test_a_mapper_continuing_after_a_stored_frame_maps_as_the_uninterrupted_one() -> None:
-    from layerlapse.timeline import LayerTimeline
+    from layerlapse.maps.timeline import LayerTimeline
 
     epochs, _ = slowly_regrouped(6)
     straight = LayerTimeline("layer", N_POINTS, n_neighbors=15)

@@ -1,4 +1,4 @@
-"""Tests for layerlapse.render: real files in tmp_path, read back with Pillow."""
+"""Tests for layerlapse.render.figures: real files in tmp_path, read back with Pillow."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 from cli_helpers import assert_runs_clean
 from PIL import Image
 
-from layerlapse import atomic, render
+from layerlapse.store import atomic
+from layerlapse.render import figures as render
 from layerlapse.errors import ConfigError
 
 DIGITS = [str(digit) for digit in range(10)]
@@ -235,7 +236,7 @@ def test_test_points_that_do_not_fit_are_refused_with_the_fix() -> None:
 
 
 def test_the_data_map_counts_and_states_the_run_s_regions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from layerlapse.dynamics import cartography_regions, region_counts, region_cut_offs
+    from layerlapse.measures.dynamics import cartography_regions, region_counts, region_cut_offs
 
     rng = np.random.default_rng(2)  # a run that rose from chance: every image varies by 0.15-0.4
     variability, confidence = rng.uniform(0.15, 0.4, 900), rng.uniform(0.3, 0.95, 900)
@@ -739,7 +740,7 @@ def test_rendering_never_touches_pyplot_and_imports_matplotlib_lazily(tmp_path: 
         import sys
         from pathlib import Path
         import numpy as np
-        from layerlapse import render
+        from layerlapse.render import figures as render
         assert "matplotlib" not in sys.modules, "importing render must stay fast"
         out = Path({str(tmp_path)!r})
         rng = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""Tests for layerlapse.report without a browser: packing, the size budget, escaping, errors, no torch.
+"""Tests for layerlapse.report.page without a browser: packing, the size budget, escaping, errors, no torch.
 
 Everything runs on one real run folder (digits, two layers, PCA maps: no UMAP to wait for), copied where a test
 changes it. tests/test_report_browser.py drives the page itself in Chromium.
@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from layerlapse import report
+from layerlapse.report import page as report
 from layerlapse.errors import ConfigError, RunFolderError
-from layerlapse.render import common_limits
-from layerlapse.dynamics import SampleDynamics
-from layerlapse.store import RunFolder, epoch_file, load_run
+from layerlapse.render.figures import common_limits
+from layerlapse.measures.dynamics import SampleDynamics
+from layerlapse.store.run import RunFolder, epoch_file, load_run
 
 HOSTILE_NAMES = ["</script><img src=x onerror=alert(1)>", "<img src=x onerror=window.__xss=1>",
                  "\"><svg onload=window.__xss=2>", "&lt;b&gt; & 'quotes'"]
@@ -305,9 +305,9 @@ def test_a_run_without_images_or_test_probe_still_reports(run: RunFolder) -> Non
 def test_writing_a_report_does_not_import_torch(recorded: Path, tmp_path: Path) -> None:
     code = textwrap.dedent(f"""
         import sys
-        import layerlapse.report
-        from layerlapse.store import load_run
-        layerlapse.report.write_report(load_run({str(recorded)!r}), {str(tmp_path / 'r.html')!r})
+        import layerlapse.report.page
+        from layerlapse.store.run import load_run
+        layerlapse.report.page.write_report(load_run({str(recorded)!r}), {str(tmp_path / 'r.html')!r})
         assert "torch" not in sys.modules, "torch was imported"
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -319,7 +319,7 @@ def test_writing_a_report_does_not_import_torch(recorded: Path, tmp_path: Path) 
 
 
 def test_payload_packs_each_image_s_dynamics_in_one_byte_each(run: RunFolder) -> None:
-    from layerlapse.dynamics import probe_dynamics
+    from layerlapse.measures.dynamics import probe_dynamics
 
     found = probe_dynamics(run)
     packed = payload_of(run)["probe"]["dynamics"]
@@ -335,7 +335,7 @@ def test_payload_packs_each_image_s_dynamics_in_one_byte_each(run: RunFolder) ->
 
 
 def test_a_run_whose_images_hold_still_keeps_the_fixed_cut_offs_and_the_report_names_the_same_codes() -> None:
-    from layerlapse import dynamics
+    from layerlapse.measures import dynamics
 
     confidence = np.array([0.99, 0.80, 0.74, 0.50, 0.26, 0.25, 0.05, 0.90, 0.10])
     variability = np.array([0.01, 0.19, 0.05, 0.30, 0.10, 0.10, 0.02, 0.20, 0.25])
@@ -348,7 +348,7 @@ def test_a_run_whose_images_hold_still_keeps_the_fixed_cut_offs_and_the_report_n
 def rising_from_chance(run: RunFolder) -> SampleDynamics:
     """Dynamics of the run's probe as in a run that starts near chance: every image's true class at 0.1 at the first
     trained snapshot, and anywhere from 0.3 to 0.99 at the second, so that most vary by more than 0.2."""
-    from layerlapse.dynamics import sample_dynamics
+    from layerlapse.measures.dynamics import sample_dynamics
 
     labels = run.probe_labels()
     probabilities = np.full((2, len(labels), 10), 0.1)
@@ -361,13 +361,13 @@ def rising_from_chance(run: RunFolder) -> SampleDynamics:
 
 def test_the_page_states_the_run_s_regions_counts_them_and_draws_their_borders(run: RunFolder,
                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    import layerlapse.dynamics
+    import layerlapse.measures.dynamics
     from bokeh.models import Segment
 
-    from layerlapse.dynamics import cartography_regions, region_counts, region_cut_offs
+    from layerlapse.measures.dynamics import cartography_regions, region_counts, region_cut_offs
 
     found = rising_from_chance(run)
-    monkeypatch.setattr(layerlapse.dynamics, "probe_dynamics", lambda folder: found)
+    monkeypatch.setattr(layerlapse.measures.dynamics, "probe_dynamics", lambda folder: found)
     cut_offs = region_cut_offs(found.variability)
     counts = region_counts(cartography_regions(found.confidence, found.variability))
     assert cut_offs.follows_the_run  # the run's thirds, not the fixed 0.2
@@ -388,7 +388,7 @@ def test_the_page_states_the_run_s_regions_counts_them_and_draws_their_borders(r
 
 
 def test_test_points_carry_the_figures_colours_and_the_toggle_counts_them(run: RunFolder) -> None:
-    from layerlapse import render
+    from layerlapse.render import figures as render
 
     data = payload_of(run)
     assert data["marks"] == {"testEdge": render.TEST_EDGE_COLOR, "misclassified": render.MISCLASSIFIED_COLOR,
@@ -414,7 +414,7 @@ def test_subsample_keeps_the_dynamics_with_their_points(run: RunFolder) -> None:
 
 
 def test_strips_list_what_layerlapse_dynamics_lists(run: RunFolder) -> None:
-    from layerlapse.dynamics import summary
+    from layerlapse.measures.dynamics import summary
 
     listed = summary(run, report.STRIP_SIZE)
     data = payload_of(run)
@@ -441,12 +441,12 @@ def test_a_run_without_predictions_colours_by_class_only_and_has_no_data_map(run
 
 def test_predictions_that_do_not_fit_leave_out_the_dynamics_with_a_note(run: RunFolder,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    import layerlapse.dynamics
+    import layerlapse.measures.dynamics
 
     def unfit(folder: RunFolder) -> None:
         raise RunFolderError(f"run folder {folder.path}: its stored predictions do not fit its probe labels")
 
-    monkeypatch.setattr(layerlapse.dynamics, "probe_dynamics", unfit)
+    monkeypatch.setattr(layerlapse.measures.dynamics, "probe_dynamics", unfit)
     content = report.read_content(run, run.layers)
     assert content.color_measures == [] and content.probe.dynamics is None
     [note] = [note for note in content.notes if "dynamics" in note]
@@ -461,7 +461,7 @@ def test_a_run_with_one_layer_has_nothing_to_compare_with(run: RunFolder) -> Non
 
 
 def hand_made_measures(snapshots: int, layers: list[str]) -> dict:
-    """layerlapse.measures.layer_measures's schema, filled by hand."""
+    """layerlapse.measures.layers.layer_measures's schema, filled by hand."""
     def layer(offset: float) -> dict:
         return {"knn_accuracy": [0.5 + offset] * snapshots, "linear_probe_accuracy": [0.6] * snapshots,
                 "cka_to_previous": [None] + [0.9 - offset] * (snapshots - 1),
@@ -478,9 +478,9 @@ def hand_made_measures(snapshots: int, layers: list[str]) -> dict:
 
 
 def test_the_layer_measures_reach_the_page_per_frame(run: RunFolder, monkeypatch: pytest.MonkeyPatch) -> None:
-    import layerlapse.measures
+    import layerlapse.measures.layers
 
-    monkeypatch.setattr(layerlapse.measures, "layer_measures", lambda folder: hand_made_measures(3, run.layers))
+    monkeypatch.setattr(layerlapse.measures.layers, "layer_measures", lambda folder: hand_made_measures(3, run.layers))
     measures = payload_of(run)["measures"]
     assert measures["knnK"] == 10 and list(measures["layers"]) == ["hidden", "flat1"]
     flat = measures["layers"]["flat1"]
@@ -492,9 +492,9 @@ def test_the_layer_measures_reach_the_page_per_frame(run: RunFolder, monkeypatch
 
 
 def test_without_layer_measures_the_page_has_no_measures_panel(run: RunFolder, monkeypatch: pytest.MonkeyPatch) -> None:
-    import layerlapse.measures
+    import layerlapse.measures.layers
 
-    monkeypatch.setattr(layerlapse.measures, "layer_measures", lambda folder: None)
+    monkeypatch.setattr(layerlapse.measures.layers, "layer_measures", lambda folder: None)
     assert payload_of(run)["measures"] is None
     page = page_text(report.write_report(run))
     assert "layerlapse-cka" not in page and "layerlapse-measures-source" not in page

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from layerlapse import report
-from layerlapse.report import write_report
-from layerlapse.store import epoch_file, load_run
+from layerlapse.report import page as report
+from layerlapse.report.page import write_report
+from layerlapse.store.run import epoch_file, load_run
 
 REQUIRED = os.environ.get("LAYERLAPSE_REQUIRE_BROWSER") == "1"
 CHROMIUM = os.environ.get("LAYERLAPSE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -335,7 +335,7 @@ def model(name: str) -> str:
 
 
 def test_colour_by_a_measure_recolours_the_points_and_shows_the_colour_bar(opened: Opened, reports: Reports) -> None:
-    from layerlapse.dynamics import probe_dynamics
+    from layerlapse.measures.dynamics import probe_dynamics
 
     assert opened.state()["colorOptions"] == ["class", "confidence", "variability", "correctness", "firstLearned",
                                               "forgetting"]
@@ -367,8 +367,8 @@ def alphas_by_point(opened: Opened, where: str) -> dict[int, float]:
 
 
 def test_a_data_map_region_highlights_its_images_on_the_map_and_lists_them(opened: Opened, reports: Reports) -> None:
-    from layerlapse.dynamics import probe_dynamics, region_cut_offs
-    from layerlapse.report import REGIONS, SELECTION_THUMBNAILS, cartography_regions
+    from layerlapse.measures.dynamics import probe_dynamics, region_cut_offs
+    from layerlapse.report.page import REGIONS, SELECTION_THUMBNAILS, cartography_regions
 
     found = probe_dynamics(load_run(reports.run))
     hard = np.flatnonzero(cartography_regions(found.confidence, found.variability) == REGIONS["hard"][0])
@@ -495,7 +495,7 @@ def test_the_layer_measures_marker_follows_the_slider(opened: Opened) -> None:
 
 
 def test_a_click_on_the_hardest_strip_pins_that_image(opened: Opened, reports: Reports) -> None:
-    from layerlapse.dynamics import summary
+    from layerlapse.measures.dynamics import summary
 
     hardest = summary(load_run(reports.run), 12)["hardest"]
     strip = opened.page.locator(".layerlapse-hardest .layerlapse-pick")

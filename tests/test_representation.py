@@ -6,7 +6,7 @@ import pytest
 from scipy.stats import ortho_group
 from sklearn.datasets import make_blobs
 
-from layerlapse.representation import linear_cka, measure_sample, probe_accuracies
+from layerlapse.measures.representation import linear_cka, measure_sample, probe_accuracies
 
 
 def hsic_cka(x: np.ndarray, y: np.ndarray) -> float:

@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from layerlapse.atomic import TEMP_MARK
+from layerlapse.store.atomic import TEMP_MARK
 from layerlapse.config import RunConfig
 from layerlapse.errors import RunFolderError
-from layerlapse.store import (MANIFEST, SCHEMA_VERSION, STATUSES, RunFolder, curve_axis, epoch_file, is_derived,
+from layerlapse.store.run import (MANIFEST, SCHEMA_VERSION, STATUSES, RunFolder, curve_axis, epoch_file, is_derived,
                               load_run)
-from layerlapse.layout import LOCK
+from layerlapse.store.layout import LOCK
 
 CONFIG = RunConfig(dataset="digits", epochs=3, layers=("hidden", "conv2D_1"), probe=None, n_neighbors=15)
 DATASET = {"name": "digits", "class_names": [str(digit) for digit in range(10)], "train_size": 1437}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from layerlapse import layout
+from layerlapse.store import layout
 from layerlapse.errors import LayerlapseError
 
 pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is a dev dependency: pip install -e '.[dev]'")
@@ -17,7 +17,7 @@ pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is a dev dependency:
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory) -> Path:
     from layerlapse.config import RunConfig
-    from layerlapse.pipeline import run_experiment
+    from layerlapse.reference.experiment import run_experiment
 
     path = tmp_path_factory.mktemp("tables") / "run"
     run_experiment(RunConfig(dataset="digits", epochs=2, probe=300, map_method="pca", layers=("hidden", "end")),
@@ -26,9 +26,9 @@ def digits_run(tmp_path_factory) -> Path:
 
 
 def test_a_row_per_image_and_snapshot_holds_its_place_prediction_and_dynamics(digits_run: Path, tmp_path) -> None:
-    from layerlapse.dynamics import cartography_regions, probe_dynamics
-    from layerlapse.store import load_run
-    from layerlapse.tables import write_parquet
+    from layerlapse.measures.dynamics import cartography_regions, probe_dynamics
+    from layerlapse.store.run import load_run
+    from layerlapse.export.parquet import write_parquet
 
     run = load_run(digits_run)
     written = write_parquet(run, tmp_path)
@@ -66,8 +66,8 @@ def test_the_command_writes_the_tables_into_the_run_and_names_them(digits_run: P
 
 
 def test_without_pyarrow_the_error_says_how_to_install_it(digits_run: Path, tmp_path, monkeypatch) -> None:
-    from layerlapse.store import load_run
-    from layerlapse.tables import write_parquet
+    from layerlapse.store.run import load_run
+    from layerlapse.export.parquet import write_parquet
 
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # an import of it fails, as where it is not installed
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)

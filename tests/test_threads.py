@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from layerlapse import threads
+from layerlapse._util import threads
 from layerlapse.capture import Recorder
-from layerlapse.threads import (CoreShare, TrainingThreads, fit_training_threads, training_threads,
+from layerlapse._util.threads import (CoreShare, TrainingThreads, fit_training_threads, training_threads,
                                 worker_environment)
 
 
@@ -45,7 +45,7 @@ def test_the_worker_environment_is_one_thread_each_and_put_back(monkeypatch: pyt
 
 def test_a_worker_process_holds_every_library_to_one_thread() -> None:
     """In a fresh process started as the worker is (its environment), with every library loaded after."""
-    script = ("import json, numba, numpy, torch, threadpoolctl; from layerlapse.threads import limit_worker_threads; "
+    script = ("import json, numba, numpy, torch, threadpoolctl; from layerlapse._util.threads import limit_worker_threads; "
               "limit_worker_threads(); print(json.dumps([numba.get_num_threads(), torch.get_num_threads(), "
               "sorted({pool['num_threads'] for pool in threadpoolctl.threadpool_info()})]))")
     with worker_environment():

@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from layerlapse import metrics
+from layerlapse.maps import faithfulness as metrics
 from layerlapse.config import RunConfig
-from layerlapse.project import MapWarning
-from layerlapse.store import RunFolder, epoch_file, load_run
-from layerlapse.threads import training_threads
-from layerlapse.timeline import BackgroundMapper, Frame, LayerTimeline, WorkerSpec, map_whole_run, measure, measured
+from layerlapse.maps.project import MapWarning
+from layerlapse.store.run import RunFolder, epoch_file, load_run
+from layerlapse._util.threads import training_threads
+from layerlapse.maps.timeline import BackgroundMapper, Frame, LayerTimeline, WorkerSpec, map_whole_run, measure, measured
 
 N_POINTS, N_NEIGHBORS, SEED = 300, 15, 0
 LAYERS = ("hidden", "flat1")
@@ -314,7 +314,7 @@ def test_caught_up_waits_for_every_submitted_epoch_and_the_worker_takes_more(pca
 
 
 def test_the_worker_raises_its_flag_while_it_maps_and_training_watches_it(run_path: Path) -> None:
-    """The flag the training threads follow (layerlapse.threads): up during a map, down once the frame is sent, and
+    """The flag the training threads follow (layerlapse._util.threads): up during a map, down once the frame is sent, and
     no longer watched once the worker stops."""
     worker = BackgroundMapper(spec(run_path, "aligned"))
     try:
@@ -394,7 +394,7 @@ def _running(pid: int) -> bool:
 @pytest.mark.parametrize("unread_frames", [0, 30], ids=["idle", "with frames nobody read"])
 def test_a_worker_whose_main_process_was_killed_ends_by_itself(run_path: Path, unread_frames: int) -> None:
     # 30 epochs of both layers are more than a pipe holds: the worker must not wait at exit to flush them
-    script = (f"import time\nfrom layerlapse.timeline import BackgroundMapper, WorkerSpec\n"
+    script = (f"import time\nfrom layerlapse.maps.timeline import BackgroundMapper, WorkerSpec\n"
               f"worker = BackgroundMapper(WorkerSpec({str(run_path)!r}, {list(LAYERS)!r}, {N_POINTS}, 'pca', 15, 0, "
               f"{{}}))\nfor _ in range({unread_frames}):\n    worker.submit(0)\n"
               "print(worker._process.pid, flush=True)\n"

@@ -28,8 +28,8 @@ from typer.testing import CliRunner
 from layerlapse import RunConfig, load_run, record_run
 from layerlapse.capture import Recorder
 from layerlapse.cli import app
-from layerlapse.models import build_model
-from layerlapse.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, rows_in_probe,
+from layerlapse.reference.models import build_model
+from layerlapse.reference.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, rows_in_probe,
                               split_validation, validation_from_probabilities)
 
 runner = CliRunner()
@@ -184,7 +184,7 @@ def test_a_restored_optimizer_continues_keras_epsilon_from_its_step(fresh: bool)
 
 @pytest.fixture(scope="module")
 def digits_batch() -> tuple[torch.Tensor, torch.Tensor]:
-    from layerlapse.data import load_dataset
+    from layerlapse.reference.data import load_dataset
 
     dataset = load_dataset("digits")
     return images_to_tensor(dataset.x_test, torch.device("cpu")), torch.from_numpy(dataset.y_test)
@@ -443,7 +443,7 @@ def test_sigterm_exits_130_with_the_resume_hint(stopped_by_sigterm) -> None:
 
 def test_reopening_an_interrupted_run_marks_it_running_again(tmp_path: Path) -> None:
     from layerlapse.config import RunConfig
-    from layerlapse.store import RunFolder
+    from layerlapse.store.run import RunFolder
     from layerlapse.capture.session import reopen_for_resume as _reopen_for_resume
 
     run = RunFolder.create(tmp_path / "run", RunConfig(dataset="digits"), {"name": "digits"})

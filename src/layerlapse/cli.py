@@ -78,7 +78,7 @@ def run(
     quiet: Quiet = False,
 ) -> None:
     """Train the reference CNN, record LAYER every epoch, map it with UMAP and draw the time-lapse."""
-    from .pipeline import run_experiment
+    from .reference.experiment import run_experiment
 
     if resume and force:
         raise LayerlapseError("--resume and --force contradict each other: pass one of them")
@@ -101,7 +101,7 @@ def demo(
     quiet: Quiet = False,
 ) -> None:
     """The whole pipeline offline in a few minutes, on scikit-learn's bundled 8×8 digits."""
-    from .pipeline import run_experiment
+    from .reference.experiment import run_experiment
 
     config = RunConfig(dataset="digits", epochs=epochs, probe=None, map_method=map_method)
     with _report_warnings_as_lines():
@@ -119,14 +119,14 @@ def render(
     quiet: Quiet = False,
 ) -> None:
     """Redraw every picture of a stored run (mapping epochs that have no map yet), without training."""
-    from .pipeline import map_run, render_run
-    from .store import load_run
+    from .recipe.steps import map_run, render_run
+    from .store.run import load_run
 
     if map_method is not None:
         RunConfig(map_method=map_method)  # the one-line error for an unknown name, before the run is opened
     stored = load_run(run_dir)
     if measure_sample is not None:  # before anything is mapped or drawn
-        from .measures import check_sample_size
+        from .measures.layers import check_sample_size
 
         check_sample_size(measure_sample, len(stored.probe_labels()))
     with _report_warnings_as_lines():
@@ -168,7 +168,7 @@ def layers(
 
     if model is None:
         RunConfig(dataset=dataset)  # validates the name
-        from .models import build_model
+        from .reference.models import build_model
 
         height, width = IMAGE_SIZES[dataset]
         network, shape = build_model((height, width), 10), (1, height, width)
@@ -209,8 +209,8 @@ def report(
     """Write the run's interactive report.html from the stored run, without training or torch.
 
     One offline file: the map with its slider, hover, trails, curves and confusion matrix."""
-    from .pipeline import write_run_report
-    from .store import load_run
+    from .recipe.steps import write_run_report
+    from .store.run import load_run
 
     stored = load_run(run_dir)
     with _warnings_as_lines():
@@ -239,9 +239,9 @@ def export(
     TensorBoard: every snapshot in one logdir, or one epoch; Parquet: every snapshot."""
     import shlex
 
-    from .export import ExportWarning, export_tensorboard
-    from . import layout
-    from .store import load_run
+    from .export.tensorboard import ExportWarning, export_tensorboard
+    from .store import layout
+    from .store.run import load_run
 
     if tensorboard == parquet:
         raise LayerlapseError("say which format to export: --tensorboard (TensorBoard's embedding projector) or "
@@ -251,7 +251,7 @@ def export(
         if out is None:  # into the run folder: as its writer, and never through a link out of it
             inside.enter_context(stored.writing())
         if parquet:
-            from .tables import write_parquet
+            from .export.parquet import write_parquet
 
             folder = out if out is not None else stored.local(layout.TABLES)
             written = write_parquet(stored, folder, layers=None if layer is None else [layer])
@@ -277,8 +277,8 @@ def dynamics(
     confidence, forgetting events), and the snapshots where each layer changed most. Trains nothing."""
     import json
 
-    from .dynamics import summary
-    from .store import load_run
+    from .measures.dynamics import summary
+    from .store.run import load_run
 
     if top < 1:
         raise ConfigError(f"--top must be at least 1, got {top}")
@@ -356,7 +356,7 @@ def _warnings_as_lines(category: type[Warning] = UserWarning) -> Iterator[None]:
 
 def _report_warnings_as_lines() -> contextlib.AbstractContextManager[None]:
     """A report over its size budget, from run, demo or render, said in one line as `layerlapse report` says it."""
-    from .report import ReportSizeWarning
+    from .report.page import ReportSizeWarning
 
     return _warnings_as_lines(ReportSizeWarning)
 
@@ -407,7 +407,7 @@ def main() -> None:
 
 
 def _os_error_line(error: OSError) -> str:
-    from .atomic import storage_error
+    from .store.atomic import storage_error
 
     storage = storage_error(error, Path(error.filename)) if error.filename else None
     if storage is not None:

@@ -15,8 +15,8 @@ DEVICES = ("auto", "cpu", "cuda")
 # report.html's size budget by default, in MB: all 60,000 MNIST training images over 50 snapshots, every thumbnail
 # included, fit (bench/report_speed.py); past it the page shows a stated, stratified subsample
 REPORT_BUDGET_MB = 60.0
-MAP_METHODS = ("aligned", "independent", "aligned-umap", "pca")  # see layerlapse.project
-MAP_BACKENDS = ("auto", "umap-learn", "torchdr")  # what runs the aligned method's heavy parts: layerlapse.map_backends
+MAP_METHODS = ("aligned", "independent", "aligned-umap", "pca")  # see layerlapse.maps.project
+MAP_BACKENDS = ("auto", "umap-learn", "torchdr")  # what runs the aligned method's heavy parts: layerlapse.maps.backend
 # input size of the reference network per dataset, known without loading the data
 IMAGE_SIZES = {"mnist": (28, 28), "fashion-mnist": (28, 28), "digits": (8, 8)}
 

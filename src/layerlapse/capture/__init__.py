@@ -6,7 +6,7 @@ from importlib import import_module
 
 _EXPORTS = {
     "Recorder": "recorder", "Snapshot": "recorder", "find_layers": "recorder", "layer_table": "listing",
-    "stratified_probe": "recorder", "own_run_config": "recorder", "_pad_border": "recorder",
+    "stratified_probe": "recorder", "own_run_config": "recorder",
     "ProbeInputs": "probe",
     "RecordingSession": "session", "Schedule": "session", "Captured": "session", "Inputs": "session",
 }

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..modes import evaluating
+from .modes import evaluating
 from .misfit import LayerTrail, first_line
 from .probe import first_tensor
 

@@ -11,26 +11,22 @@ The same `Recorder` serves the built-in training loop and users' own loops:
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from ..config import RunConfig
 from ..errors import ConfigError, unknown_layer
-from ..blocks import release_pages
-from ..memory import keep_freed_memory
-from ..models import SameConv2d
-from ..modes import evaluating
-from ..threads import fit_training_threads
+from ..store.blocks import release_pages
+from .._util.memory import keep_freed_memory
+from .modes import evaluating
+from .._util.threads import fit_training_threads
 from .misfit import SHAPE_WORDS, describe_batch, failed_in, first_line
 from .probe import (CHANNELS_FIRST, LayerOutput, ProbeInputs, first_output, first_tensor, layer_output,
                     not_one_row_per_input, reduce_rows)
@@ -38,7 +34,7 @@ from .session import (REDUCTIONS, Captured, Inputs, RecordingSession, Schedule, 
                       own_run_config)
 
 if TYPE_CHECKING:
-    from ..store import RunFolder
+    from ..store.run import RunFolder
 
 
 @dataclass
@@ -100,7 +96,7 @@ class Recorder:
     A snapshot runs in eval() mode under no_grad on the model's device, then restores the mode the model was in;
     hooks are removed by `close()` (or leaving a `with` block). `batch_size` 250 measured 2× faster than 1000 on a
     2-core CPU for the reference network (its largest batch tensor stays under glibc's 32 MB heap threshold and in
-    L3); creating a Recorder also has glibc keep freed blocks for the next batch (`layerlapse.memory`).
+    L3); creating a Recorder also has glibc keep freed blocks for the next batch (`layerlapse._util.memory`).
 
     Parameters
     ----------
@@ -158,7 +154,7 @@ class Recorder:
                  config: RunConfig | None = None, force: bool = False, resume: bool = False,
                  batch_size: int = 250, device: torch.device | str | None = None, channels_last: bool = False,
                  draw: bool = True) -> None:
-        keep_freed_memory()  # snapshots in half the time: no page faults on every batch (layerlapse.memory)
+        keep_freed_memory()  # snapshots in half the time: no page faults on every batch (layerlapse._util.memory)
         self.model = model
         self.layers = list(dict.fromkeys([layers] if isinstance(layers, str) else layers))  # a repeat is one
         self.batch_size = batch_size
@@ -183,7 +179,7 @@ class Recorder:
         self._wide: set[str] = set()
         self._spool: RunFolder | None = None  # where snapshots are written a batch at a time (spool_into)
         self._handles = [module.register_forward_hook(self._hook(name)) for name, module in self._modules.items()]
-        # the training threads' rule while a mapping worker maps (layerlapse.threads), before each forward pass
+        # the training threads' rule while a mapping worker maps (layerlapse._util.threads), before each forward pass
         self._handles.append(model.register_forward_pre_hook(fit_training_threads))
         self.session: RecordingSession | None = None
         self._session_args = None
@@ -259,7 +255,7 @@ class Recorder:
         try:
             session.finish(step=step, epoch=epoch)
             if self.draw if draw is None else draw:
-                from ..pipeline import complete_run  # the recipe's last steps: map, measure, draw
+                from ..recipe.steps import complete_run  # the recipe's last steps: map, measure, draw
 
                 complete_run(session.run, session.on_snapshot)
             else:  # recorded in full; `layerlapse render RUN` maps and draws it later
@@ -341,7 +337,7 @@ class Recorder:
         try:
             # no_grad, not inference_mode: no faster here (measured), and inference tensors a model caches in its
             # forward pass would break its training afterwards
-            with evaluating(self.model), torch.no_grad(), _padding_only_the_border(self.model):
+            with evaluating(self.model), torch.no_grad():
                 for args, kwargs, rows_in_batch in inputs.batches(self.device, self.channels_last):
                     rows = slice(start, start + rows_in_batch)
                     self._batch_outputs.clear()
@@ -478,7 +474,7 @@ class Recorder:
                                    training=dict(training or {}), schedule=Schedule(every), force=force,
                                    resume=resume, run=run)
         if run is None and self.draw:
-            from ..pipeline import MapAlongside  # map each snapshot in a worker while training goes on
+            from ..recipe.steps import MapAlongside  # map each snapshot in a worker while training goes on
 
             session.on_snapshot = MapAlongside(config.map_method)
         return session
@@ -546,46 +542,6 @@ def _class_scores(output: Any) -> torch.Tensor | None:
 def _copy_into(target: np.ndarray, values: torch.Tensor) -> None:
     """`values` written into the rows `target` of a preallocated array, cast and flattened per sample in one pass."""
     torch.from_numpy(target).view(values.shape).copy_(values)
-
-
-@contextlib.contextmanager
-def _padding_only_the_border(model: nn.Module) -> Iterator[None]:
-    """The model's SameConv2d layers, for the block, pad by writing their input and then zeros only around it.
-
-    F.pad first fills the whole padded tensor with zeros, an extra pass over the largest tensors of the reference
-    network: 6-17 % of a snapshot's CPU time in torch.profiler (more while other processes load the memory), ~1 %
-    this way. The padded tensor is the same, bit for bit, and hooks see the same inputs and outputs; a subclass, or a
-    layer whose forward was replaced, keeps its own forward.
-    """
-    patched = [module for module in model.modules() if type(module) is SameConv2d and "forward" not in vars(module)]
-    for module in patched:
-        module.forward = functools.partial(_conv_padding_the_border, module)
-    try:
-        yield
-    finally:
-        for module in patched:
-            del module.forward
-
-
-def _conv_padding_the_border(conv: SameConv2d, x: torch.Tensor) -> torch.Tensor:
-    return conv._conv_forward(_pad_border(x, conv._pad), conv.weight, conv.bias)
-
-
-def _pad_border(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
-    """F.pad(x, pad) with zeros, for (N, C, H, W) tensors, as F.pad lays it out, without zeroing the interior first."""
-    if x.dim() != 4:
-        return F.pad(x, pad)
-    left, right, top, bottom = pad
-    n, c, h, w = x.shape
-    layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() \
-        else torch.contiguous_format
-    out = torch.empty((n, c, top + h + bottom, left + w + right), dtype=x.dtype, device=x.device, memory_format=layout)
-    out[:, :, top:top + h, left:left + w] = x
-    out[:, :, :top].zero_()
-    out[:, :, top + h:].zero_()
-    out[:, :, top:top + h, :left].zero_()
-    out[:, :, top:top + h, left + w:].zero_()
-    return out
 
 
 def _model_device(model: nn.Module) -> torch.device:

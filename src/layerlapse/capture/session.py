@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .. import layout
+from ..store import layout
 from ..config import RunConfig
 from ..errors import ConfigError, RunFolderError
 
-from ..blocks import largest_finite_magnitude
-from ..store import snapshot_labels
+from ..store.blocks import largest_finite_magnitude
+from ..store.run import snapshot_labels
 
 if TYPE_CHECKING:
-    from ..store import RunFolder
+    from ..store.run import RunFolder
 
 # how a layer's output of more than one dimension per input becomes a row
 REDUCTIONS = ("flatten", "mean", "first", "last")
@@ -254,7 +254,7 @@ class RecordingSession:
 
     # ---- inside ------------------------------------------------------------------------------------------------------
     def _open(self) -> RunFolder:
-        from ..store import RunFolder
+        from ..store.run import RunFolder
 
         if self.resume and (Path(self.out) / layout.MANIFEST).is_file():
             run = reopen_for_resume(self.out)
@@ -502,7 +502,7 @@ def _json_safe(value: Any, where: str) -> Any:
 
 def reopen_for_resume(out: str | os.PathLike) -> RunFolder:
     """The run in `out`, locked, checked, rid of what a killed writer left after the last commit, running again."""
-    from ..store import RunFolder
+    from ..store.run import RunFolder
 
     run = RunFolder.open_for_writing(out)  # the lock first: a second --resume stops here
     try:

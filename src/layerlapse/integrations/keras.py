@@ -34,7 +34,7 @@ from ..capture.session import (FLOAT16_MAX, REDUCTIONS, Captured, Inputs, Record
                                describe_reduction, mask_does_not_fit, sequence_reduction_refused)
 from ..config import RunConfig
 from ..errors import ConfigError, RunFolderError, unknown_layer
-from ..threads import training_threads
+from .._util.threads import training_threads
 from . import IntegrationError, check_version, require  # noqa: F401 - IntegrationError: what users catch
 
 MINIMUM_KERAS = (3, 0)
@@ -122,7 +122,7 @@ class LayerlapseCallback(keras.callbacks.Callback):
             self._guarded(self.session.start, step=self._step if self.schedule.by_steps else None, epoch=epoch)
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        if keras.backend.backend() == "torch":  # torch's threads follow the mapping worker (layerlapse.threads)
+        if keras.backend.backend() == "torch":  # torch's threads follow the mapping worker (layerlapse._util.threads)
             training_threads.fit()
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
@@ -140,7 +140,7 @@ class LayerlapseCallback(keras.callbacks.Callback):
                 session.start(step=self._step if self.schedule.by_steps else None, epoch=self._epoch)
             session.finish()
             if self.draw:
-                from ..pipeline import complete_run  # the recipe's last steps: map, measure, draw
+                from ..recipe.steps import complete_run  # the recipe's last steps: map, measure, draw
 
                 complete_run(session.run, session.on_snapshot)
         except BaseException as error:
@@ -226,7 +226,7 @@ class LayerlapseCallback(keras.callbacks.Callback):
                                                                                  "source": "keras"},
                                    training=training, schedule=self.schedule, force=self.force, resume=self.resume)
         if self.draw:
-            from ..pipeline import MapAlongside  # map each snapshot in a worker while training goes on
+            from ..recipe.steps import MapAlongside  # map each snapshot in a worker while training goes on
 
             session.on_snapshot = MapAlongside(config.map_method)
         return session

@@ -89,7 +89,7 @@ from . import check_version as check_lightning_version
 
 if TYPE_CHECKING:
     from ..capture.session import RecordingSession
-    from ..store import RunFolder
+    from ..store.run import RunFolder
 
 MINIMUM = (2, 0)
 INPUT_SETS = ("probe", "test_probe", "test_set")
@@ -226,7 +226,7 @@ class LayerlapseCallback(pl.Callback):
         self._finished = run
         try:
             if self.draw:  # rank 0 alone: the other ranks are done
-                from ..pipeline import complete_run
+                from ..recipe.steps import complete_run
 
                 complete_run(run, recorder.session.on_snapshot)
         finally:

@@ -10,7 +10,7 @@ Methods (`--map`):
   hold still; then an orthogonal Procrustes turn onto the previous frame. The change is counted from the neighbours
   a point's position was fitted to, not from the last frame's: small changes that add up over many frames free the
   point in the end, and a frame that frees points so says in its caption. The neighbour search and the layouts run
-  on a backend (`--map-backend`: umap-learn, as described here, or TorchDR; layerlapse.map_backends); the rules
+  on a backend (`--map-backend`: umap-learn, as described here, or TorchDR; layerlapse.maps.backend); the rules
   above stay here whatever runs them.
 - `independent`: a fresh, seeded UMAP fit per epoch, as the article does (the reference; frames land in arbitrary
   rotations).
@@ -24,28 +24,23 @@ compilation; later processes load it, except for NN-descent's main loop, which n
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from .config import MAP_METHODS as METHODS
-from .config import check_backend_fits_method
-from .errors import ConfigError
-from .map_backends import MapBackend, load_backend
-from .memory import keep_freed_memory
-from .paths import cache_root
+from ..config import MAP_METHODS as METHODS
+from ..config import check_backend_fits_method
+from ..errors import ConfigError
+from .._util.memory import keep_freed_memory
+from .backend import MapBackend, load_backend
+from .umap_learn import import_umap, seeded_umap
 
 PLACEMENT_NEIGHBORS = 10
 PLACEMENT_FIRST_ROWS = 1024  # place_points' screen: its first block, which sets each query's bar for the rest
 PLACEMENT_SCREEN = 2  # candidates per neighbour that place_points' float32 screen keeps for the exact ranking
 DEFAULT_METHOD = "aligned"
-DEFAULT_BACKEND = "auto"  # umap-learn on CPU, TorchDR where CUDA and TorchDR are present (layerlapse.map_backends)
-# Warm frames of the aligned method (anchored_sgd): UMAP's optimisation from the last frame at its full learning
-# rate, each point's steps scaled by its mobility. Measured on MNIST runs by bench/maps.py (docs/benchmarks.md).
-WARM_EPOCHS = 50
+DEFAULT_BACKEND = "auto"  # umap-learn on CPU, TorchDR where CUDA and TorchDR are present (layerlapse.maps.backend)
 # up to UMAP's own cut for its epochs (500 below 10,000 points, 200 above), a warm frame takes this many times the
 # backend's epochs: freed points then settle into their clusters, and settled points move less (issue 25,
 # bench/map_runs.py: the digits demo's worst class-agreement gap against a fresh UMAP 0.017 with 50 epochs, 0.007 with
@@ -59,28 +54,10 @@ MOBILITY_POWER = 3.5  # points whose neighbours changed a little move little: 2.
 # on; a point held or barely moved keeps being measured against the neighbours it was last fitted to, so change
 # that adds up over many frames frees it in the end (issue 25)
 REFITTED_FROM = 0.25
-EXACT_KNN_BELOW = 4096
-# NN-descent from the previous epoch's graph, measured at 60,000 MNIST points (epoch 1 → 2): 2 rounds of 12
-# candidates find 96 % of the exact 40 neighbours in 3.2 s, 20 candidates 99.6 % in 5.5 s, a cold search (umap's
-# settings) 99.99 % in 13-19 s; the maps' measures did not tell 12 from 20 apart beyond the spread between seeds
-WARM_KNN_ROUNDS = 2
-WARM_KNN_CANDIDATES = 12  # as umap-learn: exact neighbours for small sets, NN-descent above
 
 
 class MapWarning(UserWarning):
     """Something about the data that the map had to work around (non-finite rows, constant layers)."""
-
-
-def import_umap() -> Any:
-    """umap-learn, with numba's cache on disk (NUMBA_CACHE_DIR, if the user has not chosen one)."""
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_root() / "numba"))
-    import pynndescent  # noqa: F401 - its functions are cached below too
-    import umap
-
-    from .jitcache import enable_disk_cache
-
-    enable_disk_cache()  # numba caches only what is declared cache=True; this saves ~1 minute per new process
-    return umap
 
 
 def check_method(method: str, n_points: int, n_neighbors: int) -> None:
@@ -98,109 +75,12 @@ def check_method(method: str, n_points: int, n_neighbors: int) -> None:
 def umap_map(activations: np.ndarray, *, n_neighbors: int = 40, seed: int = 0) -> np.ndarray:
     """One epoch's activations (n, features) → seeded UMAP coordinates (n, 2), float32: the article's method."""
     check_method("independent", len(activations), n_neighbors)
-    return _seeded_umap(np.asarray(activations, dtype=np.float32), n_neighbors, seed).embedding_.astype(np.float32)
-
-
-def _seeded_umap(x: np.ndarray, n_neighbors: int, seed: int) -> Any:
-    """The article's fit, the one place it is made: the independent method and the aligned method's first frame
-    are then the same frame."""
-    umap = import_umap()
-    # a seed makes UMAP single-threaded anyway; saying so avoids its warning
-    return umap.UMAP(n_neighbors=n_neighbors, n_components=2, random_state=seed, n_jobs=1).fit(x)
-
-
-def nearest_neighbors(x: np.ndarray, k: int, *, seed: int, start: np.ndarray | None = None
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's k nearest rows (itself first) and their distances, as umap-learn computes them: exact below 4,096
-    rows, NN-descent above, which starts from the graph `start` (an earlier epoch's) when given."""
-    if len(x) < EXACT_KNN_BELOW:
-        from sklearn.neighbors import NearestNeighbors
-
-        distances, indices = NearestNeighbors(n_neighbors=k).fit(x).kneighbors(x)
-        return indices.astype(np.int32), distances.astype(np.float32)
-    import_umap()
-    from pynndescent import NNDescent
-
-    if start is None:  # umap-learn's settings
-        settings = dict(n_trees=min(64, 5 + int(round(len(x) ** 0.5 / 20.0))),
-                        n_iters=max(5, int(round(np.log2(len(x))))), max_candidates=60)
-    else:  # the last epoch's graph is mostly right already: two short rounds find 96 % of the neighbours
-        settings = dict(n_iters=WARM_KNN_ROUNDS, max_candidates=WARM_KNN_CANDIDATES, init_graph=start)
-    index = NNDescent(x, n_neighbors=k, metric="euclidean", random_state=seed, low_memory=True, n_jobs=1,
-                      compressed=False, verbose=False, **settings)
-    indices, distances = index.neighbor_graph
-    return indices.astype(np.int32), distances.astype(np.float32)
-
-
-def _fuzzy_graph(x: np.ndarray, indices: np.ndarray, distances: np.ndarray, seed: int) -> Any:
-    umap = import_umap()
-    graph, _, _ = umap.umap_.fuzzy_simplicial_set(x, indices.shape[1], np.random.RandomState(seed), "euclidean",
-                                                  knn_indices=indices, knn_dists=distances)
-    return graph
-
-
-def _umap_curve() -> tuple[float, float]:
-    umap = import_umap()
-    return umap.umap_.find_ab_params(1.0, 0.1)  # UMAP's defaults: spread 1, min_dist 0.1
-
-
-def _first_frame(x: np.ndarray, n_neighbors: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first frame as the article's method makes it (a seeded umap-learn fit, so the two are the same frame),
-    and the neighbour graph it was built on (each row's neighbours, itself first) for the next frame to start from."""
-    reducer = _seeded_umap(x, n_neighbors, seed)
-    knn = getattr(reducer, "_knn_indices", None)  # kept by umap-learn only where it ran NN-descent (4,096 rows on)
-    if knn is None:
-        knn = nearest_neighbors(x, n_neighbors, seed=seed)[0]
-    return reducer.embedding_.astype(np.float32), np.asarray(knn, dtype=np.int32)
-
-
-def _warm_layout(graph: Any, start: np.ndarray, seed: int, *, n_epochs: int, learning_rate: float,
-                 mobility: np.ndarray | None = None) -> np.ndarray:
-    """UMAP's optimisation, continued from `start` in its own scale (umap-learn's embedding function would rescale
-    the start into a 10×10 box, per axis, which distorts a layout that is not square), each point's steps scaled by
-    its `mobility` (all free when None)."""
-    umap = import_umap()  # first: it points numba's cache (NUMBA_CACHE_DIR) at layerlapse's, for anchored_sgd too
-    from .anchored_sgd import optimise_layout
-
-    graph = graph.tocoo()
-    graph.sum_duplicates()
-    graph.data[graph.data < graph.data.max() / float(n_epochs)] = 0.0  # as UMAP: edges too weak to be sampled
-    graph.eliminate_zeros()
-    a, b = _umap_curve()
-    mobility = np.ones(len(start), dtype=np.float32) if mobility is None else mobility
-    return optimise_layout(start, graph.row, graph.col, umap.umap_.make_epochs_per_sample(graph.data, n_epochs),
-                           mobility, a=a, b=b, n_epochs=n_epochs, learning_rate=learning_rate, seed=seed)
-
-
-class UmapLearnBackend:
-    """The `umap-learn` map backend (layerlapse.map_backends): umap-learn's seeded fit for a cold frame,
-    pynndescent's search from the last graph, and UMAP's optimisation continued by `anchored_sgd`."""
-
-    name = "umap-learn"
-
-    def __repr__(self) -> str:
-        return "UmapLearnBackend()"
-
-    @property
-    def warm_epochs(self) -> int:
-        return WARM_EPOCHS  # read when used, so bench/maps.py --set WARM_EPOCHS=... reaches it
-
-    def first_frame(self, x: np.ndarray, n_neighbors: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        return _first_frame(x, n_neighbors, seed)
-
-    def neighbors(self, x: np.ndarray, k: int, *, seed: int, start: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-        return nearest_neighbors(x, k, seed=seed, start=start)
-
-    def warm_layout(self, x: np.ndarray, knn: np.ndarray, distances: np.ndarray, start: np.ndarray, *, seed: int,
-                    n_epochs: int, learning_rate: float, mobility: np.ndarray) -> np.ndarray:
-        graph = _fuzzy_graph(x, knn, distances, seed)
-        return _warm_layout(graph, start, seed, n_epochs=n_epochs, learning_rate=learning_rate, mobility=mobility)
+    return seeded_umap(np.asarray(activations, dtype=np.float32), n_neighbors, seed).embedding_.astype(np.float32)
 
 
 def procrustes_onto(xy: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """`xy` rotated or reflected (no scaling) about its centre to best match `reference`, moved onto its centre."""
-    from .metrics import turned_onto
+    from .faithfulness import turned_onto
 
     return turned_onto(xy, reference).astype(np.float32)
 
@@ -228,7 +108,7 @@ class EpochMapper:
             check_method(method, n_neighbors + 1, n_neighbors)
             raise ConfigError(f"--map {method} maps the whole run at once: use map_epochs")
         check_backend_fits_method(backend, method)
-        keep_freed_memory()  # 18 % faster warm frames at 60,000 points (layerlapse.memory)
+        keep_freed_memory()  # 18 % faster warm frames at 60,000 points (layerlapse._util.memory)
         self.method, self.n_neighbors, self.seed = method, n_neighbors, seed
         # the aligned method's neighbour graphs and layouts (the other methods are one library's own fit)
         self.backend: MapBackend = load_backend(backend if method == "aligned" else "umap-learn")
@@ -334,7 +214,7 @@ def refitted(knn: np.ndarray, fitted_knn: np.ndarray | None, previous_knn: np.nd
 
 def moved_share(knn: np.ndarray, previous_knn: np.ndarray) -> np.ndarray:
     """Per point, the share of its layer-space neighbours (itself left out) that were not its neighbours before."""
-    from .metrics import shared_per_row
+    from .faithfulness import shared_per_row
 
     return 1.0 - shared_per_row(knn[:, 1:], previous_knn)
 
@@ -406,7 +286,7 @@ def usable_rows(activations: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[s
     """float32 activations (n, features), the mask of rows that are all finite, and a note when some are not (also
     given as a warning with the count). Converted and checked a block of rows at a time: a memory-mapped float16
     snapshot is read into its float32 copy without a second whole copy or a mask as large as the snapshot."""
-    from .blocks import finite_rows, float32_rows
+    from ..store.blocks import finite_rows, float32_rows
 
     x = float32_rows(activations)
     usable = finite_rows(x)
@@ -422,7 +302,7 @@ def usable_rows(activations: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[s
 def _constant(x: np.ndarray, usable: np.ndarray) -> bool:
     """Whether every usable row of `x` equals the first, a block of rows at a time (`x[usable] == ...` would make
     a copy of the snapshot and a mask as large: 5 bytes a value, 1.9 GB at 60,000 × 6,272)."""
-    from .blocks import row_blocks
+    from ..store.blocks import row_blocks
 
     first, start = x[int(np.argmax(usable))], 0
     for block in row_blocks(x):
@@ -446,7 +326,7 @@ def place_points(reference_activations: np.ndarray, reference_xy: np.ndarray, ne
     """
     if len(reference_activations) != len(reference_xy):
         raise ValueError(f"{len(reference_activations)} reference activations but {len(reference_xy)} positions")
-    from .blocks import finite_rows, float32_rows
+    from ..store.blocks import finite_rows, float32_rows
 
     new = float32_rows(new_activations)
     positions = np.asarray(reference_xy, dtype=np.float64)
@@ -479,7 +359,7 @@ def nearest_reference_rows(reference: np.ndarray, allowed: np.ndarray, queries: 
     snapshot would take 3 GB so) keeps PLACEMENT_SCREEN × k candidates per query; their exact float64 distances then
     rank them, so the result is the exact search's unless more rows than that tie within float32's rounding. The
     blocks do not depend on the queries: a query's result does not depend on the others."""
-    from .blocks import BLOCK_BYTES, release_pages
+    from ..store.blocks import BLOCK_BYTES, release_pages
 
     n, width = len(reference), queries.shape[1]
     flat = np.asanyarray(reference).reshape(n, width)
@@ -529,7 +409,7 @@ def _keep_closest(best: np.ndarray, best_rows: np.ndarray, squared: np.ndarray, 
 def _exact_ranking(flat: np.ndarray, queries: np.ndarray, candidates: np.ndarray, k: int
                    ) -> tuple[np.ndarray, np.ndarray]:
     """The k nearest of each query's candidate rows (-1: none) by exact float64 distance, ties in row order."""
-    from .blocks import BLOCK_BYTES
+    from ..store.blocks import BLOCK_BYTES
 
     distances = np.empty((len(queries), k), dtype=np.float64)
     neighbors = np.empty((len(queries), k), dtype=np.int64)

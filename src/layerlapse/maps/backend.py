@@ -1,6 +1,6 @@
 """What runs the aligned map's heavy parts: the neighbour graph and the warm-started layout.
 
-The aligned method's rules stay in `layerlapse.project` whatever runs them (when a frame starts cold, how free each
+The aligned method's rules stay in `layerlapse.maps.project` whatever runs them (when a frame starts cold, how free each
 point is to move, the Procrustes turn onto the last frame, the placement of new points); a backend only computes:
 
 - `first_frame(x, n_neighbors, seed)`: a cold, seeded UMAP frame and its neighbour graph (each row itself first);
@@ -11,8 +11,10 @@ point is to move, the Procrustes turn onto the last frame, the placement of new 
 
 Backends (`--map-backend`):
 
-- `umap-learn`: umap-learn and pynndescent on the CPU, the code path layerlapse has always had.
-- `torchdr`: TorchDR's UMAP on torch, on CUDA when present (`pip install 'layerlapse[torchdr]'`); `layerlapse.map_torchdr`.
+- `umap-learn`: umap-learn and pynndescent on the CPU, the code path layerlapse has always had;
+  `layerlapse.maps.umap_learn`.
+- `torchdr`: TorchDR's UMAP on torch, on CUDA when present (`pip install 'layerlapse[torchdr]'`);
+  `layerlapse.maps.torchdr`.
 - `auto`: `torchdr` where CUDA and TorchDR are both present, `umap-learn` everywhere else. On a 2-core CPU a warm
   frame of MNIST took 8.4× (10,000 points) to 12× (60,000) as long with TorchDR as with umap-learn, and was no more
   faithful (docs/benchmarks.md, "Map backends"); on a GPU the choice rests on TorchDR being made for one, not yet measured.
@@ -27,8 +29,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .config import MAP_BACKENDS
-from .errors import ConfigError
+from ..config import MAP_BACKENDS
+from ..errors import ConfigError
 
 
 class MapBackend(Protocol):
@@ -58,10 +60,10 @@ def load_backend(name: str) -> MapBackend:
     library is missing."""
     name = resolve_backend(name)
     if name == "torchdr":
-        from .map_torchdr import TorchDRBackend
+        from .torchdr import TorchDRBackend
 
         return TorchDRBackend()
-    from .project import UmapLearnBackend
+    from .umap_learn import UmapLearnBackend
 
     return UmapLearnBackend()
 
@@ -75,6 +77,6 @@ def _cuda_present() -> bool:
     seconds, and `layerlapse render` on a machine without a GPU never needs it."""
     if not Path("/proc/driver/nvidia/version").exists() and shutil.which("nvidia-smi") is None:
         return False
-    from .map_torchdr import cuda_present
+    from .torchdr import cuda_present
 
     return cuda_present()

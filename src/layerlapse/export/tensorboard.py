@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .atomic import atomic_output, write_bytes
-from .errors import ConfigError, RunFolderError, not_recorded
-from . import layout
-from .layout import epoch_file
-from .store import RunFolder
+from ..store.atomic import atomic_output, write_bytes
+from ..errors import ConfigError, RunFolderError, not_recorded
+from ..store import layout
+from ..store.layout import epoch_file
+from ..store.run import RunFolder
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .atomic import atomic_output
-from .errors import ConfigError
-from .store import metric_series
+from ..store.atomic import atomic_output
+from ..errors import ConfigError
+from ..store.run import metric_series
 
 if TYPE_CHECKING:
-    from .dynamics import RegionCutOffs
+    from ..measures.dynamics import RegionCutOffs
     from matplotlib.axes import Axes
     from matplotlib.colors import ListedColormap, Normalize
     from matplotlib.figure import Figure
@@ -595,8 +595,8 @@ def draw_data_map(confidence: np.ndarray, variability: np.ndarray, correctness: 
                   snapshots: str) -> Path:
     """Dataset cartography's data map: each probe image at (variability, confidence) of its true class's
     probability over the trained snapshots, coloured by the share of snapshots it was right, with the run's regions
-    (`layerlapse.dynamics.region_cut_offs`) drawn, counted and defined under it."""
-    from .dynamics import cartography_regions, region_counts, region_cut_offs
+    (`layerlapse.measures.dynamics.region_cut_offs`) drawn, counted and defined under it."""
+    from ..measures.dynamics import cartography_regions, region_counts, region_cut_offs
 
     cut_offs = region_cut_offs(variability)
     counts = region_counts(cartography_regions(confidence, variability, cut_offs))
@@ -622,7 +622,7 @@ def draw_data_map(confidence: np.ndarray, variability: np.ndarray, correctness: 
 def _draw_region_borders(axes: Axes, cut_offs: RegionCutOffs, counts: Mapping[str, int]) -> None:
     """The regions' borders, the same the report selects by, each region named with its count; where the run's
     thirds moved the cut-offs, the fixed one stays as a faint dotted line."""
-    from .dynamics import AMBIGUOUS_VARIABILITY
+    from ..measures.dynamics import AMBIGUOUS_VARIABILITY
 
     border = {"color": "0.35", "linewidth": 0.9, "linestyle": "--"}
     axes.axvline(cut_offs.ambiguous_from, **border)

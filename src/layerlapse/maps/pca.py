@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .blocks import row_blocks
+from ..store.blocks import row_blocks
 
 COVARIANCE_UP_TO = 2048  # widths that take the exact route
 OVERSAMPLES = 10

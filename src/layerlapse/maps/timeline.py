@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from . import metrics
-from .blocks import finite_rows, float32_rows
-from .threads import CoreShare, limit_worker_threads, training_threads, worker_environment
+from . import faithfulness as metrics
+from ..store.blocks import finite_rows, float32_rows
+from .._util.threads import CoreShare, limit_worker_threads, training_threads, worker_environment
 from .project import DEFAULT_BACKEND, DEFAULT_METHOD, EpochMapper, MapState, map_epochs
 
 
@@ -147,7 +147,7 @@ class WorkerSpec:
     n_neighbors: int
     seed: int
     resume_from: dict[str, int]  # layer -> last epoch already mapped and stored (its map is the next start)
-    backend: str = DEFAULT_BACKEND  # what runs the aligned map (layerlapse.map_backends)
+    backend: str = DEFAULT_BACKEND  # what runs the aligned map (layerlapse.maps.backend)
 
 
 def _activation_path(run_path: str, layer: str, epoch: int) -> Path:
@@ -165,7 +165,7 @@ def _mapped(path: Path) -> np.ndarray:
 
 def _worker_main(spec: WorkerSpec, jobs: Any, results: Any, share: CoreShare) -> None:
     """Map each epoch sent on `jobs` for every layer, in order; send Frames (or an error text) on `results`. The
-    share's flag is up while it maps, for the training's thread rule (`layerlapse.threads`)."""
+    share's flag is up while it maps, for the training's thread rule (`layerlapse._util.threads`)."""
     try:
         limit_worker_threads()
         timelines = {layer: LayerTimeline(layer, spec.n_points, method=spec.method, n_neighbors=spec.n_neighbors,

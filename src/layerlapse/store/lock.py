@@ -7,8 +7,8 @@ browser) never take it.
 
 The lock file holds a record of its holder: who it is (for the message a second writer gets), which folder it writes,
 its process token, and the tokens of earlier writers that ended without giving the lock back. Every temp file a
-writer makes carries its token (`layerlapse.atomic`), so the next writer knows which leftovers a killed writer of this
-run made (`RunLock.leftover_tokens`) and removes only those, never a user's file that merely looks like one.
+writer makes carries its token (`layerlapse.store.atomic`), so the next writer knows which leftovers a killed writer of
+this run made (`RunLock.leftover_tokens`) and removes only those, never a user's file that merely looks like one.
 
 The lock file is never written through a hard link. Hard-link copies of a run (cp -al, rsync --link-dest backups)
 share it, and a lock file may be a hard link to any file elsewhere: writing the record would change that file, and
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .atomic import is_token, process_token, temp_name
-from .errors import RunBusyError, RunFolderError
+from ..errors import RunBusyError, RunFolderError
 from .layout import LOCK
 
 try:

@@ -20,17 +20,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .capture.recorder import Recorder, find_layers, stratified_probe
-from .capture.session import Inputs, RecordingSession, loss_and_accuracy
-from .config import RunConfig
+from ..capture.recorder import Recorder, find_layers, stratified_probe
+from ..capture.session import Inputs, RecordingSession, loss_and_accuracy
+from ..config import RunConfig
 from .data import Dataset, load_dataset
-from .errors import ConfigError, RunFolderError
-from .memory import keep_freed_memory
+from ..errors import ConfigError, RunFolderError
+from .._util.memory import keep_freed_memory
 from .models import build_model
-from .modes import evaluating
-from .progress import note, progress_bar
-from . import layout
-from .store import RunFolder
+from ..capture.modes import evaluating
+from .._util.progress import note, progress_bar
+from ..store import layout
+from ..store.run import RunFolder
 
 EVAL_BATCH = 250  # as capture: larger batches make 100 MB tensors that page-fault on every allocation
 
@@ -259,7 +259,7 @@ def record_run(config: RunConfig, out: str, *, data_dir: str | None = None, forc
 
 # what the built-in loop does, stated in the manifest beside the settings
 TRAINING = {"loop": "layerlapse built-in", "optimizer": "Adam (Keras' epsilon)", "loss": "cross-entropy",
-            "network": "the article's CNN (layerlapse.models.ReferenceCNN)"}
+            "network": "the article's CNN (layerlapse.reference.models.ReferenceCNN)"}
 
 
 def _inputs(dataset: Dataset, probe_indices: np.ndarray, test_indices: np.ndarray | None) -> Inputs:

@@ -1,5 +1,9 @@
-"""The recipe: record (train + capture + store) → map → draw. Each step reads and writes the run folder, so any
-step can be redone on its own: `layerlapse render` maps (if needed) and draws a stored run without torch.
+"""The recipe's steps after recording: map → measure → draw → report. Each step reads and writes the run folder,
+so any step can be redone on its own: `layerlapse render` maps (if needed) and draws a stored run without torch.
+
+Recording (`layerlapse.reference.experiment`, a Recorder, a framework's callback) stands above these steps and calls
+them to complete a run (`complete_run`); nothing here imports a recorder or the built-in loop, so no import comes back
+round.
 """
 
 from __future__ import annotations
@@ -16,51 +20,26 @@ from pathlib import Path
 
 import numpy as np
 
-from . import layout, render, report
-from .atomic import atomic_output, write_bytes
-from .dynamics import SampleDynamics, probe_dynamics, test_probe_dynamics
-from .measures import check_sample_size, measure_run, what_changed_when
-from .config import REPORT_BUDGET_MB, RunConfig
-from .errors import RunBusyError, RunFolderError
-from .jitcache import map_code_on_disk
-from .progress import note, progress_bar
-from .metrics import QUALITY_K, QUALITY_SAMPLE
-from .metrics import caption as quality_caption
-from .metrics import short_caption
-from .map_backends import resolve_backend
-from .project import LEGACY_METHODS, METHOD_LABELS, check_method, place_points
-from .store import RunFolder, curve_axis, is_untrained, json_bytes, npy_bytes
-from .timeline import BackgroundMapper, Frame, LayerTimeline, WorkerSpec, map_whole_run
+from ..store import layout
+from ..render import figures as render
+from ..report import page as report
+from ..store.atomic import atomic_output, write_bytes
+from ..measures.dynamics import SampleDynamics, probe_dynamics, test_probe_dynamics
+from ..measures.layers import check_sample_size, measure_run, what_changed_when
+from ..config import REPORT_BUDGET_MB
+from ..errors import RunBusyError, RunFolderError
+from ..maps.jitcache import map_code_on_disk
+from .._util.progress import note, progress_bar
+from ..maps.faithfulness import QUALITY_K, QUALITY_SAMPLE
+from ..maps.faithfulness import caption as quality_caption
+from ..maps.faithfulness import short_caption
+from ..maps.backend import resolve_backend
+from ..maps.project import LEGACY_METHODS, METHOD_LABELS, check_method, place_points
+from ..store.run import RunFolder, curve_axis, is_untrained, json_bytes, npy_bytes
+from ..maps.timeline import BackgroundMapper, Frame, LayerTimeline, WorkerSpec, map_whole_run
 
 COMPILING = "compiling the map's code first (first run only, about a minute)"
 POLL_SECONDS = 0.05  # how often the wait after training looks for the worker's next frame
-
-
-def run_experiment(config: RunConfig, out: str | os.PathLike, *, data_dir: str | None = None, force: bool = False,
-                   resume: bool = False, show_progress: bool = True, background: bool = True) -> RunFolder:
-    """Train, record, map and draw: the whole reference experiment into the run folder `out`.
-
-    With `background`, a worker process maps epoch t while epoch t+1 trains, so the run waits only for the last map.
-    """
-    from .train import record_run  # torch is only needed here
-
-    alongside = MapAlongside(config.map_method) if background and config.map_method != "aligned-umap" else None
-    run = None
-    try:
-        run = record_run(config, str(out), data_dir=data_dir, force=force, resume=resume,
-                         show_progress=show_progress, on_epoch=alongside)
-        with run.noting_failure():
-            if alongside is not None:
-                alongside.finish(run, show_progress=show_progress)
-            map_run(run, show_progress=show_progress)
-            render_run(run, show_progress=show_progress)
-        run.commit("complete")
-        return run
-    finally:
-        if alongside is not None:
-            alongside.stop()
-        if run is not None:
-            run.close()  # the run's lock, held since it was created or reopened
 
 
 def complete_run(run: RunFolder, alongside: MapAlongside | None = None, *, show_progress: bool | None = None) -> None:
@@ -168,7 +147,7 @@ def _mapping_line(run: RunFolder, snapshot: int, layer: str) -> str:
 
 def _first_map_compiles(run: RunFolder, method: str) -> bool:
     """Whether a process's first umap-learn map will compile its numba code now: a method that runs umap-learn, and
-    none of that code in numba's disk cache yet (layerlapse.jitcache; a cache it cannot read claims nothing)."""
+    none of that code in numba's disk cache yet (layerlapse.maps.jitcache; a cache it cannot read claims nothing)."""
     uses_umap_learn = method != "pca" and _map_backend(run, method) == "umap-learn"
     return uses_umap_learn and map_code_on_disk() is False
 
@@ -305,7 +284,7 @@ def _stored_method(run: RunFolder) -> str | None:
 
 def _map_backend(run: RunFolder, method: str) -> str:
     """What runs the run's aligned maps: the backend its stored maps were made with (a resumed run or a redraw
-    continues with it), else the run's setting as this machine resolves it ('auto': layerlapse.map_backends)."""
+    continues with it), else the run's setting as this machine resolves it ('auto': layerlapse.maps.backend)."""
     if method != "aligned":
         return "umap-learn"  # the other methods are one library's own fit
     maps = run.manifest.get("maps", {})
@@ -432,7 +411,7 @@ def _save_dynamics(run: RunFolder, found: SampleDynamics, relpath: str) -> Path:
 
 
 def _draw_layer_measures(run: RunFolder, measured: dict | None) -> list[Path]:
-    """dynamics/layers.json: each layer's measures per snapshot (layerlapse.measures)."""
+    """dynamics/layers.json: each layer's measures per snapshot (layerlapse.measures.layers)."""
     if measured is None:
         return []
     written = [render.write_json(measured, run.local(layout.DYNAMICS_LAYERS))]

@@ -11,9 +11,9 @@ it directly; the columns:
   draw the point);
 - `predicted`, `predicted_name`, `confidence` (the predicted class's probability), `true_class_probability`, where the
   run stored predictions;
-- the dynamics of `layerlapse.dynamics`, where the run has two trained snapshots with predictions: `mean_confidence`,
-  `variability`, `correctness`, `first_learned`, `learned_from`, `forgetting_events`, `never_learned`,
-  `unforgettable`, and `region` (easy / ambiguous / hard to learn, or empty).
+- the dynamics of `layerlapse.measures.dynamics`, where the run has two trained snapshots with predictions:
+  `mean_confidence`, `variability`, `correctness`, `first_learned`, `learned_from`, `forgetting_events`,
+  `never_learned`, `unforgettable`, and `region` (easy / ambiguous / hard to learn, or empty).
 
 pyarrow writes the file: `pip install layerlapse[parquet]`. Torch is never needed.
 """
@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import layout
-from .atomic import atomic_output
-from .dynamics import REGIONS, cartography_regions, probe_dynamics
-from .errors import ConfigError, LayerlapseError, RunFolderError, not_recorded
-from .store import RunFolder, snapshot_labels
+from ..store import layout
+from ..store.atomic import atomic_output
+from ..measures.dynamics import REGIONS, cartography_regions, probe_dynamics
+from ..errors import ConfigError, LayerlapseError, RunFolderError, not_recorded
+from ..store.run import RunFolder, snapshot_labels
 
 INSTALL_HINT = "writing Parquet needs pyarrow: pip install 'layerlapse[parquet]' (or pip install pyarrow)"
 _REGION_NAMES = {code: name for name, code in REGIONS.items()}

@@ -1,7 +1,7 @@
 """Writing files so that a reader never sees half of one: temp file in the same folder, flush, fsync, rename.
 
 A temp file is named `.<final name>.tmp-<token>`, where the token is this process's own random one (`process_token`).
-The writer of a run records its token in the run's lock file (`layerlapse.lock`), so the next writer can tell the
+The writer of a run records its token in the run's lock file (`layerlapse.store.lock`), so the next writer can tell the
 temp files a killed writer left from a user's files that merely look like them: it removes only names that end in
 a token it read there (`remove_temp_files`).
 """
@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
-from .errors import StorageError
+from ..errors import StorageError
 
 TEMP_MARK = ".tmp-"
 TOKEN_PATTERN = "[0-9a-f]{16}"

@@ -9,7 +9,7 @@
 - When: the first snapshot at which each image was right, and the snapshot from which it stayed right to the end.
 
 Only the snapshots of a network that has trained count: a run's untrained snapshot 0 guesses (a tenth of MNIST
-right by chance), and counting it would turn lucky guesses into forgetting events. Pure numpy; `layerlapse.store`
+right by chance), and counting it would turn lucky guesses into forgetting events. Pure numpy; `layerlapse.store.run`
 supplies the arrays.
 """
 
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import layout
-from .errors import RunFolderError
-from .store import RunFolder, is_untrained
+from ..store import layout
+from ..errors import RunFolderError
+from ..store.run import RunFolder, is_untrained
 
 NOT_YET = -1  # first_learned / learned_from of an image never right (or not right at the last snapshot)
 
@@ -221,10 +221,10 @@ def _dynamics(run: RunFolder, predictions, read_labels, name: str) -> SampleDyna
 
 def summary(run: RunFolder, top: int = 10) -> dict:
     """What `layerlapse dynamics` shows: counts, the hardest, most forgotten and latest-learned probe images, and per
-    layer the snapshots where its representation changed most (`layerlapse.measures`: 1 − linear CKA to the snapshot
-    before, with the share of 10-NN kept). Raises RunFolderError when the run has fewer than two trained snapshots
-    with predictions."""
-    from .measures import layer_measures, what_changed_when
+    layer the snapshots where its representation changed most (`layerlapse.measures.layers`: 1 − linear CKA to the
+    snapshot before, with the share of 10-NN kept). Raises RunFolderError when the run has fewer than two trained
+    snapshots with predictions."""
+    from .layers import layer_measures, what_changed_when
 
     found = probe_dynamics(run)
     if found is None:

@@ -25,10 +25,17 @@ import numpy as np
 
 from . import blocks, layout
 from . import lock as run_lock
-from .atomic import (TOKEN_PATTERN, atomic_output, process_token, remove_temp_files, sha256_file, storage_error,
-                     write_bytes)
-from .config import RunConfig
-from .errors import ConfigError, RunFolderError
+from .atomic import (
+    TOKEN_PATTERN,
+    atomic_output,
+    process_token,
+    remove_temp_files,
+    sha256_file,
+    storage_error,
+    write_bytes,
+)
+from ..config import RunConfig
+from ..errors import ConfigError, RunFolderError
 from .layout import MANIFEST, RECORDED_FOLDERS, epoch_file  # noqa: F401 - epoch_file re-exported for callers
 
 SCHEMA_VERSION = 1
@@ -53,7 +60,7 @@ def is_derived(relpath: str) -> bool:
 class RunFolder:
     """A run folder on disk and its manifest; write through it so every file is atomic, listed and inside the folder.
 
-    Writing takes the run's lock (one writer per run folder, see `layerlapse.lock`): `writing()` holds it for a
+    Writing takes the run's lock (one writer per run folder, see `layerlapse.store.lock`): `writing()` holds it for a
     block, any write takes it for the rest of this object's life, `close()` (or leaving a `with` block) gives it
     back. Reading needs no lock.
     """

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_bytes
-from .errors import DatasetError, StorageError
-from .paths import cache_root
+from ..store.atomic import write_bytes
+from ..errors import DatasetError, StorageError
+from .._util.paths import cache_root
 
 DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist", "digits")
 
@@ -391,7 +391,7 @@ def _network_reason(exc: BaseException) -> str:
 
 def _load_digits() -> Dataset:
     """scikit-learn's bundled 8x8 digits (values 0..16), scaled to 0..255 and split 80/20, stratified and seeded."""
-    # Imported here so that `import layerlapse.data` stays fast for the IDX datasets.
+    # Imported here so that `import layerlapse.reference.data` stays fast for the IDX datasets.
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 

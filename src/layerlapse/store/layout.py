@@ -56,9 +56,10 @@ HISTORY = "history.jsonl"
 METRICS = "metrics.json"
 REPORT = "report.html"
 QUALITY_FILE = "quality.json"
-DYNAMICS_PROBE = "dynamics/probe.npz"  # the probe's per-image dynamics (layerlapse.dynamics), computed by render
+# the probe's per-image dynamics (layerlapse.measures.dynamics), computed by render
+DYNAMICS_PROBE = "dynamics/probe.npz"
 DYNAMICS_TEST_PROBE = "dynamics/test_probe.npz"  # the same for the test probe, where one was recorded
-DYNAMICS_LAYERS = "dynamics/layers.json"  # each layer's measures per snapshot (layerlapse.measures)
+DYNAMICS_LAYERS = "dynamics/layers.json"  # each layer's measures per snapshot (layerlapse.measures.layers)
 
 
 def epoch_file(epoch: int, suffix: str = ".npy") -> str:

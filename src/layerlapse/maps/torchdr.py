@@ -2,7 +2,7 @@
 and its warm-started layout. `pip install 'layerlapse[torchdr]'` installs TorchDR and faiss-cpu, which TorchDR uses
 for the k-nearest-neighbour search (without faiss, torch computes every pairwise distance: n² floats in memory).
 
-The aligned map's rules are layerlapse's own and stay in `layerlapse.project`: the warm start holds the last frame
+The aligned map's rules are layerlapse's own and stay in `layerlapse.maps.project`: the warm start holds the last frame
 exactly (TorchDR would rescale an `init` to a tiny spread; `init_scaling` is set so it does not), each point's steps
 are scaled by its mobility (an SGD whose step multiplies each row's gradient), and the Procrustes turn follows.
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 # Warm frames: TorchDR's updates (every edge's gradient summed, then one step per point) carry a point less far per
 # epoch than umap-learn's edge-by-edge updates. On a clustered set where half a cluster joins another in the layer,

@@ -34,7 +34,7 @@ import os
 import sys
 from pathlib import Path
 
-from .paths import cache_root
+from .._util.paths import cache_root
 
 _PACKAGES = ("umap", "pynndescent")
 # What a first map compiles, about a minute between them (measured: pynndescent's trees 13 s at import, umap's fit
@@ -151,7 +151,7 @@ def _index_file(package: str, module: str, function: str) -> tuple[Path, Path] |
 
 def _cache_folder(package_folder: Path) -> Path | None:
     """numba's cache folder for a package's files: <NUMBA_CACHE_DIR>/<package folder's name>_<sha1 of its path>.
-    NUMBA_CACHE_DIR as project.import_umap leaves it (layerlapse's own folder when unset); set empty, numba writes
+    NUMBA_CACHE_DIR as umap_learn.import_umap leaves it (layerlapse's own folder when unset); set empty, numba writes
     beside the sources or elsewhere, so None."""
     chosen = os.environ.get("NUMBA_CACHE_DIR")
     if chosen == "":

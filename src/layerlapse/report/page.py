@@ -15,14 +15,14 @@ gzip, unpacked by the browser's DecompressionStream; `Blobs`):
 - thumbnails: every image once, as a tile of PNG atlases of ATLAS_IMAGES images (base64 PNG in their own tags),
   decoded when one of their images is first shown;
 - the confusion matrix of the whole probe per epoch, and each frame's figures as text;
-- the probe's per-image dynamics (`layerlapse.dynamics`), one byte each per point (`pack_dynamics`): what the map
-  can be coloured by (`colorBy`: how each byte becomes a value, and the colour bar's range and title), the data map's
-  place (variability, confidence) and each point's cartography region (`regionCutOffs`: the run's cut-offs, their
-  definition in words and each region's count, `layerlapse.dynamics.region_cut_offs`); the hardest and most
+- the probe's per-image dynamics (`layerlapse.measures.dynamics`), one byte each per point (`pack_dynamics`): what the
+  map can be coloured by (`colorBy`: how each byte becomes a value, and the colour bar's range and title), the data
+  map's place (variability, confidence) and each point's cartography region (`regionCutOffs`: the run's cut-offs, their
+  definition in words and each region's count, `layerlapse.measures.dynamics.region_cut_offs`); the hardest and most
   forgotten images (`strips`, as `layerlapse dynamics` lists them);
 - the test points (the test probe, `testImages` the size of the run's whole test set): drawn in their class colour
   as diamonds with a dark edge, the misclassified at the shown epoch ringed (`marks`: the colours, render.py's);
-- the shown layers' measures per frame (`layerlapse.measures`): k-NN and linear-probe accuracy, 1 − CKA to the
+- the shown layers' measures per frame (`layerlapse.measures.layers`): k-NN and linear-probe accuracy, 1 − CKA to the
   previous frame, CKA between every pair of frames and the words naming its largest changes.
 
 `page_payload(page)` reads a written page's payload back with every array decoded.
@@ -83,17 +83,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .atomic import atomic_output
-from .dynamics import REGIONS as REGION_CODES
-from .dynamics import cartography_regions, region_summary
-from .config import REPORT_BUDGET_MB
-from .errors import ConfigError, RunFolderError, not_recorded
-from . import layout
-from .store import RunFolder, curve_axis, is_untrained, metric_series
+from ..store.atomic import atomic_output
+from ..measures.dynamics import REGIONS as REGION_CODES
+from ..measures.dynamics import cartography_regions, region_summary
+from ..config import REPORT_BUDGET_MB
+from ..errors import ConfigError, RunFolderError, not_recorded
+from ..store import layout
+from ..store.run import RunFolder, curve_axis, is_untrained, metric_series
 
 if TYPE_CHECKING:
     from bokeh.document import Document
-    from .dynamics import SampleDynamics
+    from ..measures.dynamics import SampleDynamics
     from bokeh.models import ColorBar, ColumnDataSource, GlyphRenderer, LayoutDOM, LinearColorMapper, Plot, Span
 
 MB = 1_000_000  # the size budget is in SI megabytes, as file managers show sizes
@@ -102,7 +102,7 @@ COORD_STEPS = 65534  # codes 0..65534 span a layer's limits
 THUMBNAIL_PX = 84  # thumbnails are shown about this big, in whole-pixel steps
 BUDGET_MARGIN = 0.98  # aim a little under what the budget holds: the PNG atlas's size is known once encoded
 VARIABILITY_MAX = 0.5  # a probability's standard deviation is at most 0.5: variability / 0.5 × 255 fills a byte
-# Dataset cartography's regions (layerlapse.dynamics.cartography_regions: the run's cut-offs), codes and names
+# Dataset cartography's regions (layerlapse.measures.dynamics.cartography_regions: the run's cut-offs), codes and names
 REGIONS = {key: (REGION_CODES[key], name)
            for key, name in (("easy", "easy to learn"), ("ambiguous", "ambiguous"), ("hard", "hard to learn"))}
 STRIP_SIZE = 12  # images in each of the hardest and most forgotten strips
@@ -232,7 +232,7 @@ def read_content(run: RunFolder, layers: list[str]) -> ReportContent:
 
 def _probe_dynamics(run: RunFolder, notes: list[str]) -> SampleDynamics | None:
     """The probe's per-image dynamics, or None (and a note saying why, when predictions exist but do not fit)."""
-    from .dynamics import probe_dynamics
+    from ..measures.dynamics import probe_dynamics
 
     try:
         return probe_dynamics(run)
@@ -243,7 +243,7 @@ def _probe_dynamics(run: RunFolder, notes: list[str]) -> SampleDynamics | None:
 
 def _strips(run: RunFolder, found: SampleDynamics | None) -> dict[str, list[dict]]:
     """The probe's hardest and most forgotten images, as `layerlapse dynamics` lists them (one definition)."""
-    from .dynamics import ranked_images
+    from ..measures.dynamics import ranked_images
 
     if found is None:
         return {}
@@ -254,7 +254,7 @@ def _strips(run: RunFolder, found: SampleDynamics | None) -> dict[str, list[dict
 
 def _page_measures(run: RunFolder, layers: list[str], epochs: list[int], notes: list[str]) -> dict | None:
     """The layer measures of the shown layers at the page's frames; None when there are none (no error)."""
-    from .measures import layer_measures
+    from ..measures.layers import layer_measures
 
     try:
         found = layer_measures(run)
@@ -349,7 +349,7 @@ def _thumbnail_pixels(images: np.ndarray) -> np.ndarray | None:
 
 
 def _limits(probe: Points, test: Points | None, layer: str) -> tuple[float, float, float, float]:
-    from .render import common_limits  # matplotlib loads lazily there; only this pure function is used
+    from ..render.figures import common_limits  # matplotlib loads lazily there; only this pure function is used
 
     maps = list(probe.coords[layer]) + (list(test.coords[layer]) if test is not None and layer in test.coords else [])
     limits = common_limits(maps)
@@ -360,7 +360,7 @@ def _limits(probe: Points, test: Points | None, layer: str) -> tuple[float, floa
 
 
 def _summary(run: RunFolder, layers: list[str], epochs: list[int], n_probe: int) -> str:
-    from .project import LEGACY_METHODS, METHOD_LABELS
+    from ..maps.project import LEGACY_METHODS, METHOD_LABELS
 
     method = run.manifest.get("maps", {}).get("method", "umap")
     method = LEGACY_METHODS.get(method, method)
@@ -390,7 +390,7 @@ def _epoch_figures(run: RunFolder, epoch: int, probe: Points, frame: int) -> str
 
 
 def _layer_figures(run: RunFolder, layer: str, epoch: int) -> str:
-    from .metrics import caption
+    from ..maps.faithfulness import caption
 
     quality = run.frame_measures(layer, epoch)
     return " · ".join(filter(None, [caption(quality), *quality.get("notes", [])]))
@@ -629,8 +629,9 @@ def _strip_points(points: Points, rows: list[dict]) -> list[dict]:
 
 
 def marks() -> dict[str, str]:
-    """The colours that set test points and misclassified points apart, the PNG figures' own (layerlapse.render)."""
-    from .render import MISCLASSIFIED_COLOR, MISCLASSIFIED_HALO_COLOR, TEST_EDGE_COLOR
+    """The colours that set test points and misclassified points apart, the PNG figures' own
+    (layerlapse.render.figures)."""
+    from ..render.figures import MISCLASSIFIED_COLOR, MISCLASSIFIED_HALO_COLOR, TEST_EDGE_COLOR
 
     return {"testEdge": TEST_EDGE_COLOR, "misclassified": MISCLASSIFIED_COLOR, "halo": MISCLASSIFIED_HALO_COLOR}
 
@@ -778,7 +779,7 @@ def render_page(content: ReportContent) -> str:
 
 def page_script() -> str:
     """The page's code: the point layer, then the report's behaviour."""
-    folder = resources.files("layerlapse")
+    folder = resources.files(__package__)
     return "\n".join(folder.joinpath(name).read_text(encoding="utf-8") for name in ("pointlayer.js", "report.js"))
 
 
@@ -1062,7 +1063,7 @@ def _region_cut_offs(plot: Plot, regions: dict | None) -> None:
     """The regions' borders on the data map, as figures/data_map.png draws them: ambiguous right of the ambiguous
     cut-off; left of the steady one, easy above the high confidence cut-off and hard below the low one; where the
     run's thirds moved them, the fixed cut-off dotted."""
-    from .dynamics import AMBIGUOUS_VARIABILITY
+    from ..measures.dynamics import AMBIGUOUS_VARIABILITY
 
     if regions is None:
         return

@@ -1,5 +1,5 @@
 """How good each recorded layer's representation is at every snapshot, and when it changed: the measures of
-`layerlapse.representation` over a whole run folder, on one fixed, seeded sample of the probe.
+`layerlapse.measures.representation` over a whole run folder, on one fixed, seeded sample of the probe.
 
 Per layer and snapshot: k-NN and linear-probe accuracy; linear CKA to the previous snapshot and between every pair of
 snapshots (a heatmap); the share of 10-NN kept, read from the maps' stored measures; and "what changed when", the
@@ -18,11 +18,11 @@ import math
 
 import numpy as np
 
-from . import layout
-from .errors import ConfigError, RunFolderError
-from .progress import progress_bar
+from ..store import layout
+from ..errors import ConfigError, RunFolderError
+from .._util.progress import progress_bar
 from .representation import KNN_K, MEASURE_SAMPLE, measure_sample, probe_accuracies
-from .store import RunFolder
+from ..store.run import RunFolder
 
 CKA_MEMORY = 1_000_000_000  # bytes of Gram matrices held at once (float32)
 LARGEST_CHANGES = 3  # snapshots named per layer in "what changed when"

@@ -1,0 +1,1 @@
+"""A stored run for other tools: TensorBoard's projector, Parquet tables."""

@@ -1,0 +1,1 @@
+"""The article's reference experiment: its datasets, its network, its built-in training loop."""
