@@ -105,3 +105,20 @@ def test_a_circle_put_back_is_found(tmp_path: Path, module: str, line: str, circ
     """The check sees a circle within one stage (where the layers contract cannot), an import inside a function too."""
     broken_copy(tmp_path, module, line)
     assert circle in import_circles(tmp_path / "src")
+
+
+def test_the_public_face_lists_every_public_name_and_each_resolves() -> None:
+    import layerlapse
+
+    assert set(layerlapse.__all__) <= set(dir(layerlapse))
+    assert not [name for name in dir(layerlapse) if not name.startswith("__") and name not in layerlapse.__all__]
+    for name in layerlapse.__all__:
+        assert getattr(layerlapse, name) is not None
+
+
+def test_the_package_says_it_is_typed() -> None:
+    from importlib import resources
+
+    assert resources.files("layerlapse").joinpath("py.typed").is_file()
+    # shipped in the wheel (tomllib would need Python 3.11; the package runs on 3.10)
+    assert 'layerlapse = ["py.typed"]' in (Path(__file__).parents[1] / "pyproject.toml").read_text()

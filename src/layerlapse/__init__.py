@@ -41,6 +41,11 @@ _EXPORTS = {
 __all__ = [*_EXPORTS, "__version__"]
 
 
+def __dir__() -> list[str]:
+    """The public names (lazy, so an editor's completion and `dir(layerlapse)` list them before their first use)."""
+    return sorted([*__all__, *(name for name in globals() if name.startswith("__"))])
+
+
 def __getattr__(name: str):
     if name in _EXPORTS:
         return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
