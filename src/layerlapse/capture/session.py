@@ -24,7 +24,7 @@ from ..config import RunConfig
 from ..errors import ConfigError, RunFolderError
 
 from ..store.blocks import largest_finite_magnitude
-from ..store.run import snapshot_labels
+from ..store.run import in_step_order, snapshot_labels
 
 if TYPE_CHECKING:
     from ..store.run import RunFolder
@@ -379,8 +379,7 @@ class RecordingSession:
             rows[position] = {**rows[position], **extra}
         else:
             rows.append({**new, **extra})
-            if all("step" in row for row in rows):
-                rows.sort(key=lambda row: row["step"])
+            in_step_order(rows)
         run.manifest["history"] = rows
         run.write_history()
         run.commit()

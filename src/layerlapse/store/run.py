@@ -471,8 +471,7 @@ class RunFolder:
             kept = [row for row in self.history if row.get("snapshot", -1) < epoch
                     and not ("snapshot" not in row and step is not None and row.get("step") == step)]
             rows = [*kept, history_row]
-            if all("step" in row for row in rows):  # a step run's rows in step order
-                rows.sort(key=lambda row: row["step"])
+            in_step_order(rows)
             self.manifest["history"] = rows
             self.write_history()
         self.manifest["epochs_complete"] = epoch
@@ -608,6 +607,12 @@ def history_rows(manifest: dict[str, Any]) -> list[dict[str, Any]]:
         metrics = {key: value for key, value in row.items() if key != "epoch"}
         read.append({"snapshot": index, **label, **metrics} if _is_int(index) else dict(row))
     return read
+
+
+def in_step_order(rows: list[dict[str, Any]]) -> None:
+    """Sort a step run's history rows (every row knows its step) by step, in place; other runs keep their order."""
+    if all("step" in row for row in rows):
+        rows.sort(key=lambda row: row["step"])
 
 
 def curve_axis(manifest: dict[str, Any], history: list[dict[str, Any]]) -> tuple[list[float], list[float], str]:
