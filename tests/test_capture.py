@@ -6,7 +6,7 @@ from torch.nn import functional as F
 
 from layerlapse.capture import Recorder, Snapshot, find_layers, layer_table, stratified_probe
 from layerlapse.config import RunConfig
-from layerlapse.errors import ConfigError, LayerlapseError, LayerNotFoundError
+from layerlapse.errors import ConfigError, LayerlapseError, LayerNotFoundError, RecordingWarning
 from layerlapse.reference.models import ReferenceCNN, SameConv2d
 from layerlapse.store.run import RunFolder
 
@@ -557,7 +557,7 @@ def test_reduce_last_of_a_conv_map_is_refused_with_the_fix() -> None:
 
 
 def test_reduce_first_on_a_recurrent_layer_warns_that_it_read_one_step() -> None:
-    with pytest.warns(UserWarning, match=r"^reduce='first' records recurrent layer 'rnn' after its first step, which "
+    with pytest.warns(RecordingWarning, match=r"^reduce='first' records recurrent layer 'rnn' after its first step, which "
                                          r"has read the first input only: reduce='last' records it after the whole"):
         Recorder(Reader(), ["rnn"], sequences(), reduce="first").close()
 

@@ -24,7 +24,8 @@ from PIL import Image
 from layerlapse.export import tensorboard as export
 from layerlapse.config import RunConfig
 from layerlapse.errors import ConfigError, RunFolderError
-from layerlapse.export.tensorboard import ExportWarning, export_tensorboard
+from layerlapse.errors import ExportWarning
+from layerlapse.export.tensorboard import export_tensorboard
 from layerlapse.store.run import RunFolder, epoch_file, load_run
 
 PAGE_ROWS = 100_000  # the num_rows the projector page asks the plugin for

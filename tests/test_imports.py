@@ -122,3 +122,22 @@ def test_the_package_says_it_is_typed() -> None:
     assert resources.files("layerlapse").joinpath("py.typed").is_file()
     # shipped in the wheel (tomllib would need Python 3.11; the package runs on 3.10)
     assert 'layerlapse = ["py.typed"]' in (Path(__file__).parents[1] / "pyproject.toml").read_text()
+
+
+def test_every_warning_is_a_layerlapse_warning_from_errors() -> None:
+    """A user filters layerlapse's warnings by one class (`errors.LayerlapseWarning`): every `warnings.warn` in the
+    package names a category, and each category is a class of `errors`."""
+    from layerlapse import errors
+
+    calls = 0
+    for path in (ROOT / "src" / "layerlapse").rglob("*.py"):
+        text = path.read_text()
+        for call in re.finditer(r"warnings\.warn\((.*?)stacklevel", text, flags=re.S):
+            calls += 1
+            names = set(re.findall(r"\b([A-Z]\w*Warning)\b", call.group(1)))
+            assert names, f"{path.name}: a warning without a category: {call.group(0)[:80]}"
+            for name in names:
+                assert issubclass(getattr(errors, name), errors.LayerlapseWarning), (path.name, name)
+        for defined in re.findall(r"^class (\w+Warning)\(", text, flags=re.M):
+            assert path.name == "errors.py", f"{path.name} defines {defined}: warnings live in layerlapse.errors"
+    assert calls >= 5

@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from layerlapse import Recorder, load_run
-from layerlapse.errors import ConfigError, LayerNotFoundError, RunFolderError
+from layerlapse.errors import ConfigError, LayerNotFoundError, RecordingWarning, RunFolderError
 from layerlapse.store.run import RunFolder
 
 CLASSES = [str(digit) for digit in range(10)]
@@ -182,7 +182,7 @@ def test_a_selected_output_and_the_first_token(tmp_path: Path) -> None:
     torch.manual_seed(0)
     tokens = torch.randint(0, 20, (50, 7))
     model = Encoder()
-    with pytest.warns(UserWarning, match=r"reduce='first' records recurrent layer 'rnn' after its first step"), \
+    with pytest.warns(RecordingWarning, match=r"reduce='first' records recurrent layer 'rnn' after its first step"), \
             Recorder(model, ["rnn", "embed"], tokens, output={"rnn": 0}, reduce="first") as recorder:
         snapshot = recorder.snapshot(0)
     sequence = model.rnn(model.embed(tokens))[0]  # (50, 7, 6): the GRU's first output, one row per token

@@ -6,7 +6,8 @@ from sklearn.neighbors import NearestNeighbors
 
 from layerlapse.errors import ConfigError
 from layerlapse.maps.anchored_sgd import optimise_layout
-from layerlapse.maps.project import (MOBILE_FROM, PLACEMENT_NEIGHBORS, REFITTED_FROM, EpochMapper, MapWarning,
+from layerlapse.errors import MapWarning
+from layerlapse.maps.project import (MOBILE_FROM, PLACEMENT_NEIGHBORS, REFITTED_FROM, EpochMapper,
                                      map_epochs, mobility_of, moved_share, place_points, procrustes_onto, umap_map)
 from layerlapse.maps.umap_learn import EXACT_KNN_BELOW, import_umap, nearest_neighbors
 

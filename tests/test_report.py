@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from layerlapse.report import page as report
-from layerlapse.errors import ConfigError, RunFolderError
+from layerlapse.errors import ConfigError, ReportSizeWarning, RunFolderError
 from layerlapse.render.figures import common_limits
 from layerlapse.measures.dynamics import SampleDynamics
 from layerlapse.store.run import RunFolder, epoch_file, load_run
@@ -190,7 +190,7 @@ def test_over_the_budget_a_stratified_subsample_is_shown_said_and_warned(run: Ru
     content = report.read_content(run, run.layers)
     few = len(report.render_page(report.subsample(content, 30)).encode())
     budget_mb = (full + few) / 2 / report.MB  # room for about half of the points
-    with pytest.warns(report.ReportSizeWarning, match=r"showing [\d,]+ of 300 probe points.*size budget") as caught:
+    with pytest.warns(ReportSizeWarning, match=r"showing [\d,]+ of 300 probe points.*size budget") as caught:
         path = report.write_report(run, tmp_path / "small.html", size_budget_mb=budget_mb)
     assert path.stat().st_size <= budget_mb * report.MB
     shown = int(re.search(r"showing ([\d,]+) of 300", str(caught[0].message)).group(1).replace(",", ""))

@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "RunConfig": "config",
     "LayerlapseError": "errors",
+    "LayerlapseWarning": "errors",
     "load_dataset": "reference.data",
     "Dataset": "reference.data",
     "ReferenceCNN": "reference.models",

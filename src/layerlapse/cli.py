@@ -239,7 +239,8 @@ def export(
     TensorBoard: every snapshot in one logdir, or one epoch; Parquet: every snapshot."""
     import shlex
 
-    from .export.tensorboard import ExportWarning, export_tensorboard
+    from .errors import ExportWarning
+    from .export.tensorboard import export_tensorboard
     from .store import layout
     from .store.run import load_run
 
@@ -356,7 +357,7 @@ def _warnings_as_lines(category: type[Warning] = UserWarning) -> Iterator[None]:
 
 def _report_warnings_as_lines() -> contextlib.AbstractContextManager[None]:
     """A report over its size budget, from run, demo or render, said in one line as `layerlapse report` says it."""
-    from .report.page import ReportSizeWarning
+    from .errors import ReportSizeWarning
 
     return _warnings_as_lines(ReportSizeWarning)
 

@@ -74,3 +74,23 @@ class RunBusyError(RunFolderError):
 
 class StorageError(RunFolderError):
     """The disk refused a write: full, read-only, or not ours to write."""
+
+
+class LayerlapseWarning(UserWarning):
+    """Something layerlapse worked around and says so: the run is written, but not quite as asked."""
+
+
+class RecordingWarning(LayerlapseWarning):
+    """A recording choice that is allowed but seldom the one meant (reduce='first' on a recurrent layer)."""
+
+
+class MapWarning(LayerlapseWarning):
+    """Something about the data that the map had to work around (non-finite rows, constant layers)."""
+
+
+class ReportSizeWarning(LayerlapseWarning):
+    """The report would be larger than its size budget, so it shows a stratified subsample of the points."""
+
+
+class ExportWarning(LayerlapseWarning):
+    """Something the projector cannot show in full (a sprite that cannot fit, more points than the page fetches)."""

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..config import RunConfig
-from ..errors import ConfigError, unknown_layer
+from ..errors import ConfigError, RecordingWarning, unknown_layer
 from ..store.blocks import release_pages
 from .._util.memory import keep_freed_memory
 from .modes import evaluating
@@ -502,7 +502,8 @@ def _warn_of_a_first_step(modules: dict[str, nn.Module], reduce: dict[str, str],
         if reduce[name] == "first" and isinstance(module, nn.RNNBase) and not module.bidirectional \
                 and select[name] in (None, 0):
             warnings.warn(f"reduce='first' records recurrent layer {name!r} after its first step, which has read the "
-                          "first input only: reduce='last' records it after the whole sequence", stacklevel=3)
+                          "first input only: reduce='last' records it after the whole sequence", RecordingWarning,
+                          stacklevel=3)
 
 
 # the Recorder's argument for the labels of each input it takes

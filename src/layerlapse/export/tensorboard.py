@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..store.atomic import atomic_output, write_bytes
-from ..errors import ConfigError, RunFolderError, not_recorded
+from ..errors import ConfigError, ExportWarning, RunFolderError, not_recorded
 from ..store import layout
 from ..store.layout import epoch_file
 from ..store.run import RunFolder
@@ -51,9 +51,6 @@ PROBE_IMAGES = layout.PROBE_IMAGES
 # row in one TSV reader or another.
 _CELL_BREAKERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
-
-class ExportWarning(UserWarning):
-    """Something the projector cannot show in full (a sprite that cannot fit, more points than the page fetches)."""
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..config import MAP_METHODS as METHODS
 from ..config import check_backend_fits_method
-from ..errors import ConfigError
+from ..errors import ConfigError, MapWarning
 from .._util.memory import keep_freed_memory
 from .backend import MapBackend, load_backend
 from .umap_learn import import_umap, seeded_umap
@@ -55,9 +55,6 @@ MOBILITY_POWER = 3.5  # points whose neighbours changed a little move little: 2.
 # that adds up over many frames frees it in the end (issue 25)
 REFITTED_FROM = 0.25
 
-
-class MapWarning(UserWarning):
-    """Something about the data that the map had to work around (non-finite rows, constant layers)."""
 
 
 def check_method(method: str, n_points: int, n_neighbors: int) -> None:

@@ -87,7 +87,7 @@ from ..store.atomic import atomic_output
 from ..measures.dynamics import REGIONS as REGION_CODES
 from ..measures.dynamics import cartography_regions, region_summary
 from ..config import REPORT_BUDGET_MB
-from ..errors import ConfigError, RunFolderError, not_recorded
+from ..errors import ConfigError, ReportSizeWarning, RunFolderError, not_recorded
 from ..store import layout
 from ..store.run import RunFolder, curve_axis, is_untrained, metric_series
 
@@ -108,9 +108,6 @@ REGIONS = {key: (REGION_CODES[key], name)
 STRIP_SIZE = 12  # images in each of the hardest and most forgotten strips
 SELECTION_THUMBNAILS = 60  # a data-map selection lists the thumbnails of its first this many points
 
-
-class ReportSizeWarning(UserWarning):
-    """The report would be larger than its size budget, so it shows a stratified subsample of the points."""
 
 
 def write_report(run: RunFolder, path: str | os.PathLike | None = None, *,
