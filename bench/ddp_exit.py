@@ -1,5 +1,5 @@
 """How often a two-process Lightning DDP fit (CPU, gloo) with the layerlapse callback ends in an abort at exit, with
-layerlapse's own collectives (`layerlapse.integrations.collectives`) and with torch's object collectives
+layerlapse's own collectives (`layerlapse.capture.collectives`) and with torch's object collectives
 (`broadcast_object_list`, `gather_object`, `all_gather_object`), which the callback used before. The two are run in
 turn, fit by fit, so that both see the same machine.
 
@@ -36,7 +36,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset
 
-from layerlapse.integrations import collectives
+from layerlapse.capture import collectives
 from layerlapse.integrations.lightning import LayerlapseCallback
 
 

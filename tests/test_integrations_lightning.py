@@ -28,8 +28,8 @@ from layerlapse.store import layout  # noqa: E402
 from layerlapse.capture.probe import ProbeInputs  # noqa: E402
 from layerlapse.errors import ConfigError, LayerNotFoundError  # noqa: E402
 from layerlapse.integrations import IntegrationError  # noqa: E402
-from layerlapse.integrations.lightning import (  # noqa: E402
-    LayerlapseCallback, check_same_probe, check_version, epoch_metrics, rank_share, share_rows)
+from layerlapse.capture.shares import check_same_probe, rank_share, share_rows  # noqa: E402
+from layerlapse.integrations.lightning import LayerlapseCallback, check_version, epoch_metrics  # noqa: E402
 from layerlapse.store.run import is_derived, load_run  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
@@ -222,7 +222,7 @@ def test_ddp_writes_one_run_that_matches_one_process(one_process_run: Path, tmp_
     result = run_script(tmp_path, out=str(tmp_path / "run"), devices=2, sync_dist=sync_dist)
     assert result.returncode == 0, result.stderr[-3000:]
     # neither rank aborted at exit (rank 1's abort leaves rank 0's exit code 0): 7 fits in 20 did with torch's object
-    # collectives, see layerlapse.integrations.collectives
+    # collectives, see layerlapse.capture.collectives
     assert "terminate called" not in result.stderr, result.stderr[-3000:]
     ddp, single = load_run(tmp_path / "run"), load_run(one_process_run)
     assert ddp.manifest["training"]["processes"] == 2 and ddp.manifest["training"]["strategy"] == "DDPStrategy"

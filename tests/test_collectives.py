@@ -16,7 +16,7 @@ pytest.importorskip("torch.distributed")
 SCRIPT = r"""
 import json, sys
 import torch
-from layerlapse.integrations import collectives
+from layerlapse.capture import collectives
 
 store, rank = sys.argv[1], int(sys.argv[2])
 torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
