@@ -218,7 +218,7 @@ def test_a_snapshot_interrupted_mid_write_is_never_listed(tmp_path: Path) -> Non
     listed = dict(recorder.run.manifest["files"])
     with pytest.raises(KeyboardInterrupt):
         recorder.epoch_end(1)
-    recorder.session.failed(interrupted=True)
+    recorder.session.abort(interrupted=True)
     recorder.close()
     after = RunFolder.open(tmp_path / "run")
     assert after.epochs_complete == 0 and after.manifest["files"] == listed and after.status == "interrupted"

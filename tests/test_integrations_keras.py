@@ -124,7 +124,7 @@ def test_the_article_network_records_its_hidden_layer(tmp_path: Path, digits, mo
     model.fit(x[:600], one_hot[:600], batch_size=100, epochs=2, validation_split=0.2, verbose=0,
               callbacks=[callback])
     recorded = manifest(tmp_path / "run")
-    assert recorded["epochs_complete"] == 2 and recorded["status"] == "running"  # draw=False: render it later
+    assert recorded["epochs_complete"] == 2 and recorded["status"] == "complete"  # draw=False: recorded in full, drawn later
     assert np.array_equal(np.load(tmp_path / "run/probe/labels.npy"), y[:200])
     # the recorded rows are what the trained network's own layers output, channels-last maps averaged over H, W
     own = keras.Model(model.inputs, [model.get_layer("hidden").output, model.get_layer("acti2").output])

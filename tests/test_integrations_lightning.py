@@ -201,7 +201,7 @@ def test_every_n_steps_labels_snapshots_by_step(tmp_path: Path) -> None:
     steps_per_epoch = N_TRAIN // GLOBAL_BATCH
     assert [label["step"] for label in run.manifest["snapshots"]] == list(range(0, EPOCHS * steps_per_epoch + 1, 10))
     assert run.manifest["snapshots"][3] == {"step": 30, "epoch": 1}  # taken in the second epoch: one was complete
-    assert run.status == "running" and callback.run.path == tmp_path / "run"  # draw=False: recorded, not drawn
+    assert run.status == "complete" and callback.run.path == tmp_path / "run"  # draw=False: recorded, not drawn
     assert {row["epoch_end"] for row in run.history if "epoch_end" in row} == {1, 2}
     assert [row["step"] for row in run.history] == sorted(row["step"] for row in run.history)
 
@@ -332,7 +332,7 @@ def test_fit_resumed_after_its_last_epoch_finishes_the_run(tmp_path: Path) -> No
         else:
             trainer.fit(DigitsMLP(), train, ckpt_path=ckpt_path)  # nothing left to train
     run = load_run(tmp_path / "run")
-    assert run.epochs_complete == 1 and run.manifest["test"]["size"] == 97 and run.status == "running"
+    assert run.epochs_complete == 1 and run.manifest["test"]["size"] == 97 and run.status == "complete"
 
 
 # ---- errors ----------------------------------------------------------------------------------------------------------

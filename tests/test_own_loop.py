@@ -448,7 +448,7 @@ def test_an_own_loop_resumes_its_run_folder_without_rewriting_finished_snapshots
     first.start()
     first.epoch_end(1, metrics={"loss": 1.0})
     first.epoch_end(2, metrics={"loss": 0.5})
-    first.recording_session().failed(interrupted=True)  # as Ctrl-C would leave it
+    first.recording_session().abort(interrupted=True)  # as Ctrl-C would leave it
     first.close()
     recorded = {path: hashlib.sha256(path.read_bytes()).hexdigest()
                 for path in (tmp_path / "run" / "activations").rglob("*.npy")}

@@ -253,20 +253,10 @@ class Recorder:
         was not due."""
         session = self._recording()
         try:
-            session.finish(step=step, epoch=epoch)
-            if self.draw if draw is None else draw:
-                from ..recipe.steps import complete_run  # the recipe's last steps: map, measure, draw
-
-                complete_run(session.run, session.on_snapshot)
-            else:  # recorded in full; `layerlapse render RUN` maps and draws it later
-                session.run.commit("complete")
-            return session.run
-        except BaseException as error:
-            session.failed(interrupted=isinstance(error, KeyboardInterrupt))
-            raise
+            with session.aborting_on_error():
+                session.finish(step=step, epoch=epoch)
+            return session.complete(draw=self.draw if draw is None else draw)
         finally:
-            if session.run is not None:
-                session.run.close()
             self.close()
 
     # ---- snapshots ------------------------------------------------------------------------------------------------

@@ -10,9 +10,10 @@ failure so the run can be resumed. It never imports torch, Keras or transformers
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -139,6 +140,7 @@ class RecordingSession:
     run: RunFolder | None = None
     _recorded_before: int = field(default=-1, init=False, repr=False)  # the last snapshot an earlier process made
     _latest_step: int | None = field(default=None, init=False, repr=False)  # the last step step_end was told
+    _aborted: bool = field(default=False, init=False, repr=False)
 
     def __repr__(self) -> str:
         where = "not started" if self.run is None else f"{self.run.epochs_complete + 1} snapshots"
@@ -240,11 +242,49 @@ class RecordingSession:
             run.commit()
         return run
 
-    def failed(self, interrupted: bool = False) -> None:
-        """Mark the run interrupted or failed on top of its last commit, and give back its lock."""
-        if self.run is not None:
-            self.run._try_commit("interrupted" if interrupted else "failed")
-            self.run.close()
+    def complete(self, *, draw: bool = True) -> RunFolder:
+        """The end of a recorded run: mapped, measured, drawn and committed complete (the recipe's last steps), or,
+        with `draw=False`, committed complete as recorded (`layerlapse render RUN` maps and draws it later). The
+        run's lock and mapping worker are given back whatever happens; a failure aborts the run (`abort`)."""
+        run = self._started()
+        try:
+            with self.aborting_on_error():
+                if draw:
+                    from ..recipe.steps import complete_run  # the recipe's last steps: map, measure, draw, report
+
+                    complete_run(run, self.on_snapshot)
+                else:
+                    run.commit("complete")
+        finally:
+            self._stop_mapping()
+            run.close()
+        return run
+
+    def abort(self, *, interrupted: bool = False) -> None:
+        """The one way a recording ends early, for every framework: the run is marked interrupted (Ctrl-C) or failed
+        on top of its last commit, so it can be resumed; its mapping worker stops and its lock is given back. Doing
+        it again does nothing."""
+        if self.run is not None and not self._aborted:
+            self._aborted = True
+            try:
+                self.run._try_commit("interrupted" if interrupted else "failed")
+            finally:
+                self.run.close()
+        self._stop_mapping()
+
+    @contextlib.contextmanager
+    def aborting_on_error(self) -> Iterator[None]:
+        """A recording event: when it raises (Ctrl-C too), the run is aborted before the error goes on."""
+        try:
+            yield
+        except BaseException as error:
+            self.abort(interrupted=isinstance(error, KeyboardInterrupt))
+            raise
+
+    def _stop_mapping(self) -> None:
+        stop = getattr(self.on_snapshot, "stop", None)  # the mapping worker alongside training, when there is one
+        if stop is not None:
+            stop()
 
     # ---- resuming ----------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

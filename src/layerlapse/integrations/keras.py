@@ -134,28 +134,19 @@ class LayerlapseCallback(keras.callbacks.Callback):
         self._guarded(self.session.epoch_end, epoch + 1, metrics=keras_metrics(logs))
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        session = self.session
-        try:
+        session, self._finished = self.session, True
+        with session.aborting_on_error():
             if session.run is None:  # a fit of no epochs: the network as it is, and the test set
                 session.start(step=self._step if self.schedule.by_steps else None, epoch=self._epoch)
             session.finish()
-            if self.draw:
-                from ..recipe.steps import complete_run  # the recipe's last steps: map, measure, draw
-
-                complete_run(session.run, session.on_snapshot)
-        except BaseException as error:
-            self._stop(failed=True, interrupted=isinstance(error, KeyboardInterrupt))
-            raise
-        finally:
-            self._finished = True
-            if session.run is not None:
-                session.run.close()
+        session.complete(draw=self.draw)
 
     def close(self) -> None:
         """After a fit that raised (Keras has no event for it): mark the run failed, so `resume=True` continues it,
         and give back its lock and mapping worker."""
         if self.session is not None and not self._finished:
-            self._stop(failed=True)
+            self._finished = True
+            self.session.abort()
 
     def state_dict(self) -> dict[str, Any]:
         """Where the run stands: its folder and the snapshots it holds (resume with `resume=True`)."""
@@ -271,21 +262,13 @@ class LayerlapseCallback(keras.callbacks.Callback):
         return labels
 
     def _guarded(self, event: Any, *args: Any, **kwargs: Any) -> Any:
-        """A session event; when it fails, the run is marked failed (resumable) and its lock given back."""
+        """A session event; when it fails, the run is aborted (marked failed, resumable; its lock given back)."""
         try:
-            return event(*args, **kwargs)
-        except BaseException as error:
-            self._stop(failed=True, interrupted=isinstance(error, KeyboardInterrupt))
+            with self.session.aborting_on_error():
+                return event(*args, **kwargs)
+        except BaseException:
+            self._finished = True
             raise
-
-    def _stop(self, *, failed: bool, interrupted: bool = False) -> None:
-        session = self.session
-        self._finished = True
-        if failed:
-            session.failed(interrupted=interrupted)
-        stop = getattr(session.on_snapshot, "stop", None)
-        if stop is not None:
-            stop()
 
 
 def fit_arguments(model: Any) -> dict[str, Any]:

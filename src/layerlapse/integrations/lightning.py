@@ -211,27 +211,16 @@ class LayerlapseCallback(pl.Callback):
         run = self._together(lambda session: _finish(session, step=step, epoch=trainer.current_epoch))
         recorder, self.recorder_ = self.recorder_, None
         recorder.close()
-        if run is None:
-            return
-        self._finished = run
-        try:
-            if self.draw:  # rank 0 alone: the other ranks are done
-                from ..recipe.steps import complete_run
-
-                complete_run(run, recorder.session.on_snapshot)
-        finally:
-            run.close()
+        if run is not None:  # rank 0 alone: the other ranks are done
+            self._finished = run
+            recorder.session.complete(draw=self.draw)
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         recorder, self.recorder_ = self.recorder_, None
         if recorder is None:
             return
-        session = recorder.session
-        if session is not None:
-            session.failed(interrupted=isinstance(exception, KeyboardInterrupt))  # and gives back the lock
-            stop = getattr(session.on_snapshot, "stop", None)
-            if stop is not None:
-                stop()  # the mapping worker
+        if recorder.session is not None:
+            recorder.session.abort(interrupted=isinstance(exception, KeyboardInterrupt))
         recorder.close()
 
     # ---- resuming ----------------------------------------------------------------------------------------------------

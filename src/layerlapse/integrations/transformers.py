@@ -161,7 +161,7 @@ class LayerlapseCallback(transformers.TrainerCallback):
             self._guarded(self.recorder.epoch_end, label["epoch"], metrics=metrics)
 
     def _guarded(self, event: Any, *args: Any, **kwargs: Any) -> Any:
-        """A recording event; when it fails, the run is marked failed (resumable) and its lock given back."""
+        """A recording event; when it fails, the run is aborted (marked failed, resumable; its lock given back)."""
         try:
             return event(*args, **kwargs)
         except BaseException as error:
@@ -170,12 +170,8 @@ class LayerlapseCallback(transformers.TrainerCallback):
 
     def _stop(self, *, interrupted: bool) -> None:
         recorder, self.recorder = self.recorder, None
-        session = recorder.session
-        if session is not None:
-            session.failed(interrupted=interrupted)
-            stop = getattr(session.on_snapshot, "stop", None)
-            if stop is not None:
-                stop()
+        if recorder.session is not None:
+            recorder.session.abort(interrupted=interrupted)
         recorder.close()
 
 
