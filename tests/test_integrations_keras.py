@@ -260,6 +260,27 @@ def test_reduce_last_records_a_recurrent_layer_s_last_step(tmp_path: Path, digit
                                atol=1e-3)
 
 
+def test_output_chooses_one_of_a_layer_s_several_outputs(tmp_path: Path, digits) -> None:
+    """An LSTM with return_state=True outputs [sequence end, h, c]: output=2 records its cell state, as the
+    Recorder's output= chooses a PyTorch layer's; a position the layer lacks is one line, before training."""
+    x, y = digits
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8))
+    _, _, cell = keras.layers.LSTM(6, return_state=True, name="lstm")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(cell))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    callback = LayerlapseCallback("lstm", x[:100, ..., 0], y[:100], tmp_path / "run", class_names=DIGITS, output=2,
+                                  draw=False)
+    model.fit(x[:200, ..., 0], y[:200], epochs=1, verbose=0, callbacks=[callback])
+    assert manifest(tmp_path / "run")["layer_info"]["lstm"]["output"] == "2"
+    cells = keras.Model(model.inputs, model.get_layer("lstm").output[2]).predict(x[:100, ..., 0], verbose=0)
+    np.testing.assert_allclose(np.load(tmp_path / "run/activations/lstm/epoch_001.npy"), cells, atol=1e-3)
+    wrong = LayerlapseCallback("lstm", x[:100, ..., 0], y[:100], tmp_path / "other", class_names=DIGITS, output=3)
+    with pytest.raises(ConfigError, match=r"^output=3 is not an output of layer 'lstm': it has 3, positions 0 to 2$"):
+        model.fit(x[:200, ..., 0], y[:200], epochs=1, verbose=0, callbacks=[wrong])
+    assert not (tmp_path / "other").exists()
+
+
 def test_reduce_last_takes_the_last_real_token_by_an_attention_mask() -> None:
     from layerlapse.integrations.keras import reduce_rows
 
@@ -270,6 +291,16 @@ def test_reduce_last_takes_the_last_real_token_by_an_attention_mask() -> None:
     with pytest.raises(ConfigError, match=r"^reduce='last' finds each input's last token by its attention_mask of 5 "
                                           r"tokens, but layer 'seq' outputs \(4, 3\) per input: use reduce='mean'"):
         reduce_rows(values, "last", False, "seq", np.ones((2, 5)))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is not None, reason="TensorFlow is installed here")
+def test_a_missing_backend_is_named_not_keras() -> None:
+    """Keras installed, its default backend (TensorFlow) not: the fix is the backend, not `pip install keras`."""
+    result = subprocess.run([sys.executable, "-c", "import layerlapse.integrations.keras"], capture_output=True,
+                            text=True, env={**os.environ, "KERAS_BACKEND": "tensorflow"}, timeout=120)
+    assert result.stderr.strip().splitlines()[-1] == (
+        "layerlapse.integrations.IntegrationError: Keras is installed but does not import (No module named "
+        "'tensorflow'): set KERAS_BACKEND=torch (layerlapse's torch) or jax, or install the backend it names")
 
 
 def test_keras_2_is_refused_with_the_upgrade() -> None:

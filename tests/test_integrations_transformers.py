@@ -197,7 +197,7 @@ def test_labels_given_both_in_the_dict_and_as_labels_must_agree(tmp_path: Path) 
     pixels, labels = torch.zeros(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
     callback = LayerlapseCallback(LAYER, probe={"pixel_values": pixels, "labels": labels}, labels=labels,
                                   out=tmp_path / "run")
-    assert "labels" not in callback._recorder_args["probe"]  # the same labels: taken once, not passed to the model
+    assert "labels" not in callback.spec.probe  # the same labels: taken once, not passed to the model
     with pytest.raises(ConfigError, match=r"^labels= differs from the 'labels' entry of the dict it labels: give the "
                                           r"labels one way, in the dict or as labels=$"):
         LayerlapseCallback(LAYER, probe={"pixel_values": pixels, "labels": labels}, labels=labels.flip(0),

@@ -16,6 +16,7 @@ _EXPORTS = {
     "Dataset": "reference.data",
     "ReferenceCNN": "reference.models",
     "Recorder": "capture",
+    "RecordingSpec": "capture",
     "layer_table": "capture",
     "RecordingSession": "capture",
     "record_run": "reference.train",

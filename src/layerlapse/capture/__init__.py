@@ -8,6 +8,7 @@ _EXPORTS = {
     "Recorder": "recorder", "Snapshot": "recorder", "find_layers": "recorder", "layer_table": "listing",
     "stratified_probe": "recorder", "own_run_config": "recorder",
     "ProbeInputs": "probe",
+    "RecordingSpec": "spec", "RankShares": "shares",
     "RecordingSession": "session", "Schedule": "session", "Captured": "session", "Inputs": "session",
 }
 

@@ -30,8 +30,8 @@ from .._util.threads import fit_training_threads
 from .misfit import SHAPE_WORDS, describe_batch, failed_in, first_line
 from .probe import (CHANNELS_FIRST, LayerOutput, ProbeInputs, first_output, first_tensor, layer_output,
                     not_one_row_per_input, reduce_rows)
-from .session import (REDUCTIONS, Captured, Inputs, RecordingSession, Schedule, describe_reduction,
-                      own_run_config)
+from .session import Captured, Inputs, RecordingSession, describe_reduction, own_run_config
+from .spec import RecordingSpec
 
 if TYPE_CHECKING:
     from ..store.run import RunFolder
@@ -98,6 +98,9 @@ class Recorder:
     2-core CPU for the reference network (its largest batch tensor stays under glibc's 32 MB heap threshold and in
     L3); creating a Recorder also has glibc keep freed blocks for the next batch (`layerlapse._util.memory`).
 
+    The parameters from `layers` to `draw` are the recording spec (`layerlapse.capture.spec.RecordingSpec`), the
+    same, in the same order, as every framework callback's.
+
     Parameters
     ----------
     model : torch.nn.Module
@@ -110,8 +113,6 @@ class Recorder:
         One class index per probe input, unless the probe yields `(input, label)` pairs or dicts with "labels".
     out : path, optional
         The run folder to record into; without it (or `run`), `snapshot()` returns arrays and writes nothing.
-    run : RunFolder, optional
-        An open run folder to record into instead of `out`.
     class_names : list of str, optional
         One name per class index (legend, report, confusion matrix); default "0", "1", ….
     dataset : str
@@ -127,43 +128,46 @@ class Recorder:
         How an output of more than one dimension per input becomes a row.
     output : int, str or dict per layer, optional
         Which output of a layer that returns several to record (a position or a key); default the first tensor.
+    batch_size : int
+        Inputs per forward pass of a snapshot.
     training : dict, optional
         The settings your loop used (batch size, learning rate, …), stored in the manifest.
     config : RunConfig, optional
         The map's settings (neighbours, seed, method); default the reference run's.
     force : bool
         Replace a finished run already in `out` (only files that run provably wrote).
-    resume : bool
-        Continue the interrupted run in `out` after its last committed snapshot.
-    batch_size : int
-        Inputs per forward pass of a snapshot.
+    resume : bool, optional
+        Continue the interrupted run in `out` after its last committed snapshot; None or False start afresh.
+    draw : bool
+        Whether `finish()` maps and draws the run (else `layerlapse render RUN` does it later).
+    run : RunFolder, optional
+        An open run folder to record into instead of `out`.
     device : torch.device or str, optional
         Where the probe runs; default the model's device.
     channels_last : bool
         Run the probe in channels-last memory format (as a model trained that way expects).
-    draw : bool
-        Whether `finish()` maps and draws the run (else `layerlapse render RUN` does it later).
     """
 
-    def __init__(self, model: nn.Module, layers: Sequence[str] | str, probe: Any, *,
-                 labels: Any = None, out: str | os.PathLike | None = None, run: RunFolder | None = None,
-                 class_names: Sequence[str] | None = None, dataset: str = "own data",
-                 test_probe: Any = None, test_probe_labels: Any = None, test_set: Any = None, test_labels: Any = None,
-                 every: str | int = "epoch", reduce: str | dict[str, str] = "flatten",
-                 output: int | str | dict[str, int | str] | None = None, training: dict[str, Any] | None = None,
-                 config: RunConfig | None = None, force: bool = False, resume: bool = False,
-                 batch_size: int = 250, device: torch.device | str | None = None, channels_last: bool = False,
-                 draw: bool = True) -> None:
+    def __init__(self, model: nn.Module, layers: Sequence[str] | str, probe: Any, labels: Any = None,
+                 out: str | os.PathLike | None = None, *, class_names: Sequence[str] | None = None,
+                 dataset: str = "own data", test_probe: Any = None, test_probe_labels: Any = None,
+                 test_set: Any = None, test_labels: Any = None, every: str | int = "epoch",
+                 reduce: str | dict[str, str] = "flatten", output: int | str | dict[str, int | str] | None = None,
+                 batch_size: int = 250, training: dict[str, Any] | None = None, config: RunConfig | None = None,
+                 force: bool = False, resume: bool | None = None, draw: bool = True,
+                 run: RunFolder | None = None, device: torch.device | str | None = None,
+                 channels_last: bool = False) -> None:
+        self.spec = RecordingSpec.from_arguments(locals())  # checked once, as every callback's is
         keep_freed_memory()  # snapshots in half the time: no page faults on every batch (layerlapse._util.memory)
         self.model = model
-        self.layers = list(dict.fromkeys([layers] if isinstance(layers, str) else layers))  # a repeat is one
+        self.layers = list(self.spec.layers)
         self.batch_size = batch_size
         self.device = torch.device(device) if device is not None else _model_device(model)
         self.channels_last = channels_last
         self.draw = draw
         self._modules = find_layers(model, self.layers)
-        self._reduce = _per_layer(reduce, self.layers, "reduce", REDUCTIONS)
-        self._select = _per_layer(output, self.layers, "output")
+        self._reduce = self.spec.reductions
+        self._select = self.spec.outputs
         _warn_of_a_first_step(self._modules, self._reduce, self._select)
         self._inputs = {"probe": ProbeInputs(probe, what="probe", batch_size=batch_size)}
         for which, data in (("test_probe", test_probe), ("test_set", test_set)):
@@ -182,16 +186,20 @@ class Recorder:
         # the training threads' rule while a mapping worker maps (layerlapse._util.threads), before each forward pass
         self._handles.append(model.register_forward_pre_hook(fit_training_threads))
         self.session: RecordingSession | None = None
-        self._session_args = None
+        self._run = run
         if out is not None or run is not None:
-            self._session_args = (out, run, class_names, dataset, test_probe_labels, test_labels, every, training,
-                                  config, force, resume)
             try:
                 if self.labels is not None or run is None:  # a given run may be used for run_probe alone
                     self._recording()
             except BaseException:
                 self.close()
                 raise
+
+    @classmethod
+    def from_spec(cls, model: nn.Module, spec: RecordingSpec, *, run: RunFolder | None = None,
+                  device: torch.device | str | None = None, channels_last: bool = False) -> Recorder:
+        """A Recorder of `model` for a spec made before the model was at hand (as a callback's is)."""
+        return cls(model, **spec.arguments(), run=run, device=device, channels_last=channels_last)
 
     @property
     def probe(self) -> Any:
@@ -201,7 +209,7 @@ class Recorder:
     def run(self) -> RunFolder | None:
         if self.session is not None and self.session.run is not None:
             return self.session.run
-        return None if self._session_args is None else self._session_args[1]
+        return self._run
 
     def __repr__(self) -> str:
         return f"Recorder(layers={self.layers}, probe={len(self._inputs['probe'])}, open={bool(self._handles)})"
@@ -265,10 +273,10 @@ class Recorder:
         """Run the probe through the model and record every chosen layer now. With a run folder, the snapshot is
         written and committed with `metrics` as its history row; snapshots go forward (a repeated or earlier epoch
         or step is an error), and the first one need not be the untrained network."""
-        if self._session_args is not None:
+        if self._writes:
             self.spool_into(self._opened_run())  # written into the run folder as it is taken
         snapshot = self.take(epoch if epoch is not None else -1)
-        if self._session_args is not None:
+        if self._writes:
             self.store(snapshot, metrics, step=step)
         return snapshot
 
@@ -432,14 +440,18 @@ class Recorder:
                               f"either in the items or as {_LABEL_ARGUMENTS[which]}=")
         return labels
 
-    def _session(self, out: Any, run: RunFolder | None, class_names: Sequence[str] | None, dataset: str,
-                 test_probe_labels: Any, test_labels: Any, every: str | int, training: dict[str, Any] | None,
-                 config: RunConfig | None, force: bool, resume: bool) -> RecordingSession:
+    @property
+    def _writes(self) -> bool:
+        """Whether this Recorder writes a run folder (it was given `out` or `run`)."""
+        return self.spec.out is not None or self._run is not None
+
+    def _session(self) -> RecordingSession:
+        spec, run = self.spec, self._run
         if self.labels is None:
             raise ConfigError("a Recorder that writes a run folder needs the probe's labels: pass labels=... (one "
                               "class index per probe input), or a Dataset/DataLoader that yields (input, label)")
-        test_probe = self._labels_of("test_probe", test_probe_labels)
-        test = self._labels_of("test_set", test_labels)
+        test_probe = self._labels_of("test_probe", spec.test_probe_labels)
+        test = self._labels_of("test_set", spec.test_labels)
         for which, labels in (("test_probe", test_probe), ("test_set", test)):
             if which in self._inputs and labels is None:
                 raise ConfigError(f"the {which.replace('_', ' ')} needs labels: pass {which}_labels=... (or "
@@ -452,17 +464,18 @@ class Recorder:
                 run.manifest["config"]["layers"] = list(self.layers)
             config, out = run.config, str(run.path)
         else:
-            names = list(class_names) if class_names is not None else None
+            names = list(spec.class_names) if spec.class_names is not None else None
             if names is None:
                 raise ConfigError("a run of your own data needs its class names: pass class_names=[...] (one name "
                                   "per class index)")
-            config = own_run_config(config, dataset, self.layers, len(self.labels),
-                                    None if test_probe is None else len(test_probe), training)
+            config, out = own_run_config(spec.config, spec.dataset, self.layers, len(self.labels),
+                                         None if test_probe is None else len(test_probe), spec.training), spec.out
         inputs = Inputs(self.labels, names, self._inputs["probe"].thumbnails(), test_probe,
                         self._inputs["test_probe"].thumbnails() if "test_probe" in self._inputs else None, test)
-        session = RecordingSession(str(out), self, inputs, config, dataset={"name": dataset, "source": "own loop"},
-                                   training=dict(training or {}), schedule=Schedule(every), force=force,
-                                   resume=resume, run=run)
+        session = RecordingSession(str(out), self, inputs, config,
+                                   dataset={"name": spec.dataset, "source": "own loop"},
+                                   training=dict(spec.training or {}), schedule=spec.schedule, force=spec.force,
+                                   resume=bool(spec.resume), run=run)
         if run is None and self.draw:
             from ..recipe.steps import MapAlongside  # map each snapshot in a worker while training goes on
 
@@ -476,8 +489,8 @@ class Recorder:
         return session.run
 
     def _recording(self) -> RecordingSession:
-        if self.session is None and self._session_args is not None:
-            self.session = self._session(*self._session_args)
+        if self.session is None and self._writes:
+            self.session = self._session()
         if self.session is None:
             raise ValueError("this Recorder writes no run folder: create it with out=\"runs/NAME\" (and the "
                              "probe's labels and class_names) to record the lapse")
@@ -502,19 +515,6 @@ _LABEL_ARGUMENTS = {"probe": "labels", "test_probe": "test_probe_labels", "test_
 
 def _as_array(labels: Any) -> np.ndarray:
     return np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
-
-
-def _per_layer(value: Any, layers: list[str], name: str, allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
-    chosen = value if isinstance(value, dict) else {layer: value for layer in layers}
-    unknown = sorted(set(chosen) - set(layers))
-    if unknown:
-        raise ConfigError(f"{name} names layers that are not recorded ({', '.join(map(repr, unknown))}): give it "
-                          f"for the recorded layers {layers}")
-    per_layer = {layer: chosen.get(layer, "flatten" if allowed else None) for layer in layers}
-    for layer, how in per_layer.items():
-        if allowed is not None and how not in allowed:
-            raise ConfigError(f"{name} for layer {layer!r} must be one of {', '.join(allowed)}, got {how!r}")
-    return per_layer
 
 
 def _class_scores(output: Any) -> torch.Tensor | None:

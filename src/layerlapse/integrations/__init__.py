@@ -8,6 +8,7 @@ missing (`pip install layerlapse[lightning]` and the like); the rest of layerlap
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 from ..errors import LayerlapseError
@@ -17,13 +18,17 @@ class IntegrationError(LayerlapseError, ImportError):
     """A framework layerlapse integrates with is missing, or of a version the callback does not support."""
 
 
-def require(module: str, extra: str, minimum: tuple[int, ...], *, what: str | None = None) -> ModuleType:
+def require(module: str, extra: str, minimum: tuple[int, ...], *, what: str | None = None,
+            when_it_fails: str = "install what it names") -> ModuleType:
     """Import `module`, or raise a one-line IntegrationError with the install hint; refuse versions older than
-    `minimum` (major, minor) with the version found."""
+    `minimum` (major, minor) with the version found. A framework that is installed but fails to import (a missing
+    dependency of its own) is said to be so, with `when_it_fails` as the fix, not told to be installed again."""
     name = what or module
     try:
         imported = importlib.import_module(module)
     except ImportError as error:
+        if importlib.util.find_spec(module) is not None:
+            raise IntegrationError(f"{name} is installed but does not import ({error}): {when_it_fails}") from None
         raise IntegrationError(f"{name} is not installed ({error}): pip install 'layerlapse[{extra}]'") from None
     check_version(name, getattr(imported, "__version__", "0"), extra, minimum)
     return imported

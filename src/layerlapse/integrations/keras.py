@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from ..capture.session import (FLOAT16_MAX, REDUCTIONS, Captured, Inputs, RecordingSession, Schedule,
+from ..capture.session import (FLOAT16_MAX, Captured, Inputs, RecordingSession,
                                describe_reduction, mask_does_not_fit, sequence_reduction_refused)
+from ..capture.spec import RecordingSpec
 from ..config import RunConfig
 from ..errors import ConfigError, RunFolderError, unknown_layer
 from .._util.threads import training_threads
@@ -50,7 +51,10 @@ def check_keras_version(version: str) -> None:
     check_version("Keras", version, "keras", MINIMUM_KERAS, " (it runs on TensorFlow, JAX or PyTorch)")
 
 
-keras = require("keras", "keras", (), what="Keras")  # the version is checked here, with Keras 3's own words
+# the version is checked below, with Keras 3's own words; Keras runs on the backend KERAS_BACKEND names, TensorFlow
+# when unset, and with layerlapse torch is already installed
+keras = require("keras", "keras", (), what="Keras", when_it_fails="set KERAS_BACKEND=torch (layerlapse's torch) or "
+                "jax, or install the backend it names")
 check_keras_version(keras.__version__)
 
 
@@ -64,22 +68,42 @@ class LayerlapseCallback(keras.callbacks.Callback):
     than one dimension per input into a row. `every` is "epoch" (the default), a number of optimizer steps, or "log".
     `draw=False` stops after recording (`layerlapse render RUN` maps and draws later). A fit that was stopped can be
     continued in the same run folder: `resume=True`, and `model.fit(..., initial_epoch=...)` from your checkpoint.
+
+    These are the recording spec, the same as the `Recorder`'s and every callback's, in the same order:
+    `layerlapse.RecordingSpec` documents each.
+
+    Parameters
+    ----------
+    layers, probe, labels, out : the first four, positional or by name
+        The layers to record, the fixed probe inputs, their class indices (unless the probe carries them) and the run
+        folder (needed here).
+    class_names, dataset, test_probe, test_probe_labels, test_set, test_labels : optional, by name
+        The classes' names, the data's name, and test inputs (drawn on every frame; recorded once after training)
+        with their labels.
+    every, reduce, output, batch_size, training, config, force, resume, draw : optional, by name
+        When snapshots are taken, how a layer's output becomes a row, the map's settings and how the run ends.
+        `resume=True` continues a stopped run (with `model.fit(..., initial_epoch=...)`).
     """
 
-    def __init__(self, layers: Sequence[str] | str, probe: Any, labels: Any, out: str | os.PathLike, *,
-                 class_names: Sequence[str] | None = None, dataset: str = "own data", test_probe: Any = None,
-                 test_probe_labels: Any = None, test_set: Any = None, test_labels: Any = None,
-                 every: str | int = "epoch", reduce: str | dict[str, str] = "flatten", batch_size: int = 250,
-                 training: dict[str, Any] | None = None, config: RunConfig | None = None, force: bool = False,
-                 resume: bool = False, draw: bool = True) -> None:
+    def __init__(self, layers: Sequence[str] | str, probe: Any, labels: Any = None,
+                 out: str | os.PathLike | None = None, *, class_names: Sequence[str] | None = None,
+                 dataset: str = "own data", test_probe: Any = None, test_probe_labels: Any = None,
+                 test_set: Any = None, test_labels: Any = None, every: str | int = "epoch",
+                 reduce: str | dict[str, str] = "flatten", output: int | str | dict[str, int | str] | None = None,
+                 batch_size: int = 250, training: dict[str, Any] | None = None, config: RunConfig | None = None,
+                 force: bool = False, resume: bool | None = None, draw: bool = True) -> None:
         super().__init__()
-        self.layers = list(dict.fromkeys([layers] if isinstance(layers, str) else layers))  # a repeat is one
-        self.out = str(out)
+        self.spec = RecordingSpec.from_arguments(locals())  # checked now, before any training
+        if self.spec.out is None:
+            raise ConfigError("the layerlapse callback needs a run folder to record into: pass out=\"runs/NAME\"")
+        self.layers = list(self.spec.layers)
+        self.out = self.spec.out
         self.dataset = dataset
-        self.schedule = Schedule(every)
+        self.schedule = self.spec.schedule
         self.batch_size = batch_size
-        self.force, self.resume, self.draw = force, resume, draw
-        self.reduce = _per_layer_reduction(reduce, self.layers)
+        self.force, self.resume, self.draw = force, bool(resume), draw
+        self.reduce = self.spec.reductions
+        self._select = self.spec.outputs
         self._inputs = {"probe": _model_inputs(probe, "probe")}
         for which, data in (("test_probe", test_probe), ("test_set", test_set)):
             if data is not None:
@@ -188,12 +212,15 @@ class LayerlapseCallback(keras.callbacks.Callback):
         self._spatial = {name: any(word in type(model.get_layer(name)).__name__ for word in SPATIAL_WORDS)
                          for name in self.layers}
         try:
-            outputs = [model.get_layer(name).output for name in self.layers]
+            layer_outputs = [model.get_layer(name).output for name in self.layers]
+        except (AttributeError, ValueError) as error:
+            raise _no_symbolic_outputs(model, error) from None
+        outputs = [_selected_output(output, self._select[name], name)
+                   for name, output in zip(self.layers, layer_outputs)]
+        try:
             return keras.Model(model.inputs, [*outputs, model.outputs[0]])
         except (AttributeError, ValueError) as error:
-            raise ConfigError(f"the layers of {type(model).__name__} have no symbolic outputs to record ({error}): "
-                              "the callback records layers of a Functional or Sequential Keras model; build yours "
-                              "with keras.Input(...) and the functional API") from None
+            raise _no_symbolic_outputs(model, error) from None
 
     def _rows(self, name: str, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         spatial = values.ndim > 3 or self._spatial[name]
@@ -207,7 +234,8 @@ class LayerlapseCallback(keras.callbacks.Callback):
         self._info[name] = {"shape": list(values.shape[1:]), "columns": int(rows.shape[1]),
                             "reduction": self.reduce[name],
                             "caption": caption,
-                            "output": "layer.output", "dtype": "float16" if fits else "float32"}
+                            "output": "layer.output" if self._select[name] is None else repr(self._select[name]),
+                            "dtype": "float16" if fits else "float32"}
         return rows
 
     def _new_session(self) -> RecordingSession:
@@ -439,14 +467,27 @@ def _optimizer_steps(model: Any) -> int:
         return 0
 
 
-def _per_layer_reduction(reduce: str | dict[str, str], layers: list[str]) -> dict[str, str]:
-    chosen = reduce if isinstance(reduce, dict) else {layer: reduce for layer in layers}
-    unknown = sorted(set(chosen) - set(layers))
-    if unknown:
-        raise ConfigError(f"reduce names layers that are not recorded ({', '.join(map(repr, unknown))}): give it for "
-                          f"the recorded layers {layers}")
-    per_layer = {layer: chosen.get(layer, "flatten") for layer in layers}
-    for layer, how in per_layer.items():
-        if how not in REDUCTIONS:
-            raise ConfigError(f"reduce for layer {layer!r} must be one of {', '.join(REDUCTIONS)}, got {how!r}")
-    return per_layer
+def _no_symbolic_outputs(model: Any, error: Exception) -> ConfigError:
+    return ConfigError(f"the layers of {type(model).__name__} have no symbolic outputs to record ({error}): the "
+                       "callback records layers of a Functional or Sequential Keras model; build yours with "
+                       "keras.Input(...) and the functional API")
+
+
+def _selected_output(output: Any, select: int | str | None, name: str) -> Any:
+    """The output of layer `name` to record: the one `select` names (a position or a key) of a layer with several
+    (an RNN's return_state, a dict), else the first; a one-line error for a position or key it lacks."""
+    if isinstance(output, dict):
+        keys = list(output)
+        key = keys[0] if select is None else select
+        if key not in output:
+            raise ConfigError(f"output={select!r} is not an output of layer {name!r}: it has {keys}")
+        return output[key]
+    if isinstance(output, (list, tuple)):
+        index = 0 if select is None else select
+        if not isinstance(index, int) or not -len(output) <= index < len(output):
+            raise ConfigError(f"output={select!r} is not an output of layer {name!r}: it has {len(output)}, "
+                              f"positions 0 to {len(output) - 1}")
+        return output[index]
+    if select not in (None, 0):
+        raise ConfigError(f"output={select!r} is not an output of layer {name!r}: it has one (output=0)")
+    return output

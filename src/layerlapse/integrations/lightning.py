@@ -77,8 +77,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..capture.recorder import Recorder
-from ..capture.session import Schedule
 from ..capture.shares import RankShares, Result, agree_at_start
+from ..capture.spec import RecordingSpec
 from ..config import RunConfig
 from ..errors import ConfigError
 from . import IntegrationError, require  # noqa: F401 - IntegrationError: what users catch
@@ -124,26 +124,37 @@ class LayerlapseCallback(pl.Callback):
     layers whose output is not one row per input, `config` (map settings), `force` to replace an old run in `out`,
     `draw=False` to stop after recording (draw later with `layerlapse render`). `training` states settings for the
     manifest (batch_size, learning_rate, …); the epoch count and the Trainer's strategy are added from the Trainer.
+
+    These are the recording spec, the same as the `Recorder`'s and every callback's, in the same order:
+    `layerlapse.RecordingSpec` documents each.
+
+    Parameters
+    ----------
+    layers, probe, labels, out : the first four, positional or by name
+        The layers to record, the fixed probe inputs, their class indices (unless the probe carries them) and the run
+        folder (needed here).
+    class_names, dataset, test_probe, test_probe_labels, test_set, test_labels : optional, by name
+        The classes' names, the data's name, and test inputs (drawn on every frame; recorded once after training)
+        with their labels.
+    every, reduce, output, batch_size, training, config, force, resume, draw : optional, by name
+        When snapshots are taken, how a layer's output becomes a row, the map's settings and how the run ends.
+        `resume` None (the default): continue the run when the fit resumes from a checkpoint.
     """
 
-    def __init__(self, layers: Sequence[str] | str, probe: Any, *, out: str | os.PathLike, labels: Any = None,
-                 class_names: Sequence[str] | None = None, dataset: str = "own data", test_probe: Any = None,
-                 test_probe_labels: Any = None, test_set: Any = None, test_labels: Any = None,
-                 every: str | int = "epoch", reduce: str | dict[str, str] = "flatten",
-                 output: int | str | dict[str, int | str] | None = None, training: dict[str, Any] | None = None,
-                 config: RunConfig | None = None, force: bool = False, batch_size: int = 250,
-                 draw: bool = True) -> None:
+    def __init__(self, layers: Sequence[str] | str, probe: Any, labels: Any = None,
+                 out: str | os.PathLike | None = None, *, class_names: Sequence[str] | None = None,
+                 dataset: str = "own data", test_probe: Any = None, test_probe_labels: Any = None,
+                 test_set: Any = None, test_labels: Any = None, every: str | int = "epoch",
+                 reduce: str | dict[str, str] = "flatten", output: int | str | dict[str, int | str] | None = None,
+                 batch_size: int = 250, training: dict[str, Any] | None = None, config: RunConfig | None = None,
+                 force: bool = False, resume: bool | None = None, draw: bool = True) -> None:
         super().__init__()
-        self.out = Path(out)
-        self.schedule = Schedule(every)  # a bad `every` is refused here, before the fit
+        self.spec = RecordingSpec.from_arguments(locals())  # checked now, before the fit
+        if self.spec.out is None:
+            raise ConfigError("the layerlapse callback needs a run folder to record into: pass out=\"runs/NAME\"")
+        self.out = Path(self.spec.out)
+        self.schedule = self.spec.schedule
         self.draw = draw
-        # what every rank's Recorder takes, and what only rank 0's (which writes) takes besides
-        self._capture_args = {"layers": layers, "probe": probe, "test_probe": test_probe, "test_set": test_set,
-                              "reduce": reduce, "output": output, "batch_size": batch_size}
-        self._writer_args = {"labels": labels, "class_names": class_names, "dataset": dataset,
-                             "test_probe_labels": test_probe_labels, "test_labels": test_labels, "every": every,
-                             "config": config, "force": force, "draw": draw}
-        self._training = dict(training or {})
         self._resuming = False  # set by load_state_dict: this fit continues the run recorded in `out`
         self.recorder_: Recorder | None = None
         self.shares_: RankShares | None = None
@@ -151,7 +162,7 @@ class LayerlapseCallback(pl.Callback):
         self._last_step = -1  # the optimizer step of the last batch-end event
 
     def __repr__(self) -> str:
-        return (f"LayerlapseCallback(out={str(self.out)!r}, layers={self._capture_args['layers']!r}, "
+        return (f"LayerlapseCallback(out={str(self.out)!r}, layers={list(self.spec.layers)!r}, "
                 f"{self.schedule.describe()}, run={self.run!r})")
 
     @property
@@ -235,12 +246,13 @@ class LayerlapseCallback(pl.Callback):
 
     # ---- inside ------------------------------------------------------------------------------------------------------
     def _recorder(self, trainer: Any, pl_module: Any, rank: int) -> Recorder:
-        args = dict(self._capture_args, device=pl_module.device)
+        """Every rank's Recorder captures; rank 0's alone writes the run folder (the others are given none)."""
         if rank != 0:
-            return Recorder(pl_module, **args)
-        training = {**_trainer_settings(trainer), **self._training}
-        return Recorder(pl_module, **args, **self._writer_args, out=self.out, training=training,
-                        resume=self._resuming)
+            return Recorder.from_spec(pl_module, self.spec.replace(out=None), device=pl_module.device)
+        resume = self.spec.resume if self.spec.resume is not None else self._resuming
+        training = {**_trainer_settings(trainer), **(self.spec.training or {})}
+        return Recorder.from_spec(pl_module, self.spec.replace(training=training, resume=resume),
+                                  device=pl_module.device)
 
     def _session(self) -> RecordingSession | None:
         return None if self.recorder_ is None else self.recorder_.session

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..capture.session import Schedule
+from ..capture.spec import RecordingSpec
 from ..config import RunConfig
 from ..errors import ConfigError
 from . import require
@@ -53,27 +53,42 @@ class LayerlapseCallback(transformers.TrainerCallback):
     gives). `resume` is decided by the Trainer unless given: a training resumed from a checkpoint continues the run
     folder, a new one creates it (`force=True` replaces an old one).
     After a `train()` that raised, `close()` marks the run failed (resumable) and gives back its lock.
+
+    These are the recording spec, the same as the `Recorder`'s and every callback's, in the same order:
+    `layerlapse.RecordingSpec` documents each.
+
+    Parameters
+    ----------
+    layers, probe, labels, out : the first four, positional or by name
+        The layers to record, the fixed probe inputs, their class indices (unless the probe carries them) and the run
+        folder (needed here).
+    class_names, dataset, test_probe, test_probe_labels, test_set, test_labels : optional, by name
+        The classes' names, the data's name, and test inputs (drawn on every frame; recorded once after training)
+        with their labels.
+    every, reduce, output, batch_size, training, config, force, resume, draw : optional, by name
+        When snapshots are taken, how a layer's output becomes a row, the map's settings and how the run ends.
+        `resume` None (the default): continue the run when the Trainer resumes from a checkpoint.
     """
 
-    def __init__(self, layers: Sequence[str] | str, probe: Any, out: str | os.PathLike, *, labels: Any = None,
-                 class_names: Sequence[str] | None = None, dataset: str = "own data", test_probe: Any = None,
-                 test_probe_labels: Any = None, test_set: Any = None, test_labels: Any = None,
-                 every: str | int = "epoch", reduce: str | dict[str, str] = "flatten",
-                 output: int | str | dict[str, int | str] | None = None, batch_size: int = 250,
-                 training: dict[str, Any] | None = None, config: RunConfig | None = None, force: bool = False,
-                 resume: bool | None = None, draw: bool = True) -> None:
-        self.layers = [layers] if isinstance(layers, str) else list(layers)
-        self.out = str(out)
-        self.schedule = Schedule(every)  # checked now, before any training
-        self.resume = resume
-        self.draw = draw
+    def __init__(self, layers: Sequence[str] | str, probe: Any, labels: Any = None,
+                 out: str | os.PathLike | None = None, *, class_names: Sequence[str] | None = None,
+                 dataset: str = "own data", test_probe: Any = None, test_probe_labels: Any = None,
+                 test_set: Any = None, test_labels: Any = None, every: str | int = "epoch",
+                 reduce: str | dict[str, str] = "flatten", output: int | str | dict[str, int | str] | None = None,
+                 batch_size: int = 250, training: dict[str, Any] | None = None, config: RunConfig | None = None,
+                 force: bool = False, resume: bool | None = None, draw: bool = True) -> None:
+        # a dict probe's "labels" entry is its labels, as the model's own batches carry them
         probe, labels = _labels_from(probe, labels)
         test_probe, test_probe_labels = _labels_from(test_probe, test_probe_labels, "test_probe_labels")
         test_set, test_labels = _labels_from(test_set, test_labels, "test_labels")
-        self._recorder_args = dict(
-            probe=probe, labels=labels, class_names=class_names, dataset=dataset, test_probe=test_probe,
-            test_probe_labels=test_probe_labels, test_set=test_set, test_labels=test_labels, every=every,
-            reduce=reduce, output=output, batch_size=batch_size, config=config, force=force)
+        self.spec = RecordingSpec.from_arguments(locals())  # checked now, before any training
+        if self.spec.out is None:
+            raise ConfigError("the layerlapse callback needs a run folder to record into: pass out=\"runs/NAME\"")
+        self.layers = list(self.spec.layers)
+        self.out = self.spec.out
+        self.schedule = self.spec.schedule
+        self.resume = resume
+        self.draw = draw
         self._training = dict(training or {})
         self.recorder: Any = None  # the Recorder, made when training begins (it needs the model)
         self._pending: dict[str, int] | None = None  # the snapshot due, taken once its metrics are logged
@@ -91,11 +106,9 @@ class LayerlapseCallback(transformers.TrainerCallback):
         if model is None:
             raise ValueError("the Trainer gave the callback no model at on_train_begin: use a transformers Trainer")
         resume = self.resume if self.resume is not None else state.global_step > 0
-        args_now = dict(self._recorder_args)
-        if args_now["class_names"] is None:
-            args_now["class_names"] = _class_names(model)
-        self.recorder = Recorder(model, self.layers, out=self.out, resume=resume, draw=self.draw,
-                                 training={**_stated_by_trainer(args, state), **self._training}, **args_now)
+        spec = self.spec.replace(resume=resume, training={**_stated_by_trainer(args, state), **self._training},
+                                 class_names=self.spec.class_names or _class_names(model))
+        self.recorder = Recorder.from_spec(model, spec)
         self._logged = len(state.log_history)
         if self.recorder.session is None:  # no labels: the Recorder says what to pass
             self._guarded(self.recorder.start)
