@@ -82,14 +82,18 @@ def digits() -> tuple[torch.Tensor, torch.Tensor]:
 
 def fit_digits(out: str | Path, *, devices: int = 1, root: str | Path, probe_rows: range = range(0, N_TRAIN, 8),
                ckpt_path: str | None = None, kill_after_epoch: int | None = None, max_epochs: int = EPOCHS,
-               sync_dist: bool = False, accumulate: int = 1, **settings: Any) -> LayerlapseCallback:
+               sync_dist: bool = False, accumulate: int = 1, explicit_labels: bool = False,
+               **settings: Any) -> LayerlapseCallback:
     """Train DigitsMLP on 1600 digits (64 per step, split between the processes) with the callback recording a
-    200-image probe loader, 100 test probe images and the 197 test digits."""
+    200-image probe loader (or the same images as a tensor with `labels=`), 100 test probe images and the 197 test
+    digits."""
     pl.seed_everything(0, verbose=False)
     x, y = digits()
     train = TensorDataset(x[:N_TRAIN], y[:N_TRAIN])
+    rows = list(probe_rows)
+    probe = (x[rows], y[rows]) if explicit_labels else (DataLoader(Subset(train, probe_rows), batch_size=50), None)
     callback = LayerlapseCallback(
-        LAYERS, DataLoader(Subset(train, probe_rows), batch_size=50), out=out,
+        LAYERS, *probe, out=out,
         class_names=[str(digit) for digit in range(10)], dataset="digits", test_probe=x[N_TRAIN:N_TRAIN + 100],
         test_probe_labels=y[N_TRAIN:N_TRAIN + 100], test_set=TensorDataset(x[N_TRAIN:], y[N_TRAIN:]),
         training={"batch_size": GLOBAL_BATCH, "learning_rate": 0.1}, **{"draw": False, **settings})
@@ -219,7 +223,9 @@ def test_accumulated_gradients_snapshot_each_due_step_once(tmp_path: Path) -> No
 # `trainer.callback_metrics` a collective: once, read on rank 0 alone, it deadlocked the fit after the first epoch
 @pytest.mark.parametrize("sync_dist", [False, True], ids=["rank_metrics", "synced_metrics"])
 def test_ddp_writes_one_run_that_matches_one_process(one_process_run: Path, tmp_path: Path, sync_dist: bool) -> None:
-    result = run_script(tmp_path, out=str(tmp_path / "run"), devices=2, sync_dist=sync_dist)
+    # the synced fit's probe is a tensor with labels=: every rank is given them (they once reached rank 0 alone,
+    # and the ranks' fingerprints then differed)
+    result = run_script(tmp_path, out=str(tmp_path / "run"), devices=2, sync_dist=sync_dist, explicit_labels=sync_dist)
     assert result.returncode == 0, result.stderr[-3000:]
     # neither rank aborted at exit (rank 1's abort leaves rank 0's exit code 0): 7 fits in 20 did with torch's object
     # collectives, see layerlapse.capture.collectives

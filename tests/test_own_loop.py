@@ -463,6 +463,31 @@ def test_an_own_loop_resumes_its_run_folder_without_rewriting_finished_snapshots
     assert {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in recorded} == recorded
 
 
+def test_the_session_ends_a_run_one_way_aborted_once_or_complete(digits, tmp_path: Path) -> None:
+    """abort: marked interrupted on top of the last commit, the mapping worker stopped and the lock given back; a
+    second abort changes nothing. complete(draw=False): complete as recorded, the lock given back."""
+    x, y = digits
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    rec = Recorder(model, ["1"], x[:100], y[:100], tmp_path / "run", class_names=CLASSES)  # draw: a mapping worker
+    session = rec.recording_session()
+    rec.start()
+    assert session.on_snapshot.worker is not None and session.on_snapshot.worker._process.is_alive()
+    session.abort(interrupted=True)
+    assert not session.on_snapshot.worker._process.is_alive()
+    before = (tmp_path / "run" / "manifest.json").read_bytes()
+    session.abort()  # not "failed" on top: the first end is the one that says what happened
+    assert (tmp_path / "run" / "manifest.json").read_bytes() == before and load_run(tmp_path / "run").status == (
+        "interrupted")
+    RunFolder.open_for_writing(tmp_path / "run").close()  # the lock was given back
+    rec.close()
+    again = Recorder(model, ["1"], x[:100], y[:100], tmp_path / "run", class_names=CLASSES, resume=True, draw=False)
+    again.start()
+    again.epoch_end(1)
+    run = again.recording_session().complete(draw=False)
+    assert run.status == "complete" and run.epochs_complete == 1
+    RunFolder.open_for_writing(tmp_path / "run").close()
+
+
 def test_one_snapshot_and_a_run_without_predictions_draw_what_they_can(digits, tmp_path: Path) -> None:
     """A run of one snapshot has no dynamics and a run whose model gives no class scores has no predictions: each
     says so, and the layer measures and every other picture are still drawn."""
