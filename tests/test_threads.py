@@ -126,3 +126,18 @@ def test_a_recorded_models_forward_pass_follows_the_worker(two_cores: None, shar
 
 def test_the_hook_takes_any_arguments() -> None:
     assert fit_training_threads(nn.Linear(1, 1), (torch.zeros(1, 1),)) is None
+
+
+def test_yielding_cores_is_a_public_switch_off_by_default() -> None:
+    import layerlapse
+    from layerlapse.errors import ConfigError
+
+    assert threads.training_threads.yield_cores is False
+    try:
+        layerlapse.yield_cores_while_mapping()
+        assert threads.training_threads.yield_cores is True
+        with pytest.raises(ConfigError, match=r"^yield_cores_while_mapping takes True or False, got 'yes'$"):
+            layerlapse.yield_cores_while_mapping("yes")
+    finally:
+        layerlapse.yield_cores_while_mapping(False)
+    assert threads.training_threads.yield_cores is False

@@ -38,6 +38,7 @@ _EXPORTS = {
     "test_probe_dynamics": "measures.dynamics",
     "layer_measures": "measures.layers",
     "linear_cka": "measures.representation",
+    "yield_cores_while_mapping": "capture.session",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

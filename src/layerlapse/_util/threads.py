@@ -3,7 +3,7 @@
 The mapping worker keeps to one thread: its libraries are told so before they load, and held to it after (numba's
 threads were not limited before). The training process keeps the threads torch has.
 
-It can also give a core up while, and only while, the worker maps (`training_threads.yield_cores = True`): the
+It can also give a core up while, and only while, the worker maps (`layerlapse.yield_cores_while_mapping()` sets `training_threads.yield_cores`): the
 worker raises a flag around each frame, and a forward pre-hook that the Recorder puts on the model sets torch's
 threads before each batch, so every loop that records through it follows (the built-in one, your own, Lightning,
 Hugging Face; Keras on torch per batch). Measured on 2 cores (AVX-512, `bench/core_share.py`): beside a worker

@@ -39,8 +39,33 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...] | None, *, dtype:
                 keywords: Sequence[str] = ()) -> list[tuple[str, str, tuple[int, ...] | None]]:
     """(name, module type, output shape per input) for every named module, from one forward pass of example inputs
     of `input_shape` (`example_inputs`); shapes are None without a shape or for modules the pass did not reach. A
-    module that returns a tuple or dict shows its first tensor's shape. `dtype` "auto" is token ids for a model with
-    an Embedding, else floats, and the other kind when the model refuses the first for its kind."""
+    module that returns a tuple or dict shows its first tensor's shape. `layerlapse layers --model ...` prints it.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network whose named modules are listed (the names `Recorder(layers=...)` takes).
+    input_shape : tuple of int or None
+        One input's shape, without the batch (e.g. `(1, 28, 28)`, or `(16,)` for 16 token ids); None lists names
+        and types only, without running the model.
+    dtype : "auto", "float" or "long"
+        The example inputs' kind: "auto" is token ids for a model with an Embedding, else floats, and the other kind
+        when the model refuses the first for its kind.
+    keywords : sequence of str
+        Input names to pass the example inputs by (`model(input_ids=..., attention_mask=...)`), for a model that
+        takes them by keyword; none passes one positional input.
+
+    Returns
+    -------
+    list of (name, type, shape)
+        One row per named module, in `named_modules()` order.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> layer_table(nn.Sequential(nn.Linear(4, 3), nn.ReLU()), (4,))
+    [('0', 'Linear', (3,)), ('1', 'ReLU', (3,))]
+    """
     if dtype not in INPUT_DTYPES:
         raise ConfigError(f"the input dtype must be one of {', '.join(INPUT_DTYPES)} (--input-dtype), got {dtype!r}")
     named = [(name, module) for name, module in model.named_modules() if name]
