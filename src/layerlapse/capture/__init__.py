@@ -9,7 +9,7 @@ _EXPORTS = {
     "stratified_probe": "recorder", "own_run_config": "recorder",
     "ProbeInputs": "probe",
     "RecordingSpec": "spec", "RankShares": "shares",
-    "RecordingSession": "session", "Schedule": "session", "Captured": "session", "Inputs": "session",
+    "RecordingSession": "session", "Schedule": "spec", "Captured": "session", "Inputs": "session",
 }
 
 __all__ = [name for name in _EXPORTS if not name.startswith("_")]

@@ -25,13 +25,12 @@ from ..errors import ConfigError, RunFolderError
 from ..store import layout
 from ..store.blocks import largest_finite_magnitude
 from ..store.run import in_step_order, snapshot_labels
+from .spec import Schedule
 from .._util.threads import training_threads
 
 if TYPE_CHECKING:
     from ..store.run import RunFolder
 
-# how a layer's output of more than one dimension per input becomes a row
-REDUCTIONS = ("flatten", "mean", "first", "last")
 FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504: larger activations are stored as float32
 STEP_KEYS = ("step", "epoch")  # what labels a snapshot besides its number
 
@@ -79,40 +78,6 @@ def yield_cores_while_mapping(on: bool = True) -> None:
         raise ConfigError(f"yield_cores_while_mapping takes True or False, got {on!r}")
     training_threads.yield_cores = on
 
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """When snapshots are taken: at the start and after every epoch (`"epoch"`, the default), every N optimizer steps
-    (an int N), or at log-spaced steps 0, 1, 2, 4, 8, … (`"log"`, as studies of early training need)."""
-
-    every: str | int = "epoch"
-
-    def __post_init__(self) -> None:
-        if self.every in ("epoch", "log"):
-            return
-        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
-            raise ConfigError(f"every must be 'epoch', 'log' or a whole number of optimizer steps of at least 1, "
-                              f"got {self.every!r}")
-
-    @property
-    def by_steps(self) -> bool:
-        return self.every != "epoch"
-
-    def due_at_step(self, step: int) -> bool:
-        """Whether a snapshot is due after `step` optimizer steps (0 is the start)."""
-        if self.every == "epoch":
-            return False
-        if self.every == "log":
-            return step == 0 or step & (step - 1) == 0
-        return step % int(self.every) == 0
-
-    def describe(self) -> str:
-        if self.every == "epoch":
-            return "every epoch"
-        if self.every == "log":
-            return "at log-spaced steps (0, 1, 2, 4, 8, …)"
-        return f"every {self.every} optimizer steps"
 
 
 @dataclass
