@@ -91,6 +91,8 @@ def test_the_spec_is_frozen_and_normalised(tmp_path: Path) -> None:
     ({"test_labels": [0, 1]}, r"^test_labels were given without the test set: pass test_set=\.\.\. \(its inputs\) "
                               r"as well$"),
     ({"test_probe_labels": [0]}, r"^test_probe_labels were given without the test probe: pass test_probe=\.\.\."),
+    ({"labels": "runs/mine"}, r"^labels is 'runs/mine', text where class indices go: the run folder is the fourth "
+                              r"argument, \(layers, probe, labels, out\), or out=\.\.\.$"),
 ])
 def test_a_bad_setting_is_one_line_from_every_front_end(changes: dict, message: str, tmp_path: Path) -> None:
     arguments = {"layers": ["fc1"], "probe": torch.zeros(4, 2), "out": str(tmp_path / "run"), **changes}

@@ -134,6 +134,9 @@ class RecordingSpec:
             raise ConfigError(f"layers must name at least one layer, as a name or a list of names, got "
                               f"{self.layers!r}: e.g. layers=['fc1']")
         object.__setattr__(self, "layers", tuple(dict.fromkeys(layers)))  # a repeat is one
+        if isinstance(self.labels, (str, os.PathLike)):  # an older call's third argument was the run folder
+            raise ConfigError(f"labels is {os.fspath(self.labels)!r}, text where class indices go: the run folder is "
+                              "the fourth argument, (layers, probe, labels, out), or out=...")
         if self.out is not None:
             object.__setattr__(self, "out", os.fspath(self.out))
         if self.class_names is not None:
