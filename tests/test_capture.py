@@ -540,6 +540,27 @@ def test_reduce_last_takes_each_input_s_last_real_token_by_its_attention_mask() 
     assert caption == "last token (by attention mask)"
 
 
+def test_reduce_mean_and_first_leave_the_padding_out_by_the_attention_mask() -> None:
+    """The mean of each input's real tokens (not its pad tokens), and its first real token under left padding; a
+    layer whose tokens are not the mask's is averaged as it is."""
+    model, probe = Tagger(), masked_tokens()
+    with torch.no_grad():
+        hidden = model.encoder(model.embed(probe["input_ids"]), src_key_padding_mask=probe["attention_mask"] == 0)
+    rows = [torch.nonzero(row)[:, 0] for row in probe["attention_mask"]]  # the oracle: each row's real tokens
+    for how, want in (("mean", [hidden[i, real].mean(0) for i, real in enumerate(rows)]),
+                      ("first", [hidden[i, real[0]] for i, real in enumerate(rows)])):
+        with Recorder(model, ["encoder", "halves"], probe, reduce=how, batch_size=5) as recorder:
+            snapshot = recorder.snapshot(0)
+            info = recorder.layer_info()
+        np.testing.assert_allclose(snapshot.activations["encoder"], torch.stack(want).numpy(), atol=1e-3)
+        halves = model.halves(hidden)
+        np.testing.assert_allclose(snapshot.activations["halves"], (halves.mean(1) if how == "mean" else halves[:, 0])
+                                   .numpy(), atol=1e-3)
+        assert info["encoder"]["caption"] == {"mean": "mean over tokens (by attention mask)",
+                                              "first": "first token"}[how]
+        assert info["halves"]["caption"] == {"mean": "mean over tokens", "first": "first token"}[how]
+
+
 def test_reduce_last_by_an_attention_mask_that_does_not_fit_the_layer_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"^reduce='last' finds each input's last token by its attention_mask of 6 "
                                           r"tokens, but layer 'halves' outputs \(3, 8\) per input: use "

@@ -288,6 +288,9 @@ def test_reduce_last_takes_the_last_real_token_by_an_attention_mask() -> None:
     mask = np.array([[1, 1, 0, 0], [0, 1, 1, 1]])  # padded on the right, and on the left
     np.testing.assert_array_equal(reduce_rows(values, "last", False, "seq", mask), values[[0, 1], [1, 3]])
     np.testing.assert_array_equal(reduce_rows(values, "last", False, "seq"), values[:, -1])
+    np.testing.assert_allclose(reduce_rows(values, "mean", False, "seq", mask),
+                               [values[0, :2].mean(0), values[1, 1:].mean(0)])  # the real tokens only
+    np.testing.assert_array_equal(reduce_rows(values, "first", False, "seq", mask), values[[0, 1], [0, 1]])
     with pytest.raises(ConfigError, match=r"^reduce='last' finds each input's last token by its attention_mask of 5 "
                                           r"tokens, but layer 'seq' outputs \(4, 3\) per input: use reduce='mean'"):
         reduce_rows(values, "last", False, "seq", np.ones((2, 5)))

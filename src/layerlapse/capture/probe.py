@@ -200,7 +200,15 @@ class LayerOutput:
         """What says where each input's sequence ends, for reduction `how`, in the caption's words."""
         if self.lengths is not None and how in ("mean", "last"):
             return "sequence lengths"
-        return "attention mask" if self.attention_mask is not None and how == "last" else None
+        if how == "last" and self.attention_mask is not None or how == "mean" and self.masks_tokens():
+            return "attention mask"
+        return None
+
+    def masks_tokens(self) -> bool:
+        """Whether the batch's attention mask says which of this output's tokens are real: a sequence output of
+        as many tokens as the mask (a layer that pooled or resized its tokens is not masked)."""
+        mask, output = self.attention_mask, self.tensor
+        return mask is not None and output.dim() == 3 and mask.dim() == 2 and mask.shape == output.shape[:2]
 
 
 def layer_output(found: torch.Tensor | PackedSequence, module: nn.Module, *, sequence: bool,
@@ -235,6 +243,9 @@ def reduce_rows(layer: LayerOutput, how: str, channels_first: bool, name: str) -
     if channels_first or output.dim() != 3:
         raise sequence_reduction_refused(how, name, tuple(output.shape[1:]))
     if how == "first":
+        if layer.masks_tokens():  # left padding: the first real token, not a pad token
+            return output[torch.arange(len(output), device=output.device),
+                          first_real_positions(layer.attention_mask).to(output.device)]
         return output[:, 0]
     return _last(layer, name)
 
@@ -243,6 +254,9 @@ def _mean(layer: LayerOutput, channels_first: bool) -> torch.Tensor:
     output = layer.tensor
     if layer.lengths is not None:  # over each input's own steps: the padding after them is zeros
         return output.float().sum(dim=1) / layer.lengths.unsqueeze(1)
+    if not channels_first and layer.masks_tokens():  # over each input's real tokens, not its padding
+        real = (layer.attention_mask != 0).to(output.device, torch.float32).unsqueeze(2)
+        return (output.float() * real).sum(dim=1) / real.sum(dim=1).clamp(min=1)
     dims = tuple(range(2, output.dim())) if channels_first else tuple(range(1, output.dim() - 1))
     return output.float().mean(dim=dims)
 
@@ -264,6 +278,11 @@ def _last(layer: LayerOutput, name: str) -> torch.Tensor:
         return last
     half = output.shape[2] // 2
     return torch.cat([last[:, :half], output[:, 0, half:]], dim=1)
+
+
+def first_real_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Per row of an attention mask, its first real token's position (0 for a row of no real token)."""
+    return (attention_mask != 0).int().argmax(dim=1)
 
 
 def last_real_positions(attention_mask: torch.Tensor) -> torch.Tensor:

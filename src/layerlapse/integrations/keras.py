@@ -227,8 +227,10 @@ class LayerlapseCallback(keras.callbacks.Callback):
         how = self.reduce[name]
         rows = reduce_rows(values, how, spatial, name, mask)
         recurrent = any(word in type(self.model.get_layer(name)).__name__ for word in ("RNN", "LSTM", "GRU"))
+        masked = mask is not None and not spatial and values.ndim == 3 and np.shape(mask) == values.shape[:2]
         caption = describe_reduction(how, values.shape[1:], spatial, unit="step" if recurrent else "token",
-                                     by="attention mask" if mask is not None and how == "last" else None)
+                                     by="attention mask" if mask is not None and how == "last"
+                                     or masked and how == "mean" else None)
         finite = rows[np.isfinite(rows)]
         fits = not finite.size or float(np.abs(finite).max()) <= FLOAT16_MAX
         self._info[name] = {"shape": list(values.shape[1:]), "columns": int(rows.shape[1]),
@@ -380,18 +382,23 @@ def class_probabilities(scores: np.ndarray, n_classes: int) -> np.ndarray | None
 def reduce_rows(values: np.ndarray, how: str, spatial: bool, layer: str,
                 attention_mask: np.ndarray | None = None) -> np.ndarray:
     """A layer's channels-last outputs as one row per input: flattened, averaged over space or tokens (every axis
-    but the first and the last), or a sequence's first or last token (the last real one by `attention_mask`)."""
+    but the first and the last; a sequence's real tokens only, by `attention_mask`), or a sequence's first or last
+    token (the first and last real ones by `attention_mask`)."""
     if values.ndim <= 2 or how == "flatten":
         return values.reshape(len(values), -1)
+    mask = None if attention_mask is None else np.asarray(attention_mask) != 0
+    masked = mask is not None and not spatial and values.ndim == 3 and mask.shape == values.shape[:2]
     if how == "mean":
+        if masked:
+            real = mask[:, :, None].astype(np.float32)
+            return (values * real).sum(axis=1, dtype=np.float32) / np.maximum(real.sum(axis=1), 1)
         return values.mean(axis=tuple(range(1, values.ndim - 1)), dtype=np.float32)
     if spatial or values.ndim != 3:
         raise sequence_reduction_refused(how, layer, tuple(values.shape[1:]))
     if how == "first":
-        return values[:, 0]
-    if attention_mask is None:
+        return values[np.arange(len(values)), mask.argmax(axis=1)] if masked else values[:, 0]
+    if mask is None:
         return values[:, -1]
-    mask = np.asarray(attention_mask) != 0
     if mask.ndim != 2 or mask.shape[1] != values.shape[1]:
         raise mask_does_not_fit(layer, mask.shape[-1], tuple(values.shape[1:]))
     last = np.where(mask.any(axis=1), mask.shape[1] - 1 - mask[:, ::-1].argmax(axis=1), mask.shape[1] - 1)
