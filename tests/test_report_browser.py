@@ -24,6 +24,7 @@ from layerlapse.report import content as report_content
 from layerlapse.report import style as report_style
 from layerlapse.report import page as report
 from layerlapse.report.page import write_report
+from layerlapse.report.script import point_layer_script
 from layerlapse.store.run import epoch_file, load_run
 
 REQUIRED = os.environ.get("LAYERLAPSE_REQUIRE_BROWSER") == "1"
@@ -647,7 +648,7 @@ def test_the_cpu_drawing_blends_each_marker_over_the_last_also_where_the_canvas_
     page = browser.new_page()
     try:
         page.set_content("<html><body></body></html>")
-        page.add_script_tag(content=(Path(report.__file__).parent / "pointlayer.js").read_text(encoding="utf-8"))
+        page.add_script_tag(content=point_layer_script())
         # codes: pixel centres as data, so the marker's centre is exactly the pixel (x, y) counted from the top
         painted = page.evaluate("""([xy, labels, alpha, outline, palette, width, height, diameter, shape, edge]) => {
             const layer = makePointLayer({webgl: false});

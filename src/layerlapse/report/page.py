@@ -74,7 +74,6 @@ import math
 import os
 import re
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +89,7 @@ from .content import ReportContent, _chosen_layers, _curve_axis, read_content
 from .pack import Blobs, payload, undo_delta_planes
 from .panels import (_confusion_figure, _curve_figures, _data_map_panel, _measures_panel, _strip_divs,
                      _transparent_with_select_tools)
+from .script import page_script
 from .style import COMPARE_SIZE, MAP_SIZE, SIDE_WIDTH, class_colors, short_name
 
 if TYPE_CHECKING:
@@ -169,12 +169,6 @@ def render_page(content: ReportContent) -> str:
         raise RuntimeError("Bokeh's page has no </body>: this Bokeh version's file_html is not what report.py expects")
     data_tags = f'<script type="application/json" id="{PAYLOAD_TAG}">{data}</script>\n{blobs.html()}'
     return page[:end] + data_tags + page[end:]
-
-
-def page_script() -> str:
-    """The page's code: the point layer, then the report's behaviour."""
-    folder = resources.files(__package__)
-    return "\n".join(folder.joinpath(name).read_text(encoding="utf-8") for name in ("pointlayer.js", "report.js"))
 
 
 def header_html(content: ReportContent) -> str:
