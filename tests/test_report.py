@@ -319,6 +319,22 @@ def test_writing_a_report_does_not_import_torch(recorded: Path, tmp_path: Path) 
     assert (tmp_path / "r.html").is_file()
 
 
+def test_the_contract_names_every_key_the_payload_carries(run: RunFolder) -> None:
+    """js/contract.js, the page's data contract, against what the page really carries: neither can drift."""
+    from test_report_code import contract_properties
+
+    data = payload_of(run)
+    assert set(contract_properties("Payload")) == set(data)
+    assert set(contract_properties("PackedPoints")) == set(data["probe"]) == set(data["test"])
+    assert set(contract_properties("Atlases")) == set(data["probe"]["atlases"])
+    assert set(contract_properties("PayloadLayer")) == set(data["layers"][0])
+    assert set(contract_properties("PackedArray")) == set(report_pack.Blobs().array(np.zeros((2, 3), np.uint16),
+                                                                                       frames_delta=True))
+    assert all(set(measure) <= set(contract_properties("ColorMeasure")) for measure in data["colorBy"])
+    assert set(contract_properties("StripItem")) == set(data["strips"]["hardest"][0])
+    assert set(contract_properties("LayerMeasures")) == set(next(iter(data["measures"]["layers"].values())))
+
+
 # ---- dynamics, the data map, layer measures, compare -------------------------------------------------------------
 
 

@@ -192,6 +192,14 @@ def test_page_loads_with_webgl_without_errors_or_network_requests(opened: Opened
     opened.assert_clean()
 
 
+def test_the_hook_and_its_state_are_what_the_contract_says(opened: Opened) -> None:
+    from test_report_code import contract_properties
+
+    assert set(opened.js("Object.keys(window.layerlapse)")) == set(contract_properties("LayerlapseHook"))
+    assert set(opened.state()) == set(contract_properties("State"))
+    assert set(opened.js("Object.keys(window.layerlapse.points(0))")) == set(contract_properties("DrawnPoints"))
+
+
 def test_slider_reaches_the_last_epoch_and_every_probe_point_is_drawn(opened: Opened) -> None:
     slider = f"{DOC}.get_model_by_name('layerlapse-epoch')"
     opened.js(f"{slider}.value = 0")

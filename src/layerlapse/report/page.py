@@ -1,65 +1,14 @@
-"""The interactive report: one self-contained `report.html` per run: Bokeh (its resources inlined, so the page makes
-no network request) for the controls, axes, legend, curves and panels, and report.js's own point layer
-(`pointlayer.js`) for the maps' points: a WebGL canvas under each map's frame (a 2-D canvas where there is no WebGL),
-to which every frame's positions are uploaded once, so that a slider step only chooses the frames to draw and playing
+"""The interactive report: one self-contained `report.html` per run, written by `write_report`: Bokeh (its resources
+inlined, so the page makes no network request) for the controls, axes, legend, curves and panels, and the page's own
+point layer for the maps' points: a WebGL canvas under each map's frame (a 2-D canvas where there is no WebGL), to
+which every frame's positions are uploaded once, so that a slider step only chooses the frames to draw and playing
 blends two frames in the shader.
 
-What travels to the page, and how, so that 60,000 probe points over 16 frames with every thumbnail stay about 20 MB:
-a JSON payload in a <script> tag (`layerlapse-payload`) with the texts the page shows, whose arrays are references
-(`{"blob": K, "dtype", "shape", "encoding": "gzip"}`) to <script> tags of their own (`layerlapse-blob-K`, base64 of
-gzip, unpacked by the browser's DecompressionStream; `Blobs`):
-
-- map coordinates: per layer, quantised to 16 bits within the layer's common limits (65535 marks a point the frame
-  does not draw), each frame stored as its difference from the one before (`delta_planes`);
-- predictions: per epoch and point the argmax class and the confidence × 255, one byte each;
-- thumbnails: every image once, as a tile of PNG atlases of ATLAS_IMAGES images (base64 PNG in their own tags),
-  decoded when one of their images is first shown;
-- the confusion matrix of the whole probe per epoch, and each frame's figures as text;
-- the probe's per-image dynamics (`layerlapse.measures.dynamics`), one byte each per point (`pack_dynamics`): what the
-  map can be coloured by (`colorBy`: how each byte becomes a value, and the colour bar's range and title), the data
-  map's place (variability, confidence) and each point's cartography region (`regionCutOffs`: the run's cut-offs, their
-  definition in words and each region's count, `layerlapse.measures.dynamics.region_cut_offs`); the hardest and most
-  forgotten images (`strips`, as `layerlapse dynamics` lists them);
-- the test points (the test probe, `testImages` the size of the run's whole test set): drawn in their class colour
-  as diamonds with a dark edge, the misclassified at the shown epoch ringed (`marks`: the colours, render.py's);
-- the shown layers' measures per frame (`layerlapse.measures.layers`): k-NN and linear-probe accuracy, 1 − CKA to the
-  previous frame, CKA between every pair of frames and the words naming its largest changes.
-
+The page's parts: content.py reads the run, pack.py packs its arrays into the payload, budget.py keeps the page
+within its size budget, style.py and panels.py hold its looks and its Bokeh panels, script.py joins its JavaScript
+(js/, by concern). What travels between Python and the page's JavaScript, the payload, the Bokeh models' names and
+the hook for tests and benchmarks (`window.layerlapse`), is the page's data contract, js/contract.js.
 `page_payload(page)` reads a written page's payload back with every array decoded.
-
-Past the size budget the page shows a stratified, seeded subsample and says so, and Python warns
-(`ReportSizeWarning`); points are never cut silently.
-
-The page writes user text (class names, layer names) only as text: `textContent`, canvas text, or HTML-escaped
-before it reaches a Div. Its hook for tests and benchmarks, `window.layerlapse`, where a point `i` is its index among
-the page's points (its row in the run folder's arrays, unless the page shows a subsample):
-
-- `window.layerlapseReady` (and `layerlapse.ready`): true in the animation frame after the one that painted the
-  first draw; `layerlapse.timings`: `performance.now()` when report.js started, decoded, drew, and was ready;
-- `layerlapse.state()`: `{epoch, layer, layers, total, shown, drawn, testShown, testVisible, trail, pinned, webgl,
-  playing, colorBy, colorOptions, selected, region, compare, compareDrawn, panelsEpoch, paintedEpoch}`: `shown`
-  counts the probe points of classes not hidden, `drawn` those with a position this frame, `trail` the rows of the
-  pinned point's trajectory (one per frame), `webgl` whether the browser gave the map's point layer WebGL, `selected`
-  the selected points (sorted) or null, `renderer` what draws the points ("webgl", or "cpu": without WebGL or
-  with a software one), `region` the cartography region that selected them ("none" for a drawn
-  selection), `compare` the second map's layer or null, `panelsEpoch` the epoch the panels beside the map show
-  (they follow once the slider rests), `paintedEpoch` the epoch the maps last painted;
-- `layerlapse.points(map=0, set="probe")`: what a map (0, 1: the compared one, "dataMap") draws now, in drawing
-  order: `{point, x, y, alpha, outline, value}` (data positions, the value the colour comes from);
-- `layerlapse.setEpoch(e)`, `setLayer(name)`, `setCompare(name|null)`, `setColorBy(key)`, `select(indices|null)`,
-  `selectRegion(key)`, `selectGeometry(geometry, final, map)` (a box or lasso as Bokeh's select tools give it),
-  `pin(i, set="probe")`, `unpin()`, `togglePlay()`, `repaint()`, `mapCanvas(map=0)` (the point layer's canvas),
-  `paintedPixels()` (the map painted now: how many of its canvas's pixels hold a point);
-- `layerlapse.clientPosition(i, set="probe", map=0)`: the point's place in the window (CSS pixels) on the first map
-  (1: the compared one), null if not drawn.
-
-The Bokeh models carry names (`layerlapse-map` (whose points are the point layer's), `-trail`, `-epoch` (the
-slider), `-play`, `-layer`, `-show-test`, `-misclassified`, `-pinned`, `-figures`, `-confusion`, `-accuracy`,
-`-loss`; `-color-by`, `-color-mapper`, `-color-bar`; the second map's `-compare` (its select), `-compare-map`,
-`-compare-trail`; `-data-map`, `-data-map-colors`, `-data-map-color-bar`, `-region`, `-selection`, `-hardest`,
-`-forgotten`; `-cka`, `-cka-cells`, `-measures`, `-measures-source`, `-changes` and the markers `-measures-marker`,
-`-cka-marker-height`, `-cka-marker-width`; `-side`, the column beside the map, which report.js widens in a
-wide window), so `Bokeh.documents[0].get_model_by_name(...)` finds them.
 
 Torch is never imported here: a stored run folder is all the report needs.
 """
@@ -100,11 +49,34 @@ if TYPE_CHECKING:
 def write_report(run: RunFolder, path: str | os.PathLike | None = None, *,
                  size_budget_mb: float = REPORT_BUDGET_MB,
                  layers: Sequence[str] | None = None) -> Path:
-    """Write the run's interactive report (default `run.path / "report.html"`), atomically; return its path.
+    """Write the run's interactive report, one self-contained HTML file, atomically; return its path.
 
-    `layers` chooses the recorded layers the page can switch between (default: all of them). Past
-    `size_budget_mb` (SI megabytes) the page shows a stratified, seeded subsample of the points, says so, and a
-    `ReportSizeWarning` is issued.
+    Past the size budget the page shows a stratified, seeded subsample of the points, says so, and a
+    `ReportSizeWarning` is issued; points are never cut silently.
+
+    Parameters
+    ----------
+    run
+        The stored run folder to report on (`load_run`); every chosen layer needs its maps (`layerlapse render`).
+    path
+        Where to write the page; default `run.path / "report.html"`.
+    size_budget_mb
+        The page's largest size, in SI megabytes (a positive number; default `config.REPORT_BUDGET_MB`).
+    layers
+        The recorded layers the page can switch between, the first shown first; default: all of them.
+
+    Returns
+    -------
+    Path
+        The written page.
+
+    Raises
+    ------
+    ConfigError
+        For a size budget that is not positive or too small for the page without its points, or a layer the run
+        did not record.
+    RunFolderError
+        For a chosen layer without maps, or a run folder that lacks what the page needs.
     """
     chosen = check_settings(run, size_budget_mb, layers)
     target = Path(path) if path is not None else run.local(layout.REPORT)

@@ -1,5 +1,5 @@
 // The page's entry: Bokeh runs layerlapseStart once its document is ready, with the models it drives and the JSON
-// payload page.py wrote (its format: page.py's docstring). The payload's arrays are read from their own <script> tags
+// payload page.py wrote (its format: contract.js). The payload's arrays are read from their own <script> tags
 // here, then layerlapseShow (state.js and the parts after it) draws the page.
 
 function layerlapseStart(models, payloadText) {

@@ -1,4 +1,4 @@
-// The hook for tests and benchmarks, window.layerlapse (its contract: page.py's docstring).
+// The hook for tests and benchmarks, window.layerlapse (its contract: contract.js).
 // A part of the report's one closure, layerlapseShow(models, data, arrays, timings): script.py joins the parts
 // in its fixed order inside that function, so they share its constants, state and functions by scope.
 
