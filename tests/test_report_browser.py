@@ -163,7 +163,7 @@ def isolated_point(xy: np.ndarray, among: np.ndarray | None = None) -> int:
 
 
 def point_source_rows(opened: Opened) -> dict:
-    """What the map draws now (report.js's point layer): probe rows, those drawn and outlined, and test rows."""
+    """What the map draws now (the page's point layer): probe rows, those drawn and outlined, and test rows."""
     return opened.js("""(() => {
         const probe = window.layerlapse.points(0, "probe"), test = window.layerlapse.points(0, "test");
         const shown = window.layerlapse.state().shown;
@@ -210,7 +210,8 @@ def test_slider_reaches_the_last_epoch_and_every_probe_point_is_drawn(opened: Op
     assert rows["probe"] == rows["drawn"] == PROBE
     figures = opened.page.locator(".layerlapse-figures-live").inner_text()
     assert figures.startswith(f"epoch {EPOCHS} · probe accuracy") and "layer hidden: trust" in figures
-    help_text = opened.page.locator(".layerlapse-figures-live").get_attribute("title")  # the measures explained on hover
+    # the measures explained on hover
+    help_text = opened.page.locator(".layerlapse-figures-live").get_attribute("title")
     assert "trust (trustworthiness)" in help_text and "motion ρ" in help_text and "disparity" in help_text
     opened.assert_clean()
 
@@ -465,7 +466,7 @@ def test_a_wide_window_gives_the_side_column_the_room_the_map_leaves(browser: An
 
         def widths_once(condition: str) -> dict:
             """The widths once `condition` (JavaScript over them, named `w`) holds, or as they are after 10 s:
-            report.js fits the page 150 ms after the last resize, and a busy machine takes a second more."""
+            layout.js fits the page 150 ms after the last resize, and a busy machine takes a second more."""
             try:
                 opened.page.wait_for_function(f"(() => {{ const w = {sizes}; return {condition}; }})()",
                                               timeout=10_000)
@@ -545,7 +546,7 @@ def big_content() -> report_content.ReportContent:
     return report_content.ReportContent(
         title="layerlapse · 60,000 points", summary="a synthetic page", class_names=[str(k) for k in range(10)],
         epochs=list(range(BIG_FRAMES)), layers=["hidden"], limits={"hidden": (x0, x1, y0, y1)}, probe=probe,
-        test=None, probe_total=BIG, test_total=0, history=[], confusion=report_content._confusions(probe, 10),
+        test=None, probe_total=BIG, test_total=0, history=[], confusion=report_content.confusions(probe, 10),
         epoch_figures=[f"epoch {e}" for e in range(BIG_FRAMES)], layer_figures={"hidden": [""] * BIG_FRAMES},
         notes=[], seed=0)
 
@@ -642,7 +643,7 @@ def cpu_splat_reference(xy: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, outl
 @pytest.mark.parametrize("shape, edge", [("circle", None), ("diamond", "#1a1a1a")])
 def test_the_cpu_drawing_blends_each_marker_over_the_last_also_where_the_canvas_cuts_it(browser: Any, shape: str,
                                                                                         edge: str | None) -> None:
-    """The point layer's CPU drawing (pointlayer.js's draw2d, which takes a quicker loop for a marker that lies
+    """The point layer's CPU drawing (pointlayer_cpu.js's draw2d, which takes a quicker loop for a marker that lies
     wholly on the canvas) against a pixel-by-pixel reference: markers inside, cut by each edge, off the canvas,
     overlapping, translucent and ringed; round probe points, and diamonds with a dark edge as test points are."""
     width, height, n, diameter = 40, 30, 120, 5

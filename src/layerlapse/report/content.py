@@ -110,7 +110,7 @@ def read_content(run: RunFolder, layers: list[str]) -> ReportContent:
         limits={layer: _limits(probe, test, layer) for layer in layers},
         probe=probe, test=test, probe_total=len(probe), test_total=0 if test is None else len(test),
         history=list(run.history), curve_axis=curve_axis(run.manifest, run.history),
-        confusion=None if probe.predicted is None else _confusions(probe, len(class_names)),
+        confusion=None if probe.predicted is None else confusions(probe, len(class_names)),
         epoch_figures=[_epoch_figures(run, epoch, probe, frame) for frame, epoch in enumerate(epochs)],
         layer_figures={layer: [_layer_figures(run, layer, epoch) for epoch in epochs] for layer in layers},
         notes=notes, seed=int(run.manifest.get("config", {}).get("seed", 0)),
@@ -182,7 +182,7 @@ def largest_change_text(layer: str, changes: list[dict]) -> str:
     return f"{layer} changed most at {named}"
 
 
-def _chosen_layers(run: RunFolder, layers: Sequence[str] | None) -> list[str]:
+def chosen_layers(run: RunFolder, layers: Sequence[str] | None) -> list[str]:
     if layers is None:
         return list(run.layers)
     chosen = list(dict.fromkeys(layers))
@@ -287,7 +287,7 @@ def _layer_figures(run: RunFolder, layer: str, epoch: int) -> str:
     return " · ".join(filter(None, [caption(quality), *quality.get("notes", [])]))
 
 
-def _confusions(probe: Points, n_classes: int) -> np.ndarray:
+def confusions(probe: Points, n_classes: int) -> np.ndarray:
     """Per frame, counts of (true, predicted) over the whole probe."""
     cells = probe.labels[None, :] * n_classes + probe.predicted.astype(np.int64)
     return np.stack([np.bincount(frame, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
@@ -318,7 +318,7 @@ def pack_dynamics(found: SampleDynamics) -> dict[str, np.ndarray]:
 
 
 def color_measures(found: SampleDynamics) -> list[dict]:
-    """What the map can be coloured by besides class: how report.js turns each byte into a value (byte × scale +
+    """What the map can be coloured by besides class: how the page turns each byte into a value (byte × scale +
     offset; the byte `missing` is no value, drawn grey) and the colour bar's range and title."""
     last = int(found.snapshots[-1]) if len(found.snapshots) else 1
     top_variability = max(math.ceil(float(found.variability.max(initial=0.0)) * 20) / 20, 0.05)
@@ -337,7 +337,9 @@ def color_measures(found: SampleDynamics) -> list[dict]:
          "low": 0, "high": max(int(found.forgetting_events.max(initial=0)), 1),
          "title": "forgetting events: right → wrong between consecutive snapshots"},
     ]
-def _curve_axis(content: ReportContent) -> tuple[list[float], list[float], str]:
+def page_curve_axis(content: ReportContent) -> tuple[list[float], list[float], str]:
+    """The curves' x axis (`store.curve_axis`): each history row's x, each snapshot's, the axis' name; the epoch
+    where the content names none."""
     if content.curve_axis is not None:
         return content.curve_axis
     rows = [row.get("snapshot", row.get("epoch", position)) for position, row in enumerate(content.history)]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .content import REGIONS, VARIABILITY_MAX, Points, ReportContent, _curve_axis
+from .content import REGIONS, VARIABILITY_MAX, Points, ReportContent, page_curve_axis
 from .style import (COMPARE_SIZE, MAP_SIZE, SIDE_WIDTH, SIDE_WIDTH_MAX, marker_style, marks,
                     sequential_palette)
 
@@ -37,14 +37,14 @@ def quantise(xy: np.ndarray, limits: tuple[float, float, float, float]) -> np.nd
 
 
 def dequantise(codes: np.ndarray, limits: tuple[float, float, float, float]) -> np.ndarray:
-    """The inverse of `quantise`, as report.js does it: NOT_DRAWN → NaN (both coordinates)."""
+    """The inverse of `quantise`, as the page does it: NOT_DRAWN → NaN (both coordinates)."""
     low = np.array(limits[0::2], dtype=np.float64)
     span = np.maximum(np.array(limits[1::2], dtype=np.float64) - low, 1e-12)
     xy = low + codes.astype(np.float64) / COORD_STEPS * span
     return np.where((codes == NOT_DRAWN).any(axis=-1, keepdims=True), np.nan, xy)
 class Blobs:
     """The page's arrays and thumbnail atlases, each in a <script> tag of its own (`layerlapse-blob-K`) as base64,
-    outside Bokeh's document: the payload names them (`{"blob": K, ...}`), and report.js decodes them with the
+    outside Bokeh's document: the payload names them (`{"blob": K, ...}`), and payload.js decodes them with the
     browser's own base64 and gzip (DecompressionStream) before drawing. Arrays are gzipped; a map's frames are
     first stored as each frame's difference from the one before, low bytes before high bytes (`delta_planes`), as
     points that hold still then give long runs of zeros."""
@@ -80,7 +80,7 @@ GZIP_LEVEL = 6  # level 9 saves 1-2 % of the bytes for 3-4 times the time
 
 def delta_planes(codes: np.ndarray) -> bytes:
     """uint16 frames (frames, ...) as bytes: frame 0, then each frame minus the one before (mod 65536), each
-    frame's low bytes before its high bytes. report.js's `undoDeltas` is the inverse."""
+    frame's low bytes before its high bytes. payload.js's `undoDeltas` is the inverse."""
     if codes.dtype != np.uint16 or codes.ndim < 2:
         raise ValueError(f"delta_planes packs uint16 frames, got {codes.dtype} of shape {codes.shape}")
     frames = codes.reshape(len(codes), -1)
@@ -101,7 +101,7 @@ ATLAS_IMAGES = 1024  # images per thumbnail atlas: a page decodes only the atlas
 
 def thumbnail_atlases(images: np.ndarray, blobs: Blobs) -> dict:
     """Every image once, as tiles of PNG atlases of ATLAS_IMAGES each (a grid `columns` tiles wide), with the
-    display scale; report.js decodes an atlas when one of its images is first shown."""
+    display scale; thumbnails.js decodes an atlas when one of its images is first shown."""
     from PIL import Image
 
     count, height, width = images.shape[:3]
@@ -137,7 +137,7 @@ def payload(content: ReportContent, blobs: Blobs) -> str:
                     "figures": content.layer_figures[layer]} for layer in content.layers],
         "confusion": None if content.confusion is None else blobs.array(content.confusion),
         "epochFigures": content.epoch_figures,
-        "curveX": _curve_axis(content)[1],  # where the curves' marker stands at each snapshot
+        "curveX": page_curve_axis(content)[1],  # where the curves' marker stands at each snapshot
         "snapshotWord": content.slider_title,  # "epoch", or "snapshot" where snapshots are not plainly epochs
         "marker": marker_style(len(content.probe)),
         "marks": marks(),

@@ -34,10 +34,10 @@ from ..store import layout
 from ..store.atomic import atomic_output
 from ..store.run import RunFolder
 from .budget import MB, fit_to_budget
-from .content import ReportContent, _chosen_layers, _curve_axis, read_content
+from .content import ReportContent, chosen_layers, page_curve_axis, read_content
 from .pack import Blobs, payload, undo_delta_planes
-from .panels import (_confusion_figure, _curve_figures, _data_map_panel, _measures_panel, _strip_divs,
-                     _transparent_with_select_tools)
+from .panels import (confusion_figure, curve_figures, data_map_panel, measures_panel, strip_divs,
+                     transparent_with_select_tools)
 from .script import page_script
 from .style import COMPARE_SIZE, MAP_SIZE, SIDE_WIDTH, class_colors, short_name
 
@@ -91,14 +91,14 @@ def check_settings(run: RunFolder, size_budget_mb: float, layers: Sequence[str] 
     """The layers the report shows, or the one-line error for a size budget or a layer choice it cannot use."""
     if not size_budget_mb > 0:
         raise ConfigError(f"size_budget_mb must be a positive number of megabytes, got {size_budget_mb!r}")
-    return _chosen_layers(run, layers)
+    return chosen_layers(run, layers)
 
 
 PAYLOAD_TAG = "layerlapse-payload"
 
 
 def page_payload(page: str) -> dict:
-    """A written page's payload with every array decoded (numpy) and every atlas as its PNG bytes: what report.js
+    """A written page's payload with every array decoded (numpy) and every atlas as its PNG bytes: what the page's code
     reads, read back (for tests and tools)."""
     def tag(tag_id: str) -> str:
         found = re.search(rf'<script type="[^"]+" id="{re.escape(tag_id)}">(.*?)</script>', page, re.DOTALL)
@@ -138,7 +138,7 @@ def render_page(content: ReportContent) -> str:
     page = file_html(document, INLINE, title=content.title)
     end = page.rfind("</body>")
     if end < 0:
-        raise RuntimeError("Bokeh's page has no </body>: this Bokeh version's file_html is not what report.py expects")
+        raise RuntimeError("Bokeh's page has no </body>: this Bokeh version's file_html is not what page.py expects")
     data_tags = f'<script type="application/json" id="{PAYLOAD_TAG}">{data}</script>\n{blobs.html()}'
     return page[:end] + data_tags + page[end:]
 
@@ -151,7 +151,8 @@ def header_html(content: ReportContent) -> str:
 
 
 def build_layout(content: ReportContent, document: Document) -> LayoutDOM:
-    """The page's Bokeh models; `document` gets the callback that starts report.js once the page is drawn."""
+    """The page's Bokeh models; `document` gets the callback that starts the page's code (script.py) once the page
+    is drawn."""
     from bokeh.layouts import column, row
     from bokeh.models import CustomJS, Div
 
@@ -162,11 +163,11 @@ def build_layout(content: ReportContent, document: Document) -> LayoutDOM:
     # fixed sizes: a Div whose text changes then never makes Bokeh lay out the whole page again (~0.5 s)
     pinned = Div(text="", width=SIDE_WIDTH, height=90, name="layerlapse-pinned")
     figures = Div(text="", width=SIDE_WIDTH, height=95, name="layerlapse-figures", styles={"overflow-y": "auto"})
-    curves = _curve_figures(content.history, _curve_axis(content), content.epochs)
-    confusion = _confusion_figure(content)
-    data_map = _data_map_panel(content)
-    strips = _strip_divs(content)
-    measures = _measures_panel(content)
+    curves = curve_figures(content.history, page_curve_axis(content), content.epochs)
+    confusion = confusion_figure(content)
+    data_map = data_map_panel(content)
+    strips = strip_divs(content)
+    measures = measures_panel(content)
     class_renderers = _class_legend(views[0]["plot"], content.class_names, class_colors(len(content.class_names)))
     side = column(pinned, figures, *[plot for plot, _ in curves], *([confusion[0]] if confusion else []),
                   *([measures["layout"]] if measures else []), name="layerlapse-side")
@@ -192,12 +193,12 @@ def build_layout(content: ReportContent, document: Document) -> LayoutDOM:
 
 
 def _map_models(views: list[dict]) -> dict:
-    """The maps' models as report.js gets them: one list per kind, map k at index k (CustomJS args take lists)."""
+    """The maps' models as the page's code gets them: one list per kind, map k at index k (CustomJS args take lists)."""
     return {f"{kind}s": [view[kind] for view in views] for kind in ("plot", "trailSource", "currentSource")}
 
 
 def _point_color_mapper(content: ReportContent) -> LinearColorMapper:
-    """One mapper for every map's probe points: class colours (the PNG frames'), or, when report.js colours by a
+    """One mapper for every map's probe points: class colours (the PNG frames'), or, when the page colours by a
     measure, a sequential palette over the measure's range; NaN (never learned) is grey."""
     from bokeh.models import LinearColorMapper
 
@@ -219,17 +220,17 @@ def _color_bar(plot: Plot, mapper: LinearColorMapper) -> ColorBar:
 def _map_figure(content: ReportContent, prefix: str, size: tuple[int, int]) -> dict:
     """A map: axes, tools, the legend and the pinned point's trail, on a transparent background; its points (probe
     points coloured by class or a measure, test points as diamonds in their class colour, the misclassified ringed,
-    as the PNG frames draw them) lie under the frame on report.js's point layer (pointlayer.js). Box and lasso
-    select give their geometry to report.js, which highlights the points inside on every map and in the data map."""
+    as the PNG frames draw them) lie under the frame on the page's point layer (js/pointlayer*.js). Box and lasso
+    select give their geometry to selection.js, which highlights the points inside on every map and in the data map."""
     from bokeh.models import Range1d
     from bokeh.plotting import figure
 
     x0, x1, y0, y1 = content.limits[content.layers[0]]
-    # titled with its layer (report.js keeps the title in step; a title is canvas text, never markup)
+    # titled with its layer (maps.js keeps the title in step; a title is canvas text, never markup)
     plot = figure(width=size[0], height=size[1], output_backend="canvas", name=f"layerlapse-{prefix}map",
                   title=f"layer {content.layers[0]}", x_range=Range1d(x0, x1), y_range=Range1d(y0, y1),
                   tools="pan,wheel_zoom,box_zoom,reset", active_scroll="wheel_zoom", active_drag="pan")
-    _transparent_with_select_tools(plot)
+    transparent_with_select_tools(plot)
     plot.xaxis.visible = plot.yaxis.visible = False
     plot.grid.visible = False
     return {"plot": plot, **_trail_glyphs(plot, prefix)}
@@ -253,7 +254,7 @@ def _trail_glyphs(plot: Plot, prefix: str) -> dict:
 
 def _class_legend(plot: Plot, class_names: list[str], colors: list[str]) -> list[GlyphRenderer]:
     """A legend entry per class whose click hides or shows it (on every map): each entry's renderer is a stand-in
-    that is never drawn (one NaN point); report.js reads their visibility."""
+    that is never drawn (one NaN point); maps.js reads their visibility."""
     from bokeh.core.properties import value
     from bokeh.models import Legend, LegendItem
 
@@ -312,7 +313,7 @@ def compare_options(layers: list[str], shown: str) -> list[tuple[str, str]]:
 
 def _wire_events(views: list[dict], controls: dict, class_renderers: list[GlyphRenderer],
                  data_map: dict | None) -> None:
-    """Every widget and map event calls into report.js's `window.layerlapse`."""
+    """Every widget and map event calls into the page's `window.layerlapse` (testhook.js)."""
     from bokeh.models import CustomJS
 
     def call(method: str, argument: str = "", args: dict | None = None) -> CustomJS:
@@ -339,7 +340,7 @@ def _wire_events(views: list[dict], controls: dict, class_renderers: list[GlyphR
 
 
 def _wire_point_layer(plot: Plot, which: str, call: Any) -> None:
-    """A plot whose points report.js draws: a box or lasso drawn on it selects, a pan or zoom repaints."""
+    """A plot whose points the page's point layer draws: a box or lasso drawn on it selects, a pan or zoom repaints."""
     plot.js_on_event("selectiongeometry", call("selectGeometry", f"cb_obj.geometry, cb_obj.final, {which}"))
     for plot_range in (plot.x_range, plot.y_range):
         for end in ("start", "end"):

@@ -1,5 +1,6 @@
 """The Bokeh panels below and beside the map: the data map, the hardest and most forgotten strips, the layer
-measures, the training curves and the confusion matrix; report.js fills and moves them.
+measures, the training curves and the confusion matrix; the page's code (js/panels.js, selection.js) fills and
+moves them.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ if TYPE_CHECKING:
     from bokeh.models import ColumnDataSource, Plot, Span
 
 
-def _transparent_with_select_tools(plot: Plot) -> None:
-    """A plot whose points report.js draws under it: no fill of its own over them, and box and lasso select tools
-    that select no Bokeh renderer (report.js receives their geometry and selects its points)."""
+def transparent_with_select_tools(plot: Plot) -> None:
+    """A plot whose points the page's point layer draws under it: no fill of its own over them, and box and lasso
+    select tools that select no Bokeh renderer (selection.js receives their geometry and selects its points)."""
     from bokeh.models import BoxSelectTool, LassoSelectTool
 
     plot.background_fill_color = None
@@ -29,7 +30,7 @@ def _transparent_with_select_tools(plot: Plot) -> None:
     plot.toolbar.logo = None
 
 
-def _data_map_panel(content: ReportContent) -> dict | None:
+def data_map_panel(content: ReportContent) -> dict | None:
     """Dataset cartography's data map of the probe (variability × confidence, coloured by correctness or class), a
     region choice, box and lasso select, and the selected images' thumbnails."""
     from bokeh.layouts import column, row
@@ -42,11 +43,11 @@ def _data_map_panel(content: ReportContent) -> dict | None:
                   name="layerlapse-data-map", title="data map of the probe (drag: select)",
                   x_range=Range1d(0, VARIABILITY_MAX), y_range=Range1d(0, 1.02), tools="reset",
                   toolbar_location="right")
-    _transparent_with_select_tools(plot)
+    transparent_with_select_tools(plot)
     plot.toolbar.active_drag = plot.select_one({"type": BoxSelectTool})
     plot.xaxis.axis_label, plot.yaxis.axis_label = "variability", "confidence"
     _region_cut_offs(plot, content.regions)
-    # the points are report.js's (pointlayer.js); it swaps this mapper's palette between correctness (red: never
+    # the points are the point layer's; selection.js swaps this mapper's palette between correctness (red: never
     # right, green: always) and class, for what reads it
     mapper = LinearColorMapper(palette=correctness_palette(), low=0, high=1, name="layerlapse-data-map-colors")
     bar = ColorBar(color_mapper=mapper, orientation="horizontal", height=8, title="correctness",
@@ -85,15 +86,15 @@ def _region_cut_offs(plot: Plot, regions: dict | None) -> None:
                      line_dash="dotted", line_width=1)
 
 
-def _strip_divs(content: ReportContent) -> dict:
-    """The probe's hardest and most forgotten images (report.js fills them with thumbnails)."""
+def strip_divs(content: ReportContent) -> dict:
+    """The probe's hardest and most forgotten images (panels.js fills them with thumbnails)."""
     from bokeh.models import Div
 
     return {name: Div(text="", width=STRIP_WIDTH, height=200, name=f"layerlapse-{name}",
                       styles={"overflow-y": "auto"}) for name in content.strips}
 
 
-def _measures_panel(content: ReportContent) -> dict | None:
+def measures_panel(content: ReportContent) -> dict | None:
     """The shown layer's CKA between every pair of snapshots, and its k-NN and linear-probe accuracy and change
     (1 − CKA to the previous snapshot) over snapshots, each with a marker at the shown snapshot."""
     from bokeh.layouts import column
@@ -153,7 +154,7 @@ def _measure_curves(content: ReportContent) -> tuple[Plot, ColumnDataSource, Spa
     return plot, source, span
 
 
-def _curve_figures(history: list[dict], axis: tuple[list[float], list[float], str], epochs: list[int]
+def curve_figures(history: list[dict], axis: tuple[list[float], list[float], str], epochs: list[int]
                    ) -> list[tuple[Plot, Span]]:
     """Accuracy and loss, train and validation, against what `axis` names (`store.curve_axis`: the epoch, or the
     optimizer step of a run recorded by step), each with a vertical marker at the shown snapshot. The x axis spans
@@ -195,7 +196,7 @@ def _curve_figures(history: list[dict], axis: tuple[list[float], list[float], st
     return curves
 
 
-def _confusion_figure(content: ReportContent) -> tuple[Plot, ColumnDataSource] | None:
+def confusion_figure(content: ReportContent) -> tuple[Plot, ColumnDataSource] | None:
     """The probe's confusion matrix at the shown epoch: rows true, columns predicted, shaded by row share."""
     from bokeh.models import ColumnDataSource, FixedTicker, LinearColorMapper, Range1d
     from bokeh.palettes import Blues256
@@ -208,9 +209,10 @@ def _confusion_figure(content: ReportContent) -> tuple[Plot, ColumnDataSource] |
     source = ColumnDataSource({"true": true, "predicted": predicted, "share": np.zeros(classes * classes),
                                "count": [""] * (classes * classes), "ink": ["black"] * (classes * classes)},
                               name="layerlapse-confusion")
-    plot = figure(width=SIDE_WIDTH, height=SIDE_WIDTH, title=f"confusion of the probe at the shown {content.slider_title}", tools="",
-                  toolbar_location=None, x_range=Range1d(-0.5, classes - 0.5),
-                  y_range=Range1d(classes - 0.5, -0.5), name="layerlapse-confusion-plot")
+    title = f"confusion of the probe at the shown {content.slider_title}"
+    plot = figure(width=SIDE_WIDTH, height=SIDE_WIDTH, title=title, tools="", toolbar_location=None,
+                  x_range=Range1d(-0.5, classes - 0.5), y_range=Range1d(classes - 0.5, -0.5),
+                  name="layerlapse-confusion-plot")
     shade = LinearColorMapper(palette=list(reversed(Blues256)), low=0.0, high=1.0)
     plot.rect("predicted", "true", 1, 1, source=source, fill_color={"field": "share", "transform": shade},
               line_color="white")

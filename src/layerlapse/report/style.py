@@ -48,7 +48,7 @@ def marker_style(n_points: int) -> dict:
     return {"size": size, "testSize": float(np.clip(size * 1.8, 7.0, 13.0)),
             "alpha": float(np.clip(math.sqrt(2000.0 / max(n_points, 1)), 0.35, 0.9))}
 
-# Sizes for a laptop's window of 1,024 × 700 (CSS pixels); report.js grows the map (and the compared one) to fill
+# Sizes for a laptop's window of 1,024 × 700 (CSS pixels); layout.js grows the map (and the compared one) to fill
 # larger windows (`fitToWindow`), so the map is the largest thing on the page at every size.
 MAP_SIZE = (600, 540)
 COMPARE_SIZE = (420, 420)  # the second map, beside the first: smaller, so the shown layer's map stays the largest

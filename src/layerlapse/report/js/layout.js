@@ -3,7 +3,7 @@
 // in its fixed order inside that function, so they share its constants, state and functions by scope.
 
 // The map (and the compared one) take the window's room beside the side column, down to the window's bottom:
-// the map is the largest thing on the page from a laptop's 1,024 × 700 (report.py's sizes) to a wide monitor.
+// the map is the largest thing on the page from a laptop's 1,024 × 700 (style.py's sizes) to a wide monitor.
 function fitToWindow() {
   const plotted = plotView(views[0].plot);
   if (!plotted) return;

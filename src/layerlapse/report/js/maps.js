@@ -7,7 +7,7 @@ function hiddenClasses() {
   return models.classRenderers.map((renderer) => !renderer.visible);
 }
 
-// The probe points' looks on every map, as pointlayer.js draws them: alpha and outline (a ring around the marker)
+// The probe points' looks on every map, as the point layer draws them: alpha and outline (a ring around the marker)
 // per point and the order (hidden classes left out; the misclassified on top when ringed, the selected on top of
 // all), computed again only when what they depend on changed.
 function probeLooks() {

@@ -52,7 +52,7 @@ function base64Bytes(text) {
 }
 
 // Frames of 16-bit codes stored as each frame's difference from the one before (mod 65536), the low bytes of a
-// frame before its high bytes (report.py's `delta_planes`): points that hold still give runs of zeros that gzip
+// frame before its high bytes (pack.py's `delta_planes`): points that hold still give runs of zeros that gzip
 // packs small. Undone here, frame by frame.
 function undoDeltas(planes, ref) {
   const perFrame = ref.shape.slice(1).reduce((a, b) => a * b, 1);

@@ -92,5 +92,5 @@ function paintedPixels() {
   return painted;
 }
 
-return {canvas, webgl: browserWebgl, renderer, paintedPixels, addSet, setColors, setLooks, setVisible, place, draw, nearest, within,
-        drawnRows, sets};
+return {canvas, webgl: browserWebgl, renderer, paintedPixels, addSet, setColors, setLooks, setVisible, place, draw,
+        nearest, within, drawnRows, sets};

@@ -24,7 +24,7 @@ const dynamics = sets.probe.dynamics;  // null when the run has no per-image dyn
 const classPalette = models.colorMapper.palette.slice();
 const dataMapPalette = models.dataMapMapper ? models.dataMapMapper.palette.slice() : null;
 // Every map is a view of one layer: map 0 the shown layer, map 1 the layer compared with it (hidden when none);
-// its points lie on a point layer (pointlayer.js) under the Bokeh plot's frame.
+// its points lie on a point layer (makePointLayer) under the Bokeh plot's frame.
 const views = models.plots.map((plot, k) => withPointLayer({
   plot, trailSource: models.trailSources[k], currentSource: models.currentSources[k],
 }));
