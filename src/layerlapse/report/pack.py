@@ -15,8 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .content import REGIONS, VARIABILITY_MAX, Points, ReportContent, page_curve_axis
-from .style import (COMPARE_SIZE, MAP_SIZE, SIDE_WIDTH, SIDE_WIDTH_MAX, marker_style, marks,
-                    sequential_palette)
+from .style import COMPARE_SIZE, MAP_SIZE, SIDE_WIDTH, SIDE_WIDTH_MAX, marker_style, marks, sequential_palette
 
 NOT_DRAWN = 65535  # the 16-bit code of a point a frame does not draw (NaN coordinates)
 COORD_STEPS = 65534  # codes 0..65534 span a layer's limits
