@@ -20,6 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from layerlapse.report import budget as report_budget
+from layerlapse.report import content as report_content
+from layerlapse.report import pack as report_pack
+from layerlapse.report import style as report_style
 from layerlapse.report import page as report
 from layerlapse.errors import ConfigError, ReportSizeWarning, RunFolderError
 from layerlapse.render.figures import common_limits
@@ -53,7 +57,7 @@ def page_text(path: Path) -> str:
 
 def payload_of(run: RunFolder, layers: list[str] | None = None) -> dict:
     """The payload as the written page holds it, every array decoded."""
-    return report.page_payload(report.render_page(report.read_content(run, layers or run.layers)))
+    return report.page_payload(report.render_page(report_content.read_content(run, layers or run.layers)))
 
 
 # ---- packing ------------------------------------------------------------------------------------------------------
@@ -66,24 +70,24 @@ def test_quantised_coordinates_come_back_within_half_a_step() -> None:
     frames[2, 7, 0] = np.inf
     (x0, x1), (y0, y1) = common_limits(list(frames))
     limits = (x0, x1, y0, y1)
-    codes = report.quantise(frames, limits)
+    codes = report_pack.quantise(frames, limits)
     assert codes.dtype == np.uint16
-    back = report.dequantise(codes, limits)
+    back = report_pack.dequantise(codes, limits)
     finite = np.isfinite(frames).all(axis=-1)
-    half_step = np.array([x1 - x0, y1 - y0]) / report.COORD_STEPS / 2
+    half_step = np.array([x1 - x0, y1 - y0]) / report_pack.COORD_STEPS / 2
     assert np.all(np.abs(back[finite] - frames[finite]) <= half_step * (1 + 1e-6))
-    assert (codes[~finite] == report.NOT_DRAWN).all() and np.isnan(back[~finite]).all()
+    assert (codes[~finite] == report_pack.NOT_DRAWN).all() and np.isnan(back[~finite]).all()
 
 
 def test_quantised_codes_span_the_limits() -> None:
-    codes = report.quantise(np.array([[0.0, -2.0], [10.0, 2.0], [5.0, 0.0]]), (0.0, 10.0, -2.0, 2.0))
+    codes = report_pack.quantise(np.array([[0.0, -2.0], [10.0, 2.0], [5.0, 0.0]]), (0.0, 10.0, -2.0, 2.0))
     assert codes.tolist() == [[0, 0], [65534, 65534], [32767, 32767]]
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.float32])
 def test_packed_arrays_come_back_exactly_from_the_page_s_tags(dtype: type) -> None:
     array = (np.arange(60).reshape(3, 4, 5) * 3).astype(dtype)
-    blobs = report.Blobs()
+    blobs = report_pack.Blobs()
     ref = blobs.array(array)
     assert ref["dtype"] == np.dtype(dtype).name and ref["shape"] == [3, 4, 5] and ref["encoding"] == "gzip"
     page = f'<script type="application/json" id="{report.PAYLOAD_TAG}">{json.dumps({"a": ref})}</script>{blobs.html()}'
@@ -97,19 +101,19 @@ def test_frames_stored_as_deltas_come_back_exactly_and_pack_smaller_when_points_
     codes = rng.integers(0, 65535, (6, 5000, 2), dtype=np.uint16)
     for frame in range(1, 6):  # most points barely move, as in an aligned map
         codes[frame, :4000] = codes[frame - 1, :4000] + rng.integers(0, 3, (4000, 2), dtype=np.uint16)
-    codes[3, 10] = report.NOT_DRAWN  # a point a frame does not draw, then drawn again
+    codes[3, 10] = report_pack.NOT_DRAWN  # a point a frame does not draw, then drawn again
     codes[4, 10] = 0
-    raw = report.delta_planes(codes)
-    np.testing.assert_array_equal(report.undo_delta_planes(raw, codes.shape), codes)
+    raw = report_pack.delta_planes(codes)
+    np.testing.assert_array_equal(report_pack.undo_delta_planes(raw, codes.shape), codes)
     assert len(gzip.compress(raw)) < 0.6 * len(gzip.compress(codes.tobytes()))
     with pytest.raises(ValueError, match="delta_planes packs uint16 frames"):
-        report.delta_planes(codes.astype(np.float32))
+        report_pack.delta_planes(codes.astype(np.float32))
 
 
 def test_predictions_pack_to_class_and_confidence_bytes() -> None:
     rng = np.random.default_rng(1)
     frames = [rng.dirichlet(np.ones(10), 200).astype(np.float32) for _ in range(3)]
-    predicted, confidence = report.pack_predictions(frames)
+    predicted, confidence = report_content.pack_predictions(frames)
     assert predicted.dtype == np.uint8 and confidence.dtype == np.uint8 and predicted.shape == (3, 200)
     stacked = np.stack(frames)
     np.testing.assert_array_equal(predicted, stacked.argmax(axis=-1))
@@ -125,8 +129,8 @@ def test_payload_holds_the_run_folder_s_maps_labels_and_predictions(run: RunFold
         assert codes.shape == (3, len(labels), 2)  # epochs 0..2
         maps = [run.read_array(f"maps/{layer['name']}/{epoch_file(epoch)}") for epoch in range(3)]
         x0, x1, y0, y1 = layer["limits"]
-        step = np.array([x1 - x0, y1 - y0]) / report.COORD_STEPS
-        assert np.all(np.abs(report.dequantise(codes, layer["limits"]) - np.stack(maps)) <= step)
+        step = np.array([x1 - x0, y1 - y0]) / report_pack.COORD_STEPS
+        assert np.all(np.abs(report_pack.dequantise(codes, layer["limits"]) - np.stack(maps)) <= step)
         tests = layer["test"]
         assert tests.shape == (3, 100, 2)
     predicted = data["probe"]["predicted"]
@@ -140,7 +144,7 @@ def test_thumbnails_are_stored_once_in_atlases_of_a_fixed_count(run: RunFolder, 
                                                                   ) -> None:
     from PIL import Image
 
-    monkeypatch.setattr(report, "ATLAS_IMAGES", 128)  # 300 probe images: atlases of 128, 128 and 44
+    monkeypatch.setattr(report_pack, "ATLAS_IMAGES", 128)  # 300 probe images: atlases of 128, 128 and 44
     atlases = payload_of(run)["probe"]["atlases"]
     assert atlases["tile"] == [8, 8] and atlases["perAtlas"] == 128 and len(atlases["sheets"]) == 3
     images = run.read_array("probe/images.npy")
@@ -187,12 +191,12 @@ def test_page_shows_the_frame_figures_and_the_test_accuracy(run: RunFolder) -> N
 
 def test_over_the_budget_a_stratified_subsample_is_shown_said_and_warned(run: RunFolder, tmp_path: Path) -> None:
     full = report.write_report(run, tmp_path / "full.html").stat().st_size
-    content = report.read_content(run, run.layers)
-    few = len(report.render_page(report.subsample(content, 30)).encode())
-    budget_mb = (full + few) / 2 / report.MB  # room for about half of the points
+    content = report_content.read_content(run, run.layers)
+    few = len(report.render_page(report_budget.subsample(content, 30)).encode())
+    budget_mb = (full + few) / 2 / report_budget.MB  # room for about half of the points
     with pytest.warns(ReportSizeWarning, match=r"showing [\d,]+ of 300 probe points.*size budget") as caught:
         path = report.write_report(run, tmp_path / "small.html", size_budget_mb=budget_mb)
-    assert path.stat().st_size <= budget_mb * report.MB
+    assert path.stat().st_size <= budget_mb * report_budget.MB
     shown = int(re.search(r"showing ([\d,]+) of 300", str(caught[0].message)).group(1).replace(",", ""))
     assert 0 < shown < 300
     assert f"showing {shown:,} of 300 probe points" in page_text(path)
@@ -201,16 +205,16 @@ def test_over_the_budget_a_stratified_subsample_is_shown_said_and_warned(run: Ru
 
 
 def test_subsample_keeps_every_class_in_proportion_and_is_seeded(run: RunFolder) -> None:
-    content = report.read_content(run, run.layers)
-    smaller = report.subsample(content, 150)
+    content = report_content.read_content(run, run.layers)
+    smaller = report_budget.subsample(content, 150)
     labels = content.probe.labels
     assert len(smaller.probe) == 150
     for label in range(10):
         assert abs(np.sum(smaller.probe.labels == label) - np.sum(labels == label) / 2) <= 1
     assert smaller.test is not None and len(smaller.test) == 50  # the test points in the same share
-    again = report.stratified_rows(labels, 150, content.seed)
-    np.testing.assert_array_equal(again, report.stratified_rows(labels, 150, content.seed))
-    assert not np.array_equal(again, report.stratified_rows(labels, 150, content.seed + 1))
+    again = report_budget.stratified_rows(labels, 150, content.seed)
+    np.testing.assert_array_equal(again, report_budget.stratified_rows(labels, 150, content.seed))
+    assert not np.array_equal(again, report_budget.stratified_rows(labels, 150, content.seed + 1))
     assert np.all(np.diff(again) > 0)
     np.testing.assert_array_equal(smaller.probe.coords["hidden"], content.probe.coords["hidden"][:, again])
     # the page names each point by its row in the run folder, also in a subsample
@@ -279,7 +283,7 @@ def test_epochs_not_mapped_yet_are_left_out_and_said(run: RunFolder) -> None:
     data = payload_of(run)
     assert data["epochs"] == [0, 1] and data["layers"][0]["probe"].shape[0] == 2
     note = f"epoch 2 is recorded but not mapped yet: `layerlapse render {run.path}` maps them"
-    assert note in report.read_content(run, run.layers).notes
+    assert note in report_content.read_content(run, run.layers).notes
     assert "epoch 2 is recorded but not mapped yet" in page_text(report.write_report(run))
 
 
@@ -315,21 +319,38 @@ def test_writing_a_report_does_not_import_torch(recorded: Path, tmp_path: Path) 
     assert (tmp_path / "r.html").is_file()
 
 
+def test_the_contract_names_every_key_the_payload_carries(run: RunFolder) -> None:
+    """js/contract.js, the page's data contract, against what the page really carries: neither can drift."""
+    from test_report_code import contract_properties
+
+    data = payload_of(run)
+    assert set(contract_properties("Payload")) == set(data)
+    assert set(contract_properties("PackedPoints")) == set(data["probe"]) == set(data["test"])
+    assert set(contract_properties("Atlases")) == set(data["probe"]["atlases"])
+    assert set(contract_properties("PayloadLayer")) == set(data["layers"][0])
+    assert set(contract_properties("PackedArray")) == set(report_pack.Blobs().array(np.zeros((2, 3), np.uint16),
+                                                                                       frames_delta=True))
+    assert all(set(measure) <= set(contract_properties("ColorMeasure")) for measure in data["colorBy"])
+    assert set(contract_properties("StripItem")) == set(data["strips"]["hardest"][0])
+    assert set(contract_properties("LayerMeasures")) == set(next(iter(data["measures"]["layers"].values())))
+
+
 # ---- dynamics, the data map, layer measures, compare -------------------------------------------------------------
 
 
 def test_payload_packs_each_image_s_dynamics_in_one_byte_each(run: RunFolder) -> None:
-    from layerlapse.measures.dynamics import probe_dynamics
+    from layerlapse.measures.dynamics import cartography_regions, probe_dynamics
 
     found = probe_dynamics(run)
     packed = payload_of(run)["probe"]["dynamics"]
     assert all(values.dtype == np.uint8 and values.shape == (300,) for values in packed.values())
     assert np.all(np.abs(packed["confidence"] / 255 - found.confidence) <= 0.5 / 255 + 1e-6)
-    assert np.all(np.abs(packed["variability"] / 255 * report.VARIABILITY_MAX - found.variability) <= 0.5 / 510 + 1e-6)
+    variability = packed["variability"] / 255 * report_content.VARIABILITY_MAX
+    assert np.all(np.abs(variability - found.variability) <= 0.5 / 510 + 1e-6)
     assert np.all(np.abs(packed["correctness"] / 255 - found.correctness) <= 0.5 / 255 + 1e-6)
     np.testing.assert_array_equal(packed["firstLearned"], np.where(found.first_learned < 0, 0, found.first_learned + 1))
     np.testing.assert_array_equal(packed["forgetting"], found.forgetting_events)
-    np.testing.assert_array_equal(packed["region"], report.cartography_regions(found.confidence, found.variability))
+    np.testing.assert_array_equal(packed["region"], cartography_regions(found.confidence, found.variability))
     keys = [option["key"] for option in payload_of(run)["colorBy"]]
     assert keys == ["confidence", "variability", "correctness", "firstLearned", "forgetting"]
 
@@ -342,7 +363,7 @@ def test_a_run_whose_images_hold_still_keeps_the_fixed_cut_offs_and_the_report_n
     easy, ambiguous, hard = (dynamics.REGIONS[key] for key in ("easy", "ambiguous", "hard"))
     assert list(dynamics.cartography_regions(confidence, variability)) == [easy, easy, 0, ambiguous, 0, hard, hard,
                                                                            ambiguous, ambiguous]
-    assert {key: code for key, (code, _) in report.REGIONS.items()} == dynamics.REGIONS
+    assert {key: code for key, (code, _) in report_content.REGIONS.items()} == dynamics.REGIONS
 
 
 def rising_from_chance(run: RunFolder) -> SampleDynamics:
@@ -400,9 +421,9 @@ def test_test_points_carry_the_figures_colours_and_the_toggle_counts_them(run: R
 
 
 def test_subsample_keeps_the_dynamics_with_their_points(run: RunFolder) -> None:
-    content = report.read_content(run, run.layers)
-    smaller = report.subsample(content, 150)
-    rows = report.stratified_rows(content.probe.labels, 150, content.seed)
+    content = report_content.read_content(run, run.layers)
+    smaller = report_budget.subsample(content, 150)
+    rows = report_budget.stratified_rows(content.probe.labels, 150, content.seed)
     for name, values in content.probe.dynamics.items():
         np.testing.assert_array_equal(smaller.probe.dynamics[name], values[rows])
     data = report.page_payload(report.render_page(smaller))
@@ -416,7 +437,7 @@ def test_subsample_keeps_the_dynamics_with_their_points(run: RunFolder) -> None:
 def test_strips_list_what_layerlapse_dynamics_lists(run: RunFolder) -> None:
     from layerlapse.measures.dynamics import summary
 
-    listed = summary(run, report.STRIP_SIZE)
+    listed = summary(run, report_content.STRIP_SIZE)
     data = payload_of(run)
     assert [item["i"] for item in data["strips"]["hardest"]] == [row["index"] for row in listed["hardest"]]
     assert [item["i"] for item in data["strips"]["forgotten"]] == [
@@ -426,13 +447,13 @@ def test_strips_list_what_layerlapse_dynamics_lists(run: RunFolder) -> None:
 def layout_model(run: RunFolder, name: str, layers: list[str] | None = None):  # noqa: ANN201
     from bokeh.document import Document
 
-    root = report.build_layout(report.read_content(run, layers or run.layers), Document())
+    root = report.build_layout(report_content.read_content(run, layers or run.layers), Document())
     return root.select_one({"name": name})
 
 
 def test_a_run_without_predictions_colours_by_class_only_and_has_no_data_map(run: RunFolder) -> None:
     forget_files(run, "predictions/")
-    content = report.read_content(run, run.layers)
+    content = report_content.read_content(run, run.layers)
     assert content.color_measures == [] and content.probe.dynamics is None and content.strips == {}
     assert [value for value, _ in layout_model(run, "layerlapse-color-by").options] == ["class"]
     page = page_text(report.write_report(run))
@@ -447,7 +468,7 @@ def test_predictions_that_do_not_fit_leave_out_the_dynamics_with_a_note(run: Run
         raise RunFolderError(f"run folder {folder.path}: its stored predictions do not fit its probe labels")
 
     monkeypatch.setattr(layerlapse.measures.dynamics, "probe_dynamics", unfit)
-    content = report.read_content(run, run.layers)
+    content = report_content.read_content(run, run.layers)
     assert content.color_measures == [] and content.probe.dynamics is None
     [note] = [note for note in content.notes if "dynamics" in note]
     assert note.startswith("the page has no per-image dynamics (colouring, data map): run folder") and "\n" not in note
@@ -511,9 +532,9 @@ def test_the_curves_leave_room_for_the_marker_at_either_end_and_keep_their_legen
 
 
 def test_long_class_names_are_shortened_in_the_legend_and_the_confusion_matrix(run: RunFolder) -> None:
-    assert report.short_name("seven") == "seven"
-    assert report.short_name("a very long class name indeed") == "a very long cla…"
-    assert len(report.short_name("x" * 40)) == report.CLASS_NAME_CHARS
+    assert report_style.short_name("seven") == "seven"
+    assert report_style.short_name("a very long class name indeed") == "a very long cla…"
+    assert len(report_style.short_name("x" * 40)) == report_style.CLASS_NAME_CHARS
     run.manifest["dataset"]["class_names"][0] = "the longest class name anyone ever gave"
     legend = layout_model(run, "layerlapse-map").legend[0]
     assert legend.items[0].label.value == "the longest cla…"

@@ -20,8 +20,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from layerlapse.report import content as report_content
+from layerlapse.report import style as report_style
 from layerlapse.report import page as report
 from layerlapse.report.page import write_report
+from layerlapse.report.script import point_layer_script
 from layerlapse.store.run import epoch_file, load_run
 
 REQUIRED = os.environ.get("LAYERLAPSE_REQUIRE_BROWSER") == "1"
@@ -160,7 +163,7 @@ def isolated_point(xy: np.ndarray, among: np.ndarray | None = None) -> int:
 
 
 def point_source_rows(opened: Opened) -> dict:
-    """What the map draws now (report.js's point layer): probe rows, those drawn and outlined, and test rows."""
+    """What the map draws now (the page's point layer): probe rows, those drawn and outlined, and test rows."""
     return opened.js("""(() => {
         const probe = window.layerlapse.points(0, "probe"), test = window.layerlapse.points(0, "test");
         const shown = window.layerlapse.state().shown;
@@ -189,6 +192,14 @@ def test_page_loads_with_webgl_without_errors_or_network_requests(opened: Opened
     opened.assert_clean()
 
 
+def test_the_hook_and_its_state_are_what_the_contract_says(opened: Opened) -> None:
+    from test_report_code import contract_properties
+
+    assert set(opened.js("Object.keys(window.layerlapse)")) == set(contract_properties("LayerlapseHook"))
+    assert set(opened.state()) == set(contract_properties("State"))
+    assert set(opened.js("Object.keys(window.layerlapse.points(0))")) == set(contract_properties("DrawnPoints"))
+
+
 def test_slider_reaches_the_last_epoch_and_every_probe_point_is_drawn(opened: Opened) -> None:
     slider = f"{DOC}.get_model_by_name('layerlapse-epoch')"
     opened.js(f"{slider}.value = 0")
@@ -199,7 +210,8 @@ def test_slider_reaches_the_last_epoch_and_every_probe_point_is_drawn(opened: Op
     assert rows["probe"] == rows["drawn"] == PROBE
     figures = opened.page.locator(".layerlapse-figures-live").inner_text()
     assert figures.startswith(f"epoch {EPOCHS} · probe accuracy") and "layer hidden: trust" in figures
-    help_text = opened.page.locator(".layerlapse-figures-live").get_attribute("title")  # the measures explained on hover
+    # the measures explained on hover
+    help_text = opened.page.locator(".layerlapse-figures-live").get_attribute("title")
     assert "trust (trustworthiness)" in help_text and "motion ρ" in help_text and "disparity" in help_text
     opened.assert_clean()
 
@@ -232,7 +244,7 @@ def test_a_click_pins_the_point_beside_the_map_and_draws_its_trajectory(opened: 
     # an epoch is labelled only where the point has moved 3 % of the layer's extent from the last label
     xs, ys, labels = opened.js(f"(() => {{ const d = {DOC}.get_model_by_name('layerlapse-trail').data; "
                                "return [Array.from(d.x), Array.from(d.y), Array.from(d.label)]; })()")
-    x0, x1, y0, y1 = report.read_content(load_run(reports.run), ["hidden"]).limits["hidden"]
+    x0, x1, y0, y1 = report_content.read_content(load_run(reports.run), ["hidden"]).limits["hidden"]
     apart, last = 0.03 * max(x1 - x0, y1 - y0), None
     for epoch, (x, y, label) in enumerate(zip(xs, ys, labels)):
         far = last is None or math.hypot(x - last[0], y - last[1]) >= apart
@@ -368,7 +380,9 @@ def alphas_by_point(opened: Opened, where: str) -> dict[int, float]:
 
 def test_a_data_map_region_highlights_its_images_on_the_map_and_lists_them(opened: Opened, reports: Reports) -> None:
     from layerlapse.measures.dynamics import probe_dynamics, region_cut_offs
-    from layerlapse.report.page import REGIONS, SELECTION_THUMBNAILS, cartography_regions
+    from layerlapse.measures.dynamics import cartography_regions
+    from layerlapse.report.content import REGIONS
+    from layerlapse.report.pack import SELECTION_THUMBNAILS
 
     found = probe_dynamics(load_run(reports.run))
     hard = np.flatnonzero(cartography_regions(found.confidence, found.variability) == REGIONS["hard"][0])
@@ -452,7 +466,7 @@ def test_a_wide_window_gives_the_side_column_the_room_the_map_leaves(browser: An
 
         def widths_once(condition: str) -> dict:
             """The widths once `condition` (JavaScript over them, named `w`) holds, or as they are after 10 s:
-            report.js fits the page 150 ms after the last resize, and a busy machine takes a second more."""
+            layout.js fits the page 150 ms after the last resize, and a busy machine takes a second more."""
             try:
                 opened.page.wait_for_function(f"(() => {{ const w = {sizes}; return {condition}; }})()",
                                               timeout=10_000)
@@ -460,22 +474,23 @@ def test_a_wide_window_gives_the_side_column_the_room_the_map_leaves(browser: An
                 pass  # the assertion below says what the widths are
             return opened.js(sizes)
 
-        fitted_narrow = f"w.curve === {report.SIDE_WIDTH} && w.scroll <= w.window"
+        fitted_narrow = f"w.curve === {report_style.SIDE_WIDTH} && w.scroll <= w.window"
         opened.page.set_viewport_size({"width": 1024, "height": 700})
         laptop = widths_once(fitted_narrow)
-        assert laptop["curve"] == laptop["confusion"] == report.SIDE_WIDTH and laptop["scroll"] <= laptop["window"]
+        assert laptop["curve"] == laptop["confusion"] == report_style.SIDE_WIDTH
+        assert laptop["scroll"] <= laptop["window"]
         opened.page.set_viewport_size({"width": 1920, "height": 1080})
-        wide = widths_once(f"w.curve > {report.SIDE_WIDTH} && w.map > {laptop['map']}")
-        assert wide["map"] > laptop["map"] and wide["curve"] == wide["confusion"] > report.SIDE_WIDTH
-        assert wide["curve"] <= report.SIDE_WIDTH_MAX and wide["scroll"] <= wide["window"]
+        wide = widths_once(f"w.curve > {report_style.SIDE_WIDTH} && w.map > {laptop['map']}")
+        assert wide["map"] > laptop["map"] and wide["curve"] == wide["confusion"] > report_style.SIDE_WIDTH
+        assert wide["curve"] <= report_style.SIDE_WIDTH_MAX and wide["scroll"] <= wide["window"]
         opened.js(f"{model('layerlapse-compare')}.value = 'flat1'")
         # the second map takes the room
-        assert widths_once(f"w.curve === {report.SIDE_WIDTH}")["curve"] == report.SIDE_WIDTH
+        assert widths_once(f"w.curve === {report_style.SIDE_WIDTH}")["curve"] == report_style.SIDE_WIDTH
         opened.js("window.layerlapse.setCompare(null)")
         assert widths_once(f"w.curve === {wide['curve']}")["curve"] == wide["curve"]
         opened.page.set_viewport_size({"width": 1024, "height": 700})
         back = widths_once(fitted_narrow)
-        assert back["curve"] == report.SIDE_WIDTH and back["scroll"] <= back["window"]
+        assert back["curve"] == report_style.SIDE_WIDTH and back["scroll"] <= back["window"]
         opened.assert_clean()
     finally:
         opened.page.close()
@@ -513,7 +528,7 @@ def test_a_click_on_the_hardest_strip_pins_that_image(opened: Opened, reports: R
 BIG, BIG_FRAMES = 60_000, 4
 
 
-def big_content() -> report.ReportContent:
+def big_content() -> report_content.ReportContent:
     """A page's content of 60,000 probe points over 4 frames, every one with a thumbnail (8×8 images, seeded): ten
     classes drifting apart frame by frame, as a training run's maps do."""
     rng = np.random.default_rng(5)
@@ -525,13 +540,13 @@ def big_content() -> report.ReportContent:
     predicted = np.where(rng.random((BIG_FRAMES, BIG)) < 0.9, labels, (labels + 1) % 10).astype(np.uint8)
     confidence = rng.integers(100, 255, (BIG_FRAMES, BIG)).astype(np.uint8)
     images = rng.integers(0, 255, (BIG, 8, 8)).astype(np.uint8)
-    probe = report.Points(labels, {"hidden": coords}, images, predicted, confidence, np.arange(BIG))
+    probe = report_content.Points(labels, {"hidden": coords}, images, predicted, confidence, np.arange(BIG))
     x0, x1 = float(coords[..., 0].min()), float(coords[..., 0].max())
     y0, y1 = float(coords[..., 1].min()), float(coords[..., 1].max())
-    return report.ReportContent(
+    return report_content.ReportContent(
         title="layerlapse · 60,000 points", summary="a synthetic page", class_names=[str(k) for k in range(10)],
         epochs=list(range(BIG_FRAMES)), layers=["hidden"], limits={"hidden": (x0, x1, y0, y1)}, probe=probe,
-        test=None, probe_total=BIG, test_total=0, history=[], confusion=report._confusions(probe, 10),
+        test=None, probe_total=BIG, test_total=0, history=[], confusion=report_content.confusions(probe, 10),
         epoch_figures=[f"epoch {e}" for e in range(BIG_FRAMES)], layer_figures={"hidden": [""] * BIG_FRAMES},
         notes=[], seed=0)
 
@@ -628,7 +643,7 @@ def cpu_splat_reference(xy: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, outl
 @pytest.mark.parametrize("shape, edge", [("circle", None), ("diamond", "#1a1a1a")])
 def test_the_cpu_drawing_blends_each_marker_over_the_last_also_where_the_canvas_cuts_it(browser: Any, shape: str,
                                                                                         edge: str | None) -> None:
-    """The point layer's CPU drawing (pointlayer.js's draw2d, which takes a quicker loop for a marker that lies
+    """The point layer's CPU drawing (pointlayer_cpu.js's draw2d, which takes a quicker loop for a marker that lies
     wholly on the canvas) against a pixel-by-pixel reference: markers inside, cut by each edge, off the canvas,
     overlapping, translucent and ringed; round probe points, and diamonds with a dark edge as test points are."""
     width, height, n, diameter = 40, 30, 120, 5
@@ -642,7 +657,7 @@ def test_the_cpu_drawing_blends_each_marker_over_the_last_also_where_the_canvas_
     page = browser.new_page()
     try:
         page.set_content("<html><body></body></html>")
-        page.add_script_tag(content=(Path(report.__file__).parent / "pointlayer.js").read_text(encoding="utf-8"))
+        page.add_script_tag(content=point_layer_script())
         # codes: pixel centres as data, so the marker's centre is exactly the pixel (x, y) counted from the top
         painted = page.evaluate("""([xy, labels, alpha, outline, palette, width, height, diameter, shape, edge]) => {
             const layer = makePointLayer({webgl: false});

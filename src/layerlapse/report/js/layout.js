@@ -1,0 +1,76 @@
+// The page fits the window: the maps grow to the room beside the side column; Bokeh views found and kept.
+// A part of the report's one closure, layerlapseShow(models, data, arrays, timings): script.py joins the parts
+// in its fixed order inside that function, so they share its constants, state and functions by scope.
+
+// The map (and the compared one) take the window's room beside the side column, down to the window's bottom:
+// the map is the largest thing on the page from a laptop's 1,024 × 700 (style.py's sizes) to a wide monitor.
+function fitToWindow() {
+  const plotted = plotView(views[0].plot);
+  if (!plotted) return;
+  const {mapSize, compareSize, sideWidth, sideWidthMax} = data.layout;
+  const top = plotted.el.getBoundingClientRect().top + window.scrollY;
+  const room = document.documentElement.clientWidth - sideWidth - 56;  // the gaps between columns, a scrollbar
+  const height = Math.max(mapSize[1], Math.min(window.innerHeight - top - 16, 1200));
+  const comparing = state.compare !== null;
+  // about as wide as tall, plus the legend and toolbar beside the frame (~130 px)
+  const width = Math.max(mapSize[0], Math.min(comparing ? Math.round(room * 0.56) : room,
+                                              Math.round((height - 40) * 1.2 + 130)));
+  resize(views[0].plot, width, height);
+  if (comparing) {
+    const second = Math.max(compareSize[0], room - width - 10);
+    resize(views[1].plot, second, Math.min(height, second));
+  }
+  // a window wider than the map needs (a wide monitor): the side column's curves and matrices take the rest
+  widenSide(comparing ? sideWidth : Math.min(sideWidthMax, sideWidth + Math.max(0, room - width - 10)));
+}
+
+// Every panel of the side column (and of the layouts within it) that is as wide as the column, as wide as
+// `width`; heights stay.
+let sideShown = data.layout.sideWidth;
+function widenSide(width) {
+  if (Math.abs(width - sideShown) <= 4) return;
+  const widen = (model) => {
+    if (model.children) model.children.forEach(widen);
+    else if (model.width === sideShown) model.setv({width});
+  };
+  widen(models.side);
+  sideShown = width;
+}
+
+function resize(plot, width, height) {
+  if (Math.abs(plot.width - width) > 4 || Math.abs(plot.height - height) > 4) plot.setv({width, height});
+}
+
+let fitTimer = null;
+window.addEventListener("resize", () => {
+  clearTimeout(fitTimer);
+  fitTimer = setTimeout(fitToWindow, 150);
+});
+
+// A click on a map focused its event layer, which Chromium then outlined with a dotted box: the outline now shows
+// only for keyboard focus (:focus-visible), in every plot's canvas (each draws in a shadow root of its own).
+function quietFocusOutlines() {
+  const index = window.Bokeh && window.Bokeh.index;
+  if (!index || typeof index.query !== "function") return;
+  for (const view of index.query((candidate) => candidate.canvas_view !== undefined)) {
+    const root = view.canvas_view.el && view.canvas_view.el.shadowRoot;
+    if (!root || root.querySelector("style.layerlapse-focus")) continue;
+    const style = document.createElement("style");
+    style.className = "layerlapse-focus";
+    style.textContent = ".bk-events:focus:not(:focus-visible) { outline: none; }";
+    root.appendChild(style);
+  }
+}
+
+// A model's Bokeh view, remembered while it stays on the page (Bokeh's index is searched whole on every query,
+// which took a tenth of a slider step's time).
+const knownViews = new Map();
+function plotView(plot = views[0].plot) {
+  const known = knownViews.get(plot);
+  if (known && known.model === plot && known.el && known.el.isConnected) return known;
+  const index = window.Bokeh && window.Bokeh.index;
+  const found = index && typeof index.query_one === "function" ? index.query_one((view) => view.model === plot)
+                                                                : null;
+  if (found) knownViews.set(plot, found);
+  return found;
+}

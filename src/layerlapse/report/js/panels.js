@@ -1,0 +1,173 @@
+// The panels beside and below the map: the pinned point, the frame's figures, the curves' markers, the confusion
+// matrix, the layer measures and the hardest and most forgotten strips.
+// A part of the report's one closure, layerlapseShow(models, data, arrays, timings): script.py joins the parts
+// in its fixed order inside that function, so they share its constants, state and functions by scope.
+
+// What the frame's figures mean, on hover over them
+const MEASURES_HELP = [
+  "trust (trustworthiness): how few of a point's 10 nearest neighbours on the map are strangers in the layer " +
+    "(1: none)",
+  "cont. (continuity): how few of its 10 nearest neighbours in the layer are missing on the map (1: none)",
+  "10-NN kept: the share of its 10 nearest neighbours in the layer that are also its nearest on the map",
+  "vs last frame: map kept / layer kept: the share of 10 nearest neighbours kept from the frame before, on the " +
+    "map and in the layer (a faithful lapse keeps about as many as the layer)",
+  "disparity: how far the map moved overall after the best rotation onto the frame before (0: not at all)",
+  "motion ρ: rank correlation between how much each point's layer neighbourhood changed and how far it moved " +
+    "on the map (high: points move where the layer changed)",
+].join("\n");
+// What the layer measures beside the map mean, on hover over their heading
+const LAYER_MEASURES_HELP = [
+  "k-NN accuracy: a 10-nearest-neighbour vote in the layer, fitted on half the sampled probe images and scored " +
+    "on the other half (how well the layer groups the classes)",
+  "linear probe: the accuracy of a logistic regression from the layer to the class, trained on half the sample " +
+    "and tested on the other half (what a linear read-out can tell)",
+  "1 − CKA to previous: how much the layer's representation changed since the snapshot before (0: not at all; " +
+    "linear CKA, blind to rotations and scale)",
+  "CKA between snapshots: the same similarity for every pair of snapshots (1: the same representation)",
+].join("\n");
+
+function drawPinned() {
+  const pinned = state.pinned;
+  if (pinned === null) {
+    liveHtml(models.pinned, "<i>click a point to pin it here (and draw its trail); click empty space to let go</i>");
+    return;
+  }
+  const thumbnails = sets[pinned.set].thumbnails;
+  const url = thumbnails && thumbnails.url(pinned.i);
+  const img = url ? `<img class="layerlapse-thumbnail" src="${url}" width="${thumbnails.width}" ` +
+                    `height="${thumbnails.height}" style="image-rendering:pixelated">` : "";
+  const lines = describe(pinned.set, pinned.i).map(escapeHtml).join("<br>");
+  liveHtml(models.pinned, `<div class="layerlapse-pinned" style="display:flex;gap:10px;align-items:flex-start">` +
+                          `${img}<div style="white-space:nowrap"><b>pinned</b><br>${lines}</div></div>`);
+  if (!url && thumbnails) thumbnails.load([pinned.i]).then(() => { if (state.pinned === pinned) drawPinned(); });
+}
+
+function drawFigures() {
+  const layer = layers[state.layer];
+  // The frame's words go here, in a Div of fixed size; on the map's canvas (a title, a label) any new text makes
+  // Bokeh lay out and repaint the whole plot, several times the cost of moving the points.
+  const lines = [data.epochFigures[state.epoch]];
+  if (layer.figures[state.epoch]) lines.push(`layer ${layer.name}: ${layer.figures[state.epoch]}`);
+  const compared = viewLayer(1);
+  if (compared && compared.figures[state.epoch]) {
+    lines.push(`compared, layer ${compared.name}: ${compared.figures[state.epoch]}`);
+  }
+  if (models.highlightWrong.active && sets.probe.predicted) {
+    let wrong = 0;
+    for (let i = 0; i < sets.probe.n; i++) if (isWrong("probe", i)) wrong++;
+    lines.push(`${wrong.toLocaleString("en")} of the page's ${sets.probe.n.toLocaleString("en")} probe points ` +
+               `misclassified at this ${data.snapshotWord} (ringed in red)`);
+  }
+  if (testShown(layer)) lines.push(testFigures());
+  liveHtml(models.figures, lines.map(escapeHtml).join("<br>"), `title="${escapeHtml(MEASURES_HELP)}"`);
+}
+
+// The test points shown, of how many test images, and how many of them are misclassified at this epoch.
+function testFigures() {
+  const test = sets.test, n = test.n.toLocaleString("en");
+  const of = data.testImages > test.n ? ` (a sample of the run's ${data.testImages.toLocaleString("en")})` : "";
+  let line = `test points (diamonds): ${n} test images${of}`;
+  if (test.predicted) {
+    let wrong = 0;
+    for (let i = 0; i < test.n; i++) if (isWrong("test", i)) wrong++;
+    line += `, ${wrong.toLocaleString("en")} misclassified at this ${data.snapshotWord} (ringed in red)`;
+  }
+  return line;
+}
+
+// What a Div shows as the slider moves, written into an element of its own inside the Div (made once through
+// the Div's text): a new text on the Div itself makes Bokeh lay out and paint the whole page again, which took
+// most of a slider step (bench/report_speed.py). `html` is markup made here, user text escaped.
+const liveHtmls = new Map();
+function liveHtml(div, html, attributes = "") {
+  const className = `${div.name}-live`;
+  const view = plotView(div);
+  const root = view && view.el.shadowRoot;
+  const element = root && root.querySelector(`.${className}`);
+  if (!element) {
+    div.text = `<div class="${className}" ${attributes}>${html}</div>`;
+  } else if (liveHtmls.get(div) !== html) {
+    element.innerHTML = html;
+  }
+  liveHtmls.set(div, html);
+}
+
+// The panels that follow the slider beside the map (the curves' and heatmap's markers, the confusion matrix) are
+// drawn once the slider has rested PANELS_REST_MS: each is a Bokeh plot of its own, and repainting them all took
+// about 40 ms, as long again as the map's step, so a drag that repainted them at every step kept a frame rate of
+// half (bench/report_speed.py).
+const PANELS_REST_MS = 250;
+let panelsTimer = null;
+function schedulePanels() {
+  clearTimeout(panelsTimer);
+  panelsTimer = setTimeout(() => requestAnimationFrame(drawPanels), PANELS_REST_MS);
+}
+
+function drawPanels() {
+  for (const span of models.curveSpans) span.location = data.curveX[state.epoch];  // its epoch or step
+  for (const span of models.spans) span.location = state.epoch;
+  drawConfusion();
+  state.panelsEpoch = state.epoch;
+}
+
+function drawConfusion() {
+  if (!confusion) return;
+  const classes = classNames.length;
+  const counts = confusion.subarray(state.epoch * classes * classes, (state.epoch + 1) * classes * classes);
+  const share = new Float64Array(classes * classes), count = [], ink = [];
+  for (let t = 0; t < classes; t++) {
+    let rowTotal = 0;
+    for (let p = 0; p < classes; p++) rowTotal += counts[t * classes + p];
+    for (let p = 0; p < classes; p++) {
+      const k = t * classes + p;
+      share[k] = rowTotal ? counts[k] / rowTotal : 0;
+      count.push(counts[k] ? shortCount(counts[k]) : "");
+      ink.push(share[k] > 0.6 ? "white" : "black");
+    }
+  }
+  models.confusion.data = {true: models.confusion.data.true, predicted: models.confusion.data.predicted,
+                           share, count, ink};
+}
+
+// A count that fits a confusion cell: 1234, 12k, 1.2M.
+function shortCount(value) {
+  if (value < 10000) return String(value);
+  if (value < 1e6) return `${Math.round(value / 1000)}k`;
+  return `${(value / 1e6).toFixed(1)}M`;
+}
+
+// The hardest and most forgotten probe images, as `layerlapse dynamics` lists them.
+function drawStrips() {
+  const strips = [[models.hardest, data.strips.hardest, "hardest: lowest confidence in the true class",
+                   (item) => `${item.label}→${item.predicted}`],
+                  [models.forgotten, data.strips.forgotten, "most forgotten: right, then wrong again",
+                   (item) => `${item.label}→${item.predicted} ×${item.forgetting}`]];
+  for (const [div, items, heading, caption] of strips) {
+    if (!div) continue;
+    const picks = (items || []).map((item) => pickHtml(item.i, 40, `#${rowOf("probe", item.i)} · true ` +
+                                                       `${item.label}, finally ${item.predicted}`, caption(item)));
+    div.text = `<div class="layerlapse-strip ${div.name}"><b>${heading}</b> (true→final prediction)` +
+               `<div style="display:flex;flex-wrap:wrap;gap:3px;margin-top:4px">` +
+               `${picks.join("") || "<i>none in this run</i>"}</div></div>`;
+  }
+  whenThumbnailsLoad(Object.values(data.strips).flat().map((item) => item.i), drawStrips);
+}
+
+function drawMeasures() {
+  if (!models.ckaCells) return;
+  const measured = data.measures.layers[layers[state.layer].name];
+  const frames = data.epochs.length;
+  const values = (list) => Float64Array.from(list || new Array(frames).fill(null), (v) => v === null ? NaN : v);
+  const cka = new Float64Array(frames * frames).fill(NaN);
+  if (measured) {
+    measured.cka.forEach((row, a) => row.forEach((v, b) => { cka[a * frames + b] = v === null ? NaN : v; }));
+  }
+  models.ckaCells.data = {a: models.ckaCells.data.a, b: models.ckaCells.data.b, cka};
+  models.measuresSource.data = {epoch: data.epochs, knn: values(measured && measured.knn),
+                                linear: values(measured && measured.linear),
+                                change: values(measured && measured.change)};
+  const words = measured ? measured.largest : `${layers[state.layer].name}: no layer measures stored`;
+  models.changes.text = `<div class="layerlapse-changes" title="${escapeHtml(LAYER_MEASURES_HELP)}">` +
+                        `${escapeHtml(words)}<br><span style="color:#666">` +
+                        `measured on ${data.measures.sampleSize.toLocaleString("en")} probe images</span></div>`;
+}
