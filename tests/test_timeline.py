@@ -25,7 +25,7 @@ from layerlapse.config import RunConfig
 from layerlapse.errors import MapWarning
 from layerlapse.store.run import RunFolder, epoch_file, load_run
 from layerlapse._util.threads import training_threads
-from layerlapse.maps.timeline import BackgroundMapper, Frame, LayerTimeline, WorkerSpec, map_whole_run, measure, measured
+from layerlapse.maps.timeline import BackgroundMapper, Frame, LayerTimeline, WorkerSpec, map_whole_run, measure_frame
 
 N_POINTS, N_NEIGHBORS, SEED = 300, 15, 0
 LAYERS = ("hidden", "flat1")
@@ -55,6 +55,11 @@ def run_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         run.write_array(f"activations/{layer}/{epoch_file(epoch)}", values)
     run.commit()
     return run.path
+
+
+def measure(layer_sample: np.ndarray, xy_sample: np.ndarray, previous: tuple[np.ndarray, np.ndarray] | None) -> dict:
+    """A frame's measures alone, as LayerTimeline stores them (the sample kept for the next frame left out)."""
+    return measure_frame(layer_sample, xy_sample, previous)[0]
 
 
 def spec(run_path: Path, method: str, *, layers: tuple[str, ...] = LAYERS,
@@ -189,16 +194,16 @@ def test_measure_skips_rows_that_are_not_finite_here_or_in_the_frame_before(two_
     assert all(np.isfinite(value) for value in quality.values())
 
 
-def test_measured_reuses_the_last_frame_s_neighbourhoods_only_over_the_same_rows(two_frames: tuple) -> None:
+def test_measure_frame_reuses_the_last_frame_s_neighbourhoods_only_over_the_same_rows(two_frames: tuple) -> None:
     layer_before, layer_after, xy_before, xy_after = two_frames
-    _, kept = measured(layer_before, xy_before, None)
+    _, kept = measure_frame(layer_before, xy_before, None)
     assert kept.found is not None and kept.usable.all()
-    reused, _ = measured(layer_after, xy_after, kept)
+    reused, _ = measure_frame(layer_after, xy_after, kept)
     assert reused == measure(layer_after, xy_after, (layer_before, xy_before))
     # a row lost in this frame: the kept neighbourhoods are of other rows, so they are found again
     xy_lost = xy_after.copy()
     xy_lost[3] = np.nan
-    assert measured(layer_after, xy_lost, kept)[0] == measure(layer_after, xy_lost, (layer_before, xy_before))
+    assert measure_frame(layer_after, xy_lost, kept)[0] == measure(layer_after, xy_lost, (layer_before, xy_before))
 
 
 def test_measure_rounds_to_six_decimals(two_frames: tuple) -> None:
@@ -314,8 +319,8 @@ def test_caught_up_waits_for_every_submitted_epoch_and_the_worker_takes_more(pca
 
 
 def test_the_worker_raises_its_flag_while_it_maps_and_training_watches_it(run_path: Path) -> None:
-    """The flag the training threads follow (layerlapse._util.threads): up during a map, down once the frame is sent, and
-    no longer watched once the worker stops."""
+    """The flag the training threads follow (layerlapse._util.threads): up during a map, down once the frame is sent,
+    and no longer watched once the worker stops."""
     worker = BackgroundMapper(spec(run_path, "aligned"))
     try:
         assert worker.share in training_threads.shares and not worker.share.busy

@@ -74,7 +74,7 @@ class LayerTimeline:
     def _measured(self, epoch: int, activations: np.ndarray, xy: np.ndarray, notes: list[str],
                   seconds: float | None) -> Frame:
         layer_sample, xy_sample = activations[self.sample], xy[self.sample]
-        quality, self._previous = measured(layer_sample, xy_sample, self._previous)
+        quality, self._previous = measure_frame(layer_sample, xy_sample, self._previous)
         quality["notes"] = list(notes)
         if seconds is not None:
             quality["seconds"] = round(seconds, 3)
@@ -92,15 +92,13 @@ class SampledFrame:
     found: metrics.Neighbourhoods | None = None
 
 
-def measure(layer_sample: np.ndarray, xy_sample: np.ndarray,
-            previous: SampledFrame | tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
-    """The frame's measures on the rows that are finite in the layer and on the map (and in the previous frame)."""
-    return measured(layer_sample, xy_sample, previous)[0]
-
-
-def measured(layer_sample: np.ndarray, xy_sample: np.ndarray,
-             previous: SampledFrame | tuple[np.ndarray, np.ndarray] | None) -> tuple[dict[str, Any], SampledFrame]:
-    """The frame's measures, and the frame's sample as the next frame's `previous`."""
+def measure_frame(layer_sample: np.ndarray, xy_sample: np.ndarray,
+                  previous: SampledFrame | tuple[np.ndarray, np.ndarray] | None
+                  ) -> tuple[dict[str, Any], SampledFrame]:
+    """What `LayerTimeline` stores as a frame's quality: its measures (`frame_quality`, and `change_quality` against
+    `previous`, the frame before) on the sampled rows that are finite in the layer and on the map (and in the frame
+    before), rounded to six decimals; and this frame's sample as the next frame's `previous`, its neighbourhoods
+    kept so that the next frame does not find them again."""
     current = SampledFrame(layer_sample, xy_sample)
     usable = np.isfinite(layer_sample).all(axis=1) & np.isfinite(xy_sample).all(axis=1)
     if _flat(xy_sample[usable]):
