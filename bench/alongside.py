@@ -84,6 +84,12 @@ def schedule_rule(schedule: str) -> Iterator[None]:
         training_threads.yield_cores = kept
 
 
+def catch_up(alongside: MapAlongside, run) -> None:
+    """Wait for the frames of every epoch submitted so far and store them, the worker left running for later epochs:
+    the wait a run makes after its last epoch (MapAlongside.finish, which then stops the worker), here mid-run."""
+    alongside._wait_saying_what_for(run, show_progress=False)
+
+
 def recorded_run(config: RunConfig, folder: Path, schedule: str = "fixed") -> tuple[float, float, list[float], float]:
     """Wall seconds per epoch of a recorded run with the map made as `schedule` says (epochs 2..N, caught up), the
     seconds to draw one frame, the training seconds per epoch that the run's history gives for the same epochs, and
@@ -96,7 +102,7 @@ def recorded_run(config: RunConfig, folder: Path, schedule: str = "fixed") -> tu
         if epoch == config.epochs:
             marks["last"] = time.perf_counter()  # training is over; what follows is the wait for the last map
         if epoch in (1, config.epochs) or schedule == "between":
-            alongside.catch_up(run)
+            catch_up(alongside, run)
         if epoch in (1, config.epochs):
             marks["start" if epoch == 1 else "end"] = time.perf_counter()
 

@@ -302,22 +302,6 @@ def test_a_worker_resumed_from_stored_maps_carries_on_as_this_process_would(pca:
     assert_same_frames(frames, [frame for frame in pca[1] if frame.epoch > 0])
 
 
-def test_caught_up_waits_for_every_submitted_epoch_and_the_worker_takes_more(pca: tuple, run_path: Path) -> None:
-    worker = BackgroundMapper(spec(run_path, "pca"))
-    try:
-        worker.submit(EPOCHS[0])
-        first = worker.caught_up()
-        assert worker.caught_up() == []  # nothing outstanding: returns at once
-        for epoch in EPOCHS[1:]:
-            worker.submit(epoch)
-        rest = worker.caught_up()
-        assert worker._process.is_alive() and worker.error is None
-    finally:
-        worker.stop()
-    assert [frame.epoch for frame in first] == [EPOCHS[0]] * len(LAYERS)
-    assert_same_frames(first + rest, pca[1])
-
-
 def test_the_worker_raises_its_flag_while_it_maps_and_training_watches_it(run_path: Path) -> None:
     """The flag the training threads follow (layerlapse._util.threads): up during a map, down once the frame is sent,
     and no longer watched once the worker stops."""
@@ -329,24 +313,12 @@ def test_the_worker_raises_its_flag_while_it_maps_and_training_watches_it(run_pa
         while not seen_busy and time.monotonic() < deadline and worker._process.is_alive():
             seen_busy = worker.share.busy
             time.sleep(0.002)
-        frames = worker.caught_up()
+        frames = worker.finished_frames(wait=True)
         assert seen_busy and not worker.share.busy
         assert [frame.epoch for frame in frames] == [EPOCHS[0]] * len(LAYERS)
     finally:
         worker.stop()
     assert worker.share not in training_threads.shares
-
-
-def test_caught_up_returns_when_the_worker_was_killed(run_path: Path) -> None:
-    worker = BackgroundMapper(spec(run_path, "pca"))
-    try:
-        os.kill(worker._process.pid, signal.SIGKILL)
-        worker._process.join(timeout=10)
-        worker.submit(0)  # sent before the main process noticed
-        assert worker.caught_up() == []
-        assert "exit code" in worker.error
-    finally:
-        worker.stop()
 
 
 def test_a_worker_that_cannot_read_a_layer_reports_the_error_and_ends(run_path: Path) -> None:

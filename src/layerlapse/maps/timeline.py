@@ -216,13 +216,10 @@ class BackgroundMapper:
         training_threads.watch(self.share)
         self.error: str | None = None
         self._done = False
-        self._frames_per_epoch = len(spec.layers)
-        self._outstanding = 0  # frames submitted and not yet received
 
     def submit(self, epoch: int) -> None:
         if not self._done:
             self._jobs.put(epoch)
-            self._outstanding += self._frames_per_epoch
 
     def finished_frames(self, *, wait: bool = False) -> list[Frame]:
         """Frames done so far; with `wait`, every frame submitted (the worker is then stopped)."""
@@ -233,13 +230,6 @@ class BackgroundMapper:
             pass
         if self._done:
             self._process.join(timeout=10)
-        return frames
-
-    def caught_up(self) -> list[Frame]:
-        """Every frame submitted so far, waiting for them; the worker goes on (unlike finished_frames(wait=True))."""
-        frames: list[Frame] = []
-        while not self._done and self._outstanding > 0 and self._receive(frames, block=True):
-            pass
         return frames
 
     def _receive(self, frames: list[Frame], *, block: bool) -> bool:
@@ -259,7 +249,6 @@ class BackgroundMapper:
             self.error = item
         else:
             frames.append(item)
-            self._outstanding -= 1
         return True
 
     def stop(self) -> None:

@@ -99,11 +99,6 @@ class MapAlongside:
         self.waiting_for = [frame for frame in self.waiting_for if frame not in stored]
         self.heard_from = self.heard_from or bool(frames)
 
-    def catch_up(self, run: RunFolder) -> None:
-        """Wait for the frames of every epoch submitted so far and store them; the worker stays for later epochs."""
-        if self.worker is not None:
-            self._store(run, self.worker.caught_up())
-
     def finish(self, run: RunFolder, *, show_progress: bool) -> None:
         """Wait for the frames still being mapped, saying which; if the worker failed, map_run maps what is missing
         here."""
