@@ -201,6 +201,8 @@ def override(setting: str) -> None:
     if not name.isupper() or not isinstance(current, (int, float)):
         raise SystemExit(f"--set {setting}: not a numeric setting of layerlapse.maps.project or .umap_learn")
     setattr(module, name, type(current)(value))
+    if module is umap_learn and name == "WARM_EPOCHS":  # the backend copied the constant when it was defined
+        umap_learn.UmapLearnBackend.warm_epochs = umap_learn.WARM_EPOCHS
     print(f"setting {name} = {getattr(module, name)}")
 
 

@@ -35,7 +35,9 @@ from ..errors import ConfigError
 
 class MapBackend(Protocol):
     name: str
-    warm_epochs: int  # the optimisation's epochs in a warm frame, measured for each backend
+    # the optimisation epochs EpochMapper gives a warm frame (times SMALL_MAP_EPOCHS_FACTOR for a small map:
+    # project.warm_epochs_for), chosen for each backend by bench/maps.py
+    warm_epochs: int
 
     def first_frame(self, x: np.ndarray, n_neighbors: int, seed: int) -> tuple[np.ndarray, np.ndarray]: ...
 

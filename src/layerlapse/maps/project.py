@@ -290,8 +290,8 @@ def moved_share(knn: np.ndarray, previous_knn: np.ndarray) -> np.ndarray:
 
 
 def warm_epochs_for(n_points: int, backend_epochs: int) -> int:
-    """A warm frame's optimisation epochs: the backend's, times SMALL_MAP_EPOCHS_FACTOR up to SMALL_MAP_POINTS
-    (where UMAP itself runs 2.5× its epochs above that size)."""
+    """The optimisation epochs `EpochMapper` gives a warm frame of `n_points` points: the backend's `warm_epochs`,
+    times SMALL_MAP_EPOCHS_FACTOR up to SMALL_MAP_POINTS (where UMAP itself runs 2.5× its epochs above that size)."""
     return backend_epochs * (SMALL_MAP_EPOCHS_FACTOR if n_points <= SMALL_MAP_POINTS else 1)
 
 
