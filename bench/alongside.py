@@ -13,8 +13,9 @@ worker maps epoch t on one core while epoch t+1 trains. This script measures wha
 `--schedules` compares ways of sharing the cores in one session (see `layerlapse._util.threads`): "fixed" (the default:
 training keeps its threads, the worker one), "yield" (training gives the worker a core while it maps) and "between"
 (each epoch waits for the last one's map). Prints the per-epoch times and the share the pictures add, with the wait
-for the last map (once per run) shared by the timed epochs, and by the 15 epochs of the reference run. Training only runs before and after the recorded run
-(its median over both is the baseline), so a change in load shows in its spread; still, run it on a quiet machine.
+for the last map (once per run) shared by the timed epochs, and by the 15 epochs of the reference run. Training only
+runs before and after the recorded run (its median over both is the baseline), so a change in load shows in its
+spread; still, run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from layerlapse.reference.models import build_model
 from layerlapse.recipe.steps import MapAlongside
 from layerlapse.store.run import epoch_file
 from layerlapse._util.threads import training_threads
-from layerlapse.reference.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, record_run, split_validation,
-                              train_epoch)
+from layerlapse.reference.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, record_run,
+                                        split_validation, train_epoch)
 from maps import cpu_flags, cpu_name  # beside this script
 
 

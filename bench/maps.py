@@ -152,10 +152,11 @@ def median_table(size: int, results: dict[str, list[dict]]) -> None:
     for method, rows in results.items():
         changes = rows[1:]
         ratio = [row["map_neighbors_kept"] / row["layer_neighbors_kept"] for row in changes]
+        ratio_median = statistics.median(ratio) if ratio else float("nan")
         print(f"| {method} | {np.mean([r['seconds'] for r in rows]):.2f} | {median(rows, 'seconds'):.2f} | "
               f"{median(rows, 'trustworthiness'):.4f} | {median(rows, 'continuity'):.4f} | "
               f"{median(rows, 'knn_preservation'):.3f} | {median(changes, 'map_neighbors_kept'):.3f} | "
-              f"{median(changes, 'layer_neighbors_kept'):.3f} | {statistics.median(ratio) if ratio else float('nan'):.2f} | "
+              f"{median(changes, 'layer_neighbors_kept'):.3f} | {ratio_median:.2f} | "
               f"{median(changes, 'procrustes_disparity'):.4f} | {median(changes, 'temporal_correlation'):.2f} |")
 
 

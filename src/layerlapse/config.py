@@ -131,7 +131,8 @@ class RunConfig:
         elif not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
         if not self.layers or any(not isinstance(name, str) or not name for name in self.layers):
-            raise ConfigError(f"layers must be one or more layer names, got {list(self.layers)}: see `layerlapse layers`")
+            raise ConfigError(f"layers must be one or more layer names, got {list(self.layers)}: "
+                              "see `layerlapse layers`")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain JSON values (`layers` a list), as the run's manifest stores them."""
