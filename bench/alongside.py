@@ -13,8 +13,9 @@ worker maps epoch t on one core while epoch t+1 trains. This script measures wha
 `--schedules` compares ways of sharing the cores in one session (see `layerlapse._util.threads`): "fixed" (the default:
 training keeps its threads, the worker one), "yield" (training gives the worker a core while it maps) and "between"
 (each epoch waits for the last one's map). Prints the per-epoch times and the share the pictures add, with the wait
-for the last map (once per run) shared by the timed epochs, and by the 15 epochs of the reference run. Training only runs before and after the recorded run
-(its median over both is the baseline), so a change in load shows in its spread; still, run it on a quiet machine.
+for the last map (once per run) shared by the timed epochs, and by the 15 epochs of the reference run. Training only
+runs before and after the recorded run (its median over both is the baseline), so a change in load shows in its
+spread; still, run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from layerlapse.reference.models import build_model
 from layerlapse.recipe.steps import MapAlongside
 from layerlapse.store.run import epoch_file
 from layerlapse._util.threads import training_threads
-from layerlapse.reference.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, record_run, split_validation,
-                              train_epoch)
+from layerlapse.reference.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, record_run,
+                                        split_validation, train_epoch)
 from maps import cpu_flags, cpu_name  # beside this script
 
 
@@ -84,6 +85,12 @@ def schedule_rule(schedule: str) -> Iterator[None]:
         training_threads.yield_cores = kept
 
 
+def catch_up(alongside: MapAlongside, run) -> None:
+    """Wait for the frames of every epoch submitted so far and store them, the worker left running for later epochs:
+    the wait a run makes after its last epoch (MapAlongside.finish, which then stops the worker), here mid-run."""
+    alongside._wait_saying_what_for(run, show_progress=False)
+
+
 def recorded_run(config: RunConfig, folder: Path, schedule: str = "fixed") -> tuple[float, float, list[float], float]:
     """Wall seconds per epoch of a recorded run with the map made as `schedule` says (epochs 2..N, caught up), the
     seconds to draw one frame, the training seconds per epoch that the run's history gives for the same epochs, and
@@ -96,7 +103,7 @@ def recorded_run(config: RunConfig, folder: Path, schedule: str = "fixed") -> tu
         if epoch == config.epochs:
             marks["last"] = time.perf_counter()  # training is over; what follows is the wait for the last map
         if epoch in (1, config.epochs) or schedule == "between":
-            alongside.catch_up(run)
+            catch_up(alongside, run)
         if epoch in (1, config.epochs):
             marks["start" if epoch == 1 else "end"] = time.perf_counter()
 

@@ -33,7 +33,7 @@ from layerlapse.capture import Recorder
 from layerlapse.reference.data import load_dataset
 from layerlapse.reference.models import build_model
 from layerlapse.maps.project import EpochMapper, umap_map
-from layerlapse.maps.timeline import measured
+from layerlapse.maps.timeline import measure_frame
 from layerlapse.reference.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, rows_in_probe,
                               split_validation, train_epoch)
 
@@ -179,8 +179,8 @@ def time_projection(results: dict, before: np.ndarray, after: np.ndarray, gflops
     results[f"project (aligned map, warm, {len(after):,} points)"] = (*timed(warm_frame, args.repeats), floor)
     sample = metrics.quality_sample(len(after), seed=0)
     # as in a run, the frame before was measured already: its neighbourhoods are there to compare with
-    _, before_measured = measured(before[sample].astype(np.float32), start.state.xy[sample], None)
-    results["measure (faithfulness of the frame)"] = (*timed(lambda: measured(
+    _, before_measured = measure_frame(before[sample].astype(np.float32), start.state.xy[sample], None)
+    results["measure (faithfulness of the frame)"] = (*timed(lambda: measure_frame(
         after[sample].astype(np.float32), holder["xy"][sample], before_measured), args.repeats), float("nan"))
     if args.independent:
         floor = umap_floor_flops(len(after), after.shape[1]) / (gflops * 1e9)

@@ -152,10 +152,11 @@ def median_table(size: int, results: dict[str, list[dict]]) -> None:
     for method, rows in results.items():
         changes = rows[1:]
         ratio = [row["map_neighbors_kept"] / row["layer_neighbors_kept"] for row in changes]
+        ratio_median = statistics.median(ratio) if ratio else float("nan")
         print(f"| {method} | {np.mean([r['seconds'] for r in rows]):.2f} | {median(rows, 'seconds'):.2f} | "
               f"{median(rows, 'trustworthiness'):.4f} | {median(rows, 'continuity'):.4f} | "
               f"{median(rows, 'knn_preservation'):.3f} | {median(changes, 'map_neighbors_kept'):.3f} | "
-              f"{median(changes, 'layer_neighbors_kept'):.3f} | {statistics.median(ratio) if ratio else float('nan'):.2f} | "
+              f"{median(changes, 'layer_neighbors_kept'):.3f} | {ratio_median:.2f} | "
               f"{median(changes, 'procrustes_disparity'):.4f} | {median(changes, 'temporal_correlation'):.2f} |")
 
 
@@ -201,6 +202,8 @@ def override(setting: str) -> None:
     if not name.isupper() or not isinstance(current, (int, float)):
         raise SystemExit(f"--set {setting}: not a numeric setting of layerlapse.maps.project or .umap_learn")
     setattr(module, name, type(current)(value))
+    if module is umap_learn and name == "WARM_EPOCHS":  # the backend copied the constant when it was defined
+        umap_learn.UmapLearnBackend.warm_epochs = umap_learn.WARM_EPOCHS
     print(f"setting {name} = {getattr(module, name)}")
 
 

@@ -95,3 +95,84 @@ def test_the_readme_is_short_and_its_links_and_pictures_exist() -> None:
     assert any(target.startswith("docs/images/") for target in targets)
     local = [target.split("#")[0] for target in targets if not re.match(r"[a-z]+:", target)]
     assert not [target for target in local if not (ROOT / target).exists()]
+
+
+# ---- every public name documented with its parameters ----------------------------------------------------------------
+# Not yet: names whose docstrings are being written in other branches (issue 27, point 5), held to the rule once
+# that work is merged; empty these sets then. (Recorder and the errors pass already, so they are held now.)
+NOT_YET_DOCUMENTED = {"layer_table", "RecordingSession", "RunFolder", "load_run", "write_report"}
+NOT_YET_METHODS = {"Recorder", "RecordingSession", "RunFolder"}  # classes whose public methods lack theirs
+
+
+def documented_api() -> dict:
+    """Each public name's Griffe object, as the API reference reads it: from source, through the lazy exports."""
+    griffe = pytest.importorskip("griffe", reason="Griffe comes with mkdocstrings[python], in the dev extra")
+    sys.path.insert(0, str(DOCS))
+    try:
+        from griffe_lazy_exports import LazyExports
+    finally:
+        sys.path.remove(str(DOCS))
+    package = griffe.load("layerlapse", search_paths=[str(ROOT / "src")],
+                          extensions=griffe.load_extensions(LazyExports))
+    return {name.removeprefix("layerlapse."): package[name.removeprefix("layerlapse.")].final_target
+            for name in public_names()}
+
+
+def parameter_gaps(obj) -> str | None:
+    """What the numpy-style `Parameters` section of a function's or class's docstring lacks against its signature
+    (self, *args and **kwargs aside), or names that the signature does not have; None when they agree."""
+    import logging
+
+    wanted = [parameter.name for parameter in obj.parameters if parameter.name not in ("self", "cls")
+              and parameter.kind.value not in ("variadic positional", "variadic keyword")]
+    if obj.docstring is None:
+        return "no docstring" if wanted or obj.is_class else None
+    logging.getLogger("griffe").disabled = True  # its own notes on a docstring; what matters is said below
+    try:
+        sections = obj.docstring.parse("numpy")
+    finally:
+        logging.getLogger("griffe").disabled = False
+    listed = [parameter.name for section in sections if section.kind.value == "parameters"
+              for parameter in section.value]
+    missing, unknown = [name for name in wanted if name not in listed], [name for name in listed if name not in wanted]
+    if not missing and not unknown:
+        return None
+    return (f"Parameters lacks {missing}" if missing else "") + (f"; lists {unknown}, not in the signature"
+                                                                  if unknown else "")
+
+
+def test_every_public_function_and_class_documents_each_parameter() -> None:
+    api = documented_api()
+    gaps = {name: gap for name, obj in api.items() if obj.is_function or obj.is_class
+            if name not in NOT_YET_DOCUMENTED and (gap := parameter_gaps(obj))}
+    assert not gaps, gaps
+
+
+def test_the_public_methods_of_public_classes_document_each_parameter() -> None:
+    api = documented_api()
+    gaps = {f"{name}.{method}": gap for name, obj in api.items() if obj.is_class and name not in NOT_YET_METHODS
+            for method, member in obj.members.items()
+            if not method.startswith("_") and not member.is_alias and member.is_function
+            if (gap := parameter_gaps(member))}
+    assert not gaps, gaps
+
+
+def test_the_examples_in_the_docstrings_run() -> None:
+    """Each public name's `Examples`, run as doctests, but those that read or write a run folder ("runs/..."): they
+    train the digits run of run_experiment's example first (two minutes), which the end-to-end tests do already."""
+    import doctest
+    import importlib
+
+    import layerlapse
+
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    ran = []
+    for name in layerlapse.__all__:
+        module = importlib.import_module(f"layerlapse.{layerlapse._EXPORTS[name]}") if name in layerlapse._EXPORTS \
+            else None
+        for test in doctest.DocTestFinder(recurse=True).find(getattr(layerlapse, name), name, module=module) \
+                if module else []:
+            if test.examples and "runs/" not in test.docstring:
+                runner.run(test)
+                ran.append(test.name)
+    assert ran and runner.summarize(verbose=False).failed == 0, f"a docstring example failed (above) among {ran}"

@@ -85,12 +85,12 @@ def test_shapes_that_do_not_fit_are_refused_with_the_fix(shape, labels, message)
 def digits_run(tmp_path_factory):
     """A real run folder: a tiny digits run, trained for two epochs."""
     from layerlapse.config import RunConfig
-    from layerlapse.reference.experiment import run_experiment
+    from run_helpers import recorded_and_drawn
     from layerlapse.store.run import load_run
 
     path = tmp_path_factory.mktemp("dynamics") / "run"
     config = RunConfig(dataset="digits", epochs=2, probe=300, test_probe=0, map_method="pca")
-    run_experiment(config, path, show_progress=False, background=False)
+    recorded_and_drawn(config, path)
     return load_run(path)
 
 

@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from layerlapse import RunConfig, load_run, map_run, run_experiment
+from layerlapse import RunConfig, load_run, map_run
 from layerlapse.recipe import steps as pipeline
 from layerlapse._util.progress import progress_bar
 from layerlapse.maps.timeline import Frame
+from run_helpers import recorded_and_drawn
 
 MAPPING = ["mapping snapshot 1 of 2 (epoch 0, layer hidden)", "mapping snapshot 2 of 2 (epoch 1, layer hidden)"]
 
@@ -33,7 +34,7 @@ MAPPING = ["mapping snapshot 1 of 2 (epoch 0, layer hidden)", "mapping snapshot 
 def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("first-run") / "run"
     config = RunConfig(dataset="digits", epochs=1, probe=300, n_neighbors=15)
-    run_experiment(config, out, show_progress=False, background=False)
+    recorded_and_drawn(config, out)
     return out
 
 

@@ -19,13 +19,13 @@ from layerlapse.measures.representation import linear_cka, measure_sample, probe
 def two_layer_run(tmp_path_factory):
     """A tiny digits run recording two layers for three epochs (test probe on), drawn by the pipeline."""
     from layerlapse.config import RunConfig
-    from layerlapse.reference.experiment import run_experiment
+    from run_helpers import recorded_and_drawn
     from layerlapse.store.run import load_run
 
     path = tmp_path_factory.mktemp("measures") / "run"
     config = RunConfig(dataset="digits", epochs=3, probe=300, test_probe=100, map_method="pca",
                        layers=("hidden", "end"))
-    run_experiment(config, path, show_progress=False, background=False)
+    recorded_and_drawn(config, path)
     return load_run(path)
 
 

@@ -17,11 +17,11 @@ pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is a dev dependency:
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory) -> Path:
     from layerlapse.config import RunConfig
-    from layerlapse.reference.experiment import run_experiment
+    from run_helpers import recorded_and_drawn
 
     path = tmp_path_factory.mktemp("tables") / "run"
-    run_experiment(RunConfig(dataset="digits", epochs=2, probe=300, map_method="pca", layers=("hidden", "end")),
-                   path, show_progress=False, background=False)
+    recorded_and_drawn(RunConfig(dataset="digits", epochs=2, probe=300, map_method="pca", layers=("hidden", "end")),
+                       path)
     return path
 
 

@@ -25,7 +25,7 @@ from layerlapse.config import RunConfig
 from layerlapse.errors import MapWarning
 from layerlapse.store.run import RunFolder, epoch_file, load_run
 from layerlapse._util.threads import training_threads
-from layerlapse.maps.timeline import BackgroundMapper, Frame, LayerTimeline, WorkerSpec, map_whole_run, measure, measured
+from layerlapse.maps.timeline import BackgroundMapper, Frame, LayerTimeline, WorkerSpec, map_whole_run, measure_frame
 
 N_POINTS, N_NEIGHBORS, SEED = 300, 15, 0
 LAYERS = ("hidden", "flat1")
@@ -55,6 +55,11 @@ def run_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         run.write_array(f"activations/{layer}/{epoch_file(epoch)}", values)
     run.commit()
     return run.path
+
+
+def measure(layer_sample: np.ndarray, xy_sample: np.ndarray, previous: tuple[np.ndarray, np.ndarray] | None) -> dict:
+    """A frame's measures alone, as LayerTimeline stores them (the sample kept for the next frame left out)."""
+    return measure_frame(layer_sample, xy_sample, previous)[0]
 
 
 def spec(run_path: Path, method: str, *, layers: tuple[str, ...] = LAYERS,
@@ -189,16 +194,16 @@ def test_measure_skips_rows_that_are_not_finite_here_or_in_the_frame_before(two_
     assert all(np.isfinite(value) for value in quality.values())
 
 
-def test_measured_reuses_the_last_frame_s_neighbourhoods_only_over_the_same_rows(two_frames: tuple) -> None:
+def test_measure_frame_reuses_the_last_frame_s_neighbourhoods_only_over_the_same_rows(two_frames: tuple) -> None:
     layer_before, layer_after, xy_before, xy_after = two_frames
-    _, kept = measured(layer_before, xy_before, None)
+    _, kept = measure_frame(layer_before, xy_before, None)
     assert kept.found is not None and kept.usable.all()
-    reused, _ = measured(layer_after, xy_after, kept)
+    reused, _ = measure_frame(layer_after, xy_after, kept)
     assert reused == measure(layer_after, xy_after, (layer_before, xy_before))
     # a row lost in this frame: the kept neighbourhoods are of other rows, so they are found again
     xy_lost = xy_after.copy()
     xy_lost[3] = np.nan
-    assert measured(layer_after, xy_lost, kept)[0] == measure(layer_after, xy_lost, (layer_before, xy_before))
+    assert measure_frame(layer_after, xy_lost, kept)[0] == measure(layer_after, xy_lost, (layer_before, xy_before))
 
 
 def test_measure_rounds_to_six_decimals(two_frames: tuple) -> None:
@@ -297,25 +302,9 @@ def test_a_worker_resumed_from_stored_maps_carries_on_as_this_process_would(pca:
     assert_same_frames(frames, [frame for frame in pca[1] if frame.epoch > 0])
 
 
-def test_caught_up_waits_for_every_submitted_epoch_and_the_worker_takes_more(pca: tuple, run_path: Path) -> None:
-    worker = BackgroundMapper(spec(run_path, "pca"))
-    try:
-        worker.submit(EPOCHS[0])
-        first = worker.caught_up()
-        assert worker.caught_up() == []  # nothing outstanding: returns at once
-        for epoch in EPOCHS[1:]:
-            worker.submit(epoch)
-        rest = worker.caught_up()
-        assert worker._process.is_alive() and worker.error is None
-    finally:
-        worker.stop()
-    assert [frame.epoch for frame in first] == [EPOCHS[0]] * len(LAYERS)
-    assert_same_frames(first + rest, pca[1])
-
-
 def test_the_worker_raises_its_flag_while_it_maps_and_training_watches_it(run_path: Path) -> None:
-    """The flag the training threads follow (layerlapse._util.threads): up during a map, down once the frame is sent, and
-    no longer watched once the worker stops."""
+    """The flag the training threads follow (layerlapse._util.threads): up during a map, down once the frame is sent,
+    and no longer watched once the worker stops."""
     worker = BackgroundMapper(spec(run_path, "aligned"))
     try:
         assert worker.share in training_threads.shares and not worker.share.busy
@@ -324,24 +313,12 @@ def test_the_worker_raises_its_flag_while_it_maps_and_training_watches_it(run_pa
         while not seen_busy and time.monotonic() < deadline and worker._process.is_alive():
             seen_busy = worker.share.busy
             time.sleep(0.002)
-        frames = worker.caught_up()
+        frames = worker.finished_frames(wait=True)
         assert seen_busy and not worker.share.busy
         assert [frame.epoch for frame in frames] == [EPOCHS[0]] * len(LAYERS)
     finally:
         worker.stop()
     assert worker.share not in training_threads.shares
-
-
-def test_caught_up_returns_when_the_worker_was_killed(run_path: Path) -> None:
-    worker = BackgroundMapper(spec(run_path, "pca"))
-    try:
-        os.kill(worker._process.pid, signal.SIGKILL)
-        worker._process.join(timeout=10)
-        worker.submit(0)  # sent before the main process noticed
-        assert worker.caught_up() == []
-        assert "exit code" in worker.error
-    finally:
-        worker.stop()
 
 
 def test_a_worker_that_cannot_read_a_layer_reports_the_error_and_ends(run_path: Path) -> None:

@@ -25,20 +25,62 @@ IMAGE_SIZES = {"mnist": (28, 28), "fashion-mnist": (28, 28), "digits": (8, 8)}
 class RunConfig:
     """What to train, what to record and how to map it.
 
-    `probe` is the number of training images whose activations are recorded every epoch (a stratified, seeded
-    subset); None records every training image, as the article does. `train_subset` trains on a stratified,
-    seeded subset of the training set instead of all of it.
+    Checked where it is built: a setting out of range raises `ConfigError` (a `LayerlapseError`) with a one-line
+    message. Stored in the run's manifest (`to_dict`) and read back with it (`from_dict`).
 
-    `loop` "own" is a run recorded from the user's own loop or framework (`Recorder`, the callbacks): its `dataset`
-    is any name the user gives, and the training settings (epochs, batch_size, learning_rate, validation_split)
-    are what the user stated, or None where they did not say.
+    Parameters
+    ----------
+    dataset : str, default "mnist"
+        "mnist", "fashion-mnist" or "digits" (scikit-learn's bundled 8×8 digits, offline) for the built-in loop;
+        any short name of the user's data when `loop` is "own".
+    epochs : int or None, default 15
+        Training epochs; None only for an own loop that did not say.
+    layers : tuple of str, default ("hidden",)
+        The layers whose activations are recorded and mapped, by module name (`layerlapse layers` lists them); a
+        single name is taken as one layer.
+    probe : int or None, default 10000
+        The number of training images whose activations are recorded every epoch (a stratified, seeded subset);
+        None records every training image, as the article does.
+    test_probe : int or None, default 1000
+        Test images recorded every epoch and placed on every frame; 0 for none, None for every test image.
+    seed : int, default 0
+        Seeds the probe, the training (split, shuffles, dropout) and the maps.
+    batch_size : int or None, default 100
+        Training batch size.
+    learning_rate : float or None, default 1e-3
+        Adam's learning rate.
+    validation_split : float or None, default 0.2
+        The share of the training set held out for validation, between 0 and 1.
+    n_neighbors : int, default 40
+        UMAP's number of neighbours (at least 2, and fewer than the probe's images).
+    map_method : str, default "aligned"
+        How each epoch is mapped: "aligned", "independent", "aligned-umap" or "pca" (see `layerlapse.maps.project`).
+    map_backend : str, default "auto"
+        What runs the aligned method: "auto", "umap-learn" or "torchdr" (see `layerlapse.maps.backend`).
+    device : str, default "auto"
+        Where the built-in loop trains: "auto" (CUDA when torch sees a GPU), "cpu" or "cuda".
+    train_subset : int or None, default None
+        Train on a stratified, seeded subset of this many training images (quick looks, tests) instead of all.
+    loop : str, default "built-in"
+        "built-in": layerlapse trains the reference network. "own": a run recorded from the user's own loop or
+        framework (`Recorder`, the callbacks), whose `dataset` is any name the user gives and whose training
+        settings (epochs, batch_size, learning_rate, validation_split) are what the user stated, or None.
+
+    Examples
+    --------
+    >>> from layerlapse import RunConfig
+    >>> config = RunConfig(dataset="digits", epochs=5, probe=500, layers=("hidden", "flat1"))
+    >>> config.layers
+    ('hidden', 'flat1')
+    >>> RunConfig.from_dict(config.to_dict()) == config
+    True
     """
 
     dataset: str = "mnist"
     epochs: int | None = 15
     layers: tuple[str, ...] = ("hidden",)
     probe: int | None = 10_000
-    test_probe: int | None = 1_000  # test images recorded every epoch and placed on every frame; 0 for none
+    test_probe: int | None = 1_000
     seed: int = 0
     batch_size: int | None = 100
     learning_rate: float | None = 1e-3
@@ -47,7 +89,7 @@ class RunConfig:
     map_method: str = "aligned"
     map_backend: str = "auto"
     device: str = "auto"
-    train_subset: int | None = None  # train on a stratified, seeded subset of this many images (quick looks, tests)
+    train_subset: int | None = None
     loop: str = "built-in"
 
     def __post_init__(self) -> None:
@@ -89,13 +131,23 @@ class RunConfig:
         elif not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
         if not self.layers or any(not isinstance(name, str) or not name for name in self.layers):
-            raise ConfigError(f"layers must be one or more layer names, got {list(self.layers)}: see `layerlapse layers`")
+            raise ConfigError(f"layers must be one or more layer names, got {list(self.layers)}: "
+                              "see `layerlapse layers`")
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as plain JSON values (`layers` a list), as the run's manifest stores them."""
         return {**dataclasses.asdict(self), "layers": list(self.layers)}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        """The settings from `to_dict`'s form, checked again.
+
+        Parameters
+        ----------
+        values : dict
+            Setting name to value; a name this version does not know raises `ConfigError`, one left out takes its
+            default.
+        """
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

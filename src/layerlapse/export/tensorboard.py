@@ -71,7 +71,40 @@ def export_tensorboard(run: RunFolder, out_dir: str | os.PathLike, *, epoch: int
     activations (default: the run's first layer), a metadata row per probe image, the probe images as a sprite, and
     projector_config.pbtxt, last. With `epoch`, that one epoch (its files beside the config); without, every snapshot
     in the one folder (epoch_NNN/tensor.tsv and metadata.tsv, one sprite), chosen from the projector's tensor menu.
-    View them with `tensorboard --logdir out_dir`."""
+    View them with `tensorboard --logdir out_dir`.
+
+    Parameters
+    ----------
+    run : RunFolder
+        The run, from `load_run`; only read.
+    out_dir : str or os.PathLike
+        The folder to write into (made when missing).
+    epoch : int, optional
+        The one snapshot to export, 0 to the run's last complete epoch; None exports every snapshot.
+    layer : str, optional
+        A recorded layer; None: the run's first.
+
+    Returns
+    -------
+    pathlib.Path
+        `out_dir`, holding projector_config.pbtxt.
+
+    Raises
+    ------
+    ConfigError
+        `layer` was not recorded, or `epoch` is not a snapshot of the run.
+    RunFolderError
+        The run has no complete epoch.
+
+    Examples
+    --------
+    The run of `run_experiment`'s example, its last snapshot:
+
+    >>> from layerlapse import export_tensorboard, load_run
+    >>> folder = export_tensorboard(load_run("runs/digits"), "runs/digits-tensorboard", epoch=2)
+    >>> (folder / "projector_config.pbtxt").is_file()
+    True
+    """
     layer = _chosen_layer(run, layer)
     if epoch is not None:
         _check_epoch(run, epoch)

@@ -17,7 +17,8 @@ Backends (`--map-backend`):
   `layerlapse.maps.torchdr`.
 - `auto`: `torchdr` where CUDA and TorchDR are both present, `umap-learn` everywhere else. On a 2-core CPU a warm
   frame of MNIST took 8.4× (10,000 points) to 12× (60,000) as long with TorchDR as with umap-learn, and was no more
-  faithful (docs/benchmarks.md, "Map backends"); on a GPU the choice rests on TorchDR being made for one, not yet measured.
+  faithful (docs/benchmarks.md, "Map backends"); on a GPU the choice rests on TorchDR being made for one, not yet
+  measured.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from ..errors import ConfigError
 
 class MapBackend(Protocol):
     name: str
-    warm_epochs: int  # the optimisation's epochs in a warm frame, measured for each backend
+    # the optimisation epochs EpochMapper gives a warm frame (times SMALL_MAP_EPOCHS_FACTOR for a small map:
+    # project.warm_epochs_for), chosen for each backend by bench/maps.py
+    warm_epochs: int
 
     def first_frame(self, x: np.ndarray, n_neighbors: int, seed: int) -> tuple[np.ndarray, np.ndarray]: ...
 

@@ -70,7 +70,32 @@ def check_method(method: str, n_points: int, n_neighbors: int) -> None:
 
 # ---- one frame ---------------------------------------------------------------------------------------------------
 def umap_map(activations: np.ndarray, *, n_neighbors: int = 40, seed: int = 0) -> np.ndarray:
-    """One epoch's activations (n, features) → seeded UMAP coordinates (n, 2), float32: the article's method."""
+    """One epoch's activations (n, features) → seeded UMAP coordinates (n, 2), float32: the article's method.
+
+    A fresh umap-learn fit, seeded; the `independent` map method is this for every epoch.
+
+    Parameters
+    ----------
+    activations : numpy.ndarray
+        One snapshot of a layer, (n, features), any float dtype, every value finite.
+    n_neighbors : int, default 40
+        UMAP's number of neighbours; fewer than n.
+    seed : int, default 0
+        UMAP's random state: the same seed and data give the same map.
+
+    Returns
+    -------
+    numpy.ndarray
+        The map, float32 (n, 2).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from layerlapse import umap_map
+    >>> x = np.random.default_rng(0).normal(size=(200, 16))
+    >>> umap_map(x, n_neighbors=15).shape
+    (200, 2)
+    """
     check_method("independent", len(activations), n_neighbors)
     return seeded_umap(np.asarray(activations, dtype=np.float32), n_neighbors, seed).embedding_.astype(np.float32)
 
@@ -97,7 +122,34 @@ class MapState:
 
 class EpochMapper:
     """Maps one layer's epochs in order; `next(activations)` returns the frame, float32 (n, 2), NaN for rows that
-    could not be mapped. Keeps what the next epoch reuses in `state`."""
+    could not be mapped. Keeps what the next epoch reuses in `state`.
+
+    For `aligned-umap`, which maps every epoch at once, use `map_epochs`.
+
+    Parameters
+    ----------
+    method : str, default "aligned"
+        "aligned", "independent" or "pca" (see this module's description).
+    n_neighbors : int, default 40
+        UMAP's number of neighbours (not used by "pca").
+    seed : int, default 0
+        Seeds every frame's fit.
+    state : MapState, optional
+        What an earlier mapper of the same layer left (its last frame and neighbour graph), to carry on from it;
+        None starts afresh.
+    backend : str, default "auto"
+        What runs the aligned method: "auto", "umap-learn" or "torchdr" (`layerlapse.maps.backend`); the other
+        methods take "auto" or "umap-learn" only.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from layerlapse import EpochMapper
+    >>> rng = np.random.default_rng(0)
+    >>> mapper = EpochMapper("pca")
+    >>> [mapper.next(rng.normal(size=(100, 8))).shape for epoch in range(3)]
+    [(100, 2), (100, 2), (100, 2)]
+    """
 
     def __init__(self, method: str = DEFAULT_METHOD, *, n_neighbors: int = 40, seed: int = 0,
                  state: MapState | None = None, backend: str = DEFAULT_BACKEND) -> None:
@@ -114,6 +166,20 @@ class EpochMapper:
         self.notes: list[str] = []  # what the last frame had to work around, for its caption
 
     def next(self, activations: np.ndarray) -> np.ndarray:
+        """The next epoch's frame, built on the last one (with "aligned" and "pca"); `notes` then says what it
+        had to work around (rows that are not finite, points freed by slow drift).
+
+        Parameters
+        ----------
+        activations : numpy.ndarray
+            The layer's snapshot, (n, features), any float dtype; a memory-mapped one is read a block at a time.
+            Rows with NaN or infinite values are left unmapped (NaN) and counted in a `MapWarning`.
+
+        Returns
+        -------
+        numpy.ndarray
+            The frame, float32 (n, 2).
+        """
         x, usable, self.notes = usable_rows(activations)
         xy = np.full((len(x), 2), np.nan, dtype=np.float32)
         if not usable.any() or _constant(x, usable):
@@ -176,7 +242,14 @@ class EpochMapper:
         that continues after the last of them (a resumed run, an epoch mapped again) needs to map the next frame
         as the uninterrupted run did, its points measured against the neighbours they were last fitted to. The
         graphs are found as the run found them, exactly below EXACT_KNN_BELOW rows; above, the first frame's
-        graph is pynndescent's own search rather than umap-learn's, so a resumed large run may differ slightly."""
+        graph is pynndescent's own search rather than umap-learn's, so a resumed large run may differ slightly.
+        Only the "aligned" method keeps graphs; for the others this does nothing.
+
+        Parameters
+        ----------
+        epochs : list of numpy.ndarray
+            The layer's snapshots from the run's first, in order, each (n, features).
+        """
         if self.method != "aligned":
             return
         state = MapState()
@@ -217,8 +290,8 @@ def moved_share(knn: np.ndarray, previous_knn: np.ndarray) -> np.ndarray:
 
 
 def warm_epochs_for(n_points: int, backend_epochs: int) -> int:
-    """A warm frame's optimisation epochs: the backend's, times SMALL_MAP_EPOCHS_FACTOR up to SMALL_MAP_POINTS
-    (where UMAP itself runs 2.5× its epochs above that size)."""
+    """The optimisation epochs `EpochMapper` gives a warm frame of `n_points` points: the backend's `warm_epochs`,
+    times SMALL_MAP_EPOCHS_FACTOR up to SMALL_MAP_POINTS (where UMAP itself runs 2.5× its epochs above that size)."""
     return backend_epochs * (SMALL_MAP_EPOCHS_FACTOR if n_points <= SMALL_MAP_POINTS else 1)
 
 
@@ -242,7 +315,37 @@ def mobility_of(change: np.ndarray) -> np.ndarray:
 
 def map_epochs(method: str, epochs: list[np.ndarray], *, n_neighbors: int = 40, seed: int = 0,
                backend: str = DEFAULT_BACKEND) -> tuple[list[np.ndarray], list[list[str]]]:
-    """Every epoch of one layer with one method: the frames, and each frame's notes."""
+    """Every epoch of one layer with one method: the frames, and each frame's notes.
+
+    Parameters
+    ----------
+    method : str
+        "aligned", "independent", "aligned-umap" (umap-learn's AlignedUMAP over all epochs at once) or "pca".
+    epochs : list of numpy.ndarray
+        The layer's snapshots in order, each (n, features), the same n rows (images) in each.
+    n_neighbors : int, default 40
+        UMAP's number of neighbours (not used by "pca").
+    seed : int, default 0
+        Seeds the fits.
+    backend : str, default "auto"
+        What runs the aligned method (`layerlapse.maps.backend`).
+
+    Returns
+    -------
+    frames : list of numpy.ndarray
+        One map per snapshot, float32 (n, 2), NaN where a row could not be mapped.
+    notes : list of list of str
+        Per frame, what it had to work around, as its caption says.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from layerlapse import map_epochs
+    >>> rng = np.random.default_rng(0)
+    >>> frames, notes = map_epochs("pca", [rng.normal(size=(100, 8)) for epoch in range(3)])
+    >>> len(frames), frames[0].shape, notes[0]
+    (3, (100, 2), [])
+    """
     if method != "aligned-umap":
         mapper = EpochMapper(method, n_neighbors=n_neighbors, seed=seed, backend=backend)
         frames, notes = [], []
@@ -320,6 +423,31 @@ def place_points(reference_activations: np.ndarray, reference_xy: np.ndarray, ne
     with the batch they come in (lmcinnes/umap#158, #566, #1224). Reference points without a position (NaN) are
     not used; new points whose activations are not finite get NaN. The reference (a memory-mapped snapshot, say) is
     read a block of rows at a time and never copied whole (`nearest_reference_rows`).
+
+    Parameters
+    ----------
+    reference_activations : numpy.ndarray
+        The mapped points' activations in the layer, (n, features): the probe's snapshot the map was made from.
+    reference_xy : numpy.ndarray
+        Their positions on the map, (n, 2).
+    new_activations : numpy.ndarray
+        The new points' activations in the same layer and snapshot, (m, features): test images, say.
+    k : int, default 10
+        How many nearest reference points each new point's position is averaged from.
+
+    Returns
+    -------
+    numpy.ndarray
+        The new points' positions, float32 (m, 2).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from layerlapse import place_points
+    >>> reference = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    >>> xy = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    >>> place_points(reference, xy, np.array([[1.0, 0.0]]), k=2)
+    array([[10.,  0.]], dtype=float32)
     """
     if len(reference_activations) != len(reference_xy):
         raise ValueError(f"{len(reference_activations)} reference activations but {len(reference_xy)} positions")

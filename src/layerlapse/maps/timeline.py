@@ -74,7 +74,7 @@ class LayerTimeline:
     def _measured(self, epoch: int, activations: np.ndarray, xy: np.ndarray, notes: list[str],
                   seconds: float | None) -> Frame:
         layer_sample, xy_sample = activations[self.sample], xy[self.sample]
-        quality, self._previous = measured(layer_sample, xy_sample, self._previous)
+        quality, self._previous = measure_frame(layer_sample, xy_sample, self._previous)
         quality["notes"] = list(notes)
         if seconds is not None:
             quality["seconds"] = round(seconds, 3)
@@ -92,15 +92,13 @@ class SampledFrame:
     found: metrics.Neighbourhoods | None = None
 
 
-def measure(layer_sample: np.ndarray, xy_sample: np.ndarray,
-            previous: SampledFrame | tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
-    """The frame's measures on the rows that are finite in the layer and on the map (and in the previous frame)."""
-    return measured(layer_sample, xy_sample, previous)[0]
-
-
-def measured(layer_sample: np.ndarray, xy_sample: np.ndarray,
-             previous: SampledFrame | tuple[np.ndarray, np.ndarray] | None) -> tuple[dict[str, Any], SampledFrame]:
-    """The frame's measures, and the frame's sample as the next frame's `previous`."""
+def measure_frame(layer_sample: np.ndarray, xy_sample: np.ndarray,
+                  previous: SampledFrame | tuple[np.ndarray, np.ndarray] | None
+                  ) -> tuple[dict[str, Any], SampledFrame]:
+    """What `LayerTimeline` stores as a frame's quality: its measures (`frame_quality`, and `change_quality` against
+    `previous`, the frame before) on the sampled rows that are finite in the layer and on the map (and in the frame
+    before), rounded to six decimals; and this frame's sample as the next frame's `previous`, its neighbourhoods
+    kept so that the next frame does not find them again."""
     current = SampledFrame(layer_sample, xy_sample)
     usable = np.isfinite(layer_sample).all(axis=1) & np.isfinite(xy_sample).all(axis=1)
     if _flat(xy_sample[usable]):
@@ -218,13 +216,10 @@ class BackgroundMapper:
         training_threads.watch(self.share)
         self.error: str | None = None
         self._done = False
-        self._frames_per_epoch = len(spec.layers)
-        self._outstanding = 0  # frames submitted and not yet received
 
     def submit(self, epoch: int) -> None:
         if not self._done:
             self._jobs.put(epoch)
-            self._outstanding += self._frames_per_epoch
 
     def finished_frames(self, *, wait: bool = False) -> list[Frame]:
         """Frames done so far; with `wait`, every frame submitted (the worker is then stopped)."""
@@ -235,13 +230,6 @@ class BackgroundMapper:
             pass
         if self._done:
             self._process.join(timeout=10)
-        return frames
-
-    def caught_up(self) -> list[Frame]:
-        """Every frame submitted so far, waiting for them; the worker goes on (unlike finished_frames(wait=True))."""
-        frames: list[Frame] = []
-        while not self._done and self._outstanding > 0 and self._receive(frames, block=True):
-            pass
         return frames
 
     def _receive(self, frames: list[Frame], *, block: bool) -> bool:
@@ -261,7 +249,6 @@ class BackgroundMapper:
             self.error = item
         else:
             frames.append(item)
-            self._outstanding -= 1
         return True
 
     def stop(self) -> None:

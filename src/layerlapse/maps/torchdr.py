@@ -66,7 +66,7 @@ class TorchDRBackend:
     """TorchDR's k-NN search and UMAP, on CUDA when torch sees a GPU, else on the CPU."""
 
     name = "torchdr"
-    warm_epochs = WARM_EPOCHS
+    warm_epochs = WARM_EPOCHS  # a warm frame's optimisation epochs (MapBackend.warm_epochs)
 
     def __init__(self) -> None:
         torch, _ = _torch_and_umap()

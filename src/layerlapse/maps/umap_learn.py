@@ -115,13 +115,10 @@ class UmapLearnBackend:
     pynndescent's search from the last graph, and UMAP's optimisation continued by `anchored_sgd`."""
 
     name = "umap-learn"
+    warm_epochs = WARM_EPOCHS  # a warm frame's optimisation epochs (MapBackend.warm_epochs)
 
     def __repr__(self) -> str:
         return "UmapLearnBackend()"
-
-    @property
-    def warm_epochs(self) -> int:
-        return WARM_EPOCHS  # read when used, so bench/maps.py --set WARM_EPOCHS=... reaches it
 
     def first_frame(self, x: np.ndarray, n_neighbors: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         return _first_frame(x, n_neighbors, seed)

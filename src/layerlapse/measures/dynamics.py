@@ -62,7 +62,40 @@ class SampleDynamics:
 def sample_dynamics(probabilities: np.ndarray, labels: np.ndarray, snapshots: np.ndarray | None = None
                     ) -> SampleDynamics:
     """From predicted probabilities (t snapshots, n images, classes) and true labels (n,): each image's dynamics.
-    `snapshots` numbers the t snapshots (default 0..t-1). Raises ValueError with the fix for shapes that do not fit."""
+    `snapshots` numbers the t snapshots (default 0..t-1). Raises ValueError with the fix for shapes that do not fit.
+
+    The measures are this module's: dataset cartography's confidence, variability and correctness, forgetting
+    events, and when each image was first right and from when it stayed right. Pass the trained snapshots only
+    (an untrained network's lucky guesses would count as forgetting).
+
+    Parameters
+    ----------
+    probabilities : numpy.ndarray
+        Predicted class probabilities, (t, n, classes): one (images, classes) array per snapshot, stacked.
+    labels : numpy.ndarray
+        Each image's true class index, (n,).
+    snapshots : numpy.ndarray, optional
+        The t snapshots' numbers, in order, which `first_learned` and `learned_from` give; default 0..t-1.
+
+    Returns
+    -------
+    SampleDynamics
+        Per image (n,): confidence, variability, correctness, first_learned, learned_from (NOT_YET, -1, where
+        there is no such snapshot), forgetting_events, never_learned and unforgettable.
+
+    Examples
+    --------
+    Two images over three snapshots: the first right, then wrong, then right again; the second always right.
+
+    >>> import numpy as np
+    >>> from layerlapse import sample_dynamics
+    >>> probabilities = np.array([[[0.9, 0.1], [0.2, 0.8]],
+    ...                           [[0.3, 0.7], [0.1, 0.9]],
+    ...                           [[0.8, 0.2], [0.1, 0.9]]])
+    >>> found = sample_dynamics(probabilities, np.array([0, 1]), snapshots=np.array([1, 2, 3]))
+    >>> found.forgetting_events, found.learned_from, found.unforgettable
+    (array([1, 0], dtype=int32), array([3, 1], dtype=int32), array([False,  True]))
+    """
     probabilities = np.asarray(probabilities)
     labels = np.asarray(labels)
     if probabilities.ndim != 3:
@@ -195,12 +228,55 @@ def _checked_measure(values: np.ndarray, name: str, most: float) -> np.ndarray:
 def probe_dynamics(run: RunFolder) -> SampleDynamics | None:
     """The probe's dynamics over a run's trained snapshots, read from its stored predictions; None where there is
     nothing to compute them from (a run that recorded no predictions, or fewer than two trained snapshots: one
-    snapshot has no dynamics)."""
+    snapshot has no dynamics).
+
+    Parameters
+    ----------
+    run : RunFolder
+        The run, from `load_run`; only read.
+
+    Returns
+    -------
+    SampleDynamics or None
+        Per probe image, in the probe's order (`sample_dynamics`); its `snapshots` are the trained ones counted.
+
+    Raises
+    ------
+    RunFolderError
+        The stored predictions do not fit the probe's labels (a model of one's own whose outputs are not scores
+        for the probe's classes).
+
+    Examples
+    --------
+    The run of `run_experiment`'s example:
+
+    >>> from layerlapse import load_run, probe_dynamics
+    >>> found = probe_dynamics(load_run("runs/digits"))
+    >>> found.snapshots
+    array([1, 2])
+    """
     return _dynamics(run, layout.predictions, run.probe_labels, "probe")
 
 
 def test_probe_dynamics(run: RunFolder) -> SampleDynamics | None:
-    """The same for the test probe (test images recorded at every snapshot), where the run has one."""
+    """The same for the test probe (test images recorded at every snapshot), where the run has one.
+
+    Parameters
+    ----------
+    run : RunFolder
+        The run, from `load_run`; only read.
+
+    Returns
+    -------
+    SampleDynamics or None
+        Per test-probe image, in its order; None for a run without a test probe or with fewer than two trained
+        snapshots of its predictions.
+
+    Raises
+    ------
+    RunFolderError
+        The stored predictions do not fit the test probe's labels.
+    """
     if not run.has(layout.TEST_PROBE_LABELS):
         return None
     return _dynamics(run, layout.test_probe_predictions, lambda: run.labels(layout.TEST_PROBE_LABELS), "test probe")

@@ -30,7 +30,36 @@ LARGEST_CHANGES = 3  # snapshots named per layer in "what changed when"
 
 def layer_measures(run: RunFolder, *, sample_size: int | None = None, show_progress: bool = False) -> dict | None:
     """The run's layer measures: the stored ones (dynamics/layers.json) when they cover the run's snapshots and
-    the sample asked for, else measured now. None when the run has no snapshot to measure."""
+    the sample asked for, else measured now. None when the run has no snapshot to measure.
+
+    Parameters
+    ----------
+    run : RunFolder
+        The run, from `load_run`; only read.
+    sample_size : int, optional
+        The probe images to measure on, a seeded sample (at least 4, at most the probe); None: the stored
+        measures' sample, else 2,000 or the whole probe when smaller.
+    show_progress : bool, default False
+        A progress bar on stderr while it measures.
+
+    Returns
+    -------
+    dict or None
+        "snapshots", their "titles", "layer_order", "sample_size", "knn_k", "cka_sample_size";
+        "cka_between_layers" (per snapshot, CKA between every pair of layers; None for one layer); and "layers":
+        per layer, lists over the snapshots of "knn_accuracy", "linear_probe_accuracy", "cka_to_previous" and
+        "neighbors_kept" (None where not defined), "cka" (every pair of snapshots), "left_out" (rows not
+        finite) and "largest_change" (the snapshots after which the layer changed most, by 1 − CKA).
+
+    Examples
+    --------
+    The run of `run_experiment`'s example:
+
+    >>> from layerlapse import layer_measures, load_run
+    >>> measures = layer_measures(load_run("runs/digits"))
+    >>> measures["snapshots"], len(measures["layers"]["hidden"]["knn_accuracy"])
+    ([0, 1, 2], 3)
+    """
     if sample_size is not None:
         check_sample_size(sample_size, len(run.probe_labels()))
     stored = _stored(run)

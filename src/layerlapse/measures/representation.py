@@ -33,7 +33,36 @@ def _usable(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     """Linear CKA of two representations (n, features) of the same n images: HSIC(XXᵀ, YYᵀ) normalised, computed in
-    feature space when the features are fewer than the images. Rows not finite in either are left out."""
+    feature space when the features are fewer than the images. Rows not finite in either are left out.
+
+    Kornblith et al., ICML 2019: invariant to rotations and isotropic scaling of either representation, 1 for the
+    same representation up to those, near 0 for unrelated ones.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        One representation, (n, features); any further dimensions are flattened into the features.
+    y : numpy.ndarray
+        Another representation of the same n images, (n, features'), any width.
+
+    Returns
+    -------
+    float
+        CKA in 0..1; NaN when either representation is constant.
+
+    Raises
+    ------
+    ValueError
+        `x` and `y` have different numbers of rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from layerlapse import linear_cka
+    >>> x = np.random.default_rng(0).normal(size=(100, 5))
+    >>> round(linear_cka(x, 3 * x @ np.linalg.qr(np.ones((5, 5)) + np.eye(5))[0]), 6)  # turned and scaled
+    1.0
+    """
     x, finite_x = _usable(x)
     y, finite_y = _usable(y)
     if len(x) != len(y):

@@ -99,11 +99,6 @@ class MapAlongside:
         self.waiting_for = [frame for frame in self.waiting_for if frame not in stored]
         self.heard_from = self.heard_from or bool(frames)
 
-    def catch_up(self, run: RunFolder) -> None:
-        """Wait for the frames of every epoch submitted so far and store them; the worker stays for later epochs."""
-        if self.worker is not None:
-            self._store(run, self.worker.caught_up())
-
     def finish(self, run: RunFolder, *, show_progress: bool) -> None:
         """Wait for the frames still being mapped, saying which; if the worker failed, map_run maps what is missing
         here."""
@@ -156,7 +151,33 @@ def map_run(run: RunFolder, *, method: str | None = None, show_progress: bool = 
     """Map every recorded epoch of every layer that has no map yet, with each frame's faithfulness measures, and
     place the test set on the final map. Another method than the run's maps every epoch again, all or nothing:
     the inputs are checked first, the new maps are written beside the old ones and swapped in only when every
-    layer is done, so a failure leaves the last good maps in place."""
+    layer is done, so a failure leaves the last good maps in place.
+
+    The maps go to `maps/<layer>/epoch_NNN.npy` with `quality.json` beside them; `layerlapse render` calls this,
+    then `render_run`, which draws them.
+
+    Parameters
+    ----------
+    run : RunFolder
+        The run, from `load_run`; its lock is taken while it is written (a run still recording elsewhere is
+        refused).
+    method : str, optional
+        "aligned", "independent", "aligned-umap" or "pca"; None keeps the method the run's maps were made with
+        (the run's `map_method` when it has none yet).
+    show_progress : bool, default True
+        A progress bar and notes on stderr.
+
+    Examples
+    --------
+    The run of `run_experiment`'s example, mapped again by PCA and drawn:
+
+    >>> from layerlapse import load_run, map_run, render_run
+    >>> run = load_run("runs/digits")
+    >>> map_run(run, method="pca", show_progress=False)
+    >>> run.manifest["maps"]["method"]
+    'pca'
+    >>> written = render_run(run, show_progress=False)
+    """
     with run.writing():
         stored = _stored_method(run)
         method = method or stored or run.config.map_method
@@ -341,7 +362,34 @@ def _place_test_set(run: RunFolder, layer: str, target: RunFolder | MapStage) ->
 
 def render_run(run: RunFolder, *, show_progress: bool = True, measure_sample: int | None = None) -> list[Path]:
     """Draw every picture of the run from its folder: samples, frames and GIF per layer, curves, test set, the
-    per-image dynamics and the layer measures (on `measure_sample` probe images, default 2,000), metrics, report."""
+    per-image dynamics and the layer measures (on `measure_sample` probe images, default 2,000), metrics, report.
+
+    Every layer must be mapped (`map_run`) first. What is drawn replaces what an earlier call drew.
+
+    Parameters
+    ----------
+    run : RunFolder
+        The run, from `load_run`; its lock is taken while it is written.
+    show_progress : bool, default True
+        Progress bars and notes on stderr.
+    measure_sample : int, optional
+        The probe images the layer measures (k-NN and linear-probe accuracy, CKA) are computed on, a seeded
+        stratified sample; None: 2,000, or the whole probe when smaller.
+
+    Returns
+    -------
+    list of pathlib.Path
+        Every file written, `report.html` last.
+
+    Examples
+    --------
+    The run of `run_experiment`'s example, drawn again with its layers measured on 500 images:
+
+    >>> from layerlapse import load_run, render_run
+    >>> written = render_run(load_run("runs/digits"), measure_sample=500, show_progress=False)
+    >>> written[-1].name
+    'report.html'
+    """
     with run.writing():
         class_names = run.class_names
         labels = run.probe_labels()

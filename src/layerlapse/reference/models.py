@@ -65,7 +65,33 @@ class ReferenceCNN(nn.Sequential):
     """The article's network, layer for layer, with the same names.
 
     Outputs logits from `end`; the softmax of the article is applied by the loss and by `probabilities`.
-    Works for any input size divisible by 4 (28×28 MNIST, 8×8 digits).
+    Works for any input size divisible by 4 (28×28 MNIST, 8×8 digits). Its layers, in order: conv2D_1, conv2D_2,
+    acti1, pool1, drop1, conv2D_3, conv2D_4, acti2, pool2, drop2, flat1, hidden (512 units, the layer the article
+    maps), acti3, end. The 2×2 convolutions pad as Keras' "same" does, and the weights start as Keras' would.
+
+    Parameters
+    ----------
+    image_size : tuple of int, default (28, 28)
+        The input images' (height, width), each divisible by 4; the input is (N, 1, height, width).
+    n_classes : int, default 10
+        The number of classes: `end`'s width.
+    channels : int, default 32
+        The channels of each convolution.
+
+    Raises
+    ------
+    ValueError
+        The image size is not divisible by 4.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from layerlapse import ReferenceCNN
+    >>> model = ReferenceCNN(image_size=(8, 8))
+    >>> model(torch.zeros(3, 1, 8, 8)).shape
+    torch.Size([3, 10])
+    >>> model.hidden
+    Linear(in_features=128, out_features=512, bias=True)
     """
 
     def __init__(self, image_size: tuple[int, int] = (28, 28), n_classes: int = 10, channels: int = 32) -> None:
@@ -104,6 +130,13 @@ class ReferenceCNN(nn.Sequential):
 
     @torch.no_grad()
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (N, n_classes), float32: the softmax of the logits, without a gradient.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Images (N, 1, height, width), floats in 0..1 as the built-in loop feeds them.
+        """
         return torch.softmax(self(x).float(), dim=1)
 
 

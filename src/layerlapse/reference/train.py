@@ -218,6 +218,40 @@ def record_run(config: RunConfig, out: str, *, data_dir: str | None = None, forc
 
     With `resume`, the run in `out` continues from its last complete epoch with its stored settings. `on_epoch(run,
     epoch)` is called after each epoch is committed (the pipeline starts mapping it there).
+
+    Records only: `run_experiment` is this, then the maps, pictures and report. The run is returned open, its lock
+    held: map and draw it (`map_run`, `render_run`) or not, then give the lock back with `run.close()`.
+
+    Parameters
+    ----------
+    config : RunConfig
+        What to train and record (its `loop` "built-in").
+    out : str
+        The run folder to write: absent or empty, unless `force` (which replaces only a layerlapse run) or
+        `resume` is given.
+    data_dir : str, optional
+        Where to look for the dataset's files first, and where to download them (see `load_dataset`).
+    force : bool, default False
+        Replace the run already in `out`.
+    resume : bool, default False
+        Continue the interrupted run in `out`; `config` is then read from it.
+    show_progress : bool, default True
+        Progress bars on stderr.
+    on_epoch : callable, optional
+        Called as `on_epoch(run, epoch)` after each epoch's snapshot (epoch 0: before training) is committed.
+
+    Returns
+    -------
+    RunFolder
+        The recorded run, open and locked.
+
+    Examples
+    --------
+    >>> from layerlapse import RunConfig, record_run
+    >>> run = record_run(RunConfig(dataset="digits", epochs=2), "runs/recorded", show_progress=False)
+    >>> run.epochs_complete
+    2
+    >>> run.close()
     """
     keep_freed_memory()  # the first epoch, validation and snapshots without a page fault per batch
     if resume:

@@ -1,0 +1,28 @@
+"""A real run for tests that read one: the reference experiment recorded, then mapped and drawn in this process.
+
+`run_experiment` maps each epoch in a worker process while the next one trains. A fixture that only needs the
+finished run folder gains nothing from that worker but its start (a fresh interpreter that imports numpy and the
+map's libraries, on a machine whose cores the other tests share), and a test that stands in for the worker needs
+maps made without it. So these record with `record_run` and finish as a Recorder with no worker does
+(`complete_run`): the same run folder, every map made here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from layerlapse.config import RunConfig
+from layerlapse.store.run import RunFolder
+
+
+def recorded_and_drawn(config: RunConfig, out: str | Path) -> RunFolder:
+    """The run folder `out` of the reference experiment under `config`, complete, its lock given back."""
+    from layerlapse.recipe.steps import complete_run
+    from layerlapse.reference.train import record_run
+
+    run = record_run(config, str(out), show_progress=False)
+    try:
+        complete_run(run, show_progress=False)
+    finally:
+        run.close()
+    return run
