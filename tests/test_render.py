@@ -46,7 +46,7 @@ def count_colour(path: Path, rgb: tuple[int, int, int], box: tuple[int, int, int
 
 def map_box(size_px: tuple[int, int] = (800, 704)) -> tuple[int, int, int, int]:
     """The pixels inside the map axes, leaving out the colour bar (which shows every class colour)."""
-    left, bottom, width, height = style._MAP_RECT
+    left, bottom, width, height = style.MAP_RECT
     return (int(left * size_px[0]) + 2, int((1 - bottom - height) * size_px[1]) + 2,
             int((left + width) * size_px[0]) - 2, int((1 - bottom) * size_px[1]) - 2)
 
@@ -242,7 +242,7 @@ def test_the_data_map_counts_and_states_the_run_s_regions(tmp_path: Path, monkey
     rng = np.random.default_rng(2)  # a run that rose from chance: every image varies by 0.15-0.4
     variability, confidence = rng.uniform(0.15, 0.4, 900), rng.uniform(0.3, 0.95, 900)
     figures = []
-    monkeypatch.setattr(charts, "_save_png", lambda figure, path: figures.append(figure) or Path(path))
+    monkeypatch.setattr(charts, "save_png", lambda figure, path: figures.append(figure) or Path(path))
     render.draw_data_map(confidence, variability, rng.uniform(0, 1, 900), tmp_path / "d.png", snapshots="epoch 1-9")
     cut_offs = region_cut_offs(variability)
     counts = region_counts(cartography_regions(confidence, variability))

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..store.atomic import atomic_output
-from .style import _DPI, _FRAME_SIZE_PX
+from .style import DPI, FRAME_SIZE_PX
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -22,38 +22,38 @@ if TYPE_CHECKING:
 PathLike = str | os.PathLike[str]
 
 
-def _new_figure(size_px: tuple[int, int]) -> Figure:
+def new_figure(size_px: tuple[int, int]) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     width, height = size_px
-    figure = Figure(figsize=(width / _DPI, height / _DPI), dpi=_DPI)
+    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
     FigureCanvasAgg(figure)  # attaches itself to the figure; Agg needs no display
     return figure
 
 
-def _save_png(figure: Figure, path: PathLike) -> Path:
+def save_png(figure: Figure, path: PathLike) -> Path:
     with atomic_output(path) as temporary:
         # The temporary name has no .png suffix, so the format is named; no bbox_inches="tight", which would change
         # the pixel size from one picture to the next.
-        figure.savefig(temporary, format="png", dpi=_DPI)
+        figure.savefig(temporary, format="png", dpi=DPI)
     return Path(path)
 
 
-def _check_frame_size(size_px: tuple[int, int]) -> None:
+def check_frame_size(size_px: tuple[int, int]) -> None:
     if len(size_px) != 2 or any(int(side) != side or side <= 0 or side % 16 for side in size_px):
         raise ConfigError(
             f"size_px must be two positive multiples of 16 (video encoders work in 16-pixel blocks), got {size_px!r}; "
-            f"try {_FRAME_SIZE_PX}"
+            f"try {FRAME_SIZE_PX}"
         )
 
 
 # H.264 codes 16 x 16-pixel blocks; a frame of another size is padded up to the next multiple, never scaled.
-_VIDEO_BLOCK_PX = 16
+VIDEO_BLOCK_PX = 16
 
 
-def _whole_blocks(pixels: int) -> int:
-    return pixels + -pixels % _VIDEO_BLOCK_PX
+def whole_blocks(pixels: int) -> int:
+    return pixels + -pixels % VIDEO_BLOCK_PX
 
 
 def _jsonable(value: Any) -> Any:
@@ -84,7 +84,7 @@ def write_json(obj: Any, path: PathLike) -> Path:
 _MOST_TICKS = 12
 
 
-def _tick_positions(count: int) -> list[int]:
+def tick_positions(count: int) -> list[int]:
     """Every position when few, else every k-th, so that tick labels never run into each other."""
     return list(range(0, count, math.ceil(count / _MOST_TICKS)))
 
@@ -92,14 +92,14 @@ def _tick_positions(count: int) -> list[int]:
 _CAPTION_CHAR_PX = 6.6  # an average 7-point character at 128 dpi, for wrapping
 
 
-def _fraction_rect(figure_px: tuple[int, int], left: float, top: float, width: float, height: float
+def fraction_rect(figure_px: tuple[int, int], left: float, top: float, width: float, height: float
                    ) -> tuple[float, float, float, float]:
     """A rectangle given in pixels from the top left, as the figure fractions add_axes takes."""
     figure_width, figure_height = figure_px
     return left / figure_width, 1 - (top + height) / figure_height, width / figure_width, height / figure_height
 
 
-def _wrapped(text: str, width_px: float, most_lines: int) -> str:
+def wrapped(text: str, width_px: float, most_lines: int) -> str:
     """The caption broken into lines that fit `width_px`, at most `most_lines` of them (the rest cut with '…')."""
     import textwrap
 

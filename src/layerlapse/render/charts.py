@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..store.run import metric_series
-from .canvas import PathLike, _new_figure, _save_png, _wrapped
-from .style import _FRAME_SIZE_PX
+from .canvas import PathLike, new_figure, save_png, wrapped
+from .style import FRAME_SIZE_PX
 
 if TYPE_CHECKING:
     from ..measures.dynamics import RegionCutOffs
@@ -25,7 +25,7 @@ def draw_curves(history: Sequence[Mapping[str, float | None]], path: PathLike, *
     if not history:
         raise ValueError("history is empty; train at least one epoch before drawing curves")
     epochs = np.arange(1, len(history) + 1) if x is None else np.asarray(x)
-    figure = _new_figure((1280, 512))
+    figure = new_figure((1280, 512))
     figure.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.9, wspace=0.22)
     for axes, (metric, label) in zip(figure.subplots(1, 2, sharex=True), [("acc", "accuracy"), ("loss", "loss")]):
         for key, legend in [(metric, "train"), (f"val_{metric}", "validation")]:
@@ -40,7 +40,7 @@ def draw_curves(history: Sequence[Mapping[str, float | None]], path: PathLike, *
             axes.legend(fontsize=8)
         else:
             axes.text(0.5, 0.5, f"no {label} recorded", transform=axes.transAxes, ha="center", color="0.5")
-    return _save_png(figure, path)
+    return save_png(figure, path)
 
 
 def confusion_matrix(true: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
@@ -70,7 +70,7 @@ def _confusion_layout(class_names: Sequence[str]) -> tuple[int, int, int]:
     label_px = 8 * max(len(str(name)) for name in class_names)  # about 8 px a character at 8 points and 128 dpi
     left = max(96, 40 + label_px)
     bottom = max(72, 48 + int(0.7 * label_px)) if label_px > 24 else 72
-    side = min(560, _FRAME_SIZE_PX[0] - left - 110, _FRAME_SIZE_PX[1] - bottom - 50)
+    side = min(560, FRAME_SIZE_PX[0] - left - 110, FRAME_SIZE_PX[1] - bottom - 50)
     return left, bottom, side
 
 
@@ -80,10 +80,10 @@ def draw_confusion(matrix: np.ndarray, class_names: Sequence[str], path: PathLik
     n_classes = len(class_names)
     if matrix.shape != (n_classes, n_classes):
         raise ValueError(f"matrix must have shape ({n_classes}, {n_classes}) to match class_names, got {matrix.shape}")
-    width, height = _FRAME_SIZE_PX
+    width, height = FRAME_SIZE_PX
     class_names = [_shortened(str(name), _CONFUSION_NAME_CHARS) for name in class_names]
     left, bottom, side = _confusion_layout(class_names)
-    figure = _new_figure(_FRAME_SIZE_PX)
+    figure = new_figure(FRAME_SIZE_PX)
     # A square heatmap (imshow keeps cells square) with a colour bar of exactly its height beside it.
     axes = figure.add_axes((left / width, bottom / height, side / width, side / height))
     image = axes.imshow(matrix, cmap="Blues", interpolation="nearest")
@@ -109,7 +109,7 @@ def draw_confusion(matrix: np.ndarray, class_names: Sequence[str], path: PathLik
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     axes.set_title(title, fontsize=12)
-    return _save_png(figure, path)
+    return save_png(figure, path)
 
 
 def draw_data_map(confidence: np.ndarray, variability: np.ndarray, correctness: np.ndarray, path: PathLike, *,
@@ -121,7 +121,7 @@ def draw_data_map(confidence: np.ndarray, variability: np.ndarray, correctness: 
 
     cut_offs = region_cut_offs(variability)
     counts = region_counts(cartography_regions(confidence, variability, cut_offs))
-    figure = _new_figure(_FRAME_SIZE_PX)
+    figure = new_figure(FRAME_SIZE_PX)
     axes = figure.add_axes((0.10, 0.19, 0.68, 0.73))
     points = axes.scatter(variability, confidence, c=correctness, cmap="RdYlGn", vmin=0.0, vmax=1.0, s=3,
                           linewidths=0, rasterized=True)
@@ -135,9 +135,9 @@ def draw_data_map(confidence: np.ndarray, variability: np.ndarray, correctness: 
     axes.tick_params(labelsize=8)
     _draw_region_borders(axes, cut_offs, counts)
     axes.set_title(f"Data map: {len(confidence):,} probe images over {snapshots}", fontsize=10)
-    figure.text(0.5, 0.012, _wrapped(f"Regions: {cut_offs.definition()}.", 760, 3), ha="center",
+    figure.text(0.5, 0.012, wrapped(f"Regions: {cut_offs.definition()}.", 760, 3), ha="center",
                 va="bottom", fontsize=7, color="0.25")
-    return _save_png(figure, path)
+    return save_png(figure, path)
 
 
 def _draw_region_borders(axes: Axes, cut_offs: RegionCutOffs, counts: Mapping[str, int]) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .canvas import PathLike, _check_frame_size, _new_figure, _save_png, _wrapped
-from .points import _check_points, _class_scatter
-from .style import _FRAME_SIZE_PX
+from .canvas import PathLike, check_frame_size, new_figure, save_png, wrapped
+from .points import check_points, class_scatter
+from .style import FRAME_SIZE_PX
 from .testpoints import PlacedTestPoints, draw_test_points
 
 
@@ -24,24 +24,24 @@ def draw_frame(
     title: str,
     caption: str | None = None,
     point_size: float | None = None,
-    size_px: tuple[int, int] = _FRAME_SIZE_PX,
+    size_px: tuple[int, int] = FRAME_SIZE_PX,
     limits: tuple[tuple[float, float], tuple[float, float]] | None = None,
     test: PlacedTestPoints | None = None,
 ) -> Path:
     """Draw one epoch's 2-D map as a scatter coloured by class, exactly `size_px` pixels, so frames stack into a GIF.
     `limits` ((x0, x1), (y0, y1)) fixes the view, the same for every frame of a time-lapse (`common_limits`); `test`,
     the test images placed on this epoch's map, are drawn over it as `draw_test_points` draws them."""
-    _check_frame_size(size_px)
-    xy, labels = _check_points(xy, labels, "xy")
-    figure = _new_figure(size_px)
-    axes = _class_scatter(figure, xy, labels, class_names, point_size, limits)
+    check_frame_size(size_px)
+    xy, labels = check_points(xy, labels, "xy")
+    figure = new_figure(size_px)
+    axes = class_scatter(figure, xy, labels, class_names, point_size, limits)
     if test is not None:  # the same sample on every frame of a run, so that the lapse does not flicker
         draw_test_points(axes, test, len(class_names), every_wrong=False)
     axes.set_title(title, fontsize=12)
     if caption:
-        figure.text(0.5, 0.004, _wrapped(caption, size_px[0] - 16, 3), ha="center", va="bottom", fontsize=7,
+        figure.text(0.5, 0.004, wrapped(caption, size_px[0] - 16, 3), ha="center", va="bottom", fontsize=7,
                     color="0.35")
-    return _save_png(figure, path)
+    return save_png(figure, path)
 
 
 def draw_train_test(
@@ -55,12 +55,12 @@ def draw_train_test(
 ) -> Path:
     """Draw the final training map coloured by class, with the test points placed on it as `draw_test_points`
     draws them: class colours, a diamond with a dark edge, the misclassified ringed."""
-    train_xy, train_labels = _check_points(train_xy, train_labels, "train_xy")
-    figure = _new_figure(_FRAME_SIZE_PX)
-    axes = _class_scatter(figure, train_xy, train_labels, class_names, None)
+    train_xy, train_labels = check_points(train_xy, train_labels, "train_xy")
+    figure = new_figure(FRAME_SIZE_PX)
+    axes = class_scatter(figure, train_xy, train_labels, class_names, None)
     draw_test_points(axes, test, len(class_names))
     axes.set_title(title, fontsize=12)
-    return _save_png(figure, path)
+    return save_png(figure, path)
 
 
 def _as_gray_images(images: np.ndarray) -> tuple[np.ndarray, float]:
@@ -94,7 +94,7 @@ def draw_samples(
         chosen = np.arange(len(images))
     rows = math.ceil(len(chosen) / grid)  # fewer images: fewer rows rather than a page of blanks
     cell_px = (96, 112)  # an 80-pixel image with its title above it
-    figure = _new_figure((grid * cell_px[0], rows * cell_px[1]))
+    figure = new_figure((grid * cell_px[0], rows * cell_px[1]))
     # One axes measured in cells, rather than a subplot per image: a hundred subplots take seconds to draw.
     axes = figure.add_axes((0, 0, 1, 1))
     axes.set_axis_off()
@@ -108,4 +108,4 @@ def draw_samples(
                     extent=(centre - half_width, centre + half_width, bottom, bottom - height))
         axes.text(centre, bottom - height - 0.02, str(class_names[int(labels[index])]), ha="center", va="bottom",
                   fontsize=7)
-    return _save_png(figure, path)
+    return save_png(figure, path)

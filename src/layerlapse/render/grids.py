@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .canvas import PathLike, _fraction_rect, _new_figure, _save_png, _tick_positions, _whole_blocks, _wrapped
-from .points import _check_points, _scatter_by_class, common_limits
-from .style import _class_colormap, _class_norm
+from .canvas import PathLike, fraction_rect, new_figure, save_png, tick_positions, whole_blocks, wrapped
+from .points import check_points, scatter_by_class, common_limits
+from .style import class_colormap, class_norm
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -62,12 +62,12 @@ def _draw_class_key(figure: Figure, figure_px: tuple[int, int], class_names: Seq
     from matplotlib.lines import Line2D
 
     n_classes = len(class_names)
-    colormap = _class_colormap(n_classes)
+    colormap = class_colormap(n_classes)
     if columns == 0:
-        strip = figure.add_axes(_fraction_rect(figure_px, 40, figure_px[1] - height_px + 8, figure_px[0] - 80, 14))
-        colorbar = figure.colorbar(ScalarMappable(norm=_class_norm(n_classes), cmap=colormap), cax=strip,
+        strip = figure.add_axes(fraction_rect(figure_px, 40, figure_px[1] - height_px + 8, figure_px[0] - 80, 14))
+        colorbar = figure.colorbar(ScalarMappable(norm=class_norm(n_classes), cmap=colormap), cax=strip,
                                    orientation="horizontal")
-        ticks = _tick_positions(n_classes)
+        ticks = tick_positions(n_classes)
         colorbar.set_ticks(ticks, labels=[str(class_names[tick]) for tick in ticks])
         colorbar.ax.tick_params(labelsize=8, length=0)
         return
@@ -79,7 +79,7 @@ def _draw_class_key(figure: Figure, figure_px: tuple[int, int], class_names: Seq
                       label=str(class_names[position])) for position in order]
     figure.legend(handles=handles, loc="center", ncols=columns, fontsize=8, frameon=False, handlelength=1.0,
                   handletextpad=0.4, columnspacing=1.2,
-                  bbox_to_anchor=_fraction_rect(figure_px, 0, figure_px[1] - height_px, figure_px[0], height_px))
+                  bbox_to_anchor=fraction_rect(figure_px, 0, figure_px[1] - height_px, figure_px[0], height_px))
 
 
 def _grid_maps(maps: Mapping[str, Mapping[int, np.ndarray]], labels: np.ndarray, snapshots: Sequence[int]
@@ -94,7 +94,7 @@ def _grid_maps(maps: Mapping[str, Mapping[int, np.ndarray]], labels: np.ndarray,
         if missing := [snapshot for snapshot in snapshots if snapshot not in by_snapshot]:
             raise ValueError(f"maps[{layer!r}] has no map for snapshot {missing[0]}; map that snapshot first or "
                              "leave it out of snapshots")
-        chosen[layer] = [_check_points(by_snapshot[snapshot], labels, f"maps[{layer!r}][{snapshot}]")[0]
+        chosen[layer] = [check_points(by_snapshot[snapshot], labels, f"maps[{layer!r}][{snapshot}]")[0]
                          for snapshot in snapshots]
     return chosen
 
@@ -117,22 +117,22 @@ def draw_layer_grid(maps: dict[str, dict[int, np.ndarray]], labels: np.ndarray, 
     width = left + len(snapshots) * (cell + gap) + 4
     key_columns, key_px = _class_key_layout(class_names, width)
     height = top + len(chosen) * (cell + caption_px + gap) + key_px
-    figure = _new_figure((width, height))
+    figure = new_figure((width, height))
     for row, (layer, layer_maps) in enumerate(chosen.items()):
         limits = common_limits(layer_maps)
         for column, (snapshot, xy) in enumerate(zip(snapshots, layer_maps)):
             cell_left, cell_top = left + column * (cell + gap), top + row * (cell + caption_px + gap)
-            axes = figure.add_axes(_fraction_rect((width, height), cell_left, cell_top, cell, cell))
-            _scatter_by_class(axes, xy, labels, len(class_names), None, limits, marker_scale=cell / 600)
+            axes = figure.add_axes(fraction_rect((width, height), cell_left, cell_top, cell, cell))
+            scatter_by_class(axes, xy, labels, len(class_names), None, limits, marker_scale=cell / 600)
             if row == 0:
                 axes.set_title(titles.get(snapshot, f"snapshot {snapshot}"), fontsize=9)
             if column == 0:
                 axes.set_ylabel(layer, fontsize=9)
             if captions and (caption := captions.get((layer, snapshot))):
                 figure.text((cell_left + cell / 2) / width, 1 - (cell_top + cell + 3) / height,
-                            _wrapped(caption, cell, 2), ha="center", va="top", fontsize=7, color="0.35")
+                            wrapped(caption, cell, 2), ha="center", va="top", fontsize=7, color="0.35")
     _draw_class_key(figure, (width, height), class_names, key_columns, key_px)
-    return _save_png(figure, path)
+    return save_png(figure, path)
 
 
 def _frame_maps(maps_at: Mapping[str, np.ndarray], labels: np.ndarray, limits: Mapping[str, Any]
@@ -143,7 +143,7 @@ def _frame_maps(maps_at: Mapping[str, np.ndarray], labels: np.ndarray, limits: M
     if missing := [layer for layer in maps_at if layer not in limits]:
         raise ValueError(f"limits has no entry for layer {missing[0]!r}; pass common_limits over all of that "
                          "layer's maps, the same for every frame")
-    return {layer: _check_points(xy, labels, f"maps_at[{layer!r}]")[0] for layer, xy in maps_at.items()}
+    return {layer: check_points(xy, labels, f"maps_at[{layer!r}]")[0] for layer, xy in maps_at.items()}
 
 
 def _layers_frame_layout(n_layers: int, class_names: Sequence[str]) -> tuple[tuple[int, int], int, int, int]:
@@ -154,7 +154,7 @@ def _layers_frame_layout(n_layers: int, class_names: Sequence[str]) -> tuple[tup
     width = 16 + columns * (_LAYER_PANEL_PX + 16)
     key_columns, key_px = _class_key_layout(class_names, width)
     height = _FRAME_TITLE_PX + rows * _LAYER_ROW_PX + key_px
-    return (width, _whole_blocks(height)), columns, key_columns, key_px
+    return (width, whole_blocks(height)), columns, key_columns, key_px
 
 
 def draw_layers_frame(maps_at: dict[str, np.ndarray], labels: np.ndarray, class_names: list[str],
@@ -164,17 +164,17 @@ def draw_layers_frame(maps_at: dict[str, np.ndarray], labels: np.ndarray, class_
     chosen = _frame_maps(maps_at, labels, limits)
     labels = np.asarray(labels)
     size, columns, key_columns, key_px = _layers_frame_layout(len(chosen), class_names)
-    figure = _new_figure(size)
+    figure = new_figure(size)
     figure.text(0.5, 1 - 12 / size[1], title, ha="center", va="top", fontsize=12)
     for position, (layer, xy) in enumerate(chosen.items()):
         row, column = divmod(position, columns)
         left, top = 16 + column * (_LAYER_PANEL_PX + 16), _FRAME_TITLE_PX + row * _LAYER_ROW_PX + 24
-        axes = figure.add_axes(_fraction_rect(size, left, top, _LAYER_PANEL_PX, _LAYER_PANEL_PX))
-        _scatter_by_class(axes, xy, labels, len(class_names), None, limits[layer],
+        axes = figure.add_axes(fraction_rect(size, left, top, _LAYER_PANEL_PX, _LAYER_PANEL_PX))
+        scatter_by_class(axes, xy, labels, len(class_names), None, limits[layer],
                           marker_scale=_LAYER_PANEL_PX / 600)
         axes.set_title(layer, fontsize=10)
         if caption := captions.get(layer):
             figure.text((left + _LAYER_PANEL_PX / 2) / size[0], 1 - (top + _LAYER_PANEL_PX + 4) / size[1],
-                        _wrapped(caption, _LAYER_PANEL_PX, 3), ha="center", va="top", fontsize=7, color="0.35")
+                        wrapped(caption, _LAYER_PANEL_PX, 3), ha="center", va="top", fontsize=7, color="0.35")
     _draw_class_key(figure, size, class_names, key_columns, key_px)
-    return _save_png(figure, path)
+    return save_png(figure, path)

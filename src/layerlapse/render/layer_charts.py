@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .canvas import PathLike, _new_figure, _save_png, _tick_positions
-from .style import _layer_colors
+from .canvas import PathLike, new_figure, save_png, tick_positions
+from .style import layer_colors
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -85,7 +85,7 @@ def _cka_heatmap(axes: Axes, matrix: np.ndarray, names: Sequence[str], title: st
             if math.isfinite(value):  # viridis is dark at the bottom: light text there, dark text above
                 axes.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=fontsize,
                           color="white" if value < 0.55 else "black")
-    ticks = _tick_positions(side)
+    ticks = tick_positions(side)
     labels = [str(names[tick]) for tick in ticks]
     long_names = max(len(label) for label in labels) > 3
     axes.set_xticks(ticks, labels=labels, fontsize=8, rotation=40 if long_names else 0,
@@ -129,7 +129,7 @@ def draw_cka(measures: dict, path: PathLike, *, title: str | None = None) -> Pat
     columns = min(len(panels), 3)
     rows = math.ceil(len(panels) / columns)
     panel_px = _cka_panel_px(panels)
-    figure = _new_figure((columns * panel_px + 120, rows * panel_px + 50))
+    figure = new_figure((columns * panel_px + 120, rows * panel_px + 50))
     figure.set_layout_engine("constrained", w_pad=0.1, h_pad=0.1)
     grid = figure.subplots(rows, columns, squeeze=False).ravel()
     for axes, (matrix, names, panel_title, axis_label) in zip(grid, panels):
@@ -143,7 +143,7 @@ def draw_cka(measures: dict, path: PathLike, *, title: str | None = None) -> Pat
     colorbar.ax.tick_params(labelsize=8)
     between = " and between layers" if len(panels) > len(order) else ""
     figure.suptitle(title or f"Linear CKA between snapshots{between}", fontsize=11)
-    return _save_png(figure, path)
+    return save_png(figure, path)
 
 
 def _plot_accuracies(axes: Axes, measures: Mapping[str, Any], snapshots: list[int], order: list[str],
@@ -242,8 +242,8 @@ def draw_layer_measures(measures: dict, path: PathLike) -> Path:
     from matplotlib.ticker import MaxNLocator
 
     snapshots, order = _measured_layers(measures)
-    colors = _layer_colors(order)
-    figure = _new_figure((1152, 768))
+    colors = layer_colors(order)
+    figure = new_figure((1152, 768))
     figure.set_layout_engine("constrained", h_pad=0.08)
     top, bottom = figure.subplots(2, 1, sharex=True)
     _plot_accuracies(top, measures, snapshots, order, colors)
@@ -255,4 +255,4 @@ def draw_layer_measures(measures: dict, path: PathLike) -> Path:
     if len(snapshots) == 1:
         bottom.set_xlim(snapshots[0] - 1, snapshots[0] + 1)  # else the locator zooms in to ticks of -0.045
     bottom.set_xlabel("snapshot", fontsize=9)
-    return _save_png(figure, path)
+    return save_png(figure, path)

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .style import _COLORBAR_RECT, _MAP_RECT, _class_colormap, _class_norm, _marker_style
+from .style import COLORBAR_RECT, MAP_RECT, class_colormap, class_norm, marker_style
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 
-def _check_points(xy: np.ndarray, labels: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+def check_points(xy: np.ndarray, labels: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     xy = np.asarray(xy, dtype=np.float64)
     labels = np.asarray(labels)
     if xy.ndim != 2 or xy.shape[1] != 2:
@@ -25,12 +25,12 @@ def _check_points(xy: np.ndarray, labels: np.ndarray, name: str) -> tuple[np.nda
     return xy, labels
 
 
-def _finite_rows(xy: np.ndarray) -> np.ndarray:
+def finite_rows(xy: np.ndarray) -> np.ndarray:
     # A map can hold NaN or inf rows (a diverged network, a point the projection could not place); skip them.
     return np.isfinite(xy).all(axis=1)
 
 
-def _scatter_by_class(
+def scatter_by_class(
     axes: Axes,
     xy: np.ndarray,
     labels: np.ndarray,
@@ -41,11 +41,11 @@ def _scatter_by_class(
     marker_scale: float = 1.0,
 ) -> None:
     """The map's finite points coloured by class on `axes`, in a fixed view when `limits` is given."""
-    keep = _finite_rows(xy)
-    area, alpha = _marker_style(int(keep.sum()))
+    keep = finite_rows(xy)
+    markers = marker_style(int(keep.sum()))
     axes.scatter(
-        xy[keep, 0], xy[keep, 1], c=labels[keep], cmap=_class_colormap(n_classes), norm=_class_norm(n_classes),
-        s=area * marker_scale if point_size is None else point_size, alpha=alpha, linewidths=0,
+        xy[keep, 0], xy[keep, 1], c=labels[keep], cmap=class_colormap(n_classes), norm=class_norm(n_classes),
+        s=markers.area * marker_scale if point_size is None else point_size, alpha=markers.alpha, linewidths=0,
     )
     if limits is not None:
         # the same view on every frame, widened to the axes' shape so that equal aspect needs no further change
@@ -63,7 +63,7 @@ def _scatter_by_class(
     axes.set_yticks([])  # map coordinates have no units
 
 
-def _class_scatter(
+def class_scatter(
     figure: Figure,
     xy: np.ndarray,
     labels: np.ndarray,
@@ -75,11 +75,11 @@ def _class_scatter(
     from matplotlib.cm import ScalarMappable
 
     n_classes = len(class_names)
-    axes = figure.add_axes(_MAP_RECT)
-    _scatter_by_class(axes, xy, labels, n_classes, point_size, limits)
+    axes = figure.add_axes(MAP_RECT)
+    scatter_by_class(axes, xy, labels, n_classes, point_size, limits)
     # A separate, opaque mappable: the colour bar should show the class colours at full strength.
-    colorbar = figure.colorbar(ScalarMappable(norm=_class_norm(n_classes), cmap=_class_colormap(n_classes)),
-                               cax=figure.add_axes(_COLORBAR_RECT))
+    colorbar = figure.colorbar(ScalarMappable(norm=class_norm(n_classes), cmap=class_colormap(n_classes)),
+                               cax=figure.add_axes(COLORBAR_RECT))
     colorbar.set_ticks(range(n_classes), labels=list(class_names))
     colorbar.ax.tick_params(labelsize=8, length=0)
     return axes
@@ -88,7 +88,7 @@ def _class_scatter(
 def common_limits(maps: Sequence[np.ndarray], margin: float = 0.03
                   ) -> tuple[tuple[float, float], tuple[float, float]] | None:
     """One view that holds every finite point of every map, with a small margin (None when there is none)."""
-    points = [np.asarray(xy, dtype=np.float64)[_finite_rows(np.asarray(xy))] for xy in maps]
+    points = [np.asarray(xy, dtype=np.float64)[finite_rows(np.asarray(xy))] for xy in maps]
     points = [xy for xy in points if len(xy)]
     if not points:
         return None

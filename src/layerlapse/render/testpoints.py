@@ -8,18 +8,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .points import _check_points, _finite_rows
+from .points import check_points, finite_rows
 from .style import (
-    _HALO_WIDTH,
-    _RING_AREA,
-    _RING_WIDTH,
-    _TEST_DIAMOND_AREA,
+    HALO_WIDTH,
+    RING_AREA,
+    RING_WIDTH,
+    TEST_DIAMOND_AREA,
     MISCLASSIFIED_COLOR,
     MISCLASSIFIED_HALO_COLOR,
     TEST_EDGE_COLOR,
     TEST_POINTS_DRAWN_AT_MOST,
-    _class_colormap,
-    _class_norm,
+    class_colormap,
+    class_norm,
 )
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class PlacedTestPoints:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        xy, labels = _check_points(self.xy, self.labels, "test xy")
+        xy, labels = check_points(self.xy, self.labels, "test xy")
         object.__setattr__(self, "xy", xy)
         object.__setattr__(self, "labels", labels)
         if self.predicted is not None:
@@ -60,7 +60,7 @@ def drawn_test_rows(test: PlacedTestPoints, at_most: int = TEST_POINTS_DRAWN_AT_
     """The rows of the finite test points a figure draws, sorted: all of them when at most `at_most`, else a seeded
     sample; with `every_wrong` it keeps every misclassified one (a random half of the sample where they are more)
     and fills the rest with right ones, without it the sample depends on the seed and the number of points only."""
-    finite = np.flatnonzero(_finite_rows(test.xy))
+    finite = np.flatnonzero(finite_rows(test.xy))
     if len(finite) <= at_most:
         return finite
     rng = np.random.default_rng(test.seed)
@@ -88,23 +88,23 @@ def draw_test_points(axes: Axes, test: PlacedTestPoints, n_classes: int, *, ever
     ringed = drawn[wrong[drawn]]
     # the right ones first, then the misclassified, ringed, over them: no other marker covers a ring
     _draw_diamonds(axes, test, drawn[~wrong[drawn]], n_classes)
-    for width, color in ((_HALO_WIDTH, MISCLASSIFIED_HALO_COLOR), (_RING_WIDTH, MISCLASSIFIED_COLOR)):
-        axes.scatter(test.xy[ringed, 0], test.xy[ringed, 1], marker="o", s=_RING_AREA, facecolors="none",
+    for width, color in ((HALO_WIDTH, MISCLASSIFIED_HALO_COLOR), (RING_WIDTH, MISCLASSIFIED_COLOR)):
+        axes.scatter(test.xy[ringed, 0], test.xy[ringed, 1], marker="o", s=RING_AREA, facecolors="none",
                      edgecolors=color, linewidths=width)
     _draw_diamonds(axes, test, ringed, n_classes)
-    finite = int(_finite_rows(test.xy).sum())
+    finite = int(finite_rows(test.xy).sum())
     handles = [Line2D([], [], marker="D", linestyle="", markersize=5, markerfacecolor="0.8",
                       markeredgecolor=TEST_EDGE_COLOR, label=_test_legend(len(drawn), finite))]
     if test.predicted is not None:
         handles.append(Line2D([], [], marker="o", linestyle="", markersize=9, markerfacecolor="none",
-                              markeredgecolor=MISCLASSIFIED_COLOR, markeredgewidth=_RING_WIDTH,
-                              label=_misclassified_legend(len(ringed), int(wrong[_finite_rows(test.xy)].sum()))))
+                              markeredgecolor=MISCLASSIFIED_COLOR, markeredgewidth=RING_WIDTH,
+                              label=_misclassified_legend(len(ringed), int(wrong[finite_rows(test.xy)].sum()))))
     axes.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.85)
 
 
 def _draw_diamonds(axes: Axes, test: PlacedTestPoints, rows: np.ndarray, n_classes: int) -> None:
-    axes.scatter(test.xy[rows, 0], test.xy[rows, 1], marker="D", s=_TEST_DIAMOND_AREA, c=test.labels[rows],
-                 cmap=_class_colormap(n_classes), norm=_class_norm(n_classes), edgecolors=TEST_EDGE_COLOR,
+    axes.scatter(test.xy[rows, 0], test.xy[rows, 1], marker="D", s=TEST_DIAMOND_AREA, c=test.labels[rows],
+                 cmap=class_colormap(n_classes), norm=class_norm(n_classes), edgecolors=TEST_EDGE_COLOR,
                  linewidths=0.7)
 
 

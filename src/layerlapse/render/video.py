@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..store.atomic import atomic_output
-from .canvas import _VIDEO_BLOCK_PX, PathLike, _whole_blocks
+from .canvas import VIDEO_BLOCK_PX, PathLike, whole_blocks
 
 
 def _shared_palette(frames: Sequence[Any]) -> Any:
@@ -73,7 +73,7 @@ def _padded_to_blocks(frame: np.ndarray) -> np.ndarray:
     """The frame grown at the right and bottom to whole video blocks by repeating its edge pixels: for layerlapse's
     frames that is the figure's background colour, and any other picture gains no bar of a colour it does not have."""
     height, width = frame.shape[:2]
-    return np.pad(frame, ((0, _whole_blocks(height) - height), (0, _whole_blocks(width) - width), (0, 0)), mode="edge")
+    return np.pad(frame, ((0, whole_blocks(height) - height), (0, whole_blocks(width) - width), (0, 0)), mode="edge")
 
 
 def write_mp4(frame_paths: Sequence[PathLike], path: PathLike, *, ms_per_frame: int = 500) -> Path:
@@ -87,14 +87,14 @@ def write_mp4(frame_paths: Sequence[PathLike], path: PathLike, *, ms_per_frame: 
     if isinstance(ms_per_frame, bool) or not isinstance(ms_per_frame, int) or ms_per_frame <= 0:
         raise ValueError(f"ms_per_frame must be a positive whole number of milliseconds, got {ms_per_frame!r}")
     width, height = _common_frame_size(frame_paths, "an MP4")
-    video_size = (_whole_blocks(width), _whole_blocks(height))
+    video_size = (whole_blocks(width), whole_blocks(height))
     with atomic_output(path) as temporary:
         # imageio-ffmpeg's own writer rather than imageio's: imageio picks its plugin by the file's suffix and refuses
         # the temporary name, where ffmpeg is simply told the container (-f mp4). The frames already fill whole
         # blocks, so macro_block_size never asks ffmpeg to scale them (and never logs its resize warning).
         writer = imageio_ffmpeg.write_frames(
             os.fspath(temporary), video_size, fps=Fraction(1000, ms_per_frame), codec="libx264",
-            pix_fmt_out="yuv420p", quality=None, macro_block_size=_VIDEO_BLOCK_PX, ffmpeg_log_level="error",
+            pix_fmt_out="yuv420p", quality=None, macro_block_size=VIDEO_BLOCK_PX, ffmpeg_log_level="error",
             # the index at the front (faststart), so a browser starts playing before the whole file has arrived
             output_params=["-crf", str(_VIDEO_CRF), "-movflags", "+faststart", "-f", "mp4"])
         try:
