@@ -1,11 +1,11 @@
 """Pictures of a run: arrays in, files out, every drawing function in one namespace.
 
-The drawings live in modules by job (`frames`, `testpoints`, `grids`, `charts`, `layer_charts`, `video`, with the
-shared look in `style`, the wording of captions in `captions` and the canvas in `canvas`); this module re-exports them for the callers that import
-`layerlapse.render.figures`. Every function draws with matplotlib's object API on the Agg canvas (never pyplot, so no
-figure registry and no leaked figures), writes its file atomically and returns the written path. matplotlib takes over
-a second to import, so it is imported inside the functions: importing this module, or `layerlapse --help`, stays
-fast.
+The drawings live in modules by job (`frames`, `testpoints`, `grids`, `charts`, `layer_charts`, `video`), with the
+shared look in `style`, the wording of captions in `captions` and the canvas in `canvas`; this module re-exports
+them for the callers that import `layerlapse.render.figures`. Every function draws with matplotlib's object API on
+the Agg canvas (never pyplot, so no figure registry and no leaked figures), writes its file atomically and returns
+the written path. matplotlib takes over a second to import, so it is imported inside the functions: importing this
+module, or `layerlapse --help`, stays fast.
 """
 
 from __future__ import annotations
