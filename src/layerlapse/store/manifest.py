@@ -4,6 +4,7 @@ it, and written back as its reader will take it."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +207,8 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def timestamp() -> str:
+    """Now, as the manifest records when a run was created and last updated."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -27,7 +27,13 @@ class RunReading:
     # ---- paths ---------------------------------------------------------------------------------------------------
     def local(self, relpath: str) -> Path:
         """The path of `relpath` inside the run folder, after checking it is a plain relative path and that no part
-        of it is a symbolic link (layerlapse never follows a link out of a run folder)."""
+        of it is a symbolic link (layerlapse never follows a link out of a run folder).
+
+        Parameters
+        ----------
+        relpath : str
+            A path relative to the run folder, with "/" between its parts.
+        """
         problem = layout.relpath_problem(relpath)
         if problem is not None:
             raise RunFolderError(f"run folder {self.path}: {problem}")
@@ -74,25 +80,58 @@ class RunReading:
         return list(self.manifest["dataset"].get("class_names") or [])
 
     def frame_measures(self, layer: str, epoch: int) -> dict:
-        """The stored faithfulness measures and notes of one frame ({} when the run has none)."""
+        """The stored faithfulness measures and notes of one frame ({} when the run has none).
+
+        Parameters
+        ----------
+        layer : str
+            One of the run's layers.
+        epoch : int
+            The snapshot's number.
+        """
         relpath = layout.quality(layer)
         return self.read_json(relpath)["frames"].get(str(epoch), {}) if self.has(relpath) else {}
 
     def snapshot_title(self, index: int) -> str:
-        """"Epoch 3", or "Step 512 · epoch 2" for a run that records by step."""
+        """"Epoch 3", or "Step 512 · epoch 2" for a run that records by step.
+
+        Parameters
+        ----------
+        index : int
+            The snapshot's number.
+        """
         return snapshot_title(self.manifest, index)
 
     def reduction(self, layer: str) -> str | None:
-        """How the layer's outputs became rows ("mean over space", …), when they were not one row already."""
+        """How the layer's outputs became rows ("mean over space", …), when they were not one row already.
+
+        Parameters
+        ----------
+        layer : str
+            One of the run's layers.
+        """
         caption = (self.manifest.get("layer_info") or {}).get(layer, {}).get("caption")
         return caption if isinstance(caption, str) and caption != "as is" else None
 
     def has(self, relpath: str) -> bool:
+        """Whether the manifest lists `relpath`.
+
+        Parameters
+        ----------
+        relpath : str
+            A path relative to the run folder.
+        """
         return relpath in self.manifest["files"]
 
     def array_header(self, relpath: str) -> tuple[tuple[int, ...], np.dtype]:
         """Shape and dtype of a listed .npy file, checked against its size without reading the data: a truncated
-        file, a header claiming more than the file holds, or an object array is a one-line RunFolderError."""
+        file, a header claiming more than the file holds, or an object array is a one-line RunFolderError.
+
+        Parameters
+        ----------
+        relpath : str
+            A listed .npy file.
+        """
         path = self._listed(relpath)
         try:
             with open(path, "rb") as handle:
@@ -117,7 +156,15 @@ class RunReading:
 
     def read_array(self, relpath: str, *, mapped: bool = False) -> np.ndarray:
         """A listed .npy file; `mapped` gives a read-only memory map, whose rows are read from the file as they are
-        used (a snapshot of a wide layer need never sit whole in memory)."""
+        used (a snapshot of a wide layer need never sit whole in memory).
+
+        Parameters
+        ----------
+        relpath : str
+            A listed .npy file ("probe/labels.npy", "maps/<layer>/epoch_003.npy", …).
+        mapped : bool
+            Return a read-only memory map rather than reading the whole file.
+        """
         self.array_header(relpath)  # never ask numpy to allocate what the file cannot hold
         try:
             return np.load(self.local(relpath), mmap_mode="r" if mapped else None, allow_pickle=False)
@@ -125,6 +172,13 @@ class RunReading:
             raise self._damaged(relpath, str(error)) from None
 
     def read_json(self, relpath: str) -> Any:
+        """A listed JSON file, parsed.
+
+        Parameters
+        ----------
+        relpath : str
+            A listed JSON file.
+        """
         path = self._listed(relpath)
         try:
             return json.loads(path.read_text())
@@ -132,12 +186,28 @@ class RunReading:
             raise self._damaged(relpath, str(error) or type(error).__name__) from None
 
     def activations(self, layer: str, epoch: int) -> np.ndarray:
-        """A snapshot's activations (n_probe, features), memory-mapped and read-only."""
+        """A snapshot's activations (n_probe, features), memory-mapped and read-only.
+
+        Parameters
+        ----------
+        layer : str
+            One of the run's layers.
+        epoch : int
+            The snapshot's number.
+        """
         return self.read_array(layout.activations(layer, epoch), mapped=True)
 
     def read_rows(self, relpath: str, rows: np.ndarray) -> np.ndarray:
         """Rows `rows` of a listed 2-D-or-more .npy file, read through a memory map: a sample of a wide layer's
-        activations without loading the whole snapshot."""
+        activations without loading the whole snapshot.
+
+        Parameters
+        ----------
+        relpath : str
+            A listed .npy file of at least one dimension.
+        rows : array of int
+            The rows to read, in the order wanted.
+        """
         shape, _ = self.array_header(relpath)
         if not shape or (len(rows) and int(np.max(rows)) >= shape[0]):
             raise self._damaged(relpath, f"it holds {shape[0] if shape else 0} rows where {int(np.max(rows)) + 1} "
@@ -148,11 +218,26 @@ class RunReading:
             raise self._damaged(relpath, str(error)) from None
 
     def predictions(self, epoch: int) -> np.ndarray:
+        """A snapshot's predictions for the probe: a row of class scores per input, (n_probe, n_classes).
+
+        Parameters
+        ----------
+        epoch : int
+            The snapshot's number.
+        """
         return self.read_array(layout.predictions(epoch))
 
     def labels(self, relpath: str = layout.PROBE_LABELS, *, count: int | None = None) -> np.ndarray:
         """A labels file as int64, checked: one integer per image (`count` of them where known), each naming one of
-        the run's classes."""
+        the run's classes.
+
+        Parameters
+        ----------
+        relpath : str
+            A listed labels file; default the probe's.
+        count : int, optional
+            How many labels the file must hold.
+        """
         labels = self.read_array(relpath)
         n_classes = len(self.class_names)
         if labels.ndim != 1 or labels.dtype.kind not in "iu":
@@ -171,7 +256,15 @@ class RunReading:
         return self.labels(layout.PROBE_LABELS, count=self.manifest["dataset"].get("probe_size"))
 
     def read_xy(self, relpath: str, n_points: int) -> np.ndarray:
-        """A stored map, checked to hold one 2-D position per point."""
+        """A stored map, checked to hold one 2-D position per point.
+
+        Parameters
+        ----------
+        relpath : str
+            A listed map, maps/<layer>/epoch_NNN.npy.
+        n_points : int
+            How many points it must place.
+        """
         xy = self.read_array(relpath)
         if xy.shape != (n_points, 2):
             raise RunFolderError(f"run folder {self.path} is damaged: {relpath} holds {xy.shape} coordinates for "

@@ -8,12 +8,9 @@ The manifest is written last, after the files it lists, so it always describes f
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
-import io
 import json
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,12 +19,12 @@ import numpy as np
 
 from . import blocks, layout
 from . import lock as run_lock
-from .atomic import atomic_output, remove_temp_files, sha256_file, storage_error, write_bytes
+from .atomic import atomic_output, make_writable_folder, remove_temp_files, sha256_file, write_bytes
 from ..config import RunConfig
 from ..errors import ConfigError, RunFolderError
 from .layout import MANIFEST, RECORDED_FOLDERS
 from .manifest import FORMAT, STATUSES, _manifest_bytes, _parse_manifest, _read_manifest_text, check_manifest
-from .manifest import check_names_to_record
+from .manifest import check_names_to_record, timestamp
 from .reading import RunReading, _activations_problem
 from .swaps import _SWAP_FOLDER, NEW_MAPS, OLD_MAPS, _recover_map_swaps, _remove_tree, _swap_folder, _swap_folders
 
@@ -35,6 +32,7 @@ from .swaps import _SWAP_FOLDER, NEW_MAPS, OLD_MAPS, _recover_map_swaps, _remove
 from .history import (  # noqa: F401
     curve_axis, history_rows, in_step_order, is_untrained, metric_series, snapshot_labels, snapshot_title,
 )
+from .blocks import npy_bytes  # noqa: F401
 from .layout import epoch_file  # noqa: F401
 from .manifest import MANIFEST_KEYS, MAX_MANIFEST_BYTES, SCHEMA_VERSION  # noqa: F401
 
@@ -52,6 +50,23 @@ class RunFolder(RunReading):
     Writing takes the run's lock (one writer per run folder, see `layerlapse.store.lock`): `writing()` holds it for a
     block, any write takes it for the rest of this object's life, `close()` (or leaving a `with` block) gives it
     back. Reading needs no lock.
+
+    Open one with `RunFolder.open` (or `load_run`), start one with `RunFolder.create`; the constructor only wraps a
+    manifest already read.
+
+    Parameters
+    ----------
+    path : Path
+        The run folder.
+    manifest : dict
+        Its manifest, as read and checked (`check_manifest`) or as just created.
+    manifest_text : str, optional
+        The manifest's text as read from disk, by which a writer sees that another one committed since.
+
+    Examples
+    --------
+    >>> run = RunFolder.open("runs/mnist")  # doctest: +SKIP
+    >>> run.activations(run.layers[0], 3).shape  # (probe inputs, features)  # doctest: +SKIP
     """
 
     def __init__(self, path: Path, manifest: dict[str, Any], manifest_text: str | None = None) -> None:
@@ -76,7 +91,19 @@ class RunFolder(RunReading):
                force: bool = False) -> RunFolder:
         """Start a new run folder; refuses a non-empty folder unless `force` and it provably holds a layerlapse run,
         of which only what it provably made is deleted (`_delete_listed`). Names the reader would refuse (a layer
-        `a/b`, a class name of a megabyte) are a one-line ConfigError before anything is written."""
+        `a/b`, a class name of a megabyte) are a one-line ConfigError before anything is written.
+
+        Parameters
+        ----------
+        path : str or PathLike
+            The folder to make (or an empty one, or with `force` a layerlapse run to replace).
+        config : RunConfig
+            The run's settings, stored in the manifest; its layers are the run's.
+        dataset : dict
+            What the manifest says of the data: "name", "class_names", sizes.
+        force : bool
+            Replace the layerlapse run in `path`, deleting only the files it provably wrote.
+        """
         folder = Path(path)
         check_names_to_record(config.layers, dataset.get("class_names"))
         if folder.exists() and not folder.is_dir():
@@ -88,14 +115,14 @@ class RunFolder(RunReading):
                                      "--force to replace it, or choose another --out (from Python: resume=True, "
                                      "force=True, or another folder)")
             old = _proven_run(folder)
-        _make_writable_folder(folder)
+        make_writable_folder(folder)
         held = run_lock.acquire(folder)  # before deleting: never under a live writer
         try:
             if old is not None:
                 if _read_manifest_text(folder) != old._manifest_text:  # another writer committed meanwhile
                     old = _proven_run(folder)
                 old._delete_listed(held.leftover_tokens)
-            manifest = {"schema_version": SCHEMA_VERSION, "format": FORMAT, "status": "running", "created": _now(),
+            manifest = {"schema_version": SCHEMA_VERSION, "format": FORMAT, "status": "running", "created": timestamp(),
                         "config": config.to_dict(), "dataset": dataset, "layers": list(config.layers),
                         "epochs_complete": -1, "history": [], "test": None, "files": {}}
             run = cls(folder, manifest)
@@ -108,7 +135,15 @@ class RunFolder(RunReading):
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, verify: bool = True) -> RunFolder:
-        """Open an existing run folder, checking the manifest's every entry and that every recorded file is whole."""
+        """Open an existing run folder, checking the manifest's every entry and that every recorded file is whole.
+
+        Parameters
+        ----------
+        path : str or PathLike
+            The run folder.
+        verify : bool
+            Check every recorded file against its checksum (False: the manifest only, which is quicker).
+        """
         folder = Path(path)
         text = _read_manifest_text(folder)
         run = cls(folder, check_manifest(_parse_manifest(text, folder), folder), text)
@@ -118,7 +153,13 @@ class RunFolder(RunReading):
 
     @classmethod
     def open_for_writing(cls, path: str | os.PathLike) -> RunFolder:
-        """Open a run to continue it: take its lock first, then check it, so two writers never both start."""
+        """Open a run to continue it: take its lock first, then check it, so two writers never both start.
+
+        Parameters
+        ----------
+        path : str or PathLike
+            The run folder to continue (`--resume`).
+        """
         run = cls.open(path, verify=False)
         run.hold()
         run.verify()
@@ -217,7 +258,17 @@ class RunFolder(RunReading):
     def write_array(self, relpath: str, array: np.ndarray, dtype: np.dtype | type | None = None) -> Path:
         """Write `array` (as `dtype`, if given) to `relpath` and list it. An array preallocated in this run folder by
         `empty_array` is moved into place; a large one is written a block of rows at a time, so a snapshot is never
-        copied whole in memory; the file's bytes are the same either way (np.save's)."""
+        copied whole in memory; the file's bytes are the same either way (np.save's).
+
+        Parameters
+        ----------
+        relpath : str
+            Where in the run folder, a name the run's layout uses ("activations/<layer>/epoch_003.npy", …).
+        array : ndarray
+            The data; an object array is refused (a run is never pickled).
+        dtype : dtype, optional
+            Store as this dtype (float16 for activations); default the array's own.
+        """
         dtype = array.dtype if dtype is None else np.dtype(dtype)
         if (problem := _activations_problem(relpath, array.shape)) is not None:
             raise ConfigError(f"layer {layout.shown(layout.activations_layer(relpath))} gives no values per input "
@@ -226,13 +277,21 @@ class RunFolder(RunReading):
         if dtype == array.dtype and (spooled := blocks.spooled_file(array, self.path)) is not None:
             return self._adopt(relpath, array, spooled)
         if array.nbytes <= blocks.BLOCK_BYTES:
-            return self.write_bytes(relpath, npy_bytes(array.astype(dtype, copy=False)))
+            return self.write_bytes(relpath, blocks.npy_bytes(array.astype(dtype, copy=False)))
         return self._write_in_blocks(relpath, array, dtype)
 
     def empty_array(self, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
         """An uninitialised array backed by a temp file inside this run folder, for a capture to fill a batch at a
         time; `write_array` later moves the file into place (no copy). Until then it is listed nowhere, and a
-        resumed run deletes it if this process dies."""
+        resumed run deletes it if this process dies.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            The array's shape.
+        dtype : dtype
+            Its dtype, as `write_array` will store it.
+        """
         self.hold()
         return blocks.spooled_empty(self.path, shape, dtype)
 
@@ -256,9 +315,27 @@ class RunFolder(RunReading):
         return target
 
     def write_json(self, relpath: str, obj: Any) -> Path:
+        """Write `obj` as indented JSON to `relpath` and list it.
+
+        Parameters
+        ----------
+        relpath : str
+            Where in the run folder.
+        obj : JSON-serialisable
+            Written indented; NaN and infinity are refused, as JSON has neither.
+        """
         return self.write_bytes(relpath, json_bytes(obj))
 
     def write_bytes(self, relpath: str, data: bytes) -> Path:
+        """Write `data` to `relpath` atomically and list it.
+
+        Parameters
+        ----------
+        relpath : str
+            Where in the run folder.
+        data : bytes
+            The file's whole content, written atomically and listed with its sha256.
+        """
         self.hold()
         target = self.local(relpath)
         write_bytes(target, data)
@@ -266,16 +343,38 @@ class RunFolder(RunReading):
         return target
 
     def add_file(self, relpath: str) -> None:
-        """List a file that was written (atomically) by someone else, such as a drawing."""
+        """List a file that was written (atomically) by someone else, such as a drawing.
+
+        Parameters
+        ----------
+        relpath : str
+            The file, already written inside the run folder.
+        """
         self.hold()
         self.manifest["files"][relpath] = sha256_file(self.local(relpath))
 
     def forget(self, relpath: str) -> None:
-        """Unlist a file; the caller deletes it after the next commit so a crash never leaves a listed hole."""
+        """Unlist a file; the caller deletes it after the next commit so a crash never leaves a listed hole.
+
+        Parameters
+        ----------
+        relpath : str
+            The listed file.
+        """
         self.manifest["files"].pop(relpath, None)
 
     def write_probe(self, labels: np.ndarray, images: np.ndarray | None, indices: np.ndarray | None = None) -> None:
-        """The probe's labels (and images, for thumbnails and the samples figure), once, before the first epoch."""
+        """The probe's labels (and images, for thumbnails and the samples figure), once, before the first epoch.
+
+        Parameters
+        ----------
+        labels : array of int
+            One class index per probe input; class names "0", "1", … are stored when the dataset names none.
+        images : array, optional
+            The probe's images as thumbnails (uint8 (n, height, width), see `layerlapse.store.images`).
+        indices : array of int, optional
+            Where each probe input sits in the training set.
+        """
         self.write_array(layout.PROBE_LABELS, np.asarray(labels, dtype=np.int64))
         if images is not None:
             self.write_array(layout.PROBE_IMAGES, images)
@@ -289,7 +388,16 @@ class RunFolder(RunReading):
     def record_epoch(self, epoch: int, history_row: dict[str, float] | None) -> None:
         """Mark snapshot `epoch` complete (its files already written) and commit; the row (with its "snapshot"
         number) joins the history in place of any row of that snapshot or of a later one, and of a row of epoch-end
-        metrics at its step (which it took in)."""
+        metrics at its step (which it took in).
+
+        Parameters
+        ----------
+        epoch : int
+            The snapshot's number (0 is the first).
+        history_row : dict, optional
+            The snapshot's metrics ("loss", "acc", "val_loss", "val_acc", …) with its "snapshot", "step" and
+            "epoch"; None records no row.
+        """
         if history_row is not None:
             step = history_row.get("step")
             kept = [row for row in self.history if row.get("snapshot", -1) < epoch
@@ -343,7 +451,13 @@ class RunFolder(RunReading):
     def commit(self, status: str | None = None) -> None:
         """Write the manifest, last, listing every file written so far. It is never one its reader would refuse:
         names that cannot be read back, or a manifest past the size a reader takes, are a one-line error instead,
-        and the last manifest stays."""
+        and the last manifest stays.
+
+        Parameters
+        ----------
+        status : {"running", "interrupted", "failed", "complete"}, optional
+            The run's new status; default unchanged.
+        """
         self.hold()
         if status is not None:
             if status not in STATUSES:
@@ -351,7 +465,7 @@ class RunFolder(RunReading):
             self.manifest["status"] = status
         check_names_to_record(self.manifest["layers"], self.manifest["dataset"].get("class_names"))
         self.manifest["format"] = FORMAT
-        self.manifest["updated"] = _now()
+        self.manifest["updated"] = timestamp()
         data = _manifest_bytes(self.manifest, self.path)
         with atomic_output(self.path / MANIFEST, size=len(data)) as temp:
             temp.write_bytes(data)
@@ -359,7 +473,13 @@ class RunFolder(RunReading):
 
     # ---- replacing every map of the run at once (a redraw with another method) -----------------------------------
     def stage_maps(self, layer: str) -> Path:
-        """An empty folder beside maps/<layer> to write a layer's new maps into before `swap_maps`."""
+        """An empty folder beside maps/<layer> to write a layer's new maps into before `swap_maps`.
+
+        Parameters
+        ----------
+        layer : str
+            One of the run's layers.
+        """
         self.hold()
         staged = self.local("maps") / _swap_folder(NEW_MAPS, layer)
         _remove_tree(staged)
@@ -369,7 +489,15 @@ class RunFolder(RunReading):
     def swap_maps(self, staged: dict[str, dict[str, str]], maps_info: dict[str, Any]) -> None:
         """Put each layer's staged maps (`staged[layer]`: path under maps/<layer>/ -> sha256) in place of its old
         ones and commit them as the run's maps; the old maps are deleted only after the commit. A writer killed
-        in between leaves `.old-` folders that the next writer uses to finish or undo the swap."""
+        in between leaves `.old-` folders that the next writer uses to finish or undo the swap.
+
+        Parameters
+        ----------
+        staged : dict
+            Per layer, each staged file's path under maps/<layer>/ and its sha256.
+        maps_info : dict
+            The manifest's new "maps" entry: the method and settings the maps were made with.
+        """
         self.hold()
         maps = self.local("maps")
         for layer in staged:
@@ -409,19 +537,30 @@ class RunFolder(RunReading):
                     os.rmdir(root)  # only when empty: the user's files keep their folder
 
 
-def npy_bytes(array: np.ndarray) -> bytes:
-    """An array as the bytes of a .npy file (never pickled)."""
-    buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-    return buffer.getvalue()
-
-
 def json_bytes(obj: Any) -> bytes:
     return (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode()
 
 
 def load_run(path: str | os.PathLike) -> RunFolder:
-    """Open a finished or interrupted run folder for reading, after checking every recorded file."""
+    """Open a finished or interrupted run folder for reading, after checking every recorded file.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The run folder (made by `layerlapse run`, `layerlapse demo`, a `Recorder` or a framework callback).
+
+    Returns
+    -------
+    RunFolder
+        The run, for reading; a damaged run is a one-line RunFolderError naming the file and the fix.
+
+    Examples
+    --------
+    >>> from layerlapse import load_run
+    >>> run = load_run("runs/mnist")  # doctest: +SKIP
+    >>> run.snapshot_title(3)  # doctest: +SKIP
+    'Epoch 3'
+    """
     return RunFolder.open(path, verify=True)
 
 
@@ -443,20 +582,3 @@ def _proven_run(folder: Path) -> RunFolder:
         raise RunFolderError(f"{folder} holds a manifest.json that layerlapse cannot prove is its own run's "
                              f"({error}), so --force will not delete anything in it: choose another --out") from None
     return run
-
-
-def _make_writable_folder(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        if (storage := storage_error(error, folder / "manifest.json")) is not None and error.errno != errno.EACCES:
-            raise storage from None
-        raise RunFolderError(f"cannot write to {folder} ({error.strerror or error}): choose another --out "
-                             "or fix its permissions") from None
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
