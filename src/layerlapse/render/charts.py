@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..store.run import metric_series
+from ..store.history import metric_series
 from .canvas import PathLike, new_figure, save_png, wrapped
 from .style import FRAME_SIZE_PX
 
