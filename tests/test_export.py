@@ -315,6 +315,24 @@ def test_images_the_sprite_cannot_use_leave_it_out_with_a_warning(tmp_path: Path
     assert "sprite" not in ProjectorServer(folder).config()
 
 
+@pytest.mark.parametrize("stored", [
+    np.random.default_rng(1).random((50, 28, 28)),  # floats in [0, 1], as a user's own loop may store them
+    np.random.default_rng(1).integers(0, 256, (50, 28, 28, 1), dtype=np.uint8),  # a trailing channel of one
+])
+def test_the_sprite_shows_the_pixels_the_report_shows(tmp_path: Path, stored: np.ndarray) -> None:
+    from layerlapse.store.images import stored_pixels
+
+    run = synthetic_run(tmp_path / "run", image_size=None)
+    run.write_array("probe/images.npy", stored)
+    run.commit()
+    server = ProjectorServer(export_tensorboard(run, tmp_path / "tb", epoch=1))
+    thumbnail = server.config()["sprite"]["singleImageDim"]
+    sprite = server.sprite("hidden_epoch_001")
+    per_row = assert_sprite_fits_the_page(sprite, thumbnail, 50)
+    for index in (0, 17, 49):
+        np.testing.assert_array_equal(sprite_cell(sprite, thumbnail, per_row, index), stored_pixels(stored)[index])
+
+
 @pytest.mark.parametrize("thumbnail", [(8, 8), (12, 25), None])
 def test_the_config_written_by_hand_is_the_one_tensorboard_writes(monkeypatch: pytest.MonkeyPatch,
                                                                   thumbnail: tuple[int, int] | None) -> None:

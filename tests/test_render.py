@@ -15,6 +15,7 @@ from cli_helpers import assert_runs_clean
 from PIL import Image
 
 from layerlapse.store import atomic
+from layerlapse.render import charts, style
 from layerlapse.render import figures as render
 from layerlapse.errors import ConfigError
 
@@ -45,7 +46,7 @@ def count_colour(path: Path, rgb: tuple[int, int, int], box: tuple[int, int, int
 
 def map_box(size_px: tuple[int, int] = (800, 704)) -> tuple[int, int, int, int]:
     """The pixels inside the map axes, leaving out the colour bar (which shows every class colour)."""
-    left, bottom, width, height = render._MAP_RECT
+    left, bottom, width, height = style.MAP_RECT
     return (int(left * size_px[0]) + 2, int((1 - bottom - height) * size_px[1]) + 2,
             int((left + width) * size_px[0]) - 2, int((1 - bottom) * size_px[1]) - 2)
 
@@ -241,7 +242,7 @@ def test_the_data_map_counts_and_states_the_run_s_regions(tmp_path: Path, monkey
     rng = np.random.default_rng(2)  # a run that rose from chance: every image varies by 0.15-0.4
     variability, confidence = rng.uniform(0.15, 0.4, 900), rng.uniform(0.3, 0.95, 900)
     figures = []
-    monkeypatch.setattr(render, "_save_png", lambda figure, path: figures.append(figure) or Path(path))
+    monkeypatch.setattr(charts, "save_png", lambda figure, path: figures.append(figure) or Path(path))
     render.draw_data_map(confidence, variability, rng.uniform(0, 1, 900), tmp_path / "d.png", snapshots="epoch 1-9")
     cut_offs = region_cut_offs(variability)
     counts = region_counts(cartography_regions(confidence, variability))
@@ -274,8 +275,8 @@ def test_confusion_figure_shortens_long_class_names(tmp_path: Path) -> None:
     for length in (82, 1000):
         path = render.draw_confusion(matrix, ["a", "x" * length], tmp_path / f"confusion_{length}.png", title="C")
         assert png_size(path) == (800, 704)
-    _, _, side = render._confusion_layout([render._shortened("x" * 1000, render._CONFUSION_NAME_CHARS)])
-    assert side >= 400 and render._shortened("x" * 1000, 24) == "x" * 23 + "…"
+    _, _, side = charts._confusion_layout([charts._shortened("x" * 1000, charts._CONFUSION_NAME_CHARS)])
+    assert side >= 400 and charts._shortened("x" * 1000, 24) == "x" * 23 + "…"
 
 
 # --- numbers and JSON -----------------------------------------------------------------------------------------------

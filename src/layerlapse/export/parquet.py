@@ -29,7 +29,8 @@ from ..store import layout
 from ..store.atomic import atomic_output
 from ..measures.dynamics import REGIONS, cartography_regions, probe_dynamics
 from ..errors import ConfigError, LayerlapseError, RunFolderError, not_recorded
-from ..store.run import RunFolder, snapshot_labels
+from ..store.history import snapshot_labels
+from ..store.run import RunFolder
 
 INSTALL_HINT = "writing Parquet needs pyarrow: pip install 'layerlapse[parquet]' (or pip install pyarrow)"
 _REGION_NAMES = {code: name for name, code in REGIONS.items()}

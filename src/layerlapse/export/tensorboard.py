@@ -33,6 +33,7 @@ import numpy as np
 from ..store.atomic import atomic_output, write_bytes
 from ..errors import ConfigError, ExportWarning, RunFolderError, not_recorded
 from ..store import layout
+from ..store.images import stored_pixels
 from ..store.layout import epoch_file
 from ..store.run import RunFolder
 
@@ -288,8 +289,9 @@ def _write_sprite(run: RunFolder, n_points: int, path: Path) -> tuple[int, int] 
     """The probe images as the sprite; returns the thumbnail (width, height), or None and no sprite file when the run
     holds no images or they cannot fit."""
     if run.has(PROBE_IMAGES):
-        images = _rows(run, PROBE_IMAGES, n_points)
-        thumbnail = _sprite_size_or_warning(images, n_points)
+        stored = _rows(run, PROBE_IMAGES, n_points)
+        images = stored_pixels(stored)  # the pixels the report shows of the same images
+        thumbnail = _sprite_size_or_warning(stored, images, n_points)
         if thumbnail is not None:
             with atomic_output(path) as temporary:
                 sprite_image(images, thumbnail).save(temporary, format="PNG")
@@ -298,10 +300,12 @@ def _write_sprite(run: RunFolder, n_points: int, path: Path) -> tuple[int, int] 
     return None
 
 
-def _sprite_size_or_warning(images: np.ndarray, n_points: int) -> tuple[int, int] | None:
-    if images.ndim != 3 or images.dtype != np.uint8:
-        warnings.warn(f"no sprite: {PROBE_IMAGES} holds {images.dtype} images of shape {images.shape[1:]}, where the "
-                      "sprite needs uint8 (height, width) images", ExportWarning, stacklevel=4)
+def _sprite_size_or_warning(stored: np.ndarray, images: np.ndarray | None, n_points: int
+                            ) -> tuple[int, int] | None:
+    if images is None or images.ndim != 3:
+        warnings.warn(f"no sprite: {PROBE_IMAGES} holds {stored.dtype} images of shape {stored.shape[1:]}, where the "
+                      "sprite needs one channel, (height, width) or (height, width, 1): uint8 or floats in [0, 1]",
+                      ExportWarning, stacklevel=4)
         return None
     thumbnail = sprite_thumbnail_size(n_points, images.shape[1:])
     if thumbnail is None:

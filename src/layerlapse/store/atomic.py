@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
-from ..errors import StorageError
+from ..errors import RunFolderError, StorageError
 
 TEMP_MARK = ".tmp-"
 TOKEN_PATTERN = "[0-9a-f]{16}"
@@ -127,3 +127,18 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def make_writable_folder(folder: Path) -> None:
+    """Make `folder` (and its parents) and prove a file can be written in it: a one-line RunFolderError, or the
+    storage error of a full or read-only disk, rather than a failure halfway through a run."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        if (storage := storage_error(error, folder / "manifest.json")) is not None and error.errno != errno.EACCES:
+            raise storage from None
+        raise RunFolderError(f"cannot write to {folder} ({error.strerror or error}): choose another --out "
+                             "or fix its permissions") from None

@@ -13,6 +13,7 @@ Nothing here imports torch.
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import math
 import mmap
@@ -202,3 +203,10 @@ def npy_chunks(values: np.ndarray, dtype: np.dtype, block_bytes: int | None = No
         return
     for block in row_blocks(values, block_bytes):
         yield np.ascontiguousarray(block, dtype=dtype).tobytes()
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """An array as the bytes of a .npy file (never pickled)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
