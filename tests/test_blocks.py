@@ -24,7 +24,8 @@ from layerlapse.capture.session import reopen_for_resume, storage_dtype
 from layerlapse.config import RunConfig
 from layerlapse.reference.models import ReferenceCNN
 from layerlapse.maps.project import usable_rows
-from layerlapse.store.run import RunFolder, npy_bytes
+from layerlapse.store.blocks import npy_bytes
+from layerlapse.store.run import RunFolder
 from layerlapse.maps.timeline import LayerTimeline
 
 N_PROBE = 40

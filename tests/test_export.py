@@ -26,7 +26,8 @@ from layerlapse.config import RunConfig
 from layerlapse.errors import ConfigError, RunFolderError
 from layerlapse.errors import ExportWarning
 from layerlapse.export.tensorboard import export_tensorboard
-from layerlapse.store.run import RunFolder, epoch_file, load_run
+from layerlapse.store.layout import epoch_file
+from layerlapse.store.run import RunFolder, load_run
 
 PAGE_ROWS = 100_000  # the num_rows the projector page asks the plugin for
 PAGE_SPRITE_MAX_PX = 8192  # the page refuses a larger sprite

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

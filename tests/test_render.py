@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import textwrap
 import warnings
 from pathlib import Path

@@ -6,7 +6,6 @@ changes it. tests/test_report_browser.py drives the page itself in Chromium.
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import json
@@ -28,7 +27,8 @@ from layerlapse.report import page as report
 from layerlapse.errors import ConfigError, ReportSizeWarning, RunFolderError
 from layerlapse.render.figures import common_limits
 from layerlapse.measures.dynamics import SampleDynamics
-from layerlapse.store.run import RunFolder, epoch_file, load_run
+from layerlapse.store.layout import epoch_file
+from layerlapse.store.run import RunFolder, load_run
 
 HOSTILE_NAMES = ["</script><img src=x onerror=alert(1)>", "<img src=x onerror=window.__xss=1>",
                  "\"><svg onload=window.__xss=2>", "&lt;b&gt; & 'quotes'"]

@@ -25,7 +25,8 @@ from layerlapse.report import style as report_style
 from layerlapse.report import page as report
 from layerlapse.report.page import write_report
 from layerlapse.report.script import point_layer_script
-from layerlapse.store.run import epoch_file, load_run
+from layerlapse.store.layout import epoch_file
+from layerlapse.store.run import load_run
 
 REQUIRED = os.environ.get("LAYERLAPSE_REQUIRE_BROWSER") == "1"
 CHROMIUM = os.environ.get("LAYERLAPSE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

@@ -1,6 +1,6 @@
 """The report's code stays in parts one can read: no JavaScript function in report/js over MAX_FUNCTION_LINES lines
-(but the point layer's measured CPU loop, which may grow with its reasons), no Python module of report over
-MAX_MODULE_LINES, and script.py joins every page part there is, each once. `contract_properties` reads the page's
+(but the point layer's measured CPU loop, which may grow with its reasons; tests/test_module_size.py holds the
+Python modules to their limit), and script.py joins every page part there is, each once. `contract_properties` reads the page's
 data contract (js/contract.js) for the tests that hold the payload and the hook to it."""
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from layerlapse.report import script
 
 REPORT = Path(__file__).resolve().parents[1] / "src" / "layerlapse" / "report"
 MAX_FUNCTION_LINES = 300
-MAX_MODULE_LINES = 600
 # Functions that may be longer, each with the measurement that says why
 MEASURED_EXCEPTIONS = {
     "draw2d": "pointlayer_cpu.js: each point's blending is written out in the loop on purpose; as small functions, "
@@ -126,12 +125,6 @@ def test_no_javascript_function_is_longer_than_a_screenful_or_two(path: Path) ->
 def test_each_measured_exception_is_a_function_that_exists() -> None:
     names = {name for path in (REPORT / "js").glob("*.js") for name, _ in js_functions(path.read_text("utf-8"))}
     assert set(MEASURED_EXCEPTIONS) <= names
-
-
-@pytest.mark.parametrize("path", sorted(REPORT.glob("*.py")), ids=lambda path: path.name)
-def test_no_report_module_is_longer_than_its_limit(path: Path) -> None:
-    lines = len(path.read_text(encoding="utf-8").splitlines())
-    assert lines <= MAX_MODULE_LINES, f"{path.name} has {lines} lines, over {MAX_MODULE_LINES}: split it by job"
 
 
 def test_the_page_script_joins_every_part_once() -> None:

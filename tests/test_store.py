@@ -9,9 +9,10 @@ import pytest
 from layerlapse.store.atomic import TEMP_MARK
 from layerlapse.config import RunConfig
 from layerlapse.errors import RunFolderError
-from layerlapse.store.run import (MANIFEST, SCHEMA_VERSION, STATUSES, RunFolder, curve_axis, epoch_file, is_derived,
-                              load_run)
-from layerlapse.store.layout import LOCK
+from layerlapse.store.history import curve_axis
+from layerlapse.store.layout import LOCK, MANIFEST, epoch_file
+from layerlapse.store.manifest import SCHEMA_VERSION, STATUSES
+from layerlapse.store.run import RunFolder, is_derived, load_run
 
 CONFIG = RunConfig(dataset="digits", epochs=3, layers=("hidden", "conv2D_1"), probe=None, n_neighbors=15)
 DATASET = {"name": "digits", "class_names": [str(digit) for digit in range(10)], "train_size": 1437}

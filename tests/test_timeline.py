@@ -23,7 +23,8 @@ from sklearn.datasets import load_digits
 from layerlapse.maps import faithfulness as metrics
 from layerlapse.config import RunConfig
 from layerlapse.errors import MapWarning
-from layerlapse.store.run import RunFolder, epoch_file, load_run
+from layerlapse.store.layout import epoch_file
+from layerlapse.store.run import RunFolder, load_run
 from layerlapse._util.threads import training_threads
 from layerlapse.maps.timeline import BackgroundMapper, Frame, LayerTimeline, WorkerSpec, map_whole_run, measure_frame
 

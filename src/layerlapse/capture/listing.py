@@ -63,6 +63,7 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...] | None, *, dtype:
     Examples
     --------
     >>> from torch import nn
+    >>> from layerlapse import layer_table
     >>> layer_table(nn.Sequential(nn.Linear(4, 3), nn.ReLU()), (4,))
     [('0', 'Linear', (3,)), ('1', 'ReLU', (3,))]
     """

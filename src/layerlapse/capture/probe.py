@@ -19,6 +19,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from ..errors import ConfigError
+from ..store.images import as_thumbnails
 from .session import mask_does_not_fit, sequence_reduction_refused
 
 LABEL_KEYS = ("labels", "label")
@@ -310,16 +311,11 @@ def thumbnails(images: torch.Tensor) -> np.ndarray | None:
     images = images.detach().cpu()
     if not _looks_like_images(images):
         return None
-    if images.dim() == 4:
-        images = images[:, 0]
-    if images.dtype == torch.uint8:
-        return images.numpy()
-    images = images.float()
-    low, high = float(images.min()), float(images.max())
-    if 0.0 <= low and high <= 1.0:
-        low, high = 0.0, 1.0
-    scale = (high - low) or 1.0
-    return ((images - low) / scale * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    if images.dim() == 3 and images.dtype == torch.uint8:
+        return images.numpy()  # kept whatever its size, as recorded runs always kept them
+    # every other kind as the Keras callback's are made (store.images): integer maps are scaled as floats
+    return as_thumbnails(images.numpy() if images.dtype == torch.uint8 else images.float().numpy(),
+                         channels_last=False)
 
 
 def _looks_like_images(x: torch.Tensor) -> bool:

@@ -24,6 +24,7 @@ from torch import nn
 from ..config import RunConfig
 from ..errors import ConfigError, RecordingWarning, unknown_layer
 from ..store.blocks import release_pages
+from .._util.sampling import stratified_rows
 from .._util.memory import keep_freed_memory
 from .modes import evaluating
 from .._util.threads import fit_training_threads
@@ -541,10 +542,6 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 def stratified_probe(labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:
-    """Sorted indices of a seeded subset whose class proportions match `labels`; None takes every index."""
-    if size is None or size >= len(labels):
-        return np.arange(len(labels))
-    from sklearn.model_selection import train_test_split
-
-    chosen, _ = train_test_split(np.arange(len(labels)), train_size=size, stratify=labels, random_state=seed)
-    return np.sort(chosen)
+    """Sorted indices of a seeded subset whose class proportions match `labels`; None takes every index. The rows
+    every probe so far was chosen by (scikit-learn's stratified split), so a run and its reference agree."""
+    return stratified_rows(labels, size, seed, rule="scikit-learn")

@@ -24,7 +24,7 @@ from ..config import RunConfig
 from ..errors import ConfigError, RunFolderError
 from ..store import layout
 from ..store.blocks import largest_finite_magnitude
-from ..store.run import in_step_order, snapshot_labels
+from ..store.history import in_step_order, snapshot_labels
 from .spec import Schedule
 from .._util.threads import training_threads
 

@@ -28,7 +28,7 @@ import numpy as np
 from ..store import layout
 from ..store.atomic import atomic_output
 from ..measures.dynamics import REGIONS, cartography_regions, probe_dynamics
-from ..errors import ConfigError, LayerlapseError, RunFolderError, not_recorded
+from ..errors import LayerlapseError, RunFolderError, not_recorded
 from ..store.history import snapshot_labels
 from ..store.run import RunFolder
 

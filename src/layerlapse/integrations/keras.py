@@ -35,6 +35,7 @@ from ..capture.session import (FLOAT16_MAX, Captured, Inputs, RecordingSession,
 from ..capture.spec import RecordingSpec
 from ..config import RunConfig
 from ..errors import ConfigError, RunFolderError, unknown_layer
+from ..store.images import as_thumbnails
 from .._util.threads import training_threads
 from . import IntegrationError, check_version, require  # noqa: F401 - IntegrationError: what users catch
 
@@ -443,22 +444,8 @@ def _length(inputs: Any) -> int:
 
 
 def _thumbnails(inputs: Any) -> np.ndarray | None:
-    """Single-channel images, (N, H, W, 1) or (N, H, W), as uint8 (N, H, W) for the pictures: uint8 as they are,
-    floats scaled from their own range (so normalised inputs look like images too); None for anything else."""
-    if not isinstance(inputs, np.ndarray):
-        return None
-    images = inputs[..., 0] if inputs.ndim == 4 and inputs.shape[-1] == 1 else inputs
-    if images.ndim != 3 or images.shape[1] > 128 or images.shape[2] > 128:
-        return None
-    if images.dtype == np.uint8:
-        return images
-    if images.dtype.kind != "f":
-        return None
-    images = images.astype(np.float32)
-    low, high = float(images.min()), float(images.max())
-    if 0.0 <= low and high <= 1.0:
-        low, high = 0.0, 1.0
-    return np.clip(np.round((images - low) / ((high - low) or 1.0) * 255), 0, 255).astype(np.uint8)
+    """Single-channel images, (N, H, W, 1) or (N, H, W), as uint8 (N, H, W) for the pictures (store.images)."""
+    return as_thumbnails(inputs, channels_last=True) if isinstance(inputs, np.ndarray) else None
 
 
 def _within(values: np.ndarray, low: float, high: float) -> bool:

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..store import layout
 from ..errors import RunFolderError
-from ..store.run import RunFolder, is_untrained
+from ..store.history import is_untrained
+from ..store.run import RunFolder
 
 NOT_YET = -1  # first_learned / learned_from of an image never right (or not right at the last snapshot)
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..store import layout
 from ..render import figures as render
+from ..render.captions import frame_caption
 from ..report import page as report
 from ..store.atomic import atomic_output, write_bytes
 from ..measures.dynamics import SampleDynamics, probe_dynamics, test_probe_dynamics
@@ -34,8 +35,10 @@ from ..maps.faithfulness import QUALITY_K, QUALITY_SAMPLE
 from ..maps.faithfulness import caption as quality_caption
 from ..maps.faithfulness import short_caption
 from ..maps.backend import resolve_backend
-from ..maps.project import LEGACY_METHODS, METHOD_LABELS, check_method, place_points
-from ..store.run import RunFolder, curve_axis, is_untrained, json_bytes, npy_bytes
+from ..maps.project import LEGACY_METHODS, check_method, place_points
+from ..store.blocks import npy_bytes
+from ..store.history import curve_axis
+from ..store.run import RunFolder, json_bytes
 from ..maps.timeline import BackgroundMapper, Frame, LayerTimeline, WorkerSpec, map_whole_run
 
 COMPILING = "compiling the map's code first (first run only, about a minute)"
@@ -550,7 +553,7 @@ def _draw_layer(run: RunFolder, layer: str, maps: dict[int, np.ndarray], labels:
             title = run.snapshot_title(epoch) if main else f"{run.snapshot_title(epoch)} · {layer}"
             frames.append(render.draw_frame(maps[epoch], labels, class_names,
                                             run.local(layout.frame(frames_dir, epoch)),
-                                            title=title, caption=_caption(run, layer, epoch, len(labels)),
+                                            title=title, caption=frame_caption(run, layer, epoch, len(labels)),
                                             limits=limits, test=_test_probe_on(run, layer, epoch)))
             advance(1)
     written = [*frames, render.write_gif(frames, run.local(layout.lapse(layer, main, ".gif"))),
@@ -590,25 +593,6 @@ def _predicted(run: RunFolder, relpath: str, n_images: int) -> np.ndarray | None
     if scores.shape != (n_images, len(run.class_names)):
         return None
     return scores.argmax(axis=1)
-
-
-def _caption(run: RunFolder, layer: str, epoch: int, n_points: int) -> str:
-    """Two lines under a frame: what it shows, then how faithful it is (the stored measures and notes)."""
-    row = next((row for row in run.history if row.get("snapshot") == epoch), {})
-    if is_untrained(run.manifest, epoch):
-        accuracy = " · untrained"
-    elif isinstance(row.get("val_acc"), (int, float)):
-        accuracy = f" · validation accuracy {row['val_acc']:.4f}"
-    else:
-        accuracy = ""
-    method = run.manifest.get("maps", {}).get("method", "umap")
-    quality = run.frame_measures(layer, epoch)
-    second = " · ".join(filter(None, [quality_caption(quality), *quality.get("notes", [])]))
-    reduced = f" ({reduction})" if (reduction := run.reduction(layer)) else ""
-    noun = "images" if run.has(layout.PROBE_IMAGES) else "inputs"
-    first = (f"layer {layer}{reduced} · {n_points:,} probe {noun} · map: {METHOD_LABELS.get(method, method)}"
-             f"{accuracy}")
-    return f"{first}\n{second}" if second else first
 
 
 def _draw_confusion(run: RunFolder, class_names: list[str]) -> Path:

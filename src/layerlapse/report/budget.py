@@ -8,9 +8,8 @@ import dataclasses
 import warnings
 from collections.abc import Callable
 
-import numpy as np
-
 from ..errors import ConfigError, ReportSizeWarning
+from .._util.sampling import stratified_rows
 from .content import ReportContent
 
 MB = 1_000_000  # the size budget is in SI megabytes, as file managers show sizes
@@ -70,17 +69,3 @@ def subsample(content: ReportContent, keep: int) -> ReportContent:
     if test is not None and share < 1:
         test = test.take(stratified_rows(test.labels, max(1, round(len(test) * share)), content.seed + 1))
     return dataclasses.replace(content, probe=probe, test=test)
-
-
-def stratified_rows(labels: np.ndarray, keep: int, seed: int) -> np.ndarray:
-    """Sorted row indices of `keep` rows, each class represented in proportion (largest remainders), seeded."""
-    classes, counts = np.unique(labels, return_counts=True)
-    quotas = counts * keep / len(labels)
-    taken = np.floor(quotas).astype(np.int64)
-    leftover = keep - int(taken.sum())
-    taken[np.argsort(-(quotas - taken), kind="stable")[:leftover]] += 1
-    rng = np.random.default_rng(seed)
-    rows = [rng.choice(np.flatnonzero(labels == label), size=int(count), replace=False)
-            for label, count in zip(classes, taken)]
-    return np.sort(np.concatenate(rows))
-

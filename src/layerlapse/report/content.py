@@ -19,7 +19,9 @@ from ..errors import RunFolderError, not_recorded
 from ..measures.dynamics import REGIONS as REGION_CODES
 from ..measures.dynamics import cartography_regions, region_summary
 from ..store import layout
-from ..store.run import RunFolder, curve_axis, is_untrained
+from ..store.history import curve_axis, is_untrained
+from ..store.images import stored_pixels
+from ..store.run import RunFolder
 from .style import correctness_palette
 
 if TYPE_CHECKING:
@@ -220,7 +222,7 @@ def _read_points(run: RunFolder, test: bool, layers: list[str], epochs: list[int
         if all(run.has(relpath) for relpath in frames):
             coords[layer] = np.stack([run.read_xy(relpath, len(labels)).astype(np.float32) for relpath in frames])
     images_file = layout.TEST_PROBE_IMAGES if test else layout.PROBE_IMAGES
-    images = _thumbnail_pixels(run.read_array(images_file)) if run.has(images_file) else None
+    images = stored_pixels(run.read_array(images_file)) if run.has(images_file) else None
     prediction_files = [(layout.test_probe_predictions if test else layout.predictions)(epoch) for epoch in epochs]
     predicted = confidence = None
     if all(run.has(relpath) for relpath in prediction_files):
@@ -228,19 +230,8 @@ def _read_points(run: RunFolder, test: bool, layers: list[str], epochs: list[int
     return Points(labels, coords, images, predicted, confidence, np.arange(len(labels)))
 
 
-def _thumbnail_pixels(images: np.ndarray) -> np.ndarray | None:
-    """Images as uint8 (n, h, w) or (n, h, w, 3); None for shapes a thumbnail cannot show."""
-    if images.ndim == 4 and images.shape[-1] == 1:
-        images = images[..., 0]
-    if not (images.ndim == 3 or (images.ndim == 4 and images.shape[-1] == 3)):
-        return None
-    if images.dtype != np.uint8:  # floats in [0, 1]
-        images = np.rint(np.clip(images.astype(np.float32), 0.0, 1.0) * 255).astype(np.uint8)
-    return images
-
-
 def _limits(probe: Points, test: Points | None, layer: str) -> tuple[float, float, float, float]:
-    from ..render.figures import common_limits  # matplotlib loads lazily there; only this pure function is used
+    from ..render.points import common_limits  # matplotlib loads lazily there; only this pure function is used
 
     maps = list(probe.coords[layer]) + (list(test.coords[layer]) if test is not None and layer in test.coords else [])
     limits = common_limits(maps)
@@ -251,14 +242,12 @@ def _limits(probe: Points, test: Points | None, layer: str) -> tuple[float, floa
 
 
 def _summary(run: RunFolder, layers: list[str], epochs: list[int], n_probe: int) -> str:
-    from ..maps.project import LEGACY_METHODS, METHOD_LABELS
+    from ..render.captions import method_label  # the PNG frames' words for the same map
 
-    method = run.manifest.get("maps", {}).get("method", "umap")
-    method = LEGACY_METHODS.get(method, method)
     parts = [f"{n_probe:,} probe {'images' if run.has(layout.PROBE_IMAGES) else 'inputs'}",
              f"layer{'s' if len(layers) > 1 else ''} {', '.join(layers)}",
              f"{run.snapshot_title(epochs[0]).lower()} to {run.snapshot_title(epochs[-1]).lower()}",
-             f"map: {METHOD_LABELS.get(method, method)}"]
+             f"map: {method_label(run.manifest.get('maps'))}"]
     reductions = [f"{layer}: {reduction}" for layer in layers if (reduction := run.reduction(layer))]
     if reductions:
         parts.append("rows: " + ", ".join(reductions))
@@ -281,10 +270,9 @@ def _epoch_figures(run: RunFolder, epoch: int, probe: Points, frame: int) -> str
 
 
 def _layer_figures(run: RunFolder, layer: str, epoch: int) -> str:
-    from ..maps.faithfulness import caption
+    from ..render.captions import measures_line  # the PNG frame's second caption line
 
-    quality = run.frame_measures(layer, epoch)
-    return " · ".join(filter(None, [caption(quality), *quality.get("notes", [])]))
+    return measures_line(run.frame_measures(layer, epoch))
 
 
 def confusions(probe: Points, n_classes: int) -> np.ndarray:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..store.run import metric_series
+from ..store.history import metric_series
 from .content import REGIONS, VARIABILITY_MAX, ReportContent
 from .style import DATA_MAP_SIZE, SELECTION_WIDTH, SIDE_WIDTH, STRIP_WIDTH, correctness_palette, short_name
 

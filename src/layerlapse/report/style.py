@@ -4,15 +4,10 @@ misclassified points apart, the palettes, the sizes of the page's parts and how 
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
-
 
 def marks() -> dict[str, str]:
-    """The colours that set test points and misclassified points apart, the PNG figures' own
-    (layerlapse.render.figures)."""
-    from ..render.figures import MISCLASSIFIED_COLOR, MISCLASSIFIED_HALO_COLOR, TEST_EDGE_COLOR
+    """The colours that set test points and misclassified points apart: the PNG figures' own (render.style)."""
+    from ..render.style import MISCLASSIFIED_COLOR, MISCLASSIFIED_HALO_COLOR, TEST_EDGE_COLOR
 
     return {"testEdge": TEST_EDGE_COLOR, "misclassified": MISCLASSIFIED_COLOR, "halo": MISCLASSIFIED_HALO_COLOR}
 
@@ -30,23 +25,18 @@ def sequential_palette() -> list[str]:
 
     return list(Viridis256)
 def class_colors(n_classes: int) -> list[str]:
-    """The PNG frames' class colours: tab10 up to 10 classes, tab20 up to 20, turbo beyond."""
-    from bokeh.palettes import Category10_10, Category20_20, Turbo256, linear_palette
+    """The class colours, the PNG frames' own (render.style: tab10, tab20, then turbo)."""
+    from ..render.style import class_colors as png_class_colors
 
-    if n_classes <= 10:
-        return list(Category10_10[:n_classes])  # d3's category10 is matplotlib's tab10
-    if n_classes <= 20:
-        return list(Category20_20[:n_classes])
-    return list(linear_palette(Turbo256, n_classes)) if n_classes <= 256 else [Turbo256[i * 255 // (n_classes - 1)]
-                                                                             for i in range(n_classes)]
+    return png_class_colors(n_classes)
 
 
 def marker_style(n_points: int) -> dict:
-    """Marker diameters in screen pixels (test points: larger diamonds) and alpha: many points get small,
-    translucent markers, as in the PNG frames."""
-    size = float(np.clip(math.sqrt(16000.0 / max(n_points, 1)), 3.0, 9.0))
-    return {"size": size, "testSize": float(np.clip(size * 1.8, 7.0, 13.0)),
-            "alpha": float(np.clip(math.sqrt(2000.0 / max(n_points, 1)), 0.35, 0.9))}
+    """Marker diameters in screen pixels (test points: larger diamonds) and alpha, by the PNG frames' rule
+    (render.style.marker_style) in the page's units."""
+    from ..render.style import marker_style as png_marker_style
+
+    return png_marker_style(n_points).for_page()
 
 # Sizes for a laptop's window of 1,024 × 700 (CSS pixels); layout.js grows the map (and the compared one) to fill
 # larger windows (`fitToWindow`), so the map is the largest thing on the page at every size.

@@ -24,17 +24,10 @@ from ..config import RunConfig
 from ..errors import ConfigError, RunFolderError
 from .layout import MANIFEST, RECORDED_FOLDERS
 from .manifest import FORMAT, STATUSES, _manifest_bytes, _parse_manifest, _read_manifest_text, check_manifest
-from .manifest import check_names_to_record, timestamp
+from .manifest import SCHEMA_VERSION, check_names_to_record, timestamp
+from .history import in_step_order
 from .reading import RunReading, _activations_problem
 from .swaps import _SWAP_FOLDER, NEW_MAPS, OLD_MAPS, _recover_map_swaps, _remove_tree, _swap_folder, _swap_folders
-
-# Importers of store.run find here the names that moved to the modules beside it.
-from .history import (  # noqa: F401
-    curve_axis, history_rows, in_step_order, is_untrained, metric_series, snapshot_labels, snapshot_title,
-)
-from .blocks import npy_bytes  # noqa: F401
-from .layout import epoch_file  # noqa: F401
-from .manifest import MANIFEST_KEYS, MAX_MANIFEST_BYTES, SCHEMA_VERSION  # noqa: F401
 
 # derived from the recorded data: redrawn freely, so not checked before they are overwritten
 DERIVED = ("figures/", "frames/", "dynamics/", "lapse", layout.METRICS, layout.HISTORY, layout.REPORT)
@@ -270,7 +263,7 @@ class RunFolder(RunReading):
             Store as this dtype (float16 for activations); default the array's own.
         """
         dtype = array.dtype if dtype is None else np.dtype(dtype)
-        if (problem := _activations_problem(relpath, array.shape)) is not None:
+        if _activations_problem(relpath, array.shape) is not None:
             raise ConfigError(f"layer {layout.shown(layout.activations_layer(relpath))} gives no values per input "
                               f"(its activations are of shape {array.shape}): record a layer that outputs something "
                               "(layerlapse maps each input's values)")
