@@ -39,7 +39,7 @@ from layerlapse.config import RunConfig
 from layerlapse.reference.data import load_dataset
 from layerlapse._util.memory import keep_freed_memory
 from layerlapse.reference.models import build_model
-from layerlapse.recipe.steps import MapAlongside
+from layerlapse.recipe.mapping import MapAlongside
 from layerlapse.store.layout import epoch_file
 from layerlapse._util.threads import training_threads
 from layerlapse.reference.train import (evaluate, images_to_tensor, make_optimizer, prepare_model, record_run,

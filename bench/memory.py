@@ -160,7 +160,8 @@ if stage == "record":
                        map_method="pca")
     record_run(config, out, show_progress=False).close()
 else:
-    from layerlapse.recipe.steps import map_run, render_run
+    from layerlapse.recipe.mapping import map_run
+    from layerlapse.recipe.steps import render_run
     run = load_run(out)
     (map_run if stage == "map" else render_run)(run, show_progress=False)
     run.close()

@@ -27,7 +27,7 @@ from layerlapse import Recorder
 from layerlapse.store import layout
 from layerlapse.config import RunConfig
 from layerlapse.measures.layers import measure_run
-from layerlapse.recipe.steps import map_run
+from layerlapse.recipe.mapping import map_run
 from layerlapse.store.run import RunFolder, load_run
 
 MNIST_POINTS = 60_000

@@ -398,7 +398,7 @@ def test_readme_mnist_command_parses_every_option(mnist_root: Path, tmp_path: Pa
 
 def test_demo_replaces_an_earlier_run_in_its_folder(digits_run: tuple[Path, str], run_copy: Path) -> None:
     """`layerlapse demo` (here with --epochs 1): digits, every training image, replacing the run that was there."""
-    from layerlapse.recipe.steps import COMPILING
+    from layerlapse.recipe.mapping import COMPILING
 
     result = runner.invoke(app, ["demo", "--out", str(run_copy), "--epochs", "1"])
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from layerlapse import RunConfig, load_run, map_run
-from layerlapse.recipe import steps as pipeline
+from layerlapse.recipe import mapping, steps
 from layerlapse._util.progress import progress_bar
 from layerlapse.maps.timeline import Frame
 from run_helpers import recorded_and_drawn
@@ -89,12 +89,12 @@ def waited(run_copy: Path, monkeypatch: pytest.MonkeyPatch, worker: SlowWorker, 
            show_progress: bool = True) -> list[Frame]:
     """Both snapshots submitted as training would, then the wait after the last epoch; returns the frames stored."""
     stored: list[Frame] = []
-    monkeypatch.setattr(pipeline, "BackgroundMapper", lambda spec: worker)
-    monkeypatch.setattr(pipeline, "_store_frames", lambda run, frames, target=None, method=None: stored.extend(frames))
-    monkeypatch.setattr(pipeline, "map_code_on_disk", lambda: on_disk)
-    monkeypatch.setattr(pipeline, "POLL_SECONDS", 0.0)
+    monkeypatch.setattr(mapping, "BackgroundMapper", lambda spec: worker)
+    monkeypatch.setattr(mapping, "_store_frames", lambda run, frames, target=None, method=None: stored.extend(frames))
+    monkeypatch.setattr(mapping, "map_code_on_disk", lambda: on_disk)
+    monkeypatch.setattr(mapping, "POLL_SECONDS", 0.0)
     run = load_run(run_copy)
-    alongside = pipeline.MapAlongside("aligned")
+    alongside = mapping.MapAlongside("aligned")
     alongside(run, 0)
     alongside(run, 1)
     alongside.finish(run, show_progress=show_progress)
@@ -107,7 +107,7 @@ def waited(run_copy: Path, monkeypatch: pytest.MonkeyPatch, worker: SlowWorker, 
 def test_the_wait_names_each_snapshot_and_that_a_first_run_compiles(run_copy: Path, monkeypatch: pytest.MonkeyPatch,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     stored = waited(run_copy, monkeypatch, SlowWorker(), on_disk=False)
-    assert capsys.readouterr().err.splitlines() == [MAPPING[0], pipeline.COMPILING, MAPPING[1]]
+    assert capsys.readouterr().err.splitlines() == [MAPPING[0], mapping.COMPILING, MAPPING[1]]
     assert [frame.epoch for frame in stored] == [0, 1]
 
 
@@ -156,14 +156,14 @@ def test_mapping_here_says_when_it_compiles_first(run_copy: Path, monkeypatch: p
                                                   capsys: pytest.CaptureFixture[str], on_disk: bool,
                                                   method: str | None, said: bool) -> None:
     unlist(run_copy, "maps/hidden/epoch_001.npy")
-    monkeypatch.setattr(pipeline, "map_code_on_disk", lambda: on_disk)
+    monkeypatch.setattr(mapping, "map_code_on_disk", lambda: on_disk)
     map_run(load_run(run_copy), method=method, show_progress=True)
-    assert (pipeline.COMPILING in capsys.readouterr().err.splitlines()) == said
+    assert (mapping.COMPILING in capsys.readouterr().err.splitlines()) == said
 
 
 def test_a_run_with_nothing_to_map_says_nothing_of_compiling(run_copy: Path, monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(pipeline, "map_code_on_disk", lambda: False)
+    monkeypatch.setattr(mapping, "map_code_on_disk", lambda: False)
     map_run(load_run(run_copy), show_progress=True)
     assert capsys.readouterr().err == ""
 
@@ -177,7 +177,7 @@ def test_a_library_finish_speaks_only_to_a_terminal(run_copy: Path, monkeypatch:
     if terminal:
         monkeypatch.setattr(sys, "stderr", Terminal())
     run = load_run(run_copy)
-    pipeline.complete_run(run)  # as Recorder.finish calls it
+    steps.complete_run(run)  # as Recorder.finish calls it
     said = sys.stderr.getvalue() if terminal else capsys.readouterr().err
     if terminal:  # the notes, between the bars rich drew and took away again
         lines = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", said).splitlines()

@@ -203,7 +203,7 @@ def test_the_cli_refuses_a_bad_backend_before_training(tmp_path) -> None:
 
 @pytest.mark.slow  # trains the digits network and draws a run: about a minute on a busy 2-core machine
 def test_a_run_records_the_backend_its_aligned_maps_were_made_with(tmp_path) -> None:
-    from layerlapse.recipe.steps import map_run
+    from layerlapse.recipe.mapping import map_run
     from layerlapse.store.run import load_run
 
     out = tmp_path / "run"

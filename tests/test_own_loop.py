@@ -427,7 +427,7 @@ def test_a_dataset_of_dicts_gives_labels_and_keyword_inputs(digits) -> None:
 
 
 def test_the_caption_states_the_reduction(digits, tmp_path: Path) -> None:
-    from layerlapse.recipe.steps import _caption
+    from layerlapse.render.captions import frame_caption
 
     x, y = digits
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Flatten(), nn.Linear(256, 10))
@@ -435,7 +435,7 @@ def test_the_caption_states_the_reduction(digits, tmp_path: Path) -> None:
                         reduce="mean", draw=False)
     recorder.start()
     run = recorder.finish()
-    assert re.match(r"layer 0 \(mean over space\) · 100 probe images", _caption(run, "0", 0, 100))
+    assert re.match(r"layer 0 \(mean over space\) · 100 probe images", frame_caption(run, "0", 0, 100))
 
 
 def test_an_own_loop_resumes_its_run_folder_without_rewriting_finished_snapshots(digits, tmp_path: Path) -> None:

@@ -171,9 +171,9 @@ def test_every_frame_is_measured_and_the_measures_are_stored(two_layer_run: Path
 
 
 def test_each_frame_s_caption_names_the_method_and_its_measures(two_layer_run: Path) -> None:
-    from layerlapse.recipe.steps import _caption
+    from layerlapse.render.captions import frame_caption
 
-    caption = _caption(load_run(two_layer_run), "hidden", 2, 300)
+    caption = frame_caption(load_run(two_layer_run), "hidden", 2, 300)
     first, second = caption.split("\n")
     assert first.startswith("layer hidden · 300 probe images · map: aligned UMAP (layerlapse) · validation accuracy")
     assert second.startswith("trust 0.") and "vs last frame: map kept" in second
@@ -274,7 +274,7 @@ def test_the_readme_s_own_loop_with_a_run_folder_turns_into_pictures(tmp_path: P
 
 
 def test_mapping_alongside_training_uses_the_method_the_run_was_recorded_with(tmp_path: Path) -> None:
-    from layerlapse.recipe.steps import MapAlongside
+    from layerlapse.recipe.mapping import MapAlongside
     from layerlapse.reference.train import record_run
 
     config = RunConfig(dataset="digits", epochs=1, probe=300, n_neighbors=15, map_method="pca", test_probe=0)

@@ -62,14 +62,15 @@ def test_an_unknown_rule_is_a_one_line_error() -> None:
         stratified_rows(LABELS["balanced"], 10, 0, rule="random")  # type: ignore[arg-type]
 
 
-def test_the_callers_own_functions_agree_while_they_have_them() -> None:
-    from layerlapse.report import page
+def test_the_probe_and_the_report_draw_their_rows_here() -> None:
+    """The recorder's probe (scikit-learn's rule, as every probe so far) and the report's subsample (numpy's) are
+    both this function's."""
+    from layerlapse.report import budget
 
-    labels = LABELS["shuffled"]
-    if hasattr(page, "stratified_rows"):
-        np.testing.assert_array_equal(stratified_rows(labels, 300, 2), page.stratified_rows(labels, 300, 2))
+    assert budget.stratified_rows is stratified_rows
     pytest.importorskip("torch")
     from layerlapse.capture import recorder
 
+    labels = LABELS["shuffled"]
     np.testing.assert_array_equal(stratified_rows(labels, 300, 2, rule="scikit-learn"),
                                   recorder.stratified_probe(labels, 300, 2))

@@ -86,11 +86,11 @@ def test_a_run_s_map_method_has_one_label(tmp_path: Path, maps: dict | None, lab
 
 def test_the_frame_s_caption_and_the_report_s_summary_name_the_method_alike(tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from layerlapse.report import page
+    from layerlapse.report import content
 
     run = mapped_run(tmp_path, None)  # an old run: the PNG once said "umap" where the page said the label
     label = captions.method_label(run.manifest.get("maps"))
-    assert f"map: {label}" in page._summary(run, ["hidden"], [0], 4)
+    assert f"map: {label}" in content._summary(run, ["hidden"], [0], 4)
     drawn = []
     monkeypatch.setattr(frames, "save_png", lambda figure, path: drawn.append(figure) or Path(path))
     caption = captions.frame_caption(run, "hidden", 0, 4)
@@ -104,15 +104,3 @@ def test_the_caption_s_second_line_is_the_frame_s_measures_and_notes() -> None:
     quality = {"trustworthiness": 0.91234, "continuity": 0.9, "knn_preservation": 0.5, "notes": ["a note"]}
     assert captions.measures_line(quality).endswith(" · a note")
     assert captions.measures_line({}) == ""
-
-
-@pytest.mark.parametrize("method", ["aligned", "independent", "pca"])
-def test_a_run_mapped_today_keeps_its_frame_caption(tmp_path: Path, method: str) -> None:
-    """The recipe's own caption, while it has one, says what frame_caption says of every run mapped today (only runs
-    written before the method had its present name read differently), so its frames keep their pixels."""
-    from layerlapse.recipe import steps
-
-    if not hasattr(steps, "_caption"):
-        pytest.skip("the recipe captions its frames with render.captions.frame_caption")
-    run = mapped_run(tmp_path, {"method": method})
-    assert steps._caption(run, "hidden", 0, 4) == captions.frame_caption(run, "hidden", 0, 4)

@@ -29,7 +29,7 @@ _EXPORTS = {
     "frame_quality": "maps.faithfulness",
     "change_quality": "maps.faithfulness",
     "render_run": "recipe.steps",
-    "map_run": "recipe.steps",
+    "map_run": "recipe.mapping",
     "run_experiment": "reference.experiment",
     "export_tensorboard": "export.tensorboard",
     "write_report": "report.page",

@@ -119,7 +119,8 @@ def render(
     quiet: Quiet = False,
 ) -> None:
     """Redraw every picture of a stored run (mapping epochs that have no map yet), without training."""
-    from .recipe.steps import map_run, render_run
+    from .recipe.mapping import map_run
+    from .recipe.steps import render_run
     from .store.run import load_run
 
     if map_method is not None:

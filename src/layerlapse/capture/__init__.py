@@ -5,7 +5,7 @@ can be used (by the Keras callback) without importing torch."""
 from importlib import import_module
 
 _EXPORTS = {
-    "Recorder": "recorder", "Snapshot": "recorder", "find_layers": "recorder", "layer_table": "listing",
+    "Recorder": "recorder", "Snapshot": "recorder", "find_layers": "layers", "layer_table": "listing",
     "stratified_probe": "recorder", "own_run_config": "recorder",
     "ProbeInputs": "probe",
     "RecordingSpec": "spec", "RankShares": "shares",

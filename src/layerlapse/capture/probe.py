@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from ..errors import ConfigError
 from ..store.images import as_thumbnails
-from .session import mask_does_not_fit, sequence_reduction_refused
+from .rows import mask_does_not_fit, sequence_reduction_refused
 
 LABEL_KEYS = ("labels", "label")
 # modules whose outputs are (N, C, *space), channels first: "mean" averages the space, never the channels

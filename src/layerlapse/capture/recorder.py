@@ -12,8 +12,7 @@ The same `Recorder` serves the built-in training loop and users' own loops:
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,16 +21,18 @@ import torch
 from torch import nn
 
 from ..config import RunConfig
-from ..errors import ConfigError, RecordingWarning, unknown_layer
+from ..errors import ConfigError
 from ..store.blocks import release_pages
-from .._util.sampling import stratified_rows
 from .._util.memory import keep_freed_memory
-from .modes import evaluating
+from .._util.sampling import stratified_rows
 from .._util.threads import fit_training_threads
+from .layers import class_scores, copy_into, find_layers, model_device, warn_of_a_first_step
 from .misfit import SHAPE_WORDS, describe_batch, failed_in, first_line
-from .probe import (CHANNELS_FIRST, LayerOutput, ProbeInputs, first_output, first_tensor, layer_output,
-                    not_one_row_per_input, reduce_rows)
-from .session import Captured, Inputs, RecordingSession, describe_reduction, own_run_config
+from .modes import evaluating
+from .probe import (CHANNELS_FIRST, LayerOutput, ProbeInputs, first_output, layer_output, not_one_row_per_input,
+                    reduce_rows)
+from .rows import describe_reduction
+from .session import Captured, Inputs, RecordingSession, own_run_config
 from .spec import RecordingSpec
 
 if TYPE_CHECKING:
@@ -53,18 +54,6 @@ class Snapshot:
         layers = ", ".join(f"{name}: {array.shape[1]}" for name, array in self.activations.items())
         n = len(next(iter(self.activations.values()))) if self.activations else 0
         return f"Snapshot(epoch={self.epoch}, probe={n}, layers={{{layers}}})"
-
-
-def find_layers(model: nn.Module, names: Iterable[str],
-                listing: str = "model.named_modules()") -> dict[str, nn.Module]:
-    """The named modules, or a LayerNotFoundError that names the closest matches and how to list the rest
-    (`listing`)."""
-    modules = dict(model.named_modules())
-    modules.pop("", None)
-    unknown = next((name for name in names if name not in modules), None)
-    if unknown is not None:
-        raise unknown_layer(unknown, list(modules), listing)
-    return {name: modules[name] for name in names}
 
 
 class Recorder:
@@ -163,13 +152,13 @@ class Recorder:
         self.model = model
         self.layers = list(self.spec.layers)
         self.batch_size = batch_size
-        self.device = torch.device(device) if device is not None else _model_device(model)
+        self.device = torch.device(device) if device is not None else model_device(model)
         self.channels_last = channels_last
         self.draw = draw
         self._modules = find_layers(model, self.layers)
         self._reduce = self.spec.reductions
         self._select = self.spec.outputs
-        _warn_of_a_first_step(self._modules, self._reduce, self._select)
+        warn_of_a_first_step(self._modules, self._reduce, self._select)
         self._inputs = {"probe": ProbeInputs(probe, what="probe", batch_size=batch_size)}
         for which, data in (("test_probe", test_probe), ("test_set", test_set)):
             if data is not None:
@@ -199,7 +188,17 @@ class Recorder:
     @classmethod
     def from_spec(cls, model: nn.Module, spec: RecordingSpec, *, run: RunFolder | None = None,
                   device: torch.device | str | None = None, channels_last: bool = False) -> Recorder:
-        """A Recorder of `model` for a spec made before the model was at hand (as a callback's is)."""
+        """A Recorder of `model` for a spec made before the model was at hand (as a callback's is).
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            The network to hook.
+        spec : RecordingSpec
+            What to record, when and where to.
+        run, device, channels_last
+            As for `Recorder`.
+        """
         return cls(model, **spec.arguments(), run=run, device=device, channels_last=channels_last)
 
     @property
@@ -231,7 +230,13 @@ class Recorder:
     def spool_into(self, run: RunFolder | None) -> None:
         """Write each probe pass's activations a batch at a time into files inside `run` (which `run.write_array`
         moves into place when the snapshot is committed) rather than into arrays in memory: a snapshot of a wide
-        layer then never sits whole in memory, and `Snapshot.activations` are memory-mapped. None: in memory."""
+        layer then never sits whole in memory, and `Snapshot.activations` are memory-mapped.
+
+        Parameters
+        ----------
+        run : RunFolder or None
+            The run folder being recorded; None keeps the arrays in memory.
+        """
         self._spool = run
 
     def _hook(self, name: str):
@@ -246,20 +251,51 @@ class Recorder:
         return self._recording().start()
 
     def step_end(self, step: int, *, epoch: int | None = None, metrics: dict[str, Any] | None = None) -> bool:
-        """Call after every optimizer step (`step` counts them): records when the schedule (`every`) says so."""
+        """Call after every optimizer step: records when the schedule (`every`) says so; returns whether it did.
+
+        Parameters
+        ----------
+        step : int
+            Optimizer steps so far (1 after the first).
+        epoch : int, optional
+            The epoch the step is in, stored beside the step (frames then say "Step 512 · epoch 2").
+        metrics : dict, optional
+            Numbers to store in the history row of a snapshot taken now (loss, acc, …).
+        """
         return self._recording().step_end(step, epoch=epoch, metrics=metrics)
 
     def epoch_end(self, epoch: int, *, step: int | None = None, metrics: dict[str, Any] | None = None) -> bool:
-        """Call after every epoch (1 after the first): records under the default schedule; `metrics` (loss, acc,
-        val_loss, val_acc, …: whichever you have) become the history's row."""
+        """Call after every epoch: records under the default schedule; returns whether it did.
+
+        Parameters
+        ----------
+        epoch : int
+            Epochs so far (1 after the first).
+        step : int, optional
+            Optimizer steps so far, stored beside the epoch.
+        metrics : dict, optional
+            The epoch's numbers (loss, acc, val_loss, val_acc, …: whichever you have): the history's row, which the
+            curves and the report plot. Under a step schedule they join the row of the epoch's last step.
+        """
         return self._recording().epoch_end(epoch, step=step, metrics=metrics)
 
     def finish(self, *, draw: bool | None = None, step: int | None = None, epoch: int | None = None) -> RunFolder:
         """Record the test set (if given), then map every snapshot and draw the frames, GIF, figures and report;
         the run is then complete and its lock given back; in a terminal it says on stderr what it waits for and,
-        last, where the report is. `draw=False` stops after recording (`layerlapse render RUN` maps and draws it
-        later). Under a step schedule, `step` (and `epoch`) take a last snapshot of the final network when that step
-        was not due."""
+        last, where the report is.
+
+        Parameters
+        ----------
+        draw : bool, optional
+            False stops after recording (`layerlapse render RUN` maps and draws later); default the Recorder's own.
+        step, epoch : int, optional
+            Under a step schedule, the final network's step (and epoch): a last snapshot when that step was not due.
+
+        Returns
+        -------
+        RunFolder
+            The complete run.
+        """
         session = self._recording()
         try:
             with session.aborting_on_error():
@@ -273,7 +309,17 @@ class Recorder:
                  step: int | None = None) -> Snapshot:
         """Run the probe through the model and record every chosen layer now. With a run folder, the snapshot is
         written and committed with `metrics` as its history row; snapshots go forward (a repeated or earlier epoch
-        or step is an error), and the first one need not be the untrained network."""
+        or step is an error), and the first one need not be the untrained network.
+
+        Parameters
+        ----------
+        epoch : int, optional
+            The snapshot's epoch (without a run folder, just its label).
+        metrics : dict, optional
+            The snapshot's history row.
+        step : int, optional
+            The snapshot's optimizer step (needed under a step schedule).
+        """
         if self._writes:
             self.spool_into(self._opened_run())  # written into the run folder as it is taken
         snapshot = self.take(epoch if epoch is not None else -1)
@@ -283,14 +329,32 @@ class Recorder:
 
     def take(self, epoch: int) -> Snapshot:
         """Run the probe set through the model, without committing anything: `store` it when its metrics are known.
-        (Recording into a run folder, the arrays go into temp files there, listed only once stored.)"""
+        (Recording into a run folder, the arrays go into temp files there, listed only once stored.)
+
+        Parameters
+        ----------
+        epoch : int
+            The snapshot's epoch label (-1: none).
+        """
         captured = self.capture("probe")
         return Snapshot(epoch, captured.activations, captured.probabilities,
                         {name: tuple(info["shape"]) for name, info in self._info.items()})
 
     def store(self, snapshot: Snapshot, metrics: dict[str, Any] | None = None, *, step: int | None = None,
               extra: Any = None) -> int:
-        """Write a snapshot to the run folder and commit it, with `metrics` as its history row."""
+        """Write a snapshot to the run folder and commit it, with `metrics` as its history row; return its number.
+
+        Parameters
+        ----------
+        snapshot : Snapshot
+            What `take` returned.
+        metrics : dict, optional
+            The snapshot's history row.
+        step : int, optional
+            The snapshot's optimizer step.
+        extra : callable, optional
+            `extra(run, index)` writes more files (a checkpoint) into the same commit.
+        """
         session = self._recording()
         self._opened_run()
         epoch = snapshot.epoch if snapshot.epoch >= 0 else None
@@ -300,7 +364,13 @@ class Recorder:
                                      captured=Captured(snapshot.activations, snapshot.probabilities), extra=extra)
 
     def capture(self, which: str = "probe") -> Captured:
-        """The activations of the probe, the test probe or the test set, as numpy arrays."""
+        """The activations of the probe, the test probe or the test set, as numpy arrays.
+
+        Parameters
+        ----------
+        which : "probe", "test_probe" or "test_set"
+            Which of the inputs given to the Recorder.
+        """
         inputs = self._inputs.get(which)
         if inputs is None:
             raise ValueError(f"this Recorder was given no {which.replace('_', ' ')}")
@@ -311,7 +381,13 @@ class Recorder:
         return {name: dict(info) for name, info in self._info.items()}
 
     def inputs(self, which: str = "probe") -> ProbeInputs | None:
-        """The probe's (or "test_probe"'s, "test_set"'s) inputs, as given; None when not given."""
+        """The probe's (or the test probe's, the test set's) inputs, as given; None when not given.
+
+        Parameters
+        ----------
+        which : "probe", "test_probe" or "test_set"
+            Which inputs.
+        """
         return self._inputs.get(which)
 
     def recording_session(self) -> RecordingSession:
@@ -321,7 +397,13 @@ class Recorder:
 
     def run_probe(self, inputs: Any) -> tuple[dict[str, np.ndarray], np.ndarray | None, dict[str, tuple]]:
         """The hooked layers' outputs (one row per input) and the class probabilities for `inputs` (any probe form),
-        in eval mode; probabilities are None when the model's output is not (inputs, classes) scores."""
+        in eval mode; probabilities are None when the model's output is not (inputs, classes) scores.
+
+        Parameters
+        ----------
+        inputs : any probe form
+            The inputs to run (a tensor, array, tuple, dict, Dataset or DataLoader, or a `ProbeInputs`).
+        """
         if not self._handles:
             raise RuntimeError("this Recorder is closed: create a new one to record more snapshots")
         if not isinstance(inputs, ProbeInputs):
@@ -343,12 +425,12 @@ class Recorder:
                     self._attention_mask = kwargs.get("attention_mask")  # where each input's tokens end
                     logits = self._forward(inputs, args, kwargs)
                     if scores:
-                        logits = _class_scores(logits)
+                        logits = class_scores(logits)
                         scores = logits is not None and len(logits) == rows_in_batch
                     if scores:
                         if probabilities is None:
                             probabilities = np.empty((n, logits.shape[1]), dtype=np.float32)
-                        _copy_into(probabilities[rows], torch.softmax(logits.float(), dim=1))
+                        copy_into(probabilities[rows], torch.softmax(logits.float(), dim=1))
                     else:
                         probabilities = None
                     overflowed = [name for name in self.layers if self._keep_rows(activations, name, rows, n)]
@@ -402,7 +484,7 @@ class Recorder:
         target = activations[name]
         if values.device.type != "cpu" and target.dtype == np.float16:
             values = values.to(torch.float16)  # half the bytes to move (an overflow is caught just below)
-        _copy_into(target[rows], values)
+        copy_into(target[rows], values)
         self._info[name]["dtype"] = str(target.dtype)
         # a batch's check, on its float16 rows only (a few MB): a whole-snapshot check would read a spooled file back
         overflowed = target.dtype == np.float16 and bool(np.isinf(target[rows]).any())
@@ -478,7 +560,7 @@ class Recorder:
                                    training=dict(spec.training or {}), schedule=spec.schedule, force=spec.force,
                                    resume=bool(spec.resume), run=run)
         if run is None and self.draw:
-            from ..recipe.steps import MapAlongside  # map each snapshot in a worker while training goes on
+            from ..recipe.mapping import MapAlongside  # map each snapshot in a worker while training goes on
 
             session.on_snapshot = MapAlongside(config.map_method)
         return session
@@ -498,47 +580,12 @@ class Recorder:
         return self.session
 
 
-def _warn_of_a_first_step(modules: dict[str, nn.Module], reduce: dict[str, str],
-                          select: dict[str, Any]) -> None:
-    """reduce='first' on a recurrent layer's sequence keeps its state after one step: the first input alone. A
-    choice, but seldom the one meant (an LSTM over an image's rows read its first row)."""
-    for name, module in modules.items():
-        if reduce[name] == "first" and isinstance(module, nn.RNNBase) and not module.bidirectional \
-                and select[name] in (None, 0):
-            warnings.warn(f"reduce='first' records recurrent layer {name!r} after its first step, which has read the "
-                          "first input only: reduce='last' records it after the whole sequence", RecordingWarning,
-                          stacklevel=3)
-
-
 # the Recorder's argument for the labels of each input it takes
 _LABEL_ARGUMENTS = {"probe": "labels", "test_probe": "test_probe_labels", "test_set": "test_labels"}
 
 
 def _as_array(labels: Any) -> np.ndarray:
     return np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
-
-
-def _class_scores(output: Any) -> torch.Tensor | None:
-    """The model's class scores (N, classes): the output itself, its `logits`, or its first tensor."""
-    if isinstance(output, Mapping) and "logits" in output:
-        output = output["logits"]
-    elif hasattr(output, "logits") and isinstance(output.logits, torch.Tensor):
-        output = output.logits
-    try:
-        tensor = first_tensor(output)
-    except ConfigError:
-        return None
-    return tensor if tensor.dim() == 2 and tensor.is_floating_point() else None
-
-
-def _copy_into(target: np.ndarray, values: torch.Tensor) -> None:
-    """`values` written into the rows `target` of a preallocated array, cast and flattened per sample in one pass."""
-    torch.from_numpy(target).view(values.shape).copy_(values)
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
 
 
 def stratified_probe(labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:

@@ -159,7 +159,15 @@ class RecordingSession:
     # ---- the events of training ------------------------------------------------------------------------------------
     def start(self, *, step: int | None = None, epoch: int = 0) -> RunFolder:
         """Create the run folder (or reopen it to resume) and take the first snapshot, of the network as it is
-        (step 0 and epoch 0 unless said otherwise)."""
+        (step 0 and epoch 0 unless said otherwise).
+
+        Parameters
+        ----------
+        step : int, optional
+            The first snapshot's optimizer step (0 under a step schedule when not given).
+        epoch : int
+            The first snapshot's epoch (a resumed fit's own).
+        """
         if self.run is None:
             self.run = self._open()
         if self.run.epochs_complete < 0:
@@ -169,7 +177,17 @@ class RecordingSession:
         return self.run
 
     def step_end(self, step: int, *, epoch: int | None = None, metrics: dict[str, Any] | None = None) -> bool:
-        """After `step` optimizer steps: a snapshot when the schedule has one due. Returns whether one was taken."""
+        """After `step` optimizer steps: a snapshot when the schedule has one due. Returns whether one was taken.
+
+        Parameters
+        ----------
+        step : int
+            Optimizer steps so far.
+        epoch : int, optional
+            The epoch the step is in.
+        metrics : dict, optional
+            The history row of a snapshot taken now.
+        """
         if self.schedule.by_steps:
             self._latest_step = step if self._latest_step is None else max(step, self._latest_step)
         if not self.schedule.by_steps or not self.schedule.due_at_step(step) or self._recorded(step=step):
@@ -180,7 +198,17 @@ class RecordingSession:
     def epoch_end(self, epoch: int, *, step: int | None = None, metrics: dict[str, Any] | None = None) -> bool:
         """After epoch `epoch` (1 after the first): a snapshot, under the default schedule. Returns whether one was
         taken. Under a step schedule the metrics join the history at the epoch's last step (`step`, else the last
-        one `step_end` was told), in the row of a snapshot at that step or in a row of their own."""
+        one `step_end` was told), in the row of a snapshot at that step or in a row of their own.
+
+        Parameters
+        ----------
+        epoch : int
+            Epochs so far.
+        step : int, optional
+            Optimizer steps so far.
+        metrics : dict, optional
+            The epoch's numbers.
+        """
         if self.schedule.by_steps:
             if metrics:
                 self._add_metrics(metrics, epoch, step)
@@ -194,7 +222,19 @@ class RecordingSession:
                  captured: Captured | None = None, extra: Callable[[RunFolder, int], None] | None = None) -> int:
         """Record one snapshot now, labelled by `step` and/or `epoch`, and commit it with `metrics` as its history
         row; returns its number. `captured` is a probe run the caller already made (to share it with validation);
-        `extra(run, index)` writes more files (a checkpoint) into the same commit."""
+        `extra(run, index)` writes more files (a checkpoint) into the same commit.
+
+        Parameters
+        ----------
+        step, epoch : int, optional
+            The snapshot's labels; neither: plainly the next epoch.
+        metrics : dict, optional
+            The snapshot's history row.
+        captured : Captured, optional
+            A probe run made already; by default the capture runs the probe now.
+        extra : callable, optional
+            Writes more files into the snapshot's commit.
+        """
         run = self._started()
         index = run.epochs_complete + 1
         label = self._check_order(step, epoch, index)
@@ -228,7 +268,15 @@ class RecordingSession:
                epoch: int | None = None) -> RunFolder:
         """The final test set (when one was given) run through the last network and recorded; the run stays open
         (status running) for the pipeline to map and draw it. Under a step schedule, a `step` that was not due gets a
-        last snapshot, so the lapse ends with the trained network."""
+        last snapshot, so the lapse ends with the trained network.
+
+        Parameters
+        ----------
+        test_metrics : dict, optional
+            The test set's loss and accuracy when the model's output is not class scores to compute them from.
+        step, epoch : int, optional
+            The final network's step (and epoch), under a step schedule.
+        """
         run = self._started()
         if self.schedule.by_steps and step is not None:
             last = snapshot_labels(run.manifest)[-1] if run.epochs_complete >= 0 else {}
@@ -255,7 +303,13 @@ class RecordingSession:
     def complete(self, *, draw: bool = True) -> RunFolder:
         """The end of a recorded run: mapped, measured, drawn and committed complete (the recipe's last steps), or,
         with `draw=False`, committed complete as recorded (`layerlapse render RUN` maps and draws it later). The
-        run's lock and mapping worker are given back whatever happens; a failure aborts the run (`abort`)."""
+        run's lock and mapping worker are given back whatever happens; a failure aborts the run (`abort`).
+
+        Parameters
+        ----------
+        draw : bool
+            Map, measure and draw the run (True), or leave that to `layerlapse render RUN`.
+        """
         run = self._started()
         try:
             with self.aborting_on_error():
@@ -273,7 +327,13 @@ class RecordingSession:
     def abort(self, *, interrupted: bool = False) -> None:
         """The one way a recording ends early, for every framework: the run is marked interrupted (Ctrl-C) or failed
         on top of its last commit, so it can be resumed; its mapping worker stops and its lock is given back. Doing
-        it again does nothing."""
+        it again does nothing.
+
+        Parameters
+        ----------
+        interrupted : bool
+            The status to leave: "interrupted" (Ctrl-C) or else "failed".
+        """
         if self.run is not None and not self._aborted:
             self._aborted = True
             try:
@@ -458,35 +518,6 @@ def own_run_config(config: RunConfig | None, dataset: str, layers: list[str], pr
               "test_probe": test_probe_size or 0, "train_subset": None, "validation_split": None, "device": "auto",
               "epochs": None, "batch_size": None, "learning_rate": None, **stated}
     return RunConfig.from_dict(values)
-
-
-def describe_reduction(how: str, shape: tuple[int, ...], spatial: bool, *, unit: str = "token",
-                       by: str | None = None, bidirectional: bool = False) -> str:
-    """The reduction as the caption says it: `spatial`, the output is a feature map, not a sequence; `unit`, what
-    the sequence holds ("token", or "step" for a recurrent layer); `by`, what said where each sequence ends
-    ("attention mask", "sequence lengths"); `bidirectional`, a recurrent layer whose backward half ends first."""
-    if len(shape) <= 1:
-        return "as is"
-    if how == "flatten":
-        return f"flattened from {'×'.join(map(str, shape))}"
-    told = f" (by {by})" if by else ""
-    if how == "mean":
-        return "mean over space" if spatial else f"mean over {unit}s{told}"
-    if how == "last" and bidirectional:
-        return f"last {unit} forward, first backward{told}"
-    return f"last {unit}{told}" if how == "last" else f"first {unit}"
-
-
-def sequence_reduction_refused(how: str, layer: str, shape: tuple[int, ...]) -> ConfigError:
-    """The error for reduce='first' or 'last' on an output that is not a sequence of tokens or steps."""
-    return ConfigError(f"reduce={how!r} takes the {how} token of (tokens, features) outputs, but layer {layer!r} "
-                       f"outputs {shape} per input: use reduce='mean' or 'flatten' for it")
-
-
-def mask_does_not_fit(layer: str, mask_tokens: int, shape: tuple[int, ...]) -> ConfigError:
-    """The error for reduce='last' by an attention mask on a layer whose tokens are not the mask's."""
-    return ConfigError(f"reduce='last' finds each input's last token by its attention_mask of {mask_tokens} tokens, "
-                       f"but layer {layer!r} outputs {shape} per input: use reduce='mean' or 'first' for it")
 
 
 def storage_dtype(values: np.ndarray) -> np.dtype:

@@ -16,9 +16,8 @@ from typing import Any
 
 from ..config import RunConfig
 from ..errors import ConfigError
+from .rows import REDUCTIONS
 
-# how a layer's output of more than one dimension per input becomes a row
-REDUCTIONS = ("flatten", "mean", "first", "last")
 # the parameters a front end takes positionally, in this order; the others are keyword-only
 POSITIONAL = ("layers", "probe", "labels", "out")
 
@@ -153,7 +152,13 @@ class RecordingSpec:
 
     @classmethod
     def from_arguments(cls, arguments: Mapping[str, Any]) -> RecordingSpec:
-        """The spec of a front end's call, from its arguments by name (its `locals()`; other names are ignored)."""
+        """The spec of a front end's call, from its arguments by name.
+
+        Parameters
+        ----------
+        arguments : mapping
+            The call's arguments by name (the front end's `locals()`); names that are not the spec's are ignored.
+        """
         return cls(**{name: arguments[name] for name in FIELDS})
 
     def arguments(self) -> dict[str, Any]:

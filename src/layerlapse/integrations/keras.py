@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from ..capture.session import (FLOAT16_MAX, Captured, Inputs, RecordingSession,
-                               describe_reduction, mask_does_not_fit, sequence_reduction_refused)
+from ..capture.rows import describe_reduction, mask_does_not_fit, sequence_reduction_refused
+from ..capture.session import FLOAT16_MAX, Captured, Inputs, RecordingSession
 from ..capture.spec import RecordingSpec
 from ..config import RunConfig
 from ..errors import ConfigError, RunFolderError, unknown_layer
@@ -248,7 +248,7 @@ class LayerlapseCallback(keras.callbacks.Callback):
                                                                                  "source": "keras"},
                                    training=training, schedule=self.schedule, force=self.force, resume=self.resume)
         if self.draw:
-            from ..recipe.steps import MapAlongside  # map each snapshot in a worker while training goes on
+            from ..recipe.mapping import MapAlongside  # map each snapshot in a worker while training goes on
 
             session.on_snapshot = MapAlongside(config.map_method)
         return session

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 
 from ..config import RunConfig
-from ..recipe.steps import MapAlongside, map_run, render_run
+from ..recipe.mapping import MapAlongside, map_run
+from ..recipe.steps import render_run
 from ..store.run import RunFolder
 
 
