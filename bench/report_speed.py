@@ -6,10 +6,10 @@
 The report is written to a temporary file (the run folder is not touched). What is measured, each a median:
 
 - load: navigation start to the map drawn, i.e. `performance.now()` in the animation frame after the one that
-  painted report.js's first draw (`layerlapse.timings.ready`, when `window.layerlapseReady` turns true); each load
+  painted the report's first draw (`layerlapse.timings.ready`, when `window.layerlapseReady` turns true); each load
   in a fresh browser context. The stages before it are printed too.
 - slider redraw: the epoch slider's Bokeh model gets a new value (what dragging it does) after the page has been
-  idle for --settle-ms; "redraw" is the time until the next animation frame after that (report.js paints the map's
+  idle for --settle-ms; "redraw" is the time until the next animation frame after that (the page paints the map's
   point layer in an animation frame, so its paint is in it), "presented" until the frame after. As rAF timing does
   not wait for the GPU, a second series reads a pixel of the map's point layer back after the paint instead: that
   waits until the (here software) GPU has drawn it. A third series moves the slider back to back. Each with its
@@ -208,7 +208,7 @@ def report(run: RunFolder, size: int, written_s: float, warned: list[str], loads
         print(f"warning: {message}")
     print("\n| measure | median ms | 95th percentile ms | runs (ms) |")
     print("|---|---|---|---|")
-    stages = [("Bokeh document built (report.js starts)", "start"), ("payload decoded", "decoded"),
+    stages = [("Bokeh document built (the page's script starts)", "start"), ("payload decoded", "decoded"),
               ("first draw handed to the point layer", "drawn"), ("**load: map drawn (ready)**", "ready")]
     for name, key in stages:
         values = [load[key] for load in loads]

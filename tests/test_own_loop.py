@@ -291,7 +291,8 @@ def test_an_epoch_end_that_repeats_or_goes_back_is_an_error_not_a_silent_drop(di
 def test_a_step_runs_history_says_snapshot_step_and_epoch_each_for_what_it_is(digits, tmp_path: Path) -> None:
     # 2 epochs of 10 steps, a snapshot every 3 steps: the epoch ends (steps 10 and 20) fall between snapshots, and
     # the last step is not due, so finish(step=20) takes a last snapshot there
-    from layerlapse.report import page as report
+    from layerlapse.report import content as report_content
+    from layerlapse.report import page, panels
 
     x, y = digits
     torch.manual_seed(0)
@@ -324,12 +325,12 @@ def test_a_step_runs_history_says_snapshot_step_and_epoch_each_for_what_it_is(di
     metrics = json.loads((run.path / "metrics.json").read_text())
     assert metrics["history"] == history
     # the report's curves and curves.png both put the rows at their optimizer step, and say so
-    content = report.read_content(run, run.layers)
-    curves = report._curve_figures(content.history, content.curve_axis, content.epochs)
+    content = report_content.read_content(run, run.layers)
+    curves = panels.curve_figures(content.history, content.curve_axis, content.epochs)
     assert [plot.xaxis[0].axis_label for plot, _ in curves] == ["optimizer step"] * 2
     # each metric through the rows that hold it: validation accuracy at the epochs' ends, the loss at the snapshots
     assert [list(plot.renderers[0].data_source.data["x"]) for plot, _ in curves] == [[10, 20], [3, 6, 9, 12, 15, 18]]
-    assert report.page_payload((run.path / "report.html").read_text())["curveX"] == steps  # the marker's places
+    assert page.page_payload((run.path / "report.html").read_text())["curveX"] == steps  # the marker's places
 
 
 def test_a_nan_metric_is_stored_as_null_with_a_note(digits, tmp_path: Path) -> None:

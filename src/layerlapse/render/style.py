@@ -22,9 +22,9 @@ FRAME_SIZE_PX = (800, 704)
 # same place, so the GIF does not wobble.
 MAP_RECT = (0.03, 0.075, 0.76, 0.835)  # room under the map for a caption of three lines
 COLORBAR_RECT = (0.81, 0.14, 0.025, 0.70)
-# How test points are told apart from the probe's, here and on the page (report.py passes these to report.js): the
-# class colour in a diamond with a dark edge, and a red ring on a white halo around each misclassified one, which
-# stands out on any class colour (tab10's own red included, through the halo).
+# How test points are told apart from the probe's, here and on the page (report.style hands these to its script):
+# the class colour in a diamond with a dark edge, and a red ring on a white halo around each misclassified one,
+# which stands out on any class colour (tab10's own red included, through the halo).
 TEST_EDGE_COLOR = "#1a1a1a"
 MISCLASSIFIED_COLOR = "#ff0000"
 MISCLASSIFIED_HALO_COLOR = "#ffffff"
