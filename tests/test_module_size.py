@@ -28,3 +28,12 @@ def test_the_rule_sees_every_stage() -> None:
     """The walk reaches the stages it holds (a wrong root would pass every module by finding none)."""
     held = {path.relative_to(PACKAGE).parts[0] for path in held_modules()}
     assert {"render", "store", "capture", "recipe", "maps", "report", "cli.py"} <= held
+
+
+def test_the_tests_mirror_the_package() -> None:
+    """Each folder of tests is a stage of the package (tests/store/ for layerlapse/store/, …); the package-wide tests
+    (the CLI, the docs, the import rules) sit at the top."""
+    tests = Path(__file__).resolve().parent
+    folders = {path.name for path in tests.iterdir() if path.is_dir() and path.name != "__pycache__"}
+    stages = {path.name for path in PACKAGE.iterdir() if path.is_dir() and path.name != "__pycache__"}
+    assert folders and folders <= stages, folders - stages

@@ -2,7 +2,7 @@
 
 `Recorder(model, layers, probe, labels, out, *, ...)` and the Lightning, Keras and Hugging Face callbacks
 (`LayerlapseCallback(layers, probe, labels, out, *, ...)`) have the same parameters in the same order, each with
-the same default (tests/test_spec.py holds them to `RecordingSpec`'s fields); each turns its arguments into a
+the same default (tests/capture/test_spec.py holds them to `RecordingSpec`'s fields); each turns its arguments into a
 `RecordingSpec`, checked here once, before any training. A user who knows one knows all.
 """
 

@@ -8,7 +8,7 @@ are scaled by its mobility (an SGD whose step multiplies each row's gradient), a
 
 TorchDR's UMAP differs from umap-learn's in its updates (all edges at once per iteration, not one after another) and
 its cold start (PCA, not spectral), so the two backends' frames are not the same frames; their faithfulness is
-compared in tests/test_map_backends.py and docs/benchmarks.md.
+compared in tests/maps/test_map_backends.py and docs/benchmarks.md.
 
 TorchDR's own multi-GPU mode (one process per GPU under `torchrun`) is switched off here (`distributed=False`): every
 rank would have to make the same fit in lock-step, while a layerlapse run maps in one process (the mapping worker,
@@ -31,7 +31,7 @@ from ..errors import ConfigError
 # epoch than umap-learn's edge-by-edge updates. On a clustered set where half a cluster joins another in the layer,
 # 50 epochs brought 90 % of the moved points nearer their new cluster than their old one (median 8.9 from its
 # centre), 100 epochs all of them (3.3; umap-learn's 50 epochs: 2.3), 200 no further (3.3); the points whose
-# neighbours did not change held still in each (tests/test_map_backends.py)
+# neighbours did not change held still in each (tests/maps/test_map_backends.py)
 WARM_EPOCHS = 100
 # Without faiss TorchDR's search holds the n × n distances twice over (the matrix and its diagonal's mask, float32):
 # 3.2 GB at 20,000 points, 29 GB at 60,000

@@ -1,8 +1,8 @@
 // The page's data contract, between the Python that writes report.html and the JavaScript that draws it: the
 // payload (what page.py writes, pack.py's `payload`), the Bokeh models the page code drives, and the hook for tests
 // and benchmarks, window.layerlapse. Types only: script.py does not join this file into the page (no code runs
-// here, and every report would carry its bytes). tests/test_report.py holds the payload's keys to this file, and
-// tests/test_report_browser.py the hook's and its state's.
+// here, and every report would carry its bytes). tests/report/test_report.py holds the payload's keys to this file, and
+// tests/report/test_report_browser.py the hook's and its state's.
 //
 // How the payload travels, so that 60,000 probe points over 16 frames with every thumbnail stay about 20 MB: JSON in
 // a <script type="application/json" id="layerlapse-payload"> tag with the texts the page shows, whose arrays are

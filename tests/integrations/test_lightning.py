@@ -142,7 +142,7 @@ def run_script(tmp_path: Path, **arguments: Any) -> subprocess.CompletedProcess[
     """fit_digits(**arguments) in a fresh process (DDP launches its second rank from the same script file)."""
     script = tmp_path / "fit_script.py"
     script.write_text(f"import json, sys\nsys.path.insert(0, {str(TESTS)!r})\n"
-                      "from test_integrations_lightning import script_main\n"
+                      "from test_lightning import script_main\n"
                       "if __name__ == '__main__':\n    script_main(json.loads(sys.argv[1]))\n")
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, str(script), json.dumps({"root": str(tmp_path), **arguments})]

@@ -27,7 +27,7 @@ from layerlapse.integrations.keras import LayerlapseCallback, check_keras_versio
 # Keras' torch backend turns tensors into arrays with np.array(x), which numpy 2 warns about (a plain fit of two
 # epochs, without the callback, warns 160 times): Keras' own, not the callback's
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LAYERLAPSE = Path(sys.executable).parent / "layerlapse"
 DIGITS = [str(digit) for digit in range(10)]
 

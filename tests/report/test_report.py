@@ -1,7 +1,7 @@
 """Tests for layerlapse.report.page without a browser: packing, the size budget, escaping, errors, no torch.
 
 Everything runs on one real run folder (digits, two layers, PCA maps: no UMAP to wait for), copied where a test
-changes it. tests/test_report_browser.py drives the page itself in Chromium.
+changes it. tests/report/test_report_browser.py drives the page itself in Chromium.
 """
 
 from __future__ import annotations

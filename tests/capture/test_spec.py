@@ -15,7 +15,7 @@ from layerlapse.capture.recorder import Recorder
 from layerlapse.capture.spec import FIELDS, POSITIONAL, RecordingSpec
 from layerlapse.errors import ConfigError
 
-os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is first imported, as tests/test_integrations_keras.py
+os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is first imported, as tests/integrations/test_keras.py
 
 RECORDER_ONLY = ("run", "device", "channels_last")  # what only a Recorder in the user's own loop takes, at the end
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 # smooth_knn_dist: a parallel umap function; init_random: a pynndescent function given a distance function as an
 # argument (numba keys that signature by the function object, which only enable_disk_cache makes the same in every
