@@ -377,13 +377,37 @@ def _quiet_resource_tracker() -> None:
         os.environ["PYTHONWARNINGS"] = f"{current},{quiet}" if current else quiet
 
 
+INTERRUPT_AGAIN_S = 0.05  # a finalizer returns within microseconds; the interrupt must land after it
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _install_interrupts() -> None:
+    """SIGTERM ends a run as Ctrl-C does, and neither is lost: Python raises a signal's KeyboardInterrupt wherever
+    the main thread is, and when that is a finalizer (a memory-mapped snapshot let go, a GC callback) it prints
+    "Exception ignored" and goes on, so a killed run finished as if nothing had been asked (seen in CI). Such an
+    interrupt is raised again once the finalizer has returned: a moment later, from a thread, since raised in the
+    hook itself it would be swallowed there too."""
+    import _thread
+    import threading
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    shown = sys.unraisablehook
+
+    def raise_again(unraisable: Any) -> None:
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+            threading.Timer(INTERRUPT_AGAIN_S, _thread.interrupt_main).start()
+            return
+        shown(unraisable)
+
+    sys.unraisablehook = raise_again
+
+
 def main() -> None:
     """Entry point: one line and exit code 2 for problems the user can fix; SIGTERM ends a run like Ctrl-C."""
-    signal.signal(signal.SIGTERM, _interrupt)
+    _install_interrupts()
     _quiet_resource_tracker()
     try:
         returned = app(standalone_mode=False)
