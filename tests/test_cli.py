@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -800,5 +801,7 @@ def test_a_sigterm_that_lands_in_a_finalizer_still_stops_the_run(tmp_path: Path)
         except KeyboardInterrupt:
             print("interrupted")
     """))
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    # SIGINT ignored, as in a job started in the background (CI's): the interrupt must not depend on it
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     assert result.stdout.strip() == "interrupted" and "Exception ignored" not in result.stderr, result.stderr

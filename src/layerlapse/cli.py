@@ -398,7 +398,8 @@ def _install_interrupts() -> None:
 
     def raise_again(unraisable: Any) -> None:
         if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
-            threading.Timer(INTERRUPT_AGAIN_S, _thread.interrupt_main).start()
+            # as SIGTERM, whose handler is this module's: SIGINT is ignored in a job started in the background
+            threading.Timer(INTERRUPT_AGAIN_S, _thread.interrupt_main, args=(signal.SIGTERM,)).start()
             return
         shown(unraisable)
 
