@@ -178,6 +178,7 @@ def test_fit_records_a_complete_run(one_process_run: Path, main_here) -> None:
     run = load_run(one_process_run)
     assert run.status == "complete" and run.epochs_complete == EPOCHS and run.layers == LAYERS
     assert run.manifest["dataset"]["probe_size"] == 200 and run.manifest["test"]["size"] == 197
+    assert run.manifest["dataset"]["source"] == "lightning"  # what recorded it
     assert "snapshots" not in run.manifest  # plain epochs: frames titled "Epoch N"
     for epoch in range(EPOCHS + 1):
         assert run.activations("act1", epoch).shape == (200, 32)

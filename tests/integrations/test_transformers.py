@@ -98,6 +98,7 @@ def test_a_trainer_records_a_complete_run_folder(vit_run: Path) -> None:
     assert recorded["layer_info"][LAYER] == {"shape": [5, 32], "columns": 32, "reduction": "first",
                                              "caption": "first token", "output": "first tensor", "dtype": "float16"}
     assert recorded["dataset"]["class_names"] == DIGITS  # the model's id2label
+    assert recorded["dataset"]["source"] == "transformers"
     # the Trainer's logs, as the history's metrics: its loss, and eval_accuracy as val_acc
     assert [row["epoch"] for row in recorded["history"]] == [1, 2]
     assert {"loss", "val_loss", "val_acc", "learning_rate"} <= set(recorded["history"][-1])

@@ -187,7 +187,8 @@ class Recorder:
 
     @classmethod
     def from_spec(cls, model: nn.Module, spec: RecordingSpec, *, run: RunFolder | None = None,
-                  device: torch.device | str | None = None, channels_last: bool = False) -> Recorder:
+                  device: torch.device | str | None = None, channels_last: bool = False,
+                  source: str = "own loop") -> Recorder:
         """A Recorder of `model` for a spec made before the model was at hand (as a callback's is).
 
         Parameters
@@ -198,8 +199,13 @@ class Recorder:
             What to record, when and where to.
         run, device, channels_last
             As for `Recorder`.
+        source : str
+            What recorded the run, stated in the manifest's "dataset" entry ("lightning", "transformers").
         """
-        return cls(model, **spec.arguments(), run=run, device=device, channels_last=channels_last)
+        recorder = cls(model, **spec.arguments(), run=run, device=device, channels_last=channels_last)
+        if recorder.session is not None:  # made, not yet opened: the folder is created with this entry
+            recorder.session.dataset["source"] = source
+        return recorder
 
     @property
     def probe(self) -> Any:

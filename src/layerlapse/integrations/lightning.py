@@ -252,7 +252,7 @@ class LayerlapseCallback(pl.Callback):
         resume = self.spec.resume if self.spec.resume is not None else self._resuming
         training = {**_trainer_settings(trainer), **(self.spec.training or {})}
         return Recorder.from_spec(pl_module, self.spec.replace(training=training, resume=resume),
-                                  device=pl_module.device)
+                                  device=pl_module.device, source="lightning")
 
     def _session(self) -> RecordingSession | None:
         return None if self.recorder_ is None else self.recorder_.session

@@ -108,7 +108,7 @@ class LayerlapseCallback(transformers.TrainerCallback):
         resume = self.resume if self.resume is not None else state.global_step > 0
         spec = self.spec.replace(resume=resume, training={**_stated_by_trainer(args, state), **self._training},
                                  class_names=self.spec.class_names or _class_names(model))
-        self.recorder = Recorder.from_spec(model, spec)
+        self.recorder = Recorder.from_spec(model, spec, source="transformers")
         self._logged = len(state.log_history)
         if self.recorder.session is None:  # no labels: the Recorder says what to pass
             self._guarded(self.recorder.start)
