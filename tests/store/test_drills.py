@@ -343,11 +343,18 @@ def test_render_with_another_method_leaves_every_map_as_it_was_when_an_input_is_
 
 
 def test_a_redraw_swaps_every_map_in_and_leaves_no_stage_behind(area: Area, main_here) -> None:
+    """The maps are replaced whole; the user's own files beside them stay (a redraw once deleted them with the old
+    maps)."""
+    (area.run / "maps/hidden/notes.txt").write_text("the user's")
+    (area.run / "maps/hidden/mine").mkdir()
+    (area.run / "maps/hidden/mine/plot.png").write_bytes(b"the user's plot")
     result = main_here("render", area.run, "--map", "pca", "-q")
     assert result.returncode == 0, result.stderr
     assert area.manifest()["maps"]["method"] == "pca"
+    assert (area.run / "maps/hidden/notes.txt").read_text() == "the user's"
+    assert (area.run / "maps/hidden/mine/plot.png").read_bytes() == b"the user's plot"
     listed = {relpath for relpath in area.manifest()["files"] if relpath.startswith("maps/")}
-    assert listed == set(map_files(area.run))
+    assert listed == set(map_files(area.run)) - {"maps/hidden/notes.txt", "maps/hidden/mine/plot.png"}
     assert json.loads((area.run / "maps/hidden/quality.json").read_text())["method"] == "pca"
     assert sorted(path.name for path in (area.run / "maps").iterdir()) == ["hidden"]
 
@@ -381,6 +388,34 @@ def test_a_redraw_killed_between_its_renames_is_undone_by_the_next_writer(area: 
     assert result.returncode == 0, result.stderr
     assert map_files(area.run) == maps_before
     assert sorted(path.name for path in maps.iterdir()) == ["hidden"]
+
+
+KILLED_AFTER_A_SWAP = """
+import hashlib, os, shutil, signal, sys
+import layerlapse.store.run as store_run
+from layerlapse.store.run import RunFolder
+run = RunFolder.open_for_writing(sys.argv[1])
+staged = run.stage_maps("hidden")
+shutil.copytree(run.path / "maps" / "hidden", staged, dirs_exist_ok=True, ignore=shutil.ignore_patterns("notes.txt"))
+files = {path.relative_to(staged).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+         for path in staged.rglob("*") if path.is_file()}
+store_run._keep_the_users_files = lambda *args: os.kill(os.getpid(), signal.SIGKILL)  # killed after the commit
+run.swap_maps({"hidden": files}, {"method": "pca"})
+"""
+
+
+def test_a_redraw_killed_after_its_commit_is_finished_and_keeps_the_user_s_files(area: Area, main_here) -> None:
+    """Killed after the new maps were committed, before the old ones went: the next writer deletes the old maps
+    and keeps the user's file that was among them."""
+    (area.run / "maps/hidden/notes.txt").write_text("the user's")
+    killed = subprocess.run([sys.executable, "-c", KILLED_AFTER_A_SWAP, str(area.run)], capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not (area.run / "maps/hidden/notes.txt").exists()  # still among the moved-aside maps
+    result = main_here("report", area.run)
+    assert result.returncode == 0, result.stderr
+    assert (area.run / "maps/hidden/notes.txt").read_text() == "the user's"
+    assert area.manifest()["maps"]["method"] == "pca"  # the swap stands
+    assert sorted(path.name for path in (area.run / "maps").iterdir()) == ["hidden"]
 
 
 # ---- labels and class names ----------------------------------------------------------------------------------------

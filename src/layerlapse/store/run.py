@@ -27,7 +27,8 @@ from .manifest import FORMAT, STATUSES, _manifest_bytes, _parse_manifest, _read_
 from .manifest import SCHEMA_VERSION, check_names_to_record, timestamp
 from .history import in_step_order
 from .reading import RunReading, _activations_problem
-from .swaps import _SWAP_FOLDER, NEW_MAPS, OLD_MAPS, _recover_map_swaps, _remove_tree, _swap_folder, _swap_folders
+from .swaps import (_SWAP_FOLDER, NEW_MAPS, OLD_MAPS, _keep_the_users_files, _recover_map_swaps, _remove_tree,
+                    _swap_folder, _swap_folders)
 
 # derived from the recorded data: redrawn freely, so not checked before they are overwritten
 DERIVED = ("figures/", "frames/", "dynamics/", "lapse", layout.METRICS, layout.HISTORY, layout.REPORT)
@@ -507,6 +508,7 @@ class RunFolder(RunReading):
         self.manifest["maps"] = maps_info
         self.commit()
         for layer in staged:
+            _keep_the_users_files(maps / _swap_folder(OLD_MAPS, layer), maps / layer, layer)
             _remove_tree(maps / _swap_folder(OLD_MAPS, layer))
 
     # ---- deleting (--force) --------------------------------------------------------------------------------------

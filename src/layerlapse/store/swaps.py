@@ -59,9 +59,25 @@ def _recover_map_swaps(run: RunReading, manifest: dict[str, Any], tokens: tuple[
                 _remove_tree(current)
                 os.rename(child, current)
             else:
+                _keep_the_users_files(child, current, layer)
                 _remove_tree(child)
             recovered = True
     return recovered
+
+
+def _keep_the_users_files(old: Path, current: Path, layer: str) -> None:
+    """Before a layer's moved-aside maps are deleted, move back into its new maps what is not the run's own: a file
+    or link under a name the maps never write (notes, a user's own plots), in the folder it was in. A redraw replaces
+    the maps, never the user's files beside them. A name the new maps hold already is left to go with the old."""
+    for root, folders, files in os.walk(old):  # links are not followed: a link is moved as the link it is
+        inside = Path(root).relative_to(old)
+        for name in [*files, *(folder for folder in folders if os.path.islink(os.path.join(root, folder)))]:
+            relpath = (inside / name).as_posix()
+            target = current / inside / name
+            if layout.is_recorded_file(f"{layout.map_folder(layer)}/{relpath}") or os.path.lexists(target):
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(Path(root) / name, target)
 
 
 def _remove_tree(path: Path) -> None:
