@@ -161,6 +161,21 @@ class RecordingSpec:
         """
         return cls(**{name: arguments[name] for name in FIELDS})
 
+    @classmethod
+    def for_callback(cls, arguments: Mapping[str, Any]) -> RecordingSpec:
+        """The spec of a framework callback's call: as `from_arguments`, and a callback always records into a run
+        folder.
+
+        Parameters
+        ----------
+        arguments : mapping
+            The callback's arguments by name (its `locals()`).
+        """
+        spec = cls.from_arguments(arguments)
+        if spec.out is None:
+            raise ConfigError("the layerlapse callback needs a run folder to record into: pass out=\"runs/NAME\"")
+        return spec
+
     def arguments(self) -> dict[str, Any]:
         """The spec as keyword arguments, for `Recorder(model, **spec.arguments())`."""
         return {name: getattr(self, name) for name in FIELDS}

@@ -149,9 +149,7 @@ class LayerlapseCallback(pl.Callback):
                  batch_size: int = 250, training: dict[str, Any] | None = None, config: RunConfig | None = None,
                  force: bool = False, resume: bool | None = None, draw: bool = True) -> None:
         super().__init__()
-        self.spec = RecordingSpec.from_arguments(locals())  # checked now, before the fit
-        if self.spec.out is None:
-            raise ConfigError("the layerlapse callback needs a run folder to record into: pass out=\"runs/NAME\"")
+        self.spec = RecordingSpec.for_callback(locals())  # checked now, before the fit
         self.out = Path(self.spec.out)
         self.schedule = self.spec.schedule
         self.draw = draw

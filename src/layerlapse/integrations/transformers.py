@@ -81,9 +81,7 @@ class LayerlapseCallback(transformers.TrainerCallback):
         probe, labels = _labels_from(probe, labels)
         test_probe, test_probe_labels = _labels_from(test_probe, test_probe_labels, "test_probe_labels")
         test_set, test_labels = _labels_from(test_set, test_labels, "test_labels")
-        self.spec = RecordingSpec.from_arguments(locals())  # checked now, before any training
-        if self.spec.out is None:
-            raise ConfigError("the layerlapse callback needs a run folder to record into: pass out=\"runs/NAME\"")
+        self.spec = RecordingSpec.for_callback(locals())  # checked now, before any training
         self.layers = list(self.spec.layers)
         self.out = self.spec.out
         self.schedule = self.spec.schedule

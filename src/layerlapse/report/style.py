@@ -4,11 +4,14 @@ misclassified points apart, the palettes, the sizes of the page's parts and how 
 
 from __future__ import annotations
 
+# the PNG frames' own colours and marker rule (render.style imports nothing heavy: matplotlib only when drawing)
+from ..render.style import MISCLASSIFIED_COLOR, MISCLASSIFIED_HALO_COLOR, TEST_EDGE_COLOR
+from ..render.style import class_colors  # noqa: F401 - the page's class colours are the frames'
+from ..render.style import marker_style as frame_markers
+
 
 def marks() -> dict[str, str]:
-    """The colours that set test points and misclassified points apart: the PNG figures' own (render.style)."""
-    from ..render.style import MISCLASSIFIED_COLOR, MISCLASSIFIED_HALO_COLOR, TEST_EDGE_COLOR
-
+    """The colours that set test points and misclassified points apart: the PNG figures' own."""
     return {"testEdge": TEST_EDGE_COLOR, "misclassified": MISCLASSIFIED_COLOR, "halo": MISCLASSIFIED_HALO_COLOR}
 
 
@@ -24,19 +27,13 @@ def sequential_palette() -> list[str]:
     from bokeh.palettes import Viridis256
 
     return list(Viridis256)
-def class_colors(n_classes: int) -> list[str]:
-    """The class colours, the PNG frames' own (render.style: tab10, tab20, then turbo)."""
-    from ..render.style import class_colors as png_class_colors
-
-    return png_class_colors(n_classes)
 
 
 def marker_style(n_points: int) -> dict:
-    """Marker diameters in screen pixels (test points: larger diamonds) and alpha, by the PNG frames' rule
-    (render.style.marker_style) in the page's units."""
-    from ..render.style import marker_style as png_marker_style
+    """Marker diameters in screen pixels (test points: larger diamonds) and alpha: the PNG frames' rule in the
+    page's units."""
+    return frame_markers(n_points).for_page()
 
-    return png_marker_style(n_points).for_page()
 
 # Sizes for a laptop's window of 1,024 × 700 (CSS pixels); layout.js grows the map (and the compared one) to fill
 # larger windows (`fitToWindow`), so the map is the largest thing on the page at every size.
