@@ -221,6 +221,34 @@ def report(
 
 
 @app.command(cls=_Command)
+def watch(
+    run_dir: Annotated[Path, typer.Argument(help="The run folder to watch: a run recording, finished, or not started "
+                                            "yet (then the page waits for it).")],
+    port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one.")] = 8765,
+    host: Annotated[str, typer.Option(help="Address to listen on. Another than 127.0.0.1 makes the page reachable "
+                                      "from other machines, so every request then needs the token.")] = "127.0.0.1",
+    token: Annotated[Optional[str], typer.Option(help="The token the page's address carries (default: none on "
+                                                 "127.0.0.1, a new random one on any other --host).")] = None,
+    budget: Annotated[float, typer.Option(help="Size budget of each page in MB, as `layerlapse report`'s.")]
+    = REPORT_BUDGET_MB,
+) -> None:
+    """Serve the run's report page live: each snapshot appears as the run commits it, without a reload.
+
+    Read-only: it never writes to the run or takes its lock. Ctrl-C stops it."""
+    from .watch.server import WatchServer, settings_for
+
+    server = WatchServer(settings_for(run_dir, host, port, token, size_budget_mb=budget))
+    typer.echo(f"watching {run_dir} at {server.url}", color=False)
+    typer.echo("open it in a browser; Ctrl-C stops the server (the run goes on)", err=True)
+    with contextlib.suppress(OSError):
+        os.nice(10)  # a watcher gives way to the training it watches on a busy machine
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        typer.echo(f"stopped watching {run_dir}", err=True)
+
+
+@app.command(cls=_Command)
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `layerlapse run` or `demo`.")],
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Write the files of TensorBoard's embedding "

@@ -194,17 +194,26 @@ def chosen_layers(run: RunFolder, layers: Sequence[str] | None) -> list[str]:
     return chosen
 
 
-def _mapped_epochs(run: RunFolder, layers: list[str]) -> tuple[list[int], str | None]:
-    """Epochs 0..e that every chosen layer has maps for, and a note when later recorded epochs have none yet."""
+def mapped_snapshots(run: RunFolder, layers: list[str]) -> int:
+    """How many snapshots (0, 1, ... in order) every one of `layers` has maps for: 0 before the first map."""
     last = run.epochs_complete
     for layer in layers:
         if not run.has(layout.map_file(layer, 0)):
-            raise RunFolderError(f"run folder {run.path} has no maps for layer {layer!r}: map it with "
-                                 f"`layerlapse render {run.path}` first")
+            return 0
         mapped = 0
         while mapped < last and run.has(layout.map_file(layer, mapped + 1)):
             mapped += 1
         last = mapped
+    return last + 1
+
+
+def _mapped_epochs(run: RunFolder, layers: list[str]) -> tuple[list[int], str | None]:
+    """Epochs 0..e that every chosen layer has maps for, and a note when later recorded epochs have none yet."""
+    for layer in layers:
+        if not run.has(layout.map_file(layer, 0)):
+            raise RunFolderError(f"run folder {run.path} has no maps for layer {layer!r}: map it with "
+                                 f"`layerlapse render {run.path}` first")
+    last = mapped_snapshots(run, layers) - 1
     note = None
     if last < run.epochs_complete:
         missing = (f"epoch {run.epochs_complete} is" if last + 1 == run.epochs_complete

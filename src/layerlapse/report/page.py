@@ -127,20 +127,27 @@ def page_payload(page: str) -> dict:
 
 def render_page(content: ReportContent) -> str:
     """The whole HTML page, Bokeh's resources inlined, the payload and its arrays in <script> tags of their own."""
-    from bokeh.document import Document
     from bokeh.embed import file_html
     from bokeh.resources import INLINE
+
+    document, data_tags = page_parts(content)
+    page = file_html(document, INLINE, title=content.title)
+    end = page.rfind("</body>")
+    if end < 0:
+        raise RuntimeError("Bokeh's page has no </body>: this Bokeh version's file_html is not what page.py expects")
+    return page[:end] + data_tags + page[end:]
+
+
+def page_parts(content: ReportContent) -> tuple[Document, str]:
+    """The page's Bokeh document and its data tags (the payload and its blobs): the offline page joins them into one
+    file, the live page (live.py) sends them to a page that is already open."""
+    from bokeh.document import Document
 
     blobs = Blobs()
     data = payload(content, blobs)
     document = Document()
     document.add_root(build_layout(content, document))
-    page = file_html(document, INLINE, title=content.title)
-    end = page.rfind("</body>")
-    if end < 0:
-        raise RuntimeError("Bokeh's page has no </body>: this Bokeh version's file_html is not what page.py expects")
-    data_tags = f'<script type="application/json" id="{PAYLOAD_TAG}">{data}</script>\n{blobs.html()}'
-    return page[:end] + data_tags + page[end:]
+    return document, f'<script type="application/json" id="{PAYLOAD_TAG}">{data}</script>\n{blobs.html()}'
 
 
 def header_html(content: ReportContent) -> str:

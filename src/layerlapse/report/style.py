@@ -52,3 +52,14 @@ def short_name(name: str, chars: int = CLASS_NAME_CHARS) -> str:
     """A class name for a legend or an axis: whole when short, else its first characters and an ellipsis (a long
     name took half the map's width and squeezed the confusion matrix); the points' hover shows it whole."""
     return name if len(name) <= chars else name[: chars - 1].rstrip() + "…"
+
+
+# The live page's banner (`layerlapse watch`): where the run is, coloured by what it is doing
+LIVE_BANNER_STYLE = """
+#layerlapse-banner { font: 14px sans-serif; padding: 6px 10px; margin: 0 0 6px 0; border-radius: 4px;
+                     background: #eef3f8; color: #1f3b57; border-left: 4px solid #1f77b4; }
+#layerlapse-banner[data-kind="complete"] { background: #eef7ee; color: #1e4d1e; border-left-color: #2ca02c; }
+#layerlapse-banner[data-kind="interrupted"], #layerlapse-banner[data-kind="failed"],
+#layerlapse-banner[data-kind="gone"], #layerlapse-banner[data-kind="unreachable"],
+#layerlapse-banner[data-kind="unreadable"] { background: #fbeeee; color: #5c1a1a; border-left-color: #d62728; }
+"""

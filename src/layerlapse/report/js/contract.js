@@ -185,6 +185,8 @@
  * @property {{start: number, parsed: number, decoded: number, drawn: number, ready: number}} timings -
  *   performance.now() when the page code started, parsed and decoded the payload, drew, and was ready
  * @property {function(): State} state
+ * @property {function(): number} snapshots - how many snapshots (frames) the page holds; on the live page
+ *   (`layerlapse watch`) it grows as the run commits them
  * @property {function((number|string)=, string=): DrawnPoints} points - points(map = 0, set = "probe")
  * @property {function(number): void} setEpoch
  * @property {function(string): void} setLayer
@@ -196,6 +198,8 @@
  *   tools give it: (geometry, final, map)
  * @property {function(number, string=): void} pin - pin(i, set = "probe")
  * @property {function(): void} unpin
+ * @property {function(): void} dispose - takes the page's listeners, tooltip, timers and WebGL contexts away (the
+ *   live page calls it on the page it replaces)
  * @property {function(): void} togglePlay
  * @property {function(): void} redraw
  * @property {function(object=): void} repaint - paints in the next animation frame

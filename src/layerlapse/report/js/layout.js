@@ -42,7 +42,7 @@ function resize(plot, width, height) {
 }
 
 let fitTimer = null;
-window.addEventListener("resize", () => {
+listen(window, "resize", () => {
   clearTimeout(fitTimer);
   fitTimer = setTimeout(fitToWindow, 150);
 });

@@ -92,5 +92,11 @@ function paintedPixels() {
   return painted;
 }
 
+// The layer is no longer shown: its WebGL context is given back at once (browsers keep only some).
+function dispose() {
+  if (gl) giveBack(gl);
+  canvas.remove();
+}
+
 return {canvas, webgl: browserWebgl, renderer, paintedPixels, addSet, setColors, setLooks, setVisible, place, draw,
-        nearest, within, drawnRows, sets};
+        nearest, within, drawnRows, sets, dispose};

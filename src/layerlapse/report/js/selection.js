@@ -118,7 +118,7 @@ function drawSelectionList() {
 }
 
 // A click on a listed thumbnail pins its point. The Divs draw their text in shadow roots: composedPath sees in.
-document.addEventListener("click", (event) => {
+listen(document, "click", (event) => {
   for (const element of event.composedPath()) {
     if (element.classList && element.classList.contains("layerlapse-pick")) {
       pin({set: "probe", i: Number(element.dataset.point)});

@@ -35,13 +35,21 @@ const state = {epoch: models.slider.value, drawnEpoch: null, panelsEpoch: null, 
                dataMapByClass: false, looksKey: null, testLooksKey: null, selectionVersion: 0,
                paintedEpoch: null};
 const tooltip = makeTooltip();
-document.addEventListener("pointermove", (event) => { state.pointer = [event.clientX, event.clientY]; },
-                          {capture: true, passive: true});
+// The listeners this page adds to the window and the document, so that `dispose` can take them off again (the live
+// page replaces one page by the next in the same document).
+const listeners = [];
+function listen(target, type, handler, options) {
+  target.addEventListener(type, handler, options);
+  listeners.push([target, type, handler, options]);
+}
+listen(document, "pointermove", (event) => { state.pointer = [event.clientX, event.clientY]; },
+       {capture: true, passive: true});
 
 // A view's point layer, made when first used: a WebGL context and its shaders cost a few hundred ms in software
 // WebGL, so the compared map's is made only when a layer is compared.
 function withPointLayer(view) {
   let points = null;
+  Object.defineProperty(view, "madePoints", {get: () => points});  // without making one
   return Object.defineProperty(view, "points", {get: () => points || (points = makePointLayer())});
 }
 

@@ -50,10 +50,27 @@ function currentState() {
 }
 
 window.layerlapse = {
-  ready: false, timings, state: currentState, setEpoch: (epoch) => setEpoch(epoch), setLayer, togglePlay, redraw,
+  ready: false, timings, state: currentState, snapshots: () => data.epochs.length,
+  setEpoch: (epoch) => setEpoch(epoch), setLayer, togglePlay, redraw,
   hover, tap, clientPosition, setColorBy, setCompare, selectRegion, selectGeometry, points: drawnPoints,
   repaint: requestPaint, mapCanvas: (k = 0) => views[k].points.canvas,
   paintedPixels: () => { paintNow(); return views[0].points.paintedPixels(); },
   select: (indices) => setSelection(indices === null ? null : Array.from(indices), "none"),
-  pin: (i, set = "probe") => pin({set, i}), unpin: () => pin(null),
+  pin: (i, set = "probe") => pin({set, i}), unpin: () => pin(null), dispose,
 };
+
+// This page is replaced by another (the live page's next snapshot): its listeners, tooltip, timers and WebGL
+// contexts go, so that nothing of it stays alive behind the new one.
+function dispose() {
+  if (state.playing) stopPlaying();
+  state.disposed = true;
+  for (const [target, type, handler, options] of listeners.splice(0)) {
+    target.removeEventListener(type, handler, options);
+  }
+  clearTimeout(fitTimer);
+  clearTimeout(panelsTimer);
+  tooltip.remove();
+  for (const view of [...views, ...(dataMapView ? [dataMapView] : [])]) {
+    if (view.madePoints) view.madePoints.dispose();
+  }
+}
