@@ -9,7 +9,6 @@ starts a second browser without WebGL to see the canvas fallback draw.
 from __future__ import annotations
 
 import math
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -28,50 +27,12 @@ from layerlapse.report.script import point_layer_script
 from layerlapse.store.layout import epoch_file
 from layerlapse.store.run import load_run
 
-REQUIRED = os.environ.get("LAYERLAPSE_REQUIRE_BROWSER") == "1"
-CHROMIUM = os.environ.get("LAYERLAPSE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-# a closed network makes Chromium's own background requests fail noisily; these turn them off
-QUIET = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run", "--disable-default-apps", "--disable-extensions"]
-SOFTWARE_WEBGL = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
-NO_WEBGL = ["--disable-webgl", "--disable-3d-apis"]
+from browser_helpers import (CHROMIUM, NO_WEBGL, QUIET, REQUIRED, SOFTWARE_WEBGL, browser,  # noqa: F401 - fixtures
+                             browser_missing, launch, playwright)
+
 EPOCHS, PROBE, TEST_PROBE = 2, 200, 60
 HOSTILE = ["</script><img src=x onerror=alert(1)>", "<img src=x onerror=window.__xss=1>"]
 DOC = "Bokeh.documents[0]"
-
-
-def browser_missing() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (pip install playwright; the dev extras have it)"
-    if not Path(CHROMIUM).is_file():
-        return f"no chromium at {CHROMIUM} (apt-get install chromium, or set LAYERLAPSE_CHROMIUM)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Any]:
-    reason = browser_missing()
-    if reason:
-        if REQUIRED:
-            pytest.fail(f"LAYERLAPSE_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        yield driver
-
-
-def launch(playwright: Any, flags: list[str]) -> Any:
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*QUIET, *flags])
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Any) -> Iterator[Any]:
-    browser = launch(playwright, SOFTWARE_WEBGL)
-    yield browser
-    browser.close()
 
 
 @dataclass

@@ -11,6 +11,7 @@ failure so the run can be resumed. It never imports torch, Keras or transformers
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from ..errors import ConfigError, RunFolderError
 from ..store import layout
 from ..store.blocks import largest_finite_magnitude
 from ..store.history import in_step_order, snapshot_labels
+from .checks import checked_labels, json_safe, metric_number
 from .spec import Schedule
 from .._util.threads import training_threads
 
@@ -95,14 +97,24 @@ class Inputs:
     test_probe_indices: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self.labels = _checked_labels(self.labels, "labels", self.class_names)
+        self.labels = checked_labels(self.labels, "labels", self.class_names)
         if self.test_probe_labels is not None:
-            self.test_probe_labels = _checked_labels(self.test_probe_labels, "test probe labels", self.class_names)
+            self.test_probe_labels = checked_labels(self.test_probe_labels, "test probe labels", self.class_names)
         if self.test_labels is not None:
-            self.test_labels = _checked_labels(self.test_labels, "test set labels", self.class_names)
+            self.test_labels = checked_labels(self.test_labels, "test set labels", self.class_names)
 
 
 @dataclass
+def _whole(method: Callable) -> Callable:
+    """A change of the run made whole, between two of the maps the storer thread stores as the mapping worker sends
+    them (recipe.mapping): the run's write lock is held through it."""
+    @functools.wraps(method)
+    def holding_the_write_lock(self: RecordingSession, *args: Any, **kwargs: Any) -> Any:
+        with self._started().write_lock:
+            return method(self, *args, **kwargs)
+    return holding_the_write_lock
+
+
 class RecordingSession:
     """Records a training run into a run folder: `start()`, then `step_end(step)` after optimizer steps and
     `epoch_end(epoch, metrics)` after epochs (whichever the schedule uses; the other is a no-op), then `finish()`.
@@ -218,6 +230,7 @@ class RecordingSession:
         self.snapshot(step=step, epoch=epoch, metrics=metrics)
         return True
 
+    @_whole
     def snapshot(self, *, step: int | None = None, epoch: int | None = None, metrics: dict[str, Any] | None = None,
                  captured: Captured | None = None, extra: Callable[[RunFolder, int], None] | None = None) -> int:
         """Record one snapshot now, labelled by `step` and/or `epoch`, and commit it with `metrics` as its history
@@ -264,6 +277,7 @@ class RecordingSession:
             self.on_snapshot(run, index)
         return index
 
+    @_whole
     def finish(self, *, test_metrics: dict[str, float] | None = None, step: int | None = None,
                epoch: int | None = None) -> RunFolder:
         """The final test set (when one was given) run through the last network and recorded; the run stays open
@@ -374,7 +388,7 @@ class RecordingSession:
                    "probe_size": int(len(self.inputs.labels))}
         run = RunFolder.create(self.out, self.config, dataset, force=self.force)
         if self.training:
-            run.manifest["training"] = _json_safe(self.training, "training")
+            run.manifest["training"] = json_safe(self.training, "training")
         if self.schedule.by_steps:
             run.manifest["schedule"] = {"every": self.schedule.every}
         run.commit()
@@ -444,13 +458,13 @@ class RecordingSession:
     def _note_layers(self, run: RunFolder) -> None:
         info = self.capture.layer_info()
         if info and run.manifest.get("layer_info") != info:
-            run.manifest["layer_info"] = _json_safe(info, "layer_info")
+            run.manifest["layer_info"] = json_safe(info, "layer_info")
 
     def _clean_metrics(self, metrics: dict[str, Any], index: int) -> dict[str, float | None]:
         """Metrics as JSON numbers: nan and inf become null, with a note in the manifest; the run goes on."""
         clean: dict[str, float | None] = {}
         for key, value in metrics.items():
-            number = _as_number(key, value)
+            number = metric_number(key, value)
             if number is not None and not math.isfinite(number):
                 self._note(f"snapshot {index}: {key} was {number} (stored as null)")
                 number = None
@@ -543,41 +557,6 @@ def loss_and_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> tuple[fl
     true_class = probabilities[np.arange(len(labels)), labels].astype(np.float64)
     loss = float(np.mean(-np.log(np.maximum(true_class, np.finfo(np.float32).tiny))))
     return loss, float(np.mean(probabilities.argmax(axis=1) == labels))
-
-
-def _checked_labels(labels: Any, what: str, class_names: list[str]) -> np.ndarray:
-    array = np.asarray(labels)
-    if array.ndim != 1 or array.dtype.kind not in "iu":
-        raise ConfigError(f"{what} must be one whole-number class index per input, got {array.dtype} of shape "
-                          f"{array.shape}: pass class indices (0, 1, 2, …), not one-hot rows or names")
-    if len(array) and (array.min() < 0 or array.max() >= len(class_names)):
-        bad = int(array.min()) if array.min() < 0 else int(array.max())
-        raise ConfigError(f"{what} hold class {bad} but class_names names {len(class_names)} classes: give a name "
-                          f"for every class (class_names=[...] with at least {int(array.max()) + 1} names)")
-    return array.astype(np.int64)
-
-
-def _as_number(key: Any, value: Any) -> float:
-    if hasattr(value, "item") and callable(value.item):
-        value = value.item()  # a 0-d numpy array or framework tensor
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"metric {key!r} must be a number, got {value!r}: pass plain numbers (loss.item())")
-    return float(value)
-
-
-def _json_safe(value: Any, where: str) -> Any:
-    """Settings a user states (training, layer info) as JSON: numbers, text, lists and tables of them."""
-    if value is None or isinstance(value, (str, bool)):
-        return value
-    if isinstance(value, (int, float)):
-        return value if math.isfinite(value) else None
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
-        return _json_safe(value.item(), where)
-    if isinstance(value, dict):
-        return {str(key): _json_safe(item, where) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item, where) for item in value]
-    return str(value)
 
 
 def reopen_for_resume(out: str | os.PathLike) -> RunFolder:

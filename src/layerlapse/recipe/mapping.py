@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import threading
 import time
 
 import numpy as np
@@ -26,6 +27,7 @@ from .._util.progress import note, progress_bar
 
 COMPILING = "compiling the map's code first (first run only, about a minute)"
 POLL_SECONDS = 0.05  # how often the wait after training looks for the worker's next frame
+STORER_POLL_SECONDS = 0.2  # how often, while training goes on, the storer thread looks for the worker's frames
 
 
 class MapAlongside:
@@ -37,6 +39,12 @@ class MapAlongside:
         # the frames submitted and not yet stored, as (snapshot, layer) in the order the worker maps them
         self.waiting_for: list[tuple[int, str]] = []
         self.heard_from = False  # whether the worker has sent a frame: its first one compiles the map's code
+        # A thread stores each frame as the worker sends it, so a snapshot's map is in the run folder (and on a
+        # live page, `layerlapse watch`) while the next epoch trains, not only when the next snapshot records.
+        self._storer: threading.Thread | None = None
+        self._stop_storing = threading.Event()
+        self._storer_error: BaseException | None = None
+        self._receiving = threading.Lock()  # the worker's queue is read by one thread at a time
 
     def __call__(self, run: RunFolder, epoch: int) -> None:
         # a resumed run keeps the method its maps were made with
@@ -53,12 +61,46 @@ class MapAlongside:
                 run.config.n_neighbors, run.config.seed, resume_from, _map_backend(run, self.method)))
             for earlier in range(min(resume_from.values(), default=-1) + 1, epoch):
                 self._submit(run, earlier)  # epochs recorded before this process started
+            self._storer = threading.Thread(target=self._store_as_they_come, args=(run,), daemon=True,
+                                            name="layerlapse-map-storer")
+            self._storer.start()
+        self._raise_storer_error()
         self._submit(run, epoch)
-        self._store(run, self.worker.finished_frames())
+
+    def _store_as_they_come(self, run: RunFolder) -> None:
+        """The storer thread: each frame into the run folder as the worker sends it, between two of the training
+        thread's changes (the run's write lock)."""
+        try:
+            while not self._stop_storing.is_set():
+                if not self._store_finished(run):
+                    self._stop_storing.wait(STORER_POLL_SECONDS)
+        except BaseException as error:  # raised again in the training thread, at its next snapshot or the end
+            self._storer_error = error
+
+    def _store_finished(self, run: RunFolder) -> bool:
+        with self._receiving:
+            frames = self.worker.finished_frames()
+        if frames:
+            with run.write_lock:
+                self._store(run, frames)
+        return bool(frames)
+
+    def _stop_storer(self) -> None:
+        if self._storer is not None:
+            self._stop_storing.set()
+            self._storer.join()
+            self._storer = None
+        self._raise_storer_error()
+
+    def _raise_storer_error(self) -> None:
+        if self._storer_error is not None:
+            error, self._storer_error = self._storer_error, None
+            raise error
 
     def _submit(self, run: RunFolder, epoch: int) -> None:
-        self.worker.submit(epoch)
-        self.waiting_for += [(epoch, layer) for layer in run.layers]  # the worker maps every layer of an epoch
+        with run.write_lock:
+            self.worker.submit(epoch)
+            self.waiting_for += [(epoch, layer) for layer in run.layers]  # the worker maps every layer of an epoch
 
     def _store(self, run: RunFolder, frames: list[Frame]) -> None:
         _store_frames(run, frames, run, self.method)
@@ -71,6 +113,7 @@ class MapAlongside:
         here."""
         if self.worker is None:
             return
+        self._stop_storer()  # from here this thread stores what comes
         self._wait_saying_what_for(run, show_progress)
         self._store(run, self.worker.finished_frames(wait=True))
         if self.worker.error:
@@ -96,6 +139,10 @@ class MapAlongside:
                 time.sleep(POLL_SECONDS)
 
     def stop(self) -> None:
+        self._stop_storing.set()
+        if self._storer is not None:
+            self._storer.join()
+            self._storer = None
         if self.worker is not None:
             self.worker.stop()
 

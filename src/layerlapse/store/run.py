@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,9 @@ class RunFolder(RunReading):
         self.manifest = manifest
         self._manifest_text = manifest_text  # as last read or written, to see another writer's commit
         self._lock: run_lock.RunLock | None = None
+        # held by a writer's threads around each whole change (a snapshot, a stored map): the maps made alongside
+        # training are stored by a thread of their own while the training thread records (recipe.mapping)
+        self.write_lock = threading.RLock()
 
     def __repr__(self) -> str:
         return (f"RunFolder({str(self.path)!r}, status={self.status!r}, "
