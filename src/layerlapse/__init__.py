@@ -33,6 +33,7 @@ _EXPORTS = {
     "run_experiment": "reference.experiment",
     "export_tensorboard": "export.tensorboard",
     "write_report": "report.page",
+    "watch_run": "watch.server",
     "sample_dynamics": "measures.dynamics",
     "probe_dynamics": "measures.dynamics",
     "test_probe_dynamics": "measures.dynamics",

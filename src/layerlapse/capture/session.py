@@ -104,7 +104,6 @@ class Inputs:
             self.test_labels = checked_labels(self.test_labels, "test set labels", self.class_names)
 
 
-@dataclass
 def _whole(method: Callable) -> Callable:
     """A change of the run made whole, between two of the maps the storer thread stores as the mapping worker sends
     them (recipe.mapping): the run's write lock is held through it."""
@@ -115,6 +114,7 @@ def _whole(method: Callable) -> Callable:
     return holding_the_write_lock
 
 
+@dataclass
 class RecordingSession:
     """Records a training run into a run folder: `start()`, then `step_end(step)` after optimizer steps and
     `epoch_end(epoch, metrics)` after epochs (whichever the schedule uses; the other is a no-op), then `finish()`.

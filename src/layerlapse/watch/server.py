@@ -240,3 +240,42 @@ class WatchServer:
             finally:
                 server.stop()
                 await server.close_all_connections()
+
+
+def watch_run(run: str | Path, *, port: int = 0, host: str = LOOPBACK, token: str | None = None,
+              size_budget_mb: float = REPORT_BUDGET_MB) -> WatchServer:
+    """Serve a run's report page live from Python (a notebook, a script that trains): the server runs in a thread of
+    its own until `stop()`; `url` is the address to open. What `layerlapse watch` does, without taking the terminal.
+
+    Parameters
+    ----------
+    run
+        The run folder: recording, finished, or not started yet (the page then waits for it).
+    port
+        The port; 0 (the default here) picks a free one.
+    host
+        The address to listen on; another than 127.0.0.1 makes every request need the token.
+    token
+        The token the address carries; default none on loopback, a new random one on any other host.
+    size_budget_mb
+        Each page's size budget, as `write_report`'s.
+
+    Returns
+    -------
+    WatchServer
+        The running server: `url`, `stop()`.
+
+    Raises
+    ------
+    ConfigError
+        For a path that is no run folder, a port in use or out of range, or an empty token.
+
+    Examples
+    --------
+    >>> from layerlapse import watch_run
+    >>> server = watch_run("runs/mlp")  # doctest: +SKIP
+    >>> server.url  # doctest: +SKIP
+    'http://127.0.0.1:41263/'
+    >>> server.stop()  # doctest: +SKIP
+    """
+    return WatchServer(settings_for(Path(run), host, port, token, size_budget_mb=size_budget_mb)).start()

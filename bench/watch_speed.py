@@ -1,0 +1,195 @@
+"""What `layerlapse watch` costs and how soon it shows a snapshot.
+
+    python bench/watch_speed.py [--probe 1000] [--snapshots 6] [--runs 2] [--pairs 3] [--epochs 8]
+
+Two measurements, each on real runs recorded by a `Recorder` in a user's own loop (scikit-learn's digits, an MLP) in
+a process of its own, as a user runs one, with `layerlapse watch RUN --port 0` (the command, in a process of its
+own as a user starts it: at nice 10, with the default poll of 1 s) and a headless Chromium page open on it:
+
+- delay: from the moment a snapshot's map is committed to the run folder (the manifest lists it; this script polls
+  the manifest every 10 ms) to the moment the live page holds that snapshot (`layerlapseLive.snapshots()`, polled in
+  every animation frame). The run trains one epoch each time this script lets it (a gate file), after the page has
+  shown the last one, so each delay is measured alone. Median and largest, over every snapshot of every run.
+- overhead: the same loop, ungated, `--epochs` epochs over the digits repeated (about a second an epoch), its
+  training time (first epoch to last, as the recording process measures it) with a watcher and a browser page on
+  the run, against without, in alternating pairs; the ratio of each pair, and their median.
+
+The machine, the CPU and the date are printed first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHILD = r'''
+import sys, time, json, torch
+from pathlib import Path
+from sklearn.datasets import load_digits
+from torch import nn
+from layerlapse import Recorder, RunConfig
+out, gate, epochs, probe, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+torch.manual_seed(0)
+d = load_digits()
+x = torch.tensor(d.images / 16, dtype=torch.float32).reshape(-1, 64); y = torch.tensor(d.target)
+xs, ys = x.repeat(repeat, 1), y.repeat(repeat)
+model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 10))
+opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+rec = Recorder(model, layers=["3"], probe=x[:probe], labels=y[:probe], out=out,
+               class_names=[str(k) for k in range(10)], config=RunConfig(map_method="aligned"))
+rec.start()
+started = time.perf_counter()
+for epoch in range(1, epochs + 1):
+    if gate != "-":
+        while not (Path(gate) / str(epoch)).exists():
+            time.sleep(0.01)
+    for k in range(0, len(xs), 64):
+        opt.zero_grad(); nn.functional.cross_entropy(model(xs[k:k + 64]), ys[k:k + 64]).backward(); opt.step()
+    rec.epoch_end(epoch)
+trained = time.perf_counter() - started
+if gate != "-":
+    while not (Path(gate) / "finish").exists():
+        time.sleep(0.01)
+rec.finish()
+print(json.dumps({"trained_s": trained}))
+'''
+
+
+def machine() -> str:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    flags = Path("/proc/cpuinfo").read_text()
+    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    import os
+    return f"{model}, {os.cpu_count()} cores, {simd}; {datetime.date.today().isoformat()}"
+
+
+def map_listed(run: Path, snapshot: int) -> bool:
+    try:
+        files = json.loads((run / "manifest.json").read_text())["files"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return f"maps/3/epoch_{snapshot:03d}.npy" in files
+
+
+def child(out: Path, gate: str, epochs: int, probe: int, repeat: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", CHILD, str(out), gate, str(epochs), str(probe), str(repeat)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+class Watcher:
+    """`layerlapse watch RUN --port 0`, as a user starts it; its address read from its first line."""
+
+    def __init__(self, run: Path) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "layerlapse", "watch", str(run), "--port", "0"],
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.url = self.process.stdout.readline().strip().rsplit(" at ", 1)[1]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def open_page(browser, url: str):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(url)
+    return page
+
+
+def delays(browser, folder: Path, probe: int, snapshots: int) -> list[float]:
+    out, gate = folder / "run", folder / "gate"
+    gate.mkdir()
+    server = Watcher(out)
+    page = open_page(browser, server.url)
+    process = child(out, str(gate), snapshots - 1, probe, 1)
+    found = []
+    try:
+        for snapshot in range(snapshots):
+            if snapshot > 0:  # snapshot 0 is recorded at the start
+                (gate / str(snapshot)).touch()
+            if snapshot == snapshots - 1:
+                (gate / "finish").touch()
+            while not map_listed(out, snapshot):
+                time.sleep(0.01)
+            committed = time.perf_counter()
+            page.wait_for_function(f"window.layerlapseLive.snapshots() >= {snapshot + 1}", polling="raf",
+                                   timeout=120_000)
+            found.append(time.perf_counter() - committed)
+        process.wait(300)
+    finally:
+        process.kill()
+        page.close()
+        server.stop()
+    return found
+
+
+def overhead(browser, folder: Path, probe: int, epochs: int, watched: bool) -> float:
+    out = folder / ("watched" if watched else "alone")
+    server = page = None
+    if watched:
+        server = Watcher(out)
+        page = open_page(browser, server.url)
+    process = child(out, "-", epochs, probe, 8)
+    try:
+        stdout, stderr = process.communicate(timeout=900)
+        if process.returncode != 0:
+            raise RuntimeError(stderr[-2000:])
+        return json.loads(stdout.strip().splitlines()[-1])["trained_s"]
+    finally:
+        if page is not None:
+            page.close()
+        if server is not None:
+            server.stop()
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--probe", type=int, default=1000)
+    parser.add_argument("--snapshots", type=int, default=6)
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--skip-delay", action="store_true")
+    parser.add_argument("--skip-overhead", action="store_true")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    print(f"machine: {machine()}; Chromium {chromium} (software WebGL)")
+    with sync_playwright() as driver, tempfile.TemporaryDirectory() as temp:
+        browser = driver.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
+        if not args.skip_delay:
+            found = []
+            for k in range(args.runs):
+                run_delays = delays(browser, Path(temp) / f"delay{k}", args.probe, args.snapshots)
+                print(f"run {k + 1}: delays {', '.join(f'{d:.2f}' for d in run_delays)} s", flush=True)
+                found += run_delays
+            print(f"delay, commit to page ({args.probe:,} probe points, poll 1 s): median "
+                  f"{statistics.median(found):.2f} s, largest {max(found):.2f} s, over {len(found)} snapshots")
+        if not args.skip_overhead:
+            ratios = []
+            for k in range(args.pairs):
+                order = [False, True] if k % 2 == 0 else [True, False]
+                times = {watched: overhead(browser, Path(temp), args.probe, args.epochs, watched)
+                         for watched in order}
+                ratios.append(times[True] / times[False])
+                print(f"pair {k + 1}: training {times[False]:.1f} s alone, {times[True]:.1f} s watched "
+                      f"(ratio {ratios[-1]:.3f})", flush=True)
+            print(f"overhead: watched / alone, median of {len(ratios)} pairs: {statistics.median(ratios):.3f} "
+                  f"(range {min(ratios):.3f}–{max(ratios):.3f})")
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()
