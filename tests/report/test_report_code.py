@@ -128,7 +128,7 @@ def test_each_measured_exception_is_a_function_that_exists() -> None:
 
 
 def test_the_page_script_joins_every_part_once() -> None:
-    joined = [*script.POINT_LAYER_PARTS, script.ENTRY, *script.REPORT_PARTS]
+    joined = [*script.POINT_LAYER_PARTS, script.ENTRY, *script.REPORT_PARTS, script.LIVE]
     assert len(set(joined)) == len(joined)
     on_disk = {path.name for path in (REPORT / "js").glob("*.js")} - {script.CONTRACT}
     assert set(joined) == on_disk

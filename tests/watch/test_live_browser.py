@@ -20,6 +20,7 @@ from layerlapse.watch.server import WatchServer, settings_for
 from browser_helpers import browser, playwright  # noqa: F401 - fixtures
 
 EPOCHS = 3
+MAP = "Bokeh.documents[0].get_model_by_name('layerlapse-map')"
 RECORDING = Path(__file__).with_name("recording.py")
 
 
@@ -86,14 +87,16 @@ def test_the_live_page_shows_every_snapshot_as_the_run_commits_it(browser: Any, 
             live.wait(f"window.layerlapseLive.snapshots() >= {epoch}", timeout_s=90)
             seen.append(live.js("window.layerlapseLive.snapshots()"))
             assert live.js("window.unreloaded") is True
-            if epoch == 2:  # the user moves the slider back: the page keeps it there from now on
+            if epoch == 2:  # the user moves the slider back and zooms in: the page keeps both from now on
                 live.js("window.layerlapse.setEpoch(0)")
+                live.js(f"{MAP}.x_range.setv({{start: -1, end: 1}})")
         live.wait("window.layerlapseLive.banner().startsWith('complete')", timeout_s=90)
         live.wait(f"window.layerlapseLive.snapshots() === {EPOCHS + 1}")
         assert live.js("window.layerlapseLive.banner()") == f"complete: {EPOCHS + 1} snapshots"
         assert seen == list(range(1, EPOCHS + 2)), seen  # every snapshot, one by one
         state = live.js("window.layerlapse.state()")
         assert state["epoch"] == 0  # the user's slider stayed where it was put
+        assert live.js(f"[{MAP}.x_range.start, {MAP}.x_range.end]") == [-1, 1]  # and the zoom
         assert state["drawn"] == 200 and live.js("window.layerlapse.paintedPixels()") > 0
         assert live.js("window.unreloaded") is True
         assert live.js("window.Bokeh.documents.length") == 1  # the pages it replaced are gone

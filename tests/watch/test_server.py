@@ -212,3 +212,17 @@ def test_a_writer_takes_the_lock_while_the_run_is_watched(run_path: Path, tmp_pa
         RunFolder.open_for_writing(copy).close()
     finally:
         served.stop()
+
+
+def test_the_banner_says_where_the_run_is(run_path: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(run_path, tmp_path / "run"))
+    watched = WatchedRun(copy)
+    assert watched.state().banner == "complete: 3 snapshots"
+    for status, banner in (("interrupted", "interrupted at snapshot 3 of 3: continue it with --resume"),
+                           ("failed", "failed at snapshot 3 of 3"), ("running", "training: snapshot 3 of 3, last ")):
+        writer = RunFolder.open_for_writing(copy)
+        writer.commit(status)
+        writer.close()
+        state = watched.state()
+        assert state.status == status and state.banner.startswith(banner), state.banner
+    assert watched.state().banner.endswith(" s ago")

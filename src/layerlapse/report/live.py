@@ -15,7 +15,7 @@ from ..store.run import RunFolder
 from .budget import MB, fit_to_budget
 from .content import ReportContent, read_content
 from .page import check_settings, page_parts
-from .script import read_part
+from .script import LIVE, read_part
 from .style import LIVE_BANNER_STYLE
 
 POLL_MS = 1000  # how often the open page asks for the run's state: a snapshot shows within about a second of this
@@ -59,7 +59,7 @@ def shell_page(title: str, *, token: str | None, poll_ms: int = POLL_MS) -> str:
 <div id="layerlapse-roots" style="position: relative"></div>
 <script type="application/json" id="layerlapse-live-config">{config}</script>
 <script>
-{read_part("live.js")}
+{read_part(LIVE)}
 layerlapseLive(JSON.parse(document.getElementById("layerlapse-live-config").textContent));
 </script>
 </body>

@@ -20,6 +20,8 @@ ENTRY = "payload.js"
 # The report's behaviour: the state every part reads first; the first draw last
 REPORT_PARTS = ("state.js", "thumbnails.js", "maps.js", "panels.js", "selection.js", "time.js", "layout.js",
                 "pointing.js", "testhook.js", "start.js")
+# The live page's own code (`layerlapse watch`): outside the report, joined into the live page's shell (live.py)
+LIVE = "live.js"
 CONTRACT = "contract.js"  # the payload's and the hook's types: documentation, never joined into the page
 INDENT = "  "  # each part is written unindented, and indented once inside its closure
 

@@ -63,8 +63,10 @@ function layerlapseLive(config) {
       await until(() => window.layerlapse && window.layerlapse !== before && window.layerlapse.ready);
       dispose(shown, before);
       Object.assign(root.style, {position: "", top: "", left: "", visibility: ""});
-      shown = {root, views, doc};
+      shown = {root, views, doc, home: null};
       restore(carried, doc);
+      shown.home = ranges(doc);  // the map's own extent: a zoom away from it is the user's, and is kept
+      if (carried && carried.zoom) zoomTo(carried.zoom, doc);
       live.version = parts.version;
       live.loads++;
     } catch (error) {
@@ -93,9 +95,17 @@ function layerlapseLive(config) {
       const toggle = model(name);
       if (toggle) toggles[name] = toggle.active;
     }
+    const zoom = ranges(shown.doc);
+    const zoomed = zoom && shown.home && zoom.some((value, k) => Math.abs(value - shown.home[k]) > 1e-9);
     return {epoch: state.epoch, newest: state.epoch === hook.snapshots() - 1, layer: state.layer,
             compare: state.compare, colorBy: state.colorBy, selected: state.selected, region: state.region,
-            total: state.total, pinned: state.pinned, toggles};
+            total: state.total, pinned: state.pinned, toggles, zoom: zoomed ? zoom : null};
+  }
+
+  // The shown map's x and y extent, [x0, x1, y0, y1], or null.
+  function ranges(doc) {
+    const plot = doc && doc.get_model_by_name("layerlapse-map");
+    return plot ? [plot.x_range.start, plot.x_range.end, plot.y_range.start, plot.y_range.end] : null;
   }
 
   function restore(carried, doc) {
@@ -117,6 +127,13 @@ function layerlapseLive(config) {
       if (carried.pinned) hook.pin(carried.pinned.i, carried.pinned.set);
     }
     hook.setEpoch(carried.newest ? hook.snapshots() - 1 : Math.min(carried.epoch, hook.snapshots() - 1));
+  }
+
+  function zoomTo(zoom, doc) {
+    const plot = doc && doc.get_model_by_name("layerlapse-map");
+    if (!plot) return;
+    plot.x_range.setv({start: zoom[0], end: zoom[1]});
+    plot.y_range.setv({start: zoom[2], end: zoom[3]});
   }
 
   function dispose(page, hook) {
