@@ -107,7 +107,7 @@ def open_page(browser, url: str):
 
 def delays(browser, folder: Path, probe: int, snapshots: int) -> list[float]:
     out, gate = folder / "run", folder / "gate"
-    gate.mkdir()
+    gate.mkdir(parents=True)
     server = Watcher(out)
     page = open_page(browser, server.url)
     process = child(out, str(gate), snapshots - 1, probe, 1)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from layerlapse.watch.run_state import rest
 from layerlapse.watch.server import WatchServer, settings_for
 
 from browser_helpers import browser, playwright  # noqa: F401 - fixtures
@@ -86,6 +87,8 @@ def test_the_live_page_shows_every_snapshot_as_the_run_commits_it(browser: Any, 
             (gate / (str(epoch) if epoch <= EPOCHS else "finish")).touch()
             live.wait(f"window.layerlapseLive.snapshots() >= {epoch}", timeout_s=90)
             seen.append(live.js("window.layerlapseLive.snapshots()"))
+            # the watcher makes a page at most once per rest: a snapshot committed within it comes with the next
+            time.sleep(rest(server.watched.making_s))
             assert live.js("window.unreloaded") is True
             if epoch == 2:  # the user moves the slider back and zooms in: the page keeps both from now on
                 live.js("window.layerlapse.setEpoch(0)")

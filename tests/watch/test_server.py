@@ -7,6 +7,7 @@ import json
 import shutil
 import socket
 import stat
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -226,3 +227,23 @@ def test_the_banner_says_where_the_run_is(run_path: Path, tmp_path: Path) -> Non
         state = watched.state()
         assert state.status == status and state.banner.startswith(banner), state.banner
     assert watched.state().banner.endswith(" s ago")
+
+
+def test_a_page_is_made_once_per_version_and_not_again_within_its_rest(run_path: Path, tmp_path: Path) -> None:
+    """However fast a run commits, the watcher makes pages with rests between them (`rest`: four times what the
+    last took, at least a second); every browser shares the page made."""
+    from layerlapse.watch.run_state import MIN_REST_S, rest
+
+    copy = Path(shutil.copytree(run_path, tmp_path / "run"))
+    watched = WatchedRun(copy)
+    first = watched.page()
+    assert first is not None and watched.page() is first  # one page per version
+    writer = RunFolder.open_for_writing(copy)
+    writer.commit("interrupted")  # the page would change: its status
+    writer.close()
+    assert watched.state().version != first[0]
+    assert watched.page() is first  # within the rest: the page made last
+    time.sleep(rest(watched.making_s))
+    second = watched.page()
+    assert second[0] == watched.state().version != first[0]
+    assert rest(0.01) == MIN_REST_S and rest(2.0) == 8.0

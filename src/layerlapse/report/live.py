@@ -18,7 +18,8 @@ from .page import check_settings, page_parts
 from .script import LIVE, read_part
 from .style import LIVE_BANNER_STYLE
 
-POLL_MS = 1000  # how often the open page asks for the run's state: a snapshot shows within about a second of this
+# how often the open page asks for the run's state (a stat of the manifest on the server while nothing changed)
+POLL_MS = 250
 
 
 def live_parts(run: RunFolder, version: str, *, size_budget_mb: float = REPORT_BUDGET_MB) -> bytes:
@@ -31,11 +32,15 @@ def live_parts(run: RunFolder, version: str, *, size_budget_mb: float = REPORT_B
 
 
 def _parts(content: ReportContent, version: str) -> str:
-    from bokeh.embed import json_item
+    """The page's Bokeh document as `bokeh.embed.json_item` gives it, serialised once (json_item would copy the
+    document first, half again the time of building it), and its data tags."""
+    import bokeh
 
     document, data_tags = page_parts(content)
-    return json.dumps({"version": version, "item": json_item(document.roots[0]), "data": data_tags},
-                      allow_nan=False)
+    [root] = document.roots
+    item = {"target_id": None, "root_id": root.id, "doc": document.to_json(deferred=False),
+            "version": bokeh.__version__}
+    return json.dumps({"version": version, "item": item, "data": data_tags}, allow_nan=False)
 
 
 def shell_page(title: str, *, token: str | None, poll_ms: int = POLL_MS) -> str:

@@ -128,11 +128,18 @@ def make_app(settings: WatchSettings, watched: WatchedRun, executor: ThreadPoolE
             self.finish(shell_page(f"layerlapse watch · {settings.path.name}", token=settings.token,
                                    poll_ms=settings.poll_ms))
 
+    making: list[asyncio.Future] = []  # the page being made ahead of the browsers' asking for it
+
     class State(Handler):
         async def get(self) -> None:
-            state = await asyncio.get_running_loop().run_in_executor(executor, watched.state)
+            loop = asyncio.get_running_loop()
+            state = await loop.run_in_executor(executor, watched.state)
+            if state.version is not None and state.version != watched.page_version and not (
+                    making and not making[0].done()):
+                making[:] = [loop.run_in_executor(executor, watched.page)]  # ready when a browser next looks
             self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps(state.as_json()))
+            # "page": the version of the page made: a browser loads it when it is not the one it shows
+            self.finish(json.dumps({**state.as_json(), "page": watched.page_version}))
 
     class Page(Handler):
         async def get(self) -> None:
@@ -228,7 +235,7 @@ class WatchServer:
         from tornado.httpserver import HTTPServer
 
         self._loop = asyncio.get_running_loop()
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="layerlapse-watch-read") as executor:
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="layerlapse-watch-read") as executor:
             server = HTTPServer(make_app(self.settings, self.watched, executor), xheaders=False,
                                 max_header_size=16 * 1024, max_body_size=1024)
             server.add_sockets(self.sockets)

@@ -1,11 +1,11 @@
 // The live page (`layerlapse watch`): a page that stays open while a run records, and shows each snapshot as the run
 // commits it, without a reload. It asks the watch server for the run's state every `poll` ms (api/state: the
-// banner's words and a version that changes when the page would show something new); on a new version it fetches
-// the page's parts (api/page: the same Bokeh document and payload the offline report holds) and draws them with the
-// same code, in a hidden layer over the shown page; once drawn, it carries the view over (the epoch, unless the
+// banner's words, and the version of the page the server has made for the run's newest state: the server starts
+// making it when it sees the run change); on a new version it fetches the page's parts (api/page: the same Bokeh
+// document and payload the offline report holds) and draws them with the same code, in a hidden layer over the shown page; once drawn, it carries the view over (the epoch, unless the
 // slider was on the newest snapshot, when it follows the newest; the layer, the colouring, the toggles, the
 // selection, the pinned point), shows the new page and disposes of the old one.
-// Outside the report's closures: it runs once, with the shell page (watch/page.py), and never in report.html.
+// Outside the report's closures: it runs once, with the shell page (report/live.py), and never in report.html.
 
 function layerlapseLive(config) {
   "use strict";
@@ -13,7 +13,7 @@ function layerlapseLive(config) {
   const live = {version: null, loads: 0, status: null, busy: false, errors: [], banner: () => banner.textContent,
                 snapshots: () => (window.layerlapse && window.layerlapse.ready ? window.layerlapse.snapshots() : 0)};
   window.layerlapseLive = live;
-  let shown = null;  // {root, views, doc}: the page on screen
+  let shown = null;  // {root, views, doc, home}: the page on screen, and its map's own extent
 
   const address = (path) => (config.token ? `${path}?token=${encodeURIComponent(config.token)}` : path);
 
@@ -34,7 +34,7 @@ function layerlapseLive(config) {
       live.status = state;
       showBanner(state.banner, state.status);
       // drawn beside the polling: the banner keeps its time while a page is made and drawn
-      if (state.version !== null && state.version !== live.version && !live.busy) load();
+      if (state.page !== null && state.page !== live.version && !live.busy) load();
     } catch (error) {
       showBanner(`the watch server does not answer (${error.message}): is \`layerlapse watch\` still running?`,
                  "unreachable");
@@ -48,8 +48,9 @@ function layerlapseLive(config) {
       const parts = await fetchJson("api/page");
       if (parts.version === live.version) return;
       const carried = carry();
-      // the old page read its payload when it started (and its thumbnails' atlases are its own): the new
-      // payload's tags can replace the old ones before the new page starts
+      // the old page read its payload when it started: the new payload's tags replace the old ones before the new
+      // page starts (an atlas of thumbnails the old page had not decoded yet is then the new page's: a hover in
+      // the second of the swap may show another image)
       document.getElementById("layerlapse-data").innerHTML = parts.data;
       const root = document.createElement("div");
       root.id = `layerlapse-root-${live.loads + 1}`;
