@@ -11,8 +11,10 @@ own as a user starts it: at nice 10, with the default poll of 1 s) and a headles
   every animation frame). The run trains one epoch each time this script lets it (a gate file), after the page has
   shown the last one, so each delay is measured alone. Median and largest, over every snapshot of every run.
 - overhead: the same loop, ungated, `--epochs` epochs over the digits repeated (about a second an epoch), its
-  training time (first epoch to last, as the recording process measures it) with a watcher and a browser page on
-  the run, against without, in alternating pairs; the ratio of each pair, and their median.
+  training time (first epoch to last, as the recording process measures it) with a watcher on the run, against
+  without, in alternating pairs; the ratio of each pair, and their median. Watched by an HTTP client that asks what
+  the page asks, without drawing (the server's own cost: what a watched run on a remote machine pays), and by a
+  Chromium page on the same machine (the browser's drawing too, on the same two cores).
 
 The machine, the CPU and the date are printed first.
 """
@@ -28,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -62,6 +65,9 @@ if gate != "-":
 rec.finish()
 print(json.dumps({"trained_s": trained}))
 '''
+
+
+REPEAT = [8]  # the digits repeated in an overhead epoch (--repeat)
 
 
 def machine() -> str:
@@ -105,7 +111,7 @@ def open_page(browser, url: str):
     return page
 
 
-def delays(browser, folder: Path, probe: int, snapshots: int) -> list[float]:
+def delays(browser, folder: Path, probe: int, snapshots: int, stages: list[dict]) -> list[float]:
     out, gate = folder / "run", folder / "gate"
     gate.mkdir(parents=True)
     server = Watcher(out)
@@ -124,6 +130,7 @@ def delays(browser, folder: Path, probe: int, snapshots: int) -> list[float]:
             page.wait_for_function(f"window.layerlapseLive.snapshots() >= {snapshot + 1}", polling="raf",
                                    timeout=120_000)
             found.append(time.perf_counter() - committed)
+            stages.append(page.evaluate("window.layerlapseLive.timings.at(-1)"))
         process.wait(300)
     finally:
         process.kill()
@@ -132,13 +139,41 @@ def delays(browser, folder: Path, probe: int, snapshots: int) -> list[float]:
     return found
 
 
-def overhead(browser, folder: Path, probe: int, epochs: int, watched: bool) -> float:
+class HttpClient:
+    """What the live page asks of the server, without drawing: the state every 250 ms, each new page fetched whole."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.pages, self.stopped = url, 0, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        import urllib.request
+
+        shown = None
+        while not self.stopped.wait(0.25):
+            try:
+                with urllib.request.urlopen(self.url + "api/state", timeout=30) as response:
+                    page = json.loads(response.read())["page"]
+                if page is not None and page != shown:
+                    with urllib.request.urlopen(self.url + "api/page", timeout=60) as response:
+                        shown = json.loads(response.read())["version"]
+                    self.pages += 1
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+
+def overhead(browser, folder: Path, probe: int, epochs: int, watched: bool, client: str) -> float:
     out = folder / ("watched" if watched else "alone")
     server = page = None
     if watched:
         server = Watcher(out)
-        page = open_page(browser, server.url)
-    process = child(out, "-", epochs, probe, 8)
+        page = open_page(browser, server.url) if client == "chromium" else HttpClient(server.url)
+    process = child(out, "-", epochs, probe, REPEAT[0])
     try:
         stdout, stderr = process.communicate(timeout=900)
         if process.returncode != 0:
@@ -161,7 +196,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--skip-delay", action="store_true")
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--clients", default="http,chromium",
+                        help="who watches in the overhead pairs: http (the server's work alone: a client that "
+                             "fetches what the page fetches, without drawing), chromium (and a browser drawing it)")
+    parser.add_argument("--repeat", type=int, default=8, help="the digits repeated in an epoch (its length)")
     args = parser.parse_args()
+    REPEAT[0] = args.repeat
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
@@ -170,24 +210,29 @@ def main() -> None:
         browser = driver.chromium.launch(executable_path=chromium, args=[
             "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
         if not args.skip_delay:
-            found = []
+            found, stages = [], []
             for k in range(args.runs):
-                run_delays = delays(browser, Path(temp) / f"delay{k}", args.probe, args.snapshots)
+                run_delays = delays(browser, Path(temp) / f"delay{k}", args.probe, args.snapshots, stages)
                 print(f"run {k + 1}: delays {', '.join(f'{d:.2f}' for d in run_delays)} s", flush=True)
                 found += run_delays
-            print(f"delay, commit to page ({args.probe:,} probe points, poll 1 s): median "
+            print(f"delay, commit to page ({args.probe:,} probe points, the default poll): median "
                   f"{statistics.median(found):.2f} s, largest {max(found):.2f} s, over {len(found)} snapshots")
-        if not args.skip_overhead:
+            for name, start, end in (("fetch (the page made, sent, parsed)", "asked", "fetched"),
+                                     ("Bokeh's views built", "fetched", "embedded"), ("the page drawn and swapped in",
+                                                                                       "embedded", "shown")):
+                spans = [(stage[end] - stage[start]) / 1000 for stage in stages if stage]
+                print(f"  {name}: median {statistics.median(spans):.2f} s")
+        for client in [] if args.skip_overhead else args.clients.split(","):
             ratios = []
             for k in range(args.pairs):
                 order = [False, True] if k % 2 == 0 else [True, False]
-                times = {watched: overhead(browser, Path(temp), args.probe, args.epochs, watched)
+                times = {watched: overhead(browser, Path(temp), args.probe, args.epochs, watched, client)
                          for watched in order}
                 ratios.append(times[True] / times[False])
-                print(f"pair {k + 1}: training {times[False]:.1f} s alone, {times[True]:.1f} s watched "
+                print(f"{client} pair {k + 1}: training {times[False]:.1f} s alone, {times[True]:.1f} s watched "
                       f"(ratio {ratios[-1]:.3f})", flush=True)
-            print(f"overhead: watched / alone, median of {len(ratios)} pairs: {statistics.median(ratios):.3f} "
-                  f"(range {min(ratios):.3f}–{max(ratios):.3f})")
+            print(f"overhead with a {client} client: watched / alone, median of {len(ratios)} pairs: "
+                  f"{statistics.median(ratios):.3f} (range {min(ratios):.3f}–{max(ratios):.3f})", flush=True)
         browser.close()
 
 

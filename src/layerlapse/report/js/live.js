@@ -10,7 +10,8 @@
 function layerlapseLive(config) {
   "use strict";
   const banner = document.getElementById("layerlapse-banner");
-  const live = {version: null, loads: 0, status: null, busy: false, errors: [], banner: () => banner.textContent,
+  const live = {version: null, loads: 0, status: null, busy: false, errors: [], timings: [],
+                banner: () => banner.textContent,
                 snapshots: () => (window.layerlapse && window.layerlapse.ready ? window.layerlapse.snapshots() : 0)};
   window.layerlapseLive = live;
   let shown = null;  // {root, views, doc, home}: the page on screen, and its map's own extent
@@ -44,8 +45,10 @@ function layerlapseLive(config) {
 
   async function load() {
     live.busy = true;
+    const timing = {asked: performance.now()};  // the stages of this load, in ms since the page opened
     try {
       const parts = await fetchJson("api/page");
+      timing.fetched = performance.now();
       if (parts.version === live.version) return;
       const carried = carry();
       // the old page read its payload when it started: the new payload's tags replace the old ones before the new
@@ -60,6 +63,7 @@ function layerlapseLive(config) {
       const before = window.layerlapse;
       const documentsBefore = new Set(Bokeh.documents);
       const views = await Bokeh.embed.embed_item(parts.item, root.id);
+      timing.embedded = performance.now();
       const doc = Bokeh.documents.find((candidate) => !documentsBefore.has(candidate)) || null;
       await until(() => window.layerlapse && window.layerlapse !== before && window.layerlapse.ready);
       dispose(shown, before);
@@ -70,6 +74,8 @@ function layerlapseLive(config) {
       if (carried && carried.zoom) zoomTo(carried.zoom, doc);
       live.version = parts.version;
       live.loads++;
+      timing.shown = performance.now();
+      live.timings.push(timing);
     } catch (error) {
       live.errors.push(String(error));
       console.warn(`layerlapse: the newest snapshot could not be shown: ${error}`);
