@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from layerlapse import Recorder, load_run
+from layerlapse import Recorder, RunConfig, load_run
 from layerlapse.errors import ConfigError, LayerNotFoundError, RecordingWarning, RunFolderError
 from layerlapse.store.run import RunFolder
 
@@ -529,3 +529,24 @@ def test_one_snapshot_and_a_run_without_predictions_draw_what_they_can(digits, t
     assert len(measured["knn_accuracy"]) == 3 and all(0 <= value <= 1 for value in measured["knn_accuracy"])
     page = (run.path / "report.html").read_text()
     assert "layerlapse-data-map" not in page and "layerlapse-cka" in page
+
+
+def test_a_snapshots_map_is_stored_while_the_next_epoch_trains(digits, tmp_path: Path) -> None:
+    """The mapping worker's frame goes into the run folder as soon as it is sent (a storer thread, the run's write
+    lock), not only when the next snapshot records: a long epoch does not hold the last map back from a watcher."""
+    import time
+
+    x, y = digits
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    recorder = Recorder(model, layers=["2"], probe=x[:120], labels=y[:120], out=tmp_path / "run",
+                        class_names=CLASSES, config=RunConfig(map_method="pca"))
+    recorder.start()  # snapshot 0; no epoch_end follows while the test waits
+    listed = False
+    deadline = time.monotonic() + 120
+    while not listed and time.monotonic() < deadline:
+        time.sleep(0.1)
+        listed = "maps/2/epoch_000.npy" in RunFolder.open(tmp_path / "run", verify=False).manifest["files"]
+    assert listed, "snapshot 0's map was not stored while the run waited"
+    recorder.epoch_end(1)
+    run = recorder.finish()
+    assert run.status == "complete" and run.has("maps/2/epoch_001.npy")
