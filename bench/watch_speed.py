@@ -48,16 +48,21 @@ xs, ys = x.repeat(repeat, 1), y.repeat(repeat)
 model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 10))
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 rec = Recorder(model, layers=["3"], probe=x[:probe], labels=y[:probe], out=out,
-               class_names=[str(k) for k in range(10)], config=RunConfig(map_method="aligned"))
+               class_names=[str(k) for k in range(10)], config=RunConfig(map_method="aligned"),
+               training={"epochs": epochs, "batch_size": 64, "learning_rate": 1e-3})
 rec.start()
 started = time.perf_counter()
 for epoch in range(1, epochs + 1):
     if gate != "-":
         while not (Path(gate) / str(epoch)).exists():
             time.sleep(0.01)
+    losses = []
     for k in range(0, len(xs), 64):
-        opt.zero_grad(); nn.functional.cross_entropy(model(xs[k:k + 64]), ys[k:k + 64]).backward(); opt.step()
-    rec.epoch_end(epoch)
+        opt.zero_grad(); loss = nn.functional.cross_entropy(model(xs[k:k + 64]), ys[k:k + 64])
+        loss.backward(); opt.step(); losses.append(loss.item())
+    with torch.no_grad():
+        accuracy = (model(x[probe:]).argmax(1) == y[probe:]).float().mean().item()
+    rec.epoch_end(epoch, metrics={"loss": sum(losses) / len(losses), "val_accuracy": accuracy})
 trained = time.perf_counter() - started
 if gate != "-":
     while not (Path(gate) / "finish").exists():
