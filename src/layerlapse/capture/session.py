@@ -26,6 +26,7 @@ from ..store import layout
 from ..store.blocks import largest_finite_magnitude
 from ..store.history import in_step_order, snapshot_labels
 from .spec import Schedule
+from .values import as_number, checked_labels, json_safe
 from .._util.threads import training_threads
 
 if TYPE_CHECKING:
@@ -95,11 +96,11 @@ class Inputs:
     test_probe_indices: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self.labels = _checked_labels(self.labels, "labels", self.class_names)
+        self.labels = checked_labels(self.labels, "labels", self.class_names)
         if self.test_probe_labels is not None:
-            self.test_probe_labels = _checked_labels(self.test_probe_labels, "test probe labels", self.class_names)
+            self.test_probe_labels = checked_labels(self.test_probe_labels, "test probe labels", self.class_names)
         if self.test_labels is not None:
-            self.test_labels = _checked_labels(self.test_labels, "test set labels", self.class_names)
+            self.test_labels = checked_labels(self.test_labels, "test set labels", self.class_names)
 
 
 @dataclass
@@ -135,6 +136,8 @@ class RecordingSession:
         Called as `on_snapshot(run, index)` after each snapshot is committed.
     run : RunFolder, optional
         An open run folder to record into instead of creating one in `out`.
+    live : bool
+        Show the lapse under the notebook cell and add each snapshot as it is mapped (`layerlapse.notebook.live`).
     """
 
     out: str
@@ -148,6 +151,8 @@ class RecordingSession:
     resume: bool = False
     on_snapshot: Callable[[RunFolder, int], None] | None = None
     run: RunFolder | None = None
+    live: bool = False
+    _display: Any = field(default=None, init=False, repr=False)  # the live widget (layerlapse.notebook.live)
     _recorded_before: int = field(default=-1, init=False, repr=False)  # the last snapshot an earlier process made
     _latest_step: int | None = field(default=None, init=False, repr=False)  # the last step step_end was told
     _aborted: bool = field(default=False, init=False, repr=False)
@@ -262,6 +267,7 @@ class RecordingSession:
         run.record_epoch(index, self._history_row(index, metrics))
         if self.on_snapshot is not None:
             self.on_snapshot(run, index)
+        self._show_live(run)
         return index
 
     def finish(self, *, test_metrics: dict[str, float] | None = None, step: int | None = None,
@@ -319,10 +325,18 @@ class RecordingSession:
                     complete_run(run, self.on_snapshot)
                 else:
                     run.commit("complete")
+            self._show_live(run, done=True)
         finally:
             self._stop_mapping()
             run.close()
         return run
+
+    def _show_live(self, run: RunFolder, done: bool = False) -> None:
+        """With `live`: the widget under the notebook cell, shown at the first snapshot and given each new map."""
+        if self.live:
+            from ..notebook.live import live_display  # capture stands above the notebook; anywidget loads only here
+
+            self._display = live_display(run, self._display, done=done)
 
     def abort(self, *, interrupted: bool = False) -> None:
         """The one way a recording ends early, for every framework: the run is marked interrupted (Ctrl-C) or failed
@@ -374,7 +388,7 @@ class RecordingSession:
                    "probe_size": int(len(self.inputs.labels))}
         run = RunFolder.create(self.out, self.config, dataset, force=self.force)
         if self.training:
-            run.manifest["training"] = _json_safe(self.training, "training")
+            run.manifest["training"] = json_safe(self.training, "training")
         if self.schedule.by_steps:
             run.manifest["schedule"] = {"every": self.schedule.every}
         run.commit()
@@ -444,13 +458,13 @@ class RecordingSession:
     def _note_layers(self, run: RunFolder) -> None:
         info = self.capture.layer_info()
         if info and run.manifest.get("layer_info") != info:
-            run.manifest["layer_info"] = _json_safe(info, "layer_info")
+            run.manifest["layer_info"] = json_safe(info, "layer_info")
 
     def _clean_metrics(self, metrics: dict[str, Any], index: int) -> dict[str, float | None]:
         """Metrics as JSON numbers: nan and inf become null, with a note in the manifest; the run goes on."""
         clean: dict[str, float | None] = {}
         for key, value in metrics.items():
-            number = _as_number(key, value)
+            number = as_number(key, value)
             if number is not None and not math.isfinite(number):
                 self._note(f"snapshot {index}: {key} was {number} (stored as null)")
                 number = None
@@ -543,41 +557,6 @@ def loss_and_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> tuple[fl
     true_class = probabilities[np.arange(len(labels)), labels].astype(np.float64)
     loss = float(np.mean(-np.log(np.maximum(true_class, np.finfo(np.float32).tiny))))
     return loss, float(np.mean(probabilities.argmax(axis=1) == labels))
-
-
-def _checked_labels(labels: Any, what: str, class_names: list[str]) -> np.ndarray:
-    array = np.asarray(labels)
-    if array.ndim != 1 or array.dtype.kind not in "iu":
-        raise ConfigError(f"{what} must be one whole-number class index per input, got {array.dtype} of shape "
-                          f"{array.shape}: pass class indices (0, 1, 2, …), not one-hot rows or names")
-    if len(array) and (array.min() < 0 or array.max() >= len(class_names)):
-        bad = int(array.min()) if array.min() < 0 else int(array.max())
-        raise ConfigError(f"{what} hold class {bad} but class_names names {len(class_names)} classes: give a name "
-                          f"for every class (class_names=[...] with at least {int(array.max()) + 1} names)")
-    return array.astype(np.int64)
-
-
-def _as_number(key: Any, value: Any) -> float:
-    if hasattr(value, "item") and callable(value.item):
-        value = value.item()  # a 0-d numpy array or framework tensor
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"metric {key!r} must be a number, got {value!r}: pass plain numbers (loss.item())")
-    return float(value)
-
-
-def _json_safe(value: Any, where: str) -> Any:
-    """Settings a user states (training, layer info) as JSON: numbers, text, lists and tables of them."""
-    if value is None or isinstance(value, (str, bool)):
-        return value
-    if isinstance(value, (int, float)):
-        return value if math.isfinite(value) else None
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
-        return _json_safe(value.item(), where)
-    if isinstance(value, dict):
-        return {str(key): _json_safe(item, where) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item, where) for item in value]
-    return str(value)
 
 
 def reopen_for_resume(out: str | os.PathLike) -> RunFolder:

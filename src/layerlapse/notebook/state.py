@@ -68,7 +68,7 @@ class Packed:
     images: dict[str, bytes]
     snapshots: int
     rows: np.ndarray  # each page point's row in the run folder's arrays
-    content: ReportContent
+    content: ReportContent | None  # None: nothing mapped yet (`waiting`)
 
 
 class WidgetState:
@@ -129,3 +129,12 @@ def widget_extras(content: ReportContent) -> dict:
     return {"classColors": class_colors(len(content.class_names)), "notes": content.notes,
             "summary": content.summary, "title": content.title}
 
+
+def waiting(run: RunFolder, why: str) -> Packed:
+    """What the widget holds before the run has a map (a live recording's start): a note saying what it waits for."""
+    method = (run.manifest.get("maps") or {}).get("method") or run.config.map_method
+    words = (f"{run.path.name}: {run.epochs_complete + 1} snapshot{'s' if run.epochs_complete else ''} recorded, "
+             f"none mapped yet; the maps appear here as they are made")
+    if method == "aligned-umap":
+        words += " (aligned-umap maps every snapshot at once, when training ends)"
+    return Packed(json.dumps({"waiting": words, "why": why}), {}, {}, 0, np.zeros(0, dtype=np.int64), None)

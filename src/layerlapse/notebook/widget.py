@@ -11,9 +11,10 @@ import anywidget
 import numpy as np
 import traitlets
 
+from ..errors import RunFolderError
 from ..store.run import RunFolder
 from .esm import widget_module
-from .state import WidgetState
+from .state import Packed, WidgetState, waiting
 
 if TYPE_CHECKING:
     import pandas
@@ -35,6 +36,9 @@ class LapseWidget(anywidget.AnyWidget):
     encoding
         How the arrays travel: "raw" bytes (default: fastest to load on the same machine) or "gzip" (the report's
         gzip of frame deltas, decoded in the browser: fewer bytes over a slow link).
+    wait
+        A run not mapped yet (a live recording's start) shows a note until `refresh` finds its maps, instead of
+        raising RunFolderError.
     """
 
     _esm = widget_module()
@@ -47,12 +51,21 @@ class LapseWidget(anywidget.AnyWidget):
     selected_points = traitlets.List(traitlets.Int()).tag(sync=True)
 
     def __init__(self, run: RunFolder, *, layers: Sequence[str] | None = None, max_points: int | None = None,
-                 encoding: str = "raw") -> None:
+                 encoding: str = "raw", wait: bool = False) -> None:
         self._reader = WidgetState(run, layers, max_points, encoding)
-        packed = self._reader.read()
-        self._packed = packed
+        self._wait = wait
+        packed = self._read()
         super().__init__(payload=packed.payload, arrays=packed.arrays, images=packed.images,
                          snapshots=packed.snapshots, frame=packed.snapshots - 1, layer=self._reader.layers[0])
+
+    def _read(self) -> Packed:
+        try:
+            self._packed = self._reader.read()
+        except RunFolderError as error:
+            if not self._wait:
+                raise
+            self._packed = waiting(self.run, str(error))
+        return self._packed
 
     @property
     def run(self) -> RunFolder:
@@ -63,8 +76,7 @@ class LapseWidget(anywidget.AnyWidget):
         """Read the run folder again and show its new snapshots (the images are never sent again); return how
         many snapshots the widget now holds. The slider follows the last snapshot when it stood on the last one."""
         was_last = self.frame >= self.snapshots - 1
-        packed = self._reader.read()
-        self._packed = packed
+        packed = self._read()
         with self.hold_sync():
             self.payload = packed.payload
             self.arrays = packed.arrays
@@ -93,7 +105,7 @@ class LapseWidget(anywidget.AnyWidget):
     @property
     def shown_snapshot(self) -> int:
         """The snapshot the slider shows (the last one until it is moved)."""
-        epochs = self._packed.content.epochs
+        epochs = self._packed.content.epochs if self._packed.content is not None else [self.run.epochs_complete]
         return int(epochs[self.frame if 0 <= self.frame < len(epochs) else -1])
 
     def __repr__(self) -> str:

@@ -114,6 +114,10 @@ function makeLapseView(model, el) {
   async function load() {
     const version = ++state.version;
     const data = JSON.parse(model.get("payload"));
+    if (!data.layers) {  // a live recording's start: nothing mapped yet
+      dom.caption.textContent = data.waiting || "";
+      return;
+    }
     const arrays = await decodeArrays(data, model.get("arrays"));
     if (version !== state.version) return;  // a newer reading arrived meanwhile
     const wasLast = state.data === null || state.frame >= state.data.epochs.length - 1;
