@@ -97,6 +97,13 @@ def test_reading_again_sends_new_arrays_but_never_the_images_again(small_run: Pa
     assert "images" not in sent and widget.images is images
 
 
+def test_showing_a_run_again_reuses_its_thumbnail_atlases(small_run: Path) -> None:
+    first, again = show(small_run), show(small_run)
+    assert again.images is first.images
+    fewer = show(small_run, max_points=50)  # other points: their own atlases
+    assert fewer.images is not first.images and len(json.loads(fewer.payload)["probe"]["atlases"]["sheets"]) == 1
+
+
 def test_a_run_displays_as_the_widget(small_run: Path) -> None:
     data, _ = run_display(load_run(small_run))
     assert "application/vnd.jupyter.widget-view+json" in data

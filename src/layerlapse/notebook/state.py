@@ -23,6 +23,7 @@ from ..report.budget import subsample
 from ..report.content import ReportContent, chosen_layers, read_content
 from ..report.pack import Blobs, payload
 from ..report.style import class_colors
+from ..store import layout
 from ..store.run import RunFolder
 
 IMAGE_BLOBS = 1_000_000  # the atlases' blob numbers start here, apart from the arrays' (0, 1, ...)
@@ -85,8 +86,6 @@ class WidgetState:
         self.layers = chosen_layers(run, layers)
         self.max_points = max_points
         self.encoding = encoding
-        self._atlases: dict[str, dict | None] | None = None  # "probe"/"test" -> the atlases' payload entry
-        self._images: dict[str, bytes] = {}
 
     def read(self) -> Packed:
         """The run as it is now (a run in progress: its mapped snapshots)."""
@@ -96,31 +95,39 @@ class WidgetState:
             note = f"showing {len(shown.probe):,} of {content.probe_total:,} probe points (max_points)"
             content = dataclasses.replace(shown, notes=[note, *shown.notes])
         blobs = BufferBlobs(self.encoding)
-        reuse = self._atlases is not None and self._same_points(content)
+        key = atlas_key(self.run, content)
+        known = ATLASES.get(key)
         packed_content = content
-        if reuse:  # the images are those sent before: pack without them, name the atlases sent before
+        if known is not None:  # the images were packed before: pack without them, name the atlases made then
             packed_content = dataclasses.replace(
                 content, probe=dataclasses.replace(content.probe, images=None),
                 test=None if content.test is None else dataclasses.replace(content.test, images=None))
         data = json.loads(payload(packed_content, blobs))
-        if reuse:
-            for name in ("probe", "test"):
-                if data.get(name) is not None:
-                    data[name]["atlases"] = self._atlases.get(name)
-        else:
-            self._atlases = {name: (data[name] or {}).get("atlases") for name in ("probe", "test")}
-            self._images = blobs.images
-            self._shown_rows = (content.probe.rows.copy(),
-                                None if content.test is None else content.test.rows.copy())
+        if known is None:
+            known = ({name: (data[name] or {}).get("atlases") for name in ("probe", "test")}, blobs.images)
+            while len(ATLASES) >= ATLASES_KEPT:
+                ATLASES.pop(next(iter(ATLASES)))
+            ATLASES[key] = known
+        for name in ("probe", "test"):
+            if data.get(name) is not None:
+                data[name]["atlases"] = known[0].get(name)
         data.update(widget_extras(content))
-        return Packed(json.dumps(data, allow_nan=False), blobs.arrays, self._images, len(content.epochs),
+        return Packed(json.dumps(data, allow_nan=False), blobs.arrays, known[1], len(content.epochs),
                       content.probe.rows, content)
 
-    def _same_points(self, content: ReportContent) -> bool:
-        probe_rows, test_rows = self._shown_rows
-        same_test = (test_rows is None) == (content.test is None) and (
-            test_rows is None or np.array_equal(test_rows, content.test.rows))
-        return np.array_equal(probe_rows, content.probe.rows) and same_test
+
+# The thumbnail atlases packed in this process, by run folder, points shown and stored images (`atlas_key`): PNG
+# encoding is most of a first `show` at 60,000 images (1.6 s of 2.5), so a refresh, and showing the same run again,
+# reuse the atlases (and the model's images trait is then the same bytes: they are never sent again).
+ATLASES: dict[tuple, tuple[dict, dict[str, bytes]]] = {}
+ATLASES_KEPT = 4
+
+
+def atlas_key(run: RunFolder, content: ReportContent) -> tuple:
+    files = run.manifest.get("files", {})
+    return (str(run.path.resolve()), content.probe.rows.tobytes(),
+            None if content.test is None else content.test.rows.tobytes(),
+            files.get(layout.PROBE_IMAGES), files.get(layout.TEST_PROBE_IMAGES))
 
 
 def widget_extras(content: ReportContent) -> dict:
