@@ -1,6 +1,8 @@
-"""What the notebook tests share. `standalone_page`: a widget's view on a plain page, without Jupyter: its ES module with a stand-in for anywidget's model (get,
-set, on, off, save_changes) holding the widget's synced state, its buffers as DataViews as anywidget gives them.
-The page records what the view saves back in `window.saved`."""
+"""What the notebook tests share: the small run's sizes; `standalone_page`, a widget's view on a plain page without
+Jupyter (its ES module with a stand-in for anywidget's model: get, set, on, off, save_changes, holding the widget's
+synced state, its buffers as DataViews as anywidget gives them; the page records what the view saves back in
+`window.saved`); the browser as the report's tests drive it; a private Jupyter (its folders and a kernel spec in a
+temporary folder) and notebooks executed by nbclient."""
 
 from __future__ import annotations
 

@@ -13,7 +13,8 @@ import pytest
 
 pytest.importorskip("anywidget", reason="the notebook extra: pip install 'layerlapse[notebook]'")
 
-from nb_helpers import CHROMIUM, PROBE, QUIET, SOFTWARE_WEBGL, WIDGET, browser_or_skip, inside, standalone_page  # noqa: E402
+from nb_helpers import (CHROMIUM, PROBE, QUIET, SOFTWARE_WEBGL, WIDGET, browser_or_skip, inside,  # noqa: E402
+                        standalone_page)
 
 from layerlapse.notebook import show  # noqa: E402
 
@@ -88,4 +89,13 @@ def test_slider_kernel_hover_and_trail(browser: Any, small_run: Path, tmp_path: 
     page.mouse.click(where["x"], where["y"])
     pinned = page.evaluate(f"{WIDGET}.state().pinned")
     assert pinned is not None
+    # colouring by a measure of the dynamics, the test points, and playing the snapshots: each still draws
+    painted = page.evaluate(f"{WIDGET}.paintedPixels()")
+    page.locator(".layerlapse-color-by").select_option("confidence")
+    assert page.evaluate(f"{WIDGET}.state().colorBy") == "confidence" and page.evaluate(f"{WIDGET}.paintedPixels()")
+    page.locator(".layerlapse-show-test").check()
+    assert page.evaluate(f"{WIDGET}.state().testShown")
+    assert page.evaluate(f"{WIDGET}.paintedPixels()") > painted * 0.5
+    page.locator(".layerlapse-play").click()
+    page.wait_for_function(f"!{WIDGET}.state().playing && {WIDGET}.state().frame === 2", timeout=10_000)
     assert errors == []

@@ -68,15 +68,15 @@ function buildDom(el) {
   const bar = element("div", {style: {display: "flex", gap: "8px", alignItems: "center", flexWrap: "wrap",
                                       margin: "4px 0"}}, root);
   const dom = {root};
-  dom.play = element("button", {text: "▶", title: "play the snapshots"}, bar);
+  dom.play = element("button", {text: "▶", title: "play the snapshots", class: "layerlapse-play"}, bar);
   dom.slider = element("input", {type: "range", min: "0", max: "0", value: "0", style: {width: "220px"}}, bar);
   dom.epoch = element("span", {style: {minWidth: "90px"}}, bar);
   element("span", {text: "layer"}, bar);
-  dom.layer = element("select", {}, bar);
+  dom.layer = element("select", {class: "layerlapse-layer"}, bar);
   element("span", {text: "colour"}, bar);
-  dom.colorBy = element("select", {}, bar);
+  dom.colorBy = element("select", {class: "layerlapse-color-by"}, bar);
   const testLabel = element("label", {}, bar);
-  dom.showTest = element("input", {type: "checkbox"}, testLabel);
+  dom.showTest = element("input", {type: "checkbox", class: "layerlapse-show-test"}, testLabel);
   testLabel.append(" test points");
   element("span", {text: "select"}, bar);
   dom.tool = element("select", {class: "layerlapse-tool"}, bar);
@@ -124,9 +124,11 @@ function makeLapseView(model, el) {
     const first = state.data === null;
     state.data = data;
     state.arrays = arrays;
-    state.thumbnails = data.probe.atlases && (!state.thumbnails || state.atlasKey !== JSON.stringify(data.probe.atlases))
-      ? widgetThumbnails(data.probe.atlases, model.get("images")) : state.thumbnails || null;
-    state.atlasKey = JSON.stringify(data.probe.atlases);
+    const atlasKey = JSON.stringify(data.probe.atlases);  // the same atlases: their decoded images are kept
+    if (!state.thumbnails || state.atlasKey !== atlasKey) {
+      state.thumbnails = widgetThumbnails(data.probe.atlases, model.get("images"));
+      state.atlasKey = atlasKey;
+    }
     const frames = data.epochs.length;
     dom.slider.max = String(frames - 1);
     const wanted = model.get("frame");
