@@ -30,7 +30,7 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
-def opened(browser: Any, widget: Any, folder: Path) -> tuple[Any, list[str]]:
+def opened(browser: Any, widget: Any, folder: Path, hash: str = "") -> tuple[Any, list[str]]:
     page_file = folder / "widget.html"
     page_file.write_text(standalone_page(widget))
     page = browser.new_page()
@@ -39,7 +39,7 @@ def opened(browser: Any, widget: Any, folder: Path) -> tuple[Any, list[str]]:
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "blob:", "data:"))
                else route.abort())
-    page.goto(page_file.as_uri())
+    page.goto(page_file.as_uri() + hash)
     page.wait_for_function(f"{WIDGET} && {WIDGET}.ready", timeout=20_000)
     return page, errors
 
@@ -98,4 +98,17 @@ def test_slider_kernel_hover_and_trail(browser: Any, small_run: Path, tmp_path: 
     assert page.evaluate(f"{WIDGET}.paintedPixels()") > painted * 0.5
     page.locator(".layerlapse-play").click()
     page.wait_for_function(f"!{WIDGET}.state().playing && {WIDGET}.state().frame === 2", timeout=10_000)
+    assert errors == []
+
+
+def test_with_webgl_a_reading_again_draws_on_new_buffers(browser: Any, small_run: Path, tmp_path: Path) -> None:
+    """The shaders (forced: SwiftShader would have the CPU draw): a refresh from the kernel gives the old set's
+    buffers back and draws from the new ones."""
+    page, errors = opened(browser, show(small_run), tmp_path, "#renderer=webgl")
+    assert page.evaluate(f"{WIDGET}.state().renderer") == "webgl"
+    painted = page.evaluate(f"{WIDGET}.paintedPixels()")
+    assert painted > 500
+    page.evaluate("window.model.change('arrays', window.model.get('arrays'))")  # as refresh() sends them
+    page.wait_for_timeout(300)
+    assert page.evaluate(f"{WIDGET}.paintedPixels()") == painted
     assert errors == []

@@ -182,6 +182,7 @@ function makeLapseView(model, el) {
     const padX = (x1 - x0) * 0.03 || 1, padY = (y1 - y0) * 0.03 || 1;
     state.view = {x0: x0 - padX, x1: x1 + padX, y0: y0 - padY, y1: y1 + padY};
     for (const name of ["probe", "test"]) {
+      releaseSet(points, name);
       const codes = name === "probe" ? array(layer.probe) : array(layer.test);
       if (!codes || !data[name]) {
         if (points.sets.has(name)) points.setVisible(name, false);
@@ -332,6 +333,19 @@ function makeLapseView(model, el) {
 
   return wireView({model, dom, points, state, hook, load, paint, paintNow, setLayer, recolor, relook, toScreen,
                    toData, position, array});
+}
+
+// A set's GPU buffers given back before the set is added again (a new layer, a live refresh): the point layer's
+// addSet replaces the set and has no removeSet, so without this each refresh would leave every frame's buffer behind.
+// Its canvas's getContext gives the layer's own context (null for the CPU layer, which holds none).
+function releaseSet(points, name) {
+  const set = points.sets.get(name);
+  const gl = set && set.gpu && points.renderer === "webgl" ? points.canvas.getContext("webgl") : null;
+  if (!gl) return;
+  for (const buffer of [...set.gpu.positions, set.gpu.tone, set.gpu.look, set.gpu.order]) {
+    if (buffer) gl.deleteBuffer(buffer);
+  }
+  if (set.gpu.palette) gl.deleteTexture(set.gpu.palette);
 }
 
 function boxPath(path) {
