@@ -40,6 +40,9 @@ _EXPORTS = {
     "layer_measures": "measures.layers",
     "linear_cka": "measures.representation",
     "yield_cores_while_mapping": "capture.session",
+    "show": "notebook",
+    "LapseWidget": "notebook.widget",
+    "selection_table": "notebook.selection",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
@@ -54,3 +57,19 @@ def __getattr__(name: str):
     if name in _EXPORTS:
         return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(f"module 'layerlapse' has no attribute {name!r}")
+
+
+def _register_notebook_display() -> None:
+    """In IPython (a notebook's kernel), a RunFolder displays as the notebook widget: a formatter registered by
+    name, so neither the store (which stands below the notebook in the import rules) nor this import loads the
+    notebook's packages; they load when a run is first displayed."""
+    import sys
+
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    formatter = getattr(getattr(shell, "display_formatter", None), "mimebundle_formatter", None)
+    if formatter is not None:
+        formatter.for_type_by_name("layerlapse.store.run", "RunFolder",
+                                   lambda run: import_module(".notebook", __name__).run_display(run))
+
+
+_register_notebook_display()

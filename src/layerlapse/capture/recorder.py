@@ -130,6 +130,8 @@ class Recorder:
         Continue the interrupted run in `out` after its last committed snapshot; None or False start afresh.
     draw : bool
         Whether `finish()` maps and draws the run (else `layerlapse render RUN` does it later).
+    live : bool
+        In a notebook, show the lapse under the cell and add each snapshot as it is mapped (else a warning).
     run : RunFolder, optional
         An open run folder to record into instead of `out`.
     device : torch.device or str, optional
@@ -144,7 +146,7 @@ class Recorder:
                  test_set: Any = None, test_labels: Any = None, every: str | int = "epoch",
                  reduce: str | dict[str, str] = "flatten", output: int | str | dict[str, int | str] | None = None,
                  batch_size: int = 250, training: dict[str, Any] | None = None, config: RunConfig | None = None,
-                 force: bool = False, resume: bool | None = None, draw: bool = True,
+                 force: bool = False, resume: bool | None = None, draw: bool = True, live: bool = False,
                  run: RunFolder | None = None, device: torch.device | str | None = None,
                  channels_last: bool = False) -> None:
         self.spec = RecordingSpec.from_arguments(locals())  # checked once, as every callback's is
@@ -153,8 +155,7 @@ class Recorder:
         self.layers = list(self.spec.layers)
         self.batch_size = batch_size
         self.device = torch.device(device) if device is not None else model_device(model)
-        self.channels_last = channels_last
-        self.draw = draw
+        self.channels_last, self.draw = channels_last, draw
         self._modules = find_layers(model, self.layers)
         self._reduce = self.spec.reductions
         self._select = self.spec.outputs
@@ -561,10 +562,9 @@ class Recorder:
                                          None if test_probe is None else len(test_probe), spec.training), spec.out
         inputs = Inputs(self.labels, names, self._inputs["probe"].thumbnails(), test_probe,
                         self._inputs["test_probe"].thumbnails() if "test_probe" in self._inputs else None, test)
-        session = RecordingSession(str(out), self, inputs, config,
-                                   dataset={"name": spec.dataset, "source": "own loop"},
+        session = RecordingSession(str(out), self, inputs, config, dataset={"name": spec.dataset, "source": "own loop"},
                                    training=dict(spec.training or {}), schedule=spec.schedule, force=spec.force,
-                                   resume=bool(spec.resume), run=run)
+                                   resume=bool(spec.resume), run=run, live=spec.live)
         if run is None and self.draw:
             from ..recipe.mapping import MapAlongside  # map each snapshot in a worker while training goes on
 

@@ -26,8 +26,8 @@ from ..errors import ConfigError, RunFolderError
 from ..store import layout
 from ..store.blocks import largest_finite_magnitude
 from ..store.history import in_step_order, snapshot_labels
-from .checks import checked_labels, json_safe, metric_number
 from .spec import Schedule
+from .values import as_number, checked_labels, json_safe
 from .._util.threads import training_threads
 
 if TYPE_CHECKING:
@@ -147,6 +147,8 @@ class RecordingSession:
         Called as `on_snapshot(run, index)` after each snapshot is committed.
     run : RunFolder, optional
         An open run folder to record into instead of creating one in `out`.
+    live : bool
+        Show the lapse under the notebook cell and add each snapshot as it is mapped (`layerlapse.notebook.live`).
     """
 
     out: str
@@ -160,6 +162,8 @@ class RecordingSession:
     resume: bool = False
     on_snapshot: Callable[[RunFolder, int], None] | None = None
     run: RunFolder | None = None
+    live: bool = False
+    _display: Any = field(default=None, init=False, repr=False)  # the live widget (layerlapse.notebook.live)
     _recorded_before: int = field(default=-1, init=False, repr=False)  # the last snapshot an earlier process made
     _latest_step: int | None = field(default=None, init=False, repr=False)  # the last step step_end was told
     _aborted: bool = field(default=False, init=False, repr=False)
@@ -275,6 +279,7 @@ class RecordingSession:
         run.record_epoch(index, self._history_row(index, metrics))
         if self.on_snapshot is not None:
             self.on_snapshot(run, index)
+        self._show_live(run)
         return index
 
     @_whole
@@ -333,10 +338,20 @@ class RecordingSession:
                     complete_run(run, self.on_snapshot)
                 else:
                     run.commit("complete")
+            self._show_live(run, done=True)
         finally:
             self._stop_mapping()
             run.close()
         return run
+
+    def _show_live(self, run: RunFolder, done: bool = False) -> None:
+        """With `live`: the widget under the notebook cell, shown at the first snapshot and given each new map."""
+        if self.live:
+            from ..notebook.live import live_display  # capture stands above the notebook; anywidget loads only here
+
+            self._display = live_display(run, self._display, done=done)
+            if getattr(self.on_snapshot, "on_stored", False) is None:  # the maps' storer thread: shown as stored
+                self.on_snapshot.on_stored = self._show_live
 
     def abort(self, *, interrupted: bool = False) -> None:
         """The one way a recording ends early, for every framework: the run is marked interrupted (Ctrl-C) or failed
@@ -464,7 +479,7 @@ class RecordingSession:
         """Metrics as JSON numbers: nan and inf become null, with a note in the manifest; the run goes on."""
         clean: dict[str, float | None] = {}
         for key, value in metrics.items():
-            number = metric_number(key, value)
+            number = as_number(key, value)
             if number is not None and not math.isfinite(number):
                 self._note(f"snapshot {index}: {key} was {number} (stored as null)")
                 number = None

@@ -105,6 +105,9 @@ class RecordingSpec:
     draw : bool
         Whether the end of training maps and draws the run (frames, GIF, figures, report); with False the run is
         complete as recorded and `layerlapse render RUN` draws it later.
+    live : bool
+        In a notebook, show the lapse under the cell (the widget of `layerlapse.show`) and add each snapshot to it
+        as it is mapped; outside one, a warning says so and the recording goes on without it.
     """
 
     layers: Sequence[str] | str
@@ -126,6 +129,7 @@ class RecordingSpec:
     force: bool = False
     resume: bool | None = None
     draw: bool = True
+    live: bool = False
 
     def __post_init__(self) -> None:
         layers = [self.layers] if isinstance(self.layers, str) else list(self.layers)

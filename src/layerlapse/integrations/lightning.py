@@ -136,8 +136,9 @@ class LayerlapseCallback(pl.Callback):
     class_names, dataset, test_probe, test_probe_labels, test_set, test_labels : optional, by name
         The classes' names, the data's name, and test inputs (drawn on every frame; recorded once after training)
         with their labels.
-    every, reduce, output, batch_size, training, config, force, resume, draw : optional, by name
+    every, reduce, output, batch_size, training, config, force, resume, draw, live : optional, by name
         When snapshots are taken, how a layer's output becomes a row, the map's settings and how the run ends.
+        `live=True` in a notebook shows the lapse under the cell, each snapshot added as it is mapped.
         `resume` None (the default): continue the run when the fit resumes from a checkpoint.
     """
 
@@ -147,7 +148,7 @@ class LayerlapseCallback(pl.Callback):
                  test_set: Any = None, test_labels: Any = None, every: str | int = "epoch",
                  reduce: str | dict[str, str] = "flatten", output: int | str | dict[str, int | str] | None = None,
                  batch_size: int = 250, training: dict[str, Any] | None = None, config: RunConfig | None = None,
-                 force: bool = False, resume: bool | None = None, draw: bool = True) -> None:
+                 force: bool = False, resume: bool | None = None, draw: bool = True, live: bool = False) -> None:
         super().__init__()
         self.spec = RecordingSpec.for_callback(locals())  # checked now, before the fit
         self.out = Path(self.spec.out)

@@ -65,8 +65,9 @@ class LayerlapseCallback(transformers.TrainerCallback):
     class_names, dataset, test_probe, test_probe_labels, test_set, test_labels : optional, by name
         The classes' names, the data's name, and test inputs (drawn on every frame; recorded once after training)
         with their labels.
-    every, reduce, output, batch_size, training, config, force, resume, draw : optional, by name
+    every, reduce, output, batch_size, training, config, force, resume, draw, live : optional, by name
         When snapshots are taken, how a layer's output becomes a row, the map's settings and how the run ends.
+        `live=True` in a notebook shows the lapse under the cell, each snapshot added as it is mapped.
         `resume` None (the default): continue the run when the Trainer resumes from a checkpoint.
     """
 
@@ -76,7 +77,7 @@ class LayerlapseCallback(transformers.TrainerCallback):
                  test_set: Any = None, test_labels: Any = None, every: str | int = "epoch",
                  reduce: str | dict[str, str] = "flatten", output: int | str | dict[str, int | str] | None = None,
                  batch_size: int = 250, training: dict[str, Any] | None = None, config: RunConfig | None = None,
-                 force: bool = False, resume: bool | None = None, draw: bool = True) -> None:
+                 force: bool = False, resume: bool | None = None, draw: bool = True, live: bool = False) -> None:
         # a dict probe's "labels" entry is its labels, as the model's own batches carry them
         probe, labels = _labels_from(probe, labels)
         test_probe, test_probe_labels = _labels_from(test_probe, test_probe_labels, "test_probe_labels")

@@ -11,6 +11,8 @@ import shutil
 import threading
 import time
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ..errors import RunFolderError
@@ -45,6 +47,8 @@ class MapAlongside:
         self._stop_storing = threading.Event()
         self._storer_error: BaseException | None = None
         self._receiving = threading.Lock()  # the worker's queue is read by one thread at a time
+        # called with the run, under its write lock, after the storer thread stored frames (a live display)
+        self.on_stored: Callable[[RunFolder], None] | None = None
 
     def __call__(self, run: RunFolder, epoch: int) -> None:
         # a resumed run keeps the method its maps were made with
@@ -83,6 +87,8 @@ class MapAlongside:
         if frames:
             with run.write_lock:
                 self._store(run, frames)
+                if self.on_stored is not None:
+                    self.on_stored(run)
         return bool(frames)
 
     def _stop_storer(self) -> None:

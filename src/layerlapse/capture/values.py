@@ -1,5 +1,5 @@
-"""What a user passes to a recording, checked: class labels, metrics, and the settings a run states as JSON. Each
-refusal is one line naming the problem and the fix."""
+"""The values a user hands a recording, checked or made storable: the labels (class indices that name a class),
+the metrics (plain numbers), and the settings they state (as JSON). Moved out of session.py, which they serve."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from ..errors import ConfigError
 
 
 def checked_labels(labels: Any, what: str, class_names: list[str]) -> np.ndarray:
+    """Class indices, one per input, each naming a class; else the one-line ConfigError that says what to pass."""
     array = np.asarray(labels)
     if array.ndim != 1 or array.dtype.kind not in "iu":
         raise ConfigError(f"{what} must be one whole-number class index per input, got {array.dtype} of shape "
@@ -23,7 +24,8 @@ def checked_labels(labels: Any, what: str, class_names: list[str]) -> np.ndarray
     return array.astype(np.int64)
 
 
-def metric_number(key: Any, value: Any) -> float:
+def as_number(key: Any, value: Any) -> float:
+    """A metric as a float (a 0-d array or a framework's tensor too); else the one-line ConfigError."""
     if hasattr(value, "item") and callable(value.item):
         value = value.item()  # a 0-d numpy array or framework tensor
     if isinstance(value, bool) or not isinstance(value, (int, float)):
