@@ -8,8 +8,10 @@ own as a user starts it: at nice 10, with the default poll of 1 s) and a headles
 
 - delay: from the moment a snapshot's map is committed to the run folder (the manifest lists it; this script polls
   the manifest every 10 ms) to the moment the live page holds that snapshot (`layerlapseLive.snapshots()`, polled in
-  every animation frame). The run trains one epoch each time this script lets it (a gate file), after the page has
-  shown the last one, so each delay is measured alone. Median and largest, over every snapshot of every run.
+  every animation frame). The run trains one epoch each time this script lets it (a gate file), --epoch-s after
+  the page has shown the last one (an epoch's length: the watcher rests between the pages it makes, four times the
+  processor time the last took, at least a second, and a snapshot within that rest waits for its end), so each
+  delay is measured alone; the stages of the page's loads (fetch, Bokeh's views, the draw) are printed too. Median and largest, over every snapshot of every run.
 - overhead: the same loop, ungated, `--epochs` epochs over the digits repeated (about a second an epoch), its
   training time (first epoch to last, as the recording process measures it) with a watcher on the run, against
   without, in alternating pairs; the ratio of each pair, and their median. Watched by an HTTP client that asks what
@@ -73,6 +75,7 @@ print(json.dumps({"trained_s": trained}))
 
 
 REPEAT = [8]  # the digits repeated in an overhead epoch (--repeat)
+EPOCH_S = [5.0]  # in the delay runs, how long an epoch lasts beyond its own training (--epoch-s)
 
 
 def machine() -> str:
@@ -136,6 +139,7 @@ def delays(browser, folder: Path, probe: int, snapshots: int, stages: list[dict]
                                    timeout=120_000)
             found.append(time.perf_counter() - committed)
             stages.append(page.evaluate("window.layerlapseLive.timings.at(-1)"))
+            time.sleep(EPOCH_S[0])  # the next epoch trains this long before its snapshot (an epoch's length)
         process.wait(300)
     finally:
         process.kill()
@@ -204,9 +208,13 @@ def main() -> None:
     parser.add_argument("--clients", default="http,chromium",
                         help="who watches in the overhead pairs: http (the server's work alone: a client that "
                              "fetches what the page fetches, without drawing), chromium (and a browser drawing it)")
+    parser.add_argument("--epoch-s", type=float, default=5.0,
+                        help="delay runs: the wait before each next epoch, so snapshots come an epoch apart (the "
+                             "watcher makes pages with a rest between them: a snapshot within it waits for it)")
     parser.add_argument("--repeat", type=int, default=8, help="the digits repeated in an epoch (its length)")
     args = parser.parse_args()
     REPEAT[0] = args.repeat
+    EPOCH_S[0] = args.epoch_s
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium") or "/usr/bin/chromium"

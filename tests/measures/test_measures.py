@@ -167,3 +167,24 @@ def test_a_sample_larger_than_the_probe_is_refused_before_anything_is_drawn(two_
                             capture_output=True, text=True, timeout=300)
     assert_error(result, r"sample size 301 is larger than the probe \(300 images\): give 300 or fewer")
     assert (run.path / "manifest.json").read_bytes() == before
+
+
+def test_a_growing_run_measured_again_gives_what_measuring_afresh_gives(two_layer_run, tmp_path, monkeypatch) -> None:
+    """The live page measures a run at each new snapshot, keeping what it measured of the earlier ones (measures.memo):
+    the run with a snapshot fewer, then whole, measured with the memo, equals the whole run measured without it."""
+    from layerlapse.measures import layers as layer_module
+    from layerlapse.measures.layers import measure_run
+    from layerlapse.measures.memo import SnapshotMemo
+    from layerlapse.store.run import RunFolder
+
+    earlier = _copy(two_layer_run, tmp_path)
+    last = earlier.epochs_complete
+    earlier.manifest["epochs_complete"] = last - 1
+    earlier.manifest["files"] = {relpath: digest for relpath, digest in earlier.manifest["files"].items()
+                                 if not relpath.endswith(layout.epoch_file(last))}
+    monkeypatch.setattr(layer_module, "MEMO", SnapshotMemo())
+    assert measure_run(earlier)["snapshots"] == list(range(last))  # the memo holds every snapshot but the last
+    kept = measure_run(RunFolder.open(two_layer_run.path, verify=False))
+    monkeypatch.setattr(layer_module, "MEMO", SnapshotMemo(max_bytes=0))  # keeps nothing: measured afresh
+    fresh = measure_run(RunFolder.open(two_layer_run.path, verify=False))
+    assert json.dumps(kept, sort_keys=True) == json.dumps(fresh, sort_keys=True)

@@ -21,6 +21,7 @@ import numpy as np
 from ..store import layout
 from ..errors import ConfigError, RunFolderError
 from .._util.progress import progress_bar
+from .memo import MEMO, digest
 from .representation import KNN_K, MEASURE_SAMPLE, measure_sample, probe_accuracies
 from ..store.run import RunFolder
 
@@ -126,23 +127,31 @@ def _measure_layer(run: RunFolder, layer: str, snapshots: list[int], sample: np.
                    labels: np.ndarray, seed: int, advance) -> tuple[dict, np.ndarray]:
     """One layer's measures at every snapshot, and its normalised Gram matrices (snapshots, n²) for CKA."""
     in_cka = np.searchsorted(sample, cka_rows)
+    measured_with = digest(sample, labels[sample], seed, cka_rows)
+    keys = [_memo_key(run, layer, snapshot, measured_with) for snapshot in snapshots]
     knn, linear, left_out, grams, finite_rows = [], [], [], [], []
-    for snapshot in snapshots:
-        x = _sample_rows(run, layer, snapshot, sample)
-        finite = np.isfinite(x).all(axis=1)
-        left_out.append(int((~finite).sum()))
-        accuracies = probe_accuracies(x, labels[sample], seed)
+    for snapshot, key in zip(snapshots, keys):
+        found = MEMO.get(key)  # measured before, as it is now (the live page measures a growing run again)
+        if found is None:
+            x = _sample_rows(run, layer, snapshot, sample)
+            finite = np.isfinite(x).all(axis=1)
+            gram = _normalised_gram(x[in_cka], finite[in_cka])
+            found = (probe_accuracies(x, labels[sample], seed), int((~finite).sum()), finite[in_cka], gram)
+            MEMO.put(key, found, gram)
+        accuracies, rows_left_out, finite_in_cka, gram = found
+        left_out.append(rows_left_out)
         knn.append(accuracies.get("knn_accuracy"))
         linear.append(accuracies.get("linear_probe_accuracy"))
-        finite_rows.append(finite[in_cka])
-        grams.append(_normalised_gram(x[in_cka], finite[in_cka]))
+        finite_rows.append(finite_in_cka)
+        grams.append(gram)
         advance(1)
     everywhere = np.all(finite_rows, axis=0)
     for s, finite in enumerate(finite_rows):  # rare: a row not finite somewhere is left out of every snapshot's Gram
         if not np.array_equal(finite, everywhere):
             grams[s] = _normalised_gram(_sample_rows(run, layer, snapshots[s], sample)[in_cka], everywhere)
+            keys[s] = None  # not the Gram matrix kept for this snapshot
     grams = np.stack(grams)
-    cka = _cosines(grams, grams)
+    cka = _kept_cosines(grams, keys)
     to_previous = [None] + [cka[s - 1][s] for s in range(1, len(snapshots))]
     kept = [None] + [run.frame_measures(layer, s).get("layer_neighbors_kept") for s in snapshots[1:]]
     return {"knn_accuracy": knn, "linear_probe_accuracy": linear, "cka_to_previous": to_previous,
@@ -181,6 +190,34 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> list[list[float | None]]:
     products = _dot64(a, b)
     defined = np.outer(np.abs(a).sum(axis=1) > 0, np.abs(b).sum(axis=1) > 0)
     return [[round(float(v), 6) if ok else None for v, ok in zip(row, oks)] for row, oks in zip(products, defined)]
+
+
+def _memo_key(run: RunFolder, layer: str, snapshot: int, measured_with: str) -> tuple | None:
+    """A snapshot of a layer as measured: its activation file's checksum and how it is measured (None: unlisted)."""
+    checksum = run.manifest["files"].get(layout.activations(layer, snapshot))
+    return None if checksum is None else (checksum, measured_with)
+
+
+def _kept_cosines(grams: np.ndarray, keys: list[tuple | None]) -> list[list[float | None]]:
+    """`_cosines(grams, grams)`, with the pairs of snapshots measured before kept (MEMO): a run grown by a snapshot
+    computes one new row."""
+    size = len(keys)
+    cka: list[list[float | None]] = [[None] * size for _ in range(size)]
+    missing = []
+    for i in range(size):
+        for j in range(i, size):
+            known, value = (False, None) if keys[i] is None or keys[j] is None else MEMO.pair(keys[i], keys[j])
+            if not known:
+                missing.append(i)
+                break
+            cka[i][j] = cka[j][i] = value
+    if missing:
+        for i, row in zip(missing, _cosines(grams[missing], grams)):
+            for j, value in enumerate(row):
+                cka[i][j] = cka[j][i] = value
+                if keys[i] is not None and keys[j] is not None:
+                    MEMO.put_pair(keys[i], keys[j], value)
+    return cka
 
 
 def _between_layers(grams: dict[str, np.ndarray], snapshots: list[int]) -> list[list[list[float | None]]]:

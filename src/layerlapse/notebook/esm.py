@@ -1,8 +1,7 @@
 """The widget's JavaScript module (anywidget's `_esm`): the report's own parts, joined by report/script.py's
 functions, then the widget's (js/). The point layer is the report's `makePointLayer`; payload.js gives
-`undoDeltas` (the report's gzip of frame deltas); thumbnails.js's `makeThumbnails` is wrapped so that it reads
-each atlas's PNG from the model's buffers where the page reads a <script> tag (`thumbnailParts(document)`: the
-`document` it sees finds a blob by its tag's id). A fix to any of these parts lands in the report, the live page and
+`undoDeltas` (the report's gzip of frame deltas); thumbnails.js's `makeThumbnails` takes each atlas's PNG from the
+model's buffers (its `sheetText`) where the page reads a <script> tag. A fix to any of these parts lands in the report, the live page and
 the widget alike.
 """
 
@@ -20,7 +19,7 @@ WIDGET_PARTS = ("widget.js", "interaction.js")  # the view, then its behaviour a
 def widget_module() -> str:
     """The widget's ES module: the report's point layer, entry and thumbnails, then the widget's own code."""
     thumbnails = "\n".join(INDENT + line if line else line for line in read_part("thumbnails.js").split("\n"))
-    wrapped = (f'function thumbnailParts(document) {{\n{INDENT}"use strict";\n{thumbnails.rstrip()}\n'
+    wrapped = (f'function thumbnailParts() {{\n{INDENT}"use strict";\n{thumbnails.rstrip()}\n'
                f"{INDENT}return makeThumbnails;\n}}\n")
     own = "\n".join(resources.files(__package__).joinpath("js", part).read_text(encoding="utf-8")
                     for part in WIDGET_PARTS)

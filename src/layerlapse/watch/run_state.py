@@ -72,7 +72,7 @@ class WatchedRun:
         self._reading = threading.Lock()
         self._opened: tuple[tuple[int, int, int], RunFolder] | None = None  # (the manifest's stat, the run)
         self._made_at = -math.inf  # time.monotonic() when the last page was made, and how long that took
-        self.making_s = 0.0  # how long making the last page took
+        self.making_s = 0.0  # the processor time making the last page took
 
     @property
     def page_version(self) -> str | None:
@@ -99,12 +99,12 @@ class WatchedRun:
                 return self._page
             if self._page is not None and time.monotonic() - self._made_at < rest(self.making_s):
                 return self._page
-            started = time.monotonic()
+            started = time.thread_time()  # the processor time making it takes, not the wait for a busy processor
             try:
                 self._page = (state.version, live_parts(run, state.version, size_budget_mb=self.size_budget_mb))
             except (RunFolderError, OSError, ValueError):
                 return self._page  # a file swapped away between two reads: the next look reads it again
-            self._made_at, self.making_s = time.monotonic(), time.monotonic() - started
+            self._made_at, self.making_s = time.monotonic(), time.thread_time() - started
             return self._page
 
     def _open(self) -> RunFolder | RunState:
@@ -132,9 +132,9 @@ class WatchedRun:
 
 
 def rest(making_s: float) -> float:
-    """How long after a page was made the next may be: four times what making it took, at least a second (a page of
-    1,000 points takes about 0.7 s here: the watcher then uses at most a fifth of a core however fast the run
-    commits)."""
+    """How long after a page was made the next may be: four times the processor time making it took, at least a
+    second (a page of 1,000 points takes about 0.7 s here), so the watcher uses at most a fifth of a core however
+    fast the run commits."""
     return max(MIN_REST_S, 4 * making_s)
 
 

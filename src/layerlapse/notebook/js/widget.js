@@ -10,27 +10,13 @@
 const MAP_PX = 520;
 const STEP_MS = 450;  // playing: one snapshot to the next
 
-// The payload's packed arrays ({blob, dtype, shape, encoding[, delta]}), from the model's buffers.
+// The payload's packed arrays ({blob, dtype, shape, encoding[, delta]}), from the model's buffers, decoded by the
+// report's own code (payload.js: packedArrays, decodeBlob).
 async function decodeArrays(data, buffers) {
-  const refs = [];
-  (function find(value) {
-    if (value && typeof value === "object") {
-      if (typeof value.blob === "number" && value.dtype) refs.push(value);
-      else for (const item of Object.values(value)) find(item);
-    }
-  })(data);
   const arrays = new Map();
-  await Promise.all(refs.map(async (ref) => {
+  await Promise.all(packedArrays(data).map(async (ref) => {
     const view = buffers[String(ref.blob)];
-    let bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
-    if (ref.encoding === "gzip") {
-      const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
-      bytes = new Uint8Array(await new Response(stream).arrayBuffer());
-      if (ref.delta) bytes = undoDeltas(bytes, ref);  // the report's own (payload.js)
-    }
-    const Type = {uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, float32: Float32Array}[ref.dtype];
-    if (bytes.byteOffset % Type.BYTES_PER_ELEMENT) bytes = bytes.slice();
-    arrays.set(ref.blob, new Type(bytes.buffer, bytes.byteOffset, bytes.byteLength / Type.BYTES_PER_ELEMENT));
+    arrays.set(ref.blob, await decodeBlob(new Uint8Array(view.buffer, view.byteOffset, view.byteLength), ref));
   }));
   return arrays;
 }
@@ -46,8 +32,7 @@ function bytesBase64(view) {
 // The report's thumbnails (thumbnails.js's makeThumbnails), reading each atlas's PNG from the model's buffers.
 function widgetThumbnails(atlases, images) {
   if (!atlases) return null;
-  const lookup = (id) => ({textContent: bytesBase64(images[id.slice("layerlapse-blob-".length)])});
-  return thumbnailParts({getElementById: lookup, createElement: (tag) => document.createElement(tag)})(atlases);
+  return thumbnailParts()(atlases, (blob) => bytesBase64(images[blob]));
 }
 
 function element(tag, attributes = {}, parent = null) {
@@ -182,7 +167,6 @@ function makeLapseView(model, el) {
     const padX = (x1 - x0) * 0.03 || 1, padY = (y1 - y0) * 0.03 || 1;
     state.view = {x0: x0 - padX, x1: x1 + padX, y0: y0 - padY, y1: y1 + padY};
     for (const name of ["probe", "test"]) {
-      releaseSet(points, name);
       const codes = name === "probe" ? array(layer.probe) : array(layer.test);
       if (!codes || !data[name]) {
         if (points.sets.has(name)) points.setVisible(name, false);
@@ -333,19 +317,6 @@ function makeLapseView(model, el) {
 
   return wireView({model, dom, points, state, hook, load, paint, paintNow, setLayer, recolor, relook, toScreen,
                    toData, position, array});
-}
-
-// A set's GPU buffers given back before the set is added again (a new layer, a live refresh): the point layer's
-// addSet replaces the set and has no removeSet, so without this each refresh would leave every frame's buffer behind.
-// Its canvas's getContext gives the layer's own context (null for the CPU layer, which holds none).
-function releaseSet(points, name) {
-  const set = points.sets.get(name);
-  const gl = set && set.gpu && points.renderer === "webgl" ? points.canvas.getContext("webgl") : null;
-  if (!gl) return;
-  for (const buffer of [...set.gpu.positions, set.gpu.tone, set.gpu.look, set.gpu.order]) {
-    if (buffer) gl.deleteBuffer(buffer);
-  }
-  if (set.gpu.palette) gl.deleteTexture(set.gpu.palette);
 }
 
 function boxPath(path) {

@@ -51,9 +51,8 @@ function layerlapseLive(config) {
       timing.fetched = performance.now();
       if (parts.version === live.version) return;
       const carried = carry();
-      // the old page read its payload when it started: the new payload's tags replace the old ones before the new
-      // page starts (an atlas of thumbnails the old page had not decoded yet is then the new page's: a hover in
-      // the second of the swap may show another image)
+      // the old page read its payload and its atlases' texts when it started: the new payload's tags replace the
+      // old ones before the new page starts
       document.getElementById("layerlapse-data").innerHTML = parts.data;
       const root = document.createElement("div");
       root.id = `layerlapse-root-${live.loads + 1}`;

@@ -19,6 +19,16 @@ function layerlapseStart(models, payloadText) {
 // Every packed array of the payload ({blob, dtype, shape, encoding}), read from its <script> tag: base64, then, for
 // "gzip", unpacked by the browser's own DecompressionStream. Returns a Map from blob number to typed array.
 async function readBlobs(data) {
+  const arrays = new Map();
+  await Promise.all(packedArrays(data).map(async (ref) => {
+    const text = document.getElementById(`layerlapse-blob-${ref.blob}`).textContent;
+    arrays.set(ref.blob, await decodeBlob(base64Bytes(text), ref));
+  }));
+  return arrays;
+}
+
+// The payload's packed arrays, wherever they are in it.
+function packedArrays(data) {
   const refs = [];
   (function find(value) {
     if (value && typeof value === "object") {
@@ -26,19 +36,20 @@ async function readBlobs(data) {
       else for (const item of Object.values(value)) find(item);
     }
   })(data);
-  const arrays = new Map();
-  await Promise.all(refs.map(async (ref) => {
-    const text = document.getElementById(`layerlapse-blob-${ref.blob}`).textContent;
-    let bytes = base64Bytes(text);
-    if (ref.encoding === "gzip") {
-      const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
-      bytes = new Uint8Array(await new Response(stream).arrayBuffer());
-    }
-    if (ref.delta) bytes = undoDeltas(bytes, ref);
-    const Type = {uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, float32: Float32Array}[ref.dtype];
-    arrays.set(ref.blob, new Type(bytes.buffer, bytes.byteOffset, bytes.byteLength / Type.BYTES_PER_ELEMENT));
-  }));
-  return arrays;
+  return refs;
+}
+
+// One packed array's bytes (as stored: gzip for "gzip", frame deltas for `delta`) as its typed array. The notebook
+// widget decodes its binary buffers with this too.
+async function decodeBlob(bytes, ref) {
+  if (ref.encoding === "gzip") {
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+    bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+  }
+  if (ref.delta) bytes = undoDeltas(bytes, ref);
+  const Type = {uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, float32: Float32Array}[ref.dtype];
+  if (bytes.byteOffset % Type.BYTES_PER_ELEMENT) bytes = bytes.slice();  // a typed array starts aligned
+  return new Type(bytes.buffer, bytes.byteOffset, bytes.byteLength / Type.BYTES_PER_ELEMENT);
 }
 
 // base64 to bytes: the browser's own decoder where it has one (Chromium 140, Firefox 133, Safari 18.2), else atob.

@@ -32,11 +32,22 @@ function tones(values, low, high) {
 // around every marker (or null), and the `ring` and `halo` colours an outlined point is ringed with.
 function addSet(name, {n, frameCount, frames, limits, size, shape = "circle", edge = null, ring = "#ff0000",
                        halo = "#ffffff"}) {
+  if (sets.has(name)) freeSet(sets.get(name));  // a set added again (another layer, a live refresh)
   const set = {name, n, frameCount, frames, limits, size, diamond: shape === "diamond", edge, ring, halo,
                visible: true, tone: null, look: null, order: null,
                gpu: gl ? {positions: new Array(frameCount).fill(null)} : null, palette: null, missing: "#bbbbbb"};
   sets.set(name, set);
   return set;
+}
+
+// A set's GPU buffers and palette texture, given back: nothing of a replaced set stays on the GPU.
+function freeSet(set) {
+  if (!gl || !set.gpu) return;
+  for (const made of [...set.gpu.positions, set.gpu.tone, set.gpu.look, set.gpu.order]) {
+    if (made) gl.deleteBuffer(made);
+  }
+  if (set.gpu.palette) gl.deleteTexture(set.gpu.palette);
+  set.gpu = {positions: new Array(set.frameCount).fill(null)};
 }
 
 function framePositions(set, k) {

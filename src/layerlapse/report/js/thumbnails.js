@@ -2,11 +2,16 @@
 // A part of the report's one closure, layerlapseShow(models, data, arrays, timings): script.py joins the parts
 // in its fixed order inside that function, so they share its constants, state and functions by scope.
 
-function makeThumbnails(atlases) {
+// `sheetText(blob)` gives an atlas's PNG as base64 (the notebook widget's come from its model's buffers); by default
+// each atlas's <script> tag is read now, when the page starts, so that the live page can put the next page's tags
+// in their place while this page is still shown.
+function makeThumbnails(atlases, sheetText = null) {
   if (!atlases) return null;
   const [height, width] = atlases.tile;
   const sheets = new Map();  // atlas number -> {image, ready}
   const cache = new Map();
+  const texts = sheetText ? null : atlases.sheets.map(
+    (blob) => document.getElementById(`layerlapse-blob-${blob}`).textContent);
   const sheet = (k) => {
     if (!sheets.has(k)) {
       const image = new Image();
@@ -14,8 +19,7 @@ function makeThumbnails(atlases) {
         image.onload = () => resolve(true);
         image.onerror = () => resolve(false);
       });
-      image.src = "data:image/png;base64," +
-        document.getElementById(`layerlapse-blob-${atlases.sheets[k]}`).textContent.trim();
+      image.src = "data:image/png;base64," + (texts ? texts[k] : sheetText(atlases.sheets[k])).trim();
       sheets.set(k, {image, ready});
     }
     return sheets.get(k);
