@@ -74,6 +74,7 @@ print(json.dumps({"trained_s": trained}))
 '''
 
 
+NICE = [10]  # the watcher's --nice (its default)
 REPEAT = [8]  # the digits repeated in an overhead epoch (--repeat)
 EPOCH_S = [5.0]  # in the delay runs, how long an epoch lasts beyond its own training (--epoch-s)
 
@@ -104,7 +105,8 @@ class Watcher:
     """`layerlapse watch RUN --port 0`, as a user starts it; its address read from its first line."""
 
     def __init__(self, run: Path) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "layerlapse", "watch", str(run), "--port", "0"],
+        self.process = subprocess.Popen([sys.executable, "-m", "layerlapse", "watch", str(run), "--port", "0",
+                                         "--nice", str(NICE[0])],
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.url = self.process.stdout.readline().strip().rsplit(" at ", 1)[1]
 
@@ -138,7 +140,10 @@ def delays(browser, folder: Path, probe: int, snapshots: int, stages: list[dict]
             page.wait_for_function(f"window.layerlapseLive.snapshots() >= {snapshot + 1}", polling="raf",
                                    timeout=120_000)
             found.append(time.perf_counter() - committed)
+            page.wait_for_function(f"window.layerlapseLive.timings.length >= {len(stages) + 1}", timeout=60_000)
             stages.append(page.evaluate("window.layerlapseLive.timings.at(-1)"))
+            loading = (stages[-1]["shown"] - stages[-1]["asked"]) / 1000
+            print(f"  snapshot {snapshot}: {found[-1]:.2f} s, of which the page's load {loading:.2f} s", flush=True)
             time.sleep(EPOCH_S[0])  # the next epoch trains this long before its snapshot (an epoch's length)
         process.wait(300)
     finally:
@@ -211,9 +216,11 @@ def main() -> None:
     parser.add_argument("--epoch-s", type=float, default=5.0,
                         help="delay runs: the wait before each next epoch, so snapshots come an epoch apart (the "
                              "watcher makes pages with a rest between them: a snapshot within it waits for it)")
+    parser.add_argument("--nice", type=int, default=10, help="the watcher's --nice")
     parser.add_argument("--repeat", type=int, default=8, help="the digits repeated in an epoch (its length)")
     args = parser.parse_args()
     REPEAT[0] = args.repeat
+    NICE[0] = args.nice
     EPOCH_S[0] = args.epoch_s
     from playwright.sync_api import sync_playwright
 

@@ -231,6 +231,8 @@ def watch(
                                                  "127.0.0.1, a new random one on any other --host).")] = None,
     budget: Annotated[float, typer.Option(help="Size budget of each page in MB, as `layerlapse report`'s.")]
     = REPORT_BUDGET_MB,
+    nice: Annotated[int, typer.Option(help="How much lower than normal the server's priority is (0-19; 0: as high "
+                                      "as the training's): on a busy machine the training comes first.")] = 10,
 ) -> None:
     """Serve the run's report page live: each snapshot appears as the run commits it, without a reload.
 
@@ -240,8 +242,10 @@ def watch(
     server = WatchServer(settings_for(run_dir, host, port, token, size_budget_mb=budget))
     typer.echo(f"watching {run_dir} at {server.url}", color=False)
     typer.echo("open it in a browser; Ctrl-C stops the server (the run goes on)", err=True)
+    if not 0 <= nice <= 19:
+        raise ConfigError(f"--nice must be between 0 and 19, got {nice}")
     with contextlib.suppress(OSError):
-        os.nice(10)  # a watcher gives way to the training it watches on a busy machine
+        os.nice(nice)  # a watcher gives way to the training it watches on a busy machine
     try:
         server.serve_forever()
     except KeyboardInterrupt:

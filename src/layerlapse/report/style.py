@@ -57,7 +57,8 @@ def short_name(name: str, chars: int = CLASS_NAME_CHARS) -> str:
 # The live page's banner (`layerlapse watch`): where the run is, coloured by what it is doing
 LIVE_BANNER_STYLE = """
 #layerlapse-banner { font: 14px sans-serif; padding: 6px 10px; margin: 0 0 6px 0; border-radius: 4px;
-                     background: #eef3f8; color: #1f3b57; border-left: 4px solid #1f77b4; }
+                     background: #eef3f8; color: #1f3b57; border-left: 4px solid #1f77b4;
+                     height: 18px; overflow: hidden; contain: strict; }
 #layerlapse-banner[data-kind="complete"] { background: #eef7ee; color: #1e4d1e; border-left-color: #2ca02c; }
 #layerlapse-banner[data-kind="interrupted"], #layerlapse-banner[data-kind="failed"],
 #layerlapse-banner[data-kind="gone"], #layerlapse-banner[data-kind="unreachable"],

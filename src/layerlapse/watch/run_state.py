@@ -22,7 +22,7 @@ from ..report.live import live_parts
 from ..store import layout
 from ..store.run import RunFolder
 
-MIN_REST_S = 1.0  # the least time between two pages made (see `rest`)
+MIN_REST_S = 0.5  # the least time between two pages made (see `rest`)
 # What a killed or starting writer may leave in a folder before its first manifest: the lock and temp files
 _STARTING = (layout.LOCK,)
 
@@ -132,10 +132,10 @@ class WatchedRun:
 
 
 def rest(making_s: float) -> float:
-    """How long after a page was made the next may be: four times the processor time making it took, at least a
-    second (a page of 1,000 points takes about 0.7 s here), so the watcher uses at most a fifth of a core however
-    fast the run commits."""
-    return max(MIN_REST_S, 4 * making_s)
+    """How long after a page was made the next may be: twice the processor time making it took, at least half a
+    second (a page of 1,000 points takes about 0.4-1.2 s here), so the watcher uses at most a third of a core however
+    fast the run commits, and a run that commits a snapshot every few seconds has each one shown."""
+    return max(MIN_REST_S, 2 * making_s)
 
 
 def _state_of(run: RunFolder) -> RunState:

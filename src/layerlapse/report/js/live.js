@@ -24,9 +24,11 @@ function layerlapseLive(config) {
     return response.json();
   }
 
+  // Only a change touches the page: a text set again, even the same, has the browser lay out and paint anew (a
+  // fifth of a core at four looks a second, in software rendering).
   function showBanner(words, kind) {
-    banner.textContent = words;  // text, never markup: it holds the run's path
-    banner.dataset.kind = kind;
+    if (banner.textContent !== words) banner.textContent = words;  // text, never markup: it holds the run's path
+    if (banner.dataset.kind !== kind) banner.dataset.kind = kind;
   }
 
   async function poll() {
