@@ -127,7 +127,7 @@ def delays(browser, folder: Path, probe: int, snapshots: int, stages: list[dict]
     server = Watcher(out)
     page = open_page(browser, server.url)
     process = child(out, str(gate), snapshots - 1, probe, 1)
-    found = []
+    found, loads_before = [], len(stages)
     try:
         for snapshot in range(snapshots):
             if snapshot > 0:  # snapshot 0 is recorded at the start
@@ -140,7 +140,8 @@ def delays(browser, folder: Path, probe: int, snapshots: int, stages: list[dict]
             page.wait_for_function(f"window.layerlapseLive.snapshots() >= {snapshot + 1}", polling="raf",
                                    timeout=120_000)
             found.append(time.perf_counter() - committed)
-            page.wait_for_function(f"window.layerlapseLive.timings.length >= {len(stages) + 1}", timeout=60_000)
+            page.wait_for_function(f"window.layerlapseLive.timings.length >= {len(stages) - loads_before + 1}",
+                                   timeout=60_000)
             stages.append(page.evaluate("window.layerlapseLive.timings.at(-1)"))
             loading = (stages[-1]["shown"] - stages[-1]["asked"]) / 1000
             print(f"  snapshot {snapshot}: {found[-1]:.2f} s, of which the page's load {loading:.2f} s", flush=True)

@@ -246,6 +246,11 @@ def watch(
         raise ConfigError(f"--nice must be between 0 and 19, got {nice}")
     with contextlib.suppress(OSError):
         os.nice(nice)  # a watcher gives way to the training it watches on a busy machine
+    from ._util.threads import limit_worker_threads
+
+    # one thread for its numpy and scikit-learn, as the mapping worker: a second process's threads on a training
+    # run's cores slow its OpenMP threads, which meet at every operator (_util/threads.py)
+    limit_worker_threads()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
