@@ -166,20 +166,8 @@ function makeLapseView(model, el) {
     const [x0, x1, y0, y1] = layer.limits;
     const padX = (x1 - x0) * 0.03 || 1, padY = (y1 - y0) * 0.03 || 1;
     state.view = {x0: x0 - padX, x1: x1 + padX, y0: y0 - padY, y1: y1 + padY};
-    for (const name of ["probe", "test"]) {
-      const codes = name === "probe" ? array(layer.probe) : array(layer.test);
-      if (!codes || !data[name]) {
-        if (points.sets.has(name)) points.setVisible(name, false);
-        continue;
-      }
-      const n = data[name].n, test = name === "test";
-      points.addSet(name, {n, frameCount: data.epochs.length, limits: layer.limits,
-                           frames: (k) => codes.subarray(k * n * 2, (k + 1) * n * 2),
-                           size: test ? data.marker.testSize : data.marker.size, shape: test ? "diamond" : "circle",
-                           edge: test ? data.marks.testEdge : null, ring: data.marks.misclassified,
-                           halo: data.marks.halo});
-      if (test) points.setColors(name, classColors(array(data.test.labels)));
-    }
+    placeLayerSets(points, data, layer.limits, (name) => array(name === "probe" ? layer.probe : layer.test),
+                   () => classColors(array(data.test.labels)));  // the report's own (payload.js)
     if (model.get("layer") !== layer.name) {
       model.set("layer", layer.name);
       model.save_changes();

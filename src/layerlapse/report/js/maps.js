@@ -67,21 +67,7 @@ function showLayerOn(view, layer) {
   if (view.layer === layer) return;
   view.layer = layer;
   const points = view.points;
-  for (const name of ["probe", "test"]) {
-    const codes = layer.coords[name];
-    if (!codes) {
-      if (points.sets.has(name)) points.setVisible(name, false);
-      continue;
-    }
-    const n = sets[name].n, test = name === "test";
-    // test points: their class colour in a diamond with a dark edge, apart from the probe's round dots
-    points.addSet(name, {n, frameCount: data.epochs.length, limits: layer.limits,
-                         frames: (k) => codes.subarray(k * n * 2, (k + 1) * n * 2),
-                         size: test ? data.marker.testSize : data.marker.size, shape: test ? "diamond" : "circle",
-                         edge: test ? data.marks.testEdge : null, ring: data.marks.misclassified,
-                         halo: data.marks.halo});
-    if (test) points.setColors(name, classColors(sets.test.labels));
-  }
+  placeLayerSets(points, data, layer.limits, (name) => layer.coords[name], () => classColors(sets.test.labels));
   state.looksKey = state.testLooksKey = null;
   view.colored = null;
 }

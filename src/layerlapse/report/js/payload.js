@@ -1,6 +1,7 @@
 // The page's entry: Bokeh runs layerlapseStart once its document is ready, with the models it drives and the JSON
 // payload page.py wrote (its format: contract.js). The payload's arrays are read from their own <script> tags
-// here, then layerlapseShow (state.js and the parts after it) draws the page.
+// here, then layerlapseShow (state.js and the parts after it) draws the page. The notebook widget shares this part:
+// its arrays are decoded (packedArrays, decodeBlob) and its points placed (placeLayerSets) by the same functions.
 
 function layerlapseStart(models, payloadText) {
   "use strict";
@@ -77,4 +78,25 @@ function undoDeltas(planes, ref) {
     }
   }
   return new Uint8Array(out.buffer);
+}
+
+// A layer's probe and test points on a point layer (makePointLayer), as the report's maps and the notebook widget
+// both draw them: the probe's round dots; the test points in their class colour, in a diamond with a dark edge,
+// apart from the probe. `frames(name)` is the set's 16-bit codes of every frame on this layer, or null (no test
+// points); `testColors` the test points' colours (setColors' argument).
+function placeLayerSets(points, data, limits, frames, testColors) {
+  for (const name of ["probe", "test"]) {
+    const codes = data[name] ? frames(name) : null;
+    if (!codes) {
+      if (points.sets.has(name)) points.setVisible(name, false);
+      continue;
+    }
+    const n = data[name].n, test = name === "test";
+    points.addSet(name, {n, frameCount: data.epochs.length, limits,
+                         frames: (k) => codes.subarray(k * n * 2, (k + 1) * n * 2),
+                         size: test ? data.marker.testSize : data.marker.size, shape: test ? "diamond" : "circle",
+                         edge: test ? data.marks.testEdge : null, ring: data.marks.misclassified,
+                         halo: data.marks.halo});
+    if (test) points.setColors(name, testColors());
+  }
 }
