@@ -10,7 +10,6 @@ import json
 import shutil
 import threading
 import time
-
 from collections.abc import Callable
 
 import numpy as np
