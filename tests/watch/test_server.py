@@ -247,3 +247,11 @@ def test_a_page_is_made_once_per_version_and_not_again_within_its_rest(run_path:
     second = watched.page()
     assert second[0] == watched.state().version != first[0]
     assert rest(0.01) == MIN_REST_S and rest(2.0) == 4.0
+
+
+def test_a_page_the_budget_cannot_hold_is_said_on_the_banner(run_path: Path) -> None:
+    watched = WatchedRun(run_path, size_budget_mb=0.001)
+    assert watched.page() is None
+    banner = watched.state().banner
+    assert banner.startswith("complete: 3 snapshots · the page cannot be made: size_budget_mb=0.001 is too small "
+                             "for this run"), banner

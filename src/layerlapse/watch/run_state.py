@@ -6,6 +6,7 @@ next poll.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import REPORT_BUDGET_MB
-from ..errors import ConfigError, RunFolderError
+from ..errors import ConfigError, LayerlapseError, RunFolderError
 from ..report.content import chosen_layers, mapped_snapshots
 from ..report.live import live_parts
 from ..store import layout
@@ -73,6 +74,7 @@ class WatchedRun:
         self._opened: tuple[tuple[int, int, int], RunFolder] | None = None  # (the manifest's stat, the run)
         self._made_at = -math.inf  # time.monotonic() when the last page was made, and how long that took
         self.making_s = 0.0  # the processor time making the last page took
+        self.problem: str | None = None  # why the last page could not be made, for the banner
 
     @property
     def page_version(self) -> str | None:
@@ -84,7 +86,10 @@ class WatchedRun:
         run_or_state = self._open()
         if isinstance(run_or_state, RunState):
             return run_or_state
-        return _state_of(run_or_state)
+        state = _state_of(run_or_state)
+        if self.problem is not None:
+            return dataclasses.replace(state, banner=f"{state.banner} · the page cannot be made: {self.problem}")
+        return state
 
     def page(self) -> tuple[str, bytes] | None:
         """The page's parts for the run as it stands (made at most once per version, and not again within the rest
@@ -97,13 +102,17 @@ class WatchedRun:
             state = _state_of(run)
             if state.version is None or (self._page is not None and self._page[0] == state.version):
                 return self._page
-            if self._page is not None and time.monotonic() - self._made_at < rest(self.making_s):
+            if time.monotonic() - self._made_at < rest(self.making_s):
                 return self._page
             started = time.thread_time()  # the processor time making it takes, not the wait for a busy processor
             try:
                 self._page = (state.version, live_parts(run, state.version, size_budget_mb=self.size_budget_mb))
-            except (RunFolderError, OSError, ValueError):
-                return self._page  # a file swapped away between two reads: the next look reads it again
+                self.problem = None
+            except (RunFolderError, OSError):
+                pass  # a file swapped away between two reads: tried again after the rest
+            except (LayerlapseError, ValueError) as error:  # a budget too small for the page: said on the banner
+                self.problem = str(error)
+            # a page that failed rests too: a run that cannot be drawn is not read again four times a second
             self._made_at, self.making_s = time.monotonic(), time.thread_time() - started
             return self._page
 
