@@ -91,11 +91,10 @@ class MapAlongside:
         return bool(frames)
 
     def _stop_storer(self) -> None:
+        self._stop_storing.set()
         if self._storer is not None:
-            self._stop_storing.set()
             self._storer.join()
             self._storer = None
-        self._raise_storer_error()
 
     def _raise_storer_error(self) -> None:
         if self._storer_error is not None:
@@ -119,6 +118,7 @@ class MapAlongside:
         if self.worker is None:
             return
         self._stop_storer()  # from here this thread stores what comes
+        self._raise_storer_error()
         self._wait_saying_what_for(run, show_progress)
         self._store(run, self.worker.finished_frames(wait=True))
         if self.worker.error:
@@ -144,10 +144,7 @@ class MapAlongside:
                 time.sleep(POLL_SECONDS)
 
     def stop(self) -> None:
-        self._stop_storing.set()
-        if self._storer is not None:
-            self._storer.join()
-            self._storer = None
+        self._stop_storer()
         if self.worker is not None:
             self.worker.stop()
 

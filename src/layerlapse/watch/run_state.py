@@ -24,8 +24,6 @@ from ..store import layout
 from ..store.run import RunFolder
 
 MIN_REST_S = 0.5  # the least time between two pages made (see `rest`)
-# What a killed or starting writer may leave in a folder before its first manifest: the lock and temp files
-_STARTING = (layout.LOCK,)
 
 
 @dataclass(frozen=True)
@@ -55,8 +53,9 @@ def check_watchable(path: Path) -> None:
 
 
 def _starting(path: Path) -> bool:
-    """Empty, or holding only what a writer makes before its first manifest."""
-    return all(entry.name in _STARTING or entry.name.startswith(".") for entry in path.iterdir())
+    """Empty, or holding only what a writer makes before its first manifest: the lock and temp files, whose names
+    start with "." (store.layout)."""
+    return all(entry.name.startswith(".") for entry in path.iterdir())
 
 
 class WatchedRun:

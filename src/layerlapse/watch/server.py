@@ -160,19 +160,13 @@ def make_app(settings: WatchSettings, watched: WatchedRun, executor: ThreadPoolE
             self.set_header("Content-Type", CONTENT_TYPES[Path(relpath).suffix])
             self.finish(data)
 
-    return tornado.web.Application([(r"/", Shell), (r"/api/state", State), (r"/api/page", Page),
-                                    (r"/files/([a-z0-9.]+)", Download)], default_handler_class=_NotFound(Handler),
-                                   compress_response=True)
-
-
-def _NotFound(base: type) -> type:
-    import tornado.web
-
-    class NotFound(base):  # type: ignore[misc, valid-type]
+    class NotFound(Handler):
         def prepare(self) -> None:
             raise tornado.web.HTTPError(404)
 
-    return NotFound
+    return tornado.web.Application([(r"/", Shell), (r"/api/state", State), (r"/api/page", Page),
+                                    (r"/files/([a-z0-9.]+)", Download)], default_handler_class=NotFound,
+                                   compress_response=True)
 
 
 def _host_name(host_header: str) -> str:
