@@ -387,7 +387,7 @@ def test_readme_mnist_command_parses_every_option(mnist_root: Path, tmp_path: Pa
     assert manifest["status"] == "complete"
     assert manifest["config"] == {
         "dataset": "mnist", "epochs": 1, "layers": ["hidden"], "probe": 200, "test_probe": 50, "seed": 3,
-        "batch_size": 100, "learning_rate": 0.001, "validation_split": 0.2, "n_neighbors": 15, "map_method": "pca",
+        "data_seed": 0, "batch_size": 100, "learning_rate": 0.001, "validation_split": 0.2, "n_neighbors": 15, "map_method": "pca",
         "map_backend": "auto", "device": "cpu", "train_subset": 500, "loop": "built-in"}
     assert manifest["maps"]["method"] == "pca" and manifest["maps"]["backend"] is None  # a backend is the aligned map's
     assert manifest["dataset"]["train_size"] == 500 and manifest["dataset"]["probe_size"] == 200

@@ -34,6 +34,7 @@ _EXPORTS = {
     "export_tensorboard": "export.tensorboard",
     "write_report": "report.page",
     "watch_run": "watch.server",
+    "compare": "comparison.writing",
     "sample_dynamics": "measures.dynamics",
     "probe_dynamics": "measures.dynamics",
     "test_probe_dynamics": "measures.dynamics",

@@ -65,7 +65,9 @@ def run(
     = "10000",
     test_probe: Annotated[str, typer.Option(help="Test images recorded each epoch and placed on every frame "
                                             "(stratified), 'all', or 0 for none.")] = "1000",
-    seed: Annotated[int, typer.Option(help="Seed for the split, shuffles, probe, dropout and UMAP.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for the split, shuffles, dropout and UMAP.")] = 0,
+    data_seed: Annotated[int, typer.Option(help="Seed that chooses the probe, test probe and --subset: the same "
+                                           "for runs you will compare (layerlapse compare).")] = 0,
     neighbors: Annotated[int, typer.Option(help="UMAP's n_neighbors.")] = 40,
     map_method: Annotated[str, typer.Option("--map", help=MAP_HELP)] = "aligned",
     map_backend: Annotated[str, typer.Option("--map-backend", help=BACKEND_HELP)] = "auto",
@@ -84,7 +86,7 @@ def run(
         raise LayerlapseError("--resume and --force contradict each other: pass one of them")
     config = RunConfig(dataset=dataset, epochs=epochs, layers=tuple(layer), probe=parse_probe(probe),
                        test_probe=parse_probe(test_probe, "--test-probe"), seed=seed,
-                       n_neighbors=neighbors, map_method=map_method, map_backend=map_backend, device=device,
+                       data_seed=data_seed, n_neighbors=neighbors, map_method=map_method, map_backend=map_backend, device=device,
                        train_subset=subset)
     with _report_warnings_as_lines():
         finished = run_experiment(config, out, data_dir=_as_str(data_dir), force=force, resume=resume,
@@ -218,6 +220,34 @@ def report(
         path = write_run_report(stored, out, size_budget_mb=budget, layers=layer or None)
     if not quiet:
         typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): open it in any browser, offline")
+
+
+@app.command(cls=_Command)
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Two run folders or more, recorded on the same probe; the "
+                                                   "others' maps are turned onto the first's.")],
+    out: Annotated[Path, typer.Option(help="Comparison folder to write (not inside a run folder).")]
+    = Path("runs/compare"),
+    name: Annotated[Optional[list[str]], typer.Option(help="What to call each run on the page, in order (default "
+                                                      "A, B, ...); repeat once per run.")] = None,
+    budget: Annotated[float, typer.Option(help="Size budget of report.html in MB, as `layerlapse report`'s.")]
+    = REPORT_BUDGET_MB,
+    force: Annotated[bool, typer.Option(help="Replace the comparison already in --out.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Compare runs (seeds, architectures, settings) over the whole of training: one page, the runs side by side.
+
+    Joins the runs on their probe items and matches their snapshots, then measures what differs: CKA between their
+    layers, each item's nearest-neighbour overlap, prediction agreement, when each learned what. The runs are only
+    read; without training or torch."""
+    from .comparison.writing import compare as compare_runs
+
+    with _warnings_as_lines():
+        folder = compare_runs(run_dirs, out, names=name or None, force=force, size_budget_mb=budget,
+                              show_progress=not quiet)
+    if not quiet:
+        typer.echo(f"wrote {folder}/report.html: open it in any browser, offline")
+        typer.echo("beside it: figures/, measures.json (every measure) and items.npz (per item)")
 
 
 @app.command(cls=_Command)

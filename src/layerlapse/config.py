@@ -44,7 +44,11 @@ class RunConfig:
     test_probe : int or None, default 1000
         Test images recorded every epoch and placed on every frame; 0 for none, None for every test image.
     seed : int, default 0
-        Seeds the probe, the training (split, shuffles, dropout) and the maps.
+        Seeds the training (split, shuffles, dropout) and the maps.
+    data_seed : int, default 0
+        Seeds which images are recorded and trained on: the probe, the test probe and `train_subset`. Kept apart
+        from `seed` so that runs of several seeds record the same probe and compare item by item
+        (`layerlapse compare`). A run recorded before it existed used its `seed` here.
     batch_size : int or None, default 100
         Training batch size.
     learning_rate : float or None, default 1e-3
@@ -82,6 +86,7 @@ class RunConfig:
     probe: int | None = 10_000
     test_probe: int | None = 1_000
     seed: int = 0
+    data_seed: int = 0
     batch_size: int | None = 100
     learning_rate: float | None = 1e-3
     validation_split: float | None = 0.2
@@ -114,6 +119,7 @@ class RunConfig:
             _check_int("batch_size", self.batch_size, low=1)
         _check_int("n_neighbors", self.n_neighbors, low=2)
         _check_int("seed", self.seed, low=0)
+        _check_int("data_seed", self.data_seed, low=0)
         if self.train_subset is not None:
             _check_int("train_subset", self.train_subset, low=10)
         if self.probe is not None:
@@ -152,6 +158,8 @@ class RunConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"unknown settings {unknown}: this layerlapse knows {sorted(known)}")
+        if "data_seed" not in values:  # a run recorded before data_seed chose its data with its seed
+            values = {**values, "data_seed": values.get("seed", 0)}
         return cls(**values)
 
 

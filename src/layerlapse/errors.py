@@ -76,6 +76,10 @@ class StorageError(RunFolderError):
     """The disk refused a write: full, read-only, or not ours to write."""
 
 
+class CompareError(LayerlapseError):
+    """Runs that cannot be compared (`layerlapse compare`): too few, unfinished, or recorded on other probes."""
+
+
 class LayerlapseWarning(UserWarning):
     """Something layerlapse worked around and says so: the run is written, but not quite as asked."""
 

@@ -262,7 +262,7 @@ def record_run(config: RunConfig, out: str, *, data_dir: str | None = None, forc
     model = prepare_model(build_model(dataset.x_train.shape[1:], len(dataset.class_names)), device)
     find_layers(model, config.layers, "`layerlapse layers`")  # an unknown layer fails before any writing
     optimizer = make_optimizer(model, config.learning_rate)
-    probe_indices = stratified_probe(dataset.y_train, config.probe, config.seed)
+    probe_indices = stratified_probe(dataset.y_train, config.probe, config.data_seed)
     if len(probe_indices) <= config.n_neighbors:
         raise ConfigError(f"UMAP with n_neighbors={config.n_neighbors} needs more than {config.n_neighbors} points "
                           f"but the probe holds {len(probe_indices)} images: use a larger --subset/--probe or "
@@ -357,13 +357,13 @@ def _test_probe_indices(dataset: Dataset, config: RunConfig) -> np.ndarray | Non
     """The test images recorded every epoch (to place on every frame), or None."""
     if config.test_probe == 0 or len(dataset.y_test) == 0:
         return None
-    return stratified_probe(dataset.y_test, config.test_probe, config.seed)
+    return stratified_probe(dataset.y_test, config.test_probe, config.data_seed)
 
 
 def _subset(dataset: Dataset, config: RunConfig) -> Dataset:
     if config.train_subset is None:
         return dataset
-    keep = stratified_probe(dataset.y_train, config.train_subset, config.seed)
+    keep = stratified_probe(dataset.y_train, config.train_subset, config.data_seed)
     return dataclasses.replace(dataset, x_train=dataset.x_train[keep], y_train=dataset.y_train[keep])
 
 

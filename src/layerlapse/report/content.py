@@ -45,6 +45,8 @@ class Points:
     confidence: np.ndarray | None  # (frames, n) uint8: the predicted class's probability × 255
     rows: np.ndarray  # (n,) each point's row in the run folder's arrays (the page names points by it)
     dynamics: dict[str, np.ndarray] | None = None  # name -> (n,) uint8, as `pack_dynamics` packs them
+    # more per point, each array's last axis the points' (a comparison's per-run predictions, its overlaps, …)
+    extra: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -53,9 +55,12 @@ class Points:
         def pick(values: np.ndarray | None, axis: int) -> np.ndarray | None:
             return None if values is None else np.take(values, rows, axis=axis)
 
+        def pick_all(arrays: dict[str, np.ndarray] | None) -> dict[str, np.ndarray] | None:
+            return None if arrays is None else {name: np.take(values, rows, axis=-1) for name, values in arrays.items()}
+
         return Points(self.labels[rows], {layer: xy[:, rows] for layer, xy in self.coords.items()},
                       pick(self.images, 0), pick(self.predicted, 1), pick(self.confidence, 1), self.rows[rows],
-                      None if self.dynamics is None else {name: values[rows] for name, values in self.dynamics.items()})
+                      pick_all(self.dynamics), pick_all(self.extra))
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,8 @@ class ReportContent:
     test_images: int = 0  # the run's whole test set, of which the test points are the recorded probe
     # each history row's x on the curves, each snapshot's, the axis' name (`store.curve_axis`); None: the epoch
     curve_axis: tuple[list[float], list[float], str] | None = None
+    # a comparison of runs (layerlapse.compare): its runs, the run of each layer, what the page shows of them
+    comparison: dict | None = None
 
 
 def read_content(run: RunFolder, layers: list[str]) -> ReportContent:

@@ -152,14 +152,16 @@ def payload(content: ReportContent, blobs: Blobs) -> str:
                    "sideWidthMax": SIDE_WIDTH_MAX},
         "strips": {name: _strip_points(content.probe, rows) for name, rows in content.strips.items()},
         "measures": content.measures,
+        "comparison": content.comparison,
     }, allow_nan=False).replace("<", "\\u003c")  # within a <script> tag: no "</script>" can end it early
 
 
 def _strip_points(points: Points, rows: list[dict]) -> list[dict]:
     """A strip's images as the page's points (those a subsample left out are left out here too)."""
     where = np.searchsorted(points.rows, [row["index"] for row in rows])
-    return [{"i": int(i), "label": row["label"], "predicted": row["predicted"],
-             "confidence": row["confidence"], "forgetting": row["forgetting_events"]}
+    return [{"i": int(i), "label": row["label"], "predicted": row.get("predicted"),
+             "confidence": row.get("confidence"), "forgetting": row.get("forgetting_events"),
+             **{key: row[key] for key in ("caption", "title") if key in row}}
             for i, row in zip(where, rows) if i < len(points.rows) and points.rows[i] == row["index"]]
 def _packed_points(points: Points, blobs: Blobs) -> dict:
     subsampled = not np.array_equal(points.rows, np.arange(len(points)))
@@ -169,6 +171,8 @@ def _packed_points(points: Points, blobs: Blobs) -> dict:
             "confidence": None if points.confidence is None else blobs.array(points.confidence),
             "dynamics": None if points.dynamics is None else {name: blobs.array(values)
                                                                 for name, values in points.dynamics.items()},
+            "extra": None if points.extra is None else {name: blobs.array(values)
+                                                          for name, values in points.extra.items()},
             "atlases": None if points.images is None or len(points) == 0 else thumbnail_atlases(points.images,
                                                                                                 blobs)}
 

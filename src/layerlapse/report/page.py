@@ -22,7 +22,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -125,12 +125,17 @@ def page_payload(page: str) -> dict:
     return decoded(json.loads(tag(PAYLOAD_TAG)))
 
 
-def render_page(content: ReportContent) -> str:
+# More panels for a page that shows more than one run (layerlapse.compare): given the content, the Bokeh models to
+# add beside the map ("side"), below it ("below"), and for the page's code ("models")
+Extras = Callable[[ReportContent], dict]
+
+
+def render_page(content: ReportContent, extras: Extras | None = None) -> str:
     """The whole HTML page, Bokeh's resources inlined, the payload and its arrays in <script> tags of their own."""
     from bokeh.embed import file_html
     from bokeh.resources import INLINE
 
-    document, data_tags = page_parts(content)
+    document, data_tags = page_parts(content, extras)
     page = file_html(document, INLINE, title=content.title)
     end = page.rfind("</body>")
     if end < 0:
@@ -138,7 +143,7 @@ def render_page(content: ReportContent) -> str:
     return page[:end] + data_tags + page[end:]
 
 
-def page_parts(content: ReportContent) -> tuple[Document, str]:
+def page_parts(content: ReportContent, extras: Extras | None = None) -> tuple[Document, str]:
     """The page's Bokeh document and its data tags (the payload and its blobs): the offline page joins them into one
     file, the live page (live.py) sends them to a page that is already open."""
     from bokeh.document import Document
@@ -146,7 +151,7 @@ def page_parts(content: ReportContent) -> tuple[Document, str]:
     blobs = Blobs()
     data = payload(content, blobs)
     document = Document()
-    document.add_root(build_layout(content, document))
+    document.add_root(build_layout(content, document, extras))
     return document, f'<script type="application/json" id="{PAYLOAD_TAG}">{data}</script>\n{blobs.html()}'
 
 
@@ -157,11 +162,13 @@ def header_html(content: ReportContent) -> str:
             f"<p style='margin:2px 0'>{html.escape(content.summary)}</p>{notes}")
 
 
-def build_layout(content: ReportContent, document: Document) -> LayoutDOM:
+def build_layout(content: ReportContent, document: Document, extras: Extras | None = None) -> LayoutDOM:
     """The page's Bokeh models; `document` gets the callback that starts the page's code (script.py) once the page
     is drawn."""
     from bokeh.layouts import column, row
     from bokeh.models import CustomJS, Div
+
+    more = extras(content) if extras is not None else {"side": [], "below": [], "models": {}, "spans": []}
 
     mapper = _point_color_mapper(content)
     views = [_map_figure(content, "", MAP_SIZE), _map_figure(content, "compare-", COMPARE_SIZE)]
@@ -176,23 +183,27 @@ def build_layout(content: ReportContent, document: Document) -> LayoutDOM:
     strips = strip_divs(content)
     measures = measures_panel(content)
     class_renderers = _class_legend(views[0]["plot"], content.class_names, class_colors(len(content.class_names)))
-    side = column(pinned, figures, *[plot for plot, _ in curves], *([confusion[0]] if confusion else []),
-                  *([measures["layout"]] if measures else []), name="layerlapse-side")
+    side = column(pinned, figures, *more["side"], *[plot for plot, _ in curves],
+                  *([confusion[0]] if confusion else []), *([measures["layout"]] if measures else []),
+                  name="layerlapse-side")
     models = {**_map_models(views), "colorMapper": mapper, "colorBar": _color_bar(views[0]["plot"], mapper),
               "side": side,
               "classRenderers": class_renderers, **controls, "pinned": pinned, "figures": figures,
-              "curveSpans": [span for _, span in curves], "spans": measures["spans"] if measures else [],
+              "curveSpans": [span for _, span in curves], "spans": [*(measures["spans"] if measures else []), *more.get("spans", [])],
               "confusion": confusion[1] if confusion else None,
               **{key: value for key, value in (data_map or {}).items() if key != "layout"},
-              "hardest": strips.get("hardest"), "forgotten": strips.get("forgotten"),
-              **{key: value for key, value in (measures or {}).items() if key not in ("layout", "spans")}}
+              "strips": strips,
+              **{key: value for key, value in (measures or {}).items() if key not in ("layout", "spans")},
+              **more["models"]}
     # the payload's tag follows Bokeh's document in the page: read when the document is ready, not before
     start = CustomJS(args=models, code=page_script() + f"\nlayerlapseStart({{{', '.join(models)}}}, document"
                      f".getElementById('{PAYLOAD_TAG}').textContent);")
     document.js_on_event("document_ready", start)
     _wire_events(views, controls, class_renderers, data_map)
     header = Div(text=header_html(content), width=MAP_SIZE[0] + SIDE_WIDTH + 20, name="layerlapse-header")
-    below = [*([data_map["layout"]] if data_map else []), *([row(*strips.values())] if strips else [])]
+    strip_list = list(strips.values())
+    below = [*more["below"], *([data_map["layout"]] if data_map else []),
+             *[row(*strip_list[k:k + 2]) for k in range(0, len(strip_list), 2)]]  # two a row, as wide as the map
     map_column = column(row(controls["play"], controls["slider"], controls["layer"], controls["compare"]),
                         row(controls["showTest"], controls["highlightWrong"], controls["colorBy"]),
                         views[0]["plot"], *below)
@@ -201,7 +212,8 @@ def build_layout(content: ReportContent, document: Document) -> LayoutDOM:
 
 def _map_models(views: list[dict]) -> dict:
     """The maps' models as the page's code gets them: one list per kind, map k at index k (CustomJS args take lists)."""
-    return {f"{kind}s": [view[kind] for view in views] for kind in ("plot", "trailSource", "currentSource")}
+    return {f"{kind}s": [view[kind] for view in views]
+            for kind in ("plot", "trailSource", "currentSource", "hoverSource")}
 
 
 def _point_color_mapper(content: ReportContent) -> LinearColorMapper:
@@ -232,10 +244,13 @@ def _map_figure(content: ReportContent, prefix: str, size: tuple[int, int]) -> d
     from bokeh.models import Range1d
     from bokeh.plotting import figure
 
-    x0, x1, y0, y1 = content.limits[content.layers[0]]
+    shown = content.layers[0]
+    if prefix and content.comparison and content.comparison.get("initialCompare"):
+        shown = content.comparison["initialCompare"]  # a comparison opens with the second run's map beside
+    x0, x1, y0, y1 = content.limits[shown]
     # titled with its layer (maps.js keeps the title in step; a title is canvas text, never markup)
     plot = figure(width=size[0], height=size[1], output_backend="canvas", name=f"layerlapse-{prefix}map",
-                  title=f"layer {content.layers[0]}", x_range=Range1d(x0, x1), y_range=Range1d(y0, y1),
+                  title=f"layer {shown}", x_range=Range1d(x0, x1), y_range=Range1d(y0, y1),
                   tools="pan,wheel_zoom,box_zoom,reset", active_scroll="wheel_zoom", active_drag="pan")
     transparent_with_select_tools(plot)
     plot.xaxis.visible = plot.yaxis.visible = False
@@ -256,7 +271,11 @@ def _trail_glyphs(plot: Plot, prefix: str) -> dict:
     current = ColumnDataSource({"x": [], "y": []}, name=f"layerlapse-{prefix}current")
     plot.ellipse("x", "y", width=15, height=15, width_units="screen", height_units="screen", source=current,
                  fill_alpha=0, line_color="black", line_width=2.5)
-    return {"trailSource": trail, "currentSource": current}
+    # the point hovered on the other map, ringed here: one item seen on both maps
+    hovered = ColumnDataSource({"x": [], "y": []}, name=f"layerlapse-{prefix}hovered")
+    plot.ellipse("x", "y", width=13, height=13, width_units="screen", height_units="screen", source=hovered,
+                 fill_alpha=0, line_color="#d62728", line_width=2)
+    return {"trailSource": trail, "currentSource": current, "hoverSource": hovered}
 
 
 def _class_legend(plot: Plot, class_names: list[str], colors: list[str]) -> list[GlyphRenderer]:

@@ -50,6 +50,10 @@
  *   confidence, variability (/ variabilityMax), correctness (× 255), firstLearned (snapshot + 1; 0: never),
  *   forgetting (events, clipped at 255), region (a Payload.regions code, 0 for none)
  * @property {Atlases|null} atlases - null without images
+ * @property {Object<string, PackedArray>|null} extra - a comparison's per-point arrays, the points on the last
+ *   axis: for run r, pred{r} and conf{r} (frames, n) as predicted and confidence, first{r} (first frame right + 1;
+ *   0: never) and learned{r} (1: right at the last frame); for the pair of runs i < j and their layers a, b,
+ *   overlap{i}_{j}_{a}_{b} (frames, n): shared nearest neighbours, 0..neighbourK (255: not measured)
  */
 
 /**
@@ -75,6 +79,8 @@
  * @property {number} high
  * @property {string} title - the colour bar's title
  * @property {string[]} [palette] - its own palette, else Payload.sequentialPalette
+ * @property {"comparison"} [source] - computed by compare.js from the shown maps' runs and the snapshot (a
+ *   comparison's colourings), not read from `dynamics`
  */
 
 /**
@@ -85,6 +91,26 @@
  * @property {string} predicted - final prediction
  * @property {number} confidence
  * @property {number} forgetting - forgetting events
+ * @property {string} [caption] - a comparison's strip: the words under the thumbnail
+ * @property {string} [title] - and on hover over it
+ */
+
+/**
+ * A comparison of runs (layerlapse compare): each of the page's layers is one run's layer.
+ * @typedef {object} Comparison
+ * @property {{name: string, layerNames: string[], layers: number[]}[]} runs - each run's name, its layers' own
+ *   names, and the page's layers that are its
+ * @property {number[]} layerRun - the run of each of the page's layers
+ * @property {number[]} layerOf - each of the page's layers as its run's layer index
+ * @property {{left: number, right: number, cka: Array<Array<Array<number|null>>>}[]} pairs - per pair of runs
+ *   (left < right), linear CKA per frame between every layer of the left and every layer of the right
+ * @property {number} neighbourK
+ * @property {number} neighbourItems - the items whose neighbour overlap was measured
+ * @property {number} ckaItems - the items CKA was measured on
+ * @property {Object<string, string>} strips - the comparison's strips (Payload.strips keys) and their headings
+ * @property {string|null} initialCompare - the layer the second map shows as the page opens
+ * @property {string} itemRule - how the runs' items were joined, in words
+ * @property {string} snapshotRule - how their snapshots were matched, in words
  */
 
 /**
@@ -123,8 +149,10 @@
  * @property {number} selectionThumbnails - a selection lists the thumbnails of its first this many points
  * @property {{mapSize: number[], compareSize: number[], sideWidth: number, sideWidthMax: number}} layout - the
  *   page's sizes for a laptop's window (style.py's); layout.js grows the maps to fill larger ones
- * @property {{hardest?: StripItem[], forgotten?: StripItem[]}} strips
+ * @property {Object<string, StripItem[]>} strips - hardest and forgotten; a comparison's: disagree, leftOnly,
+ *   rightOnly, seedDependent
  * @property {{layers: Object<string, LayerMeasures>, knnK: number, sampleSize: number}|null} measures
+ * @property {Comparison|null} comparison - null on a run's own report
  */
 
 // ---- the Bokeh models -----------------------------------------------------------------------------------------------
@@ -134,7 +162,8 @@
 // "-epoch" (the slider), "-play", "-layer", "-show-test", "-misclassified", "-pinned", "-figures", "-confusion",
 // "-accuracy", "-loss"; "-color-by", "-color-mapper", "-color-bar"; the second map's "-compare" (its select),
 // "-compare-map", "-compare-trail"; "-data-map", "-data-map-colors", "-data-map-color-bar", "-region", "-selection",
-// "-hardest", "-forgotten"; "-cka", "-cka-cells", "-measures", "-measures-source", "-changes" and the markers
+// "-hardest", "-forgotten" (and a comparison's "-disagree", …); a comparison's "-compare-table",
+// "-compare-curves" (its source) and "-compare-curves-plot", "-compare-runs"; "-cka", "-cka-cells", "-measures", "-measures-source", "-changes" and the markers
 // "-measures-marker", "-cka-marker-height", "-cka-marker-width"; "-side", the column beside the map, which layout.js
 // widens in a wide window.
 
@@ -164,6 +193,17 @@
  * @property {number} compareDrawn
  * @property {number|null} panelsEpoch - the epoch the panels beside the map show (they follow once the slider rests)
  * @property {number|null} paintedEpoch - the epoch the maps last painted
+ * @property {number[]} hoverRings - per map, 1 where it rings the point hovered on the other map
+ */
+
+/**
+ * A comparison's page now (layerlapse.comparison(); null on a run's own report).
+ * @typedef {object} ComparisonState
+ * @property {string[]} runs - the names of the runs the two maps show (left, right)
+ * @property {number[]} layers - their layers, as each run's layer index (left, right)
+ * @property {number|null} cka - CKA of the two shown layers at the shown frame
+ * @property {string} table - the text of the panel of CKA, agreement and confusion difference
+ * @property {Object<string, number[]>} curves - the shown pair's measures over the frames
  */
 
 /**
@@ -185,6 +225,7 @@
  * @property {{start: number, parsed: number, decoded: number, drawn: number, ready: number}} timings -
  *   performance.now() when the page code started, parsed and decoded the payload, drew, and was ready
  * @property {function(): State} state
+ * @property {function(): (ComparisonState|null)} comparison
  * @property {function(): number} snapshots - how many snapshots (frames) the page holds; on the live page
  *   (`layerlapse watch`) it grows as the run commits them
  * @property {function((number|string)=, string=): DrawnPoints} points - points(map = 0, set = "probe")

@@ -82,9 +82,9 @@ function drawPoints() {
     for (const name of ["probe", "test"]) {
       if (looks[name] && view.points.sets.has(name)) view.points.setLooks(name, looks[name]);
     }
-    if (view.colored !== state.colorBy) {
+    if (view.colored !== colorKey()) {
       view.points.setColors("probe", pointColors());
-      view.colored = state.colorBy;
+      view.colored = colorKey();
     }
     if (view.points.sets.has("test")) view.points.setVisible("test", testShown(layer));
   });
@@ -181,11 +181,22 @@ function drawMapTrail(view, layer) {
   view.currentSource.data = now ? {x: [now[0]], y: [now[1]]} : {x: [], y: []};
 }
 
+// What the points' colours depend on: the colouring, and for a comparison's, the snapshot and the maps' runs.
+function colorKey() {
+  const measure = data.colorBy.find((option) => option.key === state.colorBy);
+  return measure && measure.source === "comparison" ? `${state.colorBy}|${comparisonColorKey()}` : state.colorBy;
+}
+
 // Per probe point the value the colour mapper maps (NaN: none, drawn grey), or null when colouring by class.
 function colorValues() {
   if (state.colorBy === "class") return null;
-  if (state.colorValues === null) {
+  if (state.colorValues === null || state.colorValuesKey !== colorKey()) {
     const measure = data.colorBy.find((option) => option.key === state.colorBy);
+    state.colorValuesKey = colorKey();
+    if (measure.source === "comparison") {
+      state.colorValues = comparisonValues(measure.key);
+      return state.colorValues;
+    }
     const bytes = dynamics[measure.key];
     state.colorValues = new Float64Array(bytes.length);
     for (let i = 0; i < bytes.length; i++) {
@@ -197,7 +208,7 @@ function colorValues() {
 
 function setColorBy(key) {
   const measure = data.colorBy.find((option) => option.key === key);
-  if (key !== "class" && (!measure || !dynamics)) return;
+  if (key !== "class" && (!measure || (!dynamics && measure.source !== "comparison"))) return;
   state.colorBy = key;
   state.colorValues = null;
   if (models.colorBy.value !== key) models.colorBy.value = key;
@@ -234,11 +245,22 @@ function setCompare(name) {
   if (models.compare.value !== value) models.compare.value = value;
   views[1].plot.visible = state.compare !== null;
   if (state.compare !== null) {
-    views[1].plot.title.text = `layer ${layers[state.compare].name}`;
+    retitle(views[1].plot, `layer ${layers[state.compare].name}`);
     fitRanges(views[1], layers[state.compare]);
   }
   fitToWindow();
   drawFrame();
+}
+
+// A map's title, set again once Bokeh has drawn the plot: a plot shown a moment before (the compared map) kept
+// the title it was built with until the window was resized.
+function retitle(plot, text) {
+  plot.title.text = text;
+  requestAnimationFrame(() => {
+    if (state.disposed || plot.title.text !== text) return;
+    plot.title.text = "";
+    plot.title.text = text;
+  });
 }
 
 // The map's view of a layer's limits; the reset tool returns to it, not to the first layer's.

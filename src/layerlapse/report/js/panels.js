@@ -107,6 +107,7 @@ function drawPanels() {
   for (const span of models.curveSpans) span.location = data.curveX[state.epoch];  // its epoch or step
   for (const span of models.spans) span.location = state.epoch;
   drawConfusion();
+  drawComparison();
   state.panelsEpoch = state.epoch;
 }
 
@@ -137,16 +138,20 @@ function shortCount(value) {
 }
 
 // The hardest and most forgotten probe images, as `layerlapse dynamics` lists them.
+// A comparison's strips (the items its runs disagree on most, …) carry their own captions and heading.
 function drawStrips() {
-  const strips = [[models.hardest, data.strips.hardest, "hardest: lowest confidence in the true class",
+  const strips = [["hardest", "hardest: lowest confidence in the true class (true→final prediction)",
                    (item) => `${item.label}→${item.predicted}`],
-                  [models.forgotten, data.strips.forgotten, "most forgotten: right, then wrong again",
-                   (item) => `${item.label}→${item.predicted} ×${item.forgetting}`]];
-  for (const [div, items, heading, caption] of strips) {
+                  ["forgotten", "most forgotten: right, then wrong again (true→final prediction)",
+                   (item) => `${item.label}→${item.predicted} ×${item.forgetting}`],
+                  ...Object.entries(comparison ? comparison.strips : {}).map(
+                    ([name, heading]) => [name, heading, (item) => item.caption])];
+  for (const [name, heading, caption] of strips) {
+    const div = models.strips[name], items = data.strips[name];
     if (!div) continue;
-    const picks = (items || []).map((item) => pickHtml(item.i, 40, `#${rowOf("probe", item.i)} · true ` +
-                                                       `${item.label}, finally ${item.predicted}`, caption(item)));
-    div.text = `<div class="layerlapse-strip ${div.name}"><b>${heading}</b> (true→final prediction)` +
+    const title = (item) => item.title || `#${rowOf("probe", item.i)} · true ${item.label}, finally ${item.predicted}`;
+    const picks = (items || []).map((item) => pickHtml(item.i, 40, title(item), caption(item)));
+    div.text = `<div class="layerlapse-strip ${div.name}"><b>${escapeHtml(heading)}</b>` +
                `<div style="display:flex;flex-wrap:wrap;gap:3px;margin-top:4px">` +
                `${picks.join("") || "<i>none in this run</i>"}</div></div>`;
   }

@@ -50,9 +50,22 @@ function showTooltip(hit) {
 
 function hover(event, k = 0) {
   const hit = event ? pointAt(event.x, event.y, views[k]) : null;
+  const changed = (hit && hit.i) !== (state.hovered && state.hovered.i) || (hit && hit.set) !==
+    (state.hovered && state.hovered.set);
   state.hovered = hit;
   if (hit) showTooltip(hit);
   else tooltip.style.display = "none";
+  if (changed) ringOnOtherMap(hit, k);
+}
+
+// The hovered point ringed on the other map too (a comparison's other run, or the compared layer).
+function ringOnOtherMap(hit, k) {
+  views.forEach((view, j) => {
+    const layer = viewLayer(j);
+    const xy = hit && j !== k && layer ? position(hit.set, hit.i, state.epoch, layer) : null;
+    if (xy) view.hoverSource.data = {x: [xy[0]], y: [xy[1]]};
+    else if (view.hoverSource.data.x.length) view.hoverSource.data = {x: [], y: []};
+  });
 }
 
 function tap(event, k = 0) {

@@ -101,9 +101,10 @@ function drawSelectionList() {
                                        `color:#444;margin:4px 0">Regions: ${escapeHtml(
                                          data.regionCutOffs.definition)}.</div>` : "";
   if (state.selected === null) {
-    models.selection.text = "<div class='layerlapse-selection'><i>choose a region, or drag a box or lasso on the " +
-                            "data map or a map: the selected images are shown here and highlighted on the maps; " +
-                            `a click on one pins it</i>${regions}</div>`;
+    const where = models.dataMap ? "choose a region, or drag a box or lasso on the data map or a map" :
+      "drag a box or lasso on a map (its tools are beside it)";
+    models.selection.text = `<div class='layerlapse-selection'><i>${where}: the selected images are shown here ` +
+                            `and highlighted on the maps; a click on one pins it</i>${regions}</div>`;
     return;
   }
   const shown = state.selected.slice(0, data.selectionThumbnails);
@@ -112,6 +113,7 @@ function drawSelectionList() {
   const region = state.region === "none" ? "" : ` (${escapeHtml(data.regionNames[state.region])})`;
   models.selection.text = `<div class="layerlapse-selection"><b class="layerlapse-selected-count">` +
                           `${state.selected.length.toLocaleString("en")} selected</b>${region}${more}` +
+                          selectionByRun() +
                           `${region ? regions : ""}` +
                           `<div style="display:flex;flex-wrap:wrap;gap:2px;margin-top:4px">${items}</div></div>`;
   whenThumbnailsLoad(shown, drawSelectionList);

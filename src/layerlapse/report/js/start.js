@@ -2,6 +2,7 @@
 // A part of the report's one closure, layerlapseShow(models, data, arrays, timings): script.py joins the parts
 // in its fixed order inside that function, so they share its constants, state and functions by scope.
 
+startComparison();
 fitToWindow();
 drawMeasures();
 drawDataMap();

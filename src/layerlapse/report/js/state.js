@@ -27,6 +27,7 @@ const dataMapPalette = models.dataMapMapper ? models.dataMapMapper.palette.slice
 // its points lie on a point layer (makePointLayer) under the Bokeh plot's frame.
 const views = models.plots.map((plot, k) => withPointLayer({
   plot, trailSource: models.trailSources[k], currentSource: models.currentSources[k],
+  hoverSource: models.hoverSources[k],
 }));
 const dataMapView = models.dataMap && dynamics ? withPointLayer({plot: models.dataMap}) : null;
 const state = {epoch: models.slider.value, drawnEpoch: null, panelsEpoch: null, layer: 0, compare: null,
@@ -59,6 +60,8 @@ function decodePoints(points) {
           confidence: points.confidence ? decodeArray(points.confidence) : null,
           dynamics: points.dynamics ? Object.fromEntries(Object.entries(points.dynamics).map(
             ([name, packed]) => [name, decodeArray(packed)])) : null,
+          extra: points.extra ? Object.fromEntries(Object.entries(points.extra).map(
+            ([name, packed]) => [name, decodeArray(packed)])) : null,
           thumbnails: makeThumbnails(points.atlases)};
 }
 
@@ -81,7 +84,9 @@ function describe(set, i) {
   const points = sets[set];
   const row = points.rows ? points.rows[i] : i;  // its row in the run folder, also when the page subsamples
   const lines = [`${set === "probe" ? "probe" : "test"} image #${row}`, `true: ${classNames[points.labels[i]]}`];
-  if (points.predicted) {
+  if (set === "probe" && comparison) {
+    lines.push(...runLines(i));
+  } else if (points.predicted) {
     const k = state.epoch * points.n + i;
     const confidence = (points.confidence[k] / 255).toFixed(2);
     lines.push(`${data.snapshotWord} ${state.epoch}: predicted ${classNames[points.predicted[k]]} (${confidence})`);

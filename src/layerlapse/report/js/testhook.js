@@ -46,11 +46,25 @@ function currentState() {
           colorBy: state.colorBy, colorOptions: ["class", ...data.colorBy.map((option) => option.key)],
           selected: state.selected === null ? null : state.selected.slice(), region: state.region,
           compare: compared ? compared.name : null, compareDrawn: compared ? drawnPoints(1).point.length : 0,
-          panelsEpoch: state.panelsEpoch, paintedEpoch: state.paintedEpoch};
+          panelsEpoch: state.panelsEpoch, paintedEpoch: state.paintedEpoch,
+          hoverRings: views.map((view) => view.hoverSource.data.x.length)};
+}
+
+function comparisonState() {
+  if (!comparison) return null;
+  const [leftLayer, rightLayer, left, right] = shownLayers();
+  const found = pairOf(left, right);
+  const cka = found ? (found.flipped ? found.pair.cka[state.epoch][rightLayer][leftLayer]
+    : found.pair.cka[state.epoch][leftLayer][rightLayer]) : null;
+  const view = plotView(models.compareTable);
+  const table = view && view.el.shadowRoot ? view.el.shadowRoot.textContent : "";
+  return {runs: [comparison.runs[left].name, comparison.runs[right].name], layers: [leftLayer, rightLayer], cka,
+          table, curves: Object.fromEntries(Object.entries(models.compareCurves.data).map(
+            ([key, values]) => [key, Array.from(values, (v) => Number.isFinite(v) ? v : null)]))};
 }
 
 window.layerlapse = {
-  ready: false, timings, state: currentState, snapshots: () => data.epochs.length,
+  ready: false, timings, state: currentState, comparison: comparisonState, snapshots: () => data.epochs.length,
   setEpoch: (epoch) => setEpoch(epoch), setLayer, togglePlay, redraw,
   hover, tap, clientPosition, setColorBy, setCompare, selectRegion, selectGeometry, points: drawnPoints,
   repaint: requestPaint, mapCanvas: (k = 0) => views[k].points.canvas,
