@@ -13,6 +13,7 @@ from ..measures.dynamics import NOT_YET
 from ..render.captions import measures_line
 from ..report.content import Points, ReportContent
 from ..report.style import correctness_palette
+from ..store import layout
 from .compute import Compared
 from .measures import AGREEMENT, LEARNED_BY, NEIGHBOUR_K
 from .ranking import ranked_strips
@@ -121,9 +122,11 @@ def _layer_figures(compared: Compared) -> dict[str, list[str]]:
 def _notes(compared: Compared) -> list[str]:
     joined = compared.joined
     notes = list(joined.notes)
-    if joined.images is None:
-        notes.append("the runs stored no thumbnails to check their items by: they are joined by "
-                     f"{'index' if joined.indices is not None else 'position'} and class only")
+    with_images = sum(run.has(layout.PROBE_IMAGES) for run in joined.runs)
+    if with_images < len(joined.runs):
+        checked = "are checked by class, and by image between the runs that stored thumbnails" if with_images > 1 \
+            else "are checked by class only (a run stored no thumbnails to check them by)"
+        notes.append(f"the items {checked}")
     if len(compared.neighbour_items) < joined.n_items:
         notes.append(f"neighbour overlap measured on a seeded sample of {len(compared.neighbour_items):,} items "
                      "(neighbours among them); the others are grey when coloured by it")

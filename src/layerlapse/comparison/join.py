@@ -126,8 +126,8 @@ def _join_items(runs: list[RunFolder]) -> tuple[list[np.ndarray], np.ndarray | N
     sizes = [len(run.probe_labels()) for run in runs]
     datasets = {str(run.manifest["dataset"].get("name")) for run in runs}
     if all(run.has(layout.PROBE_INDICES) for run in runs) and len(datasets) == 1:
-        indexed = [run.read_array(layout.PROBE_INDICES).astype(np.int64) for run in runs]
-        shared = indexed[0]
+        indexed = [run.probe_indices() for run in runs]
+        shared = np.sort(indexed[0])  # in index order: the page finds items by their id
         for other in indexed[1:]:
             shared = shared[np.isin(shared, other)]
         rows = [_positions(found, shared) for found in indexed]
@@ -154,9 +154,10 @@ def _positions(indices: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 
 def _checked_items(runs: list[RunFolder], rows: list[np.ndarray], labels: np.ndarray,
                    indices: np.ndarray | None) -> np.ndarray | None:
-    """The shared items' thumbnails (None where a run stored none), after checking that every run's item is the
-    first run's: its class, and its image where both stored one."""
+    """The shared items' thumbnails (from the first run that stored them; None where none did), after checking that
+    every run's item is the first run's: its class, and its image where both stored one."""
     first_images = _images(runs[0], rows[0])
+    shown = first_images
     for run, run_rows in zip(runs[1:], rows[1:]):
         their_labels = run.probe_labels()[run_rows]
         differs = np.flatnonzero(their_labels != labels)
@@ -173,9 +174,8 @@ def _checked_items(runs: list[RunFolder], rows: list[np.ndarray], labels: np.nda
             differs = np.flatnonzero(apart > IMAGE_TOLERANCE)
             if len(differs):
                 raise _mismatch(runs[0], run, differs[0], indices, rows, "is another image in each")
-    if first_images is None or any(not run.has(layout.PROBE_IMAGES) for run in runs[1:]):
-        return None
-    return first_images
+        shown = images if shown is None else shown
+    return shown
 
 
 def _images(run: RunFolder, rows: np.ndarray) -> np.ndarray | None:

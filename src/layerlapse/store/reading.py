@@ -252,6 +252,11 @@ class RunReading:
                                  "or restore the labels")
         return labels.astype(np.int64, copy=False)
 
+    def probe_indices(self) -> np.ndarray | None:
+        """Where each probe input sits in the dataset's training set (the built-in loop stores it), or None: to
+        record another network on the same probe, and compare the two (`layerlapse compare`)."""
+        return self.read_array(layout.PROBE_INDICES).astype(np.int64) if self.has(layout.PROBE_INDICES) else None
+
     def probe_labels(self) -> np.ndarray:
         return self.labels(layout.PROBE_LABELS, count=self.manifest["dataset"].get("probe_size"))
 
