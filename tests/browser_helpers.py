@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +56,49 @@ def browser(playwright: Any) -> Iterator[Any]:
     browser = launch(playwright, SOFTWARE_WEBGL)
     yield browser
     browser.close()
+
+
+@dataclass
+class Opened:
+    """A page with the report, and what it did: console errors, blocked requests, dialogs."""
+
+    page: Any
+    errors: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+    def js(self, expression: str) -> Any:
+        return self.page.evaluate(expression)
+
+    def state(self) -> dict:
+        return self.js("window.layerlapse.state()")
+
+    def assert_clean(self) -> None:
+        assert self.errors == [], f"console errors: {self.errors}"
+        assert self.blocked == [], f"the page asked the network for {self.blocked}"
+        assert self.dialogs == [], f"the page opened dialogs: {self.dialogs}"
+
+
+def open_report(browser: Any, path: Path) -> Opened:
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    opened = Opened(page)
+    page.on("console", lambda message: message.type == "error" and opened.errors.append(message.text))
+    page.on("pageerror", lambda error: opened.errors.append(str(error)))
+
+    def on_dialog(dialog: Any) -> None:
+        opened.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+
+    def only_the_report(route: Any) -> None:
+        if route.request.url == path.as_uri():
+            route.continue_()
+        else:
+            opened.blocked.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_the_report)
+    page.goto(path.as_uri())
+    page.wait_for_function("window.layerlapseReady === true", timeout=30_000)
+    return opened

@@ -12,7 +12,7 @@ import math
 import re
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from layerlapse.report.script import point_layer_script
 from layerlapse.store.layout import epoch_file
 from layerlapse.store.run import load_run
 
+from browser_helpers import Opened, open_report
 from browser_helpers import (CHROMIUM, NO_WEBGL, QUIET, REQUIRED, SOFTWARE_WEBGL, browser,  # noqa: F401 - fixtures
                              browser_missing, launch, playwright)
 
@@ -60,52 +61,6 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Reports:
     hostile_run.commit()
     return Reports(run.path, plain, write_report(hostile_run), run.read_array("probe/labels.npy"),
                    run.manifest["dataset"]["class_names"], run.read_array(f"maps/hidden/{epoch_file(EPOCHS)}"))
-
-
-@dataclass
-class Opened:
-    """A page with the report, and what it did: console errors, blocked requests, dialogs."""
-
-    page: Any
-    errors: list[str] = field(default_factory=list)
-    blocked: list[str] = field(default_factory=list)
-    dialogs: list[str] = field(default_factory=list)
-
-    def js(self, expression: str) -> Any:
-        return self.page.evaluate(expression)
-
-    def state(self) -> dict:
-        return self.js("window.layerlapse.state()")
-
-    def assert_clean(self) -> None:
-        assert self.errors == [], f"console errors: {self.errors}"
-        assert self.blocked == [], f"the page asked the network for {self.blocked}"
-        assert self.dialogs == [], f"the page opened dialogs: {self.dialogs}"
-
-
-def open_report(browser: Any, path: Path) -> Opened:
-    page = browser.new_page(viewport={"width": 1200, "height": 1000})
-    opened = Opened(page)
-    page.on("console", lambda message: message.type == "error" and opened.errors.append(message.text))
-    page.on("pageerror", lambda error: opened.errors.append(str(error)))
-
-    def on_dialog(dialog: Any) -> None:
-        opened.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    page.on("dialog", on_dialog)
-
-    def only_the_report(route: Any) -> None:
-        if route.request.url == path.as_uri():
-            route.continue_()
-        else:
-            opened.blocked.append(route.request.url)
-            route.abort()
-
-    page.route("**/*", only_the_report)
-    page.goto(path.as_uri())
-    page.wait_for_function("window.layerlapseReady === true", timeout=30_000)
-    return opened
 
 
 @pytest.fixture
