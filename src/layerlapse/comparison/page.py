@@ -74,7 +74,7 @@ def _run_curves(compared: Compared) -> tuple[Plot | None, Span | None]:
             series = metric_series(rows, x, key)
             if series is None:
                 continue
-            label = f"{name} {'validation' if key == 'val_acc' else 'training'}"
+            label = f"{name} {'val.' if key == 'val_acc' else 'train'}"
             plot.line(*series, color=RUN_COLORS[k % len(RUN_COLORS)], line_width=2, line_dash=dash,
                       legend_label=label)
             drawn = True

@@ -14,12 +14,12 @@ STRIP_SIZE = 12
 
 def strip_headings(compared: Compared) -> dict[str, str]:
     a, b = compared.joined.names[:2]
-    headings = {"disagree": f"{a} and {b} disagree most: predicted apart at the most snapshots "
-                            "(true: A→ B→ at the last)",
-                "leftOnly": f"learned by {a}, not by {b} (right at the last snapshot)",
-                "rightOnly": f"learned by {b}, not by {a} (right at the last snapshot)"}
+    last = f"(true class: {', '.join(compared.joined.names)} at the last snapshot)"
+    headings = {"disagree": f"{a} and {b} disagree most: predicted apart at the most snapshots {last}",
+                "leftOnly": f"learned by {a}, not by {b}: right at the last snapshot {last}",
+                "rightOnly": f"learned by {b}, not by {a}: right at the last snapshot {last}"}
     if len(compared.joined.runs) >= 3:
-        headings["seedDependent"] = "seed-dependent: learned by some runs only (the most divided first)"
+        headings["seedDependent"] = f"seed-dependent: learned by some runs only, the most divided first {last}"
     return headings
 
 
@@ -57,7 +57,7 @@ def ranked_strips(compared: Compared) -> dict[str, list[dict]]:
             rows.append({"index": int(ids[item]), "label": label, "predicted": finals[0],
                          "confidence": round(float(compared.confidence[0][-1, item]) / 255, 3),
                          "forgetting_events": int(compared.dynamics[0].forgetting_events[item]),
-                         "caption": f"{label}: " + " ".join(f"{final}" for final in finals),
+                         "caption": f"{label}: " + " ".join(finals),
                          "title": f"#{int(ids[item])} · true {label} · at the last snapshot " + ", ".join(
                              f"{name} {final}" for name, final in zip(joined.names, finals))})
         strips[key] = rows

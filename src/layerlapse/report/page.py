@@ -297,12 +297,14 @@ def _controls(content: ReportContent) -> dict:
     from bokeh.models import Button, Select, Slider, Toggle
 
     last = content.epochs[-1]
+    # wide enough for a comparison's "seed 0 · hidden" (a select cuts its text)
+    layer_width = min(220, max(120, 7 * max(len(layer) for layer in content.layers) + 36))
     slider = Slider(start=0, end=max(last, 1), value=last, step=1, title=content.slider_title, width=240,
                     disabled=last == 0, name="layerlapse-epoch")
     play = Button(label="▶ play", width=80, disabled=last == 0, name="layerlapse-play")
-    layer = Select(options=content.layers, value=content.layers[0], width=120,
+    layer = Select(options=content.layers, value=content.layers[0], width=layer_width,
                    title="layer", disabled=len(content.layers) == 1, name="layerlapse-layer")
-    compare = Select(options=compare_options(content.layers, content.layers[0]), value="none", width=120,
+    compare = Select(options=compare_options(content.layers, content.layers[0]), value="none", width=layer_width,
                      title="compare with", disabled=len(content.layers) == 1, name="layerlapse-compare")
     show_test = Toggle(label=shown_test_points_label(content), active=False, disabled=content.test is None, width=190,
                        name="layerlapse-show-test", stylesheets=[TOGGLE_STYLE])
