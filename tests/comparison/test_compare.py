@@ -219,3 +219,56 @@ def test_names_must_fit_the_runs(seed0: RunFolder, seed1: RunFolder, tmp_path: P
         compare([seed0.path, seed1.path], tmp_path / "out", names=["only"])
     with pytest.raises(CompareError, match=r"run names must be different"):
         compare([seed0.path, seed1.path], tmp_path / "out", names=["x", "x"])
+
+
+# ---- the command line, and snapshots matched by step ------------------------------------------------------------
+
+def test_the_command_writes_the_folder_and_says_where(main_here, seed0: RunFolder, seed1: RunFolder,
+                                                      tmp_path: Path) -> None:
+    result = main_here("compare", seed0.path, seed1.path, "--out", tmp_path / "out", "--name", "zero", "--name",
+                       "one", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert [run["name"] for run in measures_of(tmp_path / "out")["runs"]] == ["zero", "one"]
+    result = main_here("compare", seed0.path, "--out", tmp_path / "other")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == ("error: compare needs two runs or more, got 1: name another "
+                                                      "run folder (the same one twice compares a run with itself)")
+
+
+class StepRun:
+    """What matching snapshots reads of a run: its manifest's snapshots, its layers and which maps it lists."""
+
+    def __init__(self, steps: list[int], epochs: list[int] | None = None) -> None:
+        labels = [{"step": step, **({"epoch": epochs[k]} if epochs else {})} for k, step in enumerate(steps)]
+        self.manifest = {"snapshots": labels, "epochs_complete": len(steps) - 1}
+        self.layers, self.epochs_complete, self.path = ["h"], len(steps) - 1, Path("run")
+
+    def has(self, relpath: str) -> bool:
+        return relpath.startswith("maps/h/epoch_")
+
+
+def test_step_runs_are_matched_by_the_fraction_of_training_done() -> None:
+    from layerlapse.comparison.join import _match_snapshots
+
+    short, long = StepRun([0, 10, 20, 40, 80, 100]), StepRun([0, 100, 200, 400, 600, 800, 1000])
+    frames, rule = _match_snapshots([short, long])
+    # short's fractions 0, .1, .2, .4, .8, 1 against long's 0, .1, .2, .4, .6, .8, 1
+    assert frames == [[0, 0], [1, 1], [2, 2], [3, 3], [4, 5], [5, 6]]
+    assert rule.startswith("snapshots matched by the fraction of training done")
+
+
+def test_probes_of_other_sizes_compare_on_the_items_they_share(seed0: RunFolder, tmp_path: Path) -> None:
+    from run_helpers import recorded_and_drawn
+
+    from layerlapse.config import RunConfig
+
+    smaller = recorded_and_drawn(RunConfig(dataset="digits", epochs=1, layers=("hidden",), probe=250, test_probe=0,
+                                           seed=5, data_seed=1, map_method="pca"), tmp_path / "smaller")
+    shared = np.intersect1d(seed0.probe_indices(), smaller.probe_indices())
+    out = compare([seed0.path, smaller.path], tmp_path / "out")
+    measured = measures_of(out)
+    assert measured["items"]["shared"] == len(shared) < 250
+    assert measured["items"]["notes"] == [f"compared on the {len(shared):,} probe items every run holds (of 300, 250)"]
+    np.testing.assert_array_equal(items_of(out)["ids"], shared)
+    assert len(measured["snapshots"]["frames"]) == 2  # epochs 0 and 1, the snapshots both runs have
+    assert measured["items"]["notes"][0] in (out / "report.html").read_text()

@@ -101,7 +101,8 @@ function drawComparison() {
 function ckaTable(left, right, leftLayer, rightLayer) {
   const runs = comparison.runs, found = pairOf(left, right);
   const head = `<div class="layerlapse-runs-cka-heading"><b>linear CKA, ${escapeHtml(runs[left].name)} (rows) × ` +
-               `${escapeHtml(runs[right].name)} (columns)</b>, ${data.snapshotWord} ${state.epoch}</div>`;
+               `${escapeHtml(runs[right].name)} (columns)</b>, ${data.snapshotWord} ${state.epoch} ` +
+               `<span style="color:#666">(on ${comparison.ckaItems.toLocaleString("en")} items)</span></div>`;
   if (!found) return head + "<i>one run against itself</i>";
   const cka = found.pair.cka[state.epoch];
   const value = (a, b) => found.flipped ? cka[b][a] : cka[a][b];
