@@ -90,12 +90,28 @@ def test_two_seeds_measured_as_numpy_and_scikit_learn_measure_them(seeds: Path, 
         assert pair["agreement"][snapshot]["same_prediction"] == pytest.approx(np.mean(predicted[0] == predicted[1]))
 
 
-def test_two_architectures_of_other_widths_compare_by_position(architectures: Path, seed0: RunFolder) -> None:
+def test_two_architectures_of_other_widths_compare_by_position(architectures: Path, seed0: RunFolder,
+                                                               mlp: RunFolder) -> None:
     measured = measures_of(architectures)
     assert measured["items"]["rule"].startswith("joined by position")
     pair = measured["pairs"][0]
     assert pair["cka"]["left_layers"] == ["hidden", "flat1"] and pair["cka"]["right_layers"] == ["1", "3"]
     assert np.array(pair["cka"]["per_snapshot"]).shape == (seed0.epochs_complete + 1, 2, 2)
+    sample = measure_sample(300, 0, MEASURE_SAMPLE)
+    last = seed0.epochs_complete
+    for a, left in enumerate(("hidden", "flat1")):
+        for b, right in enumerate(("1", "3")):
+            x = np.load(seed0.path / layout.activations(left, last)).astype(np.float64)  # 512 or 128 wide
+            y = np.load(mlp.path / layout.activations(right, last)).astype(np.float64)  # 128 or 32 wide
+            assert pair["cka"]["per_snapshot"][last][a][b] == pytest.approx(linear_cka(x[sample], y[sample]),
+                                                                            abs=1e-5)
+    # learned by: right at the last snapshot in both, one, neither; from the prediction files
+    labels = seed0.probe_labels()
+    right = [np.load(run.path / layout.predictions(last)).argmax(1) == labels for run in (seed0, mlp)]
+    assert pair["dynamics"]["learned_by"] == {"both": int(np.sum(right[0] & right[1])),
+                                              "left only": int(np.sum(right[0] & ~right[1])),
+                                              "right only": int(np.sum(~right[0] & right[1])),
+                                              "neither": int(np.sum(~right[0] & ~right[1]))}
     payload = page_payload((architectures / "report.html").read_text())
     assert [layer["name"] for layer in payload["layers"]] == ["CNN · hidden", "CNN · flat1", "MLP · 1", "MLP · 3"]
     assert payload["probe"]["atlases"] is not None  # the CNN's thumbnails, though the MLP stored none
