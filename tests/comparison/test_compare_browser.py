@@ -114,6 +114,12 @@ def test_colouring_by_agreement_and_overlap_follows_the_snapshot(opened: Opened,
     expected = np.where(right[0] & right[1], 0, np.where(right[0], 1, np.where(right[1], 2, 3)))
     values = dict(zip(drawn["point"], drawn["value"]))
     assert [values[i] for i in range(300)] == list(expected)
+    with np.load(seeds / "items.npz", allow_pickle=False) as items:
+        forgotten = items["run1_forgetting_events"].astype(int) - items["run0_forgetting_events"]
+    opened.js("window.layerlapse.setColorBy('forgottenMore')")
+    drawn = opened.js("window.layerlapse.points(0)")
+    values = dict(zip(drawn["point"], drawn["value"]))
+    assert [values[i] for i in range(300)] == list(forgotten)
     opened.js("window.layerlapse.setColorBy('class')")
     opened.assert_clean()
 
@@ -123,4 +129,23 @@ def test_the_strips_list_the_items_the_runs_disagree_on(opened: Opened, seeds: P
     for name in ("disagree", "leftOnly", "rightOnly"):
         text = opened.js(f"Bokeh.documents[0].get_model_by_name('layerlapse-{name}').text")
         assert text.count("layerlapse-pick") == len(ranked[name]) or (not ranked[name] and "none in this run" in text)
+    opened.assert_clean()
+
+
+def test_each_map_rings_its_own_run_s_misclassified(opened: Opened, seeds: Path) -> None:
+    with np.load(seeds / "items.npz", allow_pickle=False) as items:
+        wrong = [items[f"run{k}_predicted"][1] != items["labels"] for k in (0, 1)]
+    assert (wrong[0] != wrong[1]).any()  # the seeds err on other items: the test can tell the maps apart
+    opened.js("window.layerlapse.setEpoch(1)")
+    opened.page.get_by_text("highlight misclassified").click()
+    opened.page.wait_for_function("window.layerlapse.points(0).outline.some((v) => v > 0)")
+    for k in (0, 1):
+        drawn = opened.js(f"window.layerlapse.points({k})")
+        ringed = {point for point, outline in zip(drawn["point"], drawn["outline"]) if outline}
+        assert ringed == set(np.flatnonzero(wrong[k]).tolist())
+    figures = opened.js("Bokeh.index.query_one((view) => view.model === Bokeh.documents[0]"
+                        ".get_model_by_name('layerlapse-figures')).el.shadowRoot.textContent")
+    assert f"{int(wrong[0].sum())} of the page's 300 probe points misclassified by A" in figures
+    assert f"{int(wrong[1].sum())} of the page's 300 probe points misclassified by B" in figures
+    opened.page.get_by_text("highlight misclassified").click()
     opened.assert_clean()

@@ -58,6 +58,7 @@ def _extra(compared: Compared) -> dict[str, np.ndarray]:
         first = np.where(found.first_learned == NOT_YET, 0, np.minimum(found.first_learned + 1, 255))
         extra[f"first{r}"] = first.astype(np.uint8)
         extra[f"learned{r}"] = (found.learned_from != NOT_YET).astype(np.uint8)
+        extra[f"forget{r}"] = np.clip(found.forgetting_events, 0, 255).astype(np.uint8)
     for pair in compared.pairs:
         for (a, b), overlap in pair.overlap.items():
             extra[f"overlap{pair.left}_{pair.right}_{a}_{b}"] = overlap
@@ -150,6 +151,10 @@ def _color_measures(compared: Compared) -> list[dict]:
          "offset": 0, "missing": None, "low": -max(frames - 1, 1), "high": max(frames - 1, 1),
          "palette": DIVERGING, "title": "snapshots by which the right map's run first got it right after the left's "
                                         "(red: later; grey: one never did)"},
+        {"key": "forgottenMore", "label": "forgotten more (right − left)", "source": "comparison", "scale": 1,
+         "offset": 0, "missing": None, "low": -max(frames // 2, 1), "high": max(frames // 2, 1),
+         "palette": DIVERGING, "title": "forgetting events (right → wrong) in the right map's run minus the left's "
+                                        "(red: forgotten more on the right)"},
     ]
     if len(compared.joined.runs) >= 3:
         measures.append({"key": "learnedShare", "label": "learned in k of n runs", "source": "comparison",

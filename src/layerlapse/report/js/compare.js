@@ -26,6 +26,11 @@ function shownLayers() {
   return [leftLayer, rightLayer, left, right];
 }
 
+// The run map k shows (0: the left map's, 1: the right map's).
+function runOfMap(k) {
+  return comparison.layerRun[k === 0 || state.compare === null ? state.layer : state.compare];
+}
+
 function pairOf(left, right) {
   const found = comparison.pairs.find((pair) => pair.left === Math.min(left, right) &&
                                                 pair.right === Math.max(left, right));
@@ -81,6 +86,9 @@ function comparisonValues(key) {
   } else if (key === "learnedBy") {
     const a = extra[`learned${left}`], b = extra[`learned${right}`];
     for (let i = 0; i < n; i++) values[i] = a[i] && b[i] ? 0 : a[i] ? 1 : b[i] ? 2 : 3;
+  } else if (key === "forgottenMore") {
+    const a = extra[`forget${left}`], b = extra[`forget${right}`];
+    for (let i = 0; i < n; i++) values[i] = b[i] - a[i];
   } else if (key === "learnedLater") {
     const a = extra[`first${left}`], b = extra[`first${right}`];
     for (let i = 0; i < n; i++) values[i] = a[i] && b[i] ? b[i] - a[i] : NaN;

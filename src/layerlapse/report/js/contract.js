@@ -52,7 +52,7 @@
  * @property {Atlases|null} atlases - null without images
  * @property {Object<string, PackedArray>|null} extra - a comparison's per-point arrays, the points on the last
  *   axis: for run r, pred{r} and conf{r} (frames, n) as predicted and confidence, first{r} (first frame right + 1;
- *   0: never) and learned{r} (1: right at the last frame); for the pair of runs i < j and their layers a, b,
+ *   0: never), learned{r} (1: right at the last frame) and forget{r} (forgetting events); for the pair of runs i < j and their layers a, b,
  *   overlap{i}_{j}_{a}_{b} (frames, n): shared nearest neighbours, 0..neighbourK (255: not measured)
  */
 

@@ -7,17 +7,26 @@ function hiddenClasses() {
   return models.classRenderers.map((renderer) => !renderer.visible);
 }
 
-// The probe points' looks on every map, as the point layer draws them: alpha and outline (a ring around the marker)
+// The probe points' looks on map k, as the point layer draws them: alpha and outline (a ring around the marker)
 // per point and the order (hidden classes left out; the misclassified on top when ringed, the selected on top of
-// all), computed again only when what they depend on changed.
-function probeLooks() {
+// all), computed again only when what they depend on changed (maps that show the same looks share them; a
+// comparison's maps ring each its own run's misclassified).
+let sharedLooks = {key: null, looks: null};
+function probeLooks(view, k) {
   const probe = sets.probe;
   const hidden = hiddenClasses();
   const highlight = models.highlightWrong.active && probe.predicted !== null;
   const selecting = state.selected !== null;
-  const key = [hidden.join(), highlight ? state.epoch : -1, state.selectionVersion].join("|");
-  if (key === state.looksKey) return null;
-  state.looksKey = key;
+  const run = comparison && highlight ? runOfMap(k) : "";
+  const key = [hidden.join(), highlight ? state.epoch : -1, state.selectionVersion, run].join("|");
+  if (key === view.looksKey) return null;
+  view.looksKey = key;
+  if (sharedLooks.key !== key) sharedLooks = {key, looks: computeLooks(hidden, highlight, selecting, k)};
+  return sharedLooks.looks;
+}
+
+function computeLooks(hidden, highlight, selecting, k) {
+  const probe = sets.probe;
   const alpha = new Uint8Array(probe.n), outline = new Uint8Array(probe.n);
   const passes = [[], [], [], []];  // by (selected, misclassified)
   let anyHidden = false;
@@ -26,7 +35,7 @@ function probeLooks() {
       anyHidden = true;
       continue;
     }
-    const wrong = highlight && isWrong("probe", i);
+    const wrong = highlight && isWrong("probe", i, k);
     alpha[i] = Math.max(1, Math.round(pointAlpha(wrong, highlight, i) * 255));
     outline[i] = wrong ? 255 : 0;
     passes[(selecting && state.selectedMask[i] ? 2 : 0) + (wrong ? 1 : 0)].push(i);
@@ -68,17 +77,18 @@ function showLayerOn(view, layer) {
   view.layer = layer;
   const points = view.points;
   placeLayerSets(points, data, layer.limits, (name) => layer.coords[name], () => classColors(sets.test.labels));
-  state.looksKey = state.testLooksKey = null;
+  view.looksKey = state.testLooksKey = null;
   view.colored = null;
 }
 
 // Bring every map's points up to date with the state, then paint them (in the next animation frame).
 function drawPoints() {
   views.forEach((view, k) => { if (viewLayer(k)) showLayerOn(view, viewLayer(k)); });
-  const looks = {probe: probeLooks(), test: testLooks()};  // null where nothing they depend on changed
+  const test = testLooks();  // null where nothing they depend on changed
   views.forEach((view, k) => {
     const layer = viewLayer(k);
     if (!layer) return;
+    const looks = {probe: probeLooks(view, k), test};
     for (const name of ["probe", "test"]) {
       if (looks[name] && view.points.sets.has(name)) view.points.setLooks(name, looks[name]);
     }

@@ -53,10 +53,13 @@ function drawFigures() {
     lines.push(`compared, layer ${compared.name}: ${compared.figures[state.epoch]}`);
   }
   if (models.highlightWrong.active && sets.probe.predicted) {
-    let wrong = 0;
-    for (let i = 0; i < sets.probe.n; i++) if (isWrong("probe", i)) wrong++;
-    lines.push(`${wrong.toLocaleString("en")} of the page's ${sets.probe.n.toLocaleString("en")} probe points ` +
-               `misclassified at this ${data.snapshotWord} (ringed in red)`);
+    for (const k of comparison ? [...new Set([0, compared ? 1 : 0])] : [0]) {
+      let wrong = 0;
+      for (let i = 0; i < sets.probe.n; i++) if (isWrong("probe", i, k)) wrong++;
+      const by = comparison ? ` by ${comparison.runs[runOfMap(k)].name}` : "";
+      lines.push(`${wrong.toLocaleString("en")} of the page's ${sets.probe.n.toLocaleString("en")} probe points ` +
+                 `misclassified${by} at this ${data.snapshotWord} (ringed in red)`);
+    }
   }
   if (testShown(layer)) lines.push(testFigures());
   liveHtml(models.figures, lines.map(escapeHtml).join("<br>"), `title="${escapeHtml(MEASURES_HELP)}"`);

@@ -33,7 +33,7 @@ const dataMapView = models.dataMap && dynamics ? withPointLayer({plot: models.da
 const state = {epoch: models.slider.value, drawnEpoch: null, panelsEpoch: null, layer: 0, compare: null,
                pinned: null, playing: false, tween: null, pointer: [0, 0], hovered: null, colorBy: "class",
                colorValues: null, selected: null, selectedMask: new Uint8Array(sets.probe.n), region: "none",
-               dataMapByClass: false, looksKey: null, testLooksKey: null, selectionVersion: 0,
+               dataMapByClass: false, testLooksKey: null, selectionVersion: 0,
                paintedEpoch: null};
 const tooltip = makeTooltip();
 // The listeners this page adds to the window and the document, so that `dispose` can take them off again (the live
@@ -94,8 +94,10 @@ function describe(set, i) {
   return lines;
 }
 
-function isWrong(set, i) {
+// Whether point i is misclassified at the shown snapshot (on a comparison's map k: by the run map k shows).
+function isWrong(set, i, k = 0) {
   const points = sets[set];
+  if (comparison && set === "probe") return extra[`pred${runOfMap(k)}`][state.epoch * points.n + i] !== points.labels[i];
   return points.predicted !== null && points.predicted[state.epoch * points.n + i] !== points.labels[i];
 }
 
