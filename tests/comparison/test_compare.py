@@ -288,3 +288,19 @@ def test_probes_of_other_sizes_compare_on_the_items_they_share(seed0: RunFolder,
     np.testing.assert_array_equal(items_of(out)["ids"], shared)
     assert len(measured["snapshots"]["frames"]) == 2  # epochs 0 and 1, the snapshots both runs have
     assert measured["items"]["notes"][0] in (out / "report.html").read_text()
+
+
+def test_a_comparison_that_fails_leaves_the_one_it_was_to_replace(seed0: RunFolder, seed1: RunFolder,
+                                                                  tmp_path: Path) -> None:
+    from layerlapse.errors import ConfigError
+
+    def files(folder: Path) -> dict:  # the lock file records each writer that took it
+        return {name: found for name, found in tree(folder).items() if name != layout.LOCK}
+
+    out = compare([seed0.path, seed1.path], tmp_path / "out")
+    before = files(out)
+    with pytest.raises(ConfigError, match=r"size_budget_mb=0.001 is too small for this run"):
+        compare([seed1.path, seed0.path], out, force=True, size_budget_mb=0.001)
+    assert files(out) == before
+    with pytest.raises(ConfigError, match=r"size_budget_mb must be a positive number of megabytes, got 0"):
+        compare([seed1.path, seed0.path], out, force=True, size_budget_mb=0)

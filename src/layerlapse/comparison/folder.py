@@ -28,9 +28,10 @@ _FILE = re.compile(r"(?:report\.html|measures\.json|items\.npz|figures/[a-z0-9_]
 class ComparisonFolder:
     """A comparison folder being written; `create` checks where it is and takes its lock, `close` gives it back."""
 
-    def __init__(self, path: Path, held: run_lock.RunLock) -> None:
+    def __init__(self, path: Path, held: run_lock.RunLock, old: list[str]) -> None:
         self.path = path
         self._held = held
+        self._old = old  # the files of the comparison this one replaces: deleted at its commit, not before
         self.files: dict[str, str] = {}
 
     @classmethod
@@ -52,15 +53,7 @@ class ComparisonFolder:
             raise CompareError(f"{folder} is not a folder: choose another --out")
         old = _old_listing(folder, force)
         make_writable_folder(folder)
-        held = run_lock.acquire(folder)
-        try:
-            made = cls(folder, held)
-            for relpath in old:
-                made._remove(relpath)
-        except BaseException:
-            held.release()
-            raise
-        return made
+        return cls(folder, run_lock.acquire(folder), old)
 
     def close(self) -> None:
         self._held.release()
@@ -102,13 +95,17 @@ class ComparisonFolder:
         return path
 
     def commit(self, about: dict[str, Any]) -> Path:
-        """Write the listing last: what was compared, and every file with its checksum."""
+        """Write the listing last: what was compared, and every file with its checksum; then the replaced
+        comparison's files that this one did not write again are deleted."""
         listing = {"format": FORMAT, "schema_version": 1, **about, "files": dict(sorted(self.files.items()))}
         path = self.path / MANIFEST
         if path.is_symlink():
             raise CompareError(f"{path} is a symbolic link, and layerlapse never writes through a link: remove it")
         with atomic_output(path) as temp:
             temp.write_bytes(_json_bytes(listing))
+        for relpath in self._old:
+            if relpath not in self.files:
+                self._remove(relpath)
         return path
 
     def _remove(self, relpath: str) -> None:

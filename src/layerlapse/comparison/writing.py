@@ -65,16 +65,18 @@ def compare(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, names:
         raise ConfigError(f"size_budget_mb must be a positive number of megabytes, got {size_budget_mb!r}")
     joined = join_runs(runs, names)
     with ComparisonFolder.create(out, [run.path for run in joined.runs], force=force) as folder:
+        # everything made before anything is written: a comparison that fails (a size budget too small for its
+        # page) leaves the one it was to replace as it was
         compared = measure(joined, show_progress=show_progress)
         summary = measures_summary(compared)
+        figures = draw_figures(compared, summary)
+        extras = comparison_extras(compared)
+        page = fit_to_budget(comparison_content(compared), int(size_budget_mb * MB), size_budget_mb,
+                             lambda shown: render_page(shown, extras))
         folder.write_json("measures.json", summary)
         folder.write_bytes("items.npz", _items_npz(compared))
-        for name, png in draw_figures(compared, summary).items():
+        for name, png in figures.items():
             folder.write_bytes(f"figures/{name}.png", png)
-        content = comparison_content(compared)
-        extras = comparison_extras(compared)
-        page = fit_to_budget(content, int(size_budget_mb * MB), size_budget_mb,
-                             lambda shown: render_page(shown, extras))
         folder.write_bytes("report.html", page.encode("utf-8"))
         folder.commit({"runs": [{"name": name, "path": os.fspath(run.path)}
                                 for name, run in zip(joined.names, joined.runs)],
