@@ -224,8 +224,8 @@ def report(
 
 @app.command(cls=_Command)
 def compare(
-    run_dirs: Annotated[list[Path], typer.Argument(help="Two run folders or more, recorded on the same probe; the "
-                                                   "others' maps are turned onto the first's.")],
+    run_dirs: Annotated[list[Path], typer.Argument(metavar="RUN", help="Two run folders or more, recorded on "
+                                                   "the same probe; the others' maps are turned onto the first's.")],
     out: Annotated[Path, typer.Option(help="Comparison folder to write (not inside a run folder).")]
     = Path("runs/compare"),
     name: Annotated[Optional[list[str]], typer.Option(help="What to call each run on the page, in order (default "
