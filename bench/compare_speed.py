@@ -1,7 +1,7 @@
 """What `layerlapse compare` costs: its time end to end and by stage, its peak memory, and its page's speed.
 
     python bench/compare_speed.py RUN_A RUN_B [--big RUN_A RUN_B] [--repeats 3] [--loads 5] [--moves 15]
-                                  [--skip-page] [--graphics swiftshader|chromium|no-webgl]
+                                  [--skip-page] [--graphics swiftshader|chromium|no-webgl] [--neighbour-items N]
 
 The runs are made by bench/report_runs.py, two a size that differ by the training's seed alone (the same probe,
 item for item; the hidden layer 512 wide), e.g.
@@ -15,7 +15,8 @@ What is measured (issue 29), each a median of --repeats runs:
 
 - end to end: `layerlapse compare RUN_A RUN_B --out TMP --force --quiet`, the command in a fresh process as a user
   runs it (the interpreter's start, the imports and numba's compiling, from its cache as a user's second run has
-  it, included), timed from this script; and that process's peak resident memory (its own `ru_maxrss`, by wait4).
+  it, included), timed from this script; that process's processor time (user and system: on a busy machine it says
+  more than the wall time) and its peak resident memory (its own `ru_maxrss`, by wait4).
 - by stage: the steps of `compare` one by one in a fresh process, each timed with `time.perf_counter`: the imports,
   join (`join_runs`), measure (`compute.measure`), what is written beside the page (`measures_summary`,
   measures.json's and items.npz's bytes), figures (`draw_figures`), page (`comparison_content`, the extras and
@@ -70,7 +71,9 @@ times = {"imports": time.perf_counter() - started}
 def stage(name, started):
     times[name] = time.perf_counter() - started
 t = time.perf_counter(); joined = join_runs(sys.argv[1:]); stage("join", t)
-t = time.perf_counter(); compared = measure(joined); stage("measure", t)
+import os
+items = int(os.environ.get("BENCH_NEIGHBOUR_ITEMS", "10000"))
+t = time.perf_counter(); compared = measure(joined, neighbour_items=items); stage("measure", t)
 t = time.perf_counter()
 summary = measures_summary(compared)
 written = len(json.dumps(summary)) + len(_items_npz(compared))
@@ -87,8 +90,9 @@ print(json.dumps({"times": times, "items": joined.n_items, "frames": len(joined.
 '''
 
 
-def timed_child(command: list[str]) -> tuple[float, float, str]:
-    """Run `command`; its wall time (s), its own peak resident memory (MB, by wait4) and its stdout."""
+def timed_child(command: list[str]) -> tuple[float, float, float, str]:
+    """Run `command`; its wall time (s), its own peak resident memory (MB, by wait4), its processor time (user and
+    system, s) and its stdout."""
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = child.stdout.read(), child.stderr.read()  # small outputs: no deadlock reading one after the other
@@ -97,24 +101,29 @@ def timed_child(command: list[str]) -> tuple[float, float, str]:
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode:
         raise SystemExit(f"{' '.join(command)} failed ({child.returncode}):\n{err[-3000:]}")
-    return wall, usage.ru_maxrss / 1024, out
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, out
 
 
-def end_to_end(runs: list[Path], out: Path, repeats: int) -> tuple[list[float], list[float]]:
-    """`layerlapse compare` in a fresh process, `repeats` times: wall seconds and peak MB of each."""
-    walls, peaks = [], []
+def end_to_end(runs: list[Path], out: Path, repeats: int) -> tuple[list[float], list[float], list[float]]:
+    """`layerlapse compare` in a fresh process, `repeats` times: wall seconds, peak MB and processor seconds of
+    each."""
+    walls, peaks, cpus = [], [], []
     for _ in range(repeats):
-        wall, peak, _ = timed_child([LAYERLAPSE, "compare", *map(str, runs), "--out", str(out), "--force", "--quiet"])
+        wall, peak, cpu, _ = timed_child([LAYERLAPSE, "compare", *map(str, runs), "--out", str(out), "--force",
+                                          "--quiet", "--neighbour-items", os.environ.get("BENCH_NEIGHBOUR_ITEMS",
+                                                                                         "10000")])
         walls.append(wall)
         peaks.append(peak)
-        print(f"  compare end to end: {wall:.1f} s, peak {peak:.0f} MB", flush=True)
-    return walls, peaks
+        cpus.append(cpu)
+        print(f"  compare end to end: {wall:.1f} s ({cpu:.1f} s of processor time), peak {peak:.0f} MB, load "
+              f"average {os.getloadavg()[0]:.1f}", flush=True)
+    return walls, peaks, cpus
 
 
 def by_stage(runs: list[Path], repeats: int) -> list[dict]:
     found = []
     for _ in range(repeats):
-        _, _, out = timed_child([sys.executable, "-c", STAGES, *map(str, runs)])
+        _, _, _, out = timed_child([sys.executable, "-c", STAGES, *map(str, runs)])
         found.append(json.loads(out.strip().splitlines()[-1]))
         print("  by stage: " + ", ".join(f"{k} {v:.2f} s" for k, v in found[-1]["times"].items()), flush=True)
     return found
@@ -181,12 +190,15 @@ def main() -> None:
     parser.add_argument("--drag-frames", type=int, default=30, help="(report_speed's drag; not reported here)")
     parser.add_argument("--graphics", choices=("swiftshader", "chromium", "no-webgl"), default="swiftshader")
     parser.add_argument("--skip-page", action="store_true", help="no Chromium measurements")
+    parser.add_argument("--neighbour-items", type=int, default=10_000,
+                        help="compare's --neighbour-items (the exact neighbour search's items; its time ~ square)")
     args = parser.parse_args()
+    os.environ["BENCH_NEIGHBOUR_ITEMS"] = str(args.neighbour_items)  # for the children: the command and the stages
 
     machine = (f"{cpu_name()}, {os.cpu_count()} cores, {cpu_flags()}, {platform.node()}, "
                f"Python {platform.python_version()}")
-    print(f"# {datetime.datetime.now():%Y-%m-%d %H:%M} · {machine} · load average {os.getloadavg()[0]:.1f}",
-          flush=True)
+    print(f"# {datetime.datetime.now():%Y-%m-%d %H:%M} · {machine} · load average {os.getloadavg()[0]:.1f} · "
+          f"--neighbour-items {args.neighbour_items}", flush=True)
     pairs = [("pair", args.runs, args.repeats)] + ([("big", args.big, args.big_repeats)] if args.big else [])
     results = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -194,9 +206,9 @@ def main() -> None:
             size = run_size(runs[0])
             print(f"\n{key}: {runs[0]} and {runs[1]}: {size}", flush=True)
             out = Path(folder) / f"compare-{key}"
-            walls, peaks = end_to_end(runs, out, repeats)
+            walls, peaks, cpus = end_to_end(runs, out, repeats)
             stages = by_stage(runs, repeats)
-            results[key] = {"size": size, "walls": walls, "peaks": peaks, "stages": stages}
+            results[key] = {"size": size, "walls": walls, "peaks": peaks, "cpus": cpus, "stages": stages}
         page = None if args.skip_page else page_speed(args.runs[0], Path(folder) / "compare-pair" / "report.html",
                                                        args)
     print_table(machine, results, page, args)
@@ -204,15 +216,16 @@ def main() -> None:
 
 def print_table(machine: str, results: dict, page: dict | None, args: argparse.Namespace) -> None:
     print(f"\n## {datetime.date.today()} · {machine} · load average {os.getloadavg()[0]:.1f}\n")
-    print("| two runs | end to end s (runs) | peak RSS MB | " + " | ".join(results["pair"]["stages"][0]["times"])
-          + " |")
-    print("|---|---|---|" + "---|" * len(results["pair"]["stages"][0]["times"]))
+    stage_names = list(results["pair"]["stages"][0]["times"])
+    print("| two runs | end to end s (runs) | processor s | peak RSS MB | " + " | ".join(stage_names) + " |")
+    print("|---|---|---|---|" + "---|" * len(stage_names))
     for result in results.values():
         size = result["size"]
         stage_names = list(result["stages"][0]["times"])
         cells = [spread([found["times"][name] for found in result["stages"]], 2) for name in stage_names]
         print(f"| {size['items']:,} items × {size['width']} wide × {size['snapshots']} snapshots | "
-              f"{spread(result['walls'])} | {spread(result['peaks'], 0)} | " + " | ".join(cells) + " |")
+              f"{spread(result['walls'])} | {spread(result['cpus'])} | {spread(result['peaks'], 0)} | "
+              + " | ".join(cells) + " |")
     print("\nimports..page: in a fresh process, `compare`'s steps one by one (nothing written); the stage process's "
           "peak MB: " + "; ".join(f"{key} {statistics.median(f['peak_mb'] for f in r['stages']):.0f}"
                                   for key, r in results.items()))

@@ -232,6 +232,9 @@ def compare(
                                                       "A, B, ...); repeat once per run.")] = None,
     budget: Annotated[float, typer.Option(help="Size budget of report.html in MB, as `layerlapse report`'s.")]
     = REPORT_BUDGET_MB,
+    neighbour_items: Annotated[int, typer.Option(help="Items among which each item's 10 nearest neighbours are "
+                                                 "found, a seeded sample beyond: exact, its time grows with the "
+                                                 "square of this.")] = 10_000,
     force: Annotated[bool, typer.Option(help="Replace the comparison already in --out.")] = False,
     quiet: Quiet = False,
 ) -> None:
@@ -244,7 +247,7 @@ def compare(
 
     with _warnings_as_lines():
         folder = compare_runs(run_dirs, out, names=name or None, force=force, size_budget_mb=budget,
-                              show_progress=not quiet)
+                              neighbour_items=neighbour_items, show_progress=not quiet)
     if not quiet:
         typer.echo(f"wrote {folder}/report.html: open it in any browser, offline")
         typer.echo("beside it: figures/, measures.json (every measure) and items.npz (per item)")

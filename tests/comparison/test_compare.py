@@ -304,3 +304,15 @@ def test_a_comparison_that_fails_leaves_the_one_it_was_to_replace(seed0: RunFold
     assert files(out) == before
     with pytest.raises(ConfigError, match=r"size_budget_mb must be a positive number of megabytes, got 0"):
         compare([seed1.path, seed0.path], out, force=True, size_budget_mb=0)
+
+
+def test_fewer_neighbour_items_measure_a_sample_and_say_so(seed0: RunFolder, seed1: RunFolder, tmp_path: Path
+                                                           ) -> None:
+    from layerlapse.errors import ConfigError
+
+    out = compare([seed0.path, seed1.path], tmp_path / "out", neighbour_items=100)
+    overlap = items_of(out)["pair0_1_overlap_0_0"]
+    assert ((overlap != 255).sum(axis=1) == 100).all() and measures_of(out)["samples"]["neighbour_items"] == 100
+    assert "neighbour overlap measured on a seeded sample of 100 items" in (out / "report.html").read_text()
+    with pytest.raises(ConfigError, match=r"neighbour_items must be a whole number above 10, got 5"):
+        compare([seed0.path, seed1.path], tmp_path / "other", neighbour_items=5)

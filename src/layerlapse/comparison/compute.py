@@ -21,7 +21,7 @@ from ..store import layout
 from ..store.history import is_untrained
 from .._util.progress import progress_bar
 from .join import JoinedRuns
-from .measures import (NEIGHBOUR_K, agreement, apply_turn, cka_grams, cka_matrix, nearest_neighbours,
+from .measures import (NEIGHBOUR_ITEMS, NEIGHBOUR_K, agreement, apply_turn, cka_grams, cka_matrix, nearest_neighbours,
                        neighbour_overlap, neighbour_sample, orthogonal_turn, turn_disparity)
 
 SAMPLE_SEED = 0  # the CKA and neighbour samples: the same items for every run, layer and snapshot
@@ -59,17 +59,18 @@ class Compared:
         return next(pair for pair in self.pairs if (pair.left, pair.right) == (left, right))
 
 
-def measure(joined: JoinedRuns, *, show_progress: bool = False) -> Compared:
-    """Measure the joined runs (see the module's docstring)."""
+def measure(joined: JoinedRuns, *, neighbour_items: int = NEIGHBOUR_ITEMS, show_progress: bool = False) -> Compared:
+    """Measure the joined runs (see the module's docstring); neighbours are found among at most `neighbour_items`
+    items (a seeded sample beyond)."""
     coords, disparity, turned_onto = _turned_maps(joined)
     predicted, confidence, probabilities = _predictions(joined)
     trained = [frame for frame, snapshots in enumerate(joined.frames)
                if not is_untrained(joined.runs[0].manifest, snapshots[0])] or list(range(len(joined.frames)))
     dynamics = [sample_dynamics(found[trained], joined.labels, np.array(trained)) for found in probabilities]
-    pairs, cka_items, neighbour_items = _pair_measures(joined, predicted, show_progress)
+    pairs, cka_items, near_rows = _pair_measures(joined, predicted, neighbour_items, show_progress)
     titles = [joined.runs[0].snapshot_title(snapshots[0]) for snapshots in joined.frames]
     return Compared(joined, coords, disparity, turned_onto, predicted, confidence, dynamics, pairs, cka_items,
-                    neighbour_items, titles, trained)
+                    near_rows, titles, trained)
 
 
 def _turned_maps(joined: JoinedRuns) -> tuple[list, list, list]:
@@ -109,11 +110,11 @@ def _predictions(joined: JoinedRuns) -> tuple[list, list, list]:
     return predicted, confidence, probabilities
 
 
-def _pair_measures(joined: JoinedRuns, predicted: list[np.ndarray], show_progress: bool
+def _pair_measures(joined: JoinedRuns, predicted: list[np.ndarray], neighbour_items: int, show_progress: bool
                    ) -> tuple[list[PairMeasures], int, np.ndarray]:
     n_runs, n_frames, items = len(joined.runs), len(joined.frames), joined.n_items
     cka_rows = measure_sample(items, SAMPLE_SEED, MEASURE_SAMPLE)
-    near_rows = neighbour_sample(items, SAMPLE_SEED)
+    near_rows = neighbour_sample(items, SAMPLE_SEED, neighbour_items)
     pairs = [PairMeasures(i, j, np.zeros((n_frames, len(joined.runs[i].layers), len(joined.runs[j].layers))), {},
                           agreement(predicted[i], predicted[j], joined.labels))
              for i in range(n_runs) for j in range(i + 1, n_runs)]

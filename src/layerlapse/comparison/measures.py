@@ -88,14 +88,17 @@ def cka_matrix(left: Sequence[np.ndarray], right: Sequence[np.ndarray]) -> np.nd
     return np.array(found, dtype=np.float64).reshape(len(left), len(right))
 
 
-def neighbour_sample(n: int, seed: int) -> np.ndarray:
-    """Sorted indices of a seeded sample of at most NEIGHBOUR_ITEMS items, all of them when there are no more.
+def neighbour_sample(n: int, seed: int, size: int = NEIGHBOUR_ITEMS) -> np.ndarray:
+    """Sorted indices of a seeded sample of at most `size` items, all of them when there are no more.
 
     The neighbours are found among these items only, so at 60,000 items the neighbour overlap is measured on a
     10,000-item sample (an item's 10 neighbours among a sixth of the items): exact neighbours among all 60,000 would
-    take about 36 times as long.
+    take about 36 times as long, and the search's time grows with the square of `size`.
     """
-    return measure_sample(n, seed, size=NEIGHBOUR_ITEMS)
+    if not isinstance(size, (int, np.integer)) or size <= NEIGHBOUR_K:
+        raise ValueError(f"neighbour_items must be a whole number above {NEIGHBOUR_K} (the neighbours each item "
+                         f"has), got {size!r}")
+    return measure_sample(n, seed, size=int(size))
 
 
 def nearest_neighbours(x: np.ndarray, k: int = NEIGHBOUR_K, block: int = 2048) -> np.ndarray:

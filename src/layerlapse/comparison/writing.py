@@ -21,12 +21,14 @@ from .content import comparison_content
 from .figures import draw_figures
 from .folder import ComparisonFolder
 from .join import join_runs
+from .measures import NEIGHBOUR_ITEMS, NEIGHBOUR_K
 from .page import comparison_extras
 from .summary import measures_summary
 
 
 def compare(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, names: Sequence[str] | None = None,
-            force: bool = False, size_budget_mb: float = REPORT_BUDGET_MB, show_progress: bool = False) -> Path:
+            force: bool = False, size_budget_mb: float = REPORT_BUDGET_MB, neighbour_items: int = NEIGHBOUR_ITEMS,
+            show_progress: bool = False) -> Path:
     """Compare runs recorded on the same probe: write the comparison folder `out` and return its path.
 
     The runs are joined on their probe items (by dataset index, else by position; checked by class and
@@ -46,6 +48,10 @@ def compare(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, names:
         Replace the comparison already in `out` (only the files it lists).
     size_budget_mb : float
         The page's largest size, in SI megabytes; past it the page shows a stratified subsample and says so.
+    neighbour_items : int
+        The items among which each item's 10 nearest neighbours are found (a seeded sample beyond; the others are
+        not measured): the search is exact, and its time grows with the square of this number (10,000: about a
+        second per run, layer and snapshot on 2 cores).
     show_progress : bool
         A progress bar on stderr while measuring.
 
@@ -63,11 +69,13 @@ def compare(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, names:
     """
     if not size_budget_mb > 0:
         raise ConfigError(f"size_budget_mb must be a positive number of megabytes, got {size_budget_mb!r}")
+    if isinstance(neighbour_items, bool) or not isinstance(neighbour_items, int) or neighbour_items <= NEIGHBOUR_K:
+        raise ConfigError(f"neighbour_items must be a whole number above {NEIGHBOUR_K}, got {neighbour_items!r}")
     joined = join_runs(runs, names)
     with ComparisonFolder.create(out, [run.path for run in joined.runs], force=force) as folder:
         # everything made before anything is written: a comparison that fails (a size budget too small for its
         # page) leaves the one it was to replace as it was
-        compared = measure(joined, show_progress=show_progress)
+        compared = measure(joined, neighbour_items=neighbour_items, show_progress=show_progress)
         summary = measures_summary(compared)
         figures = draw_figures(compared, summary)
         extras = comparison_extras(compared)
