@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import mlp_on_the_probe_of
+from comparison_runs import mlp_on_the_probe_of
 
 from layerlapse import compare
 from layerlapse.comparison.folder import MANIFEST
@@ -131,7 +131,7 @@ def test_the_folder_holds_what_it_lists(seeds: Path) -> None:
 
 def test_three_runs_give_the_spread_across_seeds(seed0: RunFolder, seed1: RunFolder, runs_folder: Path,
                                                  tmp_path: Path) -> None:
-    from conftest import cnn_run
+    from comparison_runs import cnn_run
 
     seed2 = cnn_run(runs_folder, 2)
     out = compare([seed0.path, seed1.path, seed2.path], tmp_path / "out")
