@@ -286,11 +286,22 @@ def test_two_runs_with_the_same_seed_record_the_same_epochs(uninterrupted: Path,
         assert twin[relpath] == long[relpath], f"{relpath} differs between two runs with the same seed"
 
 
-def test_the_seed_reaches_the_training(short_twin: Path, tmp_path: Path) -> None:
+def test_the_seed_reaches_the_training_and_the_data_seed_the_probe(short_twin: Path, tmp_path: Path) -> None:
     other = record_run(dataclasses.replace(CONFIG, epochs=1, seed=1), str(tmp_path / "r"), show_progress=False)
     first = load_run(short_twin)
-    assert not np.array_equal(first.read_array("probe/indices.npy"), other.read_array("probe/indices.npy"))
+    # another seed trains otherwise on the same probe: runs of several seeds compare item by item
+    np.testing.assert_array_equal(first.probe_indices(), other.probe_indices())
     assert first.history[0]["loss"] != other.history[0]["loss"]
+    elsewhere = record_run(dataclasses.replace(CONFIG, epochs=1, data_seed=1), str(tmp_path / "d"),
+                           show_progress=False)
+    assert not np.array_equal(first.probe_indices(), elsewhere.probe_indices())
+
+
+def test_a_run_recorded_before_data_seed_reads_its_seed_as_its_data_seed() -> None:
+    from layerlapse.config import RunConfig
+
+    old = {key: value for key, value in dataclasses.replace(CONFIG, seed=3).to_dict().items() if key != "data_seed"}
+    assert RunConfig.from_dict(old).data_seed == 3  # so a resumed old run records the probe it started with
 
 
 def test_only_the_newest_checkpoint_is_kept_and_listed(short_twin: Path) -> None:

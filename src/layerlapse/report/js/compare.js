@@ -183,7 +183,11 @@ function shortLabel(name) {
 
 // Over the snapshots, for the maps shown: CKA of their two layers, their items' mean neighbour overlap, and the
 // share of items both runs get right, and of items they predict alike.
+let curvesKey = null;
 function drawComparisonCurves(left, right, leftLayer, rightLayer) {
+  const key = [left, right, leftLayer, rightLayer].join("|");
+  if (key === curvesKey) return;  // they follow the maps' pair, not the snapshot: new data repaints the plot
+  curvesKey = key;
   const frames = data.epochs.length, n = sets.probe.n, labels = sets.probe.labels;
   const found = left === right ? null : pairOf(left, right);
   const cka = [], overlap = [], both = [], same = [];
