@@ -316,3 +316,25 @@ def test_fewer_neighbour_items_measure_a_sample_and_say_so(seed0: RunFolder, see
     assert "neighbour overlap measured on a seeded sample of 100 items" in (out / "report.html").read_text()
     with pytest.raises(ConfigError, match=r"neighbour_items must be a whole number above 10, got 5"):
         compare([seed0.path, seed1.path], tmp_path / "other", neighbour_items=5)
+
+
+def test_runs_of_other_classes_are_refused(seed0: RunFolder, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "letters"
+    shutil.copytree(seed0.path, copy, ignore=shutil.ignore_patterns(layout.LOCK))
+    manifest = json.loads((copy / layout.MANIFEST).read_text())
+    manifest["dataset"]["class_names"] = list("abcdefghij")
+    (copy / layout.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(CompareError, match=r"name their classes differently \(0, 1, 2, 3, 4, … against a, b, c, d, "
+                                           r"e, …\): compare runs of one task"):
+        compare([seed0.path, copy], tmp_path / "out")
+
+
+def test_an_output_in_a_run_folder_reached_through_a_link_is_refused(seed0: RunFolder, seed1: RunFolder,
+                                                                    tmp_path: Path) -> None:
+    os.symlink(seed0.path, tmp_path / "linked-run")
+    before = tree(seed0.path)
+    with pytest.raises(CompareError, match=r"lies inside the run folder .*linked-run: choose a folder of its own"):
+        compare([seed0.path, seed1.path], tmp_path / "linked-run" / "compare")
+    assert tree(seed0.path) == before
