@@ -58,6 +58,12 @@ class Compared:
     def pair(self, left: int, right: int) -> PairMeasures:
         return next(pair for pair in self.pairs if (pair.left, pair.right) == (left, right))
 
+    def matched_history(self, k: int) -> tuple[list[dict], list[int]]:
+        """Run k's history rows of its matched snapshots, and the comparison's frame of each (the curves' x)."""
+        frame_of = {snapshots[k]: frame for frame, snapshots in enumerate(self.joined.frames)}
+        rows = [row for row in self.joined.runs[k].history if row.get("snapshot") in frame_of]
+        return rows, [frame_of[row["snapshot"]] for row in rows]
+
 
 def measure(joined: JoinedRuns, *, neighbour_items: int = NEIGHBOUR_ITEMS, show_progress: bool = False) -> Compared:
     """Measure the joined runs (see the module's docstring); neighbours are found among at most `neighbour_items`
@@ -125,7 +131,8 @@ def _pair_measures(joined: JoinedRuns, predicted: list[np.ndarray], neighbour_it
     steps = n_frames * sum(len(run.layers) for run in joined.runs)
     with progress_bar("comparing", steps, enabled=show_progress) as advance:
         for frame in range(n_frames):
-            grams, neighbours = _frame_measures(joined, frame, cka_rows, near_rows, advance)
+            grams, neighbours = _frame_measures(joined, frame, cka_rows, near_rows, _positions_in(near_rows, cka_rows),
+                                                advance)
             for pair in pairs:
                 pair.cka[frame] = cka_matrix(grams[pair.left], grams[pair.right])
                 for (a, b), overlap in pair.overlap.items():
@@ -133,10 +140,16 @@ def _pair_measures(joined: JoinedRuns, predicted: list[np.ndarray], neighbour_it
     return pairs, len(cka_rows), near_rows
 
 
-def _frame_measures(joined: JoinedRuns, frame: int, cka_rows: np.ndarray, near_rows: np.ndarray, advance
-                    ) -> tuple[list[list[np.ndarray]], list[list[np.ndarray]]]:
+def _positions_in(near_rows: np.ndarray, cka_rows: np.ndarray) -> np.ndarray | None:
+    """Where each CKA item sits among the neighbour sample's (both sorted), or None where some is not in it."""
+    found = np.minimum(np.searchsorted(near_rows, cka_rows), len(near_rows) - 1)
+    return found if np.array_equal(near_rows[found], cka_rows) else None
+
+
+def _frame_measures(joined: JoinedRuns, frame: int, cka_rows: np.ndarray, near_rows: np.ndarray,
+                    cka_in_near: np.ndarray | None, advance) -> tuple[list[list[np.ndarray]], list[list[np.ndarray]]]:
     """Per run and layer at one matched snapshot: the Gram matrix of the CKA sample and the neighbour lists of the
-    neighbour sample, reading only those rows."""
+    neighbour sample, reading only those rows (the CKA sample from the rows read already, where it lies in them)."""
     grams, neighbours = [], []
     for k, (run, rows) in enumerate(zip(joined.runs, joined.rows)):
         run_grams, run_neighbours = [], []
@@ -144,9 +157,8 @@ def _frame_measures(joined: JoinedRuns, frame: int, cka_rows: np.ndarray, near_r
             relpath = layout.activations(layer, joined.frames[frame][k])
             x = run.read_rows(relpath, rows[near_rows]).reshape(len(near_rows), -1)
             run_neighbours.append(nearest_neighbours(x, NEIGHBOUR_K))
-            in_near = np.searchsorted(near_rows, cka_rows)
-            if np.array_equal(near_rows[np.minimum(in_near, len(near_rows) - 1)], cka_rows):
-                sample = x[in_near]
+            if cka_in_near is not None:
+                sample = x[cka_in_near]
             else:
                 sample = run.read_rows(relpath, rows[cka_rows]).reshape(len(cka_rows), -1)
             run_grams.append(cka_grams(sample))

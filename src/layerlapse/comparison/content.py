@@ -11,16 +11,12 @@ import numpy as np
 
 from ..measures.dynamics import NOT_YET
 from ..render.captions import measures_line
-from ..report.content import Points, ReportContent
-from ..report.style import correctness_palette
+from ..report.content import Points, ReportContent, layer_limits
+from ..report.style import DIVERGING_COLORS, FOUR_WAY_COLORS, correctness_palette
 from ..store import layout
 from .compute import Compared
 from .measures import AGREEMENT, LEARNED_BY, NEIGHBOUR_K
-from .ranking import ranked_strips
-
-AGREEMENT_COLORS = ["#2ca02c", "#1f77b4", "#ff7f0e", "#d62728"]  # both right, left only, right only, both wrong
-LEARNED_BY_COLORS = ["#2ca02c", "#1f77b4", "#ff7f0e", "#d62728"]  # both, left only, right only, neither
-DIVERGING = ["#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7", "#fddbc7", "#f4a582", "#d6604d", "#b2182b"]
+from .ranking import ranked_strips, strip_headings
 
 
 def page_layer(name: str, layer: str) -> str:
@@ -37,7 +33,7 @@ def comparison_content(compared: Compared) -> ReportContent:
     rows = joined.indices if joined.indices is not None else joined.rows[0]
     probe = Points(joined.labels, coords, joined.images, compared.predicted[0], compared.confidence[0],
                    np.asarray(rows, dtype=np.int64), None, _extra(compared))
-    limits = {layer: _limits(xy) for layer, xy in coords.items()}
+    limits = {layer: layer_limits(probe, None, layer) for layer in layers}
     return ReportContent(
         title=f"layerlapse · compare {', '.join(joined.names)}",
         summary=_summary(compared), class_names=joined.class_names, epochs=list(range(len(joined.frames))),
@@ -63,16 +59,6 @@ def _extra(compared: Compared) -> dict[str, np.ndarray]:
         for (a, b), overlap in pair.overlap.items():
             extra[f"overlap{pair.left}_{pair.right}_{a}_{b}"] = overlap
     return extra
-
-
-def _limits(xy: np.ndarray) -> tuple[float, float, float, float]:
-    from ..render.points import common_limits
-
-    limits = common_limits(list(xy))
-    if limits is None:
-        return (-1.0, 1.0, -1.0, 1.0)
-    (x0, x1), (y0, y1) = limits
-    return (x0, x1, y0, y1)
 
 
 def _summary(compared: Compared) -> str:
@@ -138,22 +124,22 @@ def _color_measures(compared: Compared) -> list[dict]:
     frames = len(compared.joined.frames)
     measures = [
         {"key": "agreement", "label": "agreement", "source": "comparison", "scale": 1, "offset": 0,
-         "missing": None, "low": -0.5, "high": 3.5, "palette": AGREEMENT_COLORS,
+         "missing": None, "low": -0.5, "high": 3.5, "palette": FOUR_WAY_COLORS,
          "title": "at this snapshot, left map's run vs right's: " + ", ".join(AGREEMENT)},
         {"key": "overlap", "label": f"{NEIGHBOUR_K}-NN overlap", "source": "comparison", "scale": 1, "offset": 0,
          "missing": None, "low": 0, "high": 1, "palette": correctness_palette(),
          "title": f"share of its {NEIGHBOUR_K} nearest neighbours the two maps' layers share (red: the runs see "
                   "it differently)"},
         {"key": "learnedBy", "label": "learned by", "source": "comparison", "scale": 1, "offset": 0,
-         "missing": None, "low": -0.5, "high": 3.5, "palette": LEARNED_BY_COLORS,
+         "missing": None, "low": -0.5, "high": 3.5, "palette": FOUR_WAY_COLORS,
          "title": "right at the last snapshot, left map's run vs right's: " + ", ".join(LEARNED_BY)},
         {"key": "learnedLater", "label": "learned later (right − left)", "source": "comparison", "scale": 1,
          "offset": 0, "missing": None, "low": -max(frames - 1, 1), "high": max(frames - 1, 1),
-         "palette": DIVERGING, "title": "snapshots by which the right map's run first got it right after the left's "
+         "palette": DIVERGING_COLORS, "title": "snapshots by which the right map's run first got it right after the left's "
                                         "(red: later; grey: one never did)"},
         {"key": "forgottenMore", "label": "forgotten more (right − left)", "source": "comparison", "scale": 1,
          "offset": 0, "missing": None, "low": -max(frames // 2, 1), "high": max(frames // 2, 1),
-         "palette": DIVERGING, "title": "forgetting events (right → wrong) in the right map's run minus the left's "
+         "palette": DIVERGING_COLORS, "title": "forgetting events (right → wrong) in the right map's run minus the left's "
                                         "(red: forgotten more on the right)"},
     ]
     if len(compared.joined.runs) >= 3:
@@ -178,13 +164,8 @@ def _comparison(compared: Compared, layers: list[str]) -> dict:
                    "cka": [[[None if not np.isfinite(v) else round(float(v), 4) for v in row] for row in frame]
                            for frame in pair.cka]} for pair in compared.pairs],
         "neighbourK": NEIGHBOUR_K, "neighbourItems": len(compared.neighbour_items), "ckaItems": compared.cka_items,
-        "strips": {name: heading for name, heading in _strip_headings(compared).items()},
+        "strips": strip_headings(compared),
         "initialCompare": layers[second] if second is not None else None,
         "itemRule": joined.item_rule, "snapshotRule": joined.snapshot_rule,
     }
 
-
-def _strip_headings(compared: Compared) -> dict[str, str]:
-    from .ranking import strip_headings
-
-    return strip_headings(compared)

@@ -12,12 +12,12 @@ import numpy as np
 from ..render.canvas import new_figure
 from ..render.charts import confusion_matrix
 from ..render.points import common_limits, scatter_by_class
+from ..render.style import RUN_COLORS
 from ..store.history import metric_series
 from .compute import Compared
 from .measures import NEIGHBOUR_K
 
 DPI_SIZE = (1280, 560)
-RUN_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
 
 def draw_figures(compared: Compared, summary: dict) -> dict[str, bytes]:
@@ -104,10 +104,8 @@ def _curves(compared: Compared) -> bytes | None:
     drawn = False
     for column, metric in enumerate(("acc", "loss")):
         axes = figure.add_subplot(1, 2, column + 1)
-        for k, (name, run) in enumerate(zip(joined.names, joined.runs)):
-            frame_of = {snapshots[k]: frame for frame, snapshots in enumerate(joined.frames)}
-            rows = [row for row in run.history if row.get("snapshot") in frame_of]
-            x = [frame_of[row["snapshot"]] for row in rows]
+        for k, name in enumerate(joined.names):
+            rows, x = compared.matched_history(k)
             for key, style in ((f"val_{metric}", "-"), (metric, "--")):
                 series = metric_series(rows, x, key)
                 if series is not None:

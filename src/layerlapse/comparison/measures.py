@@ -95,10 +95,7 @@ def neighbour_sample(n: int, seed: int, size: int = NEIGHBOUR_ITEMS) -> np.ndarr
     10,000-item sample (an item's 10 neighbours among a sixth of the items): exact neighbours among all 60,000 would
     take about 36 times as long, and the search's time grows with the square of `size`.
     """
-    if not isinstance(size, (int, np.integer)) or size <= NEIGHBOUR_K:
-        raise ValueError(f"neighbour_items must be a whole number above {NEIGHBOUR_K} (the neighbours each item "
-                         f"has), got {size!r}")
-    return measure_sample(n, seed, size=int(size))
+    return measure_sample(n, seed, size=size)
 
 
 def nearest_neighbours(x: np.ndarray, k: int = NEIGHBOUR_K, block: int = 2048) -> np.ndarray:

@@ -8,14 +8,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..report.content import ReportContent
+from ..render.style import RUN_COLORS
+from ..report.panels import legend_above, snapshot_marker
 from ..report.style import SELECTION_WIDTH, SIDE_WIDTH
 from ..store.history import metric_series
 from .compute import Compared
 
 if TYPE_CHECKING:
     from bokeh.models import Plot, Span
-
-RUN_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
 
 def comparison_extras(compared: Compared):
@@ -37,7 +37,7 @@ def comparison_extras(compared: Compared):
 
 def _pair_curves(content: ReportContent) -> tuple[Plot, object, Span]:
     """The shown maps' pair over the snapshots (compare.js fills the source when the maps change)."""
-    from bokeh.models import ColumnDataSource, Range1d, Span
+    from bokeh.models import ColumnDataSource, Range1d
     from bokeh.plotting import figure
 
     frames = content.epochs
@@ -49,27 +49,22 @@ def _pair_curves(content: ReportContent) -> tuple[Plot, object, Span]:
     for key, label, color in (("cka", "CKA of the two layers", "#1f77b4"), ("overlap", "10-NN overlap", "#ff7f0e"),
                               ("both", "both right", "#2ca02c"), ("same", "same prediction", "#7f7f7f")):
         plot.line("frame", key, source=source, color=color, line_width=2, legend_label=label)
-    _legend_above(plot)
+    legend_above(plot, spacing=6)
     plot.xaxis.axis_label = "snapshot"
-    span = Span(location=0, dimension="height", line_color="black", line_dash="dashed", line_width=1.5)
-    plot.add_layout(span)
-    return plot, source, span
+    return plot, source, snapshot_marker(plot)
 
 
 def _run_curves(compared: Compared) -> tuple[Plot | None, Span | None]:
     """Every run's validation accuracy (else training accuracy) at its matched snapshots, overlaid."""
-    from bokeh.models import Range1d, Span
+    from bokeh.models import Range1d
     from bokeh.plotting import figure
 
-    joined = compared.joined
-    frames = len(joined.frames)
+    frames = len(compared.joined.frames)
     plot = figure(width=SIDE_WIDTH, height=190, title="accuracy of each run", tools="", toolbar_location=None,
                   x_range=Range1d(-0.5, max(frames - 1, 1) + 0.5), name="layerlapse-compare-runs")
     drawn = False
-    for k, (name, run) in enumerate(zip(joined.names, joined.runs)):
-        frame_of = {snapshots[k]: frame for frame, snapshots in enumerate(joined.frames)}
-        rows = [row for row in run.history if row.get("snapshot") in frame_of]
-        x = [frame_of[row["snapshot"]] for row in rows]
+    for k, name in enumerate(compared.joined.names):
+        rows, x = compared.matched_history(k)
         for key, dash in (("val_acc", "solid"), ("acc", "dashed")):
             series = metric_series(rows, x, key)
             if series is None:
@@ -80,15 +75,6 @@ def _run_curves(compared: Compared) -> tuple[Plot | None, Span | None]:
             drawn = True
     if not drawn:
         return None, None
-    _legend_above(plot)
+    legend_above(plot, spacing=6)
     plot.xaxis.axis_label = "snapshot"
-    span = Span(location=0, dimension="height", line_color="black", line_dash="dashed", line_width=1.5)
-    plot.add_layout(span)
-    return plot, span
-
-
-def _legend_above(plot: Plot) -> None:
-    legend = plot.legend[0]
-    legend.orientation, legend.label_text_font_size = "horizontal", "8pt"
-    legend.padding, legend.margin, legend.spacing = 2, 0, 6
-    plot.add_layout(legend, "above")
+    return plot, snapshot_marker(plot)

@@ -42,6 +42,9 @@ HALO_WIDTH = 2.8  # points: half a point of white each side of the ring
 TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 TAB20 = ("#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896", "#9467bd", "#c5b0d5",
          "#8c564b", "#c49c94", "#e377c2", "#f7b6d2", "#7f7f7f", "#c7c7c7", "#bcbd22", "#dbdb8d", "#17becf", "#9edae5")
+# one colour per run where several are drawn together (layerlapse compare's curves): tab10 without its red, which
+# marks what is wrong
+RUN_COLORS = TAB10[:3] + TAB10[4:]
 
 
 def class_rgb(n_classes: int) -> np.ndarray:

@@ -116,7 +116,7 @@ def read_content(run: RunFolder, layers: list[str]) -> ReportContent:
         title=f"layerlapse · {run.manifest['dataset'].get('name') or run.path.name}",
         summary=_summary(run, layers, epochs, len(probe)),
         class_names=class_names, epochs=epochs, layers=layers,
-        limits={layer: _limits(probe, test, layer) for layer in layers},
+        limits={layer: layer_limits(probe, test, layer) for layer in layers},
         probe=probe, test=test, probe_total=len(probe), test_total=0 if test is None else len(test),
         history=list(run.history), curve_axis=curve_axis(run.manifest, run.history),
         confusion=None if probe.predicted is None else confusions(probe, len(class_names)),
@@ -246,7 +246,8 @@ def _read_points(run: RunFolder, test: bool, layers: list[str], epochs: list[int
     return Points(labels, coords, images, predicted, confidence, np.arange(len(labels)))
 
 
-def _limits(probe: Points, test: Points | None, layer: str) -> tuple[float, float, float, float]:
+def layer_limits(probe: Points, test: Points | None, layer: str) -> tuple[float, float, float, float]:
+    """A layer's map limits over all its frames, of the probe's and the test points' (x0, x1, y0, y1)."""
     from ..render.points import common_limits  # matplotlib loads lazily there; only this pure function is used
 
     maps = list(probe.coords[layer]) + (list(test.coords[layer]) if test is not None and layer in test.coords else [])

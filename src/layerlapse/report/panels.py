@@ -160,7 +160,7 @@ def curve_figures(history: list[dict], axis: tuple[list[float], list[float], str
     optimizer step of a run recorded by step), each with a vertical marker at the shown snapshot. The x axis spans
     the slider's snapshots with some room to spare, so the marker shows at the first (before the first point) and
     off the border at the last; the legend sits above the plot, never on the curves."""
-    from bokeh.models import BasicTicker, ColumnDataSource, Range1d, Span
+    from bokeh.models import BasicTicker, ColumnDataSource, Range1d
     from bokeh.plotting import figure
 
     if not history:
@@ -184,16 +184,28 @@ def curve_figures(history: list[dict], axis: tuple[list[float], list[float], str
             source = ColumnDataSource({"x": x, "y": values})
             plot.line("x", "y", source=source, color=color, line_width=2, legend_label=label)
             plot.scatter("x", "y", source=source, color=color, size=4)
-        legend = plot.legend[0]
-        legend.orientation, legend.label_text_font_size = "horizontal", "8pt"
-        legend.padding, legend.margin, legend.spacing = 2, 0, 8
-        plot.add_layout(legend, "above")
+        legend_above(plot, spacing=8)
         plot.xaxis.axis_label = x_name
         plot.xaxis.ticker = BasicTicker(min_interval=1)  # whole epochs, steps or snapshots
-        span = Span(location=0, dimension="height", line_color="black", line_dash="dashed", line_width=1.5)
-        plot.add_layout(span)
-        curves.append((plot, span))
+        curves.append((plot, snapshot_marker(plot)))
     return curves
+
+
+def legend_above(plot: Plot, spacing: int) -> None:
+    """A curves plot's legend in one line above it, never on the curves."""
+    legend = plot.legend[0]
+    legend.orientation, legend.label_text_font_size = "horizontal", "8pt"
+    legend.padding, legend.margin, legend.spacing = 2, 0, spacing
+    plot.add_layout(legend, "above")
+
+
+def snapshot_marker(plot: Plot) -> Span:
+    """The dashed vertical line at the shown snapshot (panels.js moves it with the slider)."""
+    from bokeh.models import Span
+
+    span = Span(location=0, dimension="height", line_color="black", line_dash="dashed", line_width=1.5)
+    plot.add_layout(span)
+    return span
 
 
 def confusion_figure(content: ReportContent) -> tuple[Plot, ColumnDataSource] | None:

@@ -23,6 +23,12 @@ def correctness_palette() -> list[str]:
     return list(reversed(RdYlGn11))
 
 
+# a comparison's four-way colourings (both, left only, right only, neither: agreement, learned by) and its
+# differences between two runs (blue: less on the right, red: more)
+FOUR_WAY_COLORS = ["#2ca02c", "#1f77b4", "#ff7f0e", "#d62728"]
+DIVERGING_COLORS = ["#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7", "#fddbc7", "#f4a582", "#d6604d", "#b2182b"]
+
+
 def sequential_palette() -> list[str]:
     from bokeh.palettes import Viridis256
 

@@ -31,10 +31,17 @@ function runOfMap(k) {
   return comparison.layerRun[k === 0 || state.compare === null ? state.layer : state.compare];
 }
 
+// What is measured between the left run and the right one (null for a run against itself): their layers' CKA at a
+// frame, and the neighbour overlap of a left layer and a right one (stored once per pair, the lower run first).
 function pairOf(left, right) {
-  const found = comparison.pairs.find((pair) => pair.left === Math.min(left, right) &&
-                                                pair.right === Math.max(left, right));
-  return found ? {pair: found, flipped: left > right} : null;
+  const pair = comparison.pairs.find((found) => found.left === Math.min(left, right) &&
+                                               found.right === Math.max(left, right));
+  if (!pair) return null;
+  const flipped = left > right;
+  return {
+    cka: (frame, a, b) => flipped ? pair.cka[frame][b][a] : pair.cka[frame][a][b],
+    overlap: (a, b) => extra[`overlap${pair.left}_${pair.right}_${flipped ? `${b}_${a}` : `${a}_${b}`}`],
+  };
 }
 
 // One line per run for a point's description: what each run predicts at this snapshot.
@@ -46,6 +53,11 @@ function runLines(i) {
     const mark = predicted === sets.probe.labels[i] ? "right" : "wrong";
     return `${run.name}: predicted ${classNames[predicted]} (${confidence}, ${mark})`;
   });
+}
+
+// Both right (0), the left run only (1), the right only (2), neither (3): measures.AGREEMENT's codes.
+function agreementCode(left, right, label) {
+  return left === label ? (right === label ? 0 : 1) : (right === label ? 2 : 3);
 }
 
 // The key of what a comparison colouring depends on: a new snapshot or another pair of maps colours anew.
@@ -70,15 +82,9 @@ function comparisonValues(key) {
   if (left === right) return values;  // one run against itself: nothing differs
   if (key === "agreement") {
     const a = extra[`pred${left}`], b = extra[`pred${right}`], labels = sets.probe.labels;
-    for (let i = 0; i < n; i++) {
-      const rightA = a[frame + i] === labels[i], rightB = b[frame + i] === labels[i];
-      values[i] = rightA && rightB ? 0 : rightA ? 1 : rightB ? 2 : 3;
-    }
+    for (let i = 0; i < n; i++) values[i] = agreementCode(a[frame + i], b[frame + i], labels[i]);
   } else if (key === "overlap") {
-    const found = pairOf(left, right);
-    const name = found.flipped ? `overlap${found.pair.left}_${found.pair.right}_${rightLayer}_${leftLayer}`
-      : `overlap${found.pair.left}_${found.pair.right}_${leftLayer}_${rightLayer}`;
-    const bytes = extra[name];
+    const bytes = pairOf(left, right).overlap(leftLayer, rightLayer);
     for (let i = 0; i < n; i++) {
       const v = bytes[frame + i];
       values[i] = v === 255 ? NaN : v / comparison.neighbourK;
@@ -112,8 +118,7 @@ function ckaTable(left, right, leftLayer, rightLayer) {
                `${escapeHtml(runs[right].name)} (columns)</b>, ${data.snapshotWord} ${state.epoch} ` +
                `<span style="color:#666">(on ${comparison.ckaItems.toLocaleString("en")} items)</span></div>`;
   if (!found) return head + "<i>one run against itself</i>";
-  const cka = found.pair.cka[state.epoch];
-  const value = (a, b) => found.flipped ? cka[b][a] : cka[a][b];
+  const value = (a, b) => found.cka(state.epoch, a, b);
   const columns = runs[right].layerNames.map((name) => `<th style="font-weight:normal">${escapeHtml(name)}</th>`);
   const rows = runs[left].layerNames.map((name, a) => {
     const cells = runs[right].layerNames.map((_, b) => {
@@ -137,8 +142,7 @@ function agreementLine(left, right) {
   const counts = [0, 0, 0, 0];
   let same = 0;
   for (let i = 0; i < n; i++) {
-    const rightA = a[frame + i] === labels[i], rightB = b[frame + i] === labels[i];
-    counts[rightA && rightB ? 0 : rightA ? 1 : rightB ? 2 : 3]++;
+    counts[agreementCode(a[frame + i], b[frame + i], labels[i])]++;
     if (a[frame + i] === b[frame + i]) same++;
   }
   const names = comparison.runs;
@@ -191,18 +195,15 @@ function drawComparisonCurves(left, right, leftLayer, rightLayer) {
   const frames = data.epochs.length, n = sets.probe.n, labels = sets.probe.labels;
   const found = left === right ? null : pairOf(left, right);
   const cka = [], overlap = [], both = [], same = [];
-  const overlapName = found && (found.flipped
-    ? `overlap${found.pair.left}_${found.pair.right}_${rightLayer}_${leftLayer}`
-    : `overlap${found.pair.left}_${found.pair.right}_${leftLayer}_${rightLayer}`);
+  const overlapBytes = found && found.overlap(leftLayer, rightLayer);
   const a = extra[`pred${left}`], b = extra[`pred${right}`];
   for (let f = 0; f < frames; f++) {
-    const value = found ? (found.flipped ? found.pair.cka[f][rightLayer][leftLayer]
-      : found.pair.cka[f][leftLayer][rightLayer]) : null;
+    const value = found ? found.cka(f, leftLayer, rightLayer) : null;
     cka.push(value === null ? NaN : value);
     let total = 0, counted = 0, bothRight = 0, alike = 0;
     for (let i = 0; i < n; i++) {
       if (found) {
-        const v = extra[overlapName][f * n + i];
+        const v = overlapBytes[f * n + i];
         if (v !== 255) { total += v; counted++; }
       }
       const k = f * n + i;

@@ -54,8 +54,7 @@ function comparisonState() {
   if (!comparison) return null;
   const [leftLayer, rightLayer, left, right] = shownLayers();
   const found = pairOf(left, right);
-  const cka = found ? (found.flipped ? found.pair.cka[state.epoch][rightLayer][leftLayer]
-    : found.pair.cka[state.epoch][leftLayer][rightLayer]) : null;
+  const cka = found ? found.cka(state.epoch, leftLayer, rightLayer) : null;
   const view = plotView(models.compareTable);
   const table = view && view.el.shadowRoot ? view.el.shadowRoot.textContent : "";
   return {runs: [comparison.runs[left].name, comparison.runs[right].name], layers: [leftLayer, rightLayer], cka,
