@@ -361,28 +361,43 @@ def dynamics(
     _print_dynamics(found)
 
 
+DYNAMICS_LISTS = {"hardest": "hardest (lowest mean probability of the true class)",
+                  "most_forgotten": "most forgotten (right → wrong between snapshots)",
+                  "latest_learned": "latest learned (right from this snapshot on)"}
+DYNAMICS_TEXT_CHARS = 120  # of an item's text in `layerlapse dynamics`'s tables: a line or two
+
+
+def _shortened(text: str) -> str:
+    text = " ".join(text.split())  # one paragraph: the table's rows stay rows
+    return text if len(text) <= DYNAMICS_TEXT_CHARS else text[:DYNAMICS_TEXT_CHARS - 1] + "…"
+
+
 def _print_dynamics(found: dict) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    console = Console()
+    console = Console(highlight=False)
     first, last = found["snapshots"][0], found["snapshots"][-1]
+    texts = any("text" in row for key in DYNAMICS_LISTS for row in found[key])
+    items = "items" if texts else "images"
     console.print("conf. = mean probability of the true class, var. = its standard deviation, right = share of "
                   "snapshots right, forgot = right → wrong transitions, from = the snapshot it stayed right from")
-    console.print(f"{found['images']:,} probe images over trained snapshots {first}–{last}: "
+    console.print(f"{found['images']:,} probe {items} over trained snapshots {first}–{last}: "
                   f"{found['never_learned']:,} never learned, {found['forgotten_at_least_once']:,} forgotten at least "
                   f"once, {found['unforgettable']:,} learned and never forgotten")
-    for key, title in (("hardest", "hardest (lowest mean probability of the true class)"),
-                       ("most_forgotten", "most forgotten (right → wrong between snapshots)"),
-                       ("latest_learned", "latest learned (right from this snapshot on)")):
+    for key, title in DYNAMICS_LISTS.items():
         table = Table(title=title, title_justify="left")
         # short headings: the table fits an 80-column terminal
-        for column in ("image", "label", "pred.", "conf.", "var.", "right", "forgot", "from"):
-            table.add_column(column, justify="left" if column in ("label", "pred.") else "right")
+        for column in (items[:-1], "label", "pred.", "conf.", "var.", "right", "forgot", "from", *(("text",) * texts)):
+            table.add_column(column, justify="left" if column in ("label", "pred.", "text") else "right",
+                             overflow="fold" if column == "text" else "ellipsis")
         for row in found[key]:
-            table.add_row(str(row["index"]), row["label"], row["predicted"], f"{row['confidence']:.3f}",
+            # Text, never markup: a quotation's "[red]" or a class named "[b]" is printed as it is
+            table.add_row(str(row["index"]), Text(row["label"]), Text(row["predicted"]), f"{row['confidence']:.3f}",
                           f"{row['variability']:.3f}", f"{row['correctness']:.0%}", str(row["forgetting_events"]),
-                          "never" if row["learned_from"] < 0 else str(row["learned_from"]))
+                          "never" if row["learned_from"] < 0 else str(row["learned_from"]),
+                          *((Text(_shortened(row.get("text", ""))),) * texts))
         console.print(table)
     for layer, row in found["layer_accuracy"].items():
         if row["knn_accuracy"] is not None:

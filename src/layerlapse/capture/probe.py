@@ -23,6 +23,8 @@ from ..store.images import as_thumbnails
 from .rows import mask_does_not_fit, sequence_reduction_refused
 
 LABEL_KEYS = ("labels", "label")
+# a dict probe's entries that may hold its items' texts beside its tensors (as a tokenised dataset keeps them)
+TEXT_KEYS = ("text", "texts")
 # modules whose outputs are (N, C, *space), channels first: "mean" averages the space, never the channels
 CHANNELS_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.modules.pooling._MaxPoolNd,
                   nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd,
@@ -38,6 +40,7 @@ class ProbeInputs:
         self.batch_size = batch_size
         self.labels: np.ndarray | None = None
         self._thumbnail_source: torch.Tensor | None = None
+        self.texts: list[str] | None = None  # the items' own texts, where a dict probe carries them
         if isinstance(data, DataLoader):
             self._check_order(data)
             self.kind, self.data = "loader", data
@@ -46,6 +49,7 @@ class ProbeInputs:
             self.kind, self.data = "loader", DataLoader(data, batch_size=batch_size, shuffle=False)
             self._count_and_label()
         elif isinstance(data, Mapping):
+            data, self.texts = split_texts(data)
             tensors = {key: _as_tensor(value, f"{what}[{key!r}]") for key, value in data.items()}
             self.kind, self.data = "kwargs", tensors
             self.length = _common_length(tensors.values(), what)
@@ -73,6 +77,8 @@ class ProbeInputs:
         if self.kind == "loader":
             for batch in self.data:
                 inputs, _ = split_labels(batch)
+                if isinstance(inputs, Mapping):
+                    inputs, _ = split_texts(inputs)
                 yield _call_form(_to_device(inputs, device), channels_last)
             return
         for start in range(0, self.length, self.batch_size):
@@ -96,9 +102,12 @@ class ProbeInputs:
 
     def _count_and_label(self) -> None:
         """One pass over the loader without the model: how many inputs, their labels, and the images."""
-        count, labels, images = 0, [], []
+        count, labels, images, texts = 0, [], [], []
         for batch in self.data:
             inputs, batch_labels = split_labels(batch)
+            if isinstance(inputs, Mapping):
+                inputs, batch_texts = split_texts(inputs)
+                texts.extend(batch_texts or ())
             rows = _batch_length(inputs)
             count += rows
             if batch_labels is not None:
@@ -113,6 +122,23 @@ class ProbeInputs:
             self.labels = np.concatenate(labels)
         if images and sum(map(len, images)) == count and _looks_like_images(images[0]):
             self._thumbnail_source = torch.cat(images)
+        if texts and len(texts) == count:
+            self.texts = texts
+
+
+def split_texts(inputs: Mapping[str, Any]) -> tuple[dict[str, Any], list[str] | None]:
+    """A dict of inputs as (the model's inputs, the items' texts or None): a "text" (or "texts") entry that holds
+    strings, not tensors, is the items' texts, kept beside the tensors and never given to the model."""
+    key = next((key for key in TEXT_KEYS if key in inputs and _strings(inputs[key])), None)
+    if key is None:
+        return dict(inputs), None
+    return {k: v for k, v in inputs.items() if k != key}, list(inputs[key])
+
+
+def _strings(value: Any) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "US" or value.dtype == object and all(isinstance(v, (str, bytes)) for v in value)
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, (str, bytes)) for v in value)
 
 
 def split_labels(batch: Any) -> tuple[Any, Any]:

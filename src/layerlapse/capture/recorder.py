@@ -103,6 +103,8 @@ class Recorder:
         One class index per probe input, unless the probe yields `(input, label)` pairs or dicts with "labels".
     out : path, optional
         The run folder to record into; without it (or `run`), `snapshot()` returns arrays and writes nothing.
+    texts : list of str, optional
+        One text per probe item (the item itself for a text model, or a caption), shown in the report and exported.
     class_names : list of str, optional
         One name per class index (legend, report, confusion matrix); default "0", "1", ….
     dataset : str
@@ -118,6 +120,8 @@ class Recorder:
         How an output of more than one dimension per input becomes a row.
     output : int, str or dict per layer, optional
         Which output of a layer that returns several to record (a position or a key); default the first tensor.
+    tokenizer : tokenizer or list of str, optional
+        For reduce="tokens": turns the probe's `input_ids` into the tokens' text.
     batch_size : int
         Inputs per forward pass of a snapshot.
     training : dict, optional
@@ -141,10 +145,12 @@ class Recorder:
     """
 
     def __init__(self, model: nn.Module, layers: Sequence[str] | str, probe: Any, labels: Any = None,
-                 out: str | os.PathLike | None = None, *, class_names: Sequence[str] | None = None,
+                 out: str | os.PathLike | None = None, *,
+                 texts: Sequence[str] | None = None, class_names: Sequence[str] | None = None,
                  dataset: str = "own data", test_probe: Any = None, test_probe_labels: Any = None,
                  test_set: Any = None, test_labels: Any = None, every: str | int = "epoch",
                  reduce: str | dict[str, str] = "flatten", output: int | str | dict[str, int | str] | None = None,
+                 tokenizer: Any = None,
                  batch_size: int = 250, training: dict[str, Any] | None = None, config: RunConfig | None = None,
                  force: bool = False, resume: bool | None = None, draw: bool = True, live: bool = False,
                  run: RunFolder | None = None, device: torch.device | str | None = None,
@@ -530,6 +536,14 @@ class Recorder:
                               f"either in the items or as {_LABEL_ARGUMENTS[which]}=")
         return labels
 
+    def _probe_texts(self) -> Any:
+        """The probe items' texts: given as texts=, or carried by the probe itself (a dict's "text" entry)."""
+        given, carried = self.spec.texts, self._inputs["probe"].texts
+        if given is not None and carried is not None and [*given] != carried:
+            raise ConfigError("the probe's texts differ from the texts it carries in its \"text\" entry: give them "
+                              "one way, either in the probe or as texts=")
+        return given if given is not None else carried
+
     @property
     def _writes(self) -> bool:
         """Whether this Recorder writes a run folder (it was given `out` or `run`)."""
@@ -561,7 +575,8 @@ class Recorder:
             config, out = own_run_config(spec.config, spec.dataset, self.layers, len(self.labels),
                                          None if test_probe is None else len(test_probe), spec.training), spec.out
         inputs = Inputs(self.labels, names, self._inputs["probe"].thumbnails(), test_probe,
-                        self._inputs["test_probe"].thumbnails() if "test_probe" in self._inputs else None, test)
+                        self._inputs["test_probe"].thumbnails() if "test_probe" in self._inputs else None, test,
+                        texts=self._probe_texts())
         session = RecordingSession(str(out), self, inputs, config, dataset={"name": spec.dataset, "source": "own loop"},
                                    training=dict(spec.training or {}), schedule=spec.schedule, force=spec.force,
                                    resume=bool(spec.resume), run=run, live=spec.live)

@@ -26,6 +26,7 @@ from ..errors import ConfigError, RunFolderError
 from ..store import layout
 from ..store.blocks import largest_finite_magnitude
 from ..store.history import in_step_order, snapshot_labels
+from ..store.texts import checked_texts
 from .spec import Schedule
 from .values import as_number, checked_labels, json_safe
 from .._util.threads import training_threads
@@ -84,7 +85,7 @@ def yield_cores_while_mapping(on: bool = True) -> None:
 
 @dataclass
 class Inputs:
-    """What a session records besides activations: labels, class names and thumbnails of the probe, and of the test
+    """What a session records besides activations: labels, class names, thumbnails and texts of the probe, and of the test
     probe and test set when there are any. Checked once, before anything is written."""
 
     labels: np.ndarray
@@ -95,9 +96,12 @@ class Inputs:
     test_labels: np.ndarray | None = None
     indices: np.ndarray | None = None
     test_probe_indices: np.ndarray | None = None
+    texts: list[str] | None = None  # one per probe item (store.texts), where the run was given them
 
     def __post_init__(self) -> None:
         self.labels = checked_labels(self.labels, "labels", self.class_names)
+        if self.texts is not None:
+            self.texts = checked_texts(self.texts, len(self.labels))
         if self.test_probe_labels is not None:
             self.test_probe_labels = checked_labels(self.test_probe_labels, "test probe labels", self.class_names)
         if self.test_labels is not None:
@@ -462,7 +466,7 @@ class RecordingSession:
 
     def _write_inputs(self, run: RunFolder) -> None:
         inputs = self.inputs
-        run.write_probe(inputs.labels, inputs.thumbnails, inputs.indices)
+        run.write_probe(inputs.labels, inputs.thumbnails, inputs.indices, inputs.texts)
         if inputs.test_probe_labels is not None:
             if inputs.test_probe_indices is not None:
                 run.write_array(layout.TEST_PROBE_INDICES, inputs.test_probe_indices)

@@ -73,6 +73,11 @@ class RecordingSpec:
     out : path, optional
         The run folder to record into. A Recorder without one only returns arrays from `snapshot()`; a callback
         needs one.
+    texts : list of str, optional
+        One text per probe item, in the probe's order: the item itself for a text model, or a short caption for any
+        other data. The report shows it on hover, on a pinned point and in the lists and strips (as text, escaped),
+        the Parquet tables carry it, `layerlapse dynamics` prints it. Each is kept to 1,000 characters. A dict probe
+        may carry them itself, as a "text" entry of strings beside its tensors.
     class_names : list of str, optional
         One name per class index (legend, report, confusion matrix); a Hugging Face model's `id2label` by default.
     dataset : str
@@ -89,6 +94,9 @@ class RecordingSpec:
         its first token, or its last real token or step.
     output : int, str or dict per layer, optional
         Which output of a layer that returns several to record (a position or a key); the first by default.
+    tokenizer : tokenizer or list of str, optional
+        For reduce="tokens": what turns the probe's `input_ids` into the tokens' text (a Hugging Face tokenizer,
+        or a list of token strings by id).
     batch_size : int
         Inputs per forward pass of a snapshot.
     training : dict, optional
@@ -114,6 +122,7 @@ class RecordingSpec:
     probe: Any
     labels: Any = None
     out: str | os.PathLike | None = None
+    texts: Any = None
     class_names: Sequence[str] | None = None
     dataset: str = "own data"
     test_probe: Any = None
@@ -123,6 +132,7 @@ class RecordingSpec:
     every: str | int = "epoch"
     reduce: str | Mapping[str, str] = "flatten"
     output: int | str | Mapping[str, int | str] | None = None
+    tokenizer: Any = None
     batch_size: int = 250
     training: Mapping[str, Any] | None = None
     config: RunConfig | None = None

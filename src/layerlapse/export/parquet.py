@@ -6,7 +6,7 @@ pandas (`pd.read_parquet`), DuckDB (`SELECT * FROM 'hidden.parquet'`), Apple's E
 it directly; the columns:
 
 - `probe_row` the image's row in the run folder's arrays, `dataset_index` its index in the training set (where the
-  run recorded it), `label` and `label_name`;
+  run recorded it), `text` (where the run stored a text or caption per item), `label` and `label_name`;
 - `snapshot` (0 is the first), `epoch` and, for a run recorded by step, `step` (each where every snapshot has it), `x`, `y` (NaN where the frame does not
   draw the point);
 - `predicted`, `predicted_name`, `confidence` (the predicted class's probability), `true_class_probability`, where the
@@ -47,6 +47,9 @@ def layer_table(run: RunFolder, layer: str) -> dict[str, np.ndarray]:
     columns = {"probe_row": rows.astype(np.int64)}
     if run.has(layout.PROBE_INDICES):
         columns["dataset_index"] = np.asarray(run.read_array(layout.PROBE_INDICES), dtype=np.int64)[rows]
+    texts = run.probe_texts()
+    if texts is not None:
+        columns["text"] = np.asarray(texts, dtype=object)[rows]
     columns.update(label=labels[rows], label_name=names[labels[rows]],
                    snapshot=np.repeat(np.asarray(snapshots, dtype=np.int64), n), **_snapshot_columns(run, snapshots, n),
                    x=xy[:, 0], y=xy[:, 1])

@@ -78,20 +78,22 @@ class LayerlapseCallback(keras.callbacks.Callback):
     layers, probe, labels, out : the first four, positional or by name
         The layers to record, the fixed probe inputs, their class indices (unless the probe carries them) and the run
         folder (needed here).
-    class_names, dataset, test_probe, test_probe_labels, test_set, test_labels : optional, by name
-        The classes' names, the data's name, and test inputs (drawn on every frame; recorded once after training)
-        with their labels.
-    every, reduce, output, batch_size, training, config, force, resume, draw, live : optional, by name
+    texts, class_names, dataset, test_probe, test_probe_labels, test_set, test_labels : optional, by name
+        One text (or caption) per probe item, shown in the report; the classes' names, the data's name, and test
+        inputs (drawn on every frame; recorded once after training) with their labels.
+    every, reduce, output, tokenizer, batch_size, training, config, force, resume, draw, live : optional, by name
         When snapshots are taken, how a layer's output becomes a row, the map's settings and how the run ends.
         `live=True` in a notebook shows the lapse under the cell, each snapshot added as it is mapped.
         `resume=True` continues a stopped run (with `model.fit(..., initial_epoch=...)`).
     """
 
     def __init__(self, layers: Sequence[str] | str, probe: Any, labels: Any = None,
-                 out: str | os.PathLike | None = None, *, class_names: Sequence[str] | None = None,
+                 out: str | os.PathLike | None = None, *,
+                 texts: Sequence[str] | None = None, class_names: Sequence[str] | None = None,
                  dataset: str = "own data", test_probe: Any = None, test_probe_labels: Any = None,
                  test_set: Any = None, test_labels: Any = None, every: str | int = "epoch",
                  reduce: str | dict[str, str] = "flatten", output: int | str | dict[str, int | str] | None = None,
+                 tokenizer: Any = None,
                  batch_size: int = 250, training: dict[str, Any] | None = None, config: RunConfig | None = None,
                  force: bool = False, resume: bool | None = None, draw: bool = True, live: bool = False) -> None:
         super().__init__()
@@ -114,7 +116,8 @@ class LayerlapseCallback(keras.callbacks.Callback):
         self.inputs = Inputs(
             self._labels("probe", labels, "labels"), [str(name) for name in class_names],
             _thumbnails(self._inputs["probe"]), self._labels("test_probe", test_probe_labels, "test_probe_labels"),
-            _thumbnails(self._inputs.get("test_probe")), self._labels("test_set", test_labels, "test_labels"))
+            _thumbnails(self._inputs.get("test_probe")), self._labels("test_set", test_labels, "test_labels"),
+            texts=texts)
         self._training = dict(training or {})
         self._config = config
         self.config = self._run_config(self._training)  # checked now, before any training: the probe's size and all

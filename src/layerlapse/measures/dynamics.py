@@ -339,10 +339,12 @@ def _last_accuracies(measures: dict) -> dict[str, dict]:
 
 def ranked_images(run: RunFolder, found: SampleDynamics, top: int) -> dict[str, list[dict]]:
     """The `top` hardest, most forgotten and latest-learned probe images (as `ranked` orders them), each with its
-    label, final prediction and measures: what `layerlapse dynamics` prints and the report's strips show."""
+    label, final prediction and measures (and its text, where the run stored texts): what `layerlapse dynamics`
+    prints and the report's strips show."""
     names = run.class_names
     labels = run.probe_labels()
     final = run.predictions(int(found.snapshots[-1])).argmax(axis=1)
+    texts = run.probe_texts()
 
     def rows(order: np.ndarray) -> list[dict]:
         return [{"index": int(i), "label": _name(names, labels[i]), "predicted": _name(names, final[i]),
@@ -350,7 +352,8 @@ def ranked_images(run: RunFolder, found: SampleDynamics, top: int) -> dict[str, 
                  "variability": round(float(found.variability[i]), 4),
                  "correctness": round(float(found.correctness[i]), 4),
                  "forgetting_events": int(found.forgetting_events[i]),
-                 "first_learned": int(found.first_learned[i]), "learned_from": int(found.learned_from[i])}
+                 "first_learned": int(found.first_learned[i]), "learned_from": int(found.learned_from[i]),
+                 **({} if texts is None else {"text": texts[i]})}
                 for i in order[:top]]
 
     return {name: rows(order) for name, order in ranked(found).items()}

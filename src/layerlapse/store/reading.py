@@ -16,6 +16,7 @@ from ..config import RunConfig
 from ..errors import ConfigError, RunFolderError
 from .history import history_rows, snapshot_title
 from .layout import MANIFEST
+from .texts import stored_texts
 
 
 class RunReading:
@@ -256,6 +257,17 @@ class RunReading:
         """Where each probe input sits in the dataset's training set (the built-in loop stores it), or None: to
         record another network on the same probe, and compare the two (`layerlapse compare`)."""
         return self.read_array(layout.PROBE_INDICES).astype(np.int64) if self.has(layout.PROBE_INDICES) else None
+
+    def probe_texts(self) -> list[str] | None:
+        """One text per probe item (a text model's input, or a caption given for any other data), made safe to show
+        and bounded (`layerlapse.store.texts`), or None where the run was given none."""
+        if not self.has(layout.PROBE_TEXTS):
+            return None
+        count = len(self.probe_labels())
+        texts = stored_texts(self.read_json(layout.PROBE_TEXTS), count)
+        if texts is None:
+            raise self._damaged(layout.PROBE_TEXTS, f"it holds no list of {count:,} strings, one per probe item")
+        return texts
 
     def probe_labels(self) -> np.ndarray:
         return self.labels(layout.PROBE_LABELS, count=self.manifest["dataset"].get("probe_size"))

@@ -361,7 +361,8 @@ class RunFolder(RunReading):
         """
         self.manifest["files"].pop(relpath, None)
 
-    def write_probe(self, labels: np.ndarray, images: np.ndarray | None, indices: np.ndarray | None = None) -> None:
+    def write_probe(self, labels: np.ndarray, images: np.ndarray | None, indices: np.ndarray | None = None,
+                    texts: list[str] | None = None) -> None:
         """The probe's labels (and images, for thumbnails and the samples figure), once, before the first epoch.
 
         Parameters
@@ -372,12 +373,16 @@ class RunFolder(RunReading):
             The probe's images as thumbnails (uint8 (n, height, width), see `layerlapse.store.images`).
         indices : array of int, optional
             Where each probe input sits in the training set.
+        texts : list of str, optional
+            One text per probe input, checked by `layerlapse.store.texts.checked_texts`.
         """
         self.write_array(layout.PROBE_LABELS, np.asarray(labels, dtype=np.int64))
         if images is not None:
             self.write_array(layout.PROBE_IMAGES, images)
         if indices is not None:
             self.write_array(layout.PROBE_INDICES, np.asarray(indices, dtype=np.int64))
+        if texts is not None:
+            self.write_json(layout.PROBE_TEXTS, texts)
         dataset = self.manifest.setdefault("dataset", {})
         dataset.setdefault("class_names", [str(label) for label in range(int(np.max(labels)) + 1)])
         dataset["probe_size"] = int(len(labels))
