@@ -47,6 +47,7 @@ class Points:
     dynamics: dict[str, np.ndarray] | None = None  # name -> (n,) uint8, as `pack_dynamics` packs them
     # more per point, each array's last axis the points' (a comparison's per-run predictions, its overlaps, …)
     extra: dict[str, np.ndarray] | None = None
+    texts: list[str] | None = None  # (n,) each item's text where the run stored texts (`RunFolder.probe_texts`)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -60,7 +61,8 @@ class Points:
 
         return Points(self.labels[rows], {layer: xy[:, rows] for layer, xy in self.coords.items()},
                       pick(self.images, 0), pick(self.predicted, 1), pick(self.confidence, 1), self.rows[rows],
-                      pick_all(self.dynamics), pick_all(self.extra))
+                      pick_all(self.dynamics), pick_all(self.extra),
+                      None if self.texts is None else [self.texts[int(row)] for row in rows])
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ def read_content(run: RunFolder, layers: list[str]) -> ReportContent:
         notes.append("this run has no stored predictions, so the page shows no predicted labels or confusion matrix")
     return ReportContent(
         title=f"layerlapse · {run.manifest['dataset'].get('name') or run.path.name}",
-        summary=_summary(run, layers, epochs, len(probe)),
+        summary=_summary(run, layers, epochs, probe),
         class_names=class_names, epochs=epochs, layers=layers,
         limits={layer: layer_limits(probe, test, layer) for layer in layers},
         probe=probe, test=test, probe_total=len(probe), test_total=0 if test is None else len(test),
@@ -243,7 +245,8 @@ def _read_points(run: RunFolder, test: bool, layers: list[str], epochs: list[int
     predicted = confidence = None
     if all(run.has(relpath) for relpath in prediction_files):
         predicted, confidence = pack_predictions([run.read_array(relpath) for relpath in prediction_files])
-    return Points(labels, coords, images, predicted, confidence, np.arange(len(labels)))
+    texts = None if test else run.probe_texts()  # only the probe's items have texts
+    return Points(labels, coords, images, predicted, confidence, np.arange(len(labels)), texts=texts)
 
 
 def layer_limits(probe: Points, test: Points | None, layer: str) -> tuple[float, float, float, float]:
@@ -258,10 +261,17 @@ def layer_limits(probe: Points, test: Points | None, layer: str) -> tuple[float,
     return (x0, x1, y0, y1)
 
 
-def _summary(run: RunFolder, layers: list[str], epochs: list[int], n_probe: int) -> str:
+def item_word(points: Points) -> str:
+    """What the page calls the probe's items: "images" where it has them (or neither images nor texts), "items"
+    where the run stored texts and no images."""
+    return "items" if points.images is None and points.texts is not None else "images"
+
+
+def _summary(run: RunFolder, layers: list[str], epochs: list[int], probe: Points) -> str:
     from ..render.captions import method_label  # the PNG frames' words for the same map
 
-    parts = [f"{n_probe:,} probe {'images' if run.has(layout.PROBE_IMAGES) else 'inputs'}",
+    word = "images" if run.has(layout.PROBE_IMAGES) else "items" if probe.texts is not None else "inputs"
+    parts = [f"{len(probe):,} probe {word}",
              f"layer{'s' if len(layers) > 1 else ''} {', '.join(layers)}",
              f"{run.snapshot_title(epochs[0]).lower()} to {run.snapshot_title(epochs[-1]).lower()}",
              f"map: {method_label(run.manifest.get('maps'))}"]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .content import REGIONS, VARIABILITY_MAX, Points, ReportContent, page_curve_axis
+from .content import REGIONS, VARIABILITY_MAX, Points, ReportContent, item_word, page_curve_axis
 from .style import COMPARE_SIZE, MAP_SIZE, SIDE_WIDTH, SIDE_WIDTH_MAX, marker_style, marks, sequential_palette
 
 NOT_DRAWN = 65535  # the 16-bit code of a point a frame does not draw (NaN coordinates)
@@ -148,6 +148,7 @@ def payload(content: ReportContent, blobs: Blobs) -> str:
         "regionNames": {key: name for key, (_, name) in REGIONS.items()},
         "regionCutOffs": content.regions,
         "selectionThumbnails": SELECTION_THUMBNAILS,
+        "itemWord": item_word(content.probe),
         "layout": {"mapSize": MAP_SIZE, "compareSize": COMPARE_SIZE, "sideWidth": SIDE_WIDTH,
                    "sideWidthMax": SIDE_WIDTH_MAX},
         "strips": {name: _strip_points(content.probe, rows) for name, rows in content.strips.items()},
@@ -173,8 +174,16 @@ def _packed_points(points: Points, blobs: Blobs) -> dict:
                                                                 for name, values in points.dynamics.items()},
             "extra": None if points.extra is None else {name: blobs.array(values)
                                                           for name, values in points.extra.items()},
+            "texts": None if points.texts is None else packed_texts(points.texts, blobs),
             "atlases": None if points.images is None or len(points) == 0 else thumbnail_atlases(points.images,
                                                                                                 blobs)}
+
+
+def packed_texts(texts: Sequence[str], blobs: Blobs) -> dict:
+    """The items' texts as one JSON array in UTF-8, gzipped in a blob like the arrays (counted in the page's size,
+    so the size budget subsamples a probe of long texts as it does one of images); state.js parses it once."""
+    raw = json.dumps(list(texts), ensure_ascii=False).encode("utf-8")
+    return blobs.array(np.frombuffer(raw, dtype=np.uint8))
 
 
 def _packed_test_coords(content: ReportContent, layer: str, blobs: Blobs) -> dict | None:

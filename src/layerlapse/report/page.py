@@ -175,7 +175,9 @@ def build_layout(content: ReportContent, document: Document, extras: Extras | No
     views[1]["plot"].visible = False  # until a layer is chosen to compare with
     controls = _controls(content)
     # fixed sizes: a Div whose text changes then never makes Bokeh lay out the whole page again (~0.5 s)
-    pinned = Div(text="", width=SIDE_WIDTH, height=90, name="layerlapse-pinned")
+    # (with texts, taller and scrolling: the pinned item's whole text is shown there)
+    pinned = Div(text="", width=SIDE_WIDTH, height=90 if content.probe.texts is None else 150,
+                 name="layerlapse-pinned", styles={"overflow-y": "auto"})
     figures = Div(text="", width=SIDE_WIDTH, height=95, name="layerlapse-figures", styles={"overflow-y": "auto"})
     curves = curve_figures(content.history, page_curve_axis(content), content.epochs)
     confusion = confusion_figure(content)

@@ -12,7 +12,7 @@
 // A point `i` is its index among the page's points: its row in the run folder's arrays, unless the page shows a
 // subsample (past the size budget: then `rows` maps it back, and the page says so in a note).
 //
-// The page writes user text (class names, layer names) only as text: textContent, canvas text, or HTML-escaped
+// The page writes user text (class names, layer names, the items' texts) only as text: textContent, canvas text, or HTML-escaped
 // before it reaches a Div.
 
 // ---- the payload --------------------------------------------------------------------------------------------------
@@ -50,6 +50,9 @@
  *   confidence, variability (/ variabilityMax), correctness (× 255), firstLearned (snapshot + 1; 0: never),
  *   forgetting (events, clipped at 255), region (a Payload.regions code, 0 for none)
  * @property {Atlases|null} atlases - null without images
+ * @property {PackedArray|null} texts - each point's text (its item's words, or a caption), where the run stored
+ *   texts (the probe only): one JSON array of n strings, UTF-8, as a uint8 array (gzipped like the others; state.js
+ *   parses it once, and shows a text only on hover, pin, selection and the strips, always as text)
  * @property {Object<string, PackedArray>|null} extra - a comparison's per-point arrays, the points on the last
  *   axis: for run r, pred{r} and conf{r} (frames, n) as predicted and confidence, first{r} (first frame right + 1;
  *   0: never), learned{r} (1: right at the last frame) and forget{r} (forgetting events); for the pair of runs i < j and their layers a, b,
@@ -147,6 +150,8 @@
  * @property {object|null} regionCutOffs - the run's cut-offs (ambiguous_from, steady_below, easy_confidence,
  *   hard_confidence, images, swinging, follows_the_run), their `definition` in words and each region's `counts`
  * @property {number} selectionThumbnails - a selection lists the thumbnails of its first this many points
+ * @property {"images"|"items"} itemWord - what the page calls the probe's points: "items" for a run with texts
+ *   and no images
  * @property {{mapSize: number[], compareSize: number[], sideWidth: number, sideWidthMax: number}} layout - the
  *   page's sizes for a laptop's window (style.py's); layout.js grows the maps to fill larger ones
  * @property {Object<string, StripItem[]>} strips - hardest and forgotten; a comparison's: disagree, leftOnly,

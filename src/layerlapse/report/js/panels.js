@@ -37,8 +37,13 @@ function drawPinned() {
   const img = url ? `<img class="layerlapse-thumbnail" src="${url}" width="${thumbnails.width}" ` +
                     `height="${thumbnails.height}" style="image-rendering:pixelated">` : "";
   const lines = describe(pinned.set, pinned.i).map(escapeHtml).join("<br>");
-  liveHtml(models.pinned, `<div class="layerlapse-pinned" style="display:flex;gap:10px;align-items:flex-start">` +
-                          `${img}<div style="white-space:nowrap"><b>pinned</b><br>${lines}</div></div>`);
+  const text = textOf(pinned.set, pinned.i);  // the whole text, escaped; the panel scrolls where it is long
+  const words = text === null ? "" : `<div class="layerlapse-pinned-text" style="white-space:pre-wrap;` +
+                                     `overflow-wrap:anywhere;margin-top:4px;font-size:13px;line-height:16px">` +
+                                     `${escapeHtml(text)}</div>`;
+  liveHtml(models.pinned, `<div class="layerlapse-pinned"><div style="display:flex;gap:10px;` +
+                          `align-items:flex-start">${img}<div style="white-space:nowrap"><b>pinned</b><br>${lines}` +
+                          `</div></div>${words}</div>`);
   if (!url && thumbnails) thumbnails.load([pinned.i]).then(() => { if (state.pinned === pinned) drawPinned(); });
 }
 
@@ -153,9 +158,13 @@ function drawStrips() {
     const div = models.strips[name], items = data.strips[name];
     if (!div) continue;
     const title = (item) => item.title || `#${rowOf("probe", item.i)} · true ${item.label}, finally ${item.predicted}`;
-    const picks = (items || []).map((item) => pickHtml(item.i, 40, title(item), caption(item)));
+    // a run with texts lists each item's text (and thumbnail, where it has images); else the thumbnails
+    const texts = sets.probe.texts !== null;
+    const picks = (items || []).map((item) => texts ? textPickHtml(item.i, title(item), caption(item))
+                                                    : pickHtml(item.i, 40, title(item), caption(item)));
     div.text = `<div class="layerlapse-strip ${div.name}"><b>${escapeHtml(heading)}</b>` +
-               `<div style="display:flex;flex-wrap:wrap;gap:3px;margin-top:4px">` +
+               `<div style="display:flex;flex-wrap:wrap;gap:3px;margin-top:4px` +
+               `${texts ? ";flex-direction:column" : ""}">` +
                `${picks.join("") || "<i>none in this run</i>"}</div></div>`;
   }
   whenThumbnailsLoad(Object.values(data.strips).flat().map((item) => item.i), drawStrips);

@@ -24,7 +24,8 @@ function makeTooltip() {
   element.id = "layerlapse-tooltip";
   Object.assign(element.style, {position: "fixed", display: "none", zIndex: 1000, pointerEvents: "none",
                                 background: "white", border: "1px solid #888", borderRadius: "4px",
-                                padding: "6px", font: "12px sans-serif", boxShadow: "0 2px 6px rgba(0,0,0,.3)"});
+                                padding: "6px", font: "12px sans-serif", boxShadow: "0 2px 6px rgba(0,0,0,.3)",
+                                maxWidth: `${TOOLTIP_TEXT_PX}px`});
   document.body.appendChild(element);
   return element;
 }
@@ -36,6 +37,8 @@ function showTooltip(hit) {
   else if (sets[hit.set].thumbnails) sets[hit.set].thumbnails.load([hit.i]).then(() => {
     if (state.hovered && state.hovered.set === hit.set && state.hovered.i === hit.i) showTooltip(hit);
   });
+  const text = textOf(hit.set, hit.i);
+  if (text !== null) tooltip.appendChild(clampedText(text, TOOLTIP_TEXT_LINES));
   for (const line of describe(hit.set, hit.i)) {
     const div = document.createElement("div");
     div.className = "layerlapse-tooltip-line";
@@ -43,9 +46,21 @@ function showTooltip(hit) {
     tooltip.appendChild(div);
   }
   const [x, y] = state.pointer;
-  tooltip.style.left = `${Math.min(x + 14, window.innerWidth - 200)}px`;
-  tooltip.style.top = `${Math.min(y + 14, window.innerHeight - 160)}px`;
   tooltip.style.display = "block";
+  const width = tooltip.offsetWidth || 200, height = tooltip.offsetHeight || 160;
+  tooltip.style.left = `${Math.max(0, Math.min(x + 14, window.innerWidth - width - 4))}px`;
+  tooltip.style.top = `${Math.max(0, Math.min(y + 14, window.innerHeight - height - 4))}px`;
+}
+
+// An item's text as an element, set as text (never markup), cut to `lines` lines with an ellipsis.
+function clampedText(text, lines) {
+  const div = document.createElement("div");
+  div.className = "layerlapse-tooltip-text";
+  div.textContent = text;
+  Object.assign(div.style, {display: "-webkit-box", webkitBoxOrient: "vertical", webkitLineClamp: String(lines),
+                            overflow: "hidden", whiteSpace: "pre-wrap", overflowWrap: "anywhere",
+                            margin: "0 0 4px", font: "13px/16px sans-serif", color: "#111"});
+  return div;
 }
 
 function hover(event, k = 0) {

@@ -103,19 +103,25 @@ function drawSelectionList() {
   if (state.selected === null) {
     const where = models.dataMap ? "choose a region, or drag a box or lasso on the data map or a map" :
       "drag a box or lasso on a map (its tools are beside it)";
-    models.selection.text = `<div class='layerlapse-selection'><i>${where}: the selected images are shown here ` +
+    models.selection.text = `<div class='layerlapse-selection'><i>${where}: the selected ${data.itemWord} are ` +
+                            `listed here ` +
                             `and highlighted on the maps; a click on one pins it</i>${regions}</div>`;
     return;
   }
   const shown = state.selected.slice(0, data.selectionThumbnails);
-  const items = shown.map((i) => pickHtml(i, 40, `#${rowOf("probe", i)}`, "")).join("");
+  // a run with texts lists the items' texts, each with its number and class (and thumbnail, where it has images)
+  const texts = sets.probe.texts !== null;
+  const items = shown.map((i) => texts
+    ? textPickHtml(i, `#${rowOf("probe", i)}`, `#${rowOf("probe", i)} · ${classNames[sets.probe.labels[i]]}`)
+    : pickHtml(i, 40, `#${rowOf("probe", i)}`, "")).join("");
   const more = state.selected.length > shown.length ? ` · the first ${shown.length} shown` : "";
   const region = state.region === "none" ? "" : ` (${escapeHtml(data.regionNames[state.region])})`;
   models.selection.text = `<div class="layerlapse-selection"><b class="layerlapse-selected-count">` +
                           `${state.selected.length.toLocaleString("en")} selected</b>${region}${more}` +
                           selectionByRun() +
                           `${region ? regions : ""}` +
-                          `<div style="display:flex;flex-wrap:wrap;gap:2px;margin-top:4px">${items}</div></div>`;
+                          `<div style="display:flex;flex-wrap:wrap;gap:2px;margin-top:4px` +
+                          `${texts ? ";flex-direction:column" : ""}">${items}</div></div>`;
   whenThumbnailsLoad(shown, drawSelectionList);
 }
 

@@ -10,6 +10,8 @@ const COORD_STEPS = 65534;
 const TWEEN_MS = 350;  // while playing, points glide from one frame to the next over this time...
 const PAUSE_MS = 250;  // ...then rest on the frame
 const HIT_PX = 4;  // how far beyond a marker's edge a hover or click still finds it
+const TOOLTIP_TEXT_PX = 320;  // the hover's widest, with an item's long text in it
+const TOOLTIP_TEXT_LINES = 4;  // a long text is cut to this many lines on hover (the pinned panel shows it whole)
 
 const decodeArray = (packed) => arrays.get(packed.blob);
 const classNames = data.classNames;
@@ -62,7 +64,15 @@ function decodePoints(points) {
             ([name, packed]) => [name, decodeArray(packed)])) : null,
           extra: points.extra ? Object.fromEntries(Object.entries(points.extra).map(
             ([name, packed]) => [name, decodeArray(packed)])) : null,
+          texts: points.texts ? JSON.parse(new TextDecoder().decode(decodeArray(points.texts))) : null,
           thumbnails: makeThumbnails(points.atlases)};
+}
+
+// Point i's text (its item's words, or a caption the run stored), or null where the run has none. Shown only as
+// text: textContent, or escapeHtml() before it goes into a Div.
+function textOf(set, i) {
+  const texts = sets[set] && sets[set].texts;
+  return texts && typeof texts[i] === "string" ? texts[i] : null;
 }
 
 // The layer map k shows (map 0: the chosen layer; map 1: the compared one, or null).
@@ -83,7 +93,8 @@ function position(set, i, epoch, layer = layers[state.layer]) {
 function describe(set, i) {
   const points = sets[set];
   const row = points.rows ? points.rows[i] : i;  // its row in the run folder, also when the page subsamples
-  const lines = [`${set === "probe" ? "probe" : "test"} image #${row}`, `true: ${classNames[points.labels[i]]}`];
+  const word = data.itemWord === "items" && !points.thumbnails ? "item" : "image";
+  const lines = [`${set === "probe" ? "probe" : "test"} ${word} #${row}`, `true: ${classNames[points.labels[i]]}`];
   if (set === "probe" && comparison) {
     lines.push(...runLines(i));
   } else if (points.predicted) {

@@ -81,6 +81,20 @@ function pickHtml(i, size, title, caption) {
          `style="cursor:pointer;text-align:center;width:${size + 4}px">${image}${below}</div>`;
 }
 
+// A clickable row that pins point i, for a run with texts: its caption, its text cut to `lines` lines (the whole of
+// it on hover over the row) and, where the run has images, its thumbnail beside; every text is escaped here.
+function textPickHtml(i, title, caption, lines = 2) {
+  const text = textOf("probe", i) || "";
+  const image = thumbnailHtml("probe", i, 28);
+  const above = caption ? `<div style="font-size:10px;line-height:12px;color:#555">${escapeHtml(caption)}</div>` : "";
+  return `<div class="layerlapse-pick layerlapse-pick-text" data-point="${i}" ` +
+         `title="${escapeHtml(text ? `${title}\n${text}` : title)}" style="cursor:pointer;display:flex;gap:5px;` +
+         `align-items:flex-start;padding:2px 3px;border-bottom:1px solid #eee">${image}` +
+         `<div style="min-width:0;flex:1">${above}<div class="layerlapse-item-text" style="font-size:12px;` +
+         `line-height:15px;display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:${lines};` +
+         `overflow:hidden;overflow-wrap:anywhere">${escapeHtml(text)}</div></div></div>`;
+}
+
 // Draw again once the thumbnails of these probe images are decoded, if some were not yet.
 function whenThumbnailsLoad(indices, draw) {
   const thumbnails = sets.probe.thumbnails;
