@@ -7,6 +7,7 @@ hardest and most forgotten strips show each item's text, as text: texts made of 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,15 @@ def test_the_payload_carries_the_texts_and_the_summary_says_items(text_run: Text
     assert "window.__xss=2</script>" not in page  # the raw text never stands in the page
 
 
+def test_a_comparison_of_runs_with_texts_carries_them(text_run: TextRun, tmp_path: Path) -> None:
+    from layerlapse.comparison.writing import compare
+
+    page = (compare([text_run.path, text_run.path], tmp_path / "compared") / "report.html").read_text(encoding="utf-8")
+    data = page_payload(page)
+    assert json.loads(bytes(data["probe"]["texts"]).decode("utf-8")) == text_run.texts
+    assert data["itemWord"] == "items" and "window.__xss=2</script>" not in page
+
+
 def test_hover_pin_selection_and_strips_show_the_texts_as_text(opened: Opened, text_run: TextRun) -> None:
     texts = text_run.texts
     # hover: the text (cut to a few lines), then the item's number and class; no thumbnail without images
@@ -178,3 +188,39 @@ def test_the_hover_fits_a_phone_wide_window(browser: Any, text_run: TextRun) -> 
         assert_nothing_ran(opened)
     finally:
         opened.page.close()
+
+
+def test_the_notebook_widget_shows_the_text_on_hover(browser: Any, text_run: TextRun, tmp_path: Path) -> None:
+    """The widget (its own view, the report's decoding) shows the hovered item's text as text, too."""
+    pytest.importorskip("anywidget", reason="the notebook extra: pip install 'layerlapse[notebook]'")
+    sys.path.insert(0, str(Path(__file__).parents[1] / "notebook"))
+    from nb_helpers import WIDGET, standalone_page
+
+    from layerlapse.notebook import show
+
+    page_file = tmp_path / "widget.html"
+    page_file.write_text(standalone_page(show(text_run.path)))
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "blob:", "data:"))
+               else route.abort())
+    try:
+        page.goto(page_file.as_uri())
+        page.wait_for_function(f"{WIDGET} && {WIDGET}.ready", timeout=20_000)
+        places = page.evaluate(f"Array.from({{length: {ITEMS}}}, (_, i) => {WIDGET}.clientPosition(i))")
+        xy = np.array([[p["x"], p["y"]] if p else [1e9, 1e9] for p in places])
+        distances = np.linalg.norm(xy[:, None] - xy[None], axis=-1)
+        np.fill_diagonal(distances, np.inf)
+        point = max((i for i in range(ITEMS) if i % 3 < 2), key=lambda i: distances[i].min())  # a hostile text
+        page.mouse.move(xy[point][0] - 30, xy[point][1] - 30)
+        page.mouse.move(xy[point][0], xy[point][1], steps=3)
+        page.wait_for_selector(".layerlapse-widget .layerlapse-tooltip-text", timeout=5_000)
+        assert page.evaluate("document.querySelector('.layerlapse-widget .layerlapse-tooltip-text').textContent") \
+            == text_run.texts[point]
+        assert page.evaluate("[typeof window.__xss, document.querySelectorAll('.layerlapse-widget img').length]") \
+            == ["undefined", 0]
+        assert errors == []
+    finally:
+        page.close()

@@ -32,7 +32,7 @@ def comparison_content(compared: Compared) -> ReportContent:
               for k, (name, run) in enumerate(zip(joined.names, joined.runs)) for layer in run.layers}
     rows = joined.indices if joined.indices is not None else joined.rows[0]
     probe = Points(joined.labels, coords, joined.images, compared.predicted[0], compared.confidence[0],
-                   np.asarray(rows, dtype=np.int64), None, _extra(compared))
+                   np.asarray(rows, dtype=np.int64), None, _extra(compared), texts=joined.texts)
     limits = {layer: layer_limits(probe, None, layer) for layer in layers}
     return ReportContent(
         title=f"layerlapse · compare {', '.join(joined.names)}",

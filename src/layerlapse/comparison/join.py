@@ -47,6 +47,7 @@ class JoinedRuns:
     item_rule: str  # how the items were joined, in words
     snapshot_rule: str  # how the snapshots were matched, in words
     notes: list[str]
+    texts: list[str] | None = None  # (items,) each shared item's text, from the first run that stored texts
 
     @property
     def n_items(self) -> int:
@@ -76,7 +77,16 @@ def join_runs(paths: Sequence[str | os.PathLike], names: Sequence[str] | None = 
     images = _checked_items(runs, rows, labels, indices)
     frames, snapshot_rule = _match_snapshots(runs)
     return JoinedRuns(runs, names, rows, labels, images, indices, frames, class_names, item_rule, snapshot_rule,
-                      notes)
+                      notes, _texts(runs, rows))
+
+
+def _texts(runs: list[RunFolder], rows: list[np.ndarray]) -> list[str] | None:
+    """The shared items' texts, as the first run that stored texts has them (None where no run did)."""
+    for run, run_rows in zip(runs, rows):
+        texts = run.probe_texts()
+        if texts is not None:
+            return [texts[int(row)] for row in run_rows]
+    return None
 
 
 def _names(count: int, names: Sequence[str] | None) -> list[str]:

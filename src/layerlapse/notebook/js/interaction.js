@@ -147,9 +147,18 @@ function wireView(view) {
                              height: String(state.thumbnails.height), class: "layerlapse-thumbnail",
                              style: {imageRendering: "pixelated", display: "block"}}, dom.tip);
     else if (state.thumbnails) state.thumbnails.load([i]).then(() => hover([sx, sy]));
+    const text = state.texts && typeof state.texts[i] === "string" ? state.texts[i] : null;
+    if (text !== null) {  // as the report's hover shows it: text, never markup, cut to 4 lines
+      element("div", {class: "layerlapse-tooltip-text", text,
+                      style: {whiteSpace: "pre-wrap", overflowWrap: "anywhere", width: "max-content",
+                              maxWidth: "300px", display: "-webkit-box", webkitBoxOrient: "vertical",
+                              webkitLineClamp: "4", overflow: "hidden", marginBottom: "2px"}}, dom.tip);
+    }
     element("div", {text: words.join(" ")}, dom.tip);
-    Object.assign(dom.tip.style, {display: "block", left: `${Math.min(sx + 12, MAP_PX - 120)}px`,
-                                  top: `${Math.min(sy + 12, MAP_PX - 130)}px`});
+    dom.tip.style.display = "block";
+    const width = dom.tip.offsetWidth || 120, height = dom.tip.offsetHeight || 130;
+    Object.assign(dom.tip.style, {left: `${Math.max(0, Math.min(sx + 12, MAP_PX - width))}px`,
+                                  top: `${Math.max(0, Math.min(sy + 12, MAP_PX - height))}px`});
   }
 
   // ---- the kernel's changes ---------------------------------------------------------------------------------------

@@ -90,7 +90,7 @@ function makeLapseView(model, el) {
   const points = makePointLayer({});
   dom.map.insertBefore(points.canvas, dom.overlay);
   const state = {data: null, arrays: null, frame: 0, layer: 0, colorBy: "class", selected: null, pinned: null,
-                 playing: null, tween: null, showTest: false, version: 0, paintedFrame: null};
+                 playing: null, tween: null, showTest: false, version: 0, paintedFrame: null, texts: null};
   const hook = {ready: false, timings: {start: performance.now()}};
   el.layerlapse = hook;
   dom.root.layerlapse = hook;
@@ -109,6 +109,8 @@ function makeLapseView(model, el) {
     const first = state.data === null;
     state.data = data;
     state.arrays = arrays;
+    // the items' texts (one JSON array, as the report's payload carries it), shown on hover as text
+    state.texts = data.probe.texts ? JSON.parse(new TextDecoder().decode(arrays.get(data.probe.texts.blob))) : null;
     const atlasKey = JSON.stringify(data.probe.atlases);  // the same atlases: their decoded images are kept
     if (!state.thumbnails || state.atlasKey !== atlasKey) {
       state.thumbnails = widgetThumbnails(data.probe.atlases, model.get("images"));
