@@ -6,6 +6,7 @@ hardest and most forgotten strips show each item's text, as text: texts made of 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator
@@ -124,6 +125,29 @@ def test_the_payload_carries_the_texts_and_the_summary_says_items(text_run: Text
     assert data["itemWord"] == "items" and data["probe"]["atlases"] is None
     assert f"{ITEMS} probe items" in page
     assert "window.__xss=2</script>" not in page  # the raw text never stands in the page
+
+
+def test_long_texts_count_in_the_size_budget_and_a_subsample_keeps_each_point_s_text(text_run: TextRun) -> None:
+    """Texts weigh in the page's size as images do: past the budget the page shows a subsample (with a warning),
+    each shown point with its own text."""
+    from layerlapse.errors import ReportSizeWarning
+    from layerlapse.report.budget import MB, fit_to_budget
+    from layerlapse.report.content import read_content
+    from layerlapse.report.page import render_page
+    from layerlapse.store.run import load_run
+
+    content = read_content(load_run(text_run.path), ["0", "2"])
+    rng = np.random.default_rng(0)
+    long_texts = ["".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz <>&\"'"), 1000)) for _ in range(ITEMS)]
+    content = dataclasses.replace(content, probe=dataclasses.replace(content.probe, texts=long_texts))
+    full = len(render_page(content).encode())
+    budget = full - 30_000  # the texts take about 60 kB gzipped: half of them must go
+    with pytest.warns(ReportSizeWarning, match="stratified, seeded subsample"):
+        page = fit_to_budget(content, budget, budget / MB, render_page)
+    data = page_payload(page)
+    rows = data["probe"]["rows"]
+    assert rows is not None and len(rows) < ITEMS
+    assert json.loads(bytes(data["probe"]["texts"]).decode("utf-8")) == [long_texts[int(row)] for row in rows]
 
 
 def test_a_comparison_of_runs_with_texts_carries_them(text_run: TextRun, tmp_path: Path) -> None:
