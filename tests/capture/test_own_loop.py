@@ -365,7 +365,7 @@ def test_a_nan_metric_is_stored_as_null_with_a_note(digits, tmp_path: Path) -> N
     ({"labels": np.arange(50) % 10, "class_names": CLASSES, "every": 0}, ConfigError,
      r"^every must be 'epoch', 'log' or a whole number of optimizer steps of at least 1, got 0$"),
     ({"labels": np.arange(50) % 10, "class_names": CLASSES, "reduce": "avg"}, ConfigError,
-     r"^reduce for layer '0' must be one of flatten, mean, first, last, got 'avg'$"),
+     r"^reduce for layer '0' must be one of flatten, mean, first, last, tokens, got 'avg'$"),
 ])
 def test_bad_recording_input_is_one_line(tmp_path: Path, kwargs: dict, error: type, message: str) -> None:
     model = nn.Sequential(nn.Linear(64, 10))

@@ -86,7 +86,7 @@ def test_the_spec_is_frozen_and_normalised(tmp_path: Path) -> None:
     ({"batch_size": 0}, r"^batch_size must be a whole number of at least 1, got 0$"),
     ({"reduce": {"fc9": "mean"}}, r"^reduce names layers that are not recorded \('fc9'\): give it for the recorded "
                                   r"layers \['fc1'\]$"),
-    ({"reduce": "avg"}, r"^reduce for layer 'fc1' must be one of flatten, mean, first, last, got 'avg'$"),
+    ({"reduce": "avg"}, r"^reduce for layer 'fc1' must be one of flatten, mean, first, last, tokens, got 'avg'$"),
     ({"output": {"fc2": 0}}, r"^output names layers that are not recorded \('fc2'\)"),
     ({"test_labels": [0, 1]}, r"^test_labels were given without the test set: pass test_set=\.\.\. \(its inputs\) "
                               r"as well$"),

@@ -6,7 +6,7 @@ from importlib import import_module
 
 _EXPORTS = {
     "Recorder": "recorder", "Snapshot": "recorder", "find_layers": "layers", "layer_table": "listing",
-    "stratified_probe": "recorder", "own_run_config": "recorder",
+    "stratified_probe": "inputs", "own_run_config": "recorder",
     "ProbeInputs": "probe",
     "RecordingSpec": "spec", "RankShares": "shares",
     "RecordingSession": "session", "Schedule": "spec", "Captured": "session", "Inputs": "session",

@@ -24,16 +24,17 @@ from ..config import RunConfig
 from ..errors import ConfigError
 from ..store.blocks import release_pages
 from .._util.memory import keep_freed_memory
-from .._util.sampling import stratified_rows
 from .._util.threads import fit_training_threads
 from .layers import class_scores, copy_into, find_layers, model_device, warn_of_a_first_step
 from .misfit import SHAPE_WORDS, describe_batch, failed_in, first_line
 from .modes import evaluating
+from .inputs import labels_of, probe_texts
 from .probe import (CHANNELS_FIRST, LayerOutput, ProbeInputs, first_output, layer_output, not_one_row_per_input,
                     reduce_rows)
 from .rows import describe_reduction
 from .session import Captured, Inputs, RecordingSession, own_run_config
 from .spec import RecordingSpec
+from .tokens import TOKENS, real_tokens, rows_per_token, token_items, token_layers, token_points, tokens_as_inputs
 
 if TYPE_CHECKING:
     from ..store.run import RunFolder
@@ -116,8 +117,8 @@ class Recorder:
     every : "epoch", "log" or int
         When snapshots are taken: after every epoch (`epoch_end`), at log-spaced steps, or every N optimizer steps
         (`step_end`).
-    reduce : "flatten", "mean", "first" or "last", or a dict per layer
-        How an output of more than one dimension per input becomes a row.
+    reduce : "flatten", "mean", "first", "last" or "tokens", or a dict per layer
+        How an output of more than one dimension per input becomes a row ("tokens": a point per real token).
     output : int, str or dict per layer, optional
         Which output of a layer that returns several to record (a position or a key); default the first tensor.
     tokenizer : tokenizer or list of str, optional
@@ -171,6 +172,10 @@ class Recorder:
             if data is not None:
                 self._inputs[which] = ProbeInputs(data, what=which.replace("_", " "), batch_size=batch_size)
         self.labels = self._labels_of("probe", labels)
+        # a run of tokens (reduce="tokens"): its points are the probe's real tokens, not its items
+        self._tokens = token_points(self._inputs["probe"], tokenizer, test_inputs=[
+            which.replace("_", " ") for which in self._inputs if which != "probe"]) if token_layers(self._reduce) else None
+        self._real: torch.Tensor | None = None  # the batch's real tokens, during a snapshot of a run of tokens
         self._info: dict[str, dict[str, Any]] = {}
         self._batch_outputs: dict[str, Any] = {}
         self._attention_mask: torch.Tensor | None = None  # the batch's, during a snapshot: where its tokens end
@@ -422,10 +427,11 @@ class Recorder:
         if not isinstance(inputs, ProbeInputs):
             inputs = ProbeInputs(inputs, batch_size=self.batch_size)
         n = len(inputs)
+        items = token_items(inputs) if self._tokens is not None else None  # the item of each token row
         activations: dict[str, np.ndarray] = {}
         probabilities: np.ndarray | None = None
         scores = True
-        start = 0
+        start = row = 0
         overflowed: list[str] = []
         self._capturing = True
         try:
@@ -446,14 +452,18 @@ class Recorder:
                         copy_into(probabilities[rows], torch.softmax(logits.float(), dim=1))
                     else:
                         probabilities = None
-                    overflowed = [name for name in self.layers if self._keep_rows(activations, name, rows, n)]
+                    if items is not None:
+                        self._real = real_tokens(kwargs)
+                    layer_rows = rows if items is None else slice(row, row + int(self._real.sum()))
+                    overflowed = [name for name in self.layers if self._keep_rows(
+                        activations, name, layer_rows, n if items is None else len(items), rows_in_batch)]
                     if overflowed:
                         break
-                    start += rows_in_batch
+                    start, row = start + rows_in_batch, layer_rows.stop
         finally:
             self._capturing = False
             self._batch_outputs.clear()
-            self._attention_mask = None
+            self._attention_mask = self._real = None
         if overflowed:  # values beyond float16's range (or infinite ones): such a layer is float32 from now on
             self._wide.update(overflowed)
             activations.clear()  # the float16 files go (a spooled file is deleted with its array)
@@ -461,6 +471,8 @@ class Recorder:
         if start != n:
             raise ConfigError(f"the {inputs.what} gave {start:,} inputs where it gave {n:,} before: a probe must be "
                               "the same inputs at every snapshot (a DataLoader without shuffle or drop_last)")
+        if items is not None and probabilities is not None:
+            probabilities = probabilities[items]  # each token carries its item's prediction
         return activations, probabilities, {name: tuple(self._info[name]["shape"]) for name in self.layers}
 
     def _forward(self, inputs: ProbeInputs, args: tuple, kwargs: dict) -> Any:
@@ -473,19 +485,20 @@ class Recorder:
             raise ConfigError(f"the {inputs.what} does not fit the model: a batch of {describe_batch(args, kwargs)} "
                               f"failed in {where}; torch said: {first_line(error)}") from None
 
-    def _keep_rows(self, activations: dict[str, np.ndarray], name: str, rows: slice, n: int) -> bool:
+    def _keep_rows(self, activations: dict[str, np.ndarray], name: str, rows: slice, n: int, batch: int) -> bool:
         """One batch of a layer's output, reduced to rows and copied into its array (float16, or float32 once a
         value does not fit float16). True when the batch held a value float16 cannot: the pass must be redone."""
         if name not in self._batch_outputs:
             raise ConfigError(f"layer {name!r} did not run in the model's forward pass: record a layer the model "
                               "uses (see `layerlapse layers`)")
-        layer = self._layer_output(name, rows.stop - rows.start)
+        layer = self._layer_output(name, batch)
         tensor = layer.tensor
         # torch's images are (N, C, H, W): 4-D and larger outputs are always channels first; a 3-D one is a
         # sequence (N, tokens, features) unless a conv, pooling or norm layer made it (N, C, L)
         channels_first = tensor.dim() >= 4 or isinstance(self._modules[name], CHANNELS_FIRST)
         how = self._reduce[name]
-        values = reduce_rows(layer, how, channels_first, name)
+        values = rows_per_token(tensor, self._real, name) if how == TOKENS else \
+            reduce_rows(layer, how, channels_first, name)
         columns = values[0].numel() if len(values) else 0
         if name not in activations:
             activations[name] = self._empty((n, columns), np.float32 if name in self._wide else np.float16)
@@ -522,27 +535,7 @@ class Recorder:
 
     # ---- inside ------------------------------------------------------------------------------------------------------
     def _labels_of(self, which: str, given: Any) -> np.ndarray | None:
-        inputs = self._inputs.get(which)
-        yielded = inputs.labels if inputs is not None else None
-        labels = _as_array(given) if given is not None else yielded
-        if labels is None:
-            return None
-        what = which.replace("_", " ")
-        if inputs is not None and len(labels) != len(inputs):
-            raise ConfigError(f"the {what} labels hold {len(labels):,} entries but the {what} {len(inputs):,} "
-                              "inputs: give one label per input")
-        if given is not None and yielded is not None and not np.array_equal(labels, yielded):
-            raise ConfigError(f"the {what}'s labels differ from the labels its items yield: give them one way, "
-                              f"either in the items or as {_LABEL_ARGUMENTS[which]}=")
-        return labels
-
-    def _probe_texts(self) -> Any:
-        """The probe items' texts: given as texts=, or carried by the probe itself (a dict's "text" entry)."""
-        given, carried = self.spec.texts, self._inputs["probe"].texts
-        if given is not None and carried is not None and [*given] != carried:
-            raise ConfigError("the probe's texts differ from the texts it carries in its \"text\" entry: give them "
-                              "one way, either in the probe or as texts=")
-        return given if given is not None else carried
+        return labels_of(self._inputs.get(which), which, given)
 
     @property
     def _writes(self) -> bool:
@@ -572,12 +565,17 @@ class Recorder:
             if names is None:
                 raise ConfigError("a run of your own data needs its class names: pass class_names=[...] (one name "
                                   "per class index)")
-            config, out = own_run_config(spec.config, spec.dataset, self.layers, len(self.labels),
+            config, out = own_run_config(spec.config, spec.dataset, self.layers, len(self._tokens or self.labels),
                                          None if test_probe is None else len(test_probe), spec.training), spec.out
-        inputs = Inputs(self.labels, names, self._inputs["probe"].thumbnails(), test_probe,
-                        self._inputs["test_probe"].thumbnails() if "test_probe" in self._inputs else None, test,
-                        texts=self._probe_texts())
-        session = RecordingSession(str(out), self, inputs, config, dataset={"name": spec.dataset, "source": "own loop"},
+        dataset = {"name": spec.dataset, "source": "own loop"}
+        if self._tokens is None:
+            inputs = Inputs(self.labels, names, self._inputs["probe"].thumbnails(), test_probe,
+                            self._inputs["test_probe"].thumbnails() if "test_probe" in self._inputs else None, test,
+                            texts=probe_texts(spec.texts, self._inputs["probe"].texts))
+        else:  # the run's points are tokens: the manifest says so, and of how many items
+            inputs, dataset["points"] = tokens_as_inputs(self._tokens, self.labels, names), TOKENS
+            dataset["items"] = len(self.labels)
+        session = RecordingSession(str(out), self, inputs, config, dataset=dataset,
                                    training=dict(spec.training or {}), schedule=spec.schedule, force=spec.force,
                                    resume=bool(spec.resume), run=run, live=spec.live)
         if run is None and self.draw:
@@ -599,17 +597,3 @@ class Recorder:
             raise ValueError("this Recorder writes no run folder: create it with out=\"runs/NAME\" (and the "
                              "probe's labels and class_names) to record the lapse")
         return self.session
-
-
-# the Recorder's argument for the labels of each input it takes
-_LABEL_ARGUMENTS = {"probe": "labels", "test_probe": "test_probe_labels", "test_set": "test_labels"}
-
-
-def _as_array(labels: Any) -> np.ndarray:
-    return np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
-
-
-def stratified_probe(labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:
-    """Sorted indices of a seeded subset whose class proportions match `labels`; None takes every index. The rows
-    every probe so far was chosen by (scikit-learn's stratified split), so a run and its reference agree."""
-    return stratified_rows(labels, size, seed, rule="scikit-learn")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..errors import ConfigError
 
 # how a layer's output of more than one dimension per input becomes a row
-REDUCTIONS = ("flatten", "mean", "first", "last")
+REDUCTIONS = ("flatten", "mean", "first", "last", "tokens")  # "tokens": a point per token (capture.tokens)
 
 
 def describe_reduction(how: str, shape: tuple[int, ...], spatial: bool, *, unit: str = "token",
@@ -20,6 +20,8 @@ def describe_reduction(how: str, shape: tuple[int, ...], spatial: bool, *, unit:
     if how == "flatten":
         return f"flattened from {'×'.join(map(str, shape))}"
     told = f" (by {by})" if by else ""
+    if how == "tokens":
+        return f"one point per real {unit} (padding left out)"
     if how == "mean":
         return "mean over space" if spatial else f"mean over {unit}s{told}"
     if how == "last" and bidirectional:

@@ -97,6 +97,7 @@ class Inputs:
     indices: np.ndarray | None = None
     test_probe_indices: np.ndarray | None = None
     texts: list[str] | None = None  # one per probe item (store.texts), where the run was given them
+    tokens: dict[str, list] | None = None  # a run of tokens: each point's item, position and token (capture.tokens)
 
     def __post_init__(self) -> None:
         self.labels = checked_labels(self.labels, "labels", self.class_names)
@@ -467,6 +468,8 @@ class RecordingSession:
     def _write_inputs(self, run: RunFolder) -> None:
         inputs = self.inputs
         run.write_probe(inputs.labels, inputs.thumbnails, inputs.indices, inputs.texts)
+        if inputs.tokens is not None:
+            run.write_json(layout.PROBE_TOKENS, inputs.tokens)
         if inputs.test_probe_labels is not None:
             if inputs.test_probe_indices is not None:
                 run.write_array(layout.TEST_PROBE_INDICES, inputs.test_probe_indices)

@@ -89,9 +89,10 @@ class RecordingSpec:
     every : "epoch", "log" or int
         When snapshots are taken: at the start and after every epoch, at log-spaced optimizer steps (0, 1, 2, 4,
         …), or every N optimizer steps.
-    reduce : "flatten", "mean", "first" or "last", or a dict per layer
+    reduce : "flatten", "mean", "first", "last" or "tokens", or a dict per layer
         How an output of more than one dimension per input becomes a row: flattened, averaged over space or tokens,
-        its first token, or its last real token or step.
+        its first token, or its last real token or step. "tokens" makes the run's points the probe's real tokens,
+        one row each (padding left out; at most 20,000; every layer of the run per token; `tokenizer` names them).
     output : int, str or dict per layer, optional
         Which output of a layer that returns several to record (a position or a key); the first by default.
     tokenizer : tokenizer or list of str, optional

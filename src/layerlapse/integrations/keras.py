@@ -105,6 +105,9 @@ class LayerlapseCallback(keras.callbacks.Callback):
         self.batch_size = batch_size
         self.force, self.resume, self.draw = force, bool(resume), draw
         self.reduce = self.spec.reductions
+        if "tokens" in self.reduce.values():
+            raise ConfigError("reduce='tokens' (a point per token) is recorded from PyTorch models (the Recorder, the "
+                              "Lightning and Hugging Face callbacks), not yet from Keras: use 'mean' or 'first'")
         self._select = self.spec.outputs
         self._inputs = {"probe": _model_inputs(probe, "probe")}
         for which, data in (("test_probe", test_probe), ("test_set", test_set)):

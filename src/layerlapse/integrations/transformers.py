@@ -107,8 +107,11 @@ class LayerlapseCallback(transformers.TrainerCallback):
         if model is None:
             raise ValueError("the Trainer gave the callback no model at on_train_begin: use a transformers Trainer")
         resume = self.resume if self.resume is not None else state.global_step > 0
+        # the Trainer's tokenizer names a run of tokens' tokens, unless one was given
+        tokenizer = self.spec.tokenizer if self.spec.tokenizer is not None else \
+            kwargs.get("processing_class", kwargs.get("tokenizer"))
         spec = self.spec.replace(resume=resume, training={**_stated_by_trainer(args, state), **self._training},
-                                 class_names=self.spec.class_names or _class_names(model))
+                                 class_names=self.spec.class_names or _class_names(model), tokenizer=tokenizer)
         self.recorder = Recorder.from_spec(model, spec, source="transformers")
         self._logged = len(state.log_history)
         if self.recorder.session is None:  # no labels: the Recorder says what to pass

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..capture.recorder import Recorder, find_layers, stratified_probe
+from ..capture.inputs import stratified_probe
+from ..capture.recorder import Recorder, find_layers
 from ..capture.session import Inputs, RecordingSession, loss_and_accuracy
 from ..config import RunConfig
 from .data import Dataset, load_dataset

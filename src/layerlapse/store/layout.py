@@ -47,6 +47,7 @@ _ACTIVATIONS_FILE = re.compile(
 PROBE_LABELS = "probe/labels.npy"
 PROBE_IMAGES = "probe/images.npy"
 PROBE_INDICES = "probe/indices.npy"
+PROBE_TOKENS = "probe/tokens.json"  # a run of tokens: each point's item, position and token (capture.tokens)
 PROBE_TEXTS = "probe/texts.json"  # one text per probe item, where the run was given them (store.texts)
 TEST_LABELS = "test/labels.npy"
 TEST_PREDICTIONS = "test/predictions.npy"
