@@ -83,7 +83,7 @@ def test_every_real_token_is_a_point_with_its_item_position_and_text(token_run) 
     point = items.index(5) + 2  # item 5's third token
     word = VOCAB[int(batch["input_ids"][5, 2])]
     assert texts[point].startswith(f"‹{word}›  ·  [CLS] ") and f" ‹{word}› " in texts[point]
-    assert run.manifest["layer_info"]["encoder"]["caption"] == "one point per real token (padding left out)"
+    assert run.manifest["layer_info"]["encoder"]["caption"] == "one point per real token, padding left out"
 
 
 def test_the_token_rows_are_the_layer_s_outputs_at_the_real_tokens(token_run) -> None:

@@ -21,7 +21,7 @@ def describe_reduction(how: str, shape: tuple[int, ...], spatial: bool, *, unit:
         return f"flattened from {'×'.join(map(str, shape))}"
     told = f" (by {by})" if by else ""
     if how == "tokens":
-        return f"one point per real {unit} (padding left out)"
+        return f"one point per real {unit}, padding left out"
     if how == "mean":
         return "mean over space" if spatial else f"mean over {unit}s{told}"
     if how == "last" and bidirectional:

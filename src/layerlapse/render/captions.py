@@ -8,7 +8,6 @@ from typing import Any
 
 from ..maps.faithfulness import caption as quality_caption
 from ..maps.project import LEGACY_METHODS, METHOD_LABELS
-from ..store import layout
 from ..store.history import is_untrained
 from ..store.reading import RunReading
 
@@ -39,8 +38,7 @@ def frame_caption(run: RunReading, layer: str, snapshot: int, n_points: int) -> 
     """Two lines under a layer's frame: what it shows (layer, points, map method, accuracy), then how faithful it is
     (`measures_line`); the report's page says the same of the same frame."""
     reduced = f" ({reduction})" if (reduction := run.reduction(layer)) else ""
-    noun = "images" if run.has(layout.PROBE_IMAGES) else "inputs"
-    first = (f"layer {layer}{reduced} · {n_points:,} probe {noun} · map: {method_label(run.manifest.get('maps'))}"
+    first = (f"layer {layer}{reduced} · {run.describe_points(n_points)} · map: {method_label(run.manifest.get('maps'))}"
              f"{_accuracy(run, snapshot)}")
     second = measures_line(run.frame_measures(layer, snapshot))
     return f"{first}\n{second}" if second else first

@@ -258,6 +258,16 @@ class RunReading:
         record another network on the same probe, and compare the two (`layerlapse compare`)."""
         return self.read_array(layout.PROBE_INDICES).astype(np.int64) if self.has(layout.PROBE_INDICES) else None
 
+    def describe_points(self, n_points: int) -> str:
+        """`n_points` of the run's points as captions and the page say them: "300 probe images", "300 probe items"
+        (texts, no images), "286 tokens of 40 probe items" (a run of tokens), else "300 probe inputs"."""
+        dataset = self.manifest.get("dataset") or {}
+        if dataset.get("points") == "tokens":
+            items = dataset.get("items")
+            return f"{n_points:,} tokens" + (f" of {items:,} probe items" if isinstance(items, int) else "")
+        noun = "images" if self.has(layout.PROBE_IMAGES) else "items" if self.has(layout.PROBE_TEXTS) else "inputs"
+        return f"{n_points:,} probe {noun}"
+
     def probe_texts(self) -> list[str] | None:
         """One text per probe item (a text model's input, or a caption given for any other data), made safe to show
         and bounded (`layerlapse.store.texts`), or None where the run was given none."""
