@@ -145,3 +145,38 @@ def test_utf8_bytes_are_decoded() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert checked_texts(["café".encode(), np.str_("naïve")], 2) == ["café", "naïve"]
+
+
+def test_the_tensorboard_metadata_carries_each_text_on_its_own_row(text_run: Path, tmp_path: Path) -> None:
+    from layerlapse import load_run
+    from layerlapse.export.tensorboard import metadata_columns, metadata_tsv
+
+    run = load_run(text_run)
+    columns = metadata_columns(run, "1", run.epochs_complete, N)
+    assert columns["text"] == QUOTES
+    lines = metadata_tsv({**columns, "text": ["two\nlines\tand a tab", *QUOTES[1:]]}).splitlines()
+    assert len(lines) == N + 1 and lines[1].split("\t")[list(columns).index("text")] == "two lines and a tab"
+
+
+def test_a_dataset_of_dicts_carries_its_texts_as_hugging_face_datasets_do(tmp_path: Path) -> None:
+    x, y = data()
+
+    class Items(torch.utils.data.Dataset):  # dicts of tensors, labels and a text, as a tokenised dataset's rows
+        def __len__(self) -> int:
+            return N
+
+        def __getitem__(self, i: int) -> dict:
+            return {"features": x[i], "labels": y[i], "text": QUOTES[i]}
+
+    class Keyword(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(6, 2))
+
+        def forward(self, features: torch.Tensor) -> torch.Tensor:
+            return self.body(features)
+
+    recorder = Recorder(Keyword(), ["body.0"], Items(), out=tmp_path / "run", class_names=["no", "yes"], draw=False,
+                        batch_size=16)
+    recorder.start()
+    assert recorder.finish().probe_texts() == QUOTES

@@ -211,11 +211,15 @@ def _write_tensor(activations: np.ndarray, path: Path) -> None:
 
 
 def metadata_columns(run: RunFolder, layer: str, epoch: int, n_points: int) -> dict[str, list[str]]:
-    """One column per field, a cell per probe image: its label and class, the network's prediction at `epoch`, and
-    layerlapse's own map of it (map_x, map_y), so the projector can colour and compare by any of them."""
+    """One column per field, a cell per probe image: its label and class, its text (where the run stored texts), the
+    network's prediction at `epoch`, and layerlapse's own map of it (map_x, map_y), so the projector can colour and
+    compare by any of them."""
     class_names = [str(name) for name in run.manifest["dataset"]["class_names"]]
     labels = _rows(run, layout.PROBE_LABELS, n_points)
     columns = {"label": [str(int(label)) for label in labels], "class": [class_names[label] for label in labels]}
+    texts = run.probe_texts()
+    if texts is not None:  # the projector shows a hovered point's text (tsv_cell keeps each on its row)
+        columns["text"] = texts[:n_points]
     predictions = layout.predictions(epoch)
     if run.has(predictions):
         probabilities = _rows(run, predictions, n_points)
