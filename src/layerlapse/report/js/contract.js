@@ -52,7 +52,7 @@
  * @property {Atlases|null} atlases - null without images
  * @property {PackedArray|null} texts - each point's text (its item's words, or a caption), where the run stored
  *   texts (the probe only): one JSON array of n strings, UTF-8, as a uint8 array (gzipped like the others; state.js
- *   parses it once, and shows a text only on hover, pin, selection and the strips, always as text)
+ *   parses it when a text is first shown: on hover, pin, selection and the strips, always as text)
  * @property {Object<string, PackedArray>|null} extra - a comparison's per-point arrays, the points on the last
  *   axis: for run r, pred{r} and conf{r} (frames, n) as predicted and confidence, first{r} (first frame right + 1;
  *   0: never), learned{r} (1: right at the last frame) and forget{r} (forgetting events); for the pair of runs i < j and their layers a, b,

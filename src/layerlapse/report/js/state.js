@@ -64,7 +64,7 @@ function decodePoints(points) {
             ([name, packed]) => [name, decodeArray(packed)])) : null,
           extra: points.extra ? Object.fromEntries(Object.entries(points.extra).map(
             ([name, packed]) => [name, decodeArray(packed)])) : null,
-          texts: points.texts ? JSON.parse(new TextDecoder().decode(decodeArray(points.texts))) : null,
+          texts: points.texts ? parsedOnce(decodeArray(points.texts)) : null,
           thumbnails: makeThumbnails(points.atlases)};
 }
 
@@ -72,7 +72,14 @@ function decodePoints(points) {
 // text: textContent, or escapeHtml() before it goes into a Div.
 function textOf(set, i) {
   const texts = sets[set] && sets[set].texts;
-  return texts && typeof texts[i] === "string" ? texts[i] : null;
+  const list = texts && texts();
+  return list && typeof list[i] === "string" ? list[i] : null;
+}
+
+// The texts' JSON (UTF-8 bytes), parsed when a text is first shown: opening the page and the slider never touch it.
+function parsedOnce(bytes) {
+  let parsed = null;
+  return () => parsed || (parsed = JSON.parse(new TextDecoder().decode(bytes)));
 }
 
 // The layer map k shows (map 0: the chosen layer; map 1: the compared one, or null).
