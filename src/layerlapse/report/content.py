@@ -270,8 +270,7 @@ def item_word(points: Points) -> str:
 def _summary(run: RunFolder, layers: list[str], epochs: list[int], probe: Points) -> str:
     from ..render.captions import method_label  # the PNG frames' words for the same map
 
-    word = "images" if run.has(layout.PROBE_IMAGES) else "items" if probe.texts is not None else "inputs"
-    parts = [f"{len(probe):,} probe {word}",
+    parts = [run.describe_points(len(probe)),  # "300 probe images", "… items" (texts, no images), "… tokens of …"
              f"layer{'s' if len(layers) > 1 else ''} {', '.join(layers)}",
              f"{run.snapshot_title(epochs[0]).lower()} to {run.snapshot_title(epochs[-1]).lower()}",
              f"map: {method_label(run.manifest.get('maps'))}"]
