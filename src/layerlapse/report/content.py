@@ -116,7 +116,7 @@ def read_content(run: RunFolder, layers: list[str]) -> ReportContent:
         notes.append("this run has no stored predictions, so the page shows no predicted labels or confusion matrix")
     return ReportContent(
         title=f"layerlapse · {run.manifest['dataset'].get('name') or run.path.name}",
-        summary=_summary(run, layers, epochs, probe),
+        summary=_summary(run, layers, epochs, len(probe)),
         class_names=class_names, epochs=epochs, layers=layers,
         limits={layer: layer_limits(probe, test, layer) for layer in layers},
         probe=probe, test=test, probe_total=len(probe), test_total=0 if test is None else len(test),
@@ -267,10 +267,10 @@ def item_word(points: Points) -> str:
     return "items" if points.images is None and points.texts is not None else "images"
 
 
-def _summary(run: RunFolder, layers: list[str], epochs: list[int], probe: Points) -> str:
+def _summary(run: RunFolder, layers: list[str], epochs: list[int], n_probe: int) -> str:
     from ..render.captions import method_label  # the PNG frames' words for the same map
 
-    parts = [run.describe_points(len(probe)),  # "300 probe images", "… items" (texts, no images), "… tokens of …"
+    parts = [run.describe_points(n_probe),  # "300 probe images", "… items" (texts, no images), "… tokens of …"
              f"layer{'s' if len(layers) > 1 else ''} {', '.join(layers)}",
              f"{run.snapshot_title(epochs[0]).lower()} to {run.snapshot_title(epochs[-1]).lower()}",
              f"map: {method_label(run.manifest.get('maps'))}"]
