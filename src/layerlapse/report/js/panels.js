@@ -186,5 +186,5 @@ function drawMeasures() {
   const words = measured ? measured.largest : `${layers[state.layer].name}: no layer measures stored`;
   models.changes.text = `<div class="layerlapse-changes" title="${escapeHtml(LAYER_MEASURES_HELP)}">` +
                         `${escapeHtml(words)}<br><span style="color:#666">` +
-                        `measured on ${data.measures.sampleSize.toLocaleString("en")} probe images</span></div>`;
+                        `measured on ${data.measures.sampleSize.toLocaleString("en")} probe ${data.itemWord}</span></div>`;
 }
