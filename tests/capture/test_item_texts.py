@@ -180,3 +180,12 @@ def test_a_dataset_of_dicts_carries_its_texts_as_hugging_face_datasets_do(tmp_pa
                         batch_size=16)
     recorder.start()
     assert recorder.finish().probe_texts() == QUOTES
+
+
+def test_a_notebook_selection_table_has_the_items_texts(text_run: Path) -> None:
+    pytest.importorskip("pandas")
+    from layerlapse import load_run
+    from layerlapse.notebook.selection import selection_table
+
+    table = selection_table(load_run(text_run), [3, 0, 59])
+    assert list(table.text) == [QUOTES[3], QUOTES[0], QUOTES[59]]

@@ -39,7 +39,7 @@ def selection_table(run: RunFolder, ids: np.ndarray | list[int], snapshot: int |
     Returns
     -------
     pandas.DataFrame
-        Columns id, label (class name), prediction (class name, or None without stored predictions), confidence
+        Columns id, label (class name), text (where the run stored texts), prediction (class name, or None without stored predictions), confidence
         (the predicted class's probability), then the dynamics over the trained snapshots where the run has them:
         mean_confidence, variability, correctness, first_learned, learned_from, forgetting_events, never_learned,
         unforgettable.
@@ -60,6 +60,9 @@ def selection_table(run: RunFolder, ids: np.ndarray | list[int], snapshot: int |
         raise ConfigError(f"snapshot {snapshot} was not recorded: this run has snapshots 0..{run.epochs_complete}")
     names = np.array([str(name) for name in run.manifest["dataset"]["class_names"]], dtype=object)
     table = {"id": ids, "label": names[labels[ids]]}
+    texts = run.probe_texts()
+    if texts is not None:  # the items' texts (or a run of tokens' token in its sentence)
+        table["text"] = np.asarray(texts, dtype=object)[ids]
     if run.has(layout.predictions(snapshot)):
         probabilities = np.asarray(run.read_array(layout.predictions(snapshot)))[ids]
         predicted = probabilities.argmax(axis=1) if len(ids) else np.zeros(0, dtype=np.int64)
