@@ -96,18 +96,38 @@ def run(
 
 @app.command(cls=_Command)
 def demo(
-    out: Annotated[Path, typer.Option(help="Run folder to write (replaced if it holds an earlier run).")]
-    = Path("runs/demo"),
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 15,
+    out: Annotated[Optional[Path], typer.Option(help="Run folder to write (replaced if it holds an earlier run); "
+                                                "default runs/demo, or runs/text with --text.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs; default 15, or 6 of fine-tuning with "
+                                                  "--text.")] = None,
     map_method: Annotated[str, typer.Option("--map", help=MAP_HELP)] = "aligned",
+    text: Annotated[bool, typer.Option("--text", help="A small BERT-style encoder pre-trained on Debian's fortunes, "
+                                       "then fine-tuned by a Hugging Face Trainer to tell six of their topics apart "
+                                       "(sudo apt-get install fortunes; pip install 'layerlapse[transformers]'); its "
+                                       "tokens in a second run beside it, OUT-tokens.")] = False,
     quiet: Quiet = False,
 ) -> None:
-    """The whole pipeline offline in a few minutes, on scikit-learn's bundled 8×8 digits."""
+    """The whole pipeline offline in a few minutes, on scikit-learn's bundled 8×8 digits, or with --text on
+    quotations."""
+    if text:
+        # the text demo imports transformers: reached here only, when asked for (pyproject.toml's import rules)
+        from .textdemo.demo import run_text_demo, tokens_folder
+        from .textdemo.settings import TextDemoSettings
+
+        config = RunConfig(map_method=map_method)
+        settings = TextDemoSettings() if epochs is None else TextDemoSettings(epochs=epochs)
+        out = out or Path("runs/text")
+        with _report_warnings_as_lines():
+            finished = run_text_demo(out, settings=settings, config=config, show_progress=not quiet)
+        _say_written(finished, quiet)
+        if not quiet and (tokens_folder(out) / "report.html").is_file():
+            typer.echo(f"and the tokens of some quotations, one point each: {tokens_folder(out)}/report.html")
+        return
     from .reference.experiment import run_experiment
 
-    config = RunConfig(dataset="digits", epochs=epochs, probe=None, map_method=map_method)
+    config = RunConfig(dataset="digits", epochs=15 if epochs is None else epochs, probe=None, map_method=map_method)
     with _report_warnings_as_lines():
-        finished = run_experiment(config, out, force=True, show_progress=not quiet)
+        finished = run_experiment(config, out or Path("runs/demo"), force=True, show_progress=not quiet)
     _say_written(finished, quiet)
 
 
