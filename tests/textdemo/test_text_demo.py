@@ -223,3 +223,17 @@ def test_a_small_text_demo_records_the_tokens_beside_it(text_run: Path) -> None:
     points = recorded["dataset"]["probe_size"]
     assert np.load(tokens / "activations/bert.encoder.layer.1/epoch_000.npy").shape == (points, 16)
     assert (tokens / "report.html").is_file()
+
+
+def test_debian_s_fortunes_give_the_counts_the_docs_state() -> None:
+    try:
+        folder = fortunes_folder()
+    except DatasetError:
+        pytest.skip("Debian's fortunes are not installed: sudo apt-get install fortunes")
+    corpus = load_corpus(folder)
+    assert corpus.counts() == {"computers": 869, "science": 537, "food": 175, "politics": 658, "literature": 235,
+                               "sports": 115}  # docs/text.md
+    split = split_corpus(corpus)
+    assert (len(split.probe), len(split.eval)) == (240, 150)
+    held_out = {corpus.texts[index] for index in (*split.eval, *split.probe)}
+    assert len(pretraining_texts(folder, held_out)) == 13_396

@@ -91,7 +91,7 @@ def run_text_demo(out: str | os.PathLike = "runs/text", *, settings: TextDemoSet
     callbacks = [recording_callback(data, settings, out, **recording)]
     if settings.token_items_per_class:
         callbacks.append(tokens_callback(data, settings, tokens_folder(out), **recording))
-    finetune(classifier_from(encoder, bert), data, settings, [*callbacks, EvaluateWhenRecorded(callbacks[0])],
+    finetune(classifier_from(encoder, bert, settings.seed), data, settings, [*callbacks, EvaluateWhenRecorded(callbacks[0])],
              show_progress=show_progress)
     return load_run(out)
 

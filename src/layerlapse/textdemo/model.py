@@ -117,11 +117,11 @@ def masked_lm_accuracy(model: transformers.BertForMaskedLM, encoded: dict[str, n
     return float((predicted == input_ids[chosen]).float().mean()) if chosen.any() else float("nan")
 
 
-def classifier_from(pretrained: transformers.BertForMaskedLM,
-                    config: transformers.BertConfig) -> transformers.BertForSequenceClassification:
-    """A BertForSequenceClassification whose encoder is the pre-trained one (its pooler and classifier fresh, as when
-    a checkpoint from the hub is fine-tuned)."""
-    torch.manual_seed(config.seed if hasattr(config, "seed") else 0)
+def classifier_from(pretrained: transformers.BertForMaskedLM, config: transformers.BertConfig,
+                    seed: int = 0) -> transformers.BertForSequenceClassification:
+    """A BertForSequenceClassification whose encoder is the pre-trained one (its pooler and classifier fresh, drawn
+    from `seed`, as when a checkpoint from the hub is fine-tuned)."""
+    torch.manual_seed(seed)
     classifier = transformers.BertForSequenceClassification(config)
     missing, unexpected = classifier.bert.load_state_dict(pretrained.bert.state_dict(), strict=False)
     if unexpected or any(not key.startswith("pooler.") for key in missing):
