@@ -130,6 +130,13 @@ def test_settings_are_checked_once() -> None:
         TextDemoSettings(hidden_size=30, num_heads=4)
 
 
+def test_the_corpus_and_vocabulary_import_neither_torch_nor_transformers() -> None:
+    code = ("import sys, layerlapse, layerlapse.textdemo.corpus, layerlapse.textdemo.vocabulary, "
+            "layerlapse.textdemo.settings; print(sorted({'torch', 'transformers'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
+
+
 # ---- with transformers --------------------------------------------------------------------------------------------
 def test_a_bert_layer_s_output_submodule_returns_exactly_the_layer_s_output() -> None:
     transformers = pytest.importorskip("transformers")

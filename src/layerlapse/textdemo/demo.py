@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -78,11 +79,13 @@ def run_text_demo(out: str | os.PathLike = "runs/text", *, settings: TextDemoSet
     force : bool
         Replace earlier runs in the run folders.
     show_progress : bool
-        The Trainer's progress bar while it fine-tunes.
+        Progress bars on a terminal while it pre-trains and fine-tunes, and the Trainer's logs (loss and accuracy
+        at each recorded step) on stdout.
     """
     data = prepare_data(settings, fortunes)
     bert = bert_config(data.vocabulary, settings, data.corpus.class_names)
-    encoder = pretrain(bert, data.vocabulary.encode(data.pretraining, max_length=settings.max_length), settings)
+    encoder = pretrain(bert, data.vocabulary.encode(data.pretraining, max_length=settings.max_length), settings,
+                       show_progress=show_progress)
     held_out = data.vocabulary.encode(data.texts(data.split.eval), max_length=settings.max_length)
     pretraining = {"pretraining": "masked-LM", "pretrain_texts": len(data.pretraining),
                    "pretrain_epochs": settings.pretrain_epochs, "vocabulary": len(data.vocabulary),
@@ -205,12 +208,13 @@ def finetune(model: Any, data: TextData, settings: TextDemoSettings, callbacks: 
             output_dir=scratch, num_train_epochs=settings.epochs, per_device_train_batch_size=settings.batch_size,
             per_device_eval_batch_size=256, learning_rate=settings.learning_rate, warmup_steps=0.1,
             weight_decay=0.01, seed=settings.seed, use_cpu=True, report_to=[], save_strategy="no",
-            eval_strategy="no", logging_strategy="no", disable_tqdm=not show_progress, dataloader_num_workers=0)
+            eval_strategy="no", logging_strategy="no", dataloader_num_workers=0,
+            disable_tqdm=not (show_progress and sys.stderr.isatty()))  # a bar redrawn in a log file is noise
         with _quiet_transformers():  # it warns of a second LayerlapseCallback, which the run of tokens is
             trainer = transformers.Trainer(model=model, args=args, train_dataset=item_list(data, train, settings),
                                            eval_dataset=item_list(data, data.split.eval, settings),
                                            data_collator=pad_batch, compute_metrics=accuracy, callbacks=callbacks)
-        if not show_progress:  # without a bar, the Trainer prints each log as a dict
+        if not show_progress:  # quiet: not even the logs the Trainer prints as dicts when it draws no bar
             trainer.remove_callback(transformers.trainer_callback.PrinterCallback)
         try:
             trainer.train()

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from .._util.progress import progress_bar
 from ..integrations import require
 from .settings import TextDemoSettings
 from .vocabulary import CLS, MASK, PAD, SEP, SPECIAL_TOKENS, Vocabulary
@@ -50,11 +51,11 @@ def mask_tokens(input_ids: torch.Tensor, vocabulary_size: int,
     return masked, chosen
 
 
-def pretrain(config: transformers.BertConfig, encoded: dict[str, np.ndarray],
-             settings: TextDemoSettings) -> transformers.BertForMaskedLM:
+def pretrain(config: transformers.BertConfig, encoded: dict[str, np.ndarray], settings: TextDemoSettings, *,
+             show_progress: bool = False) -> transformers.BertForMaskedLM:
     """A BertForMaskedLM from random weights, trained `settings.pretrain_epochs` epochs on the encoded texts with
     AdamW and a linear warm-up then decay. The loss is taken at the masked tokens only, so the decoder over the
-    whole vocabulary runs on 15 % of the positions, not all of them."""
+    whole vocabulary runs on 15 % of the positions, not all of them. A progress bar on a terminal, if asked."""
     torch.manual_seed(settings.seed)
     model = transformers.BertForMaskedLM(config)
     input_ids = torch.from_numpy(encoded["input_ids"])
@@ -68,16 +69,18 @@ def pretrain(config: transformers.BertConfig, encoded: dict[str, np.ndarray],
         optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup))))
     generator = torch.Generator().manual_seed(settings.seed)
     model.train()
-    for _ in range(settings.pretrain_epochs):
-        for batch in length_grouped_batches(lengths, settings.pretrain_batch_size, generator):
-            loss = _masked_lm_loss(model, input_ids[batch], generator)
-            if loss is None:
-                continue
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
+    with progress_bar("pre-training (masked-LM)", total, enabled=show_progress) as advance:
+        for _ in range(settings.pretrain_epochs):
+            for batch in length_grouped_batches(lengths, settings.pretrain_batch_size, generator):
+                advance()
+                loss = _masked_lm_loss(model, input_ids[batch], generator)
+                if loss is None:
+                    continue
+                optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                schedule.step()
     return model.eval()
 
 
