@@ -103,7 +103,7 @@ def demo(
     map_method: Annotated[str, typer.Option("--map", help=MAP_HELP)] = "aligned",
     text: Annotated[bool, typer.Option("--text", help="A small BERT-style encoder pre-trained on Debian's fortunes, "
                                        "then fine-tuned by a Hugging Face Trainer to tell six of their topics apart "
-                                       "(sudo apt-get install fortunes; pip install 'layerlapse[transformers]'); its "
+                                       "(sudo apt-get install fortunes; pip install 'layerlapse\\[transformers]'); its "
                                        "tokens in a second run beside it, OUT-tokens.")] = False,
     quiet: Quiet = False,
 ) -> None:

@@ -29,7 +29,7 @@ from .model import bert_config, classifier_from, masked_lm_accuracy, pretrain, t
 from .settings import TextDemoSettings
 from .vocabulary import PAD, Vocabulary
 
-require("accelerate", "transformers", (0, 26), what="accelerate (which transformers' Trainer needs)")
+require("accelerate", "transformers", (1, 1), what="accelerate (which transformers' Trainer needs)")
 from ..integrations.transformers import LayerlapseCallback  # noqa: E402  (after the install hints)
 
 DATASET = "fortunes: computers, science, food, politics, literature, sports"
