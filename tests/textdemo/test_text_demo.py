@@ -128,6 +128,10 @@ def test_settings_are_checked_once() -> None:
         TextDemoSettings(epochs=0)
     with pytest.raises(ConfigError, match="must be a multiple of num_heads"):
         TextDemoSettings(hidden_size=30, num_heads=4)
+    with pytest.raises(ConfigError, match=r"^learning_rate must be a learning rate between 0 and 1, got 0$"):
+        TextDemoSettings(learning_rate=0)
+    with pytest.raises(ConfigError, match=r"^every must be 'epoch', 'log' or a whole number"):
+        TextDemoSettings(every="often")  # refused before a minute of pre-training, not after
 
 
 def test_the_corpus_and_vocabulary_import_neither_torch_nor_transformers() -> None:

@@ -7,6 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from ..capture.spec import Schedule
 from ..errors import ConfigError
 from .vocabulary import MAX_LENGTH
 
@@ -69,13 +70,18 @@ class TextDemoSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
+        for field in dataclasses.fields(self):  # the annotations are strings (postponed): "int", "float", …
             value = getattr(self, field.name)
-            if field.name in ("every", "pretrain_texts") or field.type == "float":
-                continue
-            least = 0 if field.name in _MAY_BE_ZERO else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ConfigError(f"{field.name} must be a whole number of at least {least}, got {value!r}")
+            if field.type == "int":
+                least = 0 if field.name in _MAY_BE_ZERO else 1
+                if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                    raise ConfigError(f"{field.name} must be a whole number of at least {least}, got {value!r}")
+            elif field.type == "float" and not (isinstance(value, (int, float)) and 0 < value < 1):
+                raise ConfigError(f"{field.name} must be a learning rate between 0 and 1, got {value!r}")
+        if self.pretrain_texts is not None and (not isinstance(self.pretrain_texts, int) or self.pretrain_texts < 1):
+            raise ConfigError(f"pretrain_texts must be a whole number of at least 1, or None, got "
+                              f"{self.pretrain_texts!r}")
+        Schedule(self.every)  # the callback's own check, now rather than after pre-training
         if self.hidden_size % self.num_heads:
             raise ConfigError(f"hidden_size {self.hidden_size} must be a multiple of num_heads {self.num_heads}")
         if self.num_layers < 2:
