@@ -129,6 +129,16 @@ def test_every_n_steps_labels_the_snapshots_by_step(tmp_path: Path) -> None:
     assert recorded["layer_info"][LAYER]["caption"] == "mean over tokens"
 
 
+def test_the_last_snapshot_off_the_schedule_keeps_what_was_logged_at_the_end(tmp_path: Path) -> None:
+    data = DigitImages(slice(0, 100))
+    callback = LayerlapseCallback(LAYER, probe={"pixel_values": data.images, "labels": data.labels},
+                                  out=tmp_path / "run", reduce="mean", every=3, draw=False)
+    train(tmp_path / "trainer", [callback], train_rows=slice(0, 320)).train()  # 20 steps: 18 is the last due
+    recorded = manifest(tmp_path / "run")
+    assert recorded["snapshots"][-2:] == [{"step": 18, "epoch": 2}, {"step": 20, "epoch": 2}]
+    assert {"loss", "val_acc"} <= set(recorded["history"][-1])  # the final epoch's logs, not an empty row
+
+
 def test_a_resumed_training_continues_the_run_folder(tmp_path: Path) -> None:
     class Crash(TrainerCallback):
         def on_epoch_begin(self, args, state, control, **kwargs):

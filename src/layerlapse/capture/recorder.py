@@ -171,7 +171,7 @@ class Recorder:
         for which, data in (("test_probe", test_probe), ("test_set", test_set)):
             if data is not None:
                 self._inputs[which] = ProbeInputs(data, what=which.replace("_", " "), batch_size=batch_size)
-        self.labels = self._labels_of("probe", labels)
+        self.labels = labels_of(self._inputs["probe"], "probe", labels)
         # a run of tokens (reduce="tokens"): its points are the probe's real tokens, not its items
         self._tokens = token_points(self._inputs["probe"], tokenizer, test_inputs=[
             which.replace("_", " ") for which in self._inputs if which != "probe"]) if token_layers(self._reduce) else None
@@ -297,7 +297,8 @@ class Recorder:
         """
         return self._recording().epoch_end(epoch, step=step, metrics=metrics)
 
-    def finish(self, *, draw: bool | None = None, step: int | None = None, epoch: int | None = None) -> RunFolder:
+    def finish(self, *, draw: bool | None = None, step: int | None = None, epoch: int | None = None,
+               metrics: dict[str, Any] | None = None) -> RunFolder:
         """Record the test set (if given), then map every snapshot and draw the frames, GIF, figures and report;
         the run is then complete and its lock given back; in a terminal it says on stderr what it waits for and,
         last, where the report is.
@@ -306,8 +307,9 @@ class Recorder:
         ----------
         draw : bool, optional
             False stops after recording (`layerlapse render RUN` maps and draws later); default the Recorder's own.
-        step, epoch : int, optional
-            Under a step schedule, the final network's step (and epoch): a last snapshot when that step was not due.
+        step, epoch, metrics : optional
+            Under a step schedule, the final network's step (and epoch): a last snapshot, with `metrics` as its
+            history row, when that step was not due.
 
         Returns
         -------
@@ -317,7 +319,7 @@ class Recorder:
         session = self._recording()
         try:
             with session.aborting_on_error():
-                session.finish(step=step, epoch=epoch)
+                session.finish(step=step, epoch=epoch, metrics=metrics)
             return session.complete(draw=self.draw if draw is None else draw)
         finally:
             self.close()
@@ -534,9 +536,6 @@ class Recorder:
         return self._spool.empty_array(shape, dtype) if self._spool is not None else np.empty(shape, dtype=dtype)
 
     # ---- inside ------------------------------------------------------------------------------------------------------
-    def _labels_of(self, which: str, given: Any) -> np.ndarray | None:
-        return labels_of(self._inputs.get(which), which, given)
-
     @property
     def _writes(self) -> bool:
         """Whether this Recorder writes a run folder (it was given `out` or `run`)."""
@@ -547,8 +546,8 @@ class Recorder:
         if self.labels is None:
             raise ConfigError("a Recorder that writes a run folder needs the probe's labels: pass labels=... (one "
                               "class index per probe input), or a Dataset/DataLoader that yields (input, label)")
-        test_probe = self._labels_of("test_probe", spec.test_probe_labels)
-        test = self._labels_of("test_set", spec.test_labels)
+        test_probe = labels_of(self._inputs.get("test_probe"), "test_probe", spec.test_probe_labels)
+        test = labels_of(self._inputs.get("test_set"), "test_set", spec.test_labels)
         for which, labels in (("test_probe", test_probe), ("test_set", test)):
             if which in self._inputs and labels is None:
                 raise ConfigError(f"the {which.replace('_', ' ')} needs labels: pass {which}_labels=... (or "

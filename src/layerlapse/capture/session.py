@@ -289,7 +289,7 @@ class RecordingSession:
 
     @_whole
     def finish(self, *, test_metrics: dict[str, float] | None = None, step: int | None = None,
-               epoch: int | None = None) -> RunFolder:
+               epoch: int | None = None, metrics: dict[str, Any] | None = None) -> RunFolder:
         """The final test set (when one was given) run through the last network and recorded; the run stays open
         (status running) for the pipeline to map and draw it. Under a step schedule, a `step` that was not due gets a
         last snapshot, so the lapse ends with the trained network.
@@ -300,12 +300,14 @@ class RecordingSession:
             The test set's loss and accuracy when the model's output is not class scores to compute them from.
         step, epoch : int, optional
             The final network's step (and epoch), under a step schedule.
+        metrics : dict, optional
+            The history row of that last snapshot, where one is taken.
         """
         run = self._started()
         if self.schedule.by_steps and step is not None:
             last = snapshot_labels(run.manifest)[-1] if run.epochs_complete >= 0 else {}
             if step > last.get("step", -1):
-                self.snapshot(step=step, epoch=epoch)
+                self.snapshot(step=step, epoch=epoch, metrics=metrics)
         if self.inputs.test_labels is not None and run.manifest["test"] is None:
             spool_into(self.capture, run)
             test = self.capture.capture("test_set")

@@ -152,7 +152,8 @@ class LayerlapseCallback(transformers.TrainerCallback):
         recorder, self.recorder = self.recorder, None
         # the final network (a last snapshot under a step schedule when its step was not due), the test set, then
         # maps, frames, GIF and report: the run is complete
-        recorder.finish(step=state.global_step, epoch=round(state.epoch or 0))
+        recorder.finish(step=state.global_step, epoch=round(state.epoch or 0),
+                        metrics=logged_metrics(state.log_history[self._logged:]))
 
     def close(self) -> None:
         """After a `train()` that raised (the Trainer has no event for it): mark the run failed, so a resumed
