@@ -106,7 +106,13 @@ def test_the_token_run_is_mapped_and_reported(token_run) -> None:
     path, _ = token_run
     run = load_run(path)
     assert run.status == "complete"
-    assert (path / "report.html").stat().st_size > 0
+    from layerlapse.report.page import page_payload
+
+    page = (path / "report.html").read_text(encoding="utf-8")
+    data = page_payload(page)
+    assert data["itemWord"] == "tokens"  # the page says "probe token #N" on hover, "the selected tokens"
+    assert f"{len(run.probe_labels())} tokens of {ITEMS} probe items" in page
+    assert json.loads(bytes(data["probe"]["texts"]).decode("utf-8")) == run.probe_texts()
     n = len(run.probe_labels())
     assert run.read_xy(f"maps/encoder/epoch_{run.epochs_complete:03d}.npy", n).shape == (n, 2)
 

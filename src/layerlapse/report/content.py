@@ -96,6 +96,7 @@ class ReportContent:
     curve_axis: tuple[list[float], list[float], str] | None = None
     # a comparison of runs (layerlapse.compare): its runs, the run of each layer, what the page shows of them
     comparison: dict | None = None
+    tokens: bool = False  # the points are tokens (a run recorded with reduce="tokens"), not items
 
 
 def read_content(run: RunFolder, layers: list[str]) -> ReportContent:
@@ -129,7 +130,8 @@ def read_content(run: RunFolder, layers: list[str]) -> ReportContent:
         color_measures=[] if found is None else color_measures(found), strips=_strips(run, found),
         measures=_page_measures(run, layers, epochs, notes),
         regions=None if found is None else region_summary(found),
-        test_images=int((run.manifest.get("test") or {}).get("size") or (0 if test is None else len(test))))
+        test_images=int((run.manifest.get("test") or {}).get("size") or (0 if test is None else len(test))),
+        tokens=(run.manifest["dataset"].get("points") == "tokens"))
 
 
 def _probe_dynamics(run: RunFolder, notes: list[str]) -> SampleDynamics | None:
@@ -261,9 +263,12 @@ def layer_limits(probe: Points, test: Points | None, layer: str) -> tuple[float,
     return (x0, x1, y0, y1)
 
 
-def item_word(points: Points) -> str:
-    """What the page calls the probe's items: "images" where it has them (or neither images nor texts), "items"
-    where the run stored texts and no images."""
+def item_word(content: ReportContent) -> str:
+    """What the page calls the probe's points: "tokens" for a run of tokens, "images" where it has them (or neither
+    images nor texts), "items" where the run stored texts and no images."""
+    if content.tokens:
+        return "tokens"
+    points = content.probe
     return "items" if points.images is None and points.texts is not None else "images"
 
 

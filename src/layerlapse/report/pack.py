@@ -148,7 +148,7 @@ def payload(content: ReportContent, blobs: Blobs) -> str:
         "regionNames": {key: name for key, (_, name) in REGIONS.items()},
         "regionCutOffs": content.regions,
         "selectionThumbnails": SELECTION_THUMBNAILS,
-        "itemWord": item_word(content.probe),
+        "itemWord": item_word(content),
         "layout": {"mapSize": MAP_SIZE, "compareSize": COMPARE_SIZE, "sideWidth": SIDE_WIDTH,
                    "sideWidthMax": SIDE_WIDTH_MAX},
         "strips": {name: _strip_points(content.probe, rows) for name, rows in content.strips.items()},

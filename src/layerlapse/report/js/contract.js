@@ -150,8 +150,8 @@
  * @property {object|null} regionCutOffs - the run's cut-offs (ambiguous_from, steady_below, easy_confidence,
  *   hard_confidence, images, swinging, follows_the_run), their `definition` in words and each region's `counts`
  * @property {number} selectionThumbnails - a selection lists the thumbnails of its first this many points
- * @property {"images"|"items"} itemWord - what the page calls the probe's points: "items" for a run with texts
- *   and no images
+ * @property {"images"|"items"|"tokens"} itemWord - what the page calls the probe's points: "items" for a run with
+ *   texts and no images, "tokens" for a run of tokens
  * @property {{mapSize: number[], compareSize: number[], sideWidth: number, sideWidthMax: number}} layout - the
  *   page's sizes for a laptop's window (style.py's); layout.js grows the maps to fill larger ones
  * @property {Object<string, StripItem[]>} strips - hardest and forgotten; a comparison's: disagree, leftOnly,

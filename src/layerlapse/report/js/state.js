@@ -100,7 +100,7 @@ function position(set, i, epoch, layer = layers[state.layer]) {
 function describe(set, i) {
   const points = sets[set];
   const row = points.rows ? points.rows[i] : i;  // its row in the run folder, also when the page subsamples
-  const word = data.itemWord === "items" && !points.thumbnails ? "item" : "image";
+  const word = data.itemWord === "tokens" ? "token" : data.itemWord === "items" && !points.thumbnails ? "item" : "image";
   const lines = [`${set === "probe" ? "probe" : "test"} ${word} #${row}`, `true: ${classNames[points.labels[i]]}`];
   if (set === "probe" && comparison) {
     lines.push(...runLines(i));
