@@ -141,3 +141,18 @@ def widget_states(notebook: Any) -> list[dict]:
             target[buffer["path"][-1]] = base64.b64decode(buffer["data"])
         found.append(state)
     return found
+
+
+def open_widget(browser: Any, widget: Any, folder: Path, hash: str = "") -> tuple[Any, list[str]]:
+    """The widget alone on a page of its own in `folder`, the network blocked: the page and its console errors."""
+    page_file = folder / "widget.html"
+    page_file.write_text(standalone_page(widget))
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "blob:", "data:"))
+               else route.abort())
+    page.goto(page_file.as_uri() + hash)
+    page.wait_for_function(f"{WIDGET} && {WIDGET}.ready", timeout=20_000)
+    return page, errors

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("anywidget", reason="the notebook extra: pip install 'layerlapse[notebook]'")
 
 from nb_helpers import (CHROMIUM, PROBE, QUIET, SOFTWARE_WEBGL, WIDGET, browser_or_skip, inside,  # noqa: E402
-                        standalone_page)
+                        open_widget)
 
 from layerlapse.notebook import show  # noqa: E402
 
@@ -30,24 +30,12 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
-def opened(browser: Any, widget: Any, folder: Path, hash: str = "") -> tuple[Any, list[str]]:
-    page_file = folder / "widget.html"
-    page_file.write_text(standalone_page(widget))
-    page = browser.new_page()
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "blob:", "data:"))
-               else route.abort())
-    page.goto(page_file.as_uri() + hash)
-    page.wait_for_function(f"{WIDGET} && {WIDGET}.ready", timeout=20_000)
-    return page, errors
 
 
 @pytest.mark.parametrize("encoding", ["raw", "gzip"])
 def test_the_view_draws_and_a_lasso_selects_the_points_inside(browser: Any, small_run: Path, tmp_path: Path,
                                                              encoding: str) -> None:
-    page, errors = opened(browser, show(small_run, encoding=encoding), tmp_path)
+    page, errors = open_widget(browser, show(small_run, encoding=encoding), tmp_path)
     state = page.evaluate(f"{WIDGET}.state()")
     assert state["frames"] == 3 and state["frame"] == 2 and state["total"] == PROBE and state["layer"] == "hidden"
     assert page.evaluate(f"{WIDGET}.paintedPixels()") > 500
@@ -73,7 +61,7 @@ def test_the_view_draws_and_a_lasso_selects_the_points_inside(browser: Any, smal
 
 
 def test_slider_kernel_hover_and_trail(browser: Any, small_run: Path, tmp_path: Path) -> None:
-    page, errors = opened(browser, show(small_run), tmp_path)
+    page, errors = open_widget(browser, show(small_run), tmp_path)
     page.locator(".layerlapse-widget input[type=range]").fill("1")
     assert page.evaluate(f"{WIDGET}.state().frame") == 1
     assert page.evaluate("window.saved.at(-1).frame") == 1
@@ -104,7 +92,7 @@ def test_slider_kernel_hover_and_trail(browser: Any, small_run: Path, tmp_path: 
 def test_with_webgl_a_reading_again_draws_on_new_buffers(browser: Any, small_run: Path, tmp_path: Path) -> None:
     """The shaders (forced: SwiftShader would have the CPU draw): a refresh from the kernel gives the old set's
     buffers back and draws from the new ones."""
-    page, errors = opened(browser, show(small_run), tmp_path, "#renderer=webgl")
+    page, errors = open_widget(browser, show(small_run), tmp_path, "#renderer=webgl")
     assert page.evaluate(f"{WIDGET}.state().renderer") == "webgl"
     painted = page.evaluate(f"{WIDGET}.paintedPixels()")
     assert painted > 500

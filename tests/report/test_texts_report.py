@@ -218,21 +218,12 @@ def test_the_notebook_widget_shows_the_text_on_hover(browser: Any, text_run: Tex
     """The widget (its own view, the report's decoding) shows the hovered item's text as text, too."""
     pytest.importorskip("anywidget", reason="the notebook extra: pip install 'layerlapse[notebook]'")
     sys.path.insert(0, str(Path(__file__).parents[1] / "notebook"))
-    from nb_helpers import WIDGET, standalone_page
+    from nb_helpers import WIDGET, open_widget
 
     from layerlapse.notebook import show
 
-    page_file = tmp_path / "widget.html"
-    page_file.write_text(standalone_page(show(text_run.path)))
-    page = browser.new_page()
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "blob:", "data:"))
-               else route.abort())
+    page, errors = open_widget(browser, show(text_run.path), tmp_path)
     try:
-        page.goto(page_file.as_uri())
-        page.wait_for_function(f"{WIDGET} && {WIDGET}.ready", timeout=20_000)
         places = page.evaluate(f"Array.from({{length: {ITEMS}}}, (_, i) => {WIDGET}.clientPosition(i))")
         xy = np.array([[p["x"], p["y"]] if p else [1e9, 1e9] for p in places])
         distances = np.linalg.norm(xy[:, None] - xy[None], axis=-1)
