@@ -69,8 +69,8 @@ def test_the_probe_and_the_report_draw_their_rows_here() -> None:
 
     assert budget.stratified_rows is stratified_rows
     pytest.importorskip("torch")
-    from layerlapse.capture import recorder
+    from layerlapse.capture import inputs
 
     labels = LABELS["shuffled"]
     np.testing.assert_array_equal(stratified_rows(labels, 300, 2, rule="scikit-learn"),
-                                  recorder.stratified_probe(labels, 300, 2))
+                                  inputs.stratified_probe(labels, 300, 2))
