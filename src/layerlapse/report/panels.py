@@ -209,8 +209,10 @@ def snapshot_marker(plot: Plot) -> Span:
 
 
 def confusion_figure(content: ReportContent) -> tuple[Plot, ColumnDataSource] | None:
-    """The probe's confusion matrix at the shown epoch: rows true, columns predicted, shaded by row share."""
-    from bokeh.models import ColumnDataSource, FixedTicker, LinearColorMapper, Range1d
+    """The probe's confusion matrix at the shown epoch: rows true, columns predicted, shaded by row share. A click
+    on a cell (or, with the plot focused, arrow keys and Enter) selects the probe items of its true class predicted
+    as its class at the shown snapshot (panels.js); the chosen cell is outlined, the keyboard's cell dashed."""
+    from bokeh.models import ColumnDataSource, CustomJS, FixedTicker, LinearColorMapper, Range1d, Title
     from bokeh.palettes import Blues256
     from bokeh.plotting import figure
 
@@ -221,7 +223,10 @@ def confusion_figure(content: ReportContent) -> tuple[Plot, ColumnDataSource] | 
     source = ColumnDataSource({"true": true, "predicted": predicted, "share": np.zeros(classes * classes),
                                "count": [""] * (classes * classes), "ink": ["black"] * (classes * classes)},
                               name="layerlapse-confusion")
-    title = f"confusion of the probe at the shown {content.slider_title}"
+    names = {index: short_name(name) for index, name in enumerate(content.class_names)}
+    # the title starts above the frame, right of the class names: long names leave it room for fewer words
+    of = "" if max(len(name) for name in names.values()) > 6 else " of the probe"
+    title = f"confusion{of} at the shown {content.slider_title}"
     plot = figure(width=SIDE_WIDTH, height=SIDE_WIDTH, title=title, tools="", toolbar_location=None,
                   x_range=Range1d(-0.5, classes - 0.5), y_range=Range1d(classes - 0.5, -0.5),
                   name="layerlapse-confusion-plot")
@@ -231,7 +236,14 @@ def confusion_figure(content: ReportContent) -> tuple[Plot, ColumnDataSource] | 
     if classes <= 20:
         plot.text("predicted", "true", text="count", source=source, text_align="center",
                   text_baseline="middle", text_font_size="8pt", text_color="ink")
-    names = {index: short_name(name) for index, name in enumerate(content.class_names)}
+    for name, color, dash in (("chosen", "#ff7f0e", "solid"), ("cursor", "black", "dashed")):
+        marks = ColumnDataSource({"x": [], "y": []}, name=f"layerlapse-confusion-{name}")
+        plot.rect("x", "y", 1, 1, source=marks, fill_color=None, line_color=color, line_width=3, line_dash=dash)
+    tapped = CustomJS(code="if (window.layerlapse) window.layerlapse.tapConfusion(cb_obj);")
+    for event in ("tap", "doubletap"):  # a second click within 300 ms is Bokeh's double tap: it lets go as well
+        plot.js_on_event(event, tapped)
+    plot.add_layout(Title(text="click a cell to select its items", text_font_size="8pt", text_font_style="italic",
+                          text_color="#555555"), "above")  # the keys: in the canvas's aria-label (panels.js)
     for axis in (plot.xaxis, plot.yaxis):
         axis.ticker = FixedTicker(ticks=list(range(classes)))
         axis.major_label_overrides = names  # drawn on the canvas: text, never markup

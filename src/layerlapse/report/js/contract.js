@@ -165,6 +165,7 @@
 // The models page.py passes to layerlapseStart (`models`), each also found by name with
 // Bokeh.documents[0].get_model_by_name(...): "layerlapse-map" (whose points are the point layer's), "-trail",
 // "-epoch" (the slider), "-play", "-layer", "-show-test", "-misclassified", "-pinned", "-figures", "-confusion",
+// "-confusion-plot" with its cells' marks "-confusion-chosen" and "-confusion-cursor" (the keyboard's),
 // "-accuracy", "-loss"; "-color-by", "-color-mapper", "-color-bar"; the second map's "-compare" (its select),
 // "-compare-map", "-compare-trail"; "-data-map", "-data-map-colors", "-data-map-color-bar", "-region", "-selection",
 // "-hardest", "-forgotten" (and a comparison's "-disagree", …); a comparison's "-compare-table",
@@ -194,6 +195,8 @@
  * @property {string[]} colorOptions
  * @property {number[]|null} selected - the selected points, sorted, or null
  * @property {string} region - the cartography region that selected them ("none" for a drawn selection)
+ * @property {{true: number, predicted: number, epoch: number}|null} selectedCell - the confusion matrix's cell
+ *   that selected them (its items of that true class predicted as that class at that epoch), else null
  * @property {string|null} compare - the second map's layer, or null
  * @property {number} compareDrawn
  * @property {number|null} panelsEpoch - the epoch the panels beside the map show (they follow once the slider rests)
@@ -242,6 +245,11 @@
  * @property {function(string): void} selectRegion
  * @property {function(object, boolean, (number|string)): void} selectGeometry - a box or lasso as Bokeh's select
  *   tools give it: (geometry, final, map)
+ * @property {function(object): void} tapConfusion - a Bokeh tap event on the confusion matrix (x: predicted,
+ *   y: true, data units): a cell selects its items at the shown epoch; the same cell again, or off the cells, lets go
+ * @property {function(number, number): void} chooseCell - chooseCell(true, predicted): what a click on that cell does
+ * @property {function(number, number): ({x: number, y: number}|null)} confusionCellPosition -
+ *   confusionCellPosition(true, predicted): the cell's centre in the window (CSS pixels), null without a matrix
  * @property {function(number, string=): void} pin - pin(i, set = "probe")
  * @property {function(): void} unpin
  * @property {function(): void} dispose - takes the page's listeners, tooltip, timers and WebGL contexts away (the

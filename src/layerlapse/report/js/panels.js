@@ -138,6 +138,133 @@ function drawConfusion() {
                            share, count, ink};
 }
 
+// ---- asking the confusion matrix: a cell selects the probe items of its true class predicted as its class at the
+// shown snapshot (selection.js highlights and lists them; the slider then keeps those items, as chosen). A click on
+// the same cell at the same snapshot, or off the cells, lets go. With the plot focused (Tab reaches it: Bokeh makes
+// its canvas focusable) the arrow keys move a dashed cell, Enter or Space chooses it, Escape lets go.
+
+// the confusion cell that chose the selection ({true, predicted, epoch}; null for any other selection, or none),
+// the keyboard's cell ({true, predicted}) and whether it shows
+Object.assign(state, {selectedCell: null, confusionCursor: null, confusionCursorShown: false});
+
+// The matrix's plot and its two marks (the chosen cell, the keyboard's), found by name in the page's document.
+let confusionModels = null;
+function confusionParts() {
+  if (!confusion || !models.confusion) return null;
+  if (confusionModels === null) {
+    const doc = models.confusion.document;
+    const find = (name) => doc ? doc.get_model_by_name(name) : null;
+    confusionModels = {plot: find("layerlapse-confusion-plot"), chosen: find("layerlapse-confusion-chosen"),
+                       cursor: find("layerlapse-confusion-cursor")};
+  }
+  return confusionModels.plot && confusionModels.chosen && confusionModels.cursor ? confusionModels : null;
+}
+
+// A Bokeh tap on the matrix, in data units (x: predicted, y: true).
+function tapConfusion(event) {
+  const classes = classNames.length;
+  const t = Math.round(event.y), p = Math.round(event.x);
+  if (!(t >= 0 && t < classes && p >= 0 && p < classes)) {  // off the cells
+    if (state.selectedCell) setSelection(null, "none");
+    return;
+  }
+  state.confusionCursor = {true: t, predicted: p};
+  chooseCell(t, p);
+}
+
+// Cell (true t, predicted p) at the shown snapshot: its items selected; chosen again at the same snapshot, or a
+// cell of none of the page's items, the selection goes.
+function chooseCell(t, p) {
+  const classes = classNames.length;
+  if (!confusion || !sets.probe.predicted || !(Number.isInteger(t) && Number.isInteger(p) && t >= 0 &&
+                                               t < classes && p >= 0 && p < classes)) return;
+  const cell = state.selectedCell, epoch = state.epoch;
+  if (cell && cell.true === t && cell.predicted === p && cell.epoch === epoch) {
+    setSelection(null, "none");
+    return;
+  }
+  const probe = sets.probe, n = probe.n, predicted = probe.predicted, points = [];
+  for (let i = 0; i < n; i++) {
+    if (probe.labels[i] === t && predicted[epoch * n + i] === p) points.push(i);
+  }
+  setSelection(points.length ? points : null, "none", points.length ? {true: t, predicted: p, epoch} : null);
+}
+
+// How many of the whole probe (not only the page's sample) a cell counts at a snapshot.
+function cellCount(cell) {
+  const classes = classNames.length;
+  return confusion[(cell.epoch * classes + cell.true) * classes + cell.predicted];
+}
+
+// The chosen cell outlined, and the keyboard's dashed while the plot has the keyboard's focus.
+function drawConfusionMarks() {
+  const parts = confusionParts();
+  if (!parts) return;
+  const cell = state.selectedCell, cursor = state.confusionCursorShown ? state.confusionCursor : null;
+  const marks = [[parts.chosen, cell], [parts.cursor, cursor]];
+  for (const [source, at] of marks) {
+    const x = at ? [at.predicted] : [], y = at ? [at.true] : [];
+    if (source.data.x.length !== x.length || source.data.x[0] !== x[0] || source.data.y[0] !== y[0]) {
+      source.data = {x, y};
+    }
+  }
+}
+
+// Whether an event happened in the matrix's plot (its canvas draws in a shadow root: composedPath sees in).
+function inConfusion(event) {
+  const parts = confusionParts();
+  const view = parts && plotView(parts.plot);
+  if (!view) return false;
+  const canvas = view.canvas_view && view.canvas_view.events_el;
+  if (canvas && !canvas.hasAttribute("aria-label")) {
+    canvas.setAttribute("aria-label", "confusion matrix: arrow keys choose a cell, Enter selects its items, " +
+                                      "Escape lets go");
+  }
+  return event.composedPath().includes(view.el);
+}
+
+const CELL_MOVES = {ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0]};
+listen(document, "keydown", (event) => {
+  if (!confusion || event.altKey || event.ctrlKey || event.metaKey || !inConfusion(event)) return;
+  const classes = classNames.length, at = state.confusionCursor || state.selectedCell || {true: 0, predicted: 0};
+  const within = (v) => Math.max(0, Math.min(classes - 1, v));
+  if (event.key in CELL_MOVES) {
+    const [dt, dp] = CELL_MOVES[event.key];
+    state.confusionCursor = {true: within(at.true + dt), predicted: within(at.predicted + dp)};
+  } else if (event.key === "Enter" || event.key === " ") {
+    state.confusionCursor = {true: at.true, predicted: at.predicted};
+    chooseCell(at.true, at.predicted);
+  } else if (event.key === "Escape") {
+    if (state.selectedCell) setSelection(null, "none");
+  } else {
+    return;
+  }
+  event.preventDefault();  // the page neither scrolls nor does anything else with these keys here
+  state.confusionCursorShown = true;
+  drawConfusionMarks();
+});
+// the dashed cell shows while the keyboard has the plot's focus (a mouse click focuses it too, without it)
+listen(document, "focusin", (event) => {
+  if (!confusion || !inConfusion(event)) return;
+  const target = event.composedPath()[0];
+  state.confusionCursorShown = Boolean(target && target.matches && target.matches(":focus-visible"));
+  drawConfusionMarks();
+});
+listen(document, "focusout", (event) => {
+  if (!confusion || !state.confusionCursorShown || !inConfusion(event)) return;
+  state.confusionCursorShown = false;
+  drawConfusionMarks();
+});
+
+// Where cell (true t, predicted p) is drawn, in CSS pixels of the window, or null (no matrix, or not drawn).
+function confusionCellPosition(t, p) {
+  const parts = confusionParts();
+  const view = parts && plotView(parts.plot);
+  if (!view) return null;
+  const rect = view.canvas_view.el.getBoundingClientRect();
+  return {x: rect.left + view.frame.x_scale.compute(p), y: rect.top + view.frame.y_scale.compute(t)};
+}
+
 // A count that fits a confusion cell: 1234, 12k, 1.2M.
 function shortCount(value) {
   if (value < 10000) return String(value);

@@ -81,12 +81,16 @@ function selectRegion(key) {
   setSelection(points, key);
 }
 
-function setSelection(points, region) {
+// The selection: points (probe indices) or null for none; the region that chose them ("none" for any other way);
+// the confusion cell that chose them ({true, predicted, epoch}, panels.js), kept as chosen when the slider moves.
+function setSelection(points, region, cell = null) {
   state.selectedMask.fill(0);
   state.selected = points === null ? null : Array.from(new Set(points.map(Number)))
     .filter((i) => Number.isInteger(i) && i >= 0 && i < sets.probe.n).sort((a, b) => a - b);
   for (const i of state.selected || []) state.selectedMask[i] = 1;
   state.region = region;
+  state.selectedCell = state.selected === null ? null : cell;
+  drawConfusionMarks();
   state.selectionVersion++;
   if (models.region && models.region.value !== region) models.region.value = region;
   drawPoints();
@@ -101,8 +105,9 @@ function drawSelectionList() {
                                        `color:#444;margin:4px 0">Regions: ${escapeHtml(
                                          data.regionCutOffs.definition)}.</div>` : "";
   if (state.selected === null) {
-    const where = models.dataMap ? "choose a region, or drag a box or lasso on the data map or a map" :
-      "drag a box or lasso on a map (its tools are beside it)";
+    const where = (models.dataMap ? "choose a region, or drag a box or lasso on the data map or a map" :
+      "drag a box or lasso on a map (its tools are beside it)") +
+      (confusionParts() ? ", or click a cell of the confusion matrix" : "");
     models.selection.text = `<div class='layerlapse-selection'><i>${where}: the selected ${data.itemWord} are ` +
                             `listed here ` +
                             `and highlighted on the maps; a click on one pins it</i>${regions}</div>`;
@@ -116,13 +121,26 @@ function drawSelectionList() {
     : pickHtml(i, 40, `#${rowOf("probe", i)}`, "")).join("");
   const more = state.selected.length > shown.length ? ` · the first ${shown.length} shown` : "";
   const region = state.region === "none" ? "" : ` (${escapeHtml(data.regionNames[state.region])})`;
+  const count = state.selectedCell ? cellHeading(state.selectedCell, state.selected.length)
+                                    : `${state.selected.length.toLocaleString("en")} selected`;
   models.selection.text = `<div class="layerlapse-selection"><b class="layerlapse-selected-count">` +
-                          `${state.selected.length.toLocaleString("en")} selected</b>${region}${more}` +
+                          `${count}</b>${region}${more}` +
                           selectionByRun() +
                           `${region ? regions : ""}` +
                           `<div style="display:flex;flex-wrap:wrap;gap:2px;margin-top:4px` +
                           `${texts ? ";flex-direction:column" : ""}">${items}</div></div>`;
   whenThumbnailsLoad(shown, drawSelectionList);
+}
+
+// What a confusion cell chose, as markup (class names escaped): "true 4 → predicted 9 at epoch 7: 23 images", and,
+// where the page shows a sample of the probe, how many the whole probe has there.
+function cellHeading(cell, selected) {
+  const word = selected === 1 ? data.itemWord.replace(/s$/, "") : data.itemWord;
+  const whole = cellCount(cell);
+  const of = sets.probe.rows && whole !== selected ? ` (the page's sample of ${whole.toLocaleString("en")} ` +
+                                                     `in the whole probe)` : "";
+  return `true ${escapeHtml(classNames[cell.true])} → predicted ${escapeHtml(classNames[cell.predicted])} at ` +
+         `${escapeHtml(data.snapshotWord)} ${cell.epoch}: ${selected.toLocaleString("en")} ${word}${of}`;
 }
 
 // A click on a listed thumbnail pins its point. The Divs draw their text in shadow roots: composedPath sees in.

@@ -45,6 +45,7 @@ function currentState() {
           webgl: views[0].points.webgl, renderer: views[0].points.renderer, playing: state.playing,
           colorBy: state.colorBy, colorOptions: ["class", ...data.colorBy.map((option) => option.key)],
           selected: state.selected === null ? null : state.selected.slice(), region: state.region,
+          selectedCell: state.selectedCell && {...state.selectedCell},
           compare: compared ? compared.name : null, compareDrawn: compared ? drawnPoints(1).point.length : 0,
           panelsEpoch: state.panelsEpoch, paintedEpoch: state.paintedEpoch,
           hoverRings: views.map((view) => view.hoverSource.data.x.length)};
@@ -69,6 +70,7 @@ window.layerlapse = {
   repaint: requestPaint, mapCanvas: (k = 0) => views[k].points.canvas,
   paintedPixels: () => { paintNow(); return views[0].points.paintedPixels(); },
   select: (indices) => setSelection(indices === null ? null : Array.from(indices), "none"),
+  tapConfusion, chooseCell, confusionCellPosition,
   pin: (i, set = "probe") => pin({set, i}), unpin: () => pin(null), dispose,
 };
 
