@@ -43,7 +43,7 @@ from .style import COMPARE_SIZE, MAP_SIZE, SIDE_WIDTH, class_colors, short_name
 
 if TYPE_CHECKING:
     from bokeh.document import Document
-    from bokeh.models import ColorBar, GlyphRenderer, LayoutDOM, LinearColorMapper, Plot
+    from bokeh.models import ColorBar, GlyphRenderer, LayoutDOM, Legend, LinearColorMapper, Plot
 
 
 def write_report(run: RunFolder, path: str | os.PathLike | None = None, *,
@@ -138,9 +138,16 @@ def render_page(content: ReportContent, extras: Extras | None = None) -> str:
     document, data_tags = page_parts(content, extras)
     page = file_html(document, INLINE, title=content.title)
     end = page.rfind("</body>")
-    if end < 0:
-        raise RuntimeError("Bokeh's page has no </body>: this Bokeh version's file_html is not what page.py expects")
-    return page[:end] + data_tags + page[end:]
+    head = page.find("<head>")
+    if end < 0 or head < 0:
+        raise RuntimeError("Bokeh's page has no <head> or </body>: this Bokeh version's file_html is not what page.py "
+                           "expects")
+    head += len("<head>")
+    return page[:head] + "\n" + VIEWPORT + page[head:end] + data_tags + page[end:]
+
+
+# A phone lays the page out at its own width, at its own scale, rather than as a desktop page shrunk to fit
+VIEWPORT = '<meta name="viewport" content="width=device-width, initial-scale=1">'
 
 
 def page_parts(content: ReportContent, extras: Extras | None = None) -> tuple[Document, str]:
@@ -184,13 +191,15 @@ def build_layout(content: ReportContent, document: Document, extras: Extras | No
     data_map = data_map_panel(content)
     strips = strip_divs(content)
     measures = measures_panel(content)
-    class_renderers = _class_legend(views[0]["plot"], content.class_names, class_colors(len(content.class_names)))
+    class_legend, class_renderers = _class_legend(views[0]["plot"], content.class_names,
+                                                  class_colors(len(content.class_names)))
     side = column(pinned, figures, *more["side"], *[plot for plot, _ in curves],
                   *([confusion[0]] if confusion else []), *([measures["layout"]] if measures else []),
                   name="layerlapse-side")
     models = {**_map_models(views), "colorMapper": mapper, "colorBar": _color_bar(views[0]["plot"], mapper),
               "side": side,
-              "classRenderers": class_renderers, **controls, "pinned": pinned, "figures": figures,
+              "classRenderers": class_renderers, "classLegend": class_legend, **controls, "pinned": pinned,
+              "figures": figures,
               "curveSpans": [span for _, span in curves], "spans": [*(measures["spans"] if measures else []), *more.get("spans", [])],
               "confusion": confusion[1] if confusion else None,
               **{key: value for key, value in (data_map or {}).items() if key != "layout"},
@@ -229,12 +238,14 @@ def _point_color_mapper(content: ReportContent) -> LinearColorMapper:
 
 
 def _color_bar(plot: Plot, mapper: LinearColorMapper) -> ColorBar:
+    """The legend of a measure's colouring, beside the map where the class legend stands while the points have their
+    class colours (maps.js shows one or the other): the points' own mapper, the measure's title and range."""
     from bokeh.models import ColorBar
 
-    bar = ColorBar(color_mapper=mapper, orientation="horizontal", height=10, title="", visible=False,
-                   title_text_font_size="9pt", major_label_text_font_size="8pt", padding=4,
-                   name="layerlapse-color-bar")
-    plot.add_layout(bar, "below")
+    bar = ColorBar(color_mapper=mapper, orientation="vertical", width=14, height=260, title="", visible=False,
+                   title_text_font_size="9pt", title_text_font_style="italic", major_label_text_font_size="8pt",
+                   padding=4, name="layerlapse-color-bar")
+    plot.add_layout(bar, "right")
     return bar
 
 
@@ -243,17 +254,20 @@ def _map_figure(content: ReportContent, prefix: str, size: tuple[int, int]) -> d
     points coloured by class or a measure, test points as diamonds in their class colour, the misclassified ringed,
     as the PNG frames draw them) lie under the frame on the page's point layer (js/pointlayer*.js). Box and lasso
     select give their geometry to selection.js, which highlights the points inside on every map and in the data map."""
-    from bokeh.models import Range1d
+    from bokeh.models import BoxZoomTool, PanTool, Range1d, ResetTool, WheelZoomTool
     from bokeh.plotting import figure
 
     shown = content.layers[0]
     if prefix and content.comparison and content.comparison.get("initialCompare"):
         shown = content.comparison["initialCompare"]  # a comparison opens with the second run's map beside
     x0, x1, y0, y1 = content.limits[shown]
+    # the mouse wheel scrolls the page: the wheel zoom is in the toolbar, off until the reader turns it on
+    pan = PanTool()
+    wheel = WheelZoomTool(description="Wheel zoom (click to turn on: the wheel then zooms the map, not the page)")
     # titled with its layer (maps.js keeps the title in step; a title is canvas text, never markup)
     plot = figure(width=size[0], height=size[1], output_backend="canvas", name=f"layerlapse-{prefix}map",
                   title=f"layer {shown}", x_range=Range1d(x0, x1), y_range=Range1d(y0, y1),
-                  tools="pan,wheel_zoom,box_zoom,reset", active_scroll="wheel_zoom", active_drag="pan")
+                  tools=[pan, wheel, BoxZoomTool(), ResetTool()], active_scroll=None, active_drag=pan)
     transparent_with_select_tools(plot)
     plot.xaxis.visible = plot.yaxis.visible = False
     plot.grid.visible = False
@@ -280,9 +294,10 @@ def _trail_glyphs(plot: Plot, prefix: str) -> dict:
     return {"trailSource": trail, "currentSource": current, "hoverSource": hovered}
 
 
-def _class_legend(plot: Plot, class_names: list[str], colors: list[str]) -> list[GlyphRenderer]:
+def _class_legend(plot: Plot, class_names: list[str], colors: list[str]) -> tuple[Legend, list[GlyphRenderer]]:
     """A legend entry per class whose click hides or shows it (on every map): each entry's renderer is a stand-in
-    that is never drawn (one NaN point); maps.js reads their visibility."""
+    that is never drawn (one NaN point); maps.js reads their visibility, and hides the legend while the points are
+    coloured by a measure (the measure's colour bar stands in its place then)."""
     from bokeh.core.properties import value
     from bokeh.models import Legend, LegendItem
 
@@ -290,9 +305,10 @@ def _class_legend(plot: Plot, class_names: list[str], colors: list[str]) -> list
                               height_units="screen", fill_color=color, line_color=color) for color in colors]
     items = [LegendItem(label=value(short_name(name)), renderers=[stand_in])
              for name, stand_in in zip(class_names, stand_ins)]
-    plot.add_layout(Legend(items=items, click_policy="hide", label_text_font_size="9pt", spacing=0, padding=4,
-                           title="class (click: hide)"), "right")
-    return stand_ins
+    legend = Legend(items=items, click_policy="hide", label_text_font_size="9pt", spacing=0, padding=4,
+                    title="class (click: hide)", name="layerlapse-class-legend")
+    plot.add_layout(legend, "right")
+    return legend, stand_ins
 
 
 def _controls(content: ReportContent) -> dict:

@@ -222,13 +222,19 @@ function setColorBy(key) {
   state.colorBy = key;
   state.colorValues = null;
   if (models.colorBy.value !== key) models.colorBy.value = key;
+  // the legend says what the colours mean: the classes' legend while the points have their class colours, the
+  // measure's colour bar (its title, its range, the points' palette) while they are coloured by a measure
   if (measure) {
     models.colorMapper.setv({palette: measure.palette || data.sequentialPalette, low: measure.low,
                              high: measure.high});
-    models.colorBar.setv({title: measure.title, visible: true});
+    models.colorBar.setv({title: wrappedText(measure.title, 22), visible: true});
   } else {
     models.colorMapper.setv({palette: classPalette, low: -0.5, high: classPalette.length - 0.5});
     models.colorBar.visible = false;
+  }
+  if (models.classLegend) {
+    if (measure) keepLegendRoom();
+    models.classLegend.visible = !measure;
   }
   drawPoints();
 }
@@ -278,4 +284,24 @@ function fitRanges(view, layer) {
   const [x0, x1, y0, y1] = layer.limits;
   view.plot.x_range.setv({start: x0, end: x1, reset_start: x0, reset_end: x1});
   view.plot.y_range.setv({start: y0, end: y1, reset_start: y0, reset_end: y1});
+}
+
+// The room beside the map's frame that the class legend (and the toolbar) took, kept while the colour bar stands
+// there in its place: the frame, and so every point, stays where it was when the colouring changes.
+function keepLegendRoom() {
+  const plot = views[0].plot, plotted = plotView(plot);
+  if (!plotted || !models.classLegend.visible || plot.min_border_right !== null) return;
+  const room = plotted.canvas_view.bbox.width - plotted.frame.bbox.right;
+  if (room > 0) plot.min_border_right = Math.ceil(room);
+}
+
+// A text broken into lines of about `width` characters, at spaces (a colour bar's title beside the map)
+function wrappedText(text, width) {
+  const lines = [];
+  for (const word of text.split(" ")) {
+    const last = lines.length - 1;
+    if (last >= 0 && lines[last].length + 1 + word.length <= width) lines[last] += " " + word;
+    else lines.push(word);
+  }
+  return lines.join("\n");
 }
