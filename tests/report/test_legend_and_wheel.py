@@ -115,7 +115,7 @@ def test_a_measure_s_colouring_has_its_colour_bar_in_place_of_the_class_legend(o
         # the frame, and so every point, stays where it was
         after = frame(opened)
         assert (after["left"], after["top"], after["width"], after["height"]) == pytest.approx(
-            (before["left"], before["top"], before["width"], before["height"]), abs=1.5)
+            (before["left"], before["top"], before["width"], before["height"]), abs=1.5), measure["key"]
         if measure["key"] == "confidence":
             screenshot(opened, "colored_by_confidence")
     choose_coloring(opened, "class")

@@ -223,18 +223,26 @@ function setColorBy(key) {
   state.colorValues = null;
   if (models.colorBy.value !== key) models.colorBy.value = key;
   // the legend says what the colours mean: the classes' legend while the points have their class colours, the
-  // measure's colour bar (its title, its range, the points' palette) while they are coloured by a measure
+  // measure's colour bar (its title, its range, the points' palette) while they are coloured by a measure; the
+  // legend changes first, the bar last (a legend hidden alone was still laid out beside the map)
+  if (models.classLegend) {
+    if (measure) keepLegendRoom();
+    models.classLegend.visible = !measure;
+  }
   if (measure) {
     models.colorMapper.setv({palette: measure.palette || data.sequentialPalette, low: measure.low,
                              high: measure.high});
-    models.colorBar.setv({title: wrappedText(measure.title, 22), visible: true});
+    models.colorBar.title = wrappedText(measure.title, 22);
+    models.colorBar.visible = true;
   } else {
     models.colorMapper.setv({palette: classPalette, low: -0.5, high: classPalette.length - 0.5});
     models.colorBar.visible = false;
   }
-  if (models.classLegend) {
-    if (measure) keepLegendRoom();
-    models.classLegend.visible = !measure;
+  // laid out again now and in the next frame: a bar shown for the first time was laid out without its title
+  const plotted = plotView(views[0].plot);
+  if (plotted && typeof plotted.invalidate_layout === "function") {
+    plotted.invalidate_layout();
+    requestAnimationFrame(() => { if (!state.disposed) plotted.invalidate_layout(); });
   }
   drawPoints();
 }
@@ -291,7 +299,10 @@ function fitRanges(view, layer) {
 function keepLegendRoom() {
   const plot = views[0].plot, plotted = plotView(plot);
   if (!plotted || !models.classLegend.visible || plot.min_border_right !== null) return;
-  const room = plotted.canvas_view.bbox.width - plotted.frame.bbox.right;
+  // the right panel's own box: measured in one layout pass with the frame (a plot resized a moment before has a
+  // canvas of its new width around a frame of its old one until Bokeh lays it out again)
+  const panel = plotted.right_panel && plotted.right_panel.bbox;
+  const room = panel ? panel.width : plotted.canvas_view.bbox.width - plotted.frame.bbox.right;
   if (room > 0) plot.min_border_right = Math.ceil(room);
 }
 
