@@ -165,7 +165,7 @@
 // The models page.py passes to layerlapseStart (`models`), each also found by name with
 // Bokeh.documents[0].get_model_by_name(...): "layerlapse-map" (whose points are the point layer's), "-trail",
 // "-epoch" (the slider), "-play", "-layer", "-show-test", "-misclassified", "-pinned", "-figures", "-confusion",
-// "-confusion-plot" with its cells' marks "-confusion-chosen" and "-confusion-cursor" (the keyboard's),
+// "-class-legend", "-confusion-plot" with its cells' marks "-confusion-chosen" and "-confusion-cursor" (the keyboard's),
 // "-accuracy", "-loss"; "-color-by", "-color-mapper", "-color-bar"; the second map's "-compare" (its select),
 // "-compare-map", "-compare-trail"; "-data-map", "-data-map-colors", "-data-map-color-bar", "-region", "-selection",
 // "-hardest", "-forgotten" (and a comparison's "-disagree", …); a comparison's "-compare-table",
