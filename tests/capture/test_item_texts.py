@@ -19,6 +19,8 @@ from layerlapse import Recorder
 from layerlapse.errors import ConfigError, RecordingWarning
 from layerlapse.store.texts import MAX_TEXT_CHARS, checked_texts
 
+from run_helpers import recorded_loop
+
 LAYERLAPSE = Path(sys.executable).parent / "layerlapse"
 N = 60
 
@@ -33,17 +35,8 @@ def record(out: Path, texts, probe=None, epochs: int = 2, **settings) -> Path:
     """A small MLP trained a few steps, recorded with texts, mapped and drawn."""
     x, y = data()
     model = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 2))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    recorder = Recorder(model, ["1"], x if probe is None else probe, y, out, texts=texts, class_names=["no", "yes"],
-                        **settings)
-    recorder.start()
-    for epoch in range(1, epochs + 1):
-        for _ in range(5):
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(model(x), y).backward()
-            optimizer.step()
-        recorder.epoch_end(epoch, metrics={"loss": 0.0})
-    return recorder.finish().path
+    return recorded_loop(model, x, y, ["1"], out, epochs=epochs, steps=5, lr=0.5, probe=x if probe is None else probe,
+                         texts=texts, class_names=["no", "yes"], **settings).path
 
 
 QUOTES = [f"quote {i}: <b>bold</b> & [red]markup[/red]" for i in range(N)]

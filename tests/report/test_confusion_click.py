@@ -17,6 +17,7 @@ import pytest
 
 from browser_helpers import Opened, open_report
 from browser_helpers import browser, playwright  # noqa: F401 - fixtures
+from run_helpers import recorded_loop
 
 ITEMS, EPOCHS = 160, 4
 CLASSES = ["calm", "storm", "<img src=x onerror=window.__xss=1>", "fog & mist"]
@@ -35,25 +36,16 @@ def confusion_run(tmp_path_factory: pytest.TempPathFactory) -> ConfusionRun:
     import torch
     from torch import nn
 
-    from layerlapse import Recorder, RunConfig
+    from layerlapse import RunConfig
     from layerlapse.store.run import load_run
 
     torch.manual_seed(0)
     x = torch.randn(ITEMS, 8)
     y = (x[:, 0] > 0).long() * 2 + (x[:, 1] > 0).long()  # four classes, learned in part over a few epochs
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, len(CLASSES)))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.2)
-    recorder = Recorder(model, ["0", "2"], x, labels=y, out=tmp_path_factory.mktemp("confusion") / "run",
-                        class_names=CLASSES, config=RunConfig(map_method="pca"))
-    recorder.start()
-    for epoch in range(1, EPOCHS + 1):
-        for _ in range(2):
-            optimizer.zero_grad()
-            loss = nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            optimizer.step()
-        recorder.epoch_end(epoch, metrics={"loss": loss.item()})
-    run = load_run(recorder.finish().path)
+    run = load_run(recorded_loop(model, x, y, ["0", "2"], tmp_path_factory.mktemp("confusion") / "run",
+                                 epochs=EPOCHS, steps=2, lr=0.2, class_names=CLASSES,
+                                 config=RunConfig(map_method="pca")).path)
     return ConfusionRun(run.path / "report.html", np.asarray(run.probe_labels()),
                         {epoch: np.asarray(run.predictions(epoch)).argmax(axis=1) for epoch in range(EPOCHS + 1)})
 

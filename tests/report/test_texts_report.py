@@ -21,6 +21,7 @@ from layerlapse.report.page import page_payload
 
 from browser_helpers import Opened, open_report
 from browser_helpers import browser, playwright  # noqa: F401 - fixtures
+from run_helpers import recorded_loop
 
 ITEMS = 90
 HOSTILE = ['<img src=x onerror="window.__xss=1">', "</script><script>window.__xss=2</script>"]
@@ -47,25 +48,15 @@ def text_run(tmp_path_factory: pytest.TempPathFactory) -> TextRun:
     import torch
     from torch import nn
 
-    from layerlapse import Recorder, RunConfig
+    from layerlapse import RunConfig
 
     torch.manual_seed(0)
     x = torch.randn(ITEMS, 8)
     y = (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     texts = [item_text(i) for i in range(ITEMS)]
-    recorder = Recorder(model, ["0", "2"], x, labels=y, out=tmp_path_factory.mktemp("texts") / "run", texts=texts,
-                        class_names=CLASSES, config=RunConfig(map_method="pca"))
-    recorder.start()
-    for epoch in range(1, 4):
-        for _ in range(4):
-            optimizer.zero_grad()
-            loss = nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            optimizer.step()
-        recorder.epoch_end(epoch, metrics={"loss": loss.item()})
-    run = recorder.finish()
+    run = recorded_loop(model, x, y, ["0", "2"], tmp_path_factory.mktemp("texts") / "run", epochs=3, steps=4, lr=0.5,
+                        texts=texts, class_names=CLASSES, config=RunConfig(map_method="pca"))
     return TextRun(run.path, run.path / "report.html", texts, y.numpy())
 
 

@@ -45,12 +45,9 @@ def checked_texts(texts: Any, count: int, what: str = "texts") -> list[str]:
     if len(texts) != count:
         raise ConfigError(f"{what} holds {len(texts):,} texts for {count:,} probe items: give one text per item, in "
                           "the probe's order")
-    kept, cut = [], 0
-    for position, text in enumerate(texts):
-        text = _as_str(text, position, what)
-        if len(text) > MAX_TEXT_CHARS:
-            text, cut = text[:MAX_TEXT_CHARS - 1] + "…", cut + 1
-        kept.append(_UNSAFE.sub("\ufffd", text))
+    kept = [_as_str(text, position, what) for position, text in enumerate(texts)]
+    cut = sum(len(text) > MAX_TEXT_CHARS for text in kept)
+    kept = [shown_text(text) for text in kept]
     if cut:
         warnings.warn(f"{cut:,} of the {what} are longer than {MAX_TEXT_CHARS:,} characters and are kept cut to "
                       f"that: give shorter texts (a caption) to keep them whole", RecordingWarning, stacklevel=3)
@@ -76,5 +73,9 @@ def stored_texts(texts: Any, count: int) -> list[str] | None:
     (a damaged or foreign file is shown as no texts, never as markup or as a wall of text)."""
     if not isinstance(texts, list) or len(texts) != count or not all(isinstance(text, str) for text in texts):
         return None
-    return [_UNSAFE.sub("\ufffd", text if len(text) <= MAX_TEXT_CHARS else text[:MAX_TEXT_CHARS - 1] + "…")
-            for text in texts]
+    return [shown_text(text) for text in texts]
+
+
+def shown_text(text: str) -> str:
+    """A text as a run keeps and shows it: cut to MAX_TEXT_CHARS (ending in "…"), its unsafe characters replaced."""
+    return _UNSAFE.sub("\ufffd", text if len(text) <= MAX_TEXT_CHARS else text[:MAX_TEXT_CHARS - 1] + "…")
