@@ -79,8 +79,12 @@ class Opened:
         assert self.dialogs == [], f"the page opened dialogs: {self.dialogs}"
 
 
-def open_report(browser: Any, path: Path) -> Opened:
-    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+def open_report(browser: Any, path: Path, *, fragment: str = "", viewport: tuple[int, int] = (1200, 1000),
+                **page_options: Any) -> Opened:
+    """The report at `path` (its address ending in `fragment`, a "#..." view), in a page of its own: its own
+    browser context (storage, permissions), `page_options` as Playwright's `new_page` takes them (color_scheme,
+    permissions, is_mobile, ...)."""
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]}, **page_options)
     opened = Opened(page)
     page.on("console", lambda message: message.type == "error" and opened.errors.append(message.text))
     page.on("pageerror", lambda error: opened.errors.append(str(error)))
@@ -99,6 +103,6 @@ def open_report(browser: Any, path: Path) -> Opened:
             route.abort()
 
     page.route("**/*", only_the_report)
-    page.goto(path.as_uri())
+    page.goto(path.as_uri() + fragment)
     page.wait_for_function("window.layerlapseReady === true", timeout=30_000)
     return opened

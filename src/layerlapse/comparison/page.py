@@ -1,7 +1,7 @@
 """The comparison's own panels on the report's page (the report's `Extras`): beside the map, CKA between the shown
 runs' layers, their agreement and the confusion matrices' difference at the snapshot (compare.js fills them), the
-shown pair's measures over the snapshots, and every run's accuracy curves overlaid; below the map, the selected
-items."""
+shown pair's measures over the snapshots, and every run's accuracy curves overlaid (the selection panel below the
+map is the report's own)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ..report.content import ReportContent
 from ..render.style import RUN_COLORS
 from ..report.panels import legend_above, snapshot_marker
-from ..report.style import SELECTION_WIDTH, SIDE_WIDTH
+from ..report.style import SIDE_WIDTH
 from ..store.history import metric_series
 from .compute import Compared
 
@@ -27,10 +27,8 @@ def comparison_extras(compared: Compared):
                     styles={"overflow-y": "auto"})
         curves, source, span = _pair_curves(content)
         runs, run_span = _run_curves(compared)
-        selection = Div(text="", width=SELECTION_WIDTH, height=80, name="layerlapse-selection",
-                        styles={"overflow-y": "auto"})
-        return {"side": [table, curves, *([runs] if runs is not None else [])], "below": [selection],
-                "models": {"compareTable": table, "compareCurves": source, "selection": selection},
+        return {"side": [table, curves, *([runs] if runs is not None else [])], "below": [],
+                "models": {"compareTable": table, "compareCurves": source},
                 "spans": [span, *([run_span] if run_span is not None else [])]}
     return extras
 

@@ -42,6 +42,13 @@ HALO_WIDTH = 2.8  # points: half a point of white each side of the ring
 TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 TAB20 = ("#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896", "#9467bd", "#c5b0d5",
          "#8c564b", "#c49c94", "#e377c2", "#f7b6d2", "#7f7f7f", "#c7c7c7", "#bcbd22", "#dbdb8d", "#17becf", "#9edae5")
+# The colour-blind-safe class colours the report offers beside tab10 (its "colours" choice): Petroff's ten
+# (arXiv:2107.02270; matplotlib's `petroff10`), ordered so that the first k stay as far apart as they can. Under
+# simulated protanopia, deuteranopia and tritanopia (Machado et al. 2009) every pair of the ten stays more than
+# CIEDE2000 11.9 apart, where tab10's orange and green fall to 1.3 (bench/class_palettes.py measures both). Past ten
+# classes no palette keeps that margin, and the page does not offer one.
+COLORBLIND10 = ("#3f90da", "#bd1f01", "#ffa90e", "#717581", "#92dadd", "#832db6", "#94a4a2", "#a96b59", "#e76300",
+                "#b9ac70")
 # one colour per run where several are drawn together (layerlapse compare's curves): tab10 without its red, which
 # marks what is wrong
 RUN_COLORS = TAB10[:3] + TAB10[4:]
@@ -63,6 +70,11 @@ def class_colors(n_classes: int) -> list[str]:
     """The class colours as "#rrggbb", one per class: what the PNG frames draw with, for the page and the exports."""
     # rounded as matplotlib.colors.to_hex rounds
     return ["#" + "".join(f"{round(float(value) * 255):02x}" for value in rgb) for rgb in class_rgb(n_classes)]
+
+
+def colorblind_colors(n_classes: int) -> list[str] | None:
+    """The colour-blind-safe class colours for up to ten classes (COLORBLIND10), or None past ten."""
+    return list(COLORBLIND10[:n_classes]) if n_classes <= len(COLORBLIND10) else None
 
 
 def class_colormap(n_classes: int) -> ListedColormap:

@@ -48,6 +48,8 @@ class Points:
     # more per point, each array's last axis the points' (a comparison's per-run predictions, its overlaps, …)
     extra: dict[str, np.ndarray] | None = None
     texts: list[str] | None = None  # (n,) each item's text where the run stored texts (`RunFolder.probe_texts`)
+    # (n,) where each item sits in its dataset, where the run stored it (the page's search finds items by it too)
+    dataset_index: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -62,7 +64,8 @@ class Points:
         return Points(self.labels[rows], {layer: xy[:, rows] for layer, xy in self.coords.items()},
                       pick(self.images, 0), pick(self.predicted, 1), pick(self.confidence, 1), self.rows[rows],
                       pick_all(self.dynamics), pick_all(self.extra),
-                      None if self.texts is None else [self.texts[int(row)] for row in rows])
+                      None if self.texts is None else [self.texts[int(row)] for row in rows],
+                      pick(self.dataset_index, 0))
 
 
 @dataclass(frozen=True)
@@ -248,7 +251,20 @@ def _read_points(run: RunFolder, test: bool, layers: list[str], epochs: list[int
     if all(run.has(relpath) for relpath in prediction_files):
         predicted, confidence = pack_predictions([run.read_array(relpath) for relpath in prediction_files])
     texts = None if test else run.probe_texts()  # only the probe's items have texts
-    return Points(labels, coords, images, predicted, confidence, np.arange(len(labels)), texts=texts)
+    dataset_index = _dataset_index(run, test, len(labels))
+    return Points(labels, coords, images, predicted, confidence, np.arange(len(labels)), texts=texts,
+                  dataset_index=dataset_index)
+
+
+def _dataset_index(run: RunFolder, test: bool, count: int) -> np.ndarray | None:
+    """Each point's place in its dataset, where the run stored one per point (the built-in loop does)."""
+    relpath = layout.TEST_PROBE_INDICES if test else layout.PROBE_INDICES
+    if not run.has(relpath):
+        return None
+    indices = np.asarray(run.read_array(relpath)).reshape(-1)
+    if len(indices) != count or indices.dtype.kind not in "iu" or (count and indices.min() < 0):
+        return None  # not one place per point: the page names points by their probe row alone
+    return indices.astype(np.int64)
 
 
 def layer_limits(probe: Points, test: Points | None, layer: str) -> tuple[float, float, float, float]:

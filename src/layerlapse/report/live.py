@@ -14,7 +14,7 @@ from ..config import REPORT_BUDGET_MB
 from ..store.run import RunFolder
 from .budget import MB, fit_to_budget
 from .content import ReportContent, read_content
-from .page import VIEWPORT, check_settings, page_parts
+from .page import HEAD, check_settings, page_parts
 from .script import LIVE, read_part
 from .style import LIVE_BANNER_STYLE
 
@@ -53,7 +53,7 @@ def shell_page(title: str, *, token: str | None, poll_ms: int = POLL_MS) -> str:
 <html lang="en">
 <head>
 <meta charset="utf-8">
-{VIEWPORT}
+{HEAD}
 <link rel="icon" href="data:,">
 <title>{html.escape(title)}</title>
 {INLINE.render()}

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .content import REGIONS, VARIABILITY_MAX, Points, ReportContent, item_word, page_curve_axis
+from .style import class_colors, colorblind_colors
 from .style import COMPARE_SIZE, MAP_SIZE, SIDE_WIDTH, SIDE_WIDTH_MAX, marker_style, marks, sequential_palette
 
 NOT_DRAWN = 65535  # the 16-bit code of a point a frame does not draw (NaN coordinates)
@@ -125,6 +126,7 @@ def thumbnail_atlases(images: np.ndarray, blobs: Blobs) -> dict:
 def payload(content: ReportContent, blobs: Blobs) -> str:
     """The JSON the page's code reads: the texts it shows, and its arrays as references into `blobs`."""
     return json.dumps({
+        "title": content.title,
         "classNames": content.class_names,  # the colours are Bokeh's, in the scatter's colour mapper
         "epochs": content.epochs,
         "probe": _packed_points(content.probe, blobs),
@@ -144,6 +146,9 @@ def payload(content: ReportContent, blobs: Blobs) -> str:
         "variabilityMax": VARIABILITY_MAX,
         "colorBy": content.color_measures,
         "sequentialPalette": sequential_palette(),
+        # the class colours the reader can choose between (looks.js): tab10, the frames', and a colour-blind-safe one
+        "palettes": {"tab10": class_colors(len(content.class_names)),
+                     "colorblind": colorblind_colors(len(content.class_names))},
         "regions": {key: code for key, (code, _) in REGIONS.items()},
         "regionNames": {key: name for key, (_, name) in REGIONS.items()},
         "regionCutOffs": content.regions,
@@ -175,8 +180,18 @@ def _packed_points(points: Points, blobs: Blobs) -> dict:
             "extra": None if points.extra is None else {name: blobs.array(values)
                                                           for name, values in points.extra.items()},
             "texts": None if points.texts is None else packed_texts(points.texts, blobs),
+            "datasetIndex": _dataset_index(points, blobs),
             "atlases": None if points.images is None or len(points) == 0 else thumbnail_atlases(points.images,
                                                                                                 blobs)}
+
+
+def _dataset_index(points: Points, blobs: Blobs) -> dict | None:
+    """Each point's place in its dataset (uint32, as the page's typed arrays hold it), where the run stored one that
+    fits."""
+    index = points.dataset_index
+    if index is None or len(index) == 0 or index.max() >= 2**32:
+        return None
+    return blobs.array(index.astype(np.uint32))
 
 
 def packed_texts(texts: Sequence[str], blobs: Blobs) -> dict:

@@ -36,10 +36,11 @@ from ..store.run import RunFolder
 from .budget import MB, fit_to_budget
 from .content import ReportContent, chosen_layers, page_curve_axis, read_content
 from .pack import Blobs, payload, undo_delta_planes
-from .panels import (confusion_figure, curve_figures, data_map_panel, measures_panel, strip_divs,
+from .panels import (confusion_figure, curve_figures, data_map_panel, measures_panel, selection_panel, strip_divs,
                      transparent_with_select_tools)
 from .script import page_script
-from .style import COMPARE_SIZE, MAP_SIZE, SIDE_WIDTH, class_colors, short_name
+from .style import (COMPARE_SIZE, MAP_SIZE, PAGE_STYLE, SIDE_WIDTH, class_colors, colorblind_colors, short_name,
+                    theme_stylesheet)
 
 if TYPE_CHECKING:
     from bokeh.document import Document
@@ -143,11 +144,13 @@ def render_page(content: ReportContent, extras: Extras | None = None) -> str:
         raise RuntimeError("Bokeh's page has no <head> or </body>: this Bokeh version's file_html is not what page.py "
                            "expects")
     head += len("<head>")
-    return page[:head] + "\n" + VIEWPORT + page[head:end] + data_tags + page[end:]
+    return page[:head] + "\n" + HEAD + page[head:end] + data_tags + page[end:]
 
 
-# A phone lays the page out at its own width, at its own scale, rather than as a desktop page shrunk to fit
+# A phone lays the page out at its own width, at its own scale, rather than as a desktop page shrunk to fit; the page
+# follows the system's light or dark scheme (style.py's PAGE_STYLE, and looks.js for what Bokeh draws on canvas)
 VIEWPORT = '<meta name="viewport" content="width=device-width, initial-scale=1">'
+HEAD = f'{VIEWPORT}\n<meta name="color-scheme" content="light dark">\n<style>{PAGE_STYLE}</style>\n'
 
 
 def page_parts(content: ReportContent, extras: Extras | None = None) -> tuple[Document, str]:
@@ -159,7 +162,19 @@ def page_parts(content: ReportContent, extras: Extras | None = None) -> tuple[Do
     data = payload(content, blobs)
     document = Document()
     document.add_root(build_layout(content, document, extras))
+    themed(document)
     return document, f'<script type="application/json" id="{PAYLOAD_TAG}">{data}</script>\n{blobs.html()}'
+
+
+def themed(document: Document) -> None:
+    """Every element of the page with the one stylesheet that makes it dark where the system is (style.py): one
+    stylesheet model, shared, so the page holds its text once."""
+    from bokeh.models import UIElement
+
+    sheet = theme_stylesheet()
+    for model in document.models:
+        if isinstance(model, UIElement):
+            model.stylesheets = [*model.stylesheets, sheet]
 
 
 def header_html(content: ReportContent) -> str:
@@ -193,11 +208,14 @@ def build_layout(content: ReportContent, document: Document, extras: Extras | No
     measures = measures_panel(content)
     class_legend, class_renderers = _class_legend(views[0]["plot"], content.class_names,
                                                   class_colors(len(content.class_names)))
-    side = column(pinned, figures, *more["side"], *[plot for plot, _ in curves],
+    side = column(row(controls["find"], controls["palette"]), pinned, figures, *more["side"],
+                  *[plot for plot, _ in curves],
                   *([confusion[0]] if confusion else []), *([measures["layout"]] if measures else []),
                   name="layerlapse-side")
+    selection = selection_panel()
+    header = Div(text=header_html(content), width=MAP_SIZE[0] + SIDE_WIDTH + 20, name="layerlapse-header")
     models = {**_map_models(views), "colorMapper": mapper, "colorBar": _color_bar(views[0]["plot"], mapper),
-              "side": side,
+              "side": side, "header": header, **{key: value for key, value in selection.items() if key != "layout"},
               "classRenderers": class_renderers, "classLegend": class_legend, **controls, "pinned": pinned,
               "figures": figures,
               "curveSpans": [span for _, span in curves], "spans": [*(measures["spans"] if measures else []), *more.get("spans", [])],
@@ -206,19 +224,22 @@ def build_layout(content: ReportContent, document: Document, extras: Extras | No
               "strips": strips,
               **{key: value for key, value in (measures or {}).items() if key not in ("layout", "spans")},
               **more["models"]}
-    # the payload's tag follows Bokeh's document in the page: read when the document is ready, not before
-    start = CustomJS(args=models, code=page_script() + f"\nlayerlapseStart({{{', '.join(models)}}}, document"
-                     f".getElementById('{PAYLOAD_TAG}').textContent);")
-    document.js_on_event("document_ready", start)
-    _wire_events(views, controls, class_renderers, data_map)
-    header = Div(text=header_html(content), width=MAP_SIZE[0] + SIDE_WIDTH + 20, name="layerlapse-header")
+    _wire_events(views, controls, class_renderers, data_map, selection)
     strip_list = list(strips.values())
-    below = [*more["below"], *([data_map["layout"]] if data_map else []),
+    # the selection panel beside the data map, or alone below the map where the run has no dynamics
+    chosen = row(data_map["layout"], selection["layout"]) if data_map else selection["layout"]
+    below = [*more["below"], chosen,
              *[row(*strip_list[k:k + 2]) for k in range(0, len(strip_list), 2)]]  # two a row, as wide as the map
     map_column = column(row(controls["play"], controls["slider"], controls["layer"], controls["compare"]),
                         row(controls["showTest"], controls["highlightWrong"], controls["colorBy"]),
                         views[0]["plot"], *below)
-    return column(header, row(map_column, views[1]["plot"], side))
+    root = column(header, row(map_column, views[1]["plot"], side), name="layerlapse-root")
+    # the payload's tag follows Bokeh's document in the page: read when the document is ready, not before
+    models["root"] = root
+    start = CustomJS(args=models, code=page_script() + f"\nlayerlapseStart({{{', '.join(models)}}}, document"
+                     f".getElementById('{PAYLOAD_TAG}').textContent);")
+    document.js_on_event("document_ready", start)
+    return root
 
 
 def _map_models(views: list[dict]) -> dict:
@@ -312,7 +333,7 @@ def _class_legend(plot: Plot, class_names: list[str], colors: list[str]) -> tupl
 
 
 def _controls(content: ReportContent) -> dict:
-    from bokeh.models import Button, Select, Slider, Toggle
+    from bokeh.models import Button, Select, Slider, TextInput, Toggle
 
     last = content.epochs[-1]
     # wide enough for a comparison's "seed 0 · hidden" (a select cuts its text)
@@ -332,8 +353,20 @@ def _controls(content: ReportContent) -> dict:
     color_by = Select(options=[("class", "colour: class")] + [(measure["key"], f"colour: {measure['label']}")
                                                                for measure in content.color_measures],
                       value="class", width=190, disabled=not content.color_measures, name="layerlapse-color-by")
+    # find.js reads what is typed: a probe index, a class, a prediction, or words of the items' texts
+    find = TextInput(placeholder=FIND_HINT, width=SIDE_WIDTH - 150, name="layerlapse-find",
+                     description=FIND_HELP)
+    safe = colorblind_colors(len(content.class_names)) is not None  # none past ten classes (render/style.py)
+    palette = Select(options=[("tab10", "colours: tab10"),
+                              ("colorblind", "colour-blind safe" if safe else "colour-blind: ≤10 classes")],
+                     value="tab10", width=140, disabled=not safe, name="layerlapse-palette")
     return {"slider": slider, "play": play, "layer": layer, "compare": compare, "showTest": show_test,
-            "highlightWrong": wrong, "colorBy": color_by}
+            "highlightWrong": wrong, "colorBy": color_by, "find": find, "palette": palette}
+
+
+FIND_HINT = "find: #index, class, text (/)"
+FIND_HELP = ("Find probe items: #3121 (a probe index), a class name, true:cat or predicted:dog (at the shown "
+             "snapshot), or words of the items' texts. The matches are selected; Enter pins the first.")
 
 
 def shown_test_points_label(content: ReportContent) -> str:
@@ -358,7 +391,7 @@ def compare_options(layers: list[str], shown: str) -> list[tuple[str, str]]:
 
 
 def _wire_events(views: list[dict], controls: dict, class_renderers: list[GlyphRenderer],
-                 data_map: dict | None) -> None:
+                 data_map: dict | None, selection: dict) -> None:
     """Every widget and map event calls into the page's `window.layerlapse` (testhook.js)."""
     from bokeh.models import CustomJS
 
@@ -370,6 +403,13 @@ def _wire_events(views: list[dict], controls: dict, class_renderers: list[GlyphR
     controls["layer"].js_on_change("value", call("setLayer", "cb_obj.value"))
     controls["compare"].js_on_change("value", call("setCompare", "cb_obj.value === 'none' ? null : cb_obj.value"))
     controls["colorBy"].js_on_change("value", call("setColorBy", "cb_obj.value"))
+    controls["palette"].js_on_change("value", call("setPalette", "cb_obj.value"))
+    controls["find"].js_on_change("value_input", call("find", "cb_obj.value_input"))
+    controls["find"].js_on_change("value", call("find", "cb_obj.value, {pin: true}"))
+    selection["selectionCsv"].js_on_event("button_click", call("downloadSelection"))
+    selection["selectionCopy"].js_on_event("button_click", call("copySelection"))
+    selection["keepName"].js_on_change("value", call("keepSelection", "cb_obj.value"))
+    selection["kept"].js_on_change("value", call("recallSelection", "cb_obj.value"))
     for toggle in (controls["showTest"], controls["highlightWrong"]):
         toggle.js_on_change("active", call("redraw"))
     for stand_in in class_renderers:  # a class hidden or shown in the legend: on every map and the data map

@@ -32,9 +32,9 @@ def transparent_with_select_tools(plot: Plot) -> None:
 
 def data_map_panel(content: ReportContent) -> dict | None:
     """Dataset cartography's data map of the probe (variability × confidence, coloured by correctness or class), a
-    region choice, box and lasso select, and the selected images' thumbnails."""
+    region choice, and box and lasso select (the selection they make is listed in the selection panel)."""
     from bokeh.layouts import column, row
-    from bokeh.models import BoxSelectTool, ColorBar, Div, LinearColorMapper, Range1d, Select
+    from bokeh.models import BoxSelectTool, ColorBar, LinearColorMapper, Range1d, Select
     from bokeh.plotting import figure
 
     if content.probe.dynamics is None:
@@ -61,11 +61,30 @@ def data_map_panel(content: ReportContent) -> dict | None:
                     value="none", width=170, name="layerlapse-region")
     color = Select(options=[("correctness", "colour: correctness"), ("class", "colour: class")],
                    value="correctness", width=170, name="layerlapse-data-map-color")
-    selection = Div(text="", width=SELECTION_WIDTH, height=DATA_MAP_SIZE[1] + 40, name="layerlapse-selection",
-                    styles={"overflow-y": "auto"})
-    layout = row(column(row(region, color), plot), selection)
+    layout = column(row(region, color), plot)
     return {"dataMap": plot, "dataMapMapper": mapper, "dataMapColorBar": bar, "region": region,
-            "dataMapColor": color, "selection": selection, "layout": layout}
+            "dataMapColor": color, "layout": layout}
+
+
+def selection_panel() -> dict:
+    """The selection, whatever made it (a box, a lasso, a region, a confusion cell, a search): its heading and its
+    items (selection.js), and what keeps it (keep.js): a CSV of its rows, its ids copied, a name to keep it by in
+    this browser, and the kept selections to come back to."""
+    from bokeh.layouts import column, row
+    from bokeh.models import Button, Div, Select, TextInput
+
+    csv = Button(label="⤓ CSV", width=70, name="layerlapse-selection-csv", disabled=True,
+                 html_attributes={"title": "Download the selected items' rows as CSV (what the page shows of each)"})
+    copy = Button(label="copy ids", width=80, name="layerlapse-selection-copy", disabled=True,
+                  html_attributes={"title": "Copy the selected items' probe indices to the clipboard"})
+    name = TextInput(placeholder="name it (Enter: keep)", width=SELECTION_WIDTH - 70 - 80 - 20,
+                     name="layerlapse-keep-name", disabled=True)
+    kept = Select(options=[("", "kept selections (none yet)")], value="", width=SELECTION_WIDTH,
+                  name="layerlapse-kept", disabled=True)
+    selection = Div(text="", width=SELECTION_WIDTH, height=DATA_MAP_SIZE[1] - 40, name="layerlapse-selection",
+                    styles={"overflow-y": "auto"})
+    return {"selection": selection, "selectionCsv": csv, "selectionCopy": copy, "keepName": name, "kept": kept,
+            "layout": column(row(csv, copy, name), kept, selection)}
 
 
 def _region_cut_offs(plot: Plot, regions: dict | None) -> None:

@@ -18,8 +18,8 @@ POINT_LAYER_PARTS = ("pointlayer.js", "pointlayer_sets.js", "pointlayer_webgl.js
 # The page's entry, outside the closures: layerlapseStart reads the payload and its blobs, then calls layerlapseShow
 ENTRY = "payload.js"
 # The report's behaviour: the state every part reads first; the first draw last
-REPORT_PARTS = ("state.js", "compare.js", "thumbnails.js", "maps.js", "panels.js", "selection.js", "time.js", "layout.js",
-                "pointing.js", "testhook.js", "start.js")
+REPORT_PARTS = ("state.js", "compare.js", "thumbnails.js", "maps.js", "panels.js", "selection.js", "find.js", "keep.js",
+                "share.js", "looks.js", "time.js", "layout.js", "pointing.js", "testhook.js", "start.js")
 # The live page's own code (`layerlapse watch`): outside the report, joined into the live page's shell (live.py)
 LIVE = "live.js"
 CONTRACT = "contract.js"  # the payload's and the hook's types: documentation, never joined into the page

@@ -7,6 +7,7 @@ from __future__ import annotations
 # the PNG frames' own colours and marker rule (render.style imports nothing heavy: matplotlib only when drawing)
 from ..render.style import MISCLASSIFIED_COLOR, MISCLASSIFIED_HALO_COLOR, TEST_EDGE_COLOR
 from ..render.style import class_colors  # noqa: F401 - the page's class colours are the frames'
+from ..render.style import colorblind_colors  # noqa: F401 - and the colour-blind-safe ones the reader may choose
 from ..render.style import marker_style as frame_markers
 
 
@@ -69,4 +70,50 @@ LIVE_BANNER_STYLE = """
 #layerlapse-banner[data-kind="interrupted"], #layerlapse-banner[data-kind="failed"],
 #layerlapse-banner[data-kind="gone"], #layerlapse-banner[data-kind="unreachable"],
 #layerlapse-banner[data-kind="unreadable"] { background: #fbeeee; color: #5c1a1a; border-left-color: #d62728; }
+@media (prefers-color-scheme: dark) {
+  #layerlapse-banner { background: #1d2a38; color: #cfe0f0; }
+  #layerlapse-banner[data-kind="complete"] { background: #1d3320; color: #cfeccf; }
+  #layerlapse-banner[data-kind="interrupted"], #layerlapse-banner[data-kind="failed"],
+  #layerlapse-banner[data-kind="gone"], #layerlapse-banner[data-kind="unreachable"],
+  #layerlapse-banner[data-kind="unreadable"] { background: #3a1d1d; color: #f3d0d0; }
+}
 """
+
+
+# Dark mode: the page follows the system's colour scheme (prefers-color-scheme). PAGE_STYLE is the document's own;
+# theme_stylesheet() is added to every Bokeh element (each draws in a shadow root of its own, so the document's
+# style does not reach in): Bokeh's widgets take their colours from CSS variables on their host, set here; what
+# Bokeh draws on canvas (plots' text, axes, legends) looks.js colours from DARK_CANVAS.
+DARK = {"background": "#16181c", "surface": "#23262b", "raised": "#2d3137", "border": "#565b63", "text": "#e3e5e8",
+        "muted": "#a4a9b1"}
+PAGE_STYLE = (f"@media (prefers-color-scheme: dark) {{ html, body {{ background: {DARK['background']}; "
+              f"color: {DARK['text']}; }} a {{ color: #8ab4f8; }} }}")
+DARK_CANVAS = {"text": DARK["text"], "muted": DARK["muted"], "line": "#6b7079", "grid": "#33373d",
+               "panel": DARK["surface"], "mark": "#f2f2f2"}
+
+
+def theme_stylesheet():
+    """One stylesheet model for every element of the page: dark where the system is, Bokeh's own looks elsewhere;
+    and every row wraps, so that a narrow window stacks what does not fit side by side (layout.js)."""
+    from bokeh.models import InlineStyleSheet
+
+    d = DARK
+    dark_host = (f"--color: {d['text']}; --background-color: {d['surface']}; --hover-color: {d['raised']}; "
+                 f"--border-color: {d['border']}; --divider-color: {d['raised']}; --surface-background-color: "
+                 f"{d['raised']}; --disabled-background-color: {d['raised']}; --disabled-color: {d['muted']}; "
+                 f"--inactive-bg: {d['raised']}; --placeholder-color: {d['muted']}; --icon-color: {d['muted']}; "
+                 f"--default: {d['raised']}; --default-border: {d['border']}; --default-hover: #383c43; "
+                 f"--default-hover-border: {d['border']}; --default-active: #40454c; --default-active-border: "
+                 f"{d['border']}; --default-disabled: {d['surface']}; --default-disabled-border: {d['raised']}; "
+                 f"--outline-color: {d['border']}; color: {d['text']};")
+    css = (":host(.bk-Row) { flex-wrap: wrap; } "
+           f"@media (prefers-color-scheme: dark) {{ :host {{ {dark_host} }} "
+           f".bk-input {{ color: {d['text']}; }} "
+           f"select.bk-input {{ background-image: url('data:image/svg+xml;utf8,<svg version=\"1.1\" "
+           f"viewBox=\"0 0 25 20\" xmlns=\"http://www.w3.org/2000/svg\"><path d=\"M 0,0 25,0 12.5,20 Z\" "
+           f"fill=\"%23e3e5e8\" /></svg>'); }} "
+           f".noUi-target {{ background: {d['raised']}; border-color: {d['border']}; box-shadow: none; }} "
+           f".noUi-handle {{ background: #4a4f57; border-color: {d['border']}; box-shadow: none; }} "
+           f".noUi-handle::before, .noUi-handle::after {{ background: {d['muted']}; }} "
+           f".bk-slider-title, .bk-input-group > label {{ color: {d['text']}; }} }}")
+    return InlineStyleSheet(css=css)

@@ -53,6 +53,8 @@
  * @property {PackedArray|null} texts - each point's text (its item's words, or a caption), where the run stored
  *   texts (the probe only): one JSON array of n strings, UTF-8, as a uint8 array (gzipped like the others; state.js
  *   parses it when a text is first shown: on hover, pin, selection and the strips, always as text)
+ * @property {PackedArray} [datasetIndex] - (n,) uint32 each point's place in its dataset, where the run stored it
+ *   (find.js finds items by it, dataset:N; hover and the CSV show it); null or absent otherwise
  * @property {Object<string, PackedArray>|null} extra - a comparison's per-point arrays, the points on the last
  *   axis: for run r, pred{r} and conf{r} (frames, n) as predicted and confidence, first{r} (first frame right + 1;
  *   0: never), learned{r} (1: right at the last frame) and forget{r} (forgetting events); for the pair of runs i < j and their layers a, b,
@@ -129,6 +131,7 @@
 /**
  * The payload: what page.py writes into the "layerlapse-payload" tag.
  * @typedef {object} Payload
+ * @property {string} title - the page's heading (kept selections are stored under it, with the page's address)
  * @property {string[]} classNames - the colours are Bokeh's, in the scatter's colour mapper
  * @property {number[]} epochs - the page's frames, 0..e
  * @property {PackedPoints} probe
@@ -145,6 +148,8 @@
  * @property {number} variabilityMax - the variability a byte of 255 stands for
  * @property {ColorMeasure[]} colorBy
  * @property {string[]} sequentialPalette
+ * @property {{tab10: string[], colorblind: (string[]|null)}} palettes - the class colours the reader chooses
+ *   between (looks.js): tab10, the frames' (the default), and a colour-blind-safe ten (null past ten classes)
  * @property {Object<string, number>} regions - cartography region -> its code in dynamics.region
  * @property {Object<string, string>} regionNames - cartography region -> its name
  * @property {object|null} regionCutOffs - the run's cut-offs (ambiguous_from, steady_below, easy_confidence,
@@ -171,7 +176,9 @@
 // "-hardest", "-forgotten" (and a comparison's "-disagree", …); a comparison's "-compare-table",
 // "-compare-curves" (its source) and "-compare-curves-plot", "-compare-runs"; "-cka", "-cka-cells", "-measures", "-measures-source", "-changes" and the markers
 // "-measures-marker", "-cka-marker-height", "-cka-marker-width"; "-side", the column beside the map, which layout.js
-// widens in a wide window.
+// widens in a wide window; "-root" (the page's whole layout, which layout.js narrows in a narrow window) and
+// "-header"; "-find" (the find box, find.js) and "-palette" (the class colours, looks.js); the selection's tools
+// (keep.js): "-selection-csv", "-selection-copy", "-keep-name", "-kept".
 
 // ---- the hook for tests and benchmarks ----------------------------------------------------------------------------
 
@@ -202,6 +209,12 @@
  * @property {number|null} panelsEpoch - the epoch the panels beside the map show (they follow once the slider rests)
  * @property {number|null} paintedEpoch - the epoch the maps last painted
  * @property {number[]} hoverRings - per map, 1 where it rings the point hovered on the other map
+ * @property {string} palette - the class colours shown: "tab10" or "colorblind"
+ * @property {boolean} dark - whether the page shows its dark scheme (the system's prefers-color-scheme)
+ * @property {string|null} selectionLabel - what else chose the selection, in words ("find “true:3”", "kept “x”",
+ *   "from the link"), else null
+ * @property {string|null} note - the line under the selection's heading: what the last find, copy, download or keep
+ *   did, else null
  */
 
 /**
@@ -263,4 +276,16 @@
  * @property {function(): number} paintedPixels - the map painted now: how many of its canvas's pixels hold a point
  * @property {function(number, string=, number=): ({x: number, y: number}|null)} clientPosition -
  *   clientPosition(i, set = "probe", map = 0): the point's place in the window (CSS pixels), null if not drawn
+ * @property {function(string, {pin: boolean}=): void} find - what the find box does with a query (typing: once the
+ *   keys rest; with pin, at once, pinning the first match)
+ * @property {function(string): void} setPalette - "tab10" or "colorblind"
+ * @property {function(): void} downloadSelection - the selection's rows as a CSV download
+ * @property {function(): Promise<void>} copySelection - the selection's probe indices to the clipboard
+ * @property {function(string): void} keepSelection - keep the selection under a name, in this browser
+ * @property {function(string): void} recallSelection - select a kept selection again, by its name
+ * @property {function(): string} selectionCsv - the CSV the download holds
+ * @property {function(): string} selectionIds - the text the copy puts on the clipboard
+ * @property {function(): string} viewFragment - the view as the address's fragment holds it (without "#")
+ * @property {function(string): void} applyFragment - open the view a "#..." fragment names (what a link does)
+ * @property {function(): string[]} classColors - the class colours shown
  */

@@ -8,6 +8,12 @@ function fitToWindow() {
   const plotted = plotView(views[0].plot);
   if (!plotted) return;
   const {mapSize, compareSize, sideWidth, sideWidthMax} = data.layout;
+  const windowWidth = document.documentElement.clientWidth;
+  if (windowWidth < mapSize[0] + sideWidth + 56) {
+    fitNarrow(windowWidth);
+    return;
+  }
+  narrowed(null);
   const top = plotted.el.getBoundingClientRect().top + window.scrollY;
   const room = document.documentElement.clientWidth - sideWidth - 56;  // the gaps between columns, a scrollbar
   const height = Math.max(mapSize[1], Math.min(window.innerHeight - top - 16, 1200));
@@ -24,14 +30,48 @@ function fitToWindow() {
   widenSide(comparing ? sideWidth : Math.min(sideWidthMax, sideWidth + Math.max(0, room - width - 10)));
 }
 
+// A window too narrow for the map and the side column side by side (a phone, a narrow desktop window): everything
+// one column wide, the map first, the compared map under it, then the panels (each row wraps, style.py); nothing
+// wider than the window, so the page never scrolls sideways.
+function fitNarrow(windowWidth) {
+  const width = Math.max(240, windowWidth - 16);
+  const height = Math.round(Math.min(Math.max(width * 0.9, 300), window.innerHeight * 0.8));
+  resize(views[0].plot, width, height);
+  if (state.compare !== null) resize(views[1].plot, width, height);
+  widenSide(width);
+  narrowed(width);
+}
+
+// Every element wider than `width` as wide as it (null: each back to its own width), remembering its own.
+const ownWidths = new Map();
+function narrowed(width) {
+  const walk = (model) => {
+    if (model.children) {
+      model.children.forEach((child) => walk(Array.isArray(child) ? child[0] : child));
+      return;
+    }
+    if (typeof model.width !== "number" || views.some((view) => view.plot === model)) return;
+    if (sideMembers.has(model)) return;  // widenSide's
+    if (!ownWidths.has(model)) ownWidths.set(model, model.width);
+    const own = ownWidths.get(model);
+    const wanted = width === null || own <= width ? own : width;
+    if (model.width !== wanted) model.setv({width: wanted});
+  };
+  walk(models.root);
+}
+
 // Every panel of the side column (and of the layouts within it) that is as wide as the column, as wide as
 // `width`; heights stay.
 let sideShown = data.layout.sideWidth;
+const sideMembers = new Set();  // what widenSide sizes (narrowed leaves them to it)
 function widenSide(width) {
   if (Math.abs(width - sideShown) <= 4) return;
   const widen = (model) => {
     if (model.children) model.children.forEach(widen);
-    else if (model.width === sideShown) model.setv({width});
+    else if (model.width === sideShown) {
+      sideMembers.add(model);
+      model.setv({width});
+    }
   };
   widen(models.side);
   sideShown = width;

@@ -274,6 +274,7 @@ function setCompare(name) {
   }
   fitToWindow();
   drawFrame();
+  fitFigures();
 }
 
 // A map's title, set again once Bokeh has drawn the plot: a plot shown a moment before (the compared map) kept

@@ -70,6 +70,24 @@ function drawFigures() {
   liveHtml(models.figures, lines.map(escapeHtml).join("<br>"), `title="${escapeHtml(MEASURES_HELP)}"`);
 }
 
+// The frame's words whole, every line of them: the panel grows to hold them when a layer is compared or chosen (a
+// compared layer's measures were cut mid-line), measured in the next frame, never on a slider step (reading the
+// panel's height lays the page out).
+function fitFigures() {
+  requestAnimationFrame(() => {
+    const view = plotView(models.figures);
+    const element = view && view.el;
+    if (state.disposed || !element) return;
+    const needed = Math.min(element.scrollHeight + 4, FIGURES_MAX_PX);
+    if (needed <= element.clientHeight + 1) return;
+    models.figures.height = needed;
+    // Bokeh draws the Div again from its text, the first words it was given: the shown words written again
+    liveHtmls.delete(models.figures);
+    drawFigures();
+  });
+}
+const FIGURES_MAX_PX = 240;
+
 // The test points shown, of how many test images, and how many of them are misclassified at this epoch.
 function testFigures() {
   const test = sets.test, n = test.n.toLocaleString("en");

@@ -91,4 +91,5 @@ function pin(hit) {
   state.pinned = hit;
   drawTrail();
   drawPinned();
+  noteView();
 }

@@ -82,24 +82,27 @@ function selectRegion(key) {
 }
 
 // The selection: points (probe indices) or null for none; the region that chose them ("none" for any other way);
-// the confusion cell that chose them ({true, predicted, epoch}, panels.js), kept as chosen when the slider moves.
-function setSelection(points, region, cell = null) {
+// the confusion cell that chose them ({true, predicted, epoch}, panels.js), kept as chosen when the slider moves;
+// what else chose them, in words for its heading (a search, a kept selection: plain text, escaped when shown).
+function setSelection(points, region, cell = null, label = null) {
   state.selectedMask.fill(0);
   state.selected = points === null ? null : Array.from(new Set(points.map(Number)))
     .filter((i) => Number.isInteger(i) && i >= 0 && i < sets.probe.n).sort((a, b) => a - b);
   for (const i of state.selected || []) state.selectedMask[i] = 1;
   state.region = region;
   state.selectedCell = state.selected === null ? null : cell;
+  state.selectionLabel = state.selected === null ? null : label;
   drawConfusionMarks();
   state.selectionVersion++;
   if (models.region && models.region.value !== region) models.region.value = region;
   drawPoints();
   drawDataMap();
   drawSelectionList();
+  noteView();
 }
 
 function drawSelectionList() {
-  if (!models.selection) return;
+  drawKeepTools();
   // the regions' definition, with this run's cut-offs, before the thumbnails: what "ambiguous" means here
   const regions = data.regionCutOffs ? `<div class="layerlapse-region-definition" style="font-size:11px;` +
                                        `color:#444;margin:4px 0">Regions: ${escapeHtml(
@@ -108,9 +111,9 @@ function drawSelectionList() {
     const where = (models.dataMap ? "choose a region, or drag a box or lasso on the data map or a map" :
       "drag a box or lasso on a map (its tools are beside it)") +
       (confusionParts() ? ", or click a cell of the confusion matrix" : "");
-    models.selection.text = `<div class='layerlapse-selection'><i>${where}: the selected ${data.itemWord} are ` +
-                            `listed here ` +
-                            `and highlighted on the maps; a click on one pins it</i>${regions}</div>`;
+    const note = state.keepNote ? `<div class="layerlapse-keep-note">${escapeHtml(state.keepNote)}</div>` : "";
+    models.selection.text = `<div class='layerlapse-selection'>${note}<i>${where}: the selected ${data.itemWord} ` +
+                            `are listed here and highlighted on the maps; a click on one pins it</i>${regions}</div>`;
     return;
   }
   const shown = state.selected.slice(0, data.selectionThumbnails);
@@ -122,9 +125,11 @@ function drawSelectionList() {
   const more = state.selected.length > shown.length ? ` · the first ${shown.length} shown` : "";
   const region = state.region === "none" ? "" : ` (${escapeHtml(data.regionNames[state.region])})`;
   const count = state.selectedCell ? cellHeading(state.selectedCell, state.selected.length)
-                                    : `${state.selected.length.toLocaleString("en")} selected`;
+    : (state.selectionLabel ? `${escapeHtml(state.selectionLabel)}: ` : "") +
+      `${state.selected.length.toLocaleString("en")} selected`;
+  const note = state.keepNote ? `<div class="layerlapse-keep-note">${escapeHtml(state.keepNote)}</div>` : "";
   models.selection.text = `<div class="layerlapse-selection"><b class="layerlapse-selected-count">` +
-                          `${count}</b>${region}${more}` +
+                          `${count}</b>${region}${more}${note}` +
                           selectionByRun() +
                           `${region ? regions : ""}` +
                           `<div style="display:flex;flex-wrap:wrap;gap:2px;margin-top:4px` +

@@ -2,6 +2,7 @@
 // A part of the report's one closure, layerlapseShow(models, data, arrays, timings): script.py joins the parts
 // in its fixed order inside that function, so they share its constants, state and functions by scope.
 
+applyScheme();
 startComparison();
 fitToWindow();
 drawMeasures();
@@ -10,7 +11,9 @@ drawSelectionList();
 setEpoch(state.epoch);
 paintNow();  // the first paint now, not in an animation frame: the page is whole when it says it is ready
 drawPanels();
+fitFigures();
 quietFocusOutlines();
+applyFragment(location.hash);  // a link's view (share.js); from here on the address follows the view
 timings.drawn = performance.now();
 requestAnimationFrame(() => requestAnimationFrame(() => {
   window.layerlapse.ready = true;

@@ -35,8 +35,8 @@ const dataMapView = models.dataMap && dynamics ? withPointLayer({plot: models.da
 const state = {epoch: models.slider.value, drawnEpoch: null, panelsEpoch: null, layer: 0, compare: null,
                pinned: null, playing: false, tween: null, pointer: [0, 0], hovered: null, colorBy: "class",
                colorValues: null, selected: null, selectedMask: new Uint8Array(sets.probe.n), region: "none",
-               dataMapByClass: false, testLooksKey: null, selectionVersion: 0,
-               paintedEpoch: null};
+               dataMapByClass: false, testLooksKey: null, selectionVersion: 0, selectionLabel: null,
+               paintedEpoch: null, palette: "tab10", dark: false};
 const tooltip = makeTooltip();
 // The listeners this page adds to the window and the document, so that `dispose` can take them off again (the live
 // page replaces one page by the next in the same document).
@@ -65,6 +65,7 @@ function decodePoints(points) {
           extra: points.extra ? Object.fromEntries(Object.entries(points.extra).map(
             ([name, packed]) => [name, decodeArray(packed)])) : null,
           texts: points.texts ? parsedOnce(decodeArray(points.texts)) : null,
+          datasetIndex: points.datasetIndex ? decodeArray(points.datasetIndex) : null,
           thumbnails: makeThumbnails(points.atlases)};
 }
 
@@ -101,7 +102,9 @@ function describe(set, i) {
   const points = sets[set];
   const row = points.rows ? points.rows[i] : i;  // its row in the run folder, also when the page subsamples
   const word = data.itemWord === "tokens" ? "token" : data.itemWord === "items" && !points.thumbnails ? "item" : "image";
-  const lines = [`${set === "probe" ? "probe" : "test"} ${word} #${row}`, `true: ${classNames[points.labels[i]]}`];
+  const where = points.datasetIndex && points.datasetIndex[i] !== row ? ` · dataset #${points.datasetIndex[i]}` : "";
+  const lines = [`${set === "probe" ? "probe" : "test"} ${word} #${row}${where}`,
+                 `true: ${classNames[points.labels[i]]}`];
   if (set === "probe" && comparison) {
     lines.push(...runLines(i));
   } else if (points.predicted) {

@@ -47,7 +47,8 @@ function currentState() {
           selected: state.selected === null ? null : state.selected.slice(), region: state.region,
           selectedCell: state.selectedCell && {...state.selectedCell},
           compare: compared ? compared.name : null, compareDrawn: compared ? drawnPoints(1).point.length : 0,
-          panelsEpoch: state.panelsEpoch, paintedEpoch: state.paintedEpoch,
+          panelsEpoch: state.panelsEpoch, paintedEpoch: state.paintedEpoch, palette: state.palette,
+          dark: state.dark, selectionLabel: state.selectionLabel, note: state.keepNote || null,
           hoverRings: views.map((view) => view.hoverSource.data.x.length)};
 }
 
@@ -71,6 +72,9 @@ window.layerlapse = {
   paintedPixels: () => { paintNow(); return views[0].points.paintedPixels(); },
   select: (indices) => setSelection(indices === null ? null : Array.from(indices), "none"),
   tapConfusion, chooseCell, confusionCellPosition,
+  find: (query, options) => find(query, options), setPalette, downloadSelection, copySelection, keepSelection,
+  recallSelection, selectionCsv, selectionIds, viewFragment: () => viewParameters().toString(), applyFragment,
+  classColors: () => classPalette.slice(),
   pin: (i, set = "probe") => pin({set, i}), unpin: () => pin(null), dispose,
 };
 
@@ -84,6 +88,8 @@ function dispose() {
   }
   clearTimeout(fitTimer);
   clearTimeout(panelsTimer);
+  clearTimeout(noteTimer);
+  clearTimeout(findTimer);
   tooltip.remove();
   for (const view of [...views, ...(dataMapView ? [dataMapView] : [])]) {
     if (view.madePoints) view.madePoints.dispose();

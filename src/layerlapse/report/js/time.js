@@ -10,6 +10,7 @@ function drawFrame() {
   drawFigures();
   schedulePanels();
   state.drawnEpoch = state.epoch;
+  noteView();
 }
 
 // Everything: after a toggle, a class hidden or shown, a selection or a colour choice.
@@ -17,6 +18,7 @@ function redraw() {
   drawFrame();
   drawDataMap();
   drawSelectionList();
+  fitFigures();
 }
 
 function setEpoch(epoch, {fromPlayer = false} = {}) {
