@@ -14,6 +14,7 @@ function fitToWindow() {
     return;
   }
   narrowed(null);
+  toolbarsAt("right");
   const top = plotted.el.getBoundingClientRect().top + window.scrollY;
   const room = document.documentElement.clientWidth - sideWidth - 56;  // the gaps between columns, a scrollbar
   const height = Math.max(mapSize[1], Math.min(window.innerHeight - top - 16, 1200));
@@ -36,10 +37,15 @@ function fitToWindow() {
 function fitNarrow(windowWidth) {
   const width = Math.max(240, windowWidth - 16);
   const height = Math.round(Math.min(Math.max(width * 0.9, 300), window.innerHeight * 0.8));
+  toolbarsAt("above");  // the frame keeps the width the toolbar took beside it
   resize(views[0].plot, width, height);
   if (state.compare !== null) resize(views[1].plot, width, height);
   widenSide(width);
   narrowed(width);
+}
+
+function toolbarsAt(where) {
+  for (const view of views) if (view.plot.toolbar_location !== where) view.plot.toolbar_location = where;
 }
 
 // Every element wider than `width` as wide as it (null: each back to its own width), remembering its own.
