@@ -63,6 +63,7 @@ def test_the_server_binds_loopback_and_serves_the_live_page_state_and_parts(serv
     status, page = get(server.url)
     assert status == 200 and b"layerlapseLive(" in page and b"<script src=" not in page  # Bokeh inlined
     assert b'<meta name="viewport" content="width=device-width, initial-scale=1">' in page  # as the report's
+    assert b'<meta name="color-scheme" content="light dark">' in page  # dark where the system is, as the report
     status, body = get(server.url + "api/state")
     state = json.loads(body)
     assert status == 200 and state["status"] == "complete" and state["snapshots"] == 3

@@ -161,18 +161,19 @@ def page_parts(content: ReportContent, extras: Extras | None = None) -> tuple[Do
     blobs = Blobs()
     data = payload(content, blobs)
     document = Document()
-    document.add_root(build_layout(content, document, extras))
-    themed(document)
+    root = build_layout(content, document, extras)
+    themed(root)  # before the root joins the document: each change there would walk the document's models again
+    document.add_root(root)
     return document, f'<script type="application/json" id="{PAYLOAD_TAG}">{data}</script>\n{blobs.html()}'
 
 
-def themed(document: Document) -> None:
+def themed(root: LayoutDOM) -> None:
     """Every element of the page with the one stylesheet that makes it dark where the system is (style.py): one
     stylesheet model, shared, so the page holds its text once."""
     from bokeh.models import UIElement
 
     sheet = theme_stylesheet()
-    for model in document.models:
+    for model in root.references():
         if isinstance(model, UIElement):
             model.stylesheets = [*model.stylesheets, sheet]
 

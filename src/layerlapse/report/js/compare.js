@@ -116,7 +116,7 @@ function ckaTable(left, right, leftLayer, rightLayer) {
   const runs = comparison.runs, found = pairOf(left, right);
   const head = `<div class="layerlapse-runs-cka-heading"><b>linear CKA, ${escapeHtml(runs[left].name)} (rows) × ` +
                `${escapeHtml(runs[right].name)} (columns)</b>, ${data.snapshotWord} ${state.epoch} ` +
-               `<span style="color:#666">(on ${comparison.ckaItems.toLocaleString("en")} items)</span></div>`;
+               `<span style="opacity:0.7">(on ${comparison.ckaItems.toLocaleString("en")} items)</span></div>`;
   if (!found) return head + "<i>one run against itself</i>";
   const value = (a, b) => found.cka(state.epoch, a, b);
   const columns = runs[right].layerNames.map((name) => `<th style="font-weight:normal">${escapeHtml(name)}</th>`);

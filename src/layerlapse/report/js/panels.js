@@ -330,6 +330,6 @@ function drawMeasures() {
                                 change: values(measured && measured.change)};
   const words = measured ? measured.largest : `${layers[state.layer].name}: no layer measures stored`;
   models.changes.text = `<div class="layerlapse-changes" title="${escapeHtml(LAYER_MEASURES_HELP)}">` +
-                        `${escapeHtml(words)}<br><span style="color:#666">` +
+                        `${escapeHtml(words)}<br><span style="opacity:0.7">` +
                         `measured on ${data.measures.sampleSize.toLocaleString("en")} probe ${data.itemWord}</span></div>`;
 }

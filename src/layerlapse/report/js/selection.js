@@ -105,7 +105,7 @@ function drawSelectionList() {
   drawKeepTools();
   // the regions' definition, with this run's cut-offs, before the thumbnails: what "ambiguous" means here
   const regions = data.regionCutOffs ? `<div class="layerlapse-region-definition" style="font-size:11px;` +
-                                       `color:#444;margin:4px 0">Regions: ${escapeHtml(
+                                       `opacity:0.8;margin:4px 0">Regions: ${escapeHtml(
                                          data.regionCutOffs.definition)}.</div>` : "";
   if (state.selected === null) {
     const where = (models.dataMap ? "choose a region, or drag a box or lasso on the data map or a map" :

@@ -87,6 +87,7 @@ function applyFragment(hash) {
     }
   }
   state.viewApplied = true;
+  if (params !== null) noteView();  // the address says the view opened: what was left out, left out of it too
 }
 
 function applyParameters(params) {

@@ -86,7 +86,7 @@ function pickHtml(i, size, title, caption) {
 function textPickHtml(i, title, caption, lines = 2) {
   const text = textOf("probe", i) || "";
   const image = thumbnailHtml("probe", i, 28);
-  const above = caption ? `<div style="font-size:10px;line-height:12px;color:#555">${escapeHtml(caption)}</div>` : "";
+  const above = caption ? `<div style="font-size:10px;line-height:12px;opacity:0.75">${escapeHtml(caption)}</div>` : "";
   return `<div class="layerlapse-pick layerlapse-pick-text" data-point="${i}" ` +
          `title="${escapeHtml(text ? `${title}\n${text}` : title)}" style="cursor:pointer;display:flex;gap:5px;` +
          `align-items:flex-start;padding:2px 3px;border-bottom:1px solid #eee">${image}` +
