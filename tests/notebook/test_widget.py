@@ -127,12 +127,29 @@ def test_without_anywidget_or_pandas_a_one_line_error_says_how_to_install(small_
 @pytest.mark.parametrize(("settings", "words"), [
     ({"max_points": 0}, "max_points must be a positive whole number of probe points, got 0"),
     ({"encoding": "zip"}, "encoding must be one of raw, gzip, got 'zip'"),
+    ({"palette": "viridis"}, "palette must be one of tab10, colorblind, got 'viridis'"),
     ({"layers": ["nope"]}, "nope"),
 ])
 def test_bad_settings_are_one_line_errors(small_run: Path, settings: dict, words: str) -> None:
     with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")) as raised:
         show(small_run, **settings)
     assert "\n" not in str(raised.value)
+
+
+def test_the_colour_blind_palette_colours_the_classes(small_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from layerlapse.render.style import COLORBLIND10
+
+    assert json.loads(show(small_run, palette="colorblind").payload)["classColors"] == list(COLORBLIND10)
+    # past ten classes it has no colours to give: one line, and the way out
+    many = load_run(shutil.copytree(small_run, tmp_path / "many"))
+    many.manifest["dataset"]["class_names"] = [f"class {k}" for k in range(12)]
+    many.commit()
+    with pytest.raises(ConfigError) as raised:
+        show(many, palette="colorblind")
+    assert str(raised.value) == ("palette 'colorblind' has ten colours and this run has 12 classes: leave palette "
+                                 "as 'tab10'")
 
 
 def test_a_selection_table_refuses_ids_and_snapshots_the_run_has_not(small_run: Path) -> None:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def show(run: RunFolder | str | os.PathLike, *, layers: Sequence[str] | None = None, max_points: int | None = None,
-         encoding: str = "raw") -> LapseWidget:
+         encoding: str = "raw", palette: str = "tab10") -> LapseWidget:
     """The run's time-lapse as a notebook widget: the map of a recorded layer at each snapshot, with a slider and
     play, colouring by class or a measure, test points, a hover thumbnail, a clicked point's trail, and box or
     lasso selection, read back with `widget.selected` (probe ids) and `widget.selection()` (a DataFrame).
@@ -36,6 +36,9 @@ def show(run: RunFolder | str | os.PathLike, *, layers: Sequence[str] | None = N
         Show at most this many probe points (a stratified, seeded subsample, which the widget notes); default all.
     encoding
         How the arrays travel to the browser: "raw" bytes (default) or "gzip" (fewer bytes over a slow link).
+    palette
+        The class colours: "tab10" (the frames' and the report's default) or "colorblind" (Petroff's ten, safe for
+        colour-blind readers: `render.style.COLORBLIND10`; up to ten classes).
 
     Returns
     -------
@@ -49,7 +52,8 @@ def show(run: RunFolder | str | os.PathLike, *, layers: Sequence[str] | None = N
     RunFolderError
         For a path that is not a run folder, or a chosen layer without maps yet.
     ConfigError
-        For a layer the run did not record, a `max_points` that is not a positive number, or an unknown encoding.
+        For a layer the run did not record, a `max_points` that is not a positive number, an unknown encoding or
+        palette, or the colour-blind palette for more than ten classes.
     """
     require("anywidget")
     require("pandas")
@@ -57,7 +61,7 @@ def show(run: RunFolder | str | os.PathLike, *, layers: Sequence[str] | None = N
     from .widget import LapseWidget
 
     folder = run if isinstance(run, RunFolder) else load_run(run)
-    return LapseWidget(folder, layers=layers, max_points=max_points, encoding=encoding)
+    return LapseWidget(folder, layers=layers, max_points=max_points, encoding=encoding, palette=palette)
 
 
 def run_display(run: RunFolder) -> tuple[dict, dict]:

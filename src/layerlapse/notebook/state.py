@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..report.budget import subsample
 from ..report.content import ReportContent, chosen_layers, read_content
 from ..report.pack import Blobs, payload
-from ..report.style import class_colors
+from ..report.style import class_colors, colorblind_colors
 from ..store import layout
 from ..store.run import RunFolder
 
@@ -76,7 +76,9 @@ class WidgetState:
     """Reads a run folder into what the widget's model holds, again and again as a run goes on."""
 
     def __init__(self, run: RunFolder, layers: Sequence[str] | None = None, max_points: int | None = None,
-                 encoding: str = "raw") -> None:
+                 encoding: str = "raw", palette: str = "tab10") -> None:
+        if palette not in PALETTES:
+            raise ConfigError(f"palette must be one of {', '.join(PALETTES)}, got {palette!r}")
         if max_points is not None and (not isinstance(max_points, int) or max_points < 1):
             raise ConfigError(f"max_points must be a positive whole number of probe points, got {max_points!r}; "
                               f"leave it None to show every point")
@@ -86,6 +88,7 @@ class WidgetState:
         self.layers = chosen_layers(run, layers)
         self.max_points = max_points
         self.encoding = encoding
+        self.palette = palette
 
     def read(self) -> Packed:
         """The run as it is now (a run in progress: its mapped snapshots)."""
@@ -111,7 +114,7 @@ class WidgetState:
         for name in ("probe", "test"):
             if data.get(name) is not None:
                 data[name]["atlases"] = known[0].get(name)
-        data.update(widget_extras(content))
+        data.update(widget_extras(content, self.palette))
         return Packed(json.dumps(data, allow_nan=False), blobs.arrays, known[1], len(content.epochs),
                       content.probe.rows, content)
 
@@ -130,10 +133,18 @@ def atlas_key(run: RunFolder, content: ReportContent) -> tuple:
             files.get(layout.PROBE_IMAGES), files.get(layout.TEST_PROBE_IMAGES))
 
 
-def widget_extras(content: ReportContent) -> dict:
+PALETTES = ("tab10", "colorblind")  # the class colours: the frames' (the report's default), or colour-blind safe
+
+
+def widget_extras(content: ReportContent, palette: str = "tab10") -> dict:
     """What the widget needs beyond the report's payload: the class colours (the page takes them from Bokeh's
     colour mapper), the page's notes and its summary line."""
-    return {"classColors": class_colors(len(content.class_names)), "notes": content.notes,
+    count = len(content.class_names)
+    colors = colorblind_colors(count) if palette == "colorblind" else class_colors(count)
+    if colors is None:
+        raise ConfigError(f"palette 'colorblind' has ten colours and this run has {count} classes: leave palette "
+                          f"as 'tab10'")
+    return {"classColors": colors, "notes": content.notes,
             "summary": content.summary, "title": content.title}
 
 

@@ -36,6 +36,8 @@ class LapseWidget(anywidget.AnyWidget):
     encoding
         How the arrays travel: "raw" bytes (default: fastest to load on the same machine) or "gzip" (the report's
         gzip of frame deltas, decoded in the browser: fewer bytes over a slow link).
+    palette
+        The class colours: "tab10" (default) or "colorblind" (the report's colour-blind-safe ten, up to ten classes).
     wait
         A run not mapped yet (a live recording's start) shows a note until `refresh` finds its maps, instead of
         raising RunFolderError.
@@ -51,8 +53,8 @@ class LapseWidget(anywidget.AnyWidget):
     selected_points = traitlets.List(traitlets.Int()).tag(sync=True)
 
     def __init__(self, run: RunFolder, *, layers: Sequence[str] | None = None, max_points: int | None = None,
-                 encoding: str = "raw", wait: bool = False) -> None:
-        self._reader = WidgetState(run, layers, max_points, encoding)
+                 encoding: str = "raw", palette: str = "tab10", wait: bool = False) -> None:
+        self._reader = WidgetState(run, layers, max_points, encoding, palette)
         self._wait = wait
         packed = self._read()
         super().__init__(payload=packed.payload, arrays=packed.arrays, images=packed.images,
