@@ -119,6 +119,27 @@ def test_every_window_shows_the_map_first_and_nothing_wider(browser: Any, digits
     opened.page.close()
 
 
+def test_a_laptop_shows_two_maps_and_the_side_column_side_by_side(browser: Any, digits: DigitsRun,
+                                                                  tmp_path: Path) -> None:
+    """At 1,366 × 768 with a layer compared, the side column stays beside the two maps (the map's column as wide as
+    its map, its controls wrapped), nothing wider than the window."""
+    opened = open_report(browser, digits.report, viewport=(1366, 768))
+    opened.js("window.layerlapse.setCompare('flat1')")
+    opened.page.wait_for_timeout(500)
+    first, second = element_box(opened, "layerlapse-map"), element_box(opened, "layerlapse-compare-map")
+    find = element_box(opened, "layerlapse-find")
+    assert second["left"] >= first["right"] - 10 and find["left"] >= second["right"] - 10
+    assert find["top"] < first["bottom"]  # beside, not under
+    assert opened.js("document.documentElement.scrollWidth") <= 1366
+    opened.page.screenshot(path=str(tmp_path / "compare_1366x768.png"))
+    # the compared layer let go: the map takes the room again
+    opened.js("window.layerlapse.setCompare(null)")
+    opened.page.wait_for_timeout(500)
+    assert element_box(opened, "layerlapse-map")["width"] > first["width"]
+    opened.assert_clean()
+    opened.page.close()
+
+
 def element_box(opened: Opened, name: str) -> dict:
     return opened.js(f"""(() => {{
         const view = Bokeh.index.query_one((v) => v.model.name === '{name}');

@@ -233,8 +233,9 @@ def build_layout(content: ReportContent, document: Document, extras: Extras | No
              *[row(*strip_list[k:k + 2]) for k in range(0, len(strip_list), 2)]]  # two a row, as wide as the map
     map_column = column(row(controls["play"], controls["slider"], controls["layer"], controls["compare"]),
                         row(controls["showTest"], controls["highlightWrong"], controls["colorBy"]),
-                        views[0]["plot"], *below)
+                        views[0]["plot"], *below, name="layerlapse-map-column")
     root = column(header, row(map_column, views[1]["plot"], side), name="layerlapse-root")
+    models["mapColumn"] = map_column  # as wide as its map beside a compared one (layout.js): its rows wrap
     # the payload's tag follows Bokeh's document in the page: read when the document is ready, not before
     models["root"] = root
     start = CustomJS(args=models, code=page_script() + f"\nlayerlapseStart({{{', '.join(models)}}}, document"

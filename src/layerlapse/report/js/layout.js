@@ -7,7 +7,7 @@
 function fitToWindow() {
   const plotted = plotView(views[0].plot);
   if (!plotted) return;
-  const {mapSize, compareSize, sideWidth, sideWidthMax} = data.layout;
+  const {mapSize, sideWidth, sideWidthMax} = data.layout;
   const windowWidth = document.documentElement.clientWidth;
   if (windowWidth < mapSize[0] + sideWidth + 56) {
     fitNarrow(windowWidth);
@@ -19,17 +19,22 @@ function fitToWindow() {
   const room = document.documentElement.clientWidth - sideWidth - 56;  // the gaps between columns, a scrollbar
   const height = Math.max(mapSize[1], Math.min(window.innerHeight - top - 16, 1200));
   const comparing = state.compare !== null;
-  // about as wide as tall, plus the legend and toolbar beside the frame (~130 px)
-  const width = Math.max(mapSize[0], Math.min(comparing ? Math.round(room * 0.56) : room,
-                                              Math.round((height - 40) * 1.2 + 130)));
+  // about as wide as tall, plus the legend and toolbar beside the frame (~130 px); two maps share the room beside
+  // the side column, each down to a smaller least width, so that the side column stays beside them on a laptop's
+  // screen (at 1,366 px the two maps' least widths had pushed it under them)
+  const width = Math.max(comparing ? COMPARING_LEAST[0] : mapSize[0],
+                         Math.min(comparing ? Math.round(room * 0.56) : room, Math.round((height - 40) * 1.2 + 130)));
   resize(views[0].plot, width, height);
+  mapColumnWidth(comparing ? width : null);
   if (comparing) {
-    const second = Math.max(compareSize[0], room - width - 10);
+    const second = Math.max(COMPARING_LEAST[1], room - width - 10);
     resize(views[1].plot, second, Math.min(height, second));
   }
   // a window wider than the map needs (a wide monitor): the side column's curves and matrices take the rest
   widenSide(comparing ? sideWidth : Math.min(sideWidthMax, sideWidth + Math.max(0, room - width - 10)));
 }
+
+const COMPARING_LEAST = [460, 340];  // the two maps' least widths side by side (the first keeps its legend)
 
 // A window too narrow for the map and the side column side by side (a phone, a narrow desktop window): everything
 // one column wide, the map first, the compared map under it, then the panels (each row wraps, style.py); nothing
@@ -38,10 +43,17 @@ function fitNarrow(windowWidth) {
   const width = Math.max(240, windowWidth - 16);
   const height = Math.round(Math.min(Math.max(width * 0.9, 300), window.innerHeight * 0.8));
   toolbarsAt("above");  // the frame keeps the width the toolbar took beside it
+  mapColumnWidth(null);
   resize(views[0].plot, width, height);
   if (state.compare !== null) resize(views[1].plot, width, height);
   widenSide(width);
   narrowed(width);
+}
+
+// The map's column as wide as the map (its controls and panels wrap within it: beside a compared map, the controls'
+// row was wider than the map and pushed the side column under the maps), or as wide as what it holds (null).
+function mapColumnWidth(width) {
+  if (models.mapColumn && models.mapColumn.width !== width) models.mapColumn.width = width;
 }
 
 function toolbarsAt(where) {

@@ -109,7 +109,7 @@ function drawSelectionList() {
                                          data.regionCutOffs.definition)}.</div>` : "";
   if (state.selected === null) {
     const where = (models.dataMap ? "choose a region, or drag a box or lasso on the data map or a map" :
-      "drag a box or lasso on a map (its tools are beside it)") +
+      "drag a box or lasso on a map (the tools in its toolbar)") +
       (confusionParts() ? ", or click a cell of the confusion matrix" : "");
     const note = state.keepNote ? `<div class="layerlapse-keep-note">${escapeHtml(state.keepNote)}</div>` : "";
     models.selection.text = `<div class='layerlapse-selection'>${note}<i>${where}: the selected ${data.itemWord} ` +
