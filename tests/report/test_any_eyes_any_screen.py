@@ -70,6 +70,8 @@ def closer_share(pixels: np.ndarray, palette: tuple[str, ...], other: tuple[str,
 
 
 def test_dark_mode_follows_the_system(browser: Any, digits: DigitsRun, tmp_path: Path) -> None:
+    from bokeh.palettes import Blues256
+
     opened = open_report(browser, digits.report, color_scheme="dark")
     assert opened.state()["dark"] is True
     background = opened.js("getComputedStyle(document.body).backgroundColor")
@@ -83,12 +85,16 @@ def test_dark_mode_follows_the_system(browser: Any, digits: DigitsRun, tmp_path:
         return [style.color, style.backgroundColor];
     })()""")
     assert colours == ["rgb(227, 229, 232)", "rgb(35, 38, 43)"]
+    # the confusion matrix's cells: dark blue to light blue, an empty cell dark as the page (light text on it)
+    shade = f"{model('layerlapse-confusion-shade')}.palette"
+    assert opened.js(f"{shade}[0]") == Blues256[0] and opened.js(f"{shade}.length") == 192
     opened.page.screenshot(path=str(tmp_path / "dark.png"))
     # the system turns light again: the page follows, back to Bokeh's own colours
     opened.page.emulate_media(color_scheme="light")
     opened.page.wait_for_function("window.layerlapse.state().dark === false")
     assert opened.js(f"{model('layerlapse-map')}.title.text_color") not in ("#e3e5e8", "#d0d3d8")
     assert opened.js("getComputedStyle(document.body).backgroundColor") in ("rgba(0, 0, 0, 0)", "rgb(255, 255, 255)")
+    assert opened.js(f"{shade}") == list(reversed(Blues256))
     opened.assert_clean()
     opened.page.close()
 

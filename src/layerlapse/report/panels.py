@@ -249,7 +249,8 @@ def confusion_figure(content: ReportContent) -> tuple[Plot, ColumnDataSource] | 
     plot = figure(width=SIDE_WIDTH, height=SIDE_WIDTH, title=title, tools="", toolbar_location=None,
                   x_range=Range1d(-0.5, classes - 0.5), y_range=Range1d(classes - 0.5, -0.5),
                   name="layerlapse-confusion-plot")
-    shade = LinearColorMapper(palette=list(reversed(Blues256)), low=0.0, high=1.0)
+    shade = LinearColorMapper(palette=list(reversed(Blues256)), low=0.0, high=1.0,
+                              name="layerlapse-confusion-shade")  # looks.js darkens it in the dark scheme
     plot.rect("predicted", "true", 1, 1, source=source, fill_color={"field": "share", "transform": shade},
               line_color="white")
     if classes <= 20:

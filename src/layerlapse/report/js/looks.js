@@ -67,9 +67,22 @@ function applyScheme() {
     if (Object.keys(changes).length) model.setv(changes);
     if (dark && Object.keys(kept).length) lightColors.set(model, kept);
   }
+  shadeConfusion(dark);
   Object.assign(tooltip.style, dark ? {background: "#23262b", color: "#e3e5e8", borderColor: "#565b63"}
                                     : {background: "white", color: "", borderColor: "#888"});
   requestPaint();
+}
+
+// The confusion matrix's cells, shaded by row share: white to dark blue on a light page; on a dark page, dark blue to
+// light blue, so that an empty cell is dark as the page is and the diagonal does not glare.
+let lightShade = null;
+function shadeConfusion(dark) {
+  const mapper = views[0].plot.document && views[0].plot.document.get_model_by_name("layerlapse-confusion-shade");
+  if (!mapper) return;
+  if (lightShade === null) lightShade = mapper.palette.slice();
+  mapper.palette = dark ? lightShade.slice().reverse().slice(0, Math.round(lightShade.length * 0.75))
+                        : lightShade.slice();
+  drawConfusion();
 }
 
 if (darkScheme) listen(darkScheme, "change", applyScheme);

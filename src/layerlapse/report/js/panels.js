@@ -149,7 +149,8 @@ function drawConfusion() {
       const k = t * classes + p;
       share[k] = rowTotal ? counts[k] / rowTotal : 0;
       count.push(counts[k] ? shortCount(counts[k]) : "");
-      ink.push(share[k] > 0.6 ? "white" : "black");
+      // light text on the darker cells: the fuller ones on a light page, the emptier ones on a dark page (looks.js)
+      ink.push((share[k] > 0.6) !== state.dark ? "white" : "black");
     }
   }
   models.confusion.data = {true: models.confusion.data.true, predicted: models.confusion.data.predicted,
