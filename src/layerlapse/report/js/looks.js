@@ -68,9 +68,20 @@ function applyScheme() {
     if (dark && Object.keys(kept).length) lightColors.set(model, kept);
   }
   shadeConfusion(dark);
+  edgeTestPoints(dark);
   Object.assign(tooltip.style, dark ? {background: "#23262b", color: "#e3e5e8", borderColor: "#565b63"}
                                     : {background: "white", color: "", borderColor: "#888"});
   requestPaint();
+}
+
+// The test points' diamonds: a dark edge on a light page, a light one on a dark page (the maps' sets now, and the
+// payload's mark, which a layer's sets are made with later).
+const LIGHT_TEST_EDGE = data.marks.testEdge;
+function edgeTestPoints(dark) {
+  data.marks.testEdge = dark ? DARK_SWAPS["#000000"] : LIGHT_TEST_EDGE;
+  for (const view of views) {
+    if (view.madePoints && view.points.sets.has("test")) view.points.sets.get("test").edge = data.marks.testEdge;
+  }
 }
 
 // The confusion matrix's cells, shaded by row share: white to dark blue on a light page; on a dark page, dark blue to
