@@ -42,9 +42,10 @@ def test_a_recorder_keeps_freed_memory_so_a_snapshot_does_not_page_fault_on_ever
     kept_applied, kept_faults = snapshot_in_a_fresh_process("1")
     default_applied, default_faults = snapshot_in_a_fresh_process("0")
     assert kept_applied and not default_applied
-    # measured: 0 to about 6,500 (now and then one batch's 27 MB tensor lands on fresh pages) against about 120,000
-    # (every batch's tensors on fresh pages)
-    assert kept_faults < default_faults / 10 and default_faults > 50_000
+    # measured: 0 to about 6,500 (now and then one batch's 27 MB tensor lands on fresh pages) against 31,000 to
+    # 120,000 (every batch's tensors on fresh pages; how many depends on the machine and glibc's own trimming, so the
+    # floor is the scale of one snapshot's tensors, 40 MB of pages, and the claim is the ratio)
+    assert kept_faults < default_faults / 10 and default_faults > 10_000
 
 
 def test_keep_freed_memory_is_applied_once_and_says_so() -> None:
