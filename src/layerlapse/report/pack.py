@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .content import REGIONS, VARIABILITY_MAX, Points, ReportContent, item_word, page_curve_axis
-from .style import class_colors, colorblind_colors
+from .style import class_colors, colorblind_colors, dark_canvas
 from .style import COMPARE_SIZE, MAP_SIZE, SIDE_WIDTH, SIDE_WIDTH_MAX, marker_style, marks, sequential_palette
 
 NOT_DRAWN = 65535  # the 16-bit code of a point a frame does not draw (NaN coordinates)
@@ -146,6 +146,7 @@ def payload(content: ReportContent, blobs: Blobs) -> str:
         "variabilityMax": VARIABILITY_MAX,
         "colorBy": content.color_measures,
         "sequentialPalette": sequential_palette(),
+        "dark": dark_canvas(),  # the dark scheme's colours for what the page colours itself (looks.js)
         # the class colours the reader can choose between (looks.js): tab10, the frames', and a colour-blind-safe one
         "palettes": {"tab10": class_colors(len(content.class_names)),
                      "colorblind": colorblind_colors(len(content.class_names))},

@@ -83,13 +83,25 @@ LIVE_BANNER_STYLE = """
 # Dark mode: the page follows the system's colour scheme (prefers-color-scheme). PAGE_STYLE is the document's own;
 # theme_stylesheet() is added to every Bokeh element (each draws in a shadow root of its own, so the document's
 # style does not reach in): Bokeh's widgets take their colours from CSS variables on their host, set here; what
-# Bokeh draws on canvas (plots' text, axes, legends) looks.js colours from DARK_CANVAS.
+# Bokeh draws on canvas (plots' text, axes, legends) looks.js colours from DARK_SWAPS.
 DARK = {"background": "#16181c", "surface": "#23262b", "raised": "#2d3137", "border": "#565b63", "text": "#e3e5e8",
         "muted": "#a4a9b1"}
 PAGE_STYLE = (f"@media (prefers-color-scheme: dark) {{ html, body {{ background: {DARK['background']}; "
               f"color: {DARK['text']}; }} a {{ color: #8ab4f8; }} }}")
-DARK_CANVAS = {"text": DARK["text"], "muted": DARK["muted"], "line": "#6b7079", "grid": "#33373d",
-               "panel": DARK["surface"], "mark": "#f2f2f2"}
+# Light colours as the page is built (Bokeh's defaults and this module's), each with its dark counterpart: what Bokeh
+# draws on canvas, which looks.js swaps (the payload's "dark"), with the page around a plot's frame and the tooltip
+DARK_SWAPS = {
+    "#ffffff": "#1c1f23", "white": "#1c1f23",  # backgrounds
+    "#000000": DARK["text"], "black": DARK["text"], "#444444": "#d0d3d8", "#333333": "#d0d3d8",  # text and marks
+    "#555555": "#b5bac2", "#666666": "#b5bac2", "#999999": "#8a8f97",
+    "#e5e5e5": "#3a3e45", "#cccccc": "#4a4f57", "#dddddd": "#3a3e45",  # outlines, grids, borders
+}
+
+
+def dark_canvas() -> dict:
+    """The dark scheme's colours for what the page's code colours itself (looks.js)."""
+    return {"swaps": DARK_SWAPS, "page": DARK["background"],
+            "tooltip": {"background": DARK["surface"], "color": DARK["text"], "borderColor": DARK["border"]}}
 
 
 def theme_stylesheet():

@@ -148,6 +148,8 @@
  * @property {number} variabilityMax - the variability a byte of 255 stands for
  * @property {ColorMeasure[]} colorBy
  * @property {string[]} sequentialPalette
+ * @property {{swaps: Object<string, string>, page: string, tooltip: Object<string, string>}} dark - the dark scheme's
+ *   colours for what the page colours itself (looks.js): each light colour's dark counterpart, the page, the tooltip
  * @property {{tab10: string[], colorblind: (string[]|null)}} palettes - the class colours the reader chooses
  *   between (looks.js): tab10, the frames' (the default), and a colour-blind-safe ten (null past ten classes)
  * @property {Object<string, number>} regions - cartography region -> its code in dynamics.region

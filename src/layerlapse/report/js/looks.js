@@ -27,14 +27,9 @@ function setPalette(name) {
   noteView();
 }
 
-// Light colours as the page is built (Bokeh's defaults and style.py's), and what each is in the dark scheme.
-const DARK_SWAPS = {
-  "#ffffff": "#1c1f23", "white": "#1c1f23",  // backgrounds
-  "#000000": "#e3e5e8", "black": "#e3e5e8", "#444444": "#d0d3d8", "#333333": "#d0d3d8",  // text and marks
-  "#555555": "#b5bac2", "#666666": "#b5bac2", "#999999": "#8a8f97",
-  "#e5e5e5": "#3a3e45", "#cccccc": "#4a4f57", "#dddddd": "#3a3e45",  // outlines, grids, borders
-};
-const DARK_PAGE = "#16181c";  // style.py's DARK["background"]
+// Light colours as the page is built, each with its dark counterpart (style.py's DARK_SWAPS), and the page's own dark
+const DARK_SWAPS = data.dark.swaps;
+const DARK_PAGE = data.dark.page;
 const darkScheme = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
 const lightColors = new Map();  // model → {property: its light value}, for the way back
 
@@ -69,7 +64,7 @@ function applyScheme() {
   }
   shadeConfusion(dark);
   edgeTestPoints(dark);
-  Object.assign(tooltip.style, dark ? {background: "#23262b", color: "#e3e5e8", borderColor: "#565b63"}
+  Object.assign(tooltip.style, dark ? data.dark.tooltip
                                     : {background: "white", color: "", borderColor: "#888"});
   requestPaint();
 }
